@@ -1,0 +1,91 @@
+/* migrate: schema versioning with an advisory lock. */
+#include "db/migrate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include "db/db.h"
+#include "lib/log.h"
+
+/* Arbitrary constant shared by every Pier node: "pier" in ASCII plus 1. */
+#define MIGRATION_LOCK_KEY "1885955442001"
+
+static const struct db_stmt st_lock = {
+    "migrate_lock", "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", 0};
+static const struct db_stmt st_unlock = {
+    "migrate_unlock", "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", 0};
+static const struct db_stmt st_version = {
+    "migrate_version", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0};
+static const struct db_stmt st_record = {
+    "migrate_record", "INSERT INTO schema_migrations(version, name) VALUES ($1::int, $2)", 2};
+
+static const char create_table[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY,"
+    " name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())";
+
+int migrate_version(struct db *db, struct perr *e)
+{
+    struct arena *a = arena_new();
+    int v = -1;
+    if (db_command(db, create_table, e) == PIER_OK) {
+        PGresult *r = db_exec(db, a, &st_version, e);
+        if (r)
+            v = (int)db_int(r, 0, 0);
+    }
+    arena_free(a);
+    return v;
+}
+
+pier_err migrate_run(struct db *db, int *applied, struct perr *e)
+{
+    struct arena *a = arena_new();
+    pier_err rc = PIER_OK;
+    int count = 0;
+    if (!db_exec(db, a, &st_lock, e)) {
+        rc = e->code;
+        goto out_nolock;
+    }
+    int current = migrate_version(db, e);
+    if (current < 0) {
+        rc = e->code;
+        goto out;
+    }
+    int newest = pier_migrations_count ? pier_migrations[pier_migrations_count - 1].version : 0;
+    if (current > newest) {
+        rc = perr_set(e, PIER_E_INTERNAL,
+                      "the database schema is at version %d but this binary knows only up to %d; "
+                      "upgrade this node", current, newest);
+        goto out;
+    }
+    for (int i = 0; i < pier_migrations_count; i++) {
+        const struct migration *m = &pier_migrations[i];
+        if (m->version <= current)
+            continue;
+        char version[16];
+        snprintf(version, sizeof version, "%d", m->version);
+        if ((rc = db_begin(db, e)) != PIER_OK)
+            goto out;
+        if ((rc = db_command(db, m->sql, e)) != PIER_OK ||
+            !db_exec(db, a, &st_record, e, version, m->name)) {
+            rc = e->code ? e->code : PIER_E_INTERNAL;
+            db_rollback(db);
+            perr_set(e, rc, "migration %s failed (see the log)", m->name);
+            goto out;
+        }
+        if ((rc = db_commit(db, e)) != PIER_OK)
+            goto out;
+        log_info("applied migration %s", m->name);
+        count++;
+    }
+out:
+    {
+        struct perr ignore;
+        db_exec(db, a, &st_unlock, &ignore);
+    }
+out_nolock:
+    arena_free(a);
+    if (applied)
+        *applied = count;
+    return rc;
+}

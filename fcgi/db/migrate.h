@@ -1,0 +1,27 @@
+/* migrate: apply the numbered migrations of sql/ (compiled in) under a
+ * PostgreSQL advisory lock, so several nodes starting at once are safe. */
+#ifndef PIER_MIGRATE_H
+#define PIER_MIGRATE_H
+
+#include "lib/err.h"
+
+struct migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+extern const struct migration pier_migrations[];
+extern const int pier_migrations_count;
+
+struct db;
+
+/* Apply every migration newer than the database's version, each in its own
+ * transaction, holding the migration lock throughout. *applied (if not NULL)
+ * receives the number applied. Refuses to run against a database whose schema
+ * is newer than this binary knows. */
+pier_err migrate_run(struct db *db, int *applied, struct perr *e);
+/* Current schema version of the database (0 if none), or -1 on error. */
+int migrate_version(struct db *db, struct perr *e);
+
+#endif

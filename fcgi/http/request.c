@@ -1,0 +1,241 @@
+/* request: CGI environment, body stream and response writer over libfcgi. */
+#include "http/request.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <stddef.h>
+#include "lib/grammar.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+void req_init(struct req *r, FCGX_Request *fx, struct arena *a)
+{
+    memset(r, 0, offsetof(struct req, hbuf));
+    r->hbuf[0] = '\0';
+    r->fx = fx;
+    r->a = a;
+    r->status = 200;
+    const char *m = req_env(r, "REQUEST_METHOD");
+    r->method = m ? m : "GET";
+    r->head = strcmp(r->method, "HEAD") == 0;
+    const char *uri = req_env(r, "REQUEST_URI");
+    if (!uri)
+        uri = "/";
+    const char *q = strchr(uri, '?');
+    if (q) {
+        r->path = arena_strndup(a, uri, (size_t)(q - uri));
+        r->query = arena_strdup(a, q + 1);
+    } else {
+        r->path = uri;
+        r->query = "";
+    }
+    long long cl;
+    const char *cls = req_env(r, "CONTENT_LENGTH");
+    r->content_length = (cls && *cls && grammar_uint(cls, 1LL << 62, &cl)) ? cl : -1;
+    const char *ra = req_env(r, "REMOTE_ADDR");
+    r->remote_addr = ra ? ra : "-";
+}
+
+const char *req_env(const struct req *r, const char *name)
+{
+    return FCGX_GetParam(name, r->fx->envp);
+}
+
+const char *req_header(const struct req *r, const char *name)
+{
+    char var[128];
+    size_t j = 0;
+    bool plain = strcasecmp(name, "Content-Type") == 0 || strcasecmp(name, "Content-Length") == 0;
+    if (!plain) {
+        memcpy(var, "HTTP_", 5);
+        j = 5;
+    }
+    for (const char *p = name; *p && j < sizeof var - 1; p++)
+        var[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    var[j] = '\0';
+    return req_env(r, var);
+}
+
+int req_query(const struct req *r, const char *key, char *out, size_t outsz)
+{
+    return query_get(r->query, key, out, outsz);
+}
+
+ssize_t req_read(struct req *r, void *buf, size_t n)
+{
+    if (n > (size_t)1 << 30)
+        n = (size_t)1 << 30;
+    int got = FCGX_GetStr(buf, (int)n, r->fx->in);
+    if (got > 0) {
+        r->body_read += got;
+        return got;
+    }
+    if (FCGX_GetError(r->fx->in) != 0)
+        return -1;
+    return 0;
+}
+
+pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e)
+{
+    if (r->content_length > (long long)limit) {
+        req_drain(r);
+        return perr_set(e, PIER_E_TOO_LARGE, "request body is %lld bytes; the limit is %zu",
+                        r->content_length, limit);
+    }
+    size_t cap = r->content_length >= 0 ? (size_t)r->content_length + 1 : 65536;
+    if (cap > limit + 1)
+        cap = limit + 1;
+    char *buf = xmalloc(cap);
+    size_t n = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap > limit) {
+                free(buf);
+                req_drain(r);
+                return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes",
+                                limit);
+            }
+            cap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+            buf = xrealloc(buf, cap);
+        }
+        ssize_t got = req_read(r, buf + n, cap - n);
+        if (got < 0) {
+            free(buf);
+            return perr_set(e, PIER_E_BAD_REQUEST, "the request body was cut off");
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    if (n > limit) {
+        free(buf);
+        return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes", limit);
+    }
+    if (r->content_length >= 0 && (long long)n != r->content_length) {
+        free(buf);
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "the request body was cut off after %zu of %lld bytes", n,
+                        r->content_length);
+    }
+    *out = arena_memdup(r->a, buf, n);
+    *len = n;
+    free(buf);
+    return PIER_OK;
+}
+
+void req_drain(struct req *r)
+{
+    char buf[16384];
+    while (req_read(r, buf, sizeof buf) > 0)
+        ;
+}
+
+void resp_status(struct req *r, int status)
+{
+    r->status = status;
+}
+
+static void hdr_append(struct req *r, const char *s, size_t n)
+{
+    if (r->hlen + n >= sizeof r->hbuf) {
+        log_error("response headers exceed %zu bytes; header dropped", sizeof r->hbuf);
+        return;
+    }
+    memcpy(r->hbuf + r->hlen, s, n);
+    r->hlen += n;
+    r->hbuf[r->hlen] = '\0';
+}
+
+void resp_header(struct req *r, const char *name, const char *fmt, ...)
+{
+    char line[4096];
+    int n = snprintf(line, sizeof line, "%s: ", name);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+    if (len > sizeof line - 3)
+        len = sizeof line - 3;
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\r' || line[i] == '\n')
+            line[i] = ' ';
+    line[len++] = '\r';
+    line[len++] = '\n';
+    hdr_append(r, line, len);
+}
+
+static void send_headers(struct req *r)
+{
+    if (r->sent)
+        return;
+    r->sent = true;
+    char status[64];
+    int n = snprintf(status, sizeof status, "Status: %d %s\r\n", r->status, http_reason(r->status));
+    FCGX_PutStr(status, n, r->fx->out);
+    FCGX_PutStr(r->hbuf, (int)r->hlen, r->fx->out);
+    FCGX_PutStr("\r\n", 2, r->fx->out);
+}
+
+void resp_send(struct req *r, const char *content_type, const void *body, size_t len)
+{
+    if (content_type)
+        resp_header(r, "Content-Type", "%s", content_type);
+    resp_header(r, "Content-Length", "%zu", len);
+    send_headers(r);
+    if (!r->head && len)
+        FCGX_PutStr(body, (int)len, r->fx->out);
+}
+
+void resp_end(struct req *r)
+{
+    if (r->status != 204 && r->status != 304 && !strstr(r->hbuf, "Content-Length:") &&
+        !strstr(r->hbuf, "X-Sendfile:"))
+        resp_header(r, "Content-Length", "0");
+    send_headers(r);
+}
+
+void resp_json(struct req *r, int status, const char *content_type, const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s) {
+        log_error("json_dumps failed");
+        resp_status(r, 500);
+        resp_end(r);
+        return;
+    }
+    resp_status(r, status);
+    resp_send(r, content_type ? content_type : "application/json", s, strlen(s));
+    free(s);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 307: return "Temporary Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}

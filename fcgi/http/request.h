@@ -1,0 +1,66 @@
+/* request: one FastCGI request as seen by handlers — the CGI variables Apache
+ * passes, the request body as a stream, and a response built header by header. */
+#ifndef PIER_REQUEST_H
+#define PIER_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <fcgiapp.h>
+#include <jansson.h>
+#include "lib/arena.h"
+#include "lib/err.h"
+
+#define RESP_HEADERS_MAX 8192
+
+struct req {
+    FCGX_Request *fx;
+    struct arena *a;
+    const char *method;        /* "GET", "HEAD", ... */
+    bool head;                 /* HEAD: headers only, same Content-Length */
+    const char *path;          /* raw request path, percent-encoding intact */
+    const char *query;         /* raw query string without '?', or "" */
+    long long content_length;  /* -1 when the request has none (chunked) */
+    const char *remote_addr;
+    long long body_read;       /* bytes consumed from the body so far */
+    /* response */
+    int status;
+    bool sent;                 /* headers written */
+    size_t hlen;
+    char hbuf[RESP_HEADERS_MAX];
+};
+
+/* Bind r to an accepted FastCGI request; strings live in arena a. */
+void req_init(struct req *r, FCGX_Request *fx, struct arena *a);
+/* A CGI variable (e.g. "REQUEST_URI"), or NULL. */
+const char *req_env(const struct req *r, const char *name);
+/* A request header by its HTTP name (case-insensitive), or NULL. Apache joins
+ * repeated headers with ", ". */
+const char *req_header(const struct req *r, const char *name);
+/* Query parameter, decoded into out. 1 found, 0 absent, -1 malformed/too long. */
+int req_query(const struct req *r, const char *key, char *out, size_t outsz);
+
+/* Read up to n body bytes. Returns the count, 0 at the end of the body, -1 when
+ * the connection to Apache broke (the client went away mid-body). */
+ssize_t req_read(struct req *r, void *buf, size_t n);
+/* Read the whole body into arena memory, refusing more than limit bytes with
+ * PIER_E_TOO_LARGE. *out is NUL-terminated for convenience. */
+pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e);
+/* Discard whatever body remains so Apache can reuse the connection. */
+void req_drain(struct req *r);
+
+void resp_status(struct req *r, int status);
+/* Add a header; values must not contain CR or LF (they are replaced). */
+void resp_header(struct req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Finish with a complete body: adds Content-Type (when given) and
+ * Content-Length; a HEAD request gets the headers only. */
+void resp_send(struct req *r, const char *content_type, const void *body, size_t len);
+/* Finish with no body (Content-Length: 0 unless a length header was set). */
+void resp_end(struct req *r);
+/* Serialize j (not consumed) and send it. */
+void resp_json(struct req *r, int status, const char *content_type, const json_t *j);
+
+const char *http_reason(int status);
+
+#endif

@@ -1,0 +1,41 @@
+/* config: the one configuration file (key = value lines), each key overridable
+ * by an environment variable PIER_<KEY> (upper case), for tests and containers. */
+#ifndef PIER_CONFIG_H
+#define PIER_CONFIG_H
+
+#include <stdbool.h>
+#include <limits.h>
+#include "lib/err.h"
+
+struct config {
+    char database[1024];        /* libpq conninfo */
+    char blob_root[PATH_MAX];   /* shared blob root: blobs/, tmp/ */
+    char socket[108];           /* FastCGI unix socket path (sun_path limit) */
+    int socket_mode;            /* octal permission bits of the socket */
+    int workers;                /* preforked FastCGI workers */
+    int max_requests;           /* a worker exits after this many requests (0: never) */
+    int shutdown_timeout;       /* seconds to finish in-flight requests on stop */
+    long long max_manifest_size;/* bytes; larger manifests get 413 */
+    long long max_blob_size;    /* bytes; larger uploads get 413 */
+    long long max_chunk_size;   /* bytes in one PATCH/PUT request body */
+    int max_page;               /* upper bound and default for n= in lists */
+    int upload_ttl;             /* seconds an idle upload session lives */
+    char registry_host[256];    /* public host[:port] of the registry, for absolute URLs */
+    char log_file[PATH_MAX];    /* empty: stderr */
+    char log_level[16];
+    char pid_file[PATH_MAX];
+    bool allow_delete;          /* manifest and blob DELETE */
+};
+
+/* Fill c with defaults. */
+void config_defaults(struct config *c);
+/* Read path (NULL: skip the file), then apply PIER_* environment overrides.
+ * Unknown keys, malformed numbers and out-of-range values are errors that name
+ * the file, the line and the key. */
+pier_err config_load(struct config *c, const char *path, struct perr *e);
+/* Apply one key=value; used by config_load and tests. */
+pier_err config_set(struct config *c, const char *key, const char *value, struct perr *e);
+/* Check cross-field constraints (required keys present). */
+pier_err config_validate(const struct config *c, struct perr *e);
+
+#endif

@@ -1,0 +1,113 @@
+/* pierd: the Pier FastCGI pool. Reads the configuration, applies database
+ * migrations, prepares the blob root, opens the socket and runs the master. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "db/db.h"
+#include "db/migrate.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "server/master.h"
+#include "store/blobstore.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pierd [-c FILE] [-d] [-t]\n"
+            "  -c FILE  configuration file (default $PIER_CONFIG, else built-in defaults)\n"
+            "  -d       detach from the terminal (daemon)\n"
+            "  -t       check the configuration and exit\n"
+            "Every key can be overridden by PIER_<KEY> in the environment.\n");
+}
+
+static int redirect_log(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        fprintf(stderr, "pierd: cannot open log file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    dup2(fd, STDERR_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    close(fd);
+    return 0;
+}
+
+static void daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(1);
+    }
+    if (pid > 0)
+        _exit(0);
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        close(null);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = getenv("PIER_CONFIG");
+    bool detach = false, check_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:dth")) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'd': detach = true; break;
+        case 't': check_only = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    struct config cfg;
+    struct perr e;
+    config_defaults(&cfg);
+    if (config_load(&cfg, config_path, &e) != PIER_OK) {
+        fprintf(stderr, "pierd: %s\n", e.msg);
+        return 2;
+    }
+    if (check_only) {
+        printf("configuration OK\n");
+        return 0;
+    }
+    if (cfg.log_file[0] && redirect_log(cfg.log_file) < 0)
+        return 1;
+    log_setup((enum log_level)log_level_parse(cfg.log_level), "pier-master");
+    log_info("pierd %s starting", PACKAGE_VERSION);
+
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg.blob_root, &e) != PIER_OK) {
+        log_error("%s", e.msg);
+        return 1;
+    }
+    struct db *db = db_open(cfg.database, &e);
+    if (!db) {
+        log_error("cannot start: %s", e.msg);
+        return 1;
+    }
+    int applied = 0;
+    if (migrate_run(db, &applied, &e) != PIER_OK) {
+        log_error("cannot start: %s", e.msg);
+        db_close(db);
+        return 1;
+    }
+    db_close(db);
+    if (applied)
+        log_info("database schema upgraded (%d migrations)", applied);
+    int fd = master_listen(&cfg);
+    if (fd < 0)
+        return 1;
+    if (detach)
+        daemonize();
+    return master_run(&cfg, config_path, fd);
+}

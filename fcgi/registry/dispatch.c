@@ -1,0 +1,85 @@
+/* dispatch: the table of endpoints, methods and handlers. */
+#include "registry/dispatch.h"
+
+#include <string.h>
+#include "registry/errors.h"
+#include "registry/handlers.h"
+#include "registry/route.h"
+
+struct endpoint {
+    enum route_kind kind;
+    const char *methods; /* space-separated, also the Allow header */
+    void (*fn)(struct ctx *, struct req *, const struct route *);
+};
+
+static void h_base(struct ctx *c, struct req *r, const struct route *rt)
+{
+    (void)c;
+    (void)rt;
+    resp_status(r, 200);
+    resp_send(r, "application/json", "{}", 2);
+}
+
+static const struct endpoint endpoints[] = {
+    {ROUTE_BASE, "GET HEAD", h_base},
+    {ROUTE_CATALOG, "GET HEAD", h_catalog},
+    {ROUTE_TAGS, "GET HEAD", h_tags},
+    {ROUTE_MANIFEST, "GET HEAD PUT DELETE", h_manifest},
+    {ROUTE_BLOB, "GET HEAD DELETE", h_blob},
+    {ROUTE_UPLOAD_START, "POST", h_upload_start},
+    {ROUTE_UPLOAD, "GET PATCH PUT DELETE", h_upload},
+    {ROUTE_REFERRERS, "GET HEAD", h_referrers},
+};
+
+static bool method_allowed(const char *methods, const char *m)
+{
+    size_t ml = strlen(m);
+    for (const char *p = methods; *p;) {
+        size_t l = strcspn(p, " ");
+        if (l == ml && memcmp(p, m, l) == 0)
+            return true;
+        p += l;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
+void registry_handle(struct ctx *c, struct req *r)
+{
+    struct perr e;
+    struct route rt;
+    resp_header(r, "Docker-Distribution-API-Version", "registry/2.0");
+    if (route_parse(r->path, &rt, &e) != PIER_OK) {
+        req_drain(r);
+        oci_error(r, &e);
+        return;
+    }
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        const struct endpoint *ep = &endpoints[i];
+        if (ep->kind != rt.kind)
+            continue;
+        if (!method_allowed(ep->methods, r->method)) {
+            req_drain(r);
+            char allow[64];
+            size_t j = 0;
+            for (const char *p = ep->methods; *p && j < sizeof allow - 2; p++)
+                allow[j++] = *p == ' ' ? ',' : *p;
+            allow[j] = '\0';
+            resp_header(r, "Allow", "%s", allow);
+            perr_set(&e, PIER_E_METHOD, "method %s is not allowed here (allowed: %s)", r->method,
+                     allow);
+            oci_error(r, &e);
+            return;
+        }
+        if (rt.kind != ROUTE_BASE && db_ensure(c->db, &e) != PIER_OK) {
+            req_drain(r);
+            oci_error(r, &e);
+            return;
+        }
+        ep->fn(c, r, &rt);
+        return;
+    }
+    perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint");
+    oci_error(r, &e);
+}

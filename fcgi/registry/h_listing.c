@@ -1,0 +1,118 @@
+/* h_listing: tags list, catalog and referrers — the read-only listings with
+ * n/last pagination and Link headers. */
+#include "registry/handlers.h"
+
+#include <stdio.h>
+#include <string.h>
+#include "lib/grammar.h"
+#include "lib/util.h"
+#include "registry/errors.h"
+#include "registry/manifest.h"
+#include "registry/repo.h"
+
+/* n and last from the query. last is checked with the given grammar. */
+static pier_err pagination(struct ctx *c, struct req *r, int *n, char *last, size_t lastsz,
+                           bool *have_last, pier_err (*check)(const char *, struct perr *),
+                           struct perr *e)
+{
+    char nbuf[24];
+    int have = req_query(r, "n", nbuf, sizeof nbuf);
+    long long v = c->cfg->max_page;
+    if (have < 0 || (have > 0 && !grammar_uint(nbuf, 1LL << 40, &v)))
+        return perr_set(e, PIER_E_PAGINATION_INVALID,
+                        "n must be a non-negative integer (got '%.20s')", have < 0 ? "" : nbuf);
+    *n = v > c->cfg->max_page ? c->cfg->max_page : (int)v;
+    have = req_query(r, "last", last, lastsz);
+    if (have < 0)
+        return perr_set(e, PIER_E_PAGINATION_INVALID, "last is malformed or too long");
+    *have_last = have > 0 && *last;
+    if (*have_last) {
+        struct perr sub;
+        if (check(last, &sub) != PIER_OK)
+            return perr_set(e, PIER_E_PAGINATION_INVALID, "last: %s", sub.msg);
+    }
+    return PIER_OK;
+}
+
+static void link_next(struct req *r, const char *base, int n, const char *last)
+{
+    char enc[NAME_MAX_LEN * 3 + 1];
+    percent_encode(last, enc, sizeof enc);
+    resp_header(r, "Link", "<%s?n=%d&last=%s>; rel=\"next\"", base, n, enc);
+}
+
+void h_tags(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    int n;
+    char last[TAG_MAX_LEN + 2];
+    bool have_last, more = false;
+    if (pagination(c, r, &n, last, sizeof last, &have_last, grammar_tag, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    json_t *tags = json_array();
+    json_t *body = json_pack("{s:s, s:o}", "name", rt->name, "tags", tags);
+    /* n=0 still answers NAME_UNKNOWN for a repository that does not exist. */
+    if (repo_tags(c, rt->name, have_last ? last : NULL, n, tags, &more, &e) != PIER_OK) {
+        json_decref(body);
+        oci_error(r, &e);
+        return;
+    }
+    if (more && json_array_size(tags) > 0) {
+        char *base = arena_printf(r->a, "/v2/%s/tags/list", rt->name);
+        link_next(r, base, n,
+                  json_string_value(json_array_get(tags, json_array_size(tags) - 1)));
+    }
+    resp_json(r, 200, "application/json", body);
+    json_decref(body);
+}
+
+void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
+{
+    (void)rt;
+    struct perr e;
+    int n;
+    char last[NAME_MAX_LEN + 2];
+    bool have_last, more = false;
+    if (pagination(c, r, &n, last, sizeof last, &have_last, grammar_name, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    json_t *repos = json_array();
+    json_t *body = json_pack("{s:o}", "repositories", repos);
+    if (n > 0 && repo_catalog(c, have_last ? last : NULL, n, repos, &more, &e) != PIER_OK) {
+        json_decref(body);
+        oci_error(r, &e);
+        return;
+    }
+    if (more && json_array_size(repos) > 0)
+        link_next(r, "/v2/_catalog", n,
+                  json_string_value(json_array_get(repos, json_array_size(repos) - 1)));
+    resp_json(r, 200, "application/json", body);
+    json_decref(body);
+}
+
+void h_referrers(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    char at[256];
+    int have = req_query(r, "artifactType", at, sizeof at);
+    if (have < 0 || (have > 0 && !grammar_media_type(at))) {
+        perr_set(&e, PIER_E_BAD_REQUEST, "artifactType must be a media type like type/subtype");
+        oci_error(r, &e);
+        return;
+    }
+    json_t *list = json_array();
+    json_t *body = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
+                             "manifests", list);
+    if (repo_referrers(c, rt->name, rt->ref, have > 0 ? at : NULL, list, &e) != PIER_OK) {
+        json_decref(body);
+        oci_error(r, &e);
+        return;
+    }
+    if (have > 0)
+        resp_header(r, "OCI-Filters-Applied", "artifactType");
+    resp_json(r, 200, MT_OCI_INDEX, body);
+    json_decref(body);
+}

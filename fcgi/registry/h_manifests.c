@@ -1,0 +1,110 @@
+/* h_manifests: GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>. */
+#include "registry/handlers.h"
+
+#include <string.h>
+#include "lib/grammar.h"
+#include "registry/errors.h"
+#include "registry/manifest.h"
+#include "registry/repo.h"
+#include "store/digest.h"
+
+static void get(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    struct stored_manifest sm;
+    if (repo_manifest_get(c, rt->name, rt->ref, !r->head, &sm, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    /* By digest the client asked for exact bytes; by tag it negotiates. */
+    const char *accept = req_header(r, "Accept");
+    if (!grammar_is_digest(rt->ref) && !manifest_accepts(accept, sm.media_type)) {
+        perr_set(&e, PIER_E_MANIFEST_UNKNOWN,
+                 "tag %s points to a manifest of type %s, which the Accept header does not "
+                 "include", rt->ref, sm.media_type);
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 200);
+    resp_header(r, "Docker-Content-Digest", "%s", sm.digest);
+    resp_header(r, "ETag", "\"%s\"", sm.digest);
+    if (r->head) {
+        resp_header(r, "Content-Type", "%s", sm.media_type);
+        resp_header(r, "Content-Length", "%lld", sm.size);
+        resp_end(r);
+        return;
+    }
+    resp_send(r, sm.media_type, sm.body, (size_t)sm.size);
+}
+
+static void put(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    char *body;
+    size_t len;
+    pier_err rc = req_read_body(r, (size_t)c->cfg->max_manifest_size, &body, &len, &e);
+    if (rc == PIER_E_TOO_LARGE)
+        perr_set(&e, PIER_E_TOO_LARGE, "manifest exceeds the limit of %lld bytes "
+                 "(max_manifest_size)", c->cfg->max_manifest_size);
+    if (rc) {
+        oci_error(r, &e);
+        return;
+    }
+    enum digest_alg alg = DIGEST_SHA256;
+    bool by_digest = grammar_is_digest(rt->ref);
+    if (by_digest)
+        grammar_digest(rt->ref, &alg, NULL);
+    char digest[DIGEST_STR_MAX];
+    digest_buffer(alg, body, len, digest);
+    if (by_digest && strcmp(digest, rt->ref) != 0) {
+        perr_set(&e, PIER_E_DIGEST_INVALID, "the manifest's digest is %s, not %s", digest,
+                 rt->ref);
+        perr_detail(&e, "%s", digest);
+        oci_error(r, &e);
+        return;
+    }
+    struct manifest m;
+    if (manifest_parse(body, len, req_header(r, "Content-Type"), &m, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    rc = repo_manifest_put(c, rt->name, by_digest ? NULL : rt->ref, digest, &m, body, len, &e);
+    if (rc) {
+        manifest_free(&m);
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 201);
+    resp_header(r, "Location", "/v2/%s/manifests/%s", rt->name, digest);
+    resp_header(r, "Docker-Content-Digest", "%s", digest);
+    if (m.has_subject)
+        resp_header(r, "OCI-Subject", "%s", m.subject.digest);
+    manifest_free(&m);
+    resp_end(r);
+}
+
+static void del(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    if (!c->cfg->allow_delete) {
+        perr_set(&e, PIER_E_METHOD, "deleting manifests is disabled on this registry");
+        oci_error(r, &e);
+        return;
+    }
+    if (repo_manifest_delete(c, rt->name, rt->ref, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 202);
+    resp_end(r);
+}
+
+void h_manifest(struct ctx *c, struct req *r, const struct route *rt)
+{
+    if (strcmp(r->method, "PUT") == 0)
+        put(c, r, rt);
+    else if (strcmp(r->method, "DELETE") == 0)
+        del(c, r, rt);
+    else
+        get(c, r, rt);
+}

@@ -1,0 +1,222 @@
+/* h_uploads: POST /v2/<name>/blobs/uploads/ (session, monolithic, mount) and
+ * GET/PATCH/PUT/DELETE /v2/<name>/blobs/uploads/<id>. */
+#include "registry/handlers.h"
+
+#include <string.h>
+#include "lib/grammar.h"
+#include "registry/errors.h"
+#include "registry/repo.h"
+#include "registry/uploads.h"
+
+static void created(struct req *r, const char *name, const char *digest)
+{
+    resp_status(r, 201);
+    resp_header(r, "Location", "/v2/%s/blobs/%s", name, digest);
+    resp_header(r, "Docker-Content-Digest", "%s", digest);
+    resp_end(r);
+}
+
+static void session_headers(struct req *r, const char *name, const struct upload *u)
+{
+    char range[48];
+    upload_range(u, range);
+    resp_header(r, "Location", "/v2/%s/blobs/uploads/%s", name, u->id);
+    resp_header(r, "Range", "%s", range);
+    resp_header(r, "Docker-Upload-UUID", "%s", u->id);
+}
+
+/* Try a cross-repository mount; true when answered (201 or an error). */
+static bool try_mount(struct ctx *c, struct req *r, const struct route *rt, const char *digest)
+{
+    struct perr e;
+    if (grammar_digest(digest, NULL, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return true;
+    }
+    char from[NAME_MAX_LEN + 2];
+    int have_from = req_query(r, "from", from, sizeof from);
+    if (have_from < 0 || (have_from > 0 && grammar_name(from, &e) != PIER_OK)) {
+        if (have_from < 0)
+            perr_set(&e, PIER_E_NAME_INVALID, "invalid repository name in from=");
+        oci_error(r, &e);
+        return true;
+    }
+    long long size;
+    pier_err rc = have_from ? repo_blob_get(c, from, digest, &size, &e)
+                            : repo_blob_any(c, digest, &size, &e);
+    if (rc == PIER_E_BLOB_UNKNOWN)
+        return false; /* the spec says: fall back to a regular upload session */
+    if (rc == PIER_OK)
+        rc = repo_blob_link(c, rt->name, digest, size, &e);
+    if (rc) {
+        oci_error(r, &e);
+        return true;
+    }
+    created(r, rt->name, digest);
+    return true;
+}
+
+void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    char digest[DIGEST_MAX_LEN + 2];
+    int have = req_query(r, "mount", digest, sizeof digest);
+    if (have < 0) {
+        req_drain(r);
+        perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in mount=");
+        oci_error(r, &e);
+        return;
+    }
+    if (have > 0 && try_mount(c, r, rt, digest)) {
+        req_drain(r);
+        return;
+    }
+    have = req_query(r, "digest", digest, sizeof digest);
+    if (have != 0) {
+        long long size;
+        if (have < 0) {
+            req_drain(r);
+            perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in digest=");
+            oci_error(r, &e);
+            return;
+        }
+        if (upload_monolithic(c, r, rt->name, digest, &size, &e) != PIER_OK) {
+            oci_error(r, &e);
+            return;
+        }
+        created(r, rt->name, digest);
+        return;
+    }
+    req_drain(r);
+    struct upload u;
+    if (upload_create(c, rt->name, &u, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 202);
+    session_headers(r, rt->name, &u);
+    resp_end(r);
+}
+
+/* Content-Range of the request, if any: *start = -1 when absent. */
+static pier_err chunk_range(struct req *r, long long *start, long long *end, struct perr *e)
+{
+    const char *cr = req_header(r, "Content-Range");
+    *start = *end = -1;
+    if (!cr || !*cr)
+        return PIER_OK;
+    return grammar_content_range(cr, start, end, e);
+}
+
+static void patch(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    struct upload u;
+    long long start, end;
+    pier_err rc = db_begin(c->db, &e);
+    if (!rc)
+        rc = upload_lock(c, rt->name, rt->ref, &u, &e);
+    if (rc) {
+        db_rollback(c->db);
+        req_drain(r);
+        oci_error(r, &e);
+        return;
+    }
+    rc = chunk_range(r, &start, &end, &e);
+    if (!rc)
+        rc = upload_append(c, r, &u, start, end, &e);
+    if (!rc)
+        rc = upload_save(c, &u, &e);
+    if (!rc)
+        rc = db_commit(c->db, &e);
+    if (rc) {
+        db_rollback(c->db);
+        req_drain(r);
+        if (rc == PIER_E_RANGE_INVALID)
+            session_headers(r, rt->name, &u);
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 202);
+    session_headers(r, rt->name, &u);
+    resp_end(r);
+}
+
+static void finish(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    char digest[DIGEST_MAX_LEN + 2];
+    int have = req_query(r, "digest", digest, sizeof digest);
+    if (have <= 0) {
+        req_drain(r);
+        perr_set(&e, PIER_E_DIGEST_INVALID,
+                 have < 0 ? "invalid digest in digest=" : "the digest query parameter is required "
+                                                          "to complete an upload");
+        oci_error(r, &e);
+        return;
+    }
+    if (grammar_digest(digest, NULL, &e) != PIER_OK) {
+        req_drain(r);
+        oci_error(r, &e);
+        return;
+    }
+    struct upload u;
+    long long start, end;
+    bool locked = false;
+    pier_err rc = db_begin(c->db, &e);
+    if (!rc)
+        locked = (rc = upload_lock(c, rt->name, rt->ref, &u, &e)) == PIER_OK;
+    if (!rc)
+        rc = chunk_range(r, &start, &end, &e);
+    if (!rc)
+        rc = upload_append(c, r, &u, start, end, &e);
+    if (!rc)
+        rc = upload_finish(c, rt->name, &u, digest, &e);
+    if (!rc || rc == PIER_E_DIGEST_INVALID) {
+        /* A mismatch discarded the session; that must stick too. */
+        struct perr ce;
+        if (db_commit(c->db, &ce) != PIER_OK && !rc) {
+            rc = ce.code;
+            e = ce;
+        }
+    }
+    if (rc) {
+        db_rollback(c->db);
+        req_drain(r);
+        if (rc == PIER_E_RANGE_INVALID && locked)
+            session_headers(r, rt->name, &u);
+        oci_error(r, &e);
+        return;
+    }
+    created(r, rt->name, digest);
+}
+
+void h_upload(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    if (strcmp(r->method, "PATCH") == 0) {
+        patch(c, r, rt);
+        return;
+    }
+    if (strcmp(r->method, "PUT") == 0) {
+        finish(c, r, rt);
+        return;
+    }
+    struct upload u;
+    if (upload_get(c, rt->name, rt->ref, &u, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    if (strcmp(r->method, "DELETE") == 0) {
+        if (upload_delete(c, u.id, &e) != PIER_OK) {
+            oci_error(r, &e);
+            return;
+        }
+        resp_status(r, 204);
+        resp_end(r);
+        return;
+    }
+    resp_status(r, 204);
+    session_headers(r, rt->name, &u);
+    resp_end(r);
+}

@@ -1,0 +1,453 @@
+/* repo: SQL for repositories, blob links, manifests, tags and listings. */
+#include "registry/repo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lib/grammar.h"
+#include "lib/log.h"
+
+/* ---- statements (the tables of sql/001_init.sql) ---- */
+
+static const struct db_stmt st_blob_get = {
+    "repo_blob_get",
+    "SELECT b.size FROM repositories r"
+    " JOIN repository_blobs rb ON rb.repository_id = r.id"
+    " JOIN blobs b ON b.digest = rb.digest"
+    " WHERE r.name = $1 AND rb.digest = $2", 2};
+static const struct db_stmt st_blob_any = {
+    "repo_blob_any", "SELECT size FROM blobs WHERE digest = $1", 1};
+static const struct db_stmt st_repo_find = {
+    "repo_find", "SELECT id, kind FROM repositories WHERE name = $1", 1};
+static const struct db_stmt st_repo_insert = {
+    "repo_insert",
+    "INSERT INTO repositories(name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id, kind",
+    1};
+static const struct db_stmt st_blob_insert = {
+    "repo_blob_insert",
+    "INSERT INTO blobs(digest, size) VALUES ($1, $2::bigint) ON CONFLICT (digest) DO NOTHING", 2};
+static const struct db_stmt st_link_insert = {
+    "repo_link_insert",
+    "INSERT INTO repository_blobs(repository_id, digest) VALUES ($1::bigint, $2)"
+    " ON CONFLICT DO NOTHING", 2};
+static const struct db_stmt st_link_delete = {
+    "repo_link_delete",
+    "DELETE FROM repository_blobs rb USING repositories r"
+    " WHERE rb.repository_id = r.id AND r.name = $1 AND rb.digest = $2", 2};
+static const struct db_stmt st_manifest_by_tag = {
+    "repo_manifest_by_tag",
+    "SELECT m.digest, m.media_type, m.size, m.body FROM repositories r"
+    " JOIN tags t ON t.repository_id = r.id"
+    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " WHERE r.name = $1 AND t.name = $2", 2};
+static const struct db_stmt st_manifest_by_digest = {
+    "repo_manifest_by_digest",
+    "SELECT m.digest, m.media_type, m.size, m.body FROM repositories r"
+    " JOIN manifests m ON m.repository_id = r.id"
+    " WHERE r.name = $1 AND m.digest = $2", 2};
+static const struct db_stmt st_head_by_tag = {
+    "repo_head_by_tag",
+    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    " JOIN tags t ON t.repository_id = r.id"
+    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " WHERE r.name = $1 AND t.name = $2", 2};
+static const struct db_stmt st_head_by_digest = {
+    "repo_head_by_digest",
+    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    " JOIN manifests m ON m.repository_id = r.id"
+    " WHERE r.name = $1 AND m.digest = $2", 2};
+static const struct db_stmt st_blobs_present = {
+    "repo_blobs_present",
+    "SELECT rb.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest"
+    " WHERE rb.repository_id = $1::bigint AND rb.digest = ANY($2::text[])", 2};
+static const struct db_stmt st_manifests_present = {
+    "repo_manifests_present",
+    "SELECT digest, size FROM manifests"
+    " WHERE repository_id = $1::bigint AND digest = ANY($2::text[])", 2};
+static const struct db_stmt st_manifest_insert = {
+    "repo_manifest_insert",
+    "INSERT INTO manifests(repository_id, digest, media_type, artifact_type, subject,"
+    " annotations, size, body)"
+    " VALUES ($1::bigint, $2, $3, $4, $5, $6::jsonb, $7::bigint, $8::bytea)"
+    " ON CONFLICT (repository_id, digest) DO NOTHING", 8};
+static const struct db_stmt st_refs_insert = {
+    "repo_refs_insert",
+    "INSERT INTO manifest_references(repository_id, manifest, child, child_kind)"
+    " SELECT $1::bigint, $2, c, $4 FROM unnest($3::text[]) AS c"
+    " ON CONFLICT DO NOTHING", 4};
+static const struct db_stmt st_tag_upsert = {
+    "repo_tag_upsert",
+    "INSERT INTO tags(repository_id, name, digest) VALUES ($1::bigint, $2, $3)"
+    " ON CONFLICT (repository_id, name) DO UPDATE SET digest = EXCLUDED.digest,"
+    " updated_at = now() WHERE tags.digest IS DISTINCT FROM EXCLUDED.digest", 3};
+static const struct db_stmt st_manifest_delete = {
+    "repo_manifest_delete",
+    "DELETE FROM manifests m USING repositories r"
+    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2", 2};
+static const struct db_stmt st_tag_delete = {
+    "repo_tag_delete",
+    "DELETE FROM tags t USING repositories r"
+    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2", 2};
+static const struct db_stmt st_tags = {
+    "repo_tags",
+    "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " WHERE r.name = $1 AND ($2::text IS NULL OR t.name > $2)"
+    " ORDER BY t.name LIMIT $3::int", 3};
+static const struct db_stmt st_catalog = {
+    "repo_catalog",
+    "SELECT name FROM repositories WHERE ($1::text IS NULL OR name > $1)"
+    " ORDER BY name LIMIT $2::int", 2};
+static const struct db_stmt st_referrers = {
+    "repo_referrers",
+    "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations::text"
+    " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " WHERE r.name = $1 AND m.subject = $2 AND ($3::text IS NULL OR m.artifact_type = $3)"
+    " ORDER BY m.created_at, m.digest LIMIT 10000", 3};
+
+/* ---- helpers ---- */
+
+static bool repo_exists(struct ctx *c, const char *name, struct perr *e, pier_err *rc)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
+    if (!res) {
+        *rc = e->code;
+        return false;
+    }
+    *rc = PIER_OK;
+    return PQntuples(res) > 0;
+}
+
+/* Find or create the repository; *id receives its id. Must run inside a
+ * transaction. Refuses pushes into pull-through cache repositories. */
+static pier_err repo_for_push(struct ctx *c, const char *name, char id[24], struct perr *e)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
+        if (!res)
+            return e->code;
+        if (PQntuples(res) == 0) {
+            res = db_exec(c->db, c->a, &st_repo_insert, e, name);
+            if (!res)
+                return e->code;
+            if (PQntuples(res) == 0)
+                continue; /* created concurrently: look it up again */
+        }
+        if (strcmp(db_value(res, 0, 1), "cache") == 0)
+            return perr_set(e, PIER_E_DENIED,
+                            "repository %s is a pull-through cache repository; images in it "
+                            "come from its upstream and cannot be pushed", name);
+        snprintf(id, 24, "%s", db_value(res, 0, 0));
+        return PIER_OK;
+    }
+    return perr_set(e, PIER_E_INTERNAL, "could not create repository %s", name);
+}
+
+/* "{a,b,c}" from digests (grammar-checked, so no quoting is needed). */
+static char *pg_array(struct arena *a, const char *const *items, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(items[i]) + 1;
+    char *s = arena_alloc(a, len);
+    char *p = s;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        size_t l = strlen(items[i]);
+        memcpy(p, items[i], l);
+        p += l;
+    }
+    *p++ = '}';
+    *p = '\0';
+    return s;
+}
+
+/* ---- blobs ---- */
+
+pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long long *size,
+                       struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_blob_get, e, name, digest);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known in repository %s", digest,
+                        name);
+    *size = db_int(res, 0, 0);
+    return PIER_OK;
+}
+
+pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_blob_any, e, digest);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known to this registry", digest);
+    *size = db_int(res, 0, 0);
+    return PIER_OK;
+}
+
+pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
+                        struct perr *e)
+{
+    bool own_tx = !db_in_tx(c->db);
+    pier_err rc;
+    if (own_tx && (rc = db_begin(c->db, e)) != PIER_OK)
+        return rc;
+    char id[24], sz[24];
+    snprintf(sz, sizeof sz, "%lld", size);
+    if ((rc = repo_for_push(c, name, id, e)) != PIER_OK)
+        goto fail;
+    if (!db_exec(c->db, c->a, &st_blob_insert, e, digest, sz) ||
+        !db_exec(c->db, c->a, &st_link_insert, e, id, digest)) {
+        rc = e->code;
+        goto fail;
+    }
+    if (own_tx && (rc = db_commit(c->db, e)) != PIER_OK)
+        goto fail;
+    return PIER_OK;
+fail:
+    if (own_tx)
+        db_rollback(c->db);
+    return rc;
+}
+
+pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_link_delete, e, name, digest);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known in repository %s", digest,
+                        name);
+    return PIER_OK;
+}
+
+/* ---- manifests ---- */
+
+pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, bool with_body,
+                           struct stored_manifest *out, struct perr *e)
+{
+    bool by_digest = grammar_is_digest(ref);
+    const struct db_stmt *st = with_body ? (by_digest ? &st_manifest_by_digest : &st_manifest_by_tag)
+                                         : (by_digest ? &st_head_by_digest : &st_head_by_tag);
+    struct db_param p[2] = {{.value = name}, {.value = ref}};
+    PGresult *res = db_execp(c->db, c->a, st, p, true, e);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0) {
+        pier_err rc;
+        bool exists = repo_exists(c, name, e, &rc);
+        if (rc)
+            return rc;
+        if (!exists)
+            return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s is not known to this registry",
+                            name);
+        return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "manifest %s is not known in repository %s",
+                        ref, name);
+    }
+    /* Binary results: text columns are raw strings, size is a big-endian int8. */
+    out->digest = PQgetvalue(res, 0, 0);
+    out->media_type = PQgetvalue(res, 0, 1);
+    const unsigned char *sz = (const unsigned char *)PQgetvalue(res, 0, 2);
+    long long size = 0;
+    for (int i = 0; i < 8; i++)
+        size = (size << 8) | sz[i];
+    out->size = size;
+    out->body = with_body ? PQgetvalue(res, 0, 3) : NULL;
+    if (with_body && PQgetlength(res, 0, 3) != size)
+        return perr_set(e, PIER_E_INTERNAL, "stored manifest %s has an inconsistent size",
+                        out->digest);
+    return PIER_OK;
+}
+
+/* Check that each digest in want[] appears in res (column 0); returns the
+ * first missing one or NULL. sizes[] (may be NULL) must match column 1. */
+static const char *first_missing(PGresult *res, const struct descriptor *want, size_t n,
+                                 bool check_size, const struct descriptor **bad_size)
+{
+    int rows = PQntuples(res);
+    for (size_t i = 0; i < n; i++) {
+        if (want[i].external)
+            continue;
+        bool found = false;
+        for (int r = 0; r < rows; r++) {
+            if (strcmp(PQgetvalue(res, r, 0), want[i].digest) == 0) {
+                found = true;
+                if (check_size && db_int(res, r, 1) != want[i].size && bad_size && !*bad_size)
+                    *bad_size = &want[i];
+                break;
+            }
+        }
+        if (!found)
+            return want[i].digest;
+    }
+    return NULL;
+}
+
+pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
+                           const struct manifest *m, const char *body, size_t len,
+                           struct perr *e)
+{
+    pier_err rc;
+    if ((rc = db_begin(c->db, e)) != PIER_OK)
+        return rc;
+    char id[24];
+    if ((rc = repo_for_push(c, name, id, e)) != PIER_OK)
+        goto fail;
+
+    /* Everything the manifest references must already be here. */
+    size_t nwant = m->nrefs + (m->kind == MANIFEST_IMAGE ? 1 : 0);
+    struct descriptor *want = arena_alloc(c->a, (nwant ? nwant : 1) * sizeof *want);
+    const char **digests = arena_alloc(c->a, (nwant ? nwant : 1) * sizeof *digests);
+    size_t nd = 0;
+    for (size_t i = 0; i < m->nrefs; i++)
+        want[i] = m->refs[i];
+    if (m->kind == MANIFEST_IMAGE)
+        want[m->nrefs] = m->config;
+    for (size_t i = 0; i < nwant; i++)
+        if (!want[i].external)
+            digests[nd++] = want[i].digest;
+    char *arr = pg_array(c->a, digests, nd);
+    const struct db_stmt *check = m->kind == MANIFEST_IMAGE ? &st_blobs_present
+                                                            : &st_manifests_present;
+    PGresult *res = db_exec(c->db, c->a, check, e, id, arr);
+    if (!res) {
+        rc = e->code;
+        goto fail;
+    }
+    const struct descriptor *bad_size = NULL;
+    const char *missing = first_missing(res, want, nwant, true, &bad_size);
+    if (missing) {
+        rc = perr_set(e, PIER_E_MANIFEST_BLOB_UNKNOWN,
+                      m->kind == MANIFEST_IMAGE
+                          ? "manifest references blob %s, which is not in repository %s; push it first"
+                          : "index references manifest %s, which is not in repository %s; push it first",
+                      missing, name);
+        perr_detail(e, "%s", missing);
+        goto fail;
+    }
+    if (bad_size) {
+        rc = perr_set(e, PIER_E_MANIFEST_INVALID,
+                      "descriptor for %s says size %lld, but the stored content has a different size",
+                      bad_size->digest, bad_size->size);
+        perr_detail(e, "%s", bad_size->digest);
+        goto fail;
+    }
+
+    char size[24];
+    snprintf(size, sizeof size, "%zu", len);
+    char *ann = NULL;
+    if (m->annotations) {
+        ann = json_dumps(m->annotations, JSON_COMPACT);
+        if (ann)
+            arena_defer(c->a, free, ann);
+    }
+    struct db_param p[8] = {
+        {.value = id},
+        {.value = digest},
+        {.value = m->media_type},
+        {.value = m->artifact_type},
+        {.value = m->has_subject ? m->subject.digest : NULL},
+        {.value = ann},
+        {.value = size},
+        {.value = body, .length = (int)len, .binary = true},
+    };
+    if (!db_execp(c->db, c->a, &st_manifest_insert, p, false, e) ||
+        !db_exec(c->db, c->a, &st_refs_insert, e, id, digest, arr,
+                 m->kind == MANIFEST_IMAGE ? "blob" : "manifest") ||
+        (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest))) {
+        rc = e->code;
+        goto fail;
+    }
+    if ((rc = db_commit(c->db, e)) != PIER_OK)
+        goto fail;
+    return PIER_OK;
+fail:
+    db_rollback(c->db);
+    return rc;
+}
+
+pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e)
+{
+    bool by_digest = grammar_is_digest(ref);
+    PGresult *res = db_exec(c->db, c->a, by_digest ? &st_manifest_delete : &st_tag_delete, e,
+                            name, ref);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") != 0)
+        return PIER_OK;
+    pier_err rc;
+    if (!repo_exists(c, name, e, &rc))
+        return rc ? rc
+                  : perr_set(e, PIER_E_NAME_UNKNOWN,
+                             "repository %s is not known to this registry", name);
+    return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "%s %s is not known in repository %s",
+                    by_digest ? "manifest" : "tag", ref, name);
+}
+
+/* ---- listings ---- */
+
+static pier_err page(struct ctx *c, PGresult *res, int n, json_t *out, bool *more)
+{
+    (void)c;
+    int rows = PQntuples(res);
+    *more = rows > n;
+    for (int i = 0; i < rows && i < n; i++)
+        json_array_append_new(out, json_string(PQgetvalue(res, i, 0)));
+    return PIER_OK;
+}
+
+pier_err repo_tags(struct ctx *c, const char *name, const char *last, int n, json_t *out,
+                   bool *more, struct perr *e)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", n + 1);
+    PGresult *res = db_exec(c->db, c->a, &st_tags, e, name, last, limit);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0) {
+        pier_err rc;
+        if (!repo_exists(c, name, e, &rc))
+            return rc ? rc
+                      : perr_set(e, PIER_E_NAME_UNKNOWN,
+                                 "repository %s is not known to this registry", name);
+    }
+    return page(c, res, n, out, more);
+}
+
+pier_err repo_catalog(struct ctx *c, const char *last, int n, json_t *out, bool *more,
+                      struct perr *e)
+{
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", n + 1);
+    PGresult *res = db_exec(c->db, c->a, &st_catalog, e, last, limit);
+    if (!res)
+        return e->code;
+    return page(c, res, n, out, more);
+}
+
+pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
+                        const char *artifact_type, json_t *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_referrers, e, name, digest, artifact_type);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType", PQgetvalue(res, i, 1), "digest",
+                              PQgetvalue(res, i, 0), "size", (json_int_t)db_int(res, i, 2));
+        if (!db_isnull(res, i, 3))
+            json_object_set_new(d, "artifactType", json_string(PQgetvalue(res, i, 3)));
+        if (!db_isnull(res, i, 4)) {
+            json_t *ann = json_loads(PQgetvalue(res, i, 4), 0, NULL);
+            if (json_is_object(ann) && json_object_size(ann) > 0)
+                json_object_set_new(d, "annotations", ann);
+            else
+                json_decref(ann);
+        }
+        json_array_append_new(out, d);
+    }
+    return PIER_OK;
+}

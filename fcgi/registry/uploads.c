@@ -1,0 +1,336 @@
+/* uploads: streaming request bodies into temporary files on the blob root. */
+#include "registry/uploads.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "lib/log.h"
+#include "registry/repo.h"
+
+#define COPY_BUF (256 * 1024)
+
+static const struct db_stmt st_create = {
+    "upload_create",
+    "INSERT INTO uploads(id, repository, size, hash_state) VALUES ($1::uuid, $2, 0, $3::bytea)",
+    3};
+static const struct db_stmt st_get = {
+    "upload_get",
+    "SELECT size, hash_state FROM uploads WHERE id = $1::uuid AND repository = $2", 2};
+static const struct db_stmt st_lock = {
+    "upload_lock",
+    "SELECT size, hash_state FROM uploads WHERE id = $1::uuid AND repository = $2"
+    " FOR UPDATE NOWAIT", 2};
+static const struct db_stmt st_save = {
+    "upload_save",
+    "UPDATE uploads SET size = $2::bigint, hash_state = $3::bytea, updated_at = now()"
+    " WHERE id = $1::uuid", 3};
+static const struct db_stmt st_delete = {
+    "upload_delete", "DELETE FROM uploads WHERE id = $1::uuid", 1};
+
+static unsigned char copybuf[COPY_BUF];
+
+void upload_range(const struct upload *u, char out[48])
+{
+    snprintf(out, 48, "0-%lld", u->size > 0 ? u->size - 1 : 0);
+}
+
+static pier_err load_row(PGresult *res, const char *id, struct upload *u, struct perr *e)
+{
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_BLOB_UPLOAD_UNKNOWN,
+                        "upload %s is not known in this repository (finished, cancelled, expired "
+                        "or started for another repository)", id);
+    snprintf(u->id, sizeof u->id, "%s", id);
+    /* Binary result: size is int8 big-endian, hash_state raw bytes. */
+    const unsigned char *sz = (const unsigned char *)PQgetvalue(res, 0, 0);
+    long long size = 0;
+    for (int i = 0; i < 8; i++)
+        size = (size << 8) | sz[i];
+    u->size = size;
+    u->have_state = !PQgetisnull(res, 0, 1) &&
+                    hashstate_import(&u->hs, (const unsigned char *)PQgetvalue(res, 0, 1),
+                                     (size_t)PQgetlength(res, 0, 1));
+    return PIER_OK;
+}
+
+static pier_err save_state(struct ctx *c, const struct db_stmt *st, const char *a1,
+                           const char *a2, const struct upload *u, struct perr *e)
+{
+    unsigned char state[HASHSTATE_EXPORT_MAX];
+    size_t slen = u->have_state ? hashstate_export(&u->hs, state) : 0;
+    struct db_param p[3] = {
+        {.value = a1},
+        {.value = a2},
+        {.value = u->have_state ? (const char *)state : NULL, .length = (int)slen,
+         .binary = true},
+    };
+    return db_execp(c->db, c->a, st, p, false, e) ? PIER_OK : e->code;
+}
+
+pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct perr *e)
+{
+    memset(u, 0, sizeof *u);
+    if (!uuid_v4(u->id))
+        return perr_set(e, PIER_E_INTERNAL, "random number generator failed");
+    hashstate_init(&u->hs);
+    u->have_state = true;
+    char path[PATH_MAX];
+    blobstore_upload_path(c->bs, u->id, path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+        log_error("cannot create %s: %s", path, strerror(errno));
+        return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
+    }
+    close(fd);
+    pier_err rc = save_state(c, &st_create, u->id, name, u, e);
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+pier_err upload_get(struct ctx *c, const char *name, const char *id, struct upload *u,
+                    struct perr *e)
+{
+    struct db_param p[2] = {{.value = id}, {.value = name}};
+    PGresult *res = db_execp(c->db, c->a, &st_get, p, true, e);
+    if (!res)
+        return e->code;
+    return load_row(res, id, u, e);
+}
+
+pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
+                     struct perr *e)
+{
+    struct db_param p[2] = {{.value = id}, {.value = name}};
+    PGresult *res = db_execp(c->db, c->a, &st_lock, p, true, e);
+    if (!res) {
+        if (strcmp(db_sqlstate(c->db), "55P03") == 0)
+            return perr_set(e, PIER_E_RANGE_INVALID,
+                            "another request is writing to upload %s right now", id);
+        return e->code;
+    }
+    return load_row(res, id, u, e);
+}
+
+/* Copy the request body into fd at offset off, updating hs. Stops with
+ * PIER_E_TOO_LARGE once more than max bytes would be written in total. */
+static pier_err copy_body(struct req *r, int fd, long long off, struct hashstate *hs,
+                          bool hashing, long long max_total, long long *written, struct perr *e)
+{
+    long long total = 0;
+    for (;;) {
+        ssize_t n = req_read(r, copybuf, sizeof copybuf);
+        if (n < 0)
+            return perr_set(e, PIER_E_BLOB_UPLOAD_INVALID,
+                            "the request body was cut off after %lld bytes", total);
+        if (n == 0)
+            break;
+        if (off + total + n > max_total) {
+            req_drain(r);
+            return perr_set(e, PIER_E_TOO_LARGE,
+                            "upload exceeds the size limit of %lld bytes", max_total);
+        }
+        pier_err rc = blobstore_pwrite_all(fd, copybuf, (size_t)n, (off_t)(off + total), e);
+        if (rc) {
+            req_drain(r);
+            return rc;
+        }
+        if (hashing)
+            hashstate_update(hs, copybuf, (size_t)n);
+        total += n;
+    }
+    if (r->content_length >= 0 && total != r->content_length)
+        return perr_set(e, PIER_E_BLOB_UPLOAD_INVALID,
+                        "the request body was cut off after %lld of %lld bytes", total,
+                        r->content_length);
+    *written = total;
+    return PIER_OK;
+}
+
+pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long start,
+                       long long end, struct perr *e)
+{
+    if (start >= 0) {
+        if (start != u->size) {
+            req_drain(r);
+            return perr_set(e, PIER_E_RANGE_INVALID,
+                            "chunk starts at byte %lld but the upload has %lld bytes; "
+                            "send the chunk that starts at %lld", start, u->size, u->size);
+        }
+        if (r->content_length >= 0 && r->content_length != end - start + 1) {
+            req_drain(r);
+            return perr_set(e, PIER_E_RANGE_INVALID,
+                            "Content-Range %lld-%lld announces %lld bytes but Content-Length "
+                            "is %lld", start, end, end - start + 1, r->content_length);
+        }
+    }
+    long long max_total = c->cfg->max_blob_size;
+    if (u->size + c->cfg->max_chunk_size < max_total)
+        max_total = u->size + c->cfg->max_chunk_size;
+    if (r->content_length >= 0 && u->size + r->content_length > max_total) {
+        req_drain(r);
+        return perr_set(e, PIER_E_TOO_LARGE,
+                        "upload would reach %lld bytes; the limit is %lld bytes",
+                        u->size + r->content_length, max_total);
+    }
+    char path[PATH_MAX];
+    blobstore_upload_path(c->bs, u->id, path);
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) {
+        req_drain(r);
+        log_error("cannot open %s: %s", path, strerror(errno));
+        return perr_set(e, PIER_E_BLOB_UPLOAD_UNKNOWN,
+                        "the data of upload %s is gone from the blob store", u->id);
+    }
+    struct hashstate hs = u->hs;
+    long long written = 0;
+    pier_err rc = copy_body(r, fd, u->size, &hs, u->have_state, max_total, &written, e);
+    if (rc) {
+        /* Forget the partial chunk: the next one starts at the old offset. */
+        if (ftruncate(fd, (off_t)u->size) < 0)
+            log_warn("cannot truncate %s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    close(fd);
+    u->size += written;
+    u->hs = hs;
+    return PIER_OK;
+}
+
+pier_err upload_save(struct ctx *c, const struct upload *u, struct perr *e)
+{
+    char size[24];
+    snprintf(size, sizeof size, "%lld", u->size);
+    return save_state(c, &st_save, u->id, size, u, e);
+}
+
+/* Compute the digest of what was received, in the algorithm of want. */
+static pier_err received_digest(const char *path, struct upload *u,
+                                enum digest_alg alg, char out[DIGEST_STR_MAX], struct perr *e)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0)
+        return perr_set(e, PIER_E_BLOB_UPLOAD_UNKNOWN,
+                        "the data of upload %s is gone from the blob store", u->id);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size < u->size) {
+        close(fd);
+        log_error("upload %s: file has %lld bytes, expected %lld", u->id,
+                  (long long)st.st_size, u->size);
+        return perr_set(e, PIER_E_INTERNAL, "upload %s lost data on the blob store", u->id);
+    }
+    /* Bytes past the recorded size are a chunk that failed half-way. */
+    if (st.st_size > u->size && ftruncate(fd, (off_t)u->size) < 0) {
+        close(fd);
+        return perr_set(e, PIER_E_INTERNAL, "cannot trim upload %s", u->id);
+    }
+    if (alg == DIGEST_SHA256 && u->have_state) {
+        hashstate_final(&u->hs, out);
+    } else if (!digest_file(alg, fd, out, NULL)) {
+        close(fd);
+        return perr_set(e, PIER_E_INTERNAL, "cannot read upload %s: %s", u->id, strerror(errno));
+    }
+    close(fd);
+    return PIER_OK;
+}
+
+pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const char *digest,
+                       struct perr *e)
+{
+    enum digest_alg alg;
+    pier_err rc = grammar_digest(digest, &alg, e);
+    if (rc)
+        return rc;
+    if (u->size > c->cfg->max_blob_size)
+        return perr_set(e, PIER_E_TOO_LARGE, "blob is %lld bytes; the limit is %lld", u->size,
+                        c->cfg->max_blob_size);
+    char path[PATH_MAX], got[DIGEST_STR_MAX];
+    blobstore_upload_path(c->bs, u->id, path);
+    if ((rc = received_digest(path, u, alg, got, e)))
+        return rc;
+    if (strcmp(got, digest) != 0) {
+        struct perr ignore;
+        upload_delete(c, u->id, &ignore);
+        rc = perr_set(e, PIER_E_DIGEST_INVALID,
+                      "the %lld bytes received have digest %s, not %s; the upload was discarded",
+                      u->size, got, digest);
+        perr_detail(e, "%s", got);
+        return rc;
+    }
+    if ((rc = blobstore_publish(c->bs, path, digest, e)))
+        return rc;
+    if ((rc = repo_blob_link(c, name, digest, u->size, e)))
+        return rc;
+    return db_exec(c->db, c->a, &st_delete, e, u->id) ? PIER_OK : e->code;
+}
+
+pier_err upload_delete(struct ctx *c, const char *id, struct perr *e)
+{
+    char path[PATH_MAX];
+    blobstore_upload_path(c->bs, id, path);
+    PGresult *res = db_exec(c->db, c->a, &st_delete, e, id);
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("cannot remove %s: %s", path, strerror(errno));
+    return res ? PIER_OK : e->code;
+}
+
+pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const char *digest,
+                           long long *size, struct perr *e)
+{
+    enum digest_alg alg;
+    pier_err rc = grammar_digest(digest, &alg, e);
+    if (rc) {
+        req_drain(r);
+        return rc;
+    }
+    long long limit = c->cfg->max_blob_size < c->cfg->max_chunk_size ? c->cfg->max_blob_size
+                                                                      : c->cfg->max_chunk_size;
+    if (r->content_length > limit) {
+        req_drain(r);
+        return perr_set(e, PIER_E_TOO_LARGE, "blob is %lld bytes; the limit is %lld",
+                        r->content_length, limit);
+    }
+    struct upload u;
+    memset(&u, 0, sizeof u);
+    if (!uuid_v4(u.id))
+        return perr_set(e, PIER_E_INTERNAL, "random number generator failed");
+    hashstate_init(&u.hs);
+    u.have_state = true;
+    char path[PATH_MAX];
+    blobstore_upload_path(c->bs, u.id, path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+        req_drain(r);
+        log_error("cannot create %s: %s", path, strerror(errno));
+        return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
+    }
+    long long written = 0;
+    rc = copy_body(r, fd, 0, &u.hs, true, limit, &written, e);
+    close(fd);
+    if (rc) {
+        unlink(path);
+        return rc;
+    }
+    u.size = written;
+    char got[DIGEST_STR_MAX];
+    if ((rc = received_digest(path, &u, alg, got, e))) {
+        unlink(path);
+        return rc;
+    }
+    if (strcmp(got, digest) != 0) {
+        unlink(path);
+        rc = perr_set(e, PIER_E_DIGEST_INVALID,
+                      "the %lld bytes received have digest %s, not %s", written, got, digest);
+        perr_detail(e, "%s", got);
+        return rc;
+    }
+    if ((rc = blobstore_publish(c->bs, path, digest, e)))
+        return rc;
+    *size = written;
+    return repo_blob_link(c, name, digest, written, e);
+}

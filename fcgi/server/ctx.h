@@ -1,0 +1,19 @@
+/* ctx: what a request handler may use — configuration, this worker's database
+ * connection, the blob root and the request's arena. Nothing in here outlives
+ * the request except the connection, which holds no request state. */
+#ifndef PIER_CTX_H
+#define PIER_CTX_H
+
+#include "db/db.h"
+#include "lib/arena.h"
+#include "lib/config.h"
+#include "store/blobstore.h"
+
+struct ctx {
+    const struct config *cfg;
+    struct db *db;
+    const struct blobstore *bs;
+    struct arena *a;
+};
+
+#endif

@@ -1,0 +1,120 @@
+/* worker: the accept loop. SIGTERM closes this process's copy of the listening
+ * socket: an idle worker leaves accept() at once, a busy one finishes its
+ * request and then finds nothing to accept from. */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <fcgiapp.h>
+#include "db/db.h"
+#include "http/request.h"
+#include "lib/arena.h"
+#include "lib/log.h"
+#include "registry/dispatch.h"
+#include "registry/errors.h"
+#include "server/ctx.h"
+#include "store/blobstore.h"
+
+static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t listen_copy = -1;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    stopping = 1;
+    int fd = listen_copy;
+    if (fd >= 0) {
+        listen_copy = -1;
+        close(fd);
+    }
+    errno = saved;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    /* SA_RESTART: libfcgi treats an interrupted read as a broken request. */
+    sa.sa_flags = SA_RESTART;
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+}
+
+static void not_found(struct req *r)
+{
+    struct perr e;
+    perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint: %s", r->path);
+    req_drain(r);
+    oci_error(r, &e);
+}
+
+int worker_run(const struct config *cfg, int listen_fd)
+{
+    pid_t master = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    listen_copy = listen_fd;
+    install_signals();
+    if (getppid() != master)
+        return 0; /* the master died before we were ready */
+
+    struct perr e;
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        log_error("%s", e.msg);
+        return 1;
+    }
+    struct db *db = db_new(cfg->database);
+    if (db_ensure(db, &e) != PIER_OK)
+        log_warn("starting without a database connection; will retry per request");
+    struct arena *a = arena_new();
+    if (FCGX_Init() != 0) {
+        log_error("FCGX_Init failed");
+        return 1;
+    }
+    FCGX_Request fx;
+    if (FCGX_InitRequest(&fx, listen_fd, 0) != 0) {
+        log_error("FCGX_InitRequest failed");
+        return 1;
+    }
+    long served = 0;
+    while (!stopping) {
+        int rc = FCGX_Accept_r(&fx);
+        if (rc < 0) {
+            if (stopping)
+                break;
+            log_error("accept failed: %s", strerror(-rc));
+            break;
+        }
+        struct req r;
+        req_init(&r, &fx, a);
+        struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+        if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
+            registry_handle(&c, &r);
+        else
+            not_found(&r);
+        db_rollback(db); /* a handler that failed half-way must not leak a transaction */
+        FCGX_Finish_r(&fx);
+        arena_reset(a);
+        if (cfg->max_requests && ++served >= cfg->max_requests) {
+            log_info("served %ld requests; exiting to be replaced", served);
+            break;
+        }
+    }
+    FCGX_Free(&fx, 1);
+    arena_free(a);
+    db_close(db);
+    return 0;
+}

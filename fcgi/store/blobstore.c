@@ -1,0 +1,137 @@
+/* blobstore: content-addressed files on a (possibly NFS) shared filesystem. */
+#include "store/blobstore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "lib/log.h"
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
+{
+    if (strlen(root) >= BLOBSTORE_ROOT_MAX)
+        return perr_set(e, PIER_E_INTERNAL, "blob_root path is too long");
+    snprintf(bs->root, sizeof bs->root, "%s", root);
+    const char *subdirs[] = {"blobs/sha256", "blobs/sha512", "tmp/uploads"};
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%s", bs->root, subdirs[i]);
+        if (mkdir_p(p, 0755) < 0)
+            return perr_set(e, PIER_E_UNAVAILABLE, "cannot create %s: %s", p, strerror(errno));
+    }
+    return PIER_OK;
+}
+
+void blobstore_blob_path(const struct blobstore *bs, const char *digest, char out[PATH_MAX])
+{
+    const char *colon = strchr(digest, ':');
+    int alen = (int)(colon - digest);
+    snprintf(out, PATH_MAX, "%s/blobs/%.*s/%.2s/%s", bs->root, alen, digest, colon + 1, colon + 1);
+}
+
+void blobstore_upload_path(const struct blobstore *bs, const char *id, char out[PATH_MAX])
+{
+    snprintf(out, PATH_MAX, "%s/tmp/uploads/%s", bs->root, id);
+}
+
+bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    blobstore_blob_path(bs, digest, p);
+    if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    if (size)
+        *size = (long long)st.st_size;
+    return true;
+}
+
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
+                           struct perr *e)
+{
+    char dst[PATH_MAX];
+    blobstore_blob_path(bs, digest, dst);
+    int fd = open(tmp_path, O_RDONLY);
+    if (fd < 0) {
+        int err = errno;
+        log_error("publish %s: cannot open %s: %s", digest, tmp_path, strerror(err));
+        return perr_set(e, PIER_E_INTERNAL, "cannot publish blob: temporary file is gone");
+    }
+    /* The bytes must be durable before the name points at them. */
+    if (fsync(fd) < 0) {
+        int err = errno;
+        close(fd);
+        unlink(tmp_path);
+        log_error("publish %s: fsync: %s", digest, strerror(err));
+        return perr_set(e, PIER_E_INTERNAL, "cannot publish blob: %s", strerror(err));
+    }
+    /* Blobs are immutable and readable by the web server (X-Sendfile). */
+    fchmod(fd, 0644);
+    close(fd);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", dst);
+    *strrchr(dir, '/') = '\0';
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        int err = errno;
+        unlink(tmp_path);
+        log_error("publish %s: mkdir %s: %s", digest, dir, strerror(err));
+        return perr_set(e, PIER_E_INTERNAL, "cannot publish blob: %s", strerror(err));
+    }
+    /* rename() over an existing blob is harmless: same digest, same bytes. */
+    if (rename(tmp_path, dst) < 0) {
+        int err = errno;
+        unlink(tmp_path);
+        log_error("publish %s: rename: %s", digest, strerror(err));
+        return perr_set(e, PIER_E_INTERNAL, "cannot publish blob: %s", strerror(err));
+    }
+    fsync_dir(dir);
+    return PIER_OK;
+}
+
+pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int err = errno;
+            log_error("write to blob root failed: %s", strerror(err));
+            return perr_set(e, err == ENOSPC ? PIER_E_UNAVAILABLE : PIER_E_INTERNAL,
+                            "cannot write to the blob store: %s", strerror(err));
+        }
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return PIER_OK;
+}

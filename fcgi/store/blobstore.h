@@ -1,0 +1,41 @@
+/* blobstore: the shared blob root. Published blobs live at
+ * blobs/<alg>/<first 2 hex>/<hex>; uploads and downloads in progress live under
+ * tmp/ on the same filesystem, so publishing is one atomic rename(). */
+#ifndef PIER_BLOBSTORE_H
+#define PIER_BLOBSTORE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include "lib/err.h"
+
+/* The root is shorter than PATH_MAX by room for "/blobs/sha512/xx/<128 hex>". */
+#define BLOBSTORE_ROOT_MAX (PATH_MAX - 256)
+
+struct blobstore {
+    char root[BLOBSTORE_ROOT_MAX];
+};
+
+/* Remember root and create blobs/ and tmp/uploads/ if missing. */
+pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e);
+
+/* Path of a published blob. digest must have passed grammar_digest(). */
+void blobstore_blob_path(const struct blobstore *bs, const char *digest, char out[PATH_MAX]);
+/* Path of an upload's temporary file. id must be a valid UUID. */
+void blobstore_upload_path(const struct blobstore *bs, const char *id, char out[PATH_MAX]);
+
+/* Size of a published blob; false if it is not there. */
+bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size);
+
+/* Make a verified temporary file visible as digest: fsync it, rename it into
+ * place (creating the fan-out directory) and fsync the directory. If the blob
+ * is already published (same digest, same bytes) the temporary file is simply
+ * removed. On failure the temporary file is removed and nothing is published. */
+pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
+                           struct perr *e);
+
+/* pwrite() all of buf at off, retrying short writes. */
+pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e);
+
+#endif

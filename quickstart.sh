@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# quickstart.sh — bring up one Pier node on loopback, from a fresh Debian 12.
+#
+#   ./quickstart.sh [start]   install what is missing, build, start PostgreSQL,
+#                             the pierd pool and Apache; print the URLs
+#   ./quickstart.sh stop      stop what start started
+#   ./quickstart.sh status    show what is running
+#   ./quickstart.sh deps [test]   only install packages (test: also the test tools)
+#   ./quickstart.sh build     only build
+#
+# Environment (all optional):
+#   PIER_STATE_DIR  state directory (default ./var): PostgreSQL cluster, blob
+#                   root, logs, sockets, generated configuration
+#   PIER_PORT       loopback port of Apache (default 5000)
+#   PIER_WORKERS    FastCGI workers (default 4)
+#   PIER_DATABASE   libpq conninfo of an existing database: no local cluster
+#   PIER_BLOB_ROOT  an existing shared blob root (default $PIER_STATE_DIR/blobs)
+#   PIER_BUILD_DIR  build directory (default ./build)
+#   PIER_CONFIGURE_FLAGS  extra ./configure flags (e.g. --enable-sanitizers)
+# Running start twice changes nothing; two instances with different state
+# directories and ports run side by side (a second node of the same registry
+# shares PIER_DATABASE and PIER_BLOB_ROOT with the first).
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${PIER_STATE_DIR:-$SRC/var}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+PORT=${PIER_PORT:-5000}
+WORKERS=${PIER_WORKERS:-4}
+BUILD=${PIER_BUILD_DIR:-$SRC/build}
+case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
+RUN=$STATE/run
+PGRUN=$STATE/pgrun
+LOG=$STATE/log
+PGDATA=$STATE/pg
+BLOB_ROOT=${PIER_BLOB_ROOT:-$STATE/blobs}
+OWN_DB=1
+[ -n "${PIER_DATABASE:-}" ] && OWN_DB=0
+DATABASE=${PIER_DATABASE:-"host=$PGRUN port=5432 user=pier dbname=pier"}
+
+RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansson-dev
+    libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
+    libapache2-mod-xsendfile curl acl ca-certificates)
+TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap)
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# ---- packages ---------------------------------------------------------------
+missing_pkgs() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+    done
+}
+
+deps() {
+    local want=("${RUNTIME_PKGS[@]}")
+    [ "${1:-}" = test ] && want+=("${TEST_PKGS[@]}")
+    local missing
+    missing=$(missing_pkgs "${want[@]}")
+    [ -z "$missing" ] && return 0
+    # shellcheck disable=SC2086
+    if ! is_root; then
+        die "missing packages: $(echo $missing). Run: sudo apt-get install -y $(echo $missing)"
+    fi
+    say "installing: $(echo $missing)"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    if ! apt-get install -y --no-install-recommends $missing >/dev/null; then
+        apt-get update >/dev/null
+        # shellcheck disable=SC2086
+        apt-get install -y --no-install-recommends $missing >/dev/null
+    fi
+    # The Debian packages start their own services; Pier runs its own instances.
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now apache2 docker-registry 2>/dev/null || true
+    else
+        service apache2 stop >/dev/null 2>&1 || true
+        service docker-registry stop >/dev/null 2>&1 || true
+    fi
+}
+
+# ---- build ------------------------------------------------------------------
+build() {
+    if [ ! -x "$SRC/configure" ] || [ "$SRC/configure.ac" -nt "$SRC/configure" ]; then
+        (cd "$SRC" && ./autogen.sh >/dev/null 2>&1) || die "autogen.sh failed"
+    fi
+    mkdir -p "$BUILD"
+    if [ ! -f "$BUILD/Makefile" ]; then
+        # shellcheck disable=SC2086
+        (cd "$BUILD" && "$SRC/configure" -q ${PIER_CONFIGURE_FLAGS:-}) || die "configure failed"
+    fi
+    make -s -C "$BUILD" -j"$(nproc)" all >/dev/null || die "build failed (run make -C $BUILD)"
+}
+
+# ---- helpers ----------------------------------------------------------------
+as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+apache_user() { if is_root; then echo www-data; else id -un; fi; }
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+# Let an unprivileged service user traverse (not list) the directories above
+# a path it must reach, e.g. when the checkout lives under /root.
+grant_traverse() {
+    local user=$1 dir=$2
+    is_root || return 0
+    while [ "$dir" != / ]; do
+        if ! runuser -u "$user" -- test -x "$dir" 2>/dev/null; then
+            setfacl -m "u:$user:x" "$dir" || die "cannot give $user access to $dir"
+        fi
+        dir=$(dirname "$dir")
+    done
+}
+
+pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+start_postgres() {
+    local bin
+    bin=$(pgbin)
+    [ -n "$bin" ] || die "PostgreSQL server binaries not found"
+    mkdir -p "$PGRUN"
+    if is_root; then
+        chown postgres: "$PGRUN"
+        grant_traverse postgres "$STATE"
+    fi
+    if [ ! -f "$PGDATA/PG_VERSION" ]; then
+        mkdir -p "$PGDATA"
+        is_root && chown postgres: "$PGDATA"
+        chmod 700 "$PGDATA"
+        as_pg "$bin/initdb" -D "$PGDATA" -U pier --auth=trust -E UTF8 --locale=C.UTF-8 \
+            >"$LOG/initdb.log" 2>&1 || die "initdb failed, see $LOG/initdb.log"
+    fi
+    if ! as_pg "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+        touch "$LOG/postgresql.log"
+        is_root && chown postgres: "$LOG/postgresql.log"
+        as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$LOG/postgresql.log" -w -t 60 \
+            -o "-c listen_addresses='' -k $PGRUN -p 5432" start >/dev/null ||
+            die "PostgreSQL did not start, see $LOG/postgresql.log"
+    fi
+    if ! psql "host=$PGRUN port=5432 user=pier dbname=postgres" -XAtqc \
+        "SELECT 1 FROM pg_database WHERE datname = 'pier'" | grep -q 1; then
+        psql "host=$PGRUN port=5432 user=pier dbname=postgres" -Xqc "CREATE DATABASE pier" >/dev/null
+    fi
+}
+
+write_if_changed() { # file, content on stdin; returns 0 if it changed
+    local tmp
+    tmp=$(mktemp "$1.XXXXXX")
+    cat >"$tmp"
+    if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; return 1; fi
+    mv "$tmp" "$1"
+    return 0
+}
+
+pier_conf() {
+    cat <<CONF
+# Generated by quickstart.sh for this node. See README.md, "Configuration".
+database = $DATABASE
+blob_root = $BLOB_ROOT
+socket = $RUN/pier.sock
+socket_mode = 0666
+workers = $WORKERS
+pid_file = $RUN/pierd.pid
+log_file = $LOG/pier.log
+registry_host = 127.0.0.1:$PORT
+CONF
+}
+
+render() { # template → stdout
+    local user_lines=""
+    if is_root; then user_lines="User www-data
+Group www-data"; fi
+    sed -e "s|@PIER_STATE_DIR@|$STATE|g" -e "s|@PIER_RUN@|$RUN|g" -e "s|@PIER_LOG@|$LOG|g" \
+        -e "s|@PIER_LISTEN@|127.0.0.1:$PORT|g" -e "s|@PIER_SOCKET@|$RUN/pier.sock|g" \
+        -e "s|@PIER_BLOB_ROOT@|$BLOB_ROOT|g" -e "s|@PIER_HTDOCS@|$SRC/htdocs|g" \
+        "$1" | awk -v ul="$user_lines" '{ if ($0 == "@PIER_USER_LINES@") print ul; else print }'
+}
+
+start_pierd() {
+    local changed=0
+    pier_conf | write_if_changed "$STATE/pier.conf" && changed=1
+    if pid_alive "$RUN/pierd.pid"; then
+        if [ $changed = 1 ]; then
+            kill -HUP "$(cat "$RUN/pierd.pid")"
+        fi
+        return 0
+    fi
+    rm -f "$RUN/pier.sock"
+    "$BUILD/pierd" -c "$STATE/pier.conf" -d || die "pierd did not start, see $LOG/pier.log"
+    local i
+    for i in $(seq 1 100); do
+        [ -S "$RUN/pier.sock" ] && pid_alive "$RUN/pierd.pid" && return 0
+        sleep 0.1
+    done
+    die "pierd did not open its socket, see $LOG/pier.log"
+}
+
+start_apache() {
+    local changed=0
+    mkdir -p "$STATE/apache"
+    render "$SRC/apache/pier.conf.in" | write_if_changed "$STATE/apache/pier.conf" && changed=1
+    render "$SRC/apache/httpd-standalone.conf.in" | write_if_changed "$STATE/apache/httpd.conf" && changed=1
+    if pid_alive "$RUN/httpd.pid"; then
+        [ $changed = 1 ] && apache2 -f "$STATE/apache/httpd.conf" -k graceful
+        return 0
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        die "port $PORT is already in use; set PIER_PORT"
+    fi
+    apache2 -f "$STATE/apache/httpd.conf" -t >/dev/null 2>"$LOG/apache-configtest.log" ||
+        die "Apache rejected the configuration, see $LOG/apache-configtest.log"
+    apache2 -f "$STATE/apache/httpd.conf" -k start || die "Apache did not start, see $LOG/apache-error.log"
+    local i
+    for i in $(seq 1 100); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$PORT/v2/" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "Apache does not answer on 127.0.0.1:$PORT, see $LOG/apache-error.log"
+}
+
+start() {
+    deps
+    build
+    mkdir -p "$RUN" "$LOG" "$BLOB_ROOT"
+    [ $OWN_DB = 1 ] && start_postgres
+    grant_traverse "$(apache_user)" "$BLOB_ROOT"
+    start_pierd
+    start_apache
+    cat <<MSG
+Pier is running.
+  registry:  http://127.0.0.1:$PORT/v2/
+  console:   http://127.0.0.1:$PORT/console/
+  state:     $STATE   (logs in $LOG)
+  database:  $DATABASE
+Try it:
+  skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:$PORT/demo/app:1
+  podman pull --tls-verify=false 127.0.0.1:$PORT/demo/app:1
+  $BUILD/pierctl -c $STATE/pier.conf status
+Log in: not needed yet — this build has no authentication (loopback only).
+Stop with: ${PIER_STATE_DIR:+PIER_STATE_DIR=$STATE }./quickstart.sh stop
+MSG
+}
+
+wait_gone() { # pidfile, seconds
+    local i
+    for i in $(seq 1 $(($2 * 10))); do
+        pid_alive "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+stop() {
+    if pid_alive "$RUN/httpd.pid"; then
+        apache2 -f "$STATE/apache/httpd.conf" -k stop 2>/dev/null || true
+        wait_gone "$RUN/httpd.pid" 30 || say "Apache did not stop in time"
+    fi
+    if pid_alive "$RUN/pierd.pid"; then
+        local pid
+        pid=$(cat "$RUN/pierd.pid")
+        kill -TERM "$pid"
+        wait_gone "$RUN/pierd.pid" 40 || { say "pierd did not stop in time; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+    fi
+    if [ $OWN_DB = 1 ] && [ -f "$PGDATA/PG_VERSION" ]; then
+        local bin
+        bin=$(pgbin)
+        if as_pg "$bin/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+            as_pg "$bin/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null
+        fi
+    fi
+    say "Pier stopped ($STATE)."
+}
+
+status() {
+    pid_alive "$RUN/httpd.pid" && say "apache:     running on 127.0.0.1:$PORT" || say "apache:     stopped"
+    pid_alive "$RUN/pierd.pid" && say "pierd:      running (pid $(cat "$RUN/pierd.pid"))" || say "pierd:      stopped"
+    if [ $OWN_DB = 1 ]; then
+        if [ -f "$PGDATA/PG_VERSION" ] && as_pg "$(pgbin)/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+            say "postgresql: running ($PGDATA)"
+        else
+            say "postgresql: stopped"
+        fi
+    fi
+}
+
+case "${1:-start}" in
+start) start ;;
+stop) stop ;;
+status) status ;;
+deps) deps "${2:-}" ;;
+build) deps; build ;;
+*) die "usage: $0 [start|stop|status|deps [test]|build]" ;;
+esac

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# test.sh — install what is missing, build (with AddressSanitizer and UBSan)
+# and run the whole test suite: C unit tests, then integration tests against
+# real PostgreSQL, Apache, pierd pools (two nodes) and real clients.
+# Ends with the line "N passed, N failed"; exit status 0 only when none failed.
+#
+#   ./test.sh [pattern]      pattern filters integration tests by name
+# Environment: PIER_TEST_DIR (default /tmp/pier-test) holds every state
+# directory the run creates; PIER_TEST_PORT (default 5100) is the first of the
+# ports used (node A, node B = +1, upstreams = +10...).
+set -uo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$SRC"
+T=${PIER_TEST_DIR:-/tmp/pier-test}
+BASE_PORT=${PIER_TEST_PORT:-5100}
+PORT_A=$BASE_PORT
+PORT_B=$((BASE_PORT + 1))
+BUILD=$SRC/build-san
+PATTERN=${1:-}
+
+passed=0
+failed=0
+count() { # reads TAP-ish lines, echoes them, updates counters via a temp file
+    local line
+    while IFS= read -r line; do
+        printf '%s\n' "$line"
+        case $line in
+        "ok - "*) echo p >>"$T/.counts" ;;
+        "not ok - "*) echo f >>"$T/.counts" ;;
+        esac
+    done
+}
+
+./quickstart.sh deps test || exit 1
+PIER_BUILD_DIR=$BUILD PIER_CONFIGURE_FLAGS=--enable-sanitizers ./quickstart.sh build || exit 1
+make -s -C "$BUILD" -j"$(nproc)" check TESTS= >/dev/null || { echo "building the unit tests failed"; exit 1; }
+
+node() { # name port [extra env...]
+    local name=$1 port=$2
+    shift 2
+    env PIER_STATE_DIR="$T/$name" PIER_PORT="$port" PIER_BUILD_DIR="$BUILD" PIER_WORKERS=4 "$@" \
+        "$SRC/quickstart.sh" "${ACTION:-start}"
+}
+stop_all() {
+    ACTION=stop node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" >/dev/null 2>&1
+    ACTION=stop node a "$PORT_A" >/dev/null 2>&1
+}
+
+DB_A="host=$T/a/pgrun port=5432 user=pier dbname=pier"
+# A clean slate every run: stop whatever a previous run left, then wipe.
+[ -d "$T" ] && stop_all
+rm -rf "$T"
+mkdir -p "$T/san"
+chmod 755 "$T"
+: >"$T/.counts"
+# Sanitizer reports from pierd go to files, so that a report fails the run.
+export ASAN_OPTIONS="log_path=$T/san/asan:detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export UBSAN_OPTIONS="log_path=$T/san/ubsan:print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp"
+
+echo "# unit tests"
+for t in "$BUILD"/tests/unit/test_*; do
+    [ -x "$t" ] || continue
+    "$t" 2>&1 | count
+done
+
+echo "# starting node a (127.0.0.1:$PORT_A) and node b (127.0.0.1:$PORT_B, same database and blob root)"
+trap stop_all EXIT
+if ! node a "$PORT_A" >"$T/node-a.out" 2>&1; then
+    cat "$T/node-a.out"
+    echo "not ok - start_node_a" | count
+elif ! node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" >"$T/node-b.out" 2>&1; then
+    cat "$T/node-b.out"
+    echo "not ok - start_node_b" | count
+else
+    echo "# integration tests"
+    PIER_URL="http://127.0.0.1:$PORT_A" PIER_URL_B="http://127.0.0.1:$PORT_B" \
+        PIER_BLOB_ROOT="$T/a/blobs" PIER_DB="$DB_A" PIER_STATE_DIR="$T/a" \
+        PIER_STATE_DIR_B="$T/b" PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" PIER_SRC="$SRC" \
+        python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count
+fi
+stop_all
+trap - EXIT
+
+# Any sanitizer report from the servers is a failure of its own.
+if compgen -G "$T/san/*" >/dev/null; then
+    echo "not ok - sanitizers_report_nothing"
+    echo f >>"$T/.counts"
+    head -n 60 "$T"/san/* | sed 's/^/# /'
+else
+    echo "ok - sanitizers_report_nothing"
+    echo p >>"$T/.counts"
+fi
+
+passed=$(grep -c p "$T/.counts")
+failed=$(grep -c f "$T/.counts")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

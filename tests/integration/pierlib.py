@@ -1,0 +1,1044 @@
+"""Helpers shared by the Pier integration tests.
+
+Python 3.11 standard library only.  Everything that needs the running
+registry reads its location from the environment:
+
+  PIER_URL        node A, e.g. http://127.0.0.1:5100
+  PIER_URL_B      node B (same database and blob root as node A)
+  PIER_BLOB_ROOT  blob root; blobs at blobs/sha256/<2 hex>/<64 hex>, temp files under tmp/
+  PIER_DB         libpq conninfo used with psql
+  PIER_STATE_DIR  node A state directory (run/pierd.pid, log/)
+
+A missing variable raises PreconditionError (an AssertionError), so the
+test that needed it fails instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+# ---------------------------------------------------------------------------
+# media types
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+ALL_MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
+
+MIB = 1024 * 1024
+
+# ---------------------------------------------------------------------------
+# environment
+
+
+class PreconditionError(AssertionError):
+    """A precondition of a test is missing: the test fails (never skips)."""
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise PreconditionError(f"precondition missing: environment variable {name} is not set")
+    return value
+
+
+def url_a() -> str:
+    return env("PIER_URL")
+
+
+def url_b() -> str:
+    return env("PIER_URL_B")
+
+
+def blob_root() -> str:
+    root = env("PIER_BLOB_ROOT")
+    if not os.path.isabs(root):
+        raise PreconditionError(f"precondition missing: PIER_BLOB_ROOT must be absolute, got {root!r}")
+    if not os.path.isdir(root):
+        raise PreconditionError(f"precondition missing: PIER_BLOB_ROOT {root!r} is not a directory")
+    return root
+
+
+def state_dir() -> str:
+    d = env("PIER_STATE_DIR")
+    if not os.path.isdir(d):
+        raise PreconditionError(f"precondition missing: PIER_STATE_DIR {d!r} is not a directory")
+    return d
+
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def unique_repo(label: str = "repo") -> str:
+    """A repository name nobody else uses: it-<run>/<label>-<random>."""
+    label = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "repo"
+    return f"it-{RUN_ID}/{label}-{uuid.uuid4().hex[:8]}"
+
+
+def unique_tag(label: str = "t") -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+
+
+class Headers:
+    """Case-insensitive, multi-valued response headers."""
+
+    def __init__(self, items):
+        self._items = [(str(k), str(v)) for k, v in items]
+
+    def get(self, name: str, default=None):
+        lname = name.lower()
+        for k, v in self._items:
+            if k.lower() == lname:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self._items if k.lower() == lname]
+
+    def __getitem__(self, name: str) -> str:
+        v = self.get(name)
+        if v is None:
+            raise KeyError(name)
+        return v
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def items(self):
+        return list(self._items)
+
+    def __repr__(self):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in self._items) + "}"
+
+
+class Response:
+    def __init__(self, method: str, path: str, status: int, reason: str, headers: Headers, body: bytes):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str, default=None):
+        return self.headers.get(name, default)
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError(f"{self.method} {self.path}: body is not JSON ({e}): {self.body[:200]!r}") from None
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def summary(self) -> str:
+        body = self.body[:300]
+        more = "..." if len(self.body) > 300 else ""
+        return f"{self.method} {self.path} -> {self.status} {self.reason} headers={self.headers!r} body={body!r}{more}"
+
+    def __repr__(self):
+        return f"<Response {self.summary()}>"
+
+
+def location_path(value: str) -> str:
+    """Path and query of a Location value, whether absolute or relative."""
+    if value is None:
+        raise AssertionError("no Location header")
+    parts = urllib.parse.urlsplit(value)
+    path = parts.path
+    if parts.query:
+        path += "?" + parts.query
+    return path
+
+
+def add_query(path: str, **params) -> str:
+    """Append query parameters to a path that may already carry a query."""
+    sep = "&" if "?" in path else "?"
+    return path + sep + urllib.parse.urlencode(params)
+
+
+class Client:
+    """A minimal HTTP/1.1 client on http.client: one connection per request."""
+
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+        base_url = base_url or url_a()
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise PreconditionError(f"precondition missing: registry URL must be http://host:port, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.netloc = parts.netloc
+        self.timeout = timeout
+
+    def _target(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            path = location_path(path)
+        if not path.startswith("/"):
+            path = "/" + path
+        return path
+
+    def request(self, method: str, path: str, headers=None, body=None, timeout: float | None = None) -> Response:
+        """Send one request.
+
+        headers: a dict or a list of (name, value) pairs; a list may repeat a name.
+        body: None, bytes, or an iterable of bytes (sent with chunked transfer encoding).
+        """
+        target = self._target(path)
+        if headers is None:
+            hdrs = []
+        elif isinstance(headers, dict):
+            hdrs = list(headers.items())
+        else:
+            hdrs = list(headers)
+        names = {k.lower() for k, _ in hdrs}
+        chunked = False
+        if body is None:
+            if method in ("POST", "PUT", "PATCH") and "content-length" not in names and "transfer-encoding" not in names:
+                hdrs.append(("Content-Length", "0"))
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            body = bytes(body)
+            if "content-length" not in names:
+                hdrs.append(("Content-Length", str(len(body))))
+        else:
+            chunked = True
+            if "transfer-encoding" not in names:
+                hdrs.append(("Transfer-Encoding", "chunked"))
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+        try:
+            conn.putrequest(method, target, skip_accept_encoding=True)
+            for k, v in hdrs:
+                conn.putheader(k, v)
+            send_error = None
+            try:
+                conn.endheaders(message_body=body, encode_chunked=chunked)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                # The server may answer (e.g. 413) and close before the body is sent.
+                send_error = e
+            try:
+                r = conn.getresponse()
+                data = r.read()
+            except (http.client.HTTPException, OSError) as e:
+                if send_error is not None:
+                    raise send_error from e
+                raise
+            return Response(method, target, r.status, r.reason, Headers(r.getheaders()), data)
+        finally:
+            conn.close()
+
+    def get(self, path, headers=None, **kw):
+        return self.request("GET", path, headers=headers, **kw)
+
+    def head(self, path, headers=None, **kw):
+        return self.request("HEAD", path, headers=headers, **kw)
+
+    def delete(self, path, headers=None, **kw):
+        return self.request("DELETE", path, headers=headers, **kw)
+
+    def post(self, path, body=None, headers=None, **kw):
+        return self.request("POST", path, headers=headers, body=body, **kw)
+
+    def put(self, path, body=None, headers=None, **kw):
+        return self.request("PUT", path, headers=headers, body=body, **kw)
+
+    def patch(self, path, body=None, headers=None, **kw):
+        return self.request("PATCH", path, headers=headers, body=body, **kw)
+
+
+def client_a() -> Client:
+    return Client(url_a())
+
+
+def client_b() -> Client:
+    return Client(url_b())
+
+
+def registry_host(base_url: str | None = None) -> str:
+    """host:port of a registry URL, as used in image references."""
+    return urllib.parse.urlsplit(base_url or url_a()).netloc
+
+
+# ---------------------------------------------------------------------------
+# assertions
+
+
+def expect_status(resp: Response, status, what: str = "") -> Response:
+    allowed = status if isinstance(status, (tuple, list, set)) else (status,)
+    if resp.status not in allowed:
+        prefix = f"{what}: " if what else ""
+        want = "/".join(str(s) for s in allowed)
+        raise AssertionError(f"{prefix}expected {want}, got {resp.status}: {resp.summary()}")
+    return resp
+
+
+def expect_header(resp: Response, name: str, what: str = "") -> str:
+    value = resp.header(name)
+    if value is None or value == "":
+        prefix = f"{what}: " if what else ""
+        raise AssertionError(f"{prefix}missing header {name}: {resp.summary()}")
+    return value
+
+
+def oci_errors(resp: Response) -> list[dict]:
+    """The errors list of an OCI error body (asserts the shape)."""
+    try:
+        doc = json.loads(resp.body)
+    except ValueError:
+        raise AssertionError(f"error body is not JSON: {resp.summary()}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("errors"), list) or not doc["errors"]:
+        raise AssertionError(f'error body lacks a non-empty "errors" list: {resp.summary()}')
+    for e in doc["errors"]:
+        if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not re.fullmatch(r"[A-Z_]+", e["code"]):
+            raise AssertionError(f"malformed error entry {e!r}: {resp.summary()}")
+    return doc["errors"]
+
+
+def assert_oci_error(resp: Response, status, code, keywords=None) -> dict:
+    """Check an OCI error response and return the matching error entry.
+
+    status: an int or a tuple of acceptable ints.
+    code: a code or a tuple of acceptable codes.
+    keywords: if given, the message of the matching entry must contain one
+    of these words (case-insensitive), i.e. it names the rule broken.
+    """
+    expect_status(resp, status)
+    codes = (code,) if isinstance(code, str) else tuple(code)
+    ctype = resp.header("Content-Type", "")
+    if "json" not in ctype.lower():
+        raise AssertionError(f"error response Content-Type is {ctype!r}, expected JSON: {resp.summary()}")
+    errors = oci_errors(resp)
+    for e in errors:
+        if e["code"] in codes:
+            msg = e.get("message")
+            if not isinstance(msg, str) or not msg.strip():
+                raise AssertionError(f"error {e['code']} has an empty message: {resp.summary()}")
+            if keywords:
+                low = msg.lower()
+                if not any(k.lower() in low for k in keywords):
+                    raise AssertionError(
+                        f"error {e['code']} message {msg!r} does not name the rule (expected one of {list(keywords)})"
+                    )
+            return e
+    got = [e["code"] for e in errors]
+    raise AssertionError(f"expected error code {'/'.join(codes)}, got {got}: {resp.summary()}")
+
+
+# ---------------------------------------------------------------------------
+# digests
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + sha256_hex(data)
+
+
+def digest_hex(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    assert algo == "sha256" and HEX64.fullmatch(hexpart), f"not a sha256 digest: {digest!r}"
+    return hexpart
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def blob_path(digest: str) -> str:
+    hexpart = digest_hex(digest)
+    return os.path.join(blob_root(), "blobs", "sha256", hexpart[:2], hexpart)
+
+
+# ---------------------------------------------------------------------------
+# blob uploads
+
+
+def start_upload(client: Client, repo: str) -> tuple[Response, str]:
+    """POST /v2/<repo>/blobs/uploads/ -> (response, upload location path)."""
+    r = client.post(f"/v2/{repo}/blobs/uploads/")
+    expect_status(r, 202, f"start upload in {repo}")
+    return r, location_path(expect_header(r, "Location", "upload POST"))
+
+
+def push_blob_monolithic(client: Client, repo: str, data: bytes) -> str:
+    """Single POST /v2/<repo>/blobs/uploads/?digest=<d> carrying the blob."""
+    digest = sha256_digest(data)
+    r = client.post(
+        f"/v2/{repo}/blobs/uploads/?digest={digest}",
+        body=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    expect_status(r, 201, f"monolithic POST of {digest} to {repo}")
+    return digest
+
+
+def push_blob_post_put(client: Client, repo: str, data: bytes) -> str:
+    """POST to open a session, then PUT ?digest= with the whole blob."""
+    digest = sha256_digest(data)
+    _, loc = start_upload(client, repo)
+    r = client.put(add_query(loc, digest=digest), body=data, headers={"Content-Type": "application/octet-stream"})
+    expect_status(r, 201, f"PUT of {digest} to {repo}")
+    return digest
+
+
+def patch_chunk(client: Client, loc: str, chunk: bytes, start: int) -> Response:
+    return client.patch(
+        loc,
+        body=chunk,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + len(chunk) - 1}",
+            "Content-Length": str(len(chunk)),
+        },
+    )
+
+
+def push_blob_chunked(client: Client, repo: str, data: bytes, chunk_size: int = 64 * 1024, clients=None) -> str:
+    """POST, one PATCH per chunk (Content-Range), then an empty PUT ?digest=.
+
+    clients: optional list of clients used in turn for the PATCH requests
+    (e.g. node A and node B alternately).
+    """
+    digest = sha256_digest(data)
+    _, loc = start_upload(client, repo)
+    pool = clients or [client]
+    offset = 0
+    i = 0
+    while offset < len(data):
+        chunk = data[offset:offset + chunk_size]
+        r = patch_chunk(pool[i % len(pool)], loc, chunk, offset)
+        expect_status(r, 202, f"PATCH {offset}-{offset + len(chunk) - 1}")
+        rng = r.header("Range")
+        assert rng == f"0-{offset + len(chunk) - 1}", f"PATCH Range header {rng!r}, expected 0-{offset + len(chunk) - 1}"
+        loc = location_path(expect_header(r, "Location", "PATCH"))
+        offset += len(chunk)
+        i += 1
+    r = pool[i % len(pool)].put(add_query(loc, digest=digest))
+    expect_status(r, 201, f"closing PUT of {digest}")
+    return digest
+
+
+push_blob = push_blob_monolithic
+
+
+# ---------------------------------------------------------------------------
+# content (blobs and manifests) and manifest builders
+
+
+class Content:
+    """Bytes with a media type: a blob, a config or a manifest."""
+
+    def __init__(self, data: bytes, media_type: str, **info):
+        self.data = data
+        self.media_type = media_type
+        self.digest = sha256_digest(data)
+        self.size = len(data)
+        self.info = info
+
+    def descriptor(self, **extra) -> dict:
+        d = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        d.update({k: v for k, v in extra.items() if v is not None})
+        return d
+
+    def __repr__(self):
+        return f"<Content {self.media_type} {self.digest} {self.size}B>"
+
+
+def _json_bytes(doc) -> bytes:
+    # Deliberately not canonical (indent 3, trailing newline): the registry
+    # must store and serve the exact bytes it was given.
+    return (json.dumps(doc, indent=3) + "\n").encode()
+
+
+def _desc(x) -> dict:
+    return x.descriptor() if isinstance(x, Content) else dict(x)
+
+
+def make_tar(files: dict[str, bytes]) -> bytes:
+    """An uncompressed tar with the given regular files (deterministic)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        dirs = set()
+        for name in sorted(files):
+            parts = name.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    ti = tarfile.TarInfo(d)
+                    ti.type = tarfile.DIRTYPE
+                    ti.mode = 0o755
+                    ti.mtime = 1700000000
+                    tf.addfile(ti)
+            ti = tarfile.TarInfo(name)
+            ti.size = len(files[name])
+            ti.mode = 0o644
+            ti.mtime = 1700000000
+            tf.addfile(ti, io.BytesIO(files[name]))
+    return buf.getvalue()
+
+
+def make_layer(files: dict[str, bytes] | None = None, media_type: str = OCI_LAYER, level: int = 6) -> Content:
+    """A real gzip'd tar layer; info['diff_id'] is the digest of the tar."""
+    if files is None:
+        files = {f"data/{uuid.uuid4().hex}.txt": os.urandom(64)}
+    tar = make_tar(files)
+    gz = gzip.compress(tar, compresslevel=level, mtime=0)
+    return Content(gz, media_type, diff_id=sha256_digest(tar), tar_size=len(tar))
+
+
+def random_layer(size: int = 1024, media_type: str = OCI_LAYER, nfiles: int = 3) -> Content:
+    """A layer with a few files holding `size` random bytes in all."""
+    size = max(size, nfiles)
+    per = size // nfiles
+    files = {}
+    for i in range(nfiles):
+        n = per if i < nfiles - 1 else size - per * (nfiles - 1)
+        files[f"pier/file{i}-{uuid.uuid4().hex[:6]}.bin"] = os.urandom(n)
+    files["etc/pier-release"] = f"pier test layer {uuid.uuid4()}\n".encode()
+    return make_layer(files, media_type, level=1)
+
+
+def make_config(layers, os_name: str = "linux", arch: str = "amd64", media_type: str = OCI_CONFIG,
+                variant: str | None = None) -> Content:
+    """A real image config whose rootfs.diff_ids match the layers."""
+    diff_ids = [l.info["diff_id"] for l in layers]
+    doc = {
+        "created": "2024-01-01T00:00:00Z",
+        "architecture": arch,
+        "os": os_name,
+        "config": {
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Cmd": ["/bin/sh"],
+            "Labels": {"org.example.pier-test": uuid.uuid4().hex},
+        },
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"pier test layer {i}"}
+                    for i in range(len(layers))],
+    }
+    if variant:
+        doc["variant"] = variant
+    return Content(_json_bytes(doc), media_type)
+
+
+def oci_manifest(config, layers, annotations=None, subject=None, artifact_type=None) -> Content:
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
+    if artifact_type:
+        doc["artifactType"] = artifact_type
+    doc["config"] = _desc(config)
+    doc["layers"] = [_desc(l) for l in layers]
+    if subject is not None:
+        doc["subject"] = _desc(subject)
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    return Content(_json_bytes(doc), OCI_MANIFEST)
+
+
+def oci_index(manifests, annotations=None, subject=None, artifact_type=None) -> Content:
+    """manifests: list of (Content or descriptor dict, platform dict or None)."""
+    entries = []
+    for m, platform in manifests:
+        d = _desc(m)
+        if platform:
+            d["platform"] = dict(platform)
+        entries.append(d)
+    doc = {"schemaVersion": 2, "mediaType": OCI_INDEX}
+    if artifact_type:
+        doc["artifactType"] = artifact_type
+    doc["manifests"] = entries
+    if subject is not None:
+        doc["subject"] = _desc(subject)
+    if annotations:
+        doc["annotations"] = dict(annotations)
+    return Content(_json_bytes(doc), OCI_INDEX)
+
+
+def docker_manifest(config, layers) -> Content:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": _desc(config),
+        "layers": [_desc(l) for l in layers],
+    }
+    return Content(_json_bytes(doc), DOCKER_MANIFEST)
+
+
+def docker_manifest_list(manifests) -> Content:
+    """manifests: list of (Content or descriptor dict, platform dict)."""
+    entries = []
+    for m, platform in manifests:
+        d = _desc(m)
+        d["platform"] = dict(platform)
+        entries.append(d)
+    doc = {"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": entries}
+    return Content(_json_bytes(doc), DOCKER_LIST)
+
+
+EMPTY_CONFIG = Content(b"{}", OCI_EMPTY)
+
+
+def artifact_manifest(subject, artifact_type: str | None, blobs=(), annotations=None, config=None) -> Content:
+    """An OCI image manifest used as an artifact: artifactType + subject.
+
+    config defaults to the OCI empty descriptor ({} as a blob).
+    """
+    return oci_manifest(config or EMPTY_CONFIG, list(blobs), annotations=annotations,
+                        subject=subject, artifact_type=artifact_type)
+
+
+# ---------------------------------------------------------------------------
+# pushing whole images over HTTP
+
+
+def put_manifest(client: Client, repo: str, ref: str, manifest: Content, content_type: str | None = None) -> Response:
+    return client.put(f"/v2/{repo}/manifests/{ref}", body=manifest.data,
+                      headers={"Content-Type": content_type or manifest.media_type})
+
+
+def push_manifest(client: Client, repo: str, ref: str, manifest: Content) -> Response:
+    r = put_manifest(client, repo, ref, manifest)
+    expect_status(r, 201, f"PUT manifest {repo}:{ref}")
+    got = r.header("Docker-Content-Digest")
+    assert got == manifest.digest, f"Docker-Content-Digest {got!r} != {manifest.digest}"
+    return r
+
+
+class Image:
+    def __init__(self, manifest: Content, config: Content, layers: list[Content]):
+        self.manifest = manifest
+        self.config = config
+        self.layers = layers
+
+    @property
+    def digest(self):
+        return self.manifest.digest
+
+
+def build_image(kind: str = "oci", arch: str = "amd64", nlayers: int = 1, layer_size: int = 512) -> Image:
+    """Build (not push) an image; kind is 'oci' or 'docker'."""
+    layer_type = OCI_LAYER if kind == "oci" else DOCKER_LAYER
+    config_type = OCI_CONFIG if kind == "oci" else DOCKER_CONFIG
+    layers = [random_layer(layer_size, layer_type) for _ in range(nlayers)]
+    config = make_config(layers, arch=arch, media_type=config_type)
+    if kind == "oci":
+        manifest = oci_manifest(config, layers)
+    else:
+        manifest = docker_manifest(config, layers)
+    return Image(manifest, config, layers)
+
+
+def push_image_blobs(client: Client, repo: str, image: Image) -> None:
+    for blob in [image.config, *image.layers]:
+        push_blob_monolithic(client, repo, blob.data)
+
+
+def push_image(client: Client, repo: str, tag: str | None = None, kind: str = "oci", arch: str = "amd64",
+               nlayers: int = 1, layer_size: int = 512) -> Image:
+    """Push blobs and manifest; the manifest goes to `tag`, or by digest if tag is None."""
+    image = build_image(kind, arch, nlayers, layer_size)
+    push_image_blobs(client, repo, image)
+    push_manifest(client, repo, tag or image.digest, image.manifest)
+    return image
+
+
+PLATFORMS = [{"os": "linux", "architecture": "amd64"}, {"os": "linux", "architecture": "arm64"}]
+
+
+def push_index(client: Client, repo: str, tag: str | None = None, kind: str = "oci"):
+    """Push two platform images by digest and an index (OCI) or list (docker) over them.
+
+    Returns (index Content, [child Image, ...]).
+    """
+    children = []
+    for p in PLATFORMS:
+        children.append(push_image(client, repo, None, kind=kind, arch=p["architecture"]))
+    pairs = [(c.manifest, p) for c, p in zip(children, PLATFORMS)]
+    index = oci_index(pairs) if kind == "oci" else docker_manifest_list(pairs)
+    push_manifest(client, repo, tag or index.digest, index)
+    return index, children
+
+
+def manifest_kinds():
+    """Names of the four manifest kinds, with their media types."""
+    return [("oci-manifest", OCI_MANIFEST), ("oci-index", OCI_INDEX),
+            ("docker-manifest", DOCKER_MANIFEST), ("docker-list", DOCKER_LIST)]
+
+
+def build_and_push_prereqs(client: Client, repo: str, media_type: str) -> Content:
+    """Push everything a manifest of `media_type` needs and return the manifest (not pushed)."""
+    if media_type == OCI_MANIFEST:
+        img = build_image("oci")
+        push_image_blobs(client, repo, img)
+        return img.manifest
+    if media_type == DOCKER_MANIFEST:
+        img = build_image("docker")
+        push_image_blobs(client, repo, img)
+        return img.manifest
+    kind = "oci" if media_type == OCI_INDEX else "docker"
+    children = [push_image(client, repo, None, kind=kind, arch=p["architecture"]) for p in PLATFORMS]
+    pairs = [(c.manifest, p) for c, p in zip(children, PLATFORMS)]
+    return oci_index(pairs) if kind == "oci" else docker_manifest_list(pairs)
+
+
+# ---------------------------------------------------------------------------
+# OCI image layouts on disk (for skopeo's oci: transport)
+
+
+class OciLayout:
+    """Writes an OCI image layout: oci-layout, index.json, blobs/sha256/."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.join(path, "blobs", "sha256"), exist_ok=True)
+        with open(os.path.join(path, "oci-layout"), "w") as f:
+            json.dump({"imageLayoutVersion": "1.0.0"}, f)
+        self.entries: list[dict] = []
+        self._write_index()
+
+    def add_blob(self, content: Content) -> Content:
+        p = os.path.join(self.path, "blobs", "sha256", digest_hex(content.digest))
+        if not os.path.exists(p):
+            with open(p, "wb") as f:
+                f.write(content.data)
+        return content
+
+    def tag(self, manifest: Content, tag: str) -> None:
+        self.entries = [e for e in self.entries
+                        if e.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
+        self.entries.append(manifest.descriptor(annotations={"org.opencontainers.image.ref.name": tag}))
+        self._write_index()
+
+    def _write_index(self) -> None:
+        doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.entries}
+        with open(os.path.join(self.path, "index.json"), "w") as f:
+            json.dump(doc, f, indent=2)
+
+    def add_image(self, layers: list[Content], arch: str = "amd64", os_name: str = "linux",
+                  variant: str | None = None) -> Image:
+        config = make_config(layers, os_name=os_name, arch=arch, variant=variant)
+        for blob in [config, *layers]:
+            self.add_blob(blob)
+        manifest = oci_manifest(config, layers)
+        self.add_blob(manifest)
+        return Image(manifest, config, layers)
+
+
+def build_image_layout(path: str, tag: str = "latest", layer_sizes=(2048, 64 * 1024, 512 * 1024),
+                       arch: str = "amd64") -> Image:
+    """A single-arch image with one layer per size (random content, real tar.gz)."""
+    layout = OciLayout(path)
+    layers = [random_layer(s) for s in layer_sizes]
+    image = layout.add_image(layers, arch=arch)
+    layout.tag(image.manifest, tag)
+    return image
+
+
+def build_multiarch_layout(path: str, tag: str = "latest", platforms=(("linux", "amd64"), ("linux", "arm64"))):
+    """An OCI index over one image per platform. Returns (index Content, [Image...])."""
+    layout = OciLayout(path)
+    images = []
+    pairs = []
+    for os_name, arch in platforms:
+        layers = [random_layer(4096), random_layer(16 * 1024)]
+        img = layout.add_image(layers, arch=arch, os_name=os_name)
+        images.append(img)
+        pairs.append((img.manifest, {"os": os_name, "architecture": arch}))
+    index = oci_index(pairs)
+    layout.add_blob(index)
+    layout.tag(index, tag)
+    return index, images
+
+
+def build_large_layout(path: str, tag: str = "latest", mib: int = 32) -> Image:
+    """An image with one large layer of `mib` MiB of random (incompressible) data."""
+    layout = OciLayout(path)
+    big = make_layer({"pier/large.bin": os.urandom(mib * MIB)}, level=1)
+    small = random_layer(1024)
+    image = layout.add_image([small, big])
+    layout.tag(image.manifest, tag)
+    return image
+
+
+def read_layout(path: str, tag: str | None = None) -> tuple[bytes, dict]:
+    """(manifest bytes, descriptor) of the entry tagged `tag` (or the only entry)."""
+    with open(os.path.join(path, "index.json")) as f:
+        idx = json.load(f)
+    entries = idx.get("manifests", [])
+    if tag is not None:
+        entries = [e for e in entries if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+    assert len(entries) == 1, f"layout {path}: expected one entry for tag {tag!r}, found {entries}"
+    desc = entries[0]
+    return layout_blob(path, desc["digest"]), desc
+
+
+def layout_blob(path: str, digest: str) -> bytes:
+    with open(os.path.join(path, "blobs", "sha256", digest_hex(digest)), "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------
+# external clients: skopeo and podman
+
+
+def run(cmd: list[str], timeout: float = 300, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+    if shutil.which(cmd[0]) is None:
+        raise PreconditionError(f"precondition missing: {cmd[0]} is not installed")
+    try:
+        p = subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"command timed out after {timeout}s: {' '.join(cmd)}") from e
+    if check and p.returncode != 0:
+        err = p.stderr.decode(errors="replace").strip().replace("\n", " | ")
+        raise AssertionError(f"command failed ({p.returncode}): {' '.join(cmd)}: {err[-1500:]}")
+    return p
+
+
+def docker_ref(repo: str, ref: str, base_url: str | None = None) -> str:
+    """docker://host:port/repo:tag or docker://host:port/repo@sha256:..."""
+    sep = "@" if ":" in ref else ":"
+    return f"docker://{registry_host(base_url)}/{repo}{sep}{ref}"
+
+
+def image_ref(repo: str, ref: str, base_url: str | None = None) -> str:
+    """host:port/repo:tag or host:port/repo@digest (for podman)."""
+    sep = "@" if ":" in ref else ":"
+    return f"{registry_host(base_url)}/{repo}{sep}{ref}"
+
+
+def skopeo(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    """Run skopeo, adding --src/--dest-tls-verify=false / --tls-verify=false where they apply."""
+    args = list(args)
+    cmd = ["skopeo", "--insecure-policy"]
+    if args and args[0] == "copy":
+        extra = []
+        srcdst = [a for a in args[1:] if not a.startswith("-")]
+        if len(srcdst) >= 1 and srcdst[0].startswith("docker://"):
+            extra.append("--src-tls-verify=false")
+        if len(srcdst) >= 2 and srcdst[1].startswith("docker://"):
+            extra.append("--dest-tls-verify=false")
+        args = ["copy", *extra, *args[1:]]
+    elif args and args[0] in ("inspect", "list-tags", "delete"):
+        if any(a.startswith("docker://") for a in args[1:]):
+            args = [args[0], "--tls-verify=false", *args[1:]]
+    return run(cmd + args, timeout=timeout, check=check)
+
+
+def skopeo_copy(src: str, dst: str, all_images: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+    args = ["copy"]
+    if all_images:
+        args.append("--all")
+    return skopeo(*args, src, dst, timeout=timeout)
+
+
+def skopeo_inspect_raw(ref: str) -> bytes:
+    return skopeo("inspect", "--raw", ref).stdout
+
+
+class Podman:
+    """podman with private storage (--root/--runroot/--tmpdir in a temp dir, vfs driver)."""
+
+    def __init__(self):
+        if shutil.which("podman") is None:
+            raise PreconditionError("precondition missing: podman is not installed")
+        self.base = tempfile.mkdtemp(prefix="pier-podman-")
+        self.root = os.path.join(self.base, "root")
+        self.runroot = os.path.join(self.base, "runroot")
+        self.tmpdir = os.path.join(self.base, "tmp")
+        for d in (self.root, self.runroot, self.tmpdir):
+            os.makedirs(d)
+
+    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["podman", "--root", self.root, "--runroot", self.runroot, "--tmpdir", self.tmpdir,
+               "--storage-driver=vfs", "--events-backend=file", "--cgroup-manager=cgroupfs", *args]
+        return run(cmd, timeout=timeout, check=check)
+
+    def pull(self, ref: str) -> subprocess.CompletedProcess:
+        return self("pull", "--tls-verify=false", ref)
+
+    def inspect(self, ref: str) -> dict:
+        out = self("image", "inspect", ref).stdout
+        docs = json.loads(out)
+        assert isinstance(docs, list) and docs, f"podman image inspect {ref}: unexpected output {out[:300]!r}"
+        return docs[0]
+
+    def close(self) -> None:
+        # vfs layers are plain directories; best effort to let podman tidy up first.
+        try:
+            self("system", "reset", "--force", timeout=60, check=False)
+        except AssertionError:
+            pass
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TempDir:
+    """A temporary directory removed on exit."""
+
+    def __init__(self, prefix: str = "pier-it-"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def sub(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# database and blob root
+
+
+def psql(sql: str) -> list[list[str]]:
+    """Run one SQL statement with psql "$PIER_DB" -XAtc and return rows as lists of strings."""
+    db = env("PIER_DB")
+    if shutil.which("psql") is None:
+        raise PreconditionError("precondition missing: psql is not installed")
+    p = subprocess.run(["psql", db, "-v", "ON_ERROR_STOP=1", "-XAtc", sql],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError(f"psql failed ({p.returncode}) for {sql!r}: {p.stderr.strip()}")
+    return [line.split("|") for line in p.stdout.splitlines() if line != ""]
+
+
+def psql_value(sql: str) -> str | None:
+    rows = psql(sql)
+    return rows[0][0] if rows else None
+
+
+def sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def sql_digest_match(column: str, digest: str) -> str:
+    """A WHERE fragment matching a digest column whether it stores 'sha256:<hex>' or '<hex>'."""
+    hexpart = digest.split(":", 1)[-1]
+    return f"({column}::text = {sql_str(digest)} OR {column}::text = {sql_str(hexpart)})"
+
+
+COUNTED_TABLES = ("repositories", "blobs", "manifests", "tags")
+
+
+def db_counts(tables=COUNTED_TABLES) -> dict[str, int]:
+    sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in tables)
+    return {row[0]: int(row[1]) for row in psql(sql)}
+
+
+def blob_row_count(digest: str) -> int:
+    return int(psql_value(f"SELECT count(*) FROM blobs WHERE {sql_digest_match('digest', digest)}"))
+
+
+def manifest_row_count(digest: str) -> int:
+    return int(psql_value(f"SELECT count(*) FROM manifests WHERE {sql_digest_match('digest', digest)}"))
+
+
+def tag_row_count(repo: str, tag: str) -> int:
+    return int(psql_value(
+        "SELECT count(*) FROM tags t JOIN repositories r ON r.id = t.repository_id "
+        f"WHERE r.name = {sql_str(repo)} AND t.name = {sql_str(tag)}"))
+
+
+def repository_row_count(repo: str) -> int:
+    return int(psql_value(f"SELECT count(*) FROM repositories WHERE name = {sql_str(repo)}"))
+
+
+def _walk(top: str) -> set[str]:
+    found = set()
+    if not os.path.isdir(top):
+        return found
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            found.add(os.path.relpath(os.path.join(dirpath, name), top))
+    return found
+
+
+def blob_files() -> set[str]:
+    """Paths (relative to $PIER_BLOB_ROOT/blobs) of every file under blobs/."""
+    return _walk(os.path.join(blob_root(), "blobs"))
+
+
+def tmp_files() -> set[str]:
+    """Paths (relative to $PIER_BLOB_ROOT/tmp) of every file under tmp/."""
+    return _walk(os.path.join(blob_root(), "tmp"))
+
+
+def files_for_digest(digest: str) -> list[str]:
+    """Files under blobs/ whose name contains the digest's hex."""
+    hexpart = digest_hex(digest)
+    return sorted(p for p in blob_files() if hexpart in os.path.basename(p))
+
+
+# ---------------------------------------------------------------------------
+# processes (node A's master and its workers)
+
+
+def master_pid() -> int:
+    pidfile = os.path.join(state_dir(), "run", "pierd.pid")
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+    except (OSError, ValueError) as e:
+        raise PreconditionError(f"precondition missing: cannot read master pid from {pidfile}: {e}") from None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        raise PreconditionError(f"precondition missing: master pid {pid} from {pidfile} is not running") from None
+    return pid
+
+
+def child_pids(pid: int) -> list[int]:
+    if shutil.which("pgrep") is None:
+        raise PreconditionError("precondition missing: pgrep is not installed")
+    p = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=10)
+    return sorted(int(x) for x in p.stdout.split())
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1):
+    """Poll predicate() until it returns a truthy value or timeout; returns the last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    return value

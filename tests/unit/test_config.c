@@ -1,0 +1,77 @@
+/* Unit tests for configuration parsing and environment overrides. */
+#include <stdlib.h>
+#include <unistd.h>
+#include "lib/config.h"
+#include "tap.h"
+
+static const char *write_tmp(const char *text)
+{
+    static char path[] = "/tmp/pier-test-config-XXXXXX";
+    strcpy(path, "/tmp/pier-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    ssize_t w = write(fd, text, strlen(text));
+    (void)w;
+    close(fd);
+    return path;
+}
+
+int main(void)
+{
+    struct config c;
+    struct perr e;
+    config_defaults(&c);
+    CHECK("default manifest limit 4 MiB", c.max_manifest_size == 4 << 20);
+    const char *p = write_tmp("# comment\n"
+                              "database = host=/tmp dbname=pier\n"
+                              "blob_root = /srv/blobs\n"
+                              "workers=3\n"
+                              "max_blob_size = 2GiB\n"
+                              "socket_mode = 0666\n"
+                              "allow_delete = no\n"
+                              "log_file = \"/tmp/x.log\"\n");
+    pier_err rc = config_load(&c, p, &e);
+    if (rc)
+        printf("# %s\n", e.msg);
+    CHECK("file loads", rc == PIER_OK);
+    CHECK("string with spaces", strcmp(c.database, "host=/tmp dbname=pier") == 0);
+    CHECK("int", c.workers == 3);
+    CHECK("size with unit", c.max_blob_size == 2LL << 30);
+    CHECK("octal", c.socket_mode == 0666);
+    CHECK("bool", !c.allow_delete);
+    CHECK("quoted string", strcmp(c.log_file, "/tmp/x.log") == 0);
+    unlink(p);
+
+    config_defaults(&c);
+    p = write_tmp("workerz = 3\n");
+    CHECK("unknown key refused", config_load(&c, p, &e) != PIER_OK && strstr(e.msg, "workerz") &&
+                                     strstr(e.msg, ":1:"));
+    unlink(p);
+    config_defaults(&c);
+    p = write_tmp("\n\nworkers = lots\n");
+    CHECK("bad int names line", config_load(&c, p, &e) != PIER_OK && strstr(e.msg, ":3:"));
+    unlink(p);
+    config_defaults(&c);
+    p = write_tmp("workers = 0\n");
+    CHECK("out of range refused", config_load(&c, p, &e) != PIER_OK);
+    unlink(p);
+    config_defaults(&c);
+    p = write_tmp("max_blob_size = 12XB\n");
+    CHECK("bad size refused", config_load(&c, p, &e) != PIER_OK);
+    unlink(p);
+
+    config_defaults(&c);
+    setenv("PIER_WORKERS", "5", 1);
+    setenv("PIER_BLOB_ROOT", "/env/root", 1);
+    CHECK("env overrides", config_load(&c, NULL, &e) == PIER_OK && c.workers == 5 &&
+                               strcmp(c.blob_root, "/env/root") == 0);
+    setenv("PIER_WORKERS", "x", 1);
+    config_defaults(&c);
+    CHECK("bad env refused with its name", config_load(&c, NULL, &e) != PIER_OK &&
+                                               strstr(e.msg, "PIER_WORKERS"));
+    unsetenv("PIER_WORKERS");
+    setenv("PIER_BLOB_ROOT", "relative", 1);
+    config_defaults(&c);
+    CHECK("relative blob root refused", config_load(&c, NULL, &e) != PIER_OK);
+    unsetenv("PIER_BLOB_ROOT");
+    return TAP_DONE();
+}
