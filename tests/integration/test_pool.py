@@ -1,0 +1,153 @@
+"""The pierd master: graceful reload, graceful stop, migrations run by many nodes at once."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from pierlib import (
+    Client, child_pids, client_a, env, expect_status, master_pid, psql, psql_value, push_image,
+    start_upload, unique_repo, wait_until,
+)
+
+
+def _pierctl(*args, database=None, timeout=60):
+    build = env("PIER_BUILD_DIR")
+    conf = os.path.join(env("PIER_STATE_DIR"), "pier.conf")
+    e = dict(os.environ)
+    if database:
+        e["PIER_DATABASE"] = database
+    return subprocess.run([os.path.join(build, "pierctl"), "-c", conf, *args], env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_sighup_replaces_every_worker_without_failing_requests():
+    master = master_pid()
+    before = set(child_pids(master))
+    assert len(before) >= 2, f"precondition missing: expected workers under master {master}, got {before}"
+    c = client_a()
+    failures, done = [], threading.Event()
+
+    def hammer():
+        while not done.is_set():
+            try:
+                r = c.get("/v2/")
+                if r.status != 200:
+                    failures.append(r.status)
+            except Exception as e:  # noqa: BLE001
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    os.kill(master, signal.SIGHUP)
+    replaced = wait_until(lambda: len(set(child_pids(master))) == len(before)
+                          and not (set(child_pids(master)) & before), 15)
+    time.sleep(0.3)
+    done.set()
+    for t in threads:
+        t.join(10)
+    assert replaced, f"old workers still running after SIGHUP: {set(child_pids(master)) & before}"
+    assert master_pid() == master, "the master itself must survive a reload"
+    assert not failures, f"requests failed during the reload: {failures[:5]}"
+
+
+def test_sigterm_lets_the_upload_in_flight_finish():
+    """A third node (same database and blob root) is stopped while a chunk streams in."""
+    src, state = env("PIER_SRC"), os.path.join(env("PIER_TEST_DIR"), "c")
+    port = int(env("PIER_URL").rsplit(":", 1)[1]) + 2
+    node_env = dict(os.environ, PIER_STATE_DIR=state, PIER_PORT=str(port),
+                    PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"))
+    p = subprocess.run([os.path.join(src, "quickstart.sh"), "start"], env=node_env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"node c did not start: {p.stdout}\n{p.stderr}"
+    try:
+        c = Client(f"http://127.0.0.1:{port}")
+        repo = unique_repo("sigterm")
+        _, loc = start_upload(c, repo)
+        with open(os.path.join(state, "run", "pierd.pid")) as f:
+            master = int(f.read())
+        chunk, nchunks = os.urandom(64 * 1024), 40
+        streaming = threading.Event()
+
+        def body():
+            for i in range(nchunks):
+                if i == 3:
+                    streaming.set()
+                yield chunk
+                time.sleep(0.05)
+
+        result = {}
+
+        def upload():
+            result["r"] = c.patch(loc, body=body(), headers={"Content-Type": "application/octet-stream"},
+                                  timeout=60)
+
+        t = threading.Thread(target=upload, daemon=True)
+        t.start()
+        assert streaming.wait(10), "the upload did not start streaming"
+        os.kill(master, signal.SIGTERM)
+        t.join(30)
+        r = result.get("r")
+        assert r is not None, "the PATCH in flight got no answer"
+        expect_status(r, 202, "PATCH in flight during SIGTERM")
+        assert r.headers.get("Range") == f"0-{nchunks * len(chunk) - 1}", r.headers.get("Range")
+        assert wait_until(lambda: not os.path.exists(f"/proc/{master}"), 15), "master did not exit"
+        assert not os.path.exists(os.path.join(state, "run", "pier.sock")), "socket left behind"
+        # The session it wrote is intact and another node can continue it.
+        r = client_a().get(loc)
+        expect_status(r, 204, "upload status on node a")
+        assert r.headers.get("Range") == f"0-{nchunks * len(chunk) - 1}"
+    finally:
+        subprocess.run([os.path.join(src, "quickstart.sh"), "stop"], env=node_env,
+                       capture_output=True, timeout=120)
+
+
+def test_many_nodes_migrating_one_database_at_once():
+    name = "pier_migr_" + os.urandom(4).hex()
+    psql(f"CREATE DATABASE {name}")
+    try:
+        base = env("PIER_DB").replace("dbname=pier", f"dbname={name}")
+        assert base != env("PIER_DB"), "precondition missing: PIER_DB has no dbname=pier"
+        procs = [subprocess.Popen([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "migrate"],
+                                  env=dict(os.environ, PIER_DATABASE=base,
+                                           PIER_CONFIG=os.path.join(env("PIER_STATE_DIR"), "pier.conf")),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(5)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        codes = [p.returncode for p in procs]
+        assert codes == [0] * 5, f"exit codes {codes}: {outs}"
+        applied = [o[0] for o in outs if "(0 migrations applied)" not in o[0]]
+        assert len(applied) == 1, f"exactly one node should apply the migrations: {outs}"
+        versions = subprocess.run(["psql", base, "-XAtc",
+                                   "SELECT version, count(*) FROM schema_migrations GROUP BY 1 ORDER BY 1"],
+                                  capture_output=True, text=True, timeout=30).stdout.split()
+        assert versions and all(v.endswith("|1") for v in versions), versions
+        tables = subprocess.run(["psql", base, "-XAtc", "SELECT count(*) FROM pg_tables WHERE tablename IN "
+                                 "('repositories','blobs','manifests','tags','uploads')"],
+                                capture_output=True, text=True, timeout=30).stdout.strip()
+        assert tables == "5", f"schema incomplete: {tables} of 5 tables"
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_pierctl_status_counts_what_was_pushed():
+    c = client_a()
+    push_image(c, unique_repo("status"), "v1")
+    p = _pierctl("status")
+    assert p.returncode == 0, p.stderr
+    repos = int(psql_value("SELECT count(*) FROM repositories"))
+    assert f"repositories     {repos}" in p.stdout, p.stdout
+    assert "pool             running" in p.stdout, p.stdout
+
+
+def test_pierctl_rejects_a_bad_configuration_with_the_line():
+    bad = os.path.join(env("PIER_TEST_DIR"), "bad.conf")
+    with open(bad, "w") as f:
+        f.write("workers = 4\nworkerz = 5\n")
+    p = subprocess.run([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "-c", bad, "status"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "bad.conf:2" in p.stderr and "workerz" in p.stderr, p.stderr
