@@ -151,3 +151,21 @@ def test_pierctl_rejects_a_bad_configuration_with_the_line():
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert "bad.conf:2" in p.stderr and "workerz" in p.stderr, p.stderr
+
+
+def test_pierctl_cleanup_removes_expired_sessions_and_their_files():
+    c = client_a()
+    repo = unique_repo("cleanup")
+    _, old = start_upload(c, repo)
+    _, fresh = start_upload(c, repo)
+    old_id, fresh_id = old.rsplit("/", 1)[1], fresh.rsplit("/", 1)[1]
+    tmp = os.path.join(env("PIER_BLOB_ROOT"), "tmp", "uploads")
+    assert os.path.exists(os.path.join(tmp, old_id)), "precondition missing: upload file not created"
+    psql(f"UPDATE uploads SET updated_at = now() - interval '2 days' WHERE id = '{old_id}'")
+    p = _pierctl("cleanup")
+    assert p.returncode == 0, p.stderr
+    assert "removed 1 expired upload session" in p.stdout or "expired upload sessions" in p.stdout, p.stdout
+    assert not os.path.exists(os.path.join(tmp, old_id)), "expired upload file still there"
+    assert os.path.exists(os.path.join(tmp, fresh_id)), "a live upload lost its file"
+    expect_status(c.get(old), 404, "expired session")
+    expect_status(c.get(fresh), 204, "live session")
