@@ -10,8 +10,12 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "config.h"
+#include "cache/rules.h"
 #include "db/db.h"
+#include "lib/secretbox.h"
+#include "server/ctx.h"
 #include "db/migrate.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -28,6 +32,15 @@ static void usage(FILE *f)
             "  cleanup         remove upload sessions idle longer than upload_ttl and\n"
             "                  orphaned temporary files of the same age\n"
             "  check-config    validate the configuration and print it\n"
+            "  rule list [--json]\n"
+            "  rule show PREFIX\n"
+            "  rule create PREFIX URL [options]   add a pull-through cache rule\n"
+            "  rule update PREFIX [options]       change a rule (unset options keep their value)\n"
+            "  rule delete PREFIX\n"
+            "      options: --registry KIND  --upstream-prefix P  --refresh SECONDS\n"
+            "               --negative SECONDS  --ca-bundle FILE|none  --credential-arn ARN\n"
+            "               --username USER (the access token is read from stdin)\n"
+            "               --url URL (update)  --no-credentials (update: remove them)\n"
             "  version         print the version\n");
 }
 
@@ -184,6 +197,185 @@ static int cmd_check_config(const struct config *cfg)
     return 0;
 }
 
+/* ---- rules ---- */
+
+static char *read_file_text(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = xmalloc(max + 1);
+    size_t n = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (n > max) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static bool read_secret_stdin(char *out, size_t outsz)
+{
+    if (!fgets(out, (int)outsz, stdin))
+        return false;
+    size_t n = strlen(out);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        out[--n] = '\0';
+    return n > 0;
+}
+
+static int cmd_rule(const struct config *cfg, int argc, char **argv)
+{
+    if (argc < 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *sub = argv[0];
+    struct db *db = connect_or_die(cfg);
+    struct perr e;
+    struct secretbox sb;
+    memset(&sb, 0, sizeof sb);
+    if (cfg->server_key_file[0] && secretbox_load(&sb, cfg->server_key_file, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .a = a, .sb = &sb};
+    int status = 0;
+    pier_err rc = PIER_OK;
+    if (strcmp(sub, "list") == 0) {
+        json_t *list = json_array();
+        rc = rules_list(&c, list, &e);
+        if (!rc && argc > 1 && strcmp(argv[1], "--json") == 0) {
+            json_dumpf(list, stdout, JSON_INDENT(2));
+            printf("\n");
+        } else if (!rc) {
+            printf("%-30s %-40s %-12s %-9s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
+                   "CREDENTIALS");
+            size_t i;
+            json_t *r;
+            json_array_foreach(list, i, r) {
+                printf("%-30s %-40s %-12s %-9lld %s\n",
+                       json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
+                       json_string_value(json_object_get(r, "upstreamRegistryUrl")),
+                       json_string_value(json_object_get(r, "upstreamRegistry")),
+                       (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
+                       json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no");
+            }
+        }
+        json_decref(list);
+    } else if (strcmp(sub, "show") == 0 && argc == 2) {
+        struct cache_rule r;
+        rc = rules_get(&c, argv[1], &r, &e);
+        if (!rc) {
+            json_t *j = rule_to_json(&r);
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(j);
+        }
+    } else if (strcmp(sub, "delete") == 0 && argc == 2) {
+        rc = rules_delete(&c, argv[1], &e);
+        if (!rc)
+            printf("deleted rule %s\n", argv[1]);
+    } else if ((strcmp(sub, "create") == 0 && argc >= 3) || (strcmp(sub, "update") == 0 && argc >= 2)) {
+        bool create = sub[0] == 'c';
+        struct cache_rule r;
+        if (create) {
+            rule_defaults(&r);
+            snprintf(r.prefix, sizeof r.prefix, "%s", argv[1]);
+            snprintf(r.upstream_url, sizeof r.upstream_url, "%s", argv[2]);
+            r.upstream_registry[0] = '\0';
+        } else if ((rc = rules_get(&c, argv[1], &r, &e)) != PIER_OK) {
+            goto done;
+        }
+        if (strlen(argv[1]) >= sizeof r.prefix) {
+            rc = perr_set(&e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix is longer than 30 characters");
+            goto done;
+        }
+        static const struct option opts[] = {
+            {"registry", required_argument, 0, 'r'}, {"upstream-prefix", required_argument, 0, 'p'},
+            {"refresh", required_argument, 0, 'f'}, {"negative", required_argument, 0, 'n'},
+            {"ca-bundle", required_argument, 0, 'a'}, {"credential-arn", required_argument, 0, 'c'},
+            {"username", required_argument, 0, 'u'}, {"url", required_argument, 0, 'l'},
+            {"no-credentials", no_argument, 0, 'x'}, {0, 0, 0, 0}};
+        const char *user = NULL;
+        bool clear_creds = false;
+        optind = create ? 3 : 2;
+        int o;
+        while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+            long long v;
+            switch (o) {
+            case 'r': snprintf(r.upstream_registry, sizeof r.upstream_registry, "%s", optarg); break;
+            case 'p': snprintf(r.upstream_prefix, sizeof r.upstream_prefix, "%s", optarg); break;
+            case 'l': snprintf(r.upstream_url, sizeof r.upstream_url, "%s", optarg); break;
+            case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
+            case 'u': user = optarg; break;
+            case 'x': clear_creds = true; break;
+            case 'f':
+            case 'n':
+                if (!grammar_uint(optarg, 365LL * 86400, &v)) {
+                    rc = perr_set(&e, PIER_E_BAD_REQUEST, "--%s needs a number of seconds",
+                                  o == 'f' ? "refresh" : "negative");
+                    goto done;
+                }
+                if (o == 'f')
+                    r.refresh_seconds = (int)v;
+                else
+                    r.negative_seconds = (int)v;
+                break;
+            case 'a':
+                if (strcmp(optarg, "none") == 0) {
+                    r.ca_bundle = NULL;
+                } else {
+                    char *pem = read_file_text(optarg, RULE_CA_MAX);
+                    if (!pem) {
+                        rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read CA bundle %s (or larger than 256 KiB)", optarg);
+                        goto done;
+                    }
+                    r.ca_bundle = arena_strdup(a, pem);
+                    free(pem);
+                }
+                break;
+            default:
+                status = 2;
+                goto done;
+            }
+        }
+        char secret[8300] = "";
+        if (user && !read_secret_stdin(secret, sizeof secret)) {
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "--username needs the access token on standard input");
+            goto done;
+        }
+        if (create)
+            rc = rules_create(&c, &r, user, user ? secret : NULL, &e);
+        else
+            rc = rules_update(&c, &r, user || clear_creds, user, user ? secret : NULL, &e);
+        OPENSSL_cleanse(secret, sizeof secret);
+        if (!rc) {
+            struct cache_rule now;
+            if (rules_get(&c, r.prefix, &now, &e) == PIER_OK) {
+                json_t *j = rule_to_json(&now);
+                json_dumpf(j, stdout, JSON_INDENT(2));
+                printf("\n");
+                json_decref(j);
+            }
+        }
+    } else {
+        usage(stderr);
+        status = 2;
+    }
+done:
+    if (rc) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        status = 1;
+    }
+    arena_free(a);
+    secretbox_wipe(&sb);
+    db_close(db);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("PIER_CONFIG");
@@ -220,6 +412,8 @@ int main(int argc, char **argv)
         return cmd_cleanup(&cfg);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(&cfg);
+    if (strcmp(cmd, "rule") == 0)
+        return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
     fprintf(stderr, "pierctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -11,6 +11,7 @@
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include <sys/socket.h>
 
 void req_init(struct req *r, FCGX_Request *fx, struct arena *a)
 {
@@ -197,6 +198,35 @@ void resp_end(struct req *r)
         !strstr(r->hbuf, "X-Sendfile:"))
         resp_header(r, "Content-Length", "0");
     send_headers(r);
+}
+
+void resp_begin(struct req *r)
+{
+    send_headers(r);
+}
+
+int resp_write(struct req *r, const void *data, size_t len)
+{
+    send_headers(r);
+    if (r->head || len == 0)
+        return 0;
+    const char *p = data;
+    while (len) {
+        int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+        if (FCGX_PutStr(p, chunk, r->fx->out) != chunk)
+            return -1;
+        p += chunk;
+        len -= (size_t)chunk;
+    }
+    return 0;
+}
+
+void resp_abort(struct req *r)
+{
+    /* Closing the FastCGI connection without FCGI_END_REQUEST makes Apache
+     * treat the response as failed and cut the client connection. */
+    if (r->fx->ipcFd >= 0)
+        shutdown(r->fx->ipcFd, SHUT_RDWR);
 }
 
 void resp_json(struct req *r, int status, const char *content_type, const json_t *j)

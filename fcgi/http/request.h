@@ -58,6 +58,14 @@ void resp_header(struct req *r, const char *name, const char *fmt, ...)
 void resp_send(struct req *r, const char *content_type, const void *body, size_t len);
 /* Finish with no body (Content-Length: 0 unless a length header was set). */
 void resp_end(struct req *r);
+/* Streaming: send the status and headers now (no Content-Length is added),
+ * then the body piece by piece. resp_write returns -1 once the client (or
+ * Apache) is gone. */
+void resp_begin(struct req *r);
+int resp_write(struct req *r, const void *data, size_t len);
+/* Break the response off so the client sees an incomplete transfer (used when
+ * bytes already streamed turn out to be wrong). */
+void resp_abort(struct req *r);
 /* Serialize j (not consumed) and send it. */
 void resp_json(struct req *r, int status, const char *content_type, const json_t *j);
 

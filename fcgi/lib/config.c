@@ -44,6 +44,11 @@ static const struct key keys[] = {
     {"log_level", S(log_level)},
     {"pid_file", S(pid_file)},
     {"allow_delete", B(allow_delete)},
+    {"server_key_file", S(server_key_file)},
+    {"upstream_connect_timeout", I(upstream_connect_timeout, 1, 300)},
+    {"upstream_idle_timeout", I(upstream_idle_timeout, 1, 3600)},
+    {"upstream_timeout", I(upstream_timeout, 1, 3600)},
+    {"lease_ttl", I(lease_ttl, 2, 3600)},
 };
 
 void config_defaults(struct config *c)
@@ -63,6 +68,10 @@ void config_defaults(struct config *c)
     c->upload_ttl = 86400;
     snprintf(c->log_level, sizeof c->log_level, "info");
     c->allow_delete = true;
+    c->upstream_connect_timeout = 10;
+    c->upstream_idle_timeout = 30;
+    c->upstream_timeout = 60;
+    c->lease_ttl = 30;
 }
 
 /* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */

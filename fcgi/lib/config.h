@@ -25,6 +25,11 @@ struct config {
     char log_level[16];
     char pid_file[PATH_MAX];
     bool allow_delete;          /* manifest and blob DELETE */
+    char server_key_file[PATH_MAX]; /* 32 random bytes, base64: seals stored secrets */
+    int upstream_connect_timeout;   /* seconds to connect to an upstream */
+    int upstream_idle_timeout;      /* seconds an upstream transfer may stall */
+    int upstream_timeout;           /* seconds for a whole manifest or token request */
+    int lease_ttl;                  /* seconds a fetch lease lives without progress */
 };
 
 /* Fill c with defaults. */

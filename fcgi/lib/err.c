@@ -60,6 +60,8 @@ const char *perr_name(pier_err code)
         [PIER_E_NOT_FOUND] = "NOT_FOUND",
         [PIER_E_BAD_REQUEST] = "BAD_REQUEST",
         [PIER_E_CONFLICT] = "CONFLICT",
+        [PIER_E_UPSTREAM] = "UPSTREAM",
+        [PIER_E_UPSTREAM_TIMEOUT] = "UPSTREAM_TIMEOUT",
         [PIER_E_UNAVAILABLE] = "UNAVAILABLE",
         [PIER_E_INTERNAL] = "INTERNAL",
     };

@@ -29,6 +29,9 @@ typedef enum pier_err {
     PIER_E_NOT_FOUND,          /* 404, NOT_FOUND: no such endpoint */
     PIER_E_BAD_REQUEST,        /* 400, UNSUPPORTED: malformed request line/headers */
     PIER_E_CONFLICT,           /* 409, UNSUPPORTED: concurrent modification */
+    /* The upstream of a pull-through cache failed and nothing usable is cached */
+    PIER_E_UPSTREAM,           /* 502, UPSTREAM_UNAVAILABLE */
+    PIER_E_UPSTREAM_TIMEOUT,   /* 504, UPSTREAM_UNAVAILABLE */
     /* Server side */
     PIER_E_UNAVAILABLE,        /* 503: database or blob root unreachable */
     PIER_E_INTERNAL,           /* 500: a bug or an I/O failure */

@@ -30,6 +30,8 @@ static const struct {
     [PIER_E_NOT_FOUND] = {404, "UNSUPPORTED"},
     [PIER_E_BAD_REQUEST] = {400, "UNSUPPORTED"},
     [PIER_E_CONFLICT] = {409, "UNSUPPORTED"},
+    [PIER_E_UPSTREAM] = {502, "UPSTREAM_UNAVAILABLE"},
+    [PIER_E_UPSTREAM_TIMEOUT] = {504, "UPSTREAM_UNAVAILABLE"},
     [PIER_E_UNAVAILABLE] = {503, "UNAVAILABLE"},
     [PIER_E_INTERNAL] = {500, "UNKNOWN"},
 };
@@ -51,7 +53,7 @@ const char *oci_code(pier_err code)
 void oci_error(struct req *r, const struct perr *e)
 {
     int status = oci_status(e->code);
-    if (status >= 500)
+    if (status >= 500 && status != 502 && status != 504)
         log_error("%s %s -> %d %s: %s", r->method, r->path, status, oci_code(e->code), e->msg);
     json_t *err = json_pack("{s:s, s:s}", "code", oci_code(e->code), "message",
                             e->msg[0] ? e->msg : oci_code(e->code));

@@ -3,38 +3,73 @@
 
 #include <string.h>
 #include "lib/grammar.h"
+#include "cache/cache.h"
+#include "cache/stats.h"
 #include "registry/errors.h"
 #include "registry/manifest.h"
 #include "registry/repo.h"
 #include "store/digest.h"
 
-static void get(struct ctx *c, struct req *r, const struct route *rt)
+void h_manifest_send(struct ctx *c, struct req *r, const char *ref,
+                     const struct stored_manifest *sm, const char *cache_state)
 {
-    struct perr e;
-    struct stored_manifest sm;
-    if (repo_manifest_get(c, rt->name, rt->ref, !r->head, &sm, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    (void)c;
     /* By digest the client asked for exact bytes; by tag it negotiates. */
     const char *accept = req_header(r, "Accept");
-    if (!grammar_is_digest(rt->ref) && !manifest_accepts(accept, sm.media_type)) {
+    if (!grammar_is_digest(ref) && !manifest_accepts(accept, sm->media_type)) {
+        struct perr e;
         perr_set(&e, PIER_E_MANIFEST_UNKNOWN,
                  "tag %s points to a manifest of type %s, which the Accept header does not "
-                 "include", rt->ref, sm.media_type);
+                 "include", ref, sm->media_type);
         oci_error(r, &e);
         return;
     }
     resp_status(r, 200);
-    resp_header(r, "Docker-Content-Digest", "%s", sm.digest);
-    resp_header(r, "ETag", "\"%s\"", sm.digest);
-    if (r->head) {
-        resp_header(r, "Content-Type", "%s", sm.media_type);
-        resp_header(r, "Content-Length", "%lld", sm.size);
+    resp_header(r, "Docker-Content-Digest", "%s", sm->digest);
+    resp_header(r, "ETag", "\"%s\"", sm->digest);
+    if (cache_state)
+        resp_header(r, "X-Pier-Cache", "%s", cache_state);
+    if (r->head || !sm->body) {
+        resp_header(r, "Content-Type", "%s", sm->media_type);
+        resp_header(r, "Content-Length", "%lld", sm->size);
         resp_end(r);
         return;
     }
-    resp_send(r, sm.media_type, sm.body, (size_t)sm.size);
+    resp_send(r, sm->media_type, sm->body, (size_t)sm->size);
+}
+
+static void get(struct ctx *c, struct req *r, const struct route *rt)
+{
+    struct perr e;
+    struct stored_manifest sm;
+    memset(&sm, 0, sizeof sm);
+    pier_err rc = repo_manifest_get(c, rt->name, rt->ref, !r->head, &sm, &e);
+    if (rc == PIER_OK && (!sm.cache || sm.fresh || grammar_is_digest(rt->ref))) {
+        if (sm.cache)
+            stats_add(c->stats, sm.rule_id, STAT_HIT, 1);
+        h_manifest_send(c, r, rt->ref, &sm, sm.cache ? "hit" : NULL);
+        return;
+    }
+    if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN && rc != PIER_E_MANIFEST_UNKNOWN) {
+        oci_error(r, &e);
+        return;
+    }
+    /* A miss, or a cached tag due for a check: the cache layer decides. */
+    struct cache_rule rule;
+    bool cached = false;
+    struct perr e2;
+    if (cache_rule_for(c, rt->name, rc == PIER_OK ? sm.rule_id : 0, &rule, &cached, &e2) != PIER_OK) {
+        oci_error(r, &e2);
+        return;
+    }
+    if (!cached) {
+        if (rc == PIER_OK) /* a cache repository whose rule is gone: serve what it has */
+            h_manifest_send(c, r, rt->ref, &sm, "hit");
+        else
+            oci_error(r, &e);
+        return;
+    }
+    cache_manifest(c, r, rt->name, rt->ref, &rule, rc == PIER_OK ? &sm : NULL);
 }
 
 static void put(struct ctx *c, struct req *r, const struct route *rt)
@@ -68,7 +103,7 @@ static void put(struct ctx *c, struct req *r, const struct route *rt)
         oci_error(r, &e);
         return;
     }
-    rc = repo_manifest_put(c, rt->name, by_digest ? NULL : rt->ref, digest, &m, body, len, &e);
+    rc = repo_manifest_put(c, rt->name, by_digest ? NULL : rt->ref, digest, &m, body, len, 0, &e);
     if (rc) {
         manifest_free(&m);
         oci_error(r, &e);

@@ -42,12 +42,12 @@ static bool try_mount(struct ctx *c, struct req *r, const struct route *rt, cons
         return true;
     }
     long long size;
-    pier_err rc = have_from ? repo_blob_get(c, from, digest, &size, &e)
+    pier_err rc = have_from ? repo_blob_get(c, from, digest, &size, NULL, &e)
                             : repo_blob_any(c, digest, &size, &e);
     if (rc == PIER_E_BLOB_UNKNOWN)
         return false; /* the spec says: fall back to a regular upload session */
     if (rc == PIER_OK)
-        rc = repo_blob_link(c, rt->name, digest, size, &e);
+        rc = repo_blob_link(c, rt->name, digest, size, 0, &e);
     if (rc) {
         oci_error(r, &e);
         return true;
@@ -59,6 +59,11 @@ static bool try_mount(struct ctx *c, struct req *r, const struct route *rt, cons
 void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
 {
     struct perr e;
+    if (repo_check_push(c, rt->name, &e) != PIER_OK) {
+        req_drain(r);
+        oci_error(r, &e);
+        return;
+    }
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "mount", digest, sizeof digest);
     if (have < 0) {

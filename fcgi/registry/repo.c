@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cache/rules.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 
@@ -11,7 +12,7 @@
 
 static const struct db_stmt st_blob_get = {
     "repo_blob_get",
-    "SELECT b.size FROM repositories r"
+    "SELECT b.size, coalesce(r.rule_id, 0) FROM repositories r"
     " JOIN repository_blobs rb ON rb.repository_id = r.id"
     " JOIN blobs b ON b.digest = rb.digest"
     " WHERE r.name = $1 AND rb.digest = $2", 2};
@@ -21,8 +22,16 @@ static const struct db_stmt st_repo_find = {
     "repo_find", "SELECT id, kind FROM repositories WHERE name = $1", 1};
 static const struct db_stmt st_repo_insert = {
     "repo_insert",
-    "INSERT INTO repositories(name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING id, kind",
-    1};
+    "INSERT INTO repositories(name, kind, rule_id) VALUES ($1, $2, nullif($3::bigint, 0))"
+    " ON CONFLICT (name) DO NOTHING RETURNING id, kind", 3};
+static const struct db_stmt st_referenced = {
+    "repo_referenced",
+    "SELECT 1 FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id"
+    " WHERE r.name = $1 AND mr.child = $2 LIMIT 1", 2};
+static const struct db_stmt st_tag_checked = {
+    "repo_tag_checked",
+    "UPDATE tags t SET checked_at = now() FROM repositories r"
+    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2", 2};
 static const struct db_stmt st_blob_insert = {
     "repo_blob_insert",
     "INSERT INTO blobs(digest, size) VALUES ($1, $2::bigint) ON CONFLICT (digest) DO NOTHING", 2};
@@ -33,28 +42,39 @@ static const struct db_stmt st_link_insert = {
 static const struct db_stmt st_link_delete = {
     "repo_link_delete",
     "DELETE FROM repository_blobs rb USING repositories r"
-    " WHERE rb.repository_id = r.id AND r.name = $1 AND rb.digest = $2", 2};
+    " WHERE rb.repository_id = r.id AND r.name = $1 AND rb.digest = $2 AND r.kind = 'push'", 2};
+/* Manifest lookups return: digest, media_type, size, rule_id (0: pushed),
+ * fresh (tag checked within the rule's refresh interval), then the body. */
+#define MANIFEST_COLUMNS                                                                  \
+    "m.digest, m.media_type, m.size, coalesce(r.rule_id, 0), r.kind = 'cache',"           \
+    " coalesce(t.checked_at > now() - make_interval(secs => cr.refresh_seconds), false)"
 static const struct db_stmt st_manifest_by_tag = {
     "repo_manifest_by_tag",
-    "SELECT m.digest, m.media_type, m.size, m.body FROM repositories r"
+    "SELECT " MANIFEST_COLUMNS ", m.body FROM repositories r"
     " JOIN tags t ON t.repository_id = r.id"
     " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " WHERE r.name = $1 AND t.name = $2", 2};
 static const struct db_stmt st_manifest_by_digest = {
     "repo_manifest_by_digest",
-    "SELECT m.digest, m.media_type, m.size, m.body FROM repositories r"
+    "SELECT " MANIFEST_COLUMNS ", m.body FROM repositories r"
     " JOIN manifests m ON m.repository_id = r.id"
+    " LEFT JOIN (SELECT NULL::timestamptz AS checked_at) t ON true"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " WHERE r.name = $1 AND m.digest = $2", 2};
 static const struct db_stmt st_head_by_tag = {
     "repo_head_by_tag",
-    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    "SELECT " MANIFEST_COLUMNS " FROM repositories r"
     " JOIN tags t ON t.repository_id = r.id"
     " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " WHERE r.name = $1 AND t.name = $2", 2};
 static const struct db_stmt st_head_by_digest = {
     "repo_head_by_digest",
-    "SELECT m.digest, m.media_type, m.size FROM repositories r"
+    "SELECT " MANIFEST_COLUMNS " FROM repositories r"
     " JOIN manifests m ON m.repository_id = r.id"
+    " LEFT JOIN (SELECT NULL::timestamptz AS checked_at) t ON true"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " WHERE r.name = $1 AND m.digest = $2", 2};
 static const struct db_stmt st_blobs_present = {
     "repo_blobs_present",
@@ -77,17 +97,20 @@ static const struct db_stmt st_refs_insert = {
     " ON CONFLICT DO NOTHING", 4};
 static const struct db_stmt st_tag_upsert = {
     "repo_tag_upsert",
-    "INSERT INTO tags(repository_id, name, digest) VALUES ($1::bigint, $2, $3)"
+    "INSERT INTO tags(repository_id, name, digest, checked_at)"
+    " VALUES ($1::bigint, $2, $3, CASE WHEN $4 THEN now() END)"
     " ON CONFLICT (repository_id, name) DO UPDATE SET digest = EXCLUDED.digest,"
-    " updated_at = now() WHERE tags.digest IS DISTINCT FROM EXCLUDED.digest", 3};
+    " checked_at = EXCLUDED.checked_at,"
+    " updated_at = CASE WHEN tags.digest IS DISTINCT FROM EXCLUDED.digest THEN now()"
+    " ELSE tags.updated_at END", 4};
 static const struct db_stmt st_manifest_delete = {
     "repo_manifest_delete",
     "DELETE FROM manifests m USING repositories r"
-    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2", 2};
+    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 AND r.kind = 'push'", 2};
 static const struct db_stmt st_tag_delete = {
     "repo_tag_delete",
     "DELETE FROM tags t USING repositories r"
-    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2", 2};
+    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2 AND r.kind = 'push'", 2};
 static const struct db_stmt st_tags = {
     "repo_tags",
     "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id"
@@ -117,25 +140,81 @@ static bool repo_exists(struct ctx *c, const char *name, struct perr *e, pier_er
     return PQntuples(res) > 0;
 }
 
-/* Find or create the repository; *id receives its id. Must run inside a
- * transaction. Refuses pushes into pull-through cache repositories. */
-static pier_err repo_for_push(struct ctx *c, const char *name, char id[24], struct perr *e)
+static pier_err cache_denied(struct perr *e, const char *name, const char *what)
 {
+    return perr_set(e, PIER_E_DENIED,
+                    "repository %s is a pull-through cache repository: its images come from the "
+                    "upstream and cannot be %s", name, what);
+}
+
+/* Why a name cannot be pushed to, or PIER_OK. */
+static pier_err push_allowed(struct ctx *c, const char *name, PGresult *found, struct perr *e)
+{
+    if (found && PQntuples(found) > 0)
+        return strcmp(db_value(found, 0, 1), "cache") == 0 ? cache_denied(e, name, "pushed")
+                                                            : PIER_OK;
+    struct cache_rule rule;
+    bool under;
+    pier_err rc = rules_match(c, name, &rule, &under, e);
+    if (rc)
+        return rc;
+    if (under)
+        return perr_set(e, PIER_E_DENIED,
+                        "repository %s is in the namespace of pull-through cache rule '%s' "
+                        "(upstream %s); images there come from the upstream and cannot be "
+                        "pushed", name, rule.prefix, rule.upstream_url);
+    return PIER_OK;
+}
+
+pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
+    if (!res)
+        return e->code;
+    return push_allowed(c, name, res, e);
+}
+
+pier_err repo_blob_referenced(struct ctx *c, const char *name, const char *digest, bool *yes,
+                              struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_referenced, e, name, digest);
+    if (!res)
+        return e->code;
+    *yes = PQntuples(res) > 0;
+    return PIER_OK;
+}
+
+/* Find or create the repository; *id receives its id. Must run inside a
+ * transaction. rule_id 0: a push, refused in cache namespaces; rule_id > 0: a
+ * cache import, creating a cache repository of that rule. */
+static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_id, char id[24],
+                               struct perr *e)
+{
+    char rid[24];
+    snprintf(rid, sizeof rid, "%lld", rule_id);
     for (int attempt = 0; attempt < 3; attempt++) {
         PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
         if (!res)
             return e->code;
         if (PQntuples(res) == 0) {
-            res = db_exec(c->db, c->a, &st_repo_insert, e, name);
+            if (rule_id == 0) {
+                pier_err rc = push_allowed(c, name, NULL, e);
+                if (rc)
+                    return rc;
+            }
+            res = db_exec(c->db, c->a, &st_repo_insert, e, name, rule_id ? "cache" : "push", rid);
             if (!res)
                 return e->code;
             if (PQntuples(res) == 0)
                 continue; /* created concurrently: look it up again */
         }
-        if (strcmp(db_value(res, 0, 1), "cache") == 0)
+        bool is_cache = strcmp(db_value(res, 0, 1), "cache") == 0;
+        if (rule_id == 0 && is_cache)
+            return cache_denied(e, name, "pushed");
+        if (rule_id > 0 && !is_cache)
             return perr_set(e, PIER_E_DENIED,
-                            "repository %s is a pull-through cache repository; images in it "
-                            "come from its upstream and cannot be pushed", name);
+                            "repository %s holds pushed images; the cache does not import into it",
+                            name);
         snprintf(id, 24, "%s", db_value(res, 0, 0));
         return PIER_OK;
     }
@@ -166,7 +245,7 @@ static char *pg_array(struct arena *a, const char *const *items, size_t n)
 /* ---- blobs ---- */
 
 pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long long *size,
-                       struct perr *e)
+                       long long *rule_id, struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_blob_get, e, name, digest);
     if (!res)
@@ -175,6 +254,8 @@ pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long
         return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known in repository %s", digest,
                         name);
     *size = db_int(res, 0, 0);
+    if (rule_id)
+        *rule_id = db_int(res, 0, 1);
     return PIER_OK;
 }
 
@@ -190,7 +271,7 @@ pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struc
 }
 
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
-                        struct perr *e)
+                        long long rule_id, struct perr *e)
 {
     bool own_tx = !db_in_tx(c->db);
     pier_err rc;
@@ -198,7 +279,7 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
         return rc;
     char id[24], sz[24];
     snprintf(sz, sizeof sz, "%lld", size);
-    if ((rc = repo_for_push(c, name, id, e)) != PIER_OK)
+    if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
         goto fail;
     if (!db_exec(c->db, c->a, &st_blob_insert, e, digest, sz) ||
         !db_exec(c->db, c->a, &st_link_insert, e, id, digest)) {
@@ -219,13 +300,26 @@ pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, s
     PGresult *res = db_exec(c->db, c->a, &st_link_delete, e, name, digest);
     if (!res)
         return e->code;
-    if (strcmp(PQcmdTuples(res), "0") == 0)
+    if (strcmp(PQcmdTuples(res), "0") == 0) {
+        PGresult *r = db_exec(c->db, c->a, &st_repo_find, e, name);
+        if (r && PQntuples(r) > 0 && strcmp(db_value(r, 0, 1), "cache") == 0)
+            return cache_denied(e, name, "deleted");
         return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known in repository %s", digest,
                         name);
+    }
     return PIER_OK;
 }
 
 /* ---- manifests ---- */
+
+static long long bin_int8(const PGresult *res, int row, int col)
+{
+    const unsigned char *b = (const unsigned char *)PQgetvalue(res, row, col);
+    unsigned long long v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return (long long)v;
+}
 
 pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, bool with_body,
                            struct stored_manifest *out, struct perr *e)
@@ -248,16 +342,16 @@ pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, boo
         return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "manifest %s is not known in repository %s",
                         ref, name);
     }
-    /* Binary results: text columns are raw strings, size is a big-endian int8. */
+    /* Binary results: text columns are raw strings, integers big-endian. */
     out->digest = PQgetvalue(res, 0, 0);
     out->media_type = PQgetvalue(res, 0, 1);
-    const unsigned char *sz = (const unsigned char *)PQgetvalue(res, 0, 2);
-    long long size = 0;
-    for (int i = 0; i < 8; i++)
-        size = (size << 8) | sz[i];
+    long long size = bin_int8(res, 0, 2);
     out->size = size;
-    out->body = with_body ? PQgetvalue(res, 0, 3) : NULL;
-    if (with_body && PQgetlength(res, 0, 3) != size)
+    out->rule_id = bin_int8(res, 0, 3);
+    out->cache = PQgetvalue(res, 0, 4)[0] != 0;
+    out->fresh = PQgetvalue(res, 0, 5)[0] != 0;
+    out->body = with_body ? PQgetvalue(res, 0, 6) : NULL;
+    if (with_body && PQgetlength(res, 0, 6) != size)
         return perr_set(e, PIER_E_INTERNAL, "stored manifest %s has an inconsistent size",
                         out->digest);
     return PIER_OK;
@@ -289,13 +383,13 @@ static const char *first_missing(PGresult *res, const struct descriptor *want, s
 
 pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
                            const struct manifest *m, const char *body, size_t len,
-                           struct perr *e)
+                           long long rule_id, struct perr *e)
 {
     pier_err rc;
     if ((rc = db_begin(c->db, e)) != PIER_OK)
         return rc;
     char id[24];
-    if ((rc = repo_for_push(c, name, id, e)) != PIER_OK)
+    if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
         goto fail;
 
     /* Everything the manifest references must already be here. */
@@ -313,13 +407,13 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     char *arr = pg_array(c->a, digests, nd);
     const struct db_stmt *check = m->kind == MANIFEST_IMAGE ? &st_blobs_present
                                                             : &st_manifests_present;
-    PGresult *res = db_exec(c->db, c->a, check, e, id, arr);
-    if (!res) {
+    PGresult *res = rule_id ? NULL : db_exec(c->db, c->a, check, e, id, arr);
+    if (!rule_id && !res) {
         rc = e->code;
         goto fail;
     }
     const struct descriptor *bad_size = NULL;
-    const char *missing = first_missing(res, want, nwant, true, &bad_size);
+    const char *missing = rule_id ? NULL : first_missing(res, want, nwant, true, &bad_size);
     if (missing) {
         rc = perr_set(e, PIER_E_MANIFEST_BLOB_UNKNOWN,
                       m->kind == MANIFEST_IMAGE
@@ -358,7 +452,7 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     if (!db_execp(c->db, c->a, &st_manifest_insert, p, false, e) ||
         !db_exec(c->db, c->a, &st_refs_insert, e, id, digest, arr,
                  m->kind == MANIFEST_IMAGE ? "blob" : "manifest") ||
-        (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest))) {
+        (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest, rule_id ? "t" : "f"))) {
         rc = e->code;
         goto fail;
     }
@@ -370,6 +464,11 @@ fail:
     return rc;
 }
 
+pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_tag_checked, e, name, tag) ? PIER_OK : e->code;
+}
+
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e)
 {
     bool by_digest = grammar_is_digest(ref);
@@ -379,11 +478,13 @@ pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, 
         return e->code;
     if (strcmp(PQcmdTuples(res), "0") != 0)
         return PIER_OK;
-    pier_err rc;
-    if (!repo_exists(c, name, e, &rc))
-        return rc ? rc
-                  : perr_set(e, PIER_E_NAME_UNKNOWN,
-                             "repository %s is not known to this registry", name);
+    PGresult *r = db_exec(c->db, c->a, &st_repo_find, e, name);
+    if (!r)
+        return e->code;
+    if (PQntuples(r) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s is not known to this registry", name);
+    if (strcmp(db_value(r, 0, 1), "cache") == 0)
+        return cache_denied(e, name, "deleted");
     return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "%s %s is not known in repository %s",
                     by_digest ? "manifest" : "tag", ref, name);
 }

@@ -11,16 +11,25 @@
 #include "registry/manifest.h"
 #include "server/ctx.h"
 
-/* Size of a blob linked to repository name: PIER_OK, or PIER_E_BLOB_UNKNOWN. */
+/* Size of a blob linked to repository name: PIER_OK, or PIER_E_BLOB_UNKNOWN.
+ * *rule_id (may be NULL) receives the repository's cache rule, 0 if none. */
 pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long long *size,
-                       struct perr *e);
+                       long long *rule_id, struct perr *e);
 /* Size of a blob known to the registry in any repository. */
 pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struct perr *e);
 /* Link a published blob (its file already exists) into repository name,
- * creating the repository. Joins the caller's transaction when one is open,
- * else runs in its own. PIER_E_DENIED for cache repositories. */
+ * creating the repository. rule_id 0 is a push: refused (PIER_E_DENIED) for
+ * cache repositories and for new names under a cache rule. rule_id > 0 links
+ * into the cache repository of that rule. Joins the caller's transaction when
+ * one is open, else runs in its own. */
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
-                        struct perr *e);
+                        long long rule_id, struct perr *e);
+/* May clients push to name? PIER_E_DENIED (with the reason) for cache
+ * repositories and names under a pull-through cache rule. */
+pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);
+/* Is digest referenced by a manifest of repository name? */
+pier_err repo_blob_referenced(struct ctx *c, const char *name, const char *digest, bool *yes,
+                              struct perr *e);
 /* Remove the link (the file stays until garbage collection). */
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e);
 
@@ -29,20 +38,28 @@ struct stored_manifest {
     const char *media_type;
     const char *body;   /* NULL when not requested */
     long long size;
+    long long rule_id;  /* cache rule of the repository, 0 for pushed repositories */
+    bool cache;         /* the repository is a pull-through cache repository */
+    bool fresh;         /* by tag in a cache repository: checked within the refresh interval */
 };
 
 /* Manifest by tag or digest. PIER_E_MANIFEST_UNKNOWN, or PIER_E_NAME_UNKNOWN
  * when the repository itself does not exist. */
 pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, bool with_body,
                            struct stored_manifest *out, struct perr *e);
-/* Store a parsed, digest-checked manifest and move tag (may be NULL) to it,
- * after checking that every referenced blob and child manifest is present in
- * this repository (PIER_E_MANIFEST_BLOB_UNKNOWN names the first missing one).
- * All or nothing. */
+/* Store a parsed, digest-checked manifest and move tag (may be NULL) to it.
+ * A push (rule_id 0) first checks that every referenced blob and child
+ * manifest is present in this repository (PIER_E_MANIFEST_BLOB_UNKNOWN names
+ * the first missing one). A cache import (rule_id > 0) stores what the
+ * upstream sent (blobs and children are fetched on demand) and marks the tag
+ * as just checked. All or nothing. */
 pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
                            const struct manifest *m, const char *body, size_t len,
-                           struct perr *e);
-/* Delete a manifest by digest (its tags go with it) or a tag by name. */
+                           long long rule_id, struct perr *e);
+/* The upstream confirmed that tag still points to the stored manifest. */
+pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, struct perr *e);
+/* Delete a manifest by digest (its tags go with it) or a tag by name.
+ * PIER_E_DENIED in cache repositories. */
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e);
 
 /* Up to n tags after last (NULL: from the start), lexically ordered, appended

@@ -264,7 +264,7 @@ pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const 
     }
     if ((rc = blobstore_publish(c->bs, path, digest, e)))
         return rc;
-    if ((rc = repo_blob_link(c, name, digest, u->size, e)))
+    if ((rc = repo_blob_link(c, name, digest, u->size, 0, e)))
         return rc;
     return db_exec(c->db, c->a, &st_delete, e, u->id) ? PIER_OK : e->code;
 }
@@ -332,5 +332,5 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     if ((rc = blobstore_publish(c->bs, path, digest, e)))
         return rc;
     *size = written;
-    return repo_blob_link(c, name, digest, written, e);
+    return repo_blob_link(c, name, digest, written, 0, e);
 }

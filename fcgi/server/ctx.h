@@ -9,11 +9,18 @@
 #include "lib/config.h"
 #include "store/blobstore.h"
 
+struct secretbox;
+struct upstream;
+struct cache_stats;
+
 struct ctx {
     const struct config *cfg;
     struct db *db;
     const struct blobstore *bs;
     struct arena *a;
+    const struct secretbox *sb;   /* server key for sealed secrets */
+    struct upstream *up;          /* this worker's upstream HTTP client */
+    struct cache_stats *stats;    /* this worker's unflushed cache counters */
 };
 
 #endif

@@ -10,7 +10,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <fcgiapp.h>
+#include "cache/stats.h"
+#include "cache/upstream.h"
 #include "db/db.h"
+#include "lib/secretbox.h"
 #include "http/request.h"
 #include "lib/arena.h"
 #include "lib/log.h"
@@ -79,6 +82,12 @@ int worker_run(const struct config *cfg, int listen_fd)
     struct db *db = db_new(cfg->database);
     if (db_ensure(db, &e) != PIER_OK)
         log_warn("starting without a database connection; will retry per request");
+    struct secretbox sb;
+    memset(&sb, 0, sizeof sb);
+    if (cfg->server_key_file[0] && secretbox_load(&sb, cfg->server_key_file, &e) != PIER_OK)
+        log_error("%s; stored credentials and tokens cannot be used", e.msg);
+    struct upstream *up = upstream_new();
+    struct cache_stats *stats = stats_new();
     struct arena *a = arena_new();
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
@@ -100,13 +109,15 @@ int worker_run(const struct config *cfg, int listen_fd)
         }
         struct req r;
         req_init(&r, &fx, a);
-        struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+        struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
+                        .stats = stats};
         if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, &r);
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
         FCGX_Finish_r(&fx);
+        stats_flush(&c, 2000);
         arena_reset(a);
         if (cfg->max_requests && ++served >= cfg->max_requests) {
             log_info("served %ld requests; exiting to be replaced", served);
@@ -114,7 +125,12 @@ int worker_run(const struct config *cfg, int listen_fd)
         }
     }
     FCGX_Free(&fx, 1);
+    struct ctx fin = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up, .stats = stats};
+    stats_flush(&fin, 0);
     arena_free(a);
+    stats_free(stats);
+    upstream_free(up);
+    secretbox_wipe(&sb);
     db_close(db);
     return 0;
 }

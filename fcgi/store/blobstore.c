@@ -31,7 +31,7 @@ pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
     if (strlen(root) >= BLOBSTORE_ROOT_MAX)
         return perr_set(e, PIER_E_INTERNAL, "blob_root path is too long");
     snprintf(bs->root, sizeof bs->root, "%s", root);
-    const char *subdirs[] = {"blobs/sha256", "blobs/sha512", "tmp/uploads"};
+    const char *subdirs[] = {"blobs/sha256", "blobs/sha512", "tmp/uploads", "tmp/fetch"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/%s", bs->root, subdirs[i]);

@@ -1,0 +1,432 @@
+/* fetch: blob misses in cache repositories. One request per digest, cluster-
+ * wide, holds the fetch lease and downloads: the bytes go to a temporary file
+ * on the shared blob root (hashed on the way) and to its client at once.
+ * Every other request for the digest follows the lease: it streams the
+ * temporary file up to the byte count the holder declared durable, and the
+ * rest from the published blob. Nobody ever gets the final byte of a blob
+ * before its digest was verified, so a bad download always fails visibly. */
+#include "cache/cache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+#include "cache/lease.h"
+#include "cache/stats.h"
+#include "cache/upstream.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "registry/errors.h"
+#include "registry/handlers.h"
+
+#define SYNC_BYTES (8LL << 20)  /* publish durable progress at least every 8 MiB */
+#define SYNC_MS 250             /* ... or every 250 ms */
+#define POLL_MS 40              /* followers look at the lease this often */
+#define COPY_BUF (256 * 1024)
+
+struct fetch {
+    struct ctx *c;
+    struct req *r;
+    const char *name;
+    const char *digest;
+    const struct cache_rule *rule;
+    char key[DIGEST_MAX_LEN + 8];
+    char holder[UUID_STR_LEN];
+    /* client side */
+    bool headers_sent;
+    long long sent;
+    bool client_gone;
+    /* holder side */
+    int fd;
+    char tmp[PATH_MAX];
+    EVP_MD_CTX *md;
+    long long written, durable, total;
+    int64_t last_sync;
+    bool lost_lease;
+    char *pending;
+    size_t pending_len, pending_cap;
+    long long pending_off;
+};
+
+static void send_headers(struct fetch *f, long long total)
+{
+    if (f->headers_sent)
+        return;
+    f->headers_sent = true;
+    struct req *r = f->r;
+    resp_status(r, 200);
+    resp_header(r, "Content-Type", "application/octet-stream");
+    resp_header(r, "Docker-Content-Digest", "%s", f->digest);
+    resp_header(r, "X-Pier-Cache", "miss");
+    if (total >= 0)
+        resp_header(r, "Content-Length", "%lld", total);
+    resp_begin(r);
+}
+
+/* Send the part of [off, off+n) the client does not have yet. */
+static void to_client(struct fetch *f, const char *data, size_t n, long long off)
+{
+    if (f->client_gone || !f->headers_sent || f->r->head)
+        return;
+    if (off + (long long)n <= f->sent)
+        return;
+    if (off > f->sent)
+        return; /* a gap: cannot happen, bytes arrive in order */
+    long long skip = f->sent - off;
+    size_t len = n - (size_t)skip;
+    if (resp_write(f->r, data + skip, len) < 0) {
+        f->client_gone = true;
+        return;
+    }
+    f->sent += (long long)len;
+}
+
+/* Copy [f->sent, upto) of an open file to the client. False on a short read. */
+static bool file_to_client(struct fetch *f, int fd, long long upto)
+{
+    static char buf[COPY_BUF];
+    while (f->sent < upto && !f->client_gone) {
+        size_t want = (size_t)(upto - f->sent < COPY_BUF ? upto - f->sent : COPY_BUF);
+        ssize_t n = pread(fd, buf, want, (off_t)f->sent);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        to_client(f, buf, (size_t)n, f->sent);
+    }
+    return true;
+}
+
+static void fail_client(struct fetch *f, pier_err code, const char *msg)
+{
+    if (f->headers_sent) {
+        resp_abort(f->r);
+        return;
+    }
+    struct perr e;
+    perr_set(&e, code, "%s", msg);
+    oci_error(f->r, &e);
+}
+
+/* ---- finishing from the published blob ---- */
+
+static void finish_published(struct fetch *f, long long size)
+{
+    if (!f->headers_sent) {
+        h_blob_send(f->c, f->r, f->digest, "miss");
+        return;
+    }
+    char path[PATH_MAX];
+    blobstore_blob_path(f->c->bs, f->digest, path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || !file_to_client(f, fd, size) || f->sent != size) {
+        log_error("cannot finish %s from %s", f->digest, path);
+        resp_abort(f->r);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ---- holder ---- */
+
+static int holder_headers(void *arg, const struct upstream_resp *resp)
+{
+    struct fetch *f = arg;
+    f->total = resp->content_length;
+    struct perr e;
+    if (lease_progress(f->c, f->key, f->holder, f->tmp, f->total, 0, &e) == PIER_E_CONFLICT)
+        f->lost_lease = true;
+    send_headers(f, f->total);
+    return 0;
+}
+
+static int holder_data(void *arg, const char *data, size_t n)
+{
+    struct fetch *f = arg;
+    struct perr e;
+    if (blobstore_pwrite_all(f->fd, data, n, (off_t)f->written, &e) != PIER_OK)
+        return 1;
+    EVP_DigestUpdate(f->md, data, n);
+    /* Hold the newest piece back: it goes out only after the next one arrives,
+     * and the very last one only after the digest matched. */
+    if (f->pending_len)
+        to_client(f, f->pending, f->pending_len, f->pending_off);
+    if (n > f->pending_cap) {
+        f->pending_cap = n;
+        f->pending = arena_alloc(f->c->a, n);
+    }
+    memcpy(f->pending, data, n);
+    f->pending_len = n;
+    f->pending_off = f->written;
+    f->written += (long long)n;
+    int64_t now = now_ms();
+    if (!f->lost_lease && (f->written - f->durable >= SYNC_BYTES || now - f->last_sync >= SYNC_MS)) {
+        /* Followers (maybe on other nodes, over NFS) read only durable bytes. */
+        fdatasync(f->fd);
+        f->durable = f->written;
+        f->last_sync = now;
+        if (lease_progress(f->c, f->key, f->holder, NULL, -1, f->durable, &e) == PIER_E_CONFLICT) {
+            log_warn("fetch lease for %s was taken over; finishing this download anyway", f->digest);
+            f->lost_lease = true;
+        }
+    }
+    return 0;
+}
+
+static void hold(struct fetch *f, const char *upname)
+{
+    struct ctx *c = f->c;
+    char dir[PATH_MAX + 16];
+    char id[UUID_STR_LEN];
+    uuid_v4(id);
+    snprintf(dir, sizeof dir, "%s/tmp/fetch", c->bs->root);
+    mkdir(dir, 0755);
+    snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    enum digest_alg alg = DIGEST_SHA256;
+    grammar_digest(f->digest, &alg, NULL);
+    f->md = EVP_MD_CTX_new();
+    if (f->fd < 0 || !f->md || !EVP_DigestInit_ex(f->md, alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL)) {
+        log_error("cannot create %s: %s", f->tmp, strerror(errno));
+        lease_fail(c, f->key, f->holder, "the cache cannot write to its blob store");
+        if (f->fd >= 0) {
+            close(f->fd);
+            unlink(f->tmp);
+        }
+        EVP_MD_CTX_free(f->md);
+        fail_client(f, PIER_E_UNAVAILABLE, "the cache cannot write to its blob store");
+        return;
+    }
+    f->written = f->durable = 0;
+    f->total = -1;
+    f->last_sync = now_ms();
+    struct perr e;
+    lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &e);
+    char *path = arena_printf(c->a, "blobs/%s", f->digest);
+    struct upstream_req q = {.rule = f->rule, .repo = upname, .path = path,
+                             .on_headers = holder_headers, .on_data = holder_data, .arg = f};
+    struct upstream_resp resp;
+    pier_err rc = upstream_do(c, &q, &resp, &e);
+    stats_add(c->stats, f->rule->id, STAT_UPSTREAM_BYTES, f->written);
+    char got[DIGEST_STR_MAX] = "";
+    if (rc == PIER_OK) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdlen = 0;
+        EVP_DigestFinal_ex(f->md, md, &mdlen);
+        snprintf(got, sizeof got, "%s:", alg == DIGEST_SHA512 ? "sha512" : "sha256");
+        hex_encode(md, mdlen, got + 7);
+    }
+    EVP_MD_CTX_free(f->md);
+    f->md = NULL;
+    char why[600] = "";
+    if (rc != PIER_OK)
+        snprintf(why, sizeof why, "upstream %s", resp.message);
+    else if (strcmp(got, f->digest) != 0)
+        snprintf(why, sizeof why, "upstream %s sent %lld bytes with digest %s for blob %s",
+                 f->rule->upstream_url, f->written, got, f->digest);
+    else if (f->total >= 0 && f->written != f->total)
+        snprintf(why, sizeof why, "upstream %s sent %lld of %lld bytes", f->rule->upstream_url,
+                 f->written, f->total);
+    if (!why[0]) {
+        fsync(f->fd);
+        close(f->fd);
+        f->fd = -1;
+        if (blobstore_publish(c->bs, f->tmp, f->digest, &e) != PIER_OK ||
+            repo_blob_link(c, f->name, f->digest, f->written, f->rule->id, &e) != PIER_OK) {
+            lease_fail(c, f->key, f->holder, e.msg);
+            fail_client(f, e.code, e.msg);
+            return;
+        }
+        lease_release(c, f->key, f->holder, &e);
+        stats_add(c->stats, f->rule->id, STAT_MISS, 1);
+        stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
+        if (!f->headers_sent) {
+            h_blob_send(c, f->r, f->digest, "miss");
+            return;
+        }
+        if (f->pending_len)
+            to_client(f, f->pending, f->pending_len, f->pending_off);
+        return;
+    }
+    close(f->fd);
+    f->fd = -1;
+    unlink(f->tmp);
+    log_warn("blob %s for %s not cached: %s", f->digest, f->name, why);
+    lease_fail(c, f->key, f->holder, why);
+    stats_add(c->stats, f->rule->id, STAT_UPSTREAM_ERROR, 1);
+    rules_note_error(c, f->rule->id, why);
+    if (rc == PIER_OK) {
+        fail_client(f, PIER_E_UPSTREAM, arena_printf(c->a, "%s; nothing was cached", why));
+        return;
+    }
+    if (resp.failure == UPF_NOT_FOUND) {
+        fail_client(f, PIER_E_BLOB_UNKNOWN, arena_printf(c->a, "blob not found upstream: %s", resp.message));
+        return;
+    }
+    fail_client(f, cache_upstream_error(resp.failure),
+                arena_printf(c->a, "the upstream failed (%s) and the blob is not cached", resp.message));
+}
+
+/* ---- followers ---- */
+
+static void follow_or_hold(struct fetch *f, const char *upname)
+{
+    struct ctx *c = f->c;
+    struct perr e;
+    int fd = -1;
+    char open_path[PATH_MAX] = "";
+    int64_t deadline = now_ms() + (int64_t)(c->cfg->lease_ttl + c->cfg->upstream_connect_timeout) * 1000;
+    for (;;) {
+        bool mine = false;
+        if (lease_acquire(c, f->key, f->holder, &mine, &e) != PIER_OK) {
+            fail_client(f, e.code, e.msg);
+            break;
+        }
+        if (mine) {
+            if (fd >= 0)
+                close(fd);
+            /* Published meanwhile by the previous holder? Then no download. */
+            long long size;
+            if (repo_blob_any(c, f->digest, &size, &e) == PIER_OK) {
+                lease_release(c, f->key, f->holder, &e);
+                if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
+                    fail_client(f, e.code, e.msg);
+                    return;
+                }
+                finish_published(f, size);
+                return;
+            }
+            hold(f, upname);
+            return;
+        }
+        struct lease l;
+        if (lease_read(c, f->key, &l, &e) != PIER_OK) {
+            fail_client(f, e.code, e.msg);
+            break;
+        }
+        if (l.state == LEASE_NONE) {
+            long long size;
+            if (repo_blob_any(c, f->digest, &size, &e) == PIER_OK) {
+                if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
+                    fail_client(f, e.code, e.msg);
+                    break;
+                }
+                stats_add(c->stats, f->rule->id, STAT_HIT, 1);
+                finish_published(f, size);
+                break;
+            }
+            continue; /* released without publishing: try to take it */
+        }
+        if (l.state == LEASE_FAILED) {
+            fail_client(f, PIER_E_UPSTREAM, l.message[0] ? l.message : "the download failed");
+            break;
+        }
+        if (l.expired)
+            continue; /* the holder died: take over on the next turn */
+        if (!f->headers_sent && (l.total >= 0 || l.durable > 0))
+            send_headers(f, l.total);
+        long long upto = l.durable - 1; /* the last byte waits for verification */
+        if (l.tmp_path[0] && upto > f->sent && !f->r->head) {
+            if (strcmp(open_path, l.tmp_path) != 0) {
+                if (fd >= 0)
+                    close(fd);
+                fd = open(l.tmp_path, O_RDONLY);
+                snprintf(open_path, sizeof open_path, "%s", fd >= 0 ? l.tmp_path : "");
+            }
+            if (fd >= 0 && !file_to_client(f, fd, upto)) {
+                /* Stale attributes (NFS) or renamed: reopen next time. */
+                close(fd);
+                fd = -1;
+                open_path[0] = '\0';
+            }
+            deadline = now_ms() + (int64_t)c->cfg->lease_ttl * 1000;
+        }
+        if (f->client_gone)
+            break;
+        if (now_ms() > deadline) {
+            fail_client(f, PIER_E_UPSTREAM_TIMEOUT,
+                        "timed out waiting for another request's download of this blob");
+            break;
+        }
+        struct timespec ts = {0, POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void head_miss(struct ctx *c, struct req *r, const char *digest, const struct cache_rule *rule,
+                      const char *upname)
+{
+    struct perr e;
+    struct upstream_resp resp;
+    char *path = arena_printf(c->a, "blobs/%s", digest);
+    struct upstream_req q = {.rule = rule, .repo = upname, .head = true, .path = path};
+    if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
+        if (resp.failure == UPF_NOT_FOUND)
+            perr_set(&e, PIER_E_BLOB_UNKNOWN, "blob not found upstream: %s", resp.message);
+        else
+            perr_set(&e, cache_upstream_error(resp.failure),
+                     "the upstream failed (%s) and the blob is not cached", resp.message);
+        oci_error(r, &e);
+        return;
+    }
+    resp_status(r, 200);
+    resp_header(r, "Content-Type", "application/octet-stream");
+    resp_header(r, "Docker-Content-Digest", "%s", digest);
+    resp_header(r, "X-Pier-Cache", "miss");
+    if (resp.content_length >= 0)
+        resp_header(r, "Content-Length", "%lld", resp.content_length);
+    resp_end(r);
+}
+
+void cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
+                const struct cache_rule *rule)
+{
+    struct perr e;
+    char upname[NAME_MAX_LEN + 1];
+    if (rule_upstream_name(rule, name, upname, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    /* Already cached for another repository and part of an image cached here:
+     * link it, no upstream traffic. */
+    long long size;
+    bool referenced = false;
+    if (repo_blob_any(c, digest, &size, &e) == PIER_OK &&
+        repo_blob_referenced(c, name, digest, &referenced, &e) == PIER_OK && referenced &&
+        repo_blob_link(c, name, digest, size, rule->id, &e) == PIER_OK) {
+        stats_add(c->stats, rule->id, STAT_HIT, 1);
+        h_blob_send(c, r, digest, "hit");
+        return;
+    }
+    if (r->head) {
+        head_miss(c, r, digest, rule, upname);
+        return;
+    }
+    struct fetch f;
+    memset(&f, 0, sizeof f);
+    f.c = c;
+    f.r = r;
+    f.name = name;
+    f.digest = digest;
+    f.rule = rule;
+    f.fd = -1;
+    snprintf(f.key, sizeof f.key, "b:%s", digest);
+    uuid_v4(f.holder);
+    follow_or_hold(&f, upname);
+}
+
+pier_err cache_upstream_error(int failure)
+{
+    switch (failure) {
+    case UPF_TIMEOUT: return PIER_E_UPSTREAM_TIMEOUT;
+    case UPF_RATE_LIMITED: return PIER_E_TOOMANYREQUESTS;
+    default: return PIER_E_UPSTREAM;
+    }
+}

@@ -1,0 +1,87 @@
+/* lease: fetch_leases rows. */
+#include "cache/lease.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct db_stmt st_acquire = {
+    "lease_acquire",
+    "INSERT INTO fetch_leases(key, holder, expires_at)"
+    " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+    " ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,"
+    " tmp_path = NULL, total_size = NULL, durable = 0, state = 'running', message = NULL,"
+    " created_at = now()"
+    " WHERE fetch_leases.expires_at < now() OR fetch_leases.state <> 'running'"
+    " RETURNING key", 3};
+static const struct db_stmt st_read = {
+    "lease_read",
+    "SELECT state, expires_at < now(), coalesce(tmp_path, ''), coalesce(total_size, -1), durable,"
+    " coalesce(message, '') FROM fetch_leases WHERE key = $1", 1};
+static const struct db_stmt st_progress = {
+    "lease_progress",
+    "UPDATE fetch_leases SET tmp_path = coalesce($3, tmp_path),"
+    " total_size = CASE WHEN $4::bigint >= 0 THEN $4::bigint ELSE total_size END,"
+    " durable = $5::bigint, expires_at = now() + make_interval(secs => $6::int)"
+    " WHERE key = $1 AND holder = $2 AND state = 'running'", 6};
+static const struct db_stmt st_release = {
+    "lease_release", "DELETE FROM fetch_leases WHERE key = $1 AND holder = $2", 2};
+static const struct db_stmt st_fail = {
+    "lease_fail",
+    "UPDATE fetch_leases SET state = 'failed', message = $3,"
+    " expires_at = now() + interval '30 seconds' WHERE key = $1 AND holder = $2", 3};
+
+pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
+                       struct perr *e)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_acquire, e, key, holder, ttl);
+    if (!res)
+        return e->code;
+    *acquired = PQntuples(res) == 1;
+    return PIER_OK;
+}
+
+pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr *e)
+{
+    memset(l, 0, sizeof *l);
+    l->total = -1;
+    PGresult *res = db_exec(c->db, c->a, &st_read, e, key);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return PIER_OK;
+    l->state = strcmp(PQgetvalue(res, 0, 0), "failed") == 0 ? LEASE_FAILED : LEASE_RUNNING;
+    l->expired = PQgetvalue(res, 0, 1)[0] == 't';
+    snprintf(l->tmp_path, sizeof l->tmp_path, "%s", PQgetvalue(res, 0, 2));
+    l->total = db_int(res, 0, 3);
+    l->durable = db_int(res, 0, 4);
+    snprintf(l->message, sizeof l->message, "%s", PQgetvalue(res, 0, 5));
+    return PIER_OK;
+}
+
+pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
+                        long long total, long long durable, struct perr *e)
+{
+    char t[24], d[24], ttl[16];
+    snprintf(t, sizeof t, "%lld", total);
+    snprintf(d, sizeof d, "%lld", durable);
+    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_progress, e, key, holder, tmp_path, t, d, ttl);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "1") != 0)
+        return perr_set(e, PIER_E_CONFLICT, "fetch lease %s was taken over", key);
+    return PIER_OK;
+}
+
+pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_release, e, key, holder) ? PIER_OK : e->code;
+}
+
+void lease_fail(struct ctx *c, const char *key, const char *holder, const char *message)
+{
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message);
+}

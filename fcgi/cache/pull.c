@@ -1,0 +1,262 @@
+/* pull: manifests in cache namespaces. By digest a cached manifest is served
+ * as is, forever. By tag it is served while younger than the rule's refresh
+ * interval; after that one request (cluster-wide, under a lease) asks the
+ * upstream with a HEAD and fetches the body only when the digest changed.
+ * When the upstream is down, slow, rate-limiting or refusing, what is cached
+ * is served, marked stale. */
+#include "cache/cache.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "cache/lease.h"
+#include "cache/stats.h"
+#include "cache/upstream.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "registry/errors.h"
+#include "registry/handlers.h"
+#include "registry/manifest.h"
+
+#define POLL_MS 40
+
+static const struct db_stmt st_negative_get = {
+    "pull_negative_get",
+    "SELECT 1 FROM cache_negative WHERE repository = $1 AND reference = $2 AND until > now()", 2};
+static const struct db_stmt st_negative_put = {
+    "pull_negative_put",
+    "INSERT INTO cache_negative(repository, reference, until)"
+    " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
+    " ON CONFLICT (repository, reference) DO UPDATE SET until = EXCLUDED.until", 3};
+static const struct db_stmt st_negative_clear = {
+    "pull_negative_clear", "DELETE FROM cache_negative WHERE repository = $1 AND reference = $2", 2};
+
+pier_err cache_rule_for(struct ctx *c, const char *name, long long rule_id, struct cache_rule *rule,
+                        bool *found, struct perr *e)
+{
+    if (rule_id > 0) {
+        pier_err rc = rules_get_id(c, rule_id, rule, e);
+        *found = rc == PIER_OK;
+        return rc == PIER_E_NAME_UNKNOWN ? PIER_OK : rc;
+    }
+    return rules_match(c, name, rule, found, e);
+}
+
+static void serve_stale(struct ctx *c, struct req *r, const char *ref, const struct cache_rule *rule,
+                        const struct stored_manifest *stored, const char *why)
+{
+    log_warn("serving cached %s stale: %s", ref, why);
+    stats_add(c->stats, rule->id, STAT_STALE, 1);
+    resp_header(r, "Warning", "110 pier \"Response is stale: upstream unavailable\"");
+    h_manifest_send(c, r, ref, stored, "stale");
+}
+
+static void upstream_failed(struct ctx *c, struct req *r, const char *name, const char *ref,
+                            const struct cache_rule *rule, const struct stored_manifest *stored,
+                            const struct upstream_resp *resp)
+{
+    stats_add(c->stats, rule->id, STAT_UPSTREAM_ERROR, 1);
+    rules_note_error(c, rule->id, resp->message);
+    if (stored) {
+        serve_stale(c, r, ref, rule, stored, resp->message);
+        return;
+    }
+    struct perr e;
+    perr_set(&e, cache_upstream_error(resp->failure),
+             "the upstream of %s failed (%s: %s) and %s:%s is not cached",
+             rule->prefix, upstream_failure_name(resp->failure), resp->message, name, ref);
+    oci_error(r, &e);
+}
+
+/* Re-read what is stored now and serve it. */
+static void serve_stored(struct ctx *c, struct req *r, const char *name, const char *ref,
+                         const char *state)
+{
+    struct perr e;
+    struct stored_manifest sm;
+    if (repo_manifest_get(c, name, ref, !r->head, &sm, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    h_manifest_send(c, r, ref, &sm, state);
+}
+
+/* Fetch the manifest from the upstream and store it. Answers the request. */
+static void import(struct ctx *c, struct req *r, const char *name, const char *ref,
+                   const char *upname, const struct cache_rule *rule,
+                   const struct stored_manifest *stored, const char *key, const char *holder)
+{
+    struct perr e;
+    struct upstream_resp resp;
+    char *path = arena_printf(c->a, "manifests/%s", ref);
+    struct upstream_req q = {.rule = rule, .repo = upname, .path = path,
+                             .accept = UPSTREAM_MANIFEST_ACCEPT,
+                             .max_body = (size_t)c->cfg->max_manifest_size};
+    if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
+        if (resp.failure == UPF_NOT_FOUND) {
+            char secs[16];
+            snprintf(secs, sizeof secs, "%d", rule->negative_seconds);
+            if (rule->negative_seconds > 0)
+                db_exec(c->db, c->a, &st_negative_put, &e, name, ref, secs);
+            lease_release(c, key, holder, &e);
+            if (stored) {
+                serve_stale(c, r, ref, rule, stored, resp.message);
+                return;
+            }
+            perr_set(&e, PIER_E_MANIFEST_UNKNOWN, "%s:%s was not found upstream (%s)", name, ref,
+                     resp.message);
+            oci_error(r, &e);
+            return;
+        }
+        lease_fail(c, key, holder, resp.message);
+        upstream_failed(c, r, name, ref, rule, stored, &resp);
+        return;
+    }
+    stats_add(c->stats, rule->id, STAT_UPSTREAM_BYTES, (long long)resp.body_len);
+    enum digest_alg alg = DIGEST_SHA256;
+    bool by_digest = grammar_is_digest(ref);
+    if (by_digest)
+        grammar_digest(ref, &alg, NULL);
+    char digest[DIGEST_STR_MAX];
+    digest_buffer(alg, resp.body ? resp.body : "", resp.body_len, digest);
+    const char *bad = NULL;
+    if (by_digest && strcmp(digest, ref) != 0)
+        bad = arena_printf(c->a, "upstream sent a manifest with digest %s for %s", digest, ref);
+    else if (resp.digest[0] && strncmp(resp.digest, digest, 7) == 0 && strcmp(resp.digest, digest) != 0)
+        bad = arena_printf(c->a, "upstream announced digest %s but sent a manifest with digest %s",
+                           resp.digest, digest);
+    struct manifest m;
+    memset(&m, 0, sizeof m);
+    if (!bad && manifest_parse(resp.body ? resp.body : "", resp.body_len, resp.content_type, &m,
+                               &e) != PIER_OK)
+        bad = arena_printf(c->a, "upstream sent an invalid manifest: %s", e.msg);
+    if (bad) {
+        log_warn("%s:%s from %s: %s", name, ref, rule->upstream_url, bad);
+        lease_fail(c, key, holder, bad);
+        struct upstream_resp fake = resp;
+        fake.failure = UPF_PROTOCOL;
+        snprintf(fake.message, sizeof fake.message, "%s", bad);
+        upstream_failed(c, r, name, ref, rule, stored, &fake);
+        return;
+    }
+    pier_err rc = repo_manifest_put(c, name, by_digest ? NULL : ref, digest, &m, resp.body,
+                                    resp.body_len, rule->id, &e);
+    manifest_free(&m);
+    if (rc) {
+        lease_fail(c, key, holder, e.msg);
+        oci_error(r, &e);
+        return;
+    }
+    db_exec(c->db, c->a, &st_negative_clear, &e, name, ref);
+    lease_release(c, key, holder, &e);
+    stats_add(c->stats, rule->id, STAT_MISS, 1);
+    serve_stored(c, r, name, ref, "miss");
+}
+
+/* The tag is cached but old: ask with a HEAD whether it moved. */
+static void revalidate(struct ctx *c, struct req *r, const char *name, const char *ref,
+                       const char *upname, const struct cache_rule *rule,
+                       const struct stored_manifest *stored, const char *key, const char *holder)
+{
+    struct perr e;
+    struct upstream_resp resp;
+    char *path = arena_printf(c->a, "manifests/%s", ref);
+    struct upstream_req q = {.rule = rule, .repo = upname, .head = true, .path = path,
+                             .accept = UPSTREAM_MANIFEST_ACCEPT};
+    if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
+        lease_release(c, key, holder, &e);
+        upstream_failed(c, r, name, ref, rule, stored, &resp);
+        return;
+    }
+    if (resp.digest[0] && strcmp(resp.digest, stored->digest) == 0) {
+        repo_tag_checked(c, name, ref, &e);
+        lease_release(c, key, holder, &e);
+        stats_add(c->stats, rule->id, STAT_HIT, 1);
+        h_manifest_send(c, r, ref, stored, "revalidated");
+        return;
+    }
+    import(c, r, name, ref, upname, rule, stored, key, holder);
+}
+
+void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
+                    const struct cache_rule *rule, const struct stored_manifest *stored)
+{
+    struct perr e;
+    char upname[NAME_MAX_LEN + 1];
+    if (rule_upstream_name(rule, name, upname, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    if (!stored) {
+        PGresult *neg = db_exec(c->db, c->a, &st_negative_get, &e, name, ref);
+        if (neg && PQntuples(neg) > 0) {
+            perr_set(&e, PIER_E_MANIFEST_UNKNOWN,
+                     "%s:%s was not found upstream recently (remembered for %d s)", name, ref,
+                     rule->negative_seconds);
+            oci_error(r, &e);
+            return;
+        }
+    }
+    char *key = arena_printf(c->a, "m:%s:%s", name, ref);
+    char holder[UUID_STR_LEN];
+    uuid_v4(holder);
+    int64_t deadline = now_ms() + (int64_t)(c->cfg->upstream_timeout + 5) * 1000;
+    for (;;) {
+        bool mine = false;
+        if (lease_acquire(c, key, holder, &mine, &e) != PIER_OK) {
+            oci_error(r, &e);
+            return;
+        }
+        if (mine) {
+            if (stored && !grammar_is_digest(ref))
+                revalidate(c, r, name, ref, upname, rule, stored, key, holder);
+            else
+                import(c, r, name, ref, upname, rule, stored, key, holder);
+            return;
+        }
+        /* Someone else is asking the upstream right now: wait for the answer. */
+        struct lease l;
+        if (lease_read(c, key, &l, &e) != PIER_OK) {
+            oci_error(r, &e);
+            return;
+        }
+        if (l.state == LEASE_NONE) {
+            struct stored_manifest now;
+            pier_err rc = repo_manifest_get(c, name, ref, !r->head, &now, &e);
+            if (rc == PIER_OK) {
+                stats_add(c->stats, rule->id, STAT_HIT, 1);
+                h_manifest_send(c, r, ref, &now, "hit");
+                return;
+            }
+            PGresult *neg = db_exec(c->db, c->a, &st_negative_get, &e, name, ref);
+            if (neg && PQntuples(neg) > 0) {
+                perr_set(&e, PIER_E_MANIFEST_UNKNOWN, "%s:%s was not found upstream", name, ref);
+                oci_error(r, &e);
+                return;
+            }
+            continue;
+        }
+        if (l.state == LEASE_FAILED) {
+            if (stored) {
+                serve_stale(c, r, ref, rule, stored, l.message);
+                return;
+            }
+            perr_set(&e, PIER_E_UPSTREAM, "the upstream of %s failed and %s:%s is not cached: %s",
+                     rule->prefix, name, ref, l.message);
+            oci_error(r, &e);
+            return;
+        }
+        if (now_ms() > deadline) {
+            if (stored) {
+                serve_stale(c, r, ref, rule, stored, "timed out waiting for the upstream");
+                return;
+            }
+            perr_set(&e, PIER_E_UPSTREAM_TIMEOUT,
+                     "timed out waiting for another request to fetch %s:%s", name, ref);
+            oci_error(r, &e);
+            return;
+        }
+        struct timespec ts = {0, POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}

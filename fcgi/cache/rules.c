@@ -1,0 +1,538 @@
+/* rules: cache_rules table, validation and name mapping. */
+#include "cache/rules.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/crypto.h>
+#include "lib/log.h"
+#include "lib/secretbox.h"
+
+#define CTX_USER "cache_rules.username"
+#define CTX_SECRET "cache_rules.secret"
+
+static const char *const KINDS[] = {
+    "ecr-public", "ecr", "docker-hub", "quay", "github-container-registry", "k8s",
+    "azure-container-registry", "gitlab-container-registry", "chainguard", "oci",
+};
+
+/* Columns every SELECT of a rule returns, in this order. */
+#define RULE_COLUMNS                                                                       \
+    "id, prefix, upstream_url, upstream_registry, upstream_prefix,"                        \
+    " coalesce(credential_arn, ''), coalesce(custom_role_arn, ''),"                        \
+    " secret_enc IS NOT NULL, refresh_seconds, negative_seconds, ca_bundle,"               \
+    " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint,"     \
+    " last_error, coalesce(extract(epoch FROM last_error_at)::bigint, 0)"
+
+static const struct db_stmt st_match = {
+    "rules_match",
+    "SELECT " RULE_COLUMNS " FROM cache_rules"
+    " WHERE prefix = 'ROOT' OR left($1, length(prefix) + 1) = prefix || '/'"
+    " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1", 1};
+static const struct db_stmt st_get = {
+    "rules_get", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE prefix = $1", 1};
+static const struct db_stmt st_get_id = {
+    "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
+static const struct db_stmt st_list = {
+    "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
+static const struct db_stmt st_pushed_under = {
+    "rules_pushed_under",
+    "SELECT name FROM repositories WHERE kind = 'push'"
+    " AND ($1 = 'ROOT' OR left(name, length($1) + 1) = $1 || '/') ORDER BY name LIMIT 1", 1};
+static const struct db_stmt st_insert = {
+    "rules_insert",
+    "INSERT INTO cache_rules(prefix, upstream_url, upstream_registry, upstream_prefix,"
+    " credential_arn, custom_role_arn, username_enc, secret_enc, ca_bundle, refresh_seconds,"
+    " negative_seconds) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7::bytea,"
+    " $8::bytea, $9, $10::int, $11::int) ON CONFLICT (prefix) DO NOTHING RETURNING id", 11};
+static const struct db_stmt st_adopt = {
+    "rules_adopt",
+    "UPDATE repositories SET rule_id = $1::bigint WHERE kind = 'cache'"
+    " AND ($2 = 'ROOT' OR left(name, length($2) + 1) = $2 || '/')"
+    " AND (rule_id IS NULL OR ($2 <> 'ROOT' AND rule_id IN (SELECT id FROM cache_rules"
+    "      WHERE prefix = 'ROOT' OR length(prefix) < length($2))))", 2};
+static const struct db_stmt st_update = {
+    "rules_update",
+    "UPDATE cache_rules SET upstream_url = $2, upstream_registry = $3, upstream_prefix = $4,"
+    " credential_arn = nullif($5, ''), custom_role_arn = nullif($6, ''), ca_bundle = $7,"
+    " refresh_seconds = $8::int, negative_seconds = $9::int, updated_at = now(),"
+    " last_error = NULL, last_error_at = NULL"
+    " WHERE prefix = $1 RETURNING id", 9};
+static const struct db_stmt st_update_creds = {
+    "rules_update_creds",
+    "UPDATE cache_rules SET username_enc = $2::bytea, secret_enc = $3::bytea, updated_at = now()"
+    " WHERE prefix = $1", 3};
+static const struct db_stmt st_delete = {
+    "rules_delete", "DELETE FROM cache_rules WHERE prefix = $1 RETURNING id", 1};
+static const struct db_stmt st_creds = {
+    "rules_creds", "SELECT username_enc, secret_enc FROM cache_rules WHERE id = $1::bigint", 1};
+static const struct db_stmt st_note_error = {
+    "rules_note_error",
+    "UPDATE cache_rules SET last_error = $2, last_error_at = now() WHERE id = $1::bigint", 2};
+static const struct db_stmt st_drop_tokens = {
+    "rules_drop_tokens", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint", 1};
+
+void rule_defaults(struct cache_rule *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->upstream_prefix, sizeof r->upstream_prefix, "ROOT");
+    snprintf(r->upstream_registry, sizeof r->upstream_registry, "oci");
+    r->refresh_seconds = 86400;
+    r->negative_seconds = 300;
+}
+
+pier_err rule_check_prefix(const char *p, struct perr *e)
+{
+    if (strcmp(p, "ROOT") == 0)
+        return PIER_OK;
+    size_t n = strlen(p);
+    if (n < 2 || n > RULE_PREFIX_MAX)
+        return perr_set(e, PIER_E_NAME_INVALID,
+                        "ecrRepositoryPrefix must be ROOT or 2-30 characters, got %zu", n);
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)p[i]) || isdigit((unsigned char)p[i]) || strchr("._/-", p[i])))
+            return perr_set(e, PIER_E_NAME_INVALID,
+                            "ecrRepositoryPrefix may contain only a-z, 0-9, '.', '_', '/', '-' "
+                            "(character %zu is '%c')", i, p[i]);
+    struct perr sub;
+    if (grammar_name(p, &sub) != PIER_OK)
+        return perr_set(e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix '%s' is not a valid "
+                        "repository name prefix: %s", p, sub.msg);
+    return PIER_OK;
+}
+
+pier_err rule_check_upstream_prefix(const char *p, struct perr *e)
+{
+    if (strcmp(p, "ROOT") == 0)
+        return PIER_OK;
+    struct perr sub;
+    if (strlen(p) > 200 || grammar_name(p, &sub) != PIER_OK)
+        return perr_set(e, PIER_E_NAME_INVALID,
+                        "upstreamRepositoryPrefix must be ROOT or a valid repository name "
+                        "of at most 200 characters");
+    return PIER_OK;
+}
+
+pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr *e)
+{
+    const char *scheme = "https";
+    const char *p = in;
+    if (strncasecmp(p, "https://", 8) == 0) {
+        p += 8;
+    } else if (strncasecmp(p, "http://", 7) == 0) {
+        scheme = "http";
+        p += 7;
+    } else if (strstr(p, "://")) {
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "upstreamRegistryUrl: only https:// (the default) and http:// are supported");
+    }
+    size_t hlen = strcspn(p, "/?#");
+    if (hlen == 0)
+        return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl: a host is required");
+    char host[256];
+    if (hlen >= sizeof host)
+        return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl: host is too long");
+    memcpy(host, p, hlen);
+    host[hlen] = '\0';
+    /* host: letters, digits, '-', '.', an optional :port, or a bracketed IPv6 address */
+    for (size_t i = 0; i < hlen; i++) {
+        char ch = host[i];
+        if (ch == '@')
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "upstreamRegistryUrl must not contain credentials; set them on the rule");
+        if (!(isalnum((unsigned char)ch) || strchr("-.:[]", ch)))
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "upstreamRegistryUrl: character '%c' is not allowed in a host", ch);
+        host[i] = (char)tolower((unsigned char)ch);
+    }
+    const char *colon = strrchr(host, ':');
+    if (colon && !strchr(colon, ']')) {
+        long port = 0;
+        char *end;
+        port = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || port < 1 || port > 65535)
+            return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl: invalid port");
+    }
+    if (!strcmp(host, "docker.io") || !strcmp(host, "index.docker.io"))
+        snprintf(host, sizeof host, "registry-1.docker.io");
+    const char *path = p + hlen;
+    if (*path == '?' || *path == '#' || strpbrk(path, "?#"))
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "upstreamRegistryUrl must not have a query or fragment");
+    char clean[RULE_URL_MAX];
+    size_t plen = strlen(path);
+    while (plen && path[plen - 1] == '/')
+        plen--;
+    if (plen >= sizeof clean)
+        return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl is too long");
+    memcpy(clean, path, plen);
+    clean[plen] = '\0';
+    for (size_t i = 0; i < plen; i++)
+        if (!(isalnum((unsigned char)clean[i]) || strchr("/-._~", clean[i])))
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "upstreamRegistryUrl: character '%c' is not allowed in the path",
+                            clean[i]);
+    if (strstr(clean, "/../") || (plen >= 3 && !strcmp(clean + plen - 3, "/..")))
+        return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl: '..' is not allowed");
+    int n = snprintf(out, RULE_URL_MAX, "%s://%s%s", scheme, host, clean);
+    if (n < 0 || n >= RULE_URL_MAX)
+        return perr_set(e, PIER_E_BAD_REQUEST, "upstreamRegistryUrl is too long");
+    return PIER_OK;
+}
+
+static const char *infer_kind(const char *url)
+{
+    const char *host = strstr(url, "://");
+    host = host ? host + 3 : url;
+    size_t n = strcspn(host, ":/");
+    static const struct {
+        const char *suffix;
+        const char *kind;
+    } map[] = {
+        {"public.ecr.aws", "ecr-public"}, {"registry-1.docker.io", "docker-hub"},
+        {"quay.io", "quay"}, {"ghcr.io", "github-container-registry"},
+        {"registry.k8s.io", "k8s"}, {".azurecr.io", "azure-container-registry"},
+        {"registry.gitlab.com", "gitlab-container-registry"}, {"cgr.dev", "chainguard"},
+        {".amazonaws.com", "ecr"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        size_t m = strlen(map[i].suffix);
+        if (n >= m && strncmp(host + n - m, map[i].suffix, m) == 0)
+            return map[i].kind;
+    }
+    return "oci";
+}
+
+pier_err rule_check_registry(const char *kind, const char *url, char out[40], struct perr *e)
+{
+    if (!kind || !*kind) {
+        snprintf(out, 40, "%s", infer_kind(url));
+        return PIER_OK;
+    }
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(kind, KINDS[i]) == 0) {
+            snprintf(out, 40, "%s", kind);
+            return PIER_OK;
+        }
+    return perr_set(e, PIER_E_BAD_REQUEST,
+                    "upstreamRegistry '%.40s' is not one of ecr-public, ecr, docker-hub, quay, "
+                    "github-container-registry, k8s, azure-container-registry, "
+                    "gitlab-container-registry, chainguard, oci", kind);
+}
+
+pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
+                            struct perr *e)
+{
+    const char *rest = local;
+    if (strcmp(r->prefix, "ROOT") != 0) {
+        size_t n = strlen(r->prefix);
+        if (strncmp(local, r->prefix, n) != 0 || local[n] != '/' || !local[n + 1])
+            return perr_set(e, PIER_E_NAME_INVALID, "repository %s is not under prefix %s", local,
+                            r->prefix);
+        rest = local + n + 1;
+    }
+    char buf[2 * NAME_MAX_LEN + 16];
+    const char *up = strcmp(r->upstream_prefix, "ROOT") == 0 ? "" : r->upstream_prefix;
+    snprintf(buf, sizeof buf, "%s%s%s", up, *up ? "/" : "", rest);
+    /* Docker Hub keeps official images under library/. */
+    if (strcmp(r->upstream_registry, "docker-hub") == 0 && !strchr(buf, '/')) {
+        char tmp[sizeof buf];
+        snprintf(tmp, sizeof tmp, "library/%s", buf);
+        snprintf(buf, sizeof buf, "%s", tmp);
+    }
+    if (strlen(buf) > NAME_MAX_LEN)
+        return perr_set(e, PIER_E_NAME_INVALID, "upstream repository name is longer than %d",
+                        NAME_MAX_LEN);
+    pier_err rc = grammar_name(buf, e);
+    if (rc)
+        return rc;
+    memcpy(out, buf, strlen(buf) + 1);
+    return PIER_OK;
+}
+
+static void from_row(struct ctx *c, PGresult *res, int row, struct cache_rule *r)
+{
+    rule_defaults(r);
+    r->id = db_int(res, row, 0);
+    snprintf(r->prefix, sizeof r->prefix, "%s", PQgetvalue(res, row, 1));
+    snprintf(r->upstream_url, sizeof r->upstream_url, "%s", PQgetvalue(res, row, 2));
+    snprintf(r->upstream_registry, sizeof r->upstream_registry, "%s", PQgetvalue(res, row, 3));
+    snprintf(r->upstream_prefix, sizeof r->upstream_prefix, "%s", PQgetvalue(res, row, 4));
+    snprintf(r->credential_arn, sizeof r->credential_arn, "%s", PQgetvalue(res, row, 5));
+    snprintf(r->custom_role_arn, sizeof r->custom_role_arn, "%s", PQgetvalue(res, row, 6));
+    r->has_credentials = PQgetvalue(res, row, 7)[0] == 't';
+    r->refresh_seconds = (int)db_int(res, row, 8);
+    r->negative_seconds = (int)db_int(res, row, 9);
+    r->ca_bundle = db_isnull(res, row, 10) ? NULL : arena_strdup(c->a, PQgetvalue(res, row, 10));
+    r->created_at = db_int(res, row, 11);
+    r->updated_at = db_int(res, row, 12);
+    r->last_error = db_isnull(res, row, 13) ? NULL : arena_strdup(c->a, PQgetvalue(res, row, 13));
+    r->last_error_at = db_int(res, row, 14);
+}
+
+pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bool *found,
+                     struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_match, e, name);
+    if (!res)
+        return e->code;
+    *found = PQntuples(res) > 0;
+    if (*found)
+        from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+static pier_err get_one(struct ctx *c, const struct db_stmt *st, const char *key,
+                        struct cache_rule *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, st, e, key);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", key);
+    from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e)
+{
+    return get_one(c, &st_get, prefix, out, e);
+}
+
+pier_err rules_get_id(struct ctx *c, long long id, struct cache_rule *out, struct perr *e)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", id);
+    return get_one(c, &st_get_id, buf, out, e);
+}
+
+static pier_err validate(struct cache_rule *r, struct perr *e)
+{
+    pier_err rc;
+    char url[RULE_URL_MAX];
+    if ((rc = rule_check_prefix(r->prefix, e)) || (rc = rule_check_upstream_prefix(r->upstream_prefix, e)) ||
+        (rc = rule_normalize_url(r->upstream_url, url, e)))
+        return rc;
+    snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
+    char kind[40];
+    if ((rc = rule_check_registry(r->upstream_registry, r->upstream_url, kind, e)))
+        return rc;
+    snprintf(r->upstream_registry, sizeof r->upstream_registry, "%s", kind);
+    if (r->refresh_seconds < 0 || r->refresh_seconds > 365 * 86400)
+        return perr_set(e, PIER_E_BAD_REQUEST, "refresh interval must be 0..31536000 seconds");
+    if (r->negative_seconds < 0 || r->negative_seconds > 7 * 86400)
+        return perr_set(e, PIER_E_BAD_REQUEST, "negative-cache time must be 0..604800 seconds");
+    if (r->ca_bundle && (strlen(r->ca_bundle) > RULE_CA_MAX ||
+                         !strstr(r->ca_bundle, "-----BEGIN CERTIFICATE-----")))
+        return perr_set(e, PIER_E_BAD_REQUEST, "CA bundle must be PEM certificates, at most 256 KiB");
+    return PIER_OK;
+}
+
+/* Seal a credential into arena memory; NULL value gives a NULL parameter. */
+static pier_err seal(struct ctx *c, const char *context, const char *value, struct db_param *p,
+                     struct perr *e)
+{
+    memset(p, 0, sizeof *p);
+    if (!value)
+        return PIER_OK;
+    size_t len = strlen(value), outlen;
+    unsigned char *out = arena_alloc(c->a, len + SECRETBOX_OVERHEAD);
+    pier_err rc = secretbox_seal(c->sb, context, value, len, out, &outlen, e);
+    if (rc)
+        return rc;
+    p->value = (const char *)out;
+    p->length = (int)outlen;
+    p->binary = true;
+    return PIER_OK;
+}
+
+static pier_err check_credentials(const char *username, const char *secret, struct perr *e)
+{
+    if (!username != !secret)
+        return perr_set(e, PIER_E_BAD_REQUEST, "credentials need both a username and an access token");
+    if (username && (strlen(username) > 1024 || strlen(secret) > 8192 || !*username || !*secret))
+        return perr_set(e, PIER_E_BAD_REQUEST, "credentials are empty or too long");
+    return PIER_OK;
+}
+
+pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
+                      const char *secret, struct perr *e)
+{
+    pier_err rc;
+    if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)))
+        return rc;
+    struct db_param p[11];
+    memset(p, 0, sizeof p);
+    if ((rc = seal(c, CTX_USER, username, &p[6], e)) || (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
+        return rc;
+    char refresh[16], negative[16];
+    snprintf(refresh, sizeof refresh, "%d", r->refresh_seconds);
+    snprintf(negative, sizeof negative, "%d", r->negative_seconds);
+    p[0].value = r->prefix;
+    p[1].value = r->upstream_url;
+    p[2].value = r->upstream_registry;
+    p[3].value = r->upstream_prefix;
+    p[4].value = r->credential_arn;
+    p[5].value = r->custom_role_arn;
+    p[8].value = r->ca_bundle;
+    p[9].value = refresh;
+    p[10].value = negative;
+    if ((rc = db_begin(c->db, e)))
+        return rc;
+    PGresult *res = db_exec(c->db, c->a, &st_pushed_under, e, r->prefix);
+    if (!res)
+        goto fail;
+    if (PQntuples(res) > 0) {
+        rc = perr_set(e, PIER_E_DENIED,
+                      "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
+                      "cache rule cannot take over pushed images", r->prefix, PQgetvalue(res, 0, 0));
+        goto fail_rc;
+    }
+    res = db_execp(c->db, c->a, &st_insert, p, false, e);
+    if (!res)
+        goto fail;
+    if (PQntuples(res) == 0) {
+        rc = perr_set(e, PIER_E_CONFLICT, "a pull-through cache rule with prefix %s already exists",
+                      r->prefix);
+        goto fail_rc;
+    }
+    r->id = db_int(res, 0, 0);
+    if (!db_exec(c->db, c->a, &st_adopt, e, PQgetvalue(res, 0, 0), r->prefix))
+        goto fail;
+    if ((rc = db_commit(c->db, e)))
+        goto fail_rc;
+    return PIER_OK;
+fail:
+    rc = e->code;
+fail_rc:
+    db_rollback(c->db);
+    return rc;
+}
+
+pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_credentials,
+                      const char *username, const char *secret, struct perr *e)
+{
+    struct cache_rule r = *in;
+    pier_err rc;
+    if ((rc = validate(&r, e)))
+        return rc;
+    if (set_credentials && (rc = check_credentials(username, secret, e)))
+        return rc;
+    char refresh[16], negative[16];
+    snprintf(refresh, sizeof refresh, "%d", r.refresh_seconds);
+    snprintf(negative, sizeof negative, "%d", r.negative_seconds);
+    if ((rc = db_begin(c->db, e)))
+        return rc;
+    PGresult *res = db_exec(c->db, c->a, &st_update, e, r.prefix, r.upstream_url,
+                            r.upstream_registry, r.upstream_prefix, r.credential_arn,
+                            r.custom_role_arn, r.ca_bundle, refresh, negative);
+    if (!res)
+        goto fail;
+    if (PQntuples(res) == 0) {
+        rc = perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", r.prefix);
+        goto fail_rc;
+    }
+    const char *id = arena_strdup(c->a, PQgetvalue(res, 0, 0));
+    if (set_credentials) {
+        struct db_param p[3];
+        memset(p, 0, sizeof p);
+        if ((rc = seal(c, CTX_USER, username, &p[1], e)) || (rc = seal(c, CTX_SECRET, secret, &p[2], e)))
+            goto fail_rc;
+        p[0].value = r.prefix;
+        if (!db_execp(c->db, c->a, &st_update_creds, p, false, e))
+            goto fail;
+    }
+    /* Tokens obtained with the old URL or credentials must not be reused. */
+    if (!db_exec(c->db, c->a, &st_drop_tokens, e, id))
+        goto fail;
+    if ((rc = db_commit(c->db, e)))
+        goto fail_rc;
+    return PIER_OK;
+fail:
+    rc = e->code;
+fail_rc:
+    db_rollback(c->db);
+    return rc;
+}
+
+pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_delete, e, prefix);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", prefix);
+    return PIER_OK;
+}
+
+json_t *rule_to_json(const struct cache_rule *r)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i, s:I, s:I, s:b}",
+                          "ecrRepositoryPrefix", r->prefix, "upstreamRegistryUrl", r->upstream_url,
+                          "upstreamRegistry", r->upstream_registry,
+                          "upstreamRepositoryPrefix", r->upstream_prefix,
+                          "hasCredentials", r->has_credentials,
+                          "refreshIntervalSeconds", r->refresh_seconds,
+                          "negativeCacheSeconds", r->negative_seconds,
+                          "createdAt", (json_int_t)r->created_at,
+                          "updatedAt", (json_int_t)r->updated_at,
+                          "hasCaBundle", r->ca_bundle != NULL);
+    if (r->credential_arn[0])
+        json_object_set_new(j, "credentialArn", json_string(r->credential_arn));
+    if (r->custom_role_arn[0])
+        json_object_set_new(j, "customRoleArn", json_string(r->custom_role_arn));
+    if (r->last_error) {
+        json_object_set_new(j, "lastError", json_string(r->last_error));
+        json_object_set_new(j, "lastErrorAt", json_integer(r->last_error_at));
+    }
+    return j;
+}
+
+pier_err rules_list(struct ctx *c, json_t *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_list, e);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct cache_rule r;
+        from_row(c, res, i, &r);
+        json_array_append_new(out, rule_to_json(&r));
+    }
+    return PIER_OK;
+}
+
+pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user, size_t usersz,
+                           char *secret, size_t secretsz, struct perr *e)
+{
+    user[0] = secret[0] = '\0';
+    if (!r->has_credentials)
+        return PIER_OK;
+    char id[24];
+    snprintf(id, sizeof id, "%lld", r->id);
+    struct db_param p[1] = {{.value = id}};
+    PGresult *res = db_execp(c->db, c->a, &st_creds, p, true, e);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0) || PQgetisnull(res, 0, 1))
+        return PIER_OK;
+    pier_err rc = secretbox_open(c->sb, CTX_USER, (const unsigned char *)PQgetvalue(res, 0, 0),
+                                 (size_t)PQgetlength(res, 0, 0), user, usersz, NULL, e);
+    if (!rc)
+        rc = secretbox_open(c->sb, CTX_SECRET, (const unsigned char *)PQgetvalue(res, 0, 1),
+                            (size_t)PQgetlength(res, 0, 1), secret, secretsz, NULL, e);
+    if (rc) {
+        OPENSSL_cleanse(user, usersz);
+        OPENSSL_cleanse(secret, secretsz);
+    }
+    return rc;
+}
+
+void rules_note_error(struct ctx *c, long long rule_id, const char *message)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_note_error, &ignore, id, message);
+}

@@ -1,0 +1,78 @@
+/* stats: a small per-worker table of counters, flushed with one UPSERT per rule. */
+#include "cache/stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lib/arena.h"
+#include "lib/util.h"
+
+#define STATS_RULES 64
+
+struct cache_stats {
+    struct {
+        long long rule_id;
+        long long v[STAT__COUNT];
+    } rows[STATS_RULES];
+    int n;
+    int64_t last_flush;
+};
+
+static const struct db_stmt st_add = {
+    "stats_add",
+    "INSERT INTO cache_stats(rule_id, hits, misses, stale, upstream_bytes, served_bytes,"
+    " upstream_errors) SELECT $1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"
+    " $6::bigint, $7::bigint WHERE EXISTS (SELECT 1 FROM cache_rules WHERE id = $1::bigint)"
+    " ON CONFLICT (rule_id) DO UPDATE SET hits = cache_stats.hits + EXCLUDED.hits,"
+    " misses = cache_stats.misses + EXCLUDED.misses, stale = cache_stats.stale + EXCLUDED.stale,"
+    " upstream_bytes = cache_stats.upstream_bytes + EXCLUDED.upstream_bytes,"
+    " served_bytes = cache_stats.served_bytes + EXCLUDED.served_bytes,"
+    " upstream_errors = cache_stats.upstream_errors + EXCLUDED.upstream_errors", 7};
+
+struct cache_stats *stats_new(void)
+{
+    struct cache_stats *s = xcalloc(1, sizeof *s);
+    s->last_flush = now_ms();
+    return s;
+}
+
+void stats_free(struct cache_stats *s)
+{
+    free(s);
+}
+
+void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n)
+{
+    if (!s || rule_id <= 0)
+        return;
+    int i;
+    for (i = 0; i < s->n && s->rows[i].rule_id != rule_id; i++)
+        ;
+    if (i == s->n) {
+        if (s->n == STATS_RULES)
+            return; /* more rules than slots: drop until the next flush */
+        memset(&s->rows[i], 0, sizeof s->rows[i]);
+        s->rows[i].rule_id = rule_id;
+        s->n++;
+    }
+    s->rows[i].v[k] += n;
+}
+
+void stats_flush(struct ctx *c, int interval_ms)
+{
+    struct cache_stats *s = c->stats;
+    if (!s || s->n == 0 || now_ms() - s->last_flush < interval_ms)
+        return;
+    int kept = 0;
+    for (int i = 0; i < s->n; i++) {
+        char v[STAT__COUNT + 1][24];
+        snprintf(v[0], sizeof v[0], "%lld", s->rows[i].rule_id);
+        for (int k = 0; k < STAT__COUNT; k++)
+            snprintf(v[k + 1], sizeof v[k + 1], "%lld", s->rows[i].v[k]);
+        struct perr e;
+        if (!db_exec(c->db, c->a, &st_add, &e, v[0], v[1], v[2], v[3], v[4], v[5], v[6]))
+            s->rows[kept++] = s->rows[i];
+    }
+    s->n = kept;
+    s->last_flush = now_ms();
+}

@@ -1,0 +1,22 @@
+/* stats: cache counters per rule (hits, misses, stale serves, bytes from
+ * upstreams and to clients, upstream errors). A worker adds to its own table
+ * and flushes it to cache_stats every few seconds, so the hot path never
+ * writes to the database; a crash loses at most those few seconds. */
+#ifndef PIER_STATS_H
+#define PIER_STATS_H
+
+#include "server/ctx.h"
+
+enum stat_kind { STAT_HIT, STAT_MISS, STAT_STALE, STAT_UPSTREAM_BYTES, STAT_SERVED_BYTES,
+                 STAT_UPSTREAM_ERROR, STAT__COUNT };
+
+struct cache_stats;
+
+struct cache_stats *stats_new(void);
+void stats_free(struct cache_stats *s);
+void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n);
+/* Write the counters to the database if the last flush is older than
+ * interval_ms (0: now). Counters that fail to flush are kept for next time. */
+void stats_flush(struct ctx *c, int interval_ms);
+
+#endif

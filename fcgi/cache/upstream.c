@@ -1,0 +1,565 @@
+/* upstream: libcurl requests to upstream registries with the auth dance. */
+#include "cache/upstream.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "lib/log.h"
+#include "lib/secretbox.h"
+#include "registry/manifest.h"
+
+#define CTX_TOKEN "upstream_tokens.token"
+#define ERROR_BODY_MAX 4096
+#define TOKEN_BODY_MAX (64 * 1024)
+
+const char UPSTREAM_MANIFEST_ACCEPT[] = MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " MT_DOCKER_LIST
+                                       ", " MT_DOCKER_MANIFEST;
+
+struct upstream {
+    CURL *curl;
+};
+
+static const struct db_stmt st_token_get = {
+    "up_token_get",
+    "SELECT token_enc FROM upstream_tokens WHERE rule_id = $1::bigint AND scope = $2"
+    " AND expires_at > now() + interval '5 seconds'", 2};
+static const struct db_stmt st_token_put = {
+    "up_token_put",
+    "INSERT INTO upstream_tokens(rule_id, scope, token_enc, expires_at)"
+    " VALUES ($1::bigint, $2, $3::bytea, now() + make_interval(secs => $4::int))"
+    " ON CONFLICT (rule_id, scope) DO UPDATE SET token_enc = EXCLUDED.token_enc,"
+    " expires_at = EXCLUDED.expires_at", 4};
+static const struct db_stmt st_token_drop = {
+    "up_token_drop", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint AND scope = $2", 2};
+
+struct upstream *upstream_new(void)
+{
+    static bool global;
+    if (!global) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        global = true;
+    }
+    struct upstream *u = xcalloc(1, sizeof *u);
+    u->curl = curl_easy_init();
+    return u;
+}
+
+void upstream_free(struct upstream *u)
+{
+    if (!u)
+        return;
+    curl_easy_cleanup(u->curl);
+    free(u);
+}
+
+const char *upstream_failure_name(enum up_failure f)
+{
+    static const char *const names[] = {"none", "unreachable", "timeout", "server error",
+                                        "rate limited", "authentication failed", "not found",
+                                        "protocol error", "aborted"};
+    return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "unknown";
+}
+
+/* ---- WWW-Authenticate ---- */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == ',')
+        p++;
+    return p;
+}
+
+bool upstream_parse_challenge(const char *v, struct challenge *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = skip_ws(v);
+    size_t n = 0;
+    while (p[n] && isalpha((unsigned char)p[n]))
+        n++;
+    if (n == 0 || n >= sizeof out->scheme)
+        return false;
+    memcpy(out->scheme, p, n);
+    p += n;
+    while (*p) {
+        p = skip_ws(p);
+        if (!*p)
+            break;
+        const char *key = p;
+        while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == '-'))
+            p++;
+        size_t klen = (size_t)(p - key);
+        while (*p == ' ')
+            p++;
+        if (klen == 0 || *p != '=')
+            return false;
+        p++;
+        while (*p == ' ')
+            p++;
+        char val[512];
+        size_t vlen = 0;
+        if (*p == '"') {
+            p++;
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1])
+                    p++;
+                if (vlen < sizeof val - 1)
+                    val[vlen++] = *p;
+                p++;
+            }
+            if (*p != '"')
+                return false;
+            p++;
+        } else {
+            while (*p && *p != ',' && *p != ' ') {
+                if (vlen < sizeof val - 1)
+                    val[vlen++] = *p;
+                p++;
+            }
+        }
+        val[vlen] = '\0';
+        char *dst = NULL;
+        size_t dsz = 0;
+        if (klen == 5 && !strncasecmp(key, "realm", 5)) {
+            dst = out->realm;
+            dsz = sizeof out->realm;
+        } else if (klen == 7 && !strncasecmp(key, "service", 7)) {
+            dst = out->service;
+            dsz = sizeof out->service;
+        } else if (klen == 5 && !strncasecmp(key, "scope", 5)) {
+            dst = out->scope;
+            dsz = sizeof out->scope;
+        }
+        if (dst)
+            snprintf(dst, dsz, "%s", val);
+    }
+    return true;
+}
+
+/* ---- one HTTP exchange ---- */
+
+struct exchange {
+    struct arena *a;
+    const struct upstream_req *q;
+    struct upstream_resp *resp;
+    char www_auth[1024];
+    bool headers_done;    /* on_headers was called for the final response */
+    char *buf;            /* buffered body */
+    size_t len, cap, max;
+    bool oversize;
+    bool aborted;
+};
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
+{
+    struct exchange *x = arg;
+    size_t n = size * nitems;
+    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
+        /* A new response (after a redirect or 100): forget the previous one. */
+        x->resp->digest[0] = '\0';
+        x->resp->content_type[0] = '\0';
+        x->resp->content_length = -1;
+        x->www_auth[0] = '\0';
+        x->len = 0;
+        return n;
+    }
+    const char *colon = memchr(data, ':', n);
+    if (!colon)
+        return n;
+    size_t klen = (size_t)(colon - data);
+    const char *v = colon + 1;
+    size_t vlen = n - klen - 1;
+    while (vlen && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+        vlen--;
+    char val[1024];
+    if (vlen >= sizeof val)
+        vlen = sizeof val - 1;
+    memcpy(val, v, vlen);
+    val[vlen] = '\0';
+    if (klen == 21 && !strncasecmp(data, "Docker-Content-Digest", 21)) {
+        if (grammar_digest(val, NULL, NULL) == PIER_OK)
+            snprintf(x->resp->digest, sizeof x->resp->digest, "%s", val);
+    } else if (klen == 12 && !strncasecmp(data, "Content-Type", 12)) {
+        snprintf(x->resp->content_type, sizeof x->resp->content_type, "%s", val);
+    } else if (klen == 14 && !strncasecmp(data, "Content-Length", 14)) {
+        long long cl;
+        if (grammar_uint(val, 1LL << 50, &cl))
+            x->resp->content_length = cl;
+    } else if (klen == 16 && !strncasecmp(data, "WWW-Authenticate", 16)) {
+        snprintf(x->www_auth, sizeof x->www_auth, "%s", val);
+    }
+    return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct exchange *x = arg;
+    size_t n = size * nmemb;
+    bool ok = x->resp->status >= 200 && x->resp->status < 300;
+    x->resp->bytes += (long long)n;
+    if (ok && x->q->on_data) {
+        if (!x->headers_done) {
+            x->headers_done = true;
+            if (x->q->on_headers && x->q->on_headers(x->q->arg, x->resp) != 0) {
+                x->aborted = true;
+                return 0;
+            }
+        }
+        if (x->q->on_data(x->q->arg, data, n) != 0) {
+            x->aborted = true;
+            return 0;
+        }
+        return n;
+    }
+    size_t max = ok ? x->max : ERROR_BODY_MAX;
+    if (x->len + n > max) {
+        if (ok) {
+            x->oversize = true;
+            return 0;
+        }
+        n = max > x->len ? max - x->len : 0; /* keep the start of an error body */
+        if (!n)
+            return size * nmemb;
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 16384;
+        while (cap < x->len + n + 1)
+            cap *= 2;
+        char *nb = arena_alloc(x->a, cap);
+        if (x->len)
+            memcpy(nb, x->buf, x->len);
+        x->buf = nb;
+        x->cap = cap;
+    }
+    memcpy(x->buf + x->len, data, n);
+    x->len += n;
+    x->buf[x->len] = '\0';
+    return size * nmemb;
+}
+
+/* Status line callback replacement: libcurl reports the status after the
+ * headers, so we read it with CURLINFO_RESPONSE_CODE in a header hook. */
+static size_t on_header_status(char *data, size_t size, size_t nitems, void *arg)
+{
+    struct exchange *x = arg;
+    size_t n = size * nitems;
+    if (n >= 12 && strncmp(data, "HTTP/", 5) == 0) {
+        const char *sp = memchr(data, ' ', n);
+        if (sp)
+            x->resp->status = strtol(sp + 1, NULL, 10);
+    }
+    return on_header(data, size, nitems, arg);
+}
+
+static void describe(struct upstream_resp *resp, const char *method, const char *url,
+                     const char *what)
+{
+    snprintf(resp->message, sizeof resp->message, "%s %s: %s", method, url, what);
+}
+
+/* One request with a given Authorization value (may be NULL). Returns the
+ * libcurl code; resp and x describe the answer. */
+static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, const char *url,
+                        const char *accept, const char *authorization, const struct cache_rule *rule,
+                        bool streaming, struct exchange *x, long total_timeout_ms)
+{
+    CURL *h = u->curl;
+    curl_easy_reset(h);
+    struct curl_slist *hdrs = NULL;
+    char line[8300];
+    if (accept) {
+        snprintf(line, sizeof line, "Accept: %s", accept);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (authorization) {
+        /* libcurl does not send a custom Authorization header to another host
+         * after a redirect (CDN, object storage), which is what we want. */
+        snprintf(line, sizeof line, "Authorization: %s", authorization);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "pier/0.1");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg->upstream_connect_timeout * 1000);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)c->cfg->upstream_idle_timeout);
+    if (!streaming && total_timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    if (rule && rule->ca_bundle) {
+        struct curl_blob blob = {.data = (void *)rule->ca_bundle, .len = strlen(rule->ca_bundle),
+                                 .flags = CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    x->resp->status = 0;
+    x->resp->content_length = -1;
+    x->resp->bytes = 0;
+    x->len = 0;
+    x->headers_done = false;
+    CURLcode rc = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    if (code)
+        x->resp->status = code;
+    curl_slist_free_all(hdrs);
+    OPENSSL_cleanse(line, sizeof line);
+    return rc;
+}
+
+static enum up_failure classify_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT: return UPF_TIMEOUT;
+    case CURLE_WRITE_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK: return UPF_ABORTED;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SEND_ERROR:
+        return UPF_UNREACHABLE;
+    default: return UPF_PROTOCOL;
+    }
+}
+
+/* ---- credentials and tokens ---- */
+
+static bool basic_header(const char *user, const char *secret, char *out, size_t outsz)
+{
+    char plain[9300];
+    int n = snprintf(plain, sizeof plain, "%s:%s", user, secret);
+    if (n < 0 || (size_t)n >= sizeof plain || outsz < 7 + 4 * ((size_t)n / 3 + 1) + 1) {
+        OPENSSL_cleanse(plain, sizeof plain);
+        return false;
+    }
+    memcpy(out, "Basic ", 6);
+    EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)plain, n);
+    OPENSSL_cleanse(plain, sizeof plain);
+    return true;
+}
+
+static const char *cached_auth(struct ctx *c, const struct cache_rule *rule, const char *scope)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule->id);
+    struct perr e;
+    struct db_param p[2] = {{.value = id}, {.value = scope}};
+    PGresult *res = db_execp(c->db, c->a, &st_token_get, p, true, &e);
+    if (!res || PQntuples(res) == 0)
+        return NULL;
+    size_t len = (size_t)PQgetlength(res, 0, 0);
+    char *plain = arena_alloc(c->a, len + 1);
+    if (secretbox_open(c->sb, CTX_TOKEN, (const unsigned char *)PQgetvalue(res, 0, 0), len, plain,
+                       len + 1, NULL, &e) != PIER_OK)
+        return NULL;
+    return plain;
+}
+
+static void store_auth(struct ctx *c, const struct cache_rule *rule, const char *scope,
+                       const char *auth, int seconds)
+{
+    size_t len = strlen(auth), outlen;
+    unsigned char *sealed = arena_alloc(c->a, len + SECRETBOX_OVERHEAD);
+    struct perr e;
+    if (secretbox_seal(c->sb, CTX_TOKEN, auth, len, sealed, &outlen, &e) != PIER_OK)
+        return; /* no server key: every request does the dance, still correct */
+    char id[24], secs[16];
+    snprintf(id, sizeof id, "%lld", rule->id);
+    snprintf(secs, sizeof secs, "%d", seconds);
+    struct db_param p[4] = {{.value = id}, {.value = scope},
+                            {.value = (const char *)sealed, .length = (int)outlen, .binary = true},
+                            {.value = secs}};
+    db_execp(c->db, c->a, &st_token_put, p, false, &e);
+}
+
+static void drop_auth(struct ctx *c, const struct cache_rule *rule, const char *scope)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule->id);
+    struct perr e;
+    db_exec(c->db, c->a, &st_token_drop, &e, id, scope);
+}
+
+/* Ask the token service named by a Bearer challenge. Returns "Bearer <token>"
+ * in arena memory, or NULL with resp describing the failure. */
+static const char *fetch_token(struct ctx *c, struct upstream *u, const struct cache_rule *rule,
+                               const struct challenge *ch, const char *scope, const char *user,
+                               const char *secret, int *lifetime, struct upstream_resp *resp)
+{
+    if (strncasecmp(ch->realm, "https://", 8) != 0 && strncasecmp(ch->realm, "http://", 7) != 0) {
+        resp->failure = UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message,
+                 "upstream token realm '%.200s' is not an http(s) URL", ch->realm);
+        return NULL;
+    }
+    char *esc_service = curl_easy_escape(u->curl, ch->service, 0);
+    char *esc_scope = curl_easy_escape(u->curl, ch->scope[0] ? ch->scope : scope, 0);
+    char *url = arena_printf(c->a, "%s%s%s%s%s%s", ch->realm, strchr(ch->realm, '?') ? "&" : "?",
+                             ch->service[0] ? "service=" : "", ch->service[0] ? esc_service : "",
+                             ch->service[0] ? "&scope=" : "scope=", esc_scope);
+    curl_free(esc_service);
+    curl_free(esc_scope);
+    char auth[9400];
+    bool have_creds = user[0] && basic_header(user, secret, auth, sizeof auth);
+    struct upstream_resp tr;
+    memset(&tr, 0, sizeof tr);
+    struct upstream_req tq = {.rule = rule, .max_body = TOKEN_BODY_MAX};
+    struct exchange x = {.a = c->a, .q = &tq, .resp = &tr, .max = TOKEN_BODY_MAX};
+    CURLcode rc = perform(c, u, "GET", url, NULL, have_creds ? auth : NULL, rule, false, &x,
+                          (long)c->cfg->upstream_connect_timeout * 1000 + 30000);
+    OPENSSL_cleanse(auth, sizeof auth);
+    if (rc != CURLE_OK) {
+        resp->failure = classify_curl(rc);
+        snprintf(resp->message, sizeof resp->message, "token service %s: %s", ch->realm,
+                 curl_easy_strerror(rc));
+        return NULL;
+    }
+    if (tr.status == 401 || tr.status == 403) {
+        resp->failure = UPF_AUTH;
+        snprintf(resp->message, sizeof resp->message,
+                 "token service %s refused the %s (HTTP %ld)", ch->realm,
+                 have_creds ? "rule's credentials" : "anonymous request", tr.status);
+        return NULL;
+    }
+    if (tr.status != 200) {
+        resp->failure = tr.status == 429 ? UPF_RATE_LIMITED : tr.status >= 500 ? UPF_SERVER : UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message, "token service %s answered HTTP %ld",
+                 ch->realm, tr.status);
+        return NULL;
+    }
+    json_t *j = json_loadb(x.buf ? x.buf : "", x.len, 0, NULL);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (!tok || !*tok)
+        tok = json_string_value(json_object_get(j, "access_token"));
+    json_t *exp = json_object_get(j, "expires_in");
+    *lifetime = json_is_integer(exp) && json_integer_value(exp) > 0 ? (int)json_integer_value(exp) : 60;
+    if (*lifetime > 86400)
+        *lifetime = 86400;
+    const char *out = NULL;
+    if (tok && *tok && strlen(tok) < 8000 && !strpbrk(tok, "\r\n"))
+        out = arena_printf(c->a, "Bearer %s", tok);
+    json_decref(j);
+    if (!out) {
+        resp->failure = UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message,
+                 "token service %s answered without a usable token", ch->realm);
+    }
+    return out;
+}
+
+pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
+                     struct perr *e)
+{
+    memset(resp, 0, sizeof *resp);
+    resp->content_length = -1;
+    struct upstream *u = c->up;
+    const char *method = q->head ? "HEAD" : "GET";
+    char *url = arena_printf(c->a, "%s/v2/%s/%s", q->rule->upstream_url, q->repo, q->path);
+    char *scope = arena_printf(c->a, "repository:%s:pull", q->repo);
+    char user[1100], secret[8300];
+    pier_err rc = rules_credentials(c, q->rule, user, sizeof user, secret, sizeof secret, e);
+    if (rc)
+        return rc;
+    bool streaming = q->on_data != NULL;
+    long total = streaming ? 0 : (long)c->cfg->upstream_timeout * 1000;
+    struct exchange x = {.a = c->a, .q = q, .resp = resp, .max = q->max_body};
+
+    /* A token (or the knowledge that Basic works) from any worker is reused. */
+    const char *auth = cached_auth(c, q->rule, scope);
+    bool from_cache = auth != NULL;
+    if (!auth)
+        auth = cached_auth(c, q->rule, "basic");
+    CURLcode cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
+    for (int round = 0; round < 2 && cc == CURLE_OK && resp->status == 401; round++) {
+        struct challenge ch;
+        if (!x.www_auth[0] || !upstream_parse_challenge(x.www_auth, &ch))
+            break;
+        if (from_cache) {
+            drop_auth(c, q->rule, scope);
+            from_cache = false;
+        }
+        char basic[9400];
+        if (!strcasecmp(ch.scheme, "Basic")) {
+            if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
+                break;
+            auth = arena_strdup(c->a, basic);
+            OPENSSL_cleanse(basic, sizeof basic);
+            store_auth(c, q->rule, "basic", auth, 86400);
+        } else if (!strcasecmp(ch.scheme, "Bearer")) {
+            int lifetime = 60;
+            auth = fetch_token(c, u, q->rule, &ch, scope, user, secret, &lifetime, resp);
+            if (!auth) {
+                OPENSSL_cleanse(secret, sizeof secret);
+                log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
+                return PIER_E_UNAVAILABLE;
+            }
+            store_auth(c, q->rule, scope, auth, lifetime > 20 ? lifetime - 10 : lifetime);
+        } else {
+            break;
+        }
+        cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
+    }
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (cc != CURLE_OK) {
+        if (x.oversize) {
+            resp->failure = UPF_PROTOCOL;
+            describe(resp, method, url, "answer exceeds the size limit");
+        } else if (x.aborted) {
+            resp->failure = UPF_ABORTED;
+            describe(resp, method, url, "transfer stopped by Pier");
+        } else {
+            resp->failure = classify_curl(cc);
+            describe(resp, method, url, curl_easy_strerror(cc));
+        }
+        return PIER_E_UNAVAILABLE;
+    }
+    if (resp->status >= 200 && resp->status < 300) {
+        if (streaming && !x.headers_done && q->on_headers && !q->head) {
+            /* An empty body: the header callback still has to run. */
+            if (q->on_headers(q->arg, resp) != 0) {
+                resp->failure = UPF_ABORTED;
+                return PIER_E_UNAVAILABLE;
+            }
+        }
+        resp->body = x.buf;
+        resp->body_len = x.len;
+        return PIER_OK;
+    }
+    char what[64];
+    snprintf(what, sizeof what, "HTTP %ld", resp->status);
+    describe(resp, method, url, what);
+    if (resp->status == 404)
+        resp->failure = UPF_NOT_FOUND;
+    else if (resp->status == 401 || resp->status == 403)
+        resp->failure = UPF_AUTH;
+    else if (resp->status == 429)
+        resp->failure = UPF_RATE_LIMITED;
+    else if (resp->status >= 500)
+        resp->failure = UPF_SERVER;
+    else
+        resp->failure = UPF_PROTOCOL;
+    return PIER_E_UNAVAILABLE;
+}

@@ -1,0 +1,80 @@
+/* upstream: the client side of the pull-through cache. One libcurl handle per
+ * worker (connections are reused), the registry token dance (anonymous and
+ * with credentials, tokens shared through the database until they expire),
+ * Basic auth, redirects to other hosts without the Authorization header,
+ * timeouts, and a classification of every failure. HTTPS_PROXY/NO_PROXY in the
+ * environment of pierd route egress through a proxy. */
+#ifndef PIER_UPSTREAM_H
+#define PIER_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "cache/rules.h"
+#include "server/ctx.h"
+#include "store/digest.h"
+
+enum up_failure {
+    UPF_NONE = 0,
+    UPF_UNREACHABLE,  /* DNS, refused connection, TLS handshake or certificate */
+    UPF_TIMEOUT,      /* connect or idle timeout */
+    UPF_SERVER,       /* HTTP 5xx */
+    UPF_RATE_LIMITED, /* HTTP 429 */
+    UPF_AUTH,         /* HTTP 401/403 even after authenticating */
+    UPF_NOT_FOUND,    /* HTTP 404 */
+    UPF_PROTOCOL,     /* an answer that makes no sense (bad token response, oversize, ...) */
+    UPF_ABORTED,      /* our own callback stopped the transfer */
+};
+
+struct upstream_resp {
+    long status;
+    char digest[DIGEST_STR_MAX];   /* Docker-Content-Digest, if sent and well-formed */
+    char content_type[256];
+    long long content_length;      /* -1 when unknown */
+    char *body;                    /* buffered body (arena), when no on_data */
+    size_t body_len;
+    long long bytes;               /* body bytes received */
+    enum up_failure failure;
+    char message[512];             /* "GET https://host/v2/x/manifests/1: HTTP 503" */
+};
+
+struct upstream_req {
+    const struct cache_rule *rule;
+    const char *repo;           /* upstream repository name (grammar-checked) */
+    bool head;                  /* HEAD instead of GET */
+    const char *path;           /* after /v2/<repo>/: "manifests/<ref>", "blobs/<digest>" */
+    const char *accept;         /* Accept header value, or NULL */
+    size_t max_body;            /* buffered bodies larger than this fail (UPF_PROTOCOL) */
+    /* Streaming: called once the final 2xx response's headers are known, then
+     * for every piece of the body. Returning nonzero aborts (UPF_ABORTED). */
+    int (*on_headers)(void *arg, const struct upstream_resp *resp);
+    int (*on_data)(void *arg, const char *data, size_t n);
+    void *arg;
+};
+
+struct upstream;
+
+struct upstream *upstream_new(void);
+void upstream_free(struct upstream *u);
+
+/* Perform the request, authenticating as the upstream demands. Returns
+ * PIER_OK when a 2xx answer was received completely; otherwise resp->failure
+ * and resp->message say what happened (e only for our own errors). */
+pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
+                     struct perr *e);
+
+/* The Accept value that asks for every manifest type Pier stores. */
+extern const char UPSTREAM_MANIFEST_ACCEPT[];
+
+/* A parsed WWW-Authenticate challenge (exposed for unit tests). */
+struct challenge {
+    char scheme[16];   /* "Bearer" or "Basic" */
+    char realm[512];
+    char service[256];
+    char scope[512];
+};
+/* Parse the first challenge of a WWW-Authenticate value; false if malformed. */
+bool upstream_parse_challenge(const char *value, struct challenge *out);
+/* Human-readable name of a failure class. */
+const char *upstream_failure_name(enum up_failure f);
+
+#endif
