@@ -16,7 +16,7 @@ T=${PIER_TEST_DIR:-/tmp/pier-test}
 BASE_PORT=${PIER_TEST_PORT:-5100}
 PORT_A=$BASE_PORT
 PORT_B=$((BASE_PORT + 1))
-BUILD=$SRC/build-san
+BUILD=${PIER_TEST_BUILD_DIR:-$SRC/build-san}
 PATTERN=${1:-}
 
 passed=0
@@ -58,6 +58,8 @@ chmod 755 "$T"
 export ASAN_OPTIONS="log_path=$T/san/asan:detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export UBSAN_OPTIONS="log_path=$T/san/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp"
+# Short fetch leases so that tests of crashed downloads do not wait 30 s.
+export PIER_LEASE_TTL=5
 
 echo "# unit tests"
 for t in "$BUILD"/tests/unit/test_*; do
@@ -70,7 +72,8 @@ trap stop_all EXIT
 if ! node a "$PORT_A" >"$T/node-a.out" 2>&1; then
     cat "$T/node-a.out"
     echo "not ok - start_node_a" | count
-elif ! node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" >"$T/node-b.out" 2>&1; then
+elif ! node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" \
+    PIER_SERVER_KEY_FILE="$T/a/server.key" >"$T/node-b.out" 2>&1; then
     cat "$T/node-b.out"
     echo "not ok - start_node_b" | count
 else

@@ -16,6 +16,7 @@
 #include "db/db.h"
 #include "lib/secretbox.h"
 #include "server/ctx.h"
+#include "server/maintenance.h"
 #include "db/migrate.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -29,8 +30,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  migrate         apply database migrations (safe while nodes run)\n"
             "  status          schema version, object counts, blob root usage, pool state\n"
-            "  cleanup         remove upload sessions idle longer than upload_ttl and\n"
-            "                  orphaned temporary files of the same age\n"
+            "  cleanup         remove upload sessions idle longer than upload_ttl, their\n"
+            "                  files, abandoned download files and expired cache rows\n"
+            "                  (pierd also does this every maintenance_interval seconds)\n"
             "  check-config    validate the configuration and print it\n"
             "  rule list [--json]\n"
             "  rule show PREFIX\n"
@@ -116,67 +118,30 @@ static int cmd_status(const struct config *cfg)
     return res || version < 1 ? 0 : 1;
 }
 
-static const struct db_stmt st_stale_uploads = {
-    "ctl_stale_uploads",
-    "DELETE FROM uploads WHERE updated_at < now() - make_interval(secs => $1::int)"
-    " RETURNING id::text", 1};
-static const struct db_stmt st_upload_exists = {
-    "ctl_upload_exists", "SELECT 1 FROM uploads WHERE id = $1::uuid", 1};
-
 static int cmd_cleanup(const struct config *cfg)
 {
     struct db *db = connect_or_die(cfg);
     struct perr e;
-    struct arena *a = arena_new();
     struct blobstore bs;
     if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
         fprintf(stderr, "pierctl: %s\n", e.msg);
         return 1;
     }
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", cfg->upload_ttl);
-    PGresult *res = db_exec(db, a, &st_stale_uploads, &e, ttl);
-    if (!res) {
+    struct maint_report m;
+    pier_err rc = maintenance_run(cfg, db, &bs, &m, &e);
+    db_close(db);
+    if (rc) {
         fprintf(stderr, "pierctl: %s\n", e.msg);
         return 1;
     }
-    int sessions = PQntuples(res), files = 0;
-    for (int i = 0; i < sessions; i++) {
-        char path[PATH_MAX];
-        blobstore_upload_path(&bs, PQgetvalue(res, i, 0), path);
-        if (unlink(path) == 0)
-            files++;
+    if (!m.ran) {
+        printf("another node is running the cleanup right now; nothing done\n");
+        return 0;
     }
-    /* Temporary files without a session (monolithic uploads cut off by a
-     * crash) are removed once they are older than the same TTL. */
-    char dir[PATH_MAX + 16];
-    snprintf(dir, sizeof dir, "%s/tmp/uploads", cfg->blob_root);
-    DIR *d = opendir(dir);
-    time_t now = time(NULL);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            char path[PATH_MAX + 16 + 260];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            struct stat st;
-            if (stat(path, &st) < 0 || now - st.st_mtime < cfg->upload_ttl)
-                continue;
-            if (uuid_valid(de->d_name)) {
-                PGresult *x = db_exec(db, a, &st_upload_exists, &e, de->d_name);
-                if (!x || PQntuples(x) > 0)
-                    continue;
-            }
-            if (unlink(path) == 0)
-                files++;
-        }
-        closedir(d);
-    }
-    printf("removed %d expired upload session%s and %d temporary file%s\n", sessions,
-           sessions == 1 ? "" : "s", files, files == 1 ? "" : "s");
-    arena_free(a);
-    db_close(db);
+    printf("removed %d expired upload session%s, %d temporary upload file%s, "
+           "%d temporary download file%s and %d expired row%s\n",
+           m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
+           m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s");
     return 0;
 }
 

@@ -49,6 +49,7 @@ static const struct key keys[] = {
     {"upstream_idle_timeout", I(upstream_idle_timeout, 1, 3600)},
     {"upstream_timeout", I(upstream_timeout, 1, 3600)},
     {"lease_ttl", I(lease_ttl, 2, 3600)},
+    {"maintenance_interval", I(maintenance_interval, 0, 86400)},
 };
 
 void config_defaults(struct config *c)
@@ -72,6 +73,7 @@ void config_defaults(struct config *c)
     c->upstream_idle_timeout = 30;
     c->upstream_timeout = 60;
     c->lease_ttl = 30;
+    c->maintenance_interval = 300;
 }
 
 /* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */

@@ -30,6 +30,7 @@ struct config {
     int upstream_idle_timeout;      /* seconds an upstream transfer may stall */
     int upstream_timeout;           /* seconds for a whole manifest or token request */
     int lease_ttl;                  /* seconds a fetch lease lives without progress */
+    int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
 };
 
 /* Fill c with defaults. */

@@ -16,7 +16,11 @@
 #include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "db/db.h"
+#include "server/maintenance.h"
 #include "server/worker.h"
+#include "store/blobstore.h"
+#include <sys/prctl.h>
 
 #define MAX_WORKERS 1024
 /* A worker that dies sooner than this after starting is crashing: back off. */
@@ -32,6 +36,39 @@ struct slot {
 static struct slot slots[2 * MAX_WORKERS];
 static int generation;
 static int64_t respawn_after;
+static pid_t maint_pid;
+
+/* Housekeeping runs in a short-lived child so the master never blocks on the
+ * database or the blob root. */
+static void spawn_maintenance(const struct config *cfg, int listen_fd)
+{
+    if (maint_pid > 0)
+        return;
+    pid_t pid = fork();
+    if (pid != 0) {
+        if (pid > 0)
+            maint_pid = pid;
+        return;
+    }
+    close(listen_fd);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    log_setup((enum log_level)log_level_parse(cfg->log_level), "pier-maint");
+    struct perr e;
+    struct blobstore bs;
+    struct db *db = db_open(cfg->database, &e);
+    struct maint_report m;
+    if (db && blobstore_init(&bs, cfg->blob_root, &e) == PIER_OK &&
+        maintenance_run(cfg, db, &bs, &m, &e) == PIER_OK) {
+        db_close(db);
+        _exit(0);
+    }
+    log_warn("maintenance failed: %s", e.msg);
+    db_close(db);
+    _exit(1);
+}
 
 int master_listen(const struct config *cfg)
 {
@@ -114,6 +151,10 @@ static void reap(bool stopping)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
+        if (pid == maint_pid) {
+            maint_pid = 0;
+            continue;
+        }
         for (int i = 0; i < 2 * MAX_WORKERS; i++) {
             if (slots[i].pid != pid)
                 continue;
@@ -160,6 +201,7 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
 
     bool stopping = false;
     int64_t stop_deadline = 0, last_term = 0;
+    int64_t next_maint = now_ms() + 10000;
     for (;;) {
         reap(stopping);
         int64_t now = now_ms();
@@ -174,9 +216,14 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
                 signal_generation(generation + 1, SIGTERM);
                 last_term = now;
             }
-        } else if (now >= respawn_after) {
-            while (live_workers(generation) < cfg->workers)
-                spawn(cfg, listen_fd);
+        } else {
+            if (now >= respawn_after)
+                while (live_workers(generation) < cfg->workers)
+                    spawn(cfg, listen_fd);
+            if (cfg->maintenance_interval > 0 && now >= next_maint) {
+                spawn_maintenance(cfg, listen_fd);
+                next_maint = now + (int64_t)cfg->maintenance_interval * 1000;
+            }
         }
         struct timespec ts = {0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&set, NULL, &ts);
@@ -191,6 +238,8 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
                 stopping = true;
                 stop_deadline = now_ms() + (int64_t)cfg->shutdown_timeout * 1000;
                 signal_generation(generation + 1, SIGTERM);
+                if (maint_pid > 0)
+                    kill(maint_pid, SIGTERM);
                 last_term = now_ms();
             }
             break;

@@ -1,0 +1,130 @@
+/* maintenance: age-based cleanup under a PostgreSQL advisory lock. */
+#include "server/maintenance.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "lib/arena.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define MAINT_LOCK_KEY "1885955442002"
+
+static const struct db_stmt st_lock = {
+    "maint_lock", "SELECT pg_try_advisory_lock(" MAINT_LOCK_KEY ")", 0};
+static const struct db_stmt st_unlock = {
+    "maint_unlock", "SELECT pg_advisory_unlock(" MAINT_LOCK_KEY ")", 0};
+static const struct db_stmt st_stale_uploads = {
+    "maint_stale_uploads",
+    "DELETE FROM uploads WHERE updated_at < now() - make_interval(secs => $1::int)"
+    " RETURNING id::text", 1};
+static const struct db_stmt st_upload_exists = {
+    "maint_upload_exists", "SELECT 1 FROM uploads WHERE id = $1::uuid", 1};
+static const struct db_stmt st_fetch_in_use = {
+    "maint_fetch_in_use",
+    "SELECT 1 FROM fetch_leases WHERE tmp_path = $1 AND state = 'running' AND expires_at > now()",
+    1};
+static const struct db_stmt st_old_rows = {
+    "maint_old_rows",
+    "WITH l AS (DELETE FROM fetch_leases WHERE expires_at < now() - interval '1 hour' RETURNING 1),"
+    " n AS (DELETE FROM cache_negative WHERE until < now() RETURNING 1),"
+    " t AS (DELETE FROM upstream_tokens WHERE expires_at < now() RETURNING 1)"
+    " SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM n) + (SELECT count(*) FROM t)", 0};
+
+/* Remove files in dir older than max_age seconds that keep() does not claim. */
+static int sweep(struct arena *a, struct db *db, const char *dir, int max_age,
+                 bool (*keep)(struct arena *, struct db *, const char *name, const char *path))
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < max_age)
+            continue;
+        if (keep(a, db, de->d_name, path))
+            continue;
+        if (unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+static bool upload_live(struct arena *a, struct db *db, const char *name, const char *path)
+{
+    (void)path;
+    if (!uuid_valid(name))
+        return false;
+    struct perr e;
+    PGresult *res = db_exec(db, a, &st_upload_exists, &e, name);
+    return !res || PQntuples(res) > 0; /* on a database error keep the file */
+}
+
+static bool fetch_live(struct arena *a, struct db *db, const char *name, const char *path)
+{
+    (void)name;
+    struct perr e;
+    PGresult *res = db_exec(db, a, &st_fetch_in_use, &e, path);
+    return !res || PQntuples(res) > 0;
+}
+
+pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
+                         struct maint_report *out, struct perr *e)
+{
+    memset(out, 0, sizeof *out);
+    struct arena *a = arena_new();
+    pier_err rc = PIER_OK;
+    PGresult *res = db_exec(db, a, &st_lock, e);
+    if (!res) {
+        rc = e->code;
+        goto done;
+    }
+    if (db_value(res, 0, 0)[0] != 't')
+        goto done; /* another node is at it */
+    out->ran = true;
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", cfg->upload_ttl);
+    res = db_exec(db, a, &st_stale_uploads, e, ttl);
+    if (!res) {
+        rc = e->code;
+        goto unlock;
+    }
+    out->sessions = PQntuples(res);
+    for (int i = 0; i < out->sessions; i++) {
+        char path[PATH_MAX];
+        blobstore_upload_path(bs, PQgetvalue(res, i, 0), path);
+        if (unlink(path) == 0)
+            out->upload_files++;
+    }
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/tmp/uploads", bs->root);
+    out->upload_files += sweep(a, db, dir, cfg->upload_ttl, upload_live);
+    snprintf(dir, sizeof dir, "%s/tmp/fetch", bs->root);
+    out->fetch_files = sweep(a, db, dir, FETCH_TMP_MAX_AGE, fetch_live);
+    res = db_exec(db, a, &st_old_rows, e);
+    if (res)
+        out->rows = (int)db_int(res, 0, 0);
+    if (out->sessions || out->upload_files || out->fetch_files || out->rows)
+        log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
+                 "%d expired rows", out->sessions, out->upload_files, out->fetch_files, out->rows);
+unlock:
+    {
+        struct perr ignore;
+        db_exec(db, a, &st_unlock, &ignore);
+    }
+done:
+    arena_free(a);
+    return rc;
+}

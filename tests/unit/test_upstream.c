@@ -1,0 +1,25 @@
+/* Unit tests for WWW-Authenticate parsing. */
+#include "cache/upstream.h"
+#include "tap.h"
+
+int main(void)
+{
+    struct challenge c;
+    CHECK("docker hub challenge",
+          upstream_parse_challenge("Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+                                   "scope=\"repository:library/nginx:pull\"", &c) &&
+              !strcmp(c.scheme, "Bearer") && !strcmp(c.realm, "https://auth.docker.io/token") &&
+              !strcmp(c.service, "registry.docker.io") && !strcmp(c.scope, "repository:library/nginx:pull"));
+    CHECK("basic challenge", upstream_parse_challenge("Basic realm=\"Registry Realm\"", &c) &&
+                                 !strcmp(c.scheme, "Basic") && !strcmp(c.realm, "Registry Realm"));
+    CHECK("unquoted values and spaces",
+          upstream_parse_challenge("Bearer realm=https://x/t , service=svc", &c) &&
+              !strcmp(c.realm, "https://x/t") && !strcmp(c.service, "svc") && c.scope[0] == 0);
+    CHECK("escaped quote", upstream_parse_challenge("Bearer realm=\"a\\\"b\"", &c) && !strcmp(c.realm, "a\"b"));
+    CHECK("case-insensitive keys", upstream_parse_challenge("Bearer Realm=\"r\",SERVICE=\"s\"", &c) &&
+                                       !strcmp(c.realm, "r") && !strcmp(c.service, "s"));
+    CHECK("unterminated quote refused", !upstream_parse_challenge("Bearer realm=\"abc", &c));
+    CHECK("empty refused", !upstream_parse_challenge("", &c));
+    CHECK("garbage refused", !upstream_parse_challenge("Bearer ===", &c));
+    return TAP_DONE();
+}
