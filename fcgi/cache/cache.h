@@ -28,6 +28,12 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
 void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
                     const struct cache_rule *rule, const struct stored_manifest *stored);
 
+/* GET of the referrers of digest in a cache namespace: the upstream's list
+ * (referrers API, else the tag fallback), kept for the rule's refresh
+ * interval, served stale when the upstream fails. artifact_type may be NULL. */
+void cache_referrers(struct ctx *c, struct req *r, const char *name, const char *digest,
+                     const struct cache_rule *rule, const char *artifact_type);
+
 /* pier_err for an upstream failure class (502, 504 or 429). */
 pier_err cache_upstream_error(int failure);
 

@@ -7,6 +7,7 @@
 #include "cache/cache.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "cache/lease.h"
@@ -259,4 +260,128 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
         struct timespec ts = {0, POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- referrers ---- */
+
+static const struct db_stmt st_ref_get = {
+    "pull_ref_get",
+    "SELECT cr.manifests::text, cr.fetched_at > now() - make_interval(secs => $3::int)"
+    " FROM cache_referrers cr WHERE cr.repository = $1 AND cr.subject = $2", 3};
+static const struct db_stmt st_ref_put = {
+    "pull_ref_put",
+    "INSERT INTO cache_referrers(repository, subject, manifests) VALUES ($1, $2, $3::jsonb)"
+    " ON CONFLICT (repository, subject) DO UPDATE SET manifests = EXCLUDED.manifests,"
+    " fetched_at = now()", 3};
+
+static void send_referrers(struct req *r, json_t *list, const char *artifact_type,
+                           const char *state)
+{
+    json_t *keep = json_array();
+    size_t i;
+    json_t *d;
+    json_array_foreach(list, i, d) {
+        if (!json_is_object(d))
+            continue;
+        const char *at = json_string_value(json_object_get(d, "artifactType"));
+        if (artifact_type && (!at || strcmp(at, artifact_type) != 0))
+            continue;
+        json_array_append(keep, d);
+    }
+    json_t *body = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
+                             "manifests", keep);
+    if (artifact_type)
+        resp_header(r, "OCI-Filters-Applied", "artifactType");
+    resp_header(r, "X-Pier-Cache", "%s", state);
+    resp_json(r, 200, MT_OCI_INDEX, body);
+    json_decref(body);
+}
+
+/* The referrers of digest as the upstream reports them: the referrers API,
+ * else the "sha256-<hex>" tag of the fallback scheme. NULL on failure. */
+static json_t *upstream_referrers(struct ctx *c, const char *upname, const char *digest,
+                                  const struct cache_rule *rule, struct upstream_resp *resp)
+{
+    struct perr e;
+    char *path = arena_printf(c->a, "referrers/%s", digest);
+    struct upstream_req q = {.rule = rule, .repo = upname, .path = path, .accept = MT_OCI_INDEX,
+                             .max_body = (size_t)c->cfg->max_manifest_size};
+    pier_err rc = upstream_do(c, &q, resp, &e);
+    if (rc != PIER_OK && (resp->failure == UPF_NOT_FOUND || resp->status == 400 ||
+                          resp->status == 405)) {
+        /* No referrers API upstream: the tag schema. */
+        char tag[DIGEST_MAX_LEN + 1];
+        snprintf(tag, sizeof tag, "%s", digest);
+        tag[6] = '-';
+        path = arena_printf(c->a, "manifests/%s", tag);
+        struct upstream_req t = {.rule = rule, .repo = upname, .path = path,
+                                 .accept = MT_OCI_INDEX,
+                                 .max_body = (size_t)c->cfg->max_manifest_size};
+        rc = upstream_do(c, &t, resp, &e);
+        if (rc != PIER_OK && resp->failure == UPF_NOT_FOUND)
+            return json_array(); /* nothing refers to it */
+    }
+    if (rc != PIER_OK)
+        return NULL;
+    json_t *doc = json_loadb(resp->body ? resp->body : "", resp->body_len, 0, NULL);
+    json_t *list = json_object_get(doc, "manifests");
+    json_t *out = json_is_array(list) ? json_incref(list) : NULL;
+    json_decref(doc);
+    if (!out) {
+        resp->failure = UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message, "upstream referrers answer is not an index");
+    }
+    return out;
+}
+
+void cache_referrers(struct ctx *c, struct req *r, const char *name, const char *digest,
+                     const struct cache_rule *rule, const char *artifact_type)
+{
+    struct perr e;
+    char upname[NAME_MAX_LEN + 1];
+    if (rule_upstream_name(rule, name, upname, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    char refresh[16];
+    snprintf(refresh, sizeof refresh, "%d", rule->refresh_seconds);
+    PGresult *res = db_exec(c->db, c->a, &st_ref_get, &e, name, digest, refresh);
+    if (!res) {
+        oci_error(r, &e);
+        return;
+    }
+    json_t *cached = PQntuples(res) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
+    if (cached && PQgetvalue(res, 0, 1)[0] == 't') {
+        stats_add(c->stats, rule->id, STAT_HIT, 1);
+        send_referrers(r, cached, artifact_type, "hit");
+        json_decref(cached);
+        return;
+    }
+    struct upstream_resp resp;
+    json_t *fresh = upstream_referrers(c, upname, digest, rule, &resp);
+    if (!fresh) {
+        stats_add(c->stats, rule->id, STAT_UPSTREAM_ERROR, 1);
+        rules_note_error(c, rule->id, resp.message);
+        log_warn("referrers of %s in %s: %s", digest, name, resp.message);
+        if (cached) {
+            stats_add(c->stats, rule->id, STAT_STALE, 1);
+            send_referrers(r, cached, artifact_type, "stale");
+            json_decref(cached);
+            return;
+        }
+        perr_set(&e, cache_upstream_error(resp.failure),
+                 "the upstream of %s failed (%s) and the referrers of %s are not cached",
+                 rule->prefix, resp.message, digest);
+        oci_error(r, &e);
+        return;
+    }
+    json_decref(cached);
+    char *text = json_dumps(fresh, JSON_COMPACT);
+    if (text) {
+        db_exec(c->db, c->a, &st_ref_put, &e, name, digest, text);
+        free(text);
+    }
+    stats_add(c->stats, rule->id, STAT_MISS, 1);
+    send_referrers(r, fresh, artifact_type, "miss");
+    json_decref(fresh);
 }

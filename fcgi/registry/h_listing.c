@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "cache/cache.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
 #include "registry/errors.h"
@@ -101,6 +102,16 @@ void h_referrers(struct ctx *c, struct req *r, const struct route *rt)
     if (have < 0 || (have > 0 && !grammar_media_type(at))) {
         perr_set(&e, PIER_E_BAD_REQUEST, "artifactType must be a media type like type/subtype");
         oci_error(r, &e);
+        return;
+    }
+    struct cache_rule rule;
+    bool cached = false;
+    if (cache_rule_for(c, rt->name, 0, &rule, &cached, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    if (cached) {
+        cache_referrers(c, r, rt->name, rt->ref, &rule, have > 0 ? at : NULL);
         return;
     }
     json_t *list = json_array();
