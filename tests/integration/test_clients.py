@@ -4,7 +4,7 @@ import json
 import os
 
 from pierlib import (
-    OCI_INDEX, OCI_MANIFEST, Client, Podman, TempDir, add_query, build_image_layout, build_large_layout,
+    EMPTY_CONFIG, OCI_INDEX, OCI_MANIFEST, Client, Content, OciLayout, Podman, TempDir, artifact_manifest, add_query, build_image_layout, build_large_layout,
     build_multiarch_layout, client_a, docker_ref, expect_status, file_digest, image_ref, layout_blob,
     location_path, patch_chunk, push_image, read_layout, sha256_digest, skopeo, skopeo_copy, skopeo_inspect_raw,
     start_upload, unique_repo, url_a, url_b,
@@ -162,3 +162,32 @@ def test_chunked_upload_alternating_between_nodes():
     for node in (a, b):
         g = expect_status(node.get(f"/v2/{repo}/blobs/{digest}"), 200)
         assert g.body == data, "blob assembled across nodes differs"
+
+
+def test_artifact_with_subject_pushed_with_skopeo_is_listed_as_referrer():
+    c = client_a()
+    repo = unique_repo("artifact")
+    with TempDir() as tmp:
+        d = tmp.sub("layout")
+        build_image_layout(d, tag="img")
+        raw, _ = read_layout(d, "img")
+        subject = Content(raw, OCI_MANIFEST)
+        sig = Content(b"signature-bytes-" + os.urandom(8).hex().encode(), "application/vnd.example.sig")
+        art = artifact_manifest(subject, "application/vnd.example.sig", blobs=[sig],
+                                annotations={"org.example.signed-by": "tests"})
+        with open(os.path.join(d, "index.json")) as f:
+            entries = json.load(f)["manifests"]
+        layout = OciLayout(d)  # reopening rewrites index.json: put the image entry back
+        layout.entries = entries
+        for blob in (EMPTY_CONFIG, sig, art):
+            layout.add_blob(blob)
+        layout.tag(art, "sig")
+        skopeo_copy(f"oci:{d}:img", docker_ref(repo, "img"))
+        skopeo_copy(f"oci:{d}:sig", docker_ref(repo, "sig"))
+    got = skopeo_inspect_raw(docker_ref(repo, "sig"))
+    assert got == art.data, "the artifact manifest changed on the way through skopeo"
+    r = expect_status(c.get(f"/v2/{repo}/referrers/{subject.digest}"), 200, "referrers")
+    listed = {m["digest"]: m for m in json.loads(r.body)["manifests"]}
+    assert art.digest in listed, f"artifact {art.digest} not among referrers {list(listed)}"
+    assert listed[art.digest]["artifactType"] == "application/vnd.example.sig"
+    assert listed[art.digest].get("annotations") == {"org.example.signed-by": "tests"}
