@@ -22,7 +22,10 @@ static const struct db_stmt st_progress = {
     "UPDATE fetch_leases SET tmp_path = coalesce($3, tmp_path),"
     " total_size = CASE WHEN $4::bigint >= 0 THEN $4::bigint ELSE total_size END,"
     " durable = $5::bigint, expires_at = now() + make_interval(secs => $6::int)"
-    " WHERE key = $1 AND holder = $2 AND state = 'running'", 6};
+    " WHERE key = $1 AND holder = $2 AND state = 'running' RETURNING followers", 6};
+static const struct db_stmt st_follow = {
+    "lease_follow",
+    "UPDATE fetch_leases SET followers = followers + 1 WHERE key = $1 AND state = 'running'", 1};
 static const struct db_stmt st_release = {
     "lease_release", "DELETE FROM fetch_leases WHERE key = $1 AND holder = $2", 2};
 static const struct db_stmt st_fail = {
@@ -60,8 +63,13 @@ pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr
     return PIER_OK;
 }
 
+pier_err lease_follow(struct ctx *c, const char *key, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_follow, e, key) ? PIER_OK : e->code;
+}
+
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
-                        long long total, long long durable, struct perr *e)
+                        long long total, long long durable, int *followers, struct perr *e)
 {
     char t[24], d[24], ttl[16];
     snprintf(t, sizeof t, "%lld", total);
@@ -70,8 +78,10 @@ pier_err lease_progress(struct ctx *c, const char *key, const char *holder, cons
     PGresult *res = db_exec(c->db, c->a, &st_progress, e, key, holder, tmp_path, t, d, ttl);
     if (!res)
         return e->code;
-    if (strcmp(PQcmdTuples(res), "1") != 0)
+    if (PQntuples(res) != 1)
         return perr_set(e, PIER_E_CONFLICT, "fetch lease %s was taken over", key);
+    if (followers)
+        *followers = (int)db_int(res, 0, 0);
     return PIER_OK;
 }
 

@@ -28,9 +28,13 @@ pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool 
                        struct perr *e);
 pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr *e);
 /* Holder only: publish progress and renew. total < 0 keeps the stored value;
- * tmp_path NULL keeps it. Returns PIER_E_CONFLICT when the lease was lost. */
+ * tmp_path NULL keeps it. *followers (may be NULL) receives how many requests
+ * announced they follow. Returns PIER_E_CONFLICT when the lease was lost. */
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
-                        long long total, long long durable, struct perr *e);
+                        long long total, long long durable, int *followers, struct perr *e);
+/* A follower announces itself once, so the holder starts making its progress
+ * durable for it. */
+pier_err lease_follow(struct ctx *c, const char *key, struct perr *e);
 /* Holder only: success, the row goes away. */
 pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* Holder only: failure; followers see the message until the lease is retaken. */

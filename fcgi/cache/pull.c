@@ -209,6 +209,18 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
             return;
         }
         if (mine) {
+            /* The previous holder may have finished between our first look
+             * and taking the lease: look again before asking the upstream. */
+            struct stored_manifest now;
+            pier_err rc = repo_manifest_get(c, name, ref, !r->head, &now, &e);
+            if (rc == PIER_OK && (now.fresh || grammar_is_digest(ref))) {
+                lease_release(c, key, holder, &e);
+                stats_add(c->stats, rule->id, STAT_HIT, 1);
+                h_manifest_send(c, r, ref, &now, "hit");
+                return;
+            }
+            if (rc == PIER_OK)
+                stored = &now;
             if (stored && !grammar_is_digest(ref))
                 revalidate(c, r, name, ref, upname, rule, stored, key, holder);
             else

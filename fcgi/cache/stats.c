@@ -76,3 +76,8 @@ void stats_flush(struct ctx *c, int interval_ms)
     s->n = kept;
     s->last_flush = now_ms();
 }
+
+bool stats_pending(const struct cache_stats *s)
+{
+    return s && s->n > 0;
+}

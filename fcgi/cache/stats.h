@@ -5,6 +5,7 @@
 #ifndef PIER_STATS_H
 #define PIER_STATS_H
 
+#include <stdbool.h>
 #include "server/ctx.h"
 
 enum stat_kind { STAT_HIT, STAT_MISS, STAT_STALE, STAT_UPSTREAM_BYTES, STAT_SERVED_BYTES,
@@ -18,5 +19,7 @@ void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long 
 /* Write the counters to the database if the last flush is older than
  * interval_ms (0: now). Counters that fail to flush are kept for next time. */
 void stats_flush(struct ctx *c, int interval_ms);
+/* True when counters wait to be flushed. */
+bool stats_pending(const struct cache_stats *s);
 
 #endif

@@ -4,6 +4,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,20 @@ int worker_run(const struct config *cfg, int listen_fd)
     }
     long served = 0;
     while (!stopping) {
+        if (stats_pending(stats)) {
+            /* Idle with unflushed counters: flush them after 2 s without a
+             * request rather than when the next request comes. */
+            struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+            if (poll(&p, 1, 2000) == 0) {
+                struct ctx idle = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
+                                   .stats = stats};
+                if (db_ensure(db, &e) == PIER_OK)
+                    stats_flush(&idle, 0);
+                arena_reset(a);
+            }
+            if (stopping)
+                break;
+        }
         int rc = FCGX_Accept_r(&fx);
         if (rc < 0) {
             if (stopping)
