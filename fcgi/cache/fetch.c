@@ -83,8 +83,11 @@ static void send_headers(struct fetch *f, long long total)
 /* Send the part of [off, off+n) the client does not have yet. */
 static void to_client(struct fetch *f, const char *data, size_t n, long long off)
 {
-    if (f->client_gone || !f->headers_sent || f->r->head)
+    if (f->client_gone || f->r->head)
         return;
+    /* Headers go out with the first bytes: a download that fails before
+     * any byte is due still gets a proper error response. */
+    send_headers(f, f->total);
     if (off + (long long)n <= f->sent)
         return;
     if (off > f->sent)
@@ -154,7 +157,6 @@ static int holder_headers(void *arg, const struct upstream_resp *resp)
     if (lease_progress(f->c, f->key, f->holder, f->tmp, f->total, 0, &f->followers, &e) ==
         PIER_E_CONFLICT)
         f->lost_lease = true;
-    send_headers(f, f->total);
     return 0;
 }
 
@@ -376,8 +378,8 @@ static void follow_or_hold(struct fetch *f, const char *upname)
             lease_follow(c, f->key, &e);
             f->following = true;
         }
-        if (!f->headers_sent && (l.total >= 0 || l.durable > 0))
-            send_headers(f, l.total);
+        if (l.total >= 0)
+            f->total = l.total;
         long long upto = l.durable - 1; /* the last byte waits for verification */
         if (l.tmp_path[0] && upto > f->sent && !f->r->head) {
             if (strcmp(open_path, l.tmp_path) != 0) {
@@ -465,6 +467,7 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
     f.digest = digest;
     f.rule = rule;
     f.fd = -1;
+    f.total = -1;
     snprintf(f.key, sizeof f.key, "b:%s", digest);
     uuid_v4(f.holder);
     follow_or_hold(&f, upname);
