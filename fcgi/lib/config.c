@@ -50,6 +50,12 @@ static const struct key keys[] = {
     {"upstream_timeout", I(upstream_timeout, 1, 3600)},
     {"lease_ttl", I(lease_ttl, 2, 3600)},
     {"maintenance_interval", I(maintenance_interval, 0, 86400)},
+    {"account_id", S(account_id)},
+    {"region", S(region)},
+    {"auth_scheme", S(auth_scheme)},
+    {"public_url", S(public_url)},
+    {"policy_cache_ms", I(policy_cache_ms, 0, 600000)},
+    {"bootstrap_file", S(bootstrap_file)},
 };
 
 void config_defaults(struct config *c)
@@ -74,6 +80,10 @@ void config_defaults(struct config *c)
     c->upstream_timeout = 60;
     c->lease_ttl = 30;
     c->maintenance_interval = 300;
+    snprintf(c->account_id, sizeof c->account_id, "111122223333");
+    snprintf(c->region, sizeof c->region, "us-east-1");
+    snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");
+    c->policy_cache_ms = 1000;
 }
 
 /* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */
@@ -234,6 +244,12 @@ pier_err config_validate(const struct config *c, struct perr *e)
         return perr_set(e, PIER_E_BAD_REQUEST, "blob_root must be an absolute path");
     if (!c->socket[0] || c->socket[0] != '/')
         return perr_set(e, PIER_E_BAD_REQUEST, "socket must be an absolute path");
+    if (strlen(c->account_id) != 12 || strspn(c->account_id, "0123456789") != 12)
+        return perr_set(e, PIER_E_BAD_REQUEST, "account_id must be 12 digits");
+    if (!c->region[0] || strspn(c->region, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(c->region))
+        return perr_set(e, PIER_E_BAD_REQUEST, "region must be like us-east-1");
+    if (strcmp(c->auth_scheme, "bearer") != 0 && strcmp(c->auth_scheme, "basic") != 0)
+        return perr_set(e, PIER_E_BAD_REQUEST, "auth_scheme must be bearer or basic");
     if (log_level_parse(c->log_level) < 0)
         return perr_set(e, PIER_E_BAD_REQUEST,
                         "log_level must be one of error, warn, info, debug (got '%s')",

@@ -31,6 +31,12 @@ struct config {
     int upstream_timeout;           /* seconds for a whole manifest or token request */
     int lease_ttl;                  /* seconds a fetch lease lives without progress */
     int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
+    char account_id[16];            /* the registry's 12-digit account id (ARNs) */
+    char region[32];                /* the registry's region (ARNs, SigV4) */
+    char auth_scheme[16];           /* "bearer" or "basic": the challenge on GET /v2/ */
+    char public_url[256];           /* how clients reach this registry (token realm) */
+    int policy_cache_ms;            /* how long a worker keeps a policy it read */
+    char bootstrap_file[PATH_MAX];  /* where the first administrator's key is written */
 };
 
 /* Fill c with defaults. */

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #define VERSION 1
@@ -113,5 +114,17 @@ pier_err secretbox_open(const struct secretbox *sb, const char *context, const u
     out[n + m] = '\0';
     if (plainlen)
         *plainlen = (size_t)(n + m);
+    return PIER_OK;
+}
+
+pier_err secretbox_derive(const struct secretbox *sb, const char *label,
+                          unsigned char out[SECRETBOX_KEY_LEN], struct perr *e)
+{
+    if (!sb->loaded)
+        return perr_set(e, PIER_E_INTERNAL, "no server key is configured (server_key_file)");
+    unsigned int n = SECRETBOX_KEY_LEN;
+    if (!HMAC(EVP_sha256(), sb->key, SECRETBOX_KEY_LEN, (const unsigned char *)label,
+              strlen(label), out, &n))
+        return perr_set(e, PIER_E_INTERNAL, "key derivation failed");
     return PIER_OK;
 }

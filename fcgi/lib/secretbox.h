@@ -28,6 +28,10 @@ pier_err secretbox_seal(const struct secretbox *sb, const char *context, const v
  * value was altered, sealed under another key or for another context. */
 pier_err secretbox_open(const struct secretbox *sb, const char *context, const unsigned char *in,
                         size_t len, char *out, size_t outsz, size_t *plainlen, struct perr *e);
+/* A 32-byte key for one purpose (e.g. "pier bearer token v1") derived from the
+ * server key with HMAC-SHA256, so the server key itself signs nothing. */
+pier_err secretbox_derive(const struct secretbox *sb, const char *label,
+                          unsigned char out[SECRETBOX_KEY_LEN], struct perr *e);
 /* Forget the key material. */
 void secretbox_wipe(struct secretbox *sb);
 

@@ -12,6 +12,9 @@
 struct secretbox;
 struct upstream;
 struct cache_stats;
+struct identity;
+struct authz_cache;
+struct token_keys;
 
 struct ctx {
     const struct config *cfg;
@@ -21,6 +24,10 @@ struct ctx {
     const struct secretbox *sb;   /* server key for sealed secrets */
     struct upstream *up;          /* this worker's upstream HTTP client */
     struct cache_stats *stats;    /* this worker's unflushed cache counters */
+    const struct identity *who;   /* the caller of this request (authn) */
+    struct authz_cache *acache;   /* this worker's recently read policies */
+    const struct token_keys *tk;  /* keys of login passwords and bearer tokens */
+    const char *remote_addr;      /* the client's address, for policy conditions */
 };
 
 #endif

@@ -1,0 +1,410 @@
+/* authz: policy lookup with a short per-worker cache, and the decision. */
+#include "auth/authz.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "auth/policy.h"
+#include "http/request.h"
+#include "lib/grammar.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define CACHE_PRINCIPALS 64
+#define CACHE_REPOS 256
+#define MAX_IDENTITY_POLICIES 16
+
+static const struct db_stmt st_registry_get = {
+    "az_registry_get", "SELECT document FROM registry_policy WHERE id = 1", 0};
+static const struct db_stmt st_registry_put = {
+    "az_registry_put",
+    "INSERT INTO registry_policy(id, document) VALUES (1, $1) ON CONFLICT (id) DO UPDATE"
+    " SET document = EXCLUDED.document, updated_at = now()", 1};
+static const struct db_stmt st_registry_delete = {
+    "az_registry_delete", "DELETE FROM registry_policy WHERE id = 1", 0};
+static const struct db_stmt st_identity_get = {
+    "az_identity_get",
+    "SELECT document FROM identity_policies WHERE principal_id = $1::bigint ORDER BY name", 1};
+static const struct db_stmt st_repo_get = {
+    "az_repo_get",
+    "SELECT r.id, rp.document FROM repositories r"
+    " LEFT JOIN repository_policies rp ON rp.repository_id = r.id WHERE r.name = $1", 1};
+static const struct db_stmt st_repo_put = {
+    "az_repo_put",
+    "INSERT INTO repository_policies(repository_id, document) SELECT id, $2 FROM repositories"
+    " WHERE name = $1 ON CONFLICT (repository_id) DO UPDATE SET document = EXCLUDED.document,"
+    " updated_at = now() RETURNING repository_id", 2};
+static const struct db_stmt st_repo_delete = {
+    "az_repo_delete",
+    "DELETE FROM repository_policies rp USING repositories r"
+    " WHERE rp.repository_id = r.id AND r.name = $1", 1};
+
+struct cached_identity {
+    long long principal_id;
+    int64_t at;
+    size_t n;
+    struct policy *p[MAX_IDENTITY_POLICIES];
+};
+
+struct cached_repo {
+    char name[NAME_MAX_LEN + 1];
+    int64_t at;
+    struct policy *p; /* NULL: none */
+};
+
+struct authz_cache {
+    int64_t registry_at;
+    bool registry_valid;
+    struct policy *registry;
+    struct cached_identity ids[CACHE_PRINCIPALS];
+    struct cached_repo repos[CACHE_REPOS];
+    unsigned next_id, next_repo;
+};
+
+void identity_clear(struct identity *id)
+{
+    json_decref(id->scope);
+    memset(id, 0, sizeof *id);
+}
+
+struct authz_cache *authz_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct authz_cache));
+}
+
+static void forget_identity(struct cached_identity *ci)
+{
+    for (size_t i = 0; i < ci->n; i++)
+        policy_free(ci->p[i]);
+    memset(ci, 0, sizeof *ci);
+}
+
+void authz_cache_free(struct authz_cache *ac)
+{
+    if (!ac)
+        return;
+    policy_free(ac->registry);
+    for (int i = 0; i < CACHE_PRINCIPALS; i++)
+        forget_identity(&ac->ids[i]);
+    for (int i = 0; i < CACHE_REPOS; i++)
+        policy_free(ac->repos[i].p);
+    free(ac);
+}
+
+static struct policy *parse_stored(const char *doc, enum policy_kind kind, const char *what)
+{
+    struct policy *p = NULL;
+    struct perr e;
+    if (policy_parse(doc, strlen(doc), kind, &p, &e) != PIER_OK)
+        log_error("stored %s does not parse and is ignored: %s", what, e.msg);
+    return p;
+}
+
+static bool fresh(struct ctx *c, int64_t at)
+{
+    return at && now_ms() - at < c->cfg->policy_cache_ms;
+}
+
+static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e)
+{
+    struct authz_cache *ac = c->acache;
+    if (!fresh(c, ac->registry_at)) {
+        PGresult *res = db_exec(c->db, c->a, &st_registry_get, e);
+        if (!res)
+            return e->code;
+        policy_free(ac->registry);
+        ac->registry = PQntuples(res) ? parse_stored(PQgetvalue(res, 0, 0), POLICY_RESOURCE,
+                                                     "registry policy")
+                                      : NULL;
+        ac->registry_at = now_ms();
+    }
+    *out = ac->registry;
+    return PIER_OK;
+}
+
+static pier_err load_identity(struct ctx *c, long long pid, struct cached_identity **out,
+                              struct perr *e)
+{
+    struct authz_cache *ac = c->acache;
+    for (int i = 0; i < CACHE_PRINCIPALS; i++)
+        if (ac->ids[i].principal_id == pid && fresh(c, ac->ids[i].at)) {
+            *out = &ac->ids[i];
+            return PIER_OK;
+        }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", pid);
+    PGresult *res = db_exec(c->db, c->a, &st_identity_get, e, id);
+    if (!res)
+        return e->code;
+    struct cached_identity *ci = NULL;
+    for (int i = 0; i < CACHE_PRINCIPALS && !ci; i++)
+        if (ac->ids[i].principal_id == pid)
+            ci = &ac->ids[i];
+    if (!ci)
+        ci = &ac->ids[ac->next_id++ % CACHE_PRINCIPALS];
+    forget_identity(ci);
+    ci->principal_id = pid;
+    for (int i = 0; i < PQntuples(res) && ci->n < MAX_IDENTITY_POLICIES; i++) {
+        struct policy *p = parse_stored(PQgetvalue(res, i, 0), POLICY_IDENTITY, "identity policy");
+        if (p)
+            ci->p[ci->n++] = p;
+    }
+    ci->at = now_ms();
+    *out = ci;
+    return PIER_OK;
+}
+
+static pier_err load_repo(struct ctx *c, const char *repo, struct policy **out, struct perr *e)
+{
+    struct authz_cache *ac = c->acache;
+    for (int i = 0; i < CACHE_REPOS; i++)
+        if (fresh(c, ac->repos[i].at) && strcmp(ac->repos[i].name, repo) == 0) {
+            *out = ac->repos[i].p;
+            return PIER_OK;
+        }
+    PGresult *res = db_exec(c->db, c->a, &st_repo_get, e, repo);
+    if (!res)
+        return e->code;
+    struct cached_repo *cr = NULL;
+    for (int i = 0; i < CACHE_REPOS && !cr; i++)
+        if (strcmp(ac->repos[i].name, repo) == 0)
+            cr = &ac->repos[i];
+    if (!cr)
+        cr = &ac->repos[ac->next_repo++ % CACHE_REPOS];
+    policy_free(cr->p);
+    snprintf(cr->name, sizeof cr->name, "%s", repo);
+    cr->p = (PQntuples(res) && !PQgetisnull(res, 0, 1))
+                ? parse_stored(PQgetvalue(res, 0, 1), POLICY_RESOURCE, "repository policy")
+                : NULL;
+    cr->at = now_ms();
+    *out = cr->p;
+    return PIER_OK;
+}
+
+const char *authz_repo_arn(struct ctx *c, const char *repo)
+{
+    return arena_printf(c->a, "arn:aws:ecr:%s:%s:repository/%s", c->cfg->region,
+                        c->cfg->account_id, repo ? repo : "*");
+}
+
+/* Which class of token scope an action needs; NULL: none (checked with
+ * the request's main action). */
+static const char *scope_action(const char *action)
+{
+    static const struct {
+        const char *action;
+        const char *scope;
+    } map[] = {
+        {"ecr:BatchGetImage", "pull"},          {"ecr:GetDownloadUrlForLayer", "pull"},
+        {"ecr:BatchCheckLayerAvailability", "pull"}, {"ecr:ListImages", "pull"},
+        {"ecr:InitiateLayerUpload", "push"},    {"ecr:UploadLayerPart", "push"},
+        {"ecr:CompleteLayerUpload", "push"},    {"ecr:PutImage", "push"},
+        {"ecr:BatchDeleteImage", "delete"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i].action, action) == 0)
+            return map[i].scope;
+    return NULL;
+}
+
+static bool scope_grants(const struct identity *id, const char *repo, const char *want)
+{
+    size_t i;
+    json_t *entry;
+    json_array_foreach(id->scope, i, entry) {
+        if (strcmp(json_string_value(json_object_get(entry, "n")), repo) != 0)
+            continue;
+        size_t j;
+        json_t *a;
+        json_array_foreach(json_object_get(entry, "a"), j, a) {
+            const char *s = json_string_value(a);
+            if (s && (strcmp(s, want) == 0 || strcmp(s, "*") == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
+struct decision {
+    enum effect effect;
+    const char *sid;
+    const char *where;
+    const char *scope_missing; /* the token does not cover this */
+};
+
+static pier_err decide(struct ctx *c, const char *action, const char *repo, struct decision *d,
+                       struct perr *e)
+{
+    const struct identity *id = c->who;
+    memset(d, 0, sizeof *d);
+    if (id->via == VIA_BEARER && repo) {
+        const char *want = scope_action(action);
+        if (want && !scope_grants(id, repo, want)) {
+            d->scope_missing = want;
+            d->effect = EFFECT_NONE;
+            return PIER_OK;
+        }
+    }
+    struct authz_request rq = {
+        .principal = id->authenticated ? id->p.arn : NULL,
+        .action = action,
+        .resource = authz_repo_arn(c, repo),
+        .source_ip = c->remote_addr,
+        .now = time(NULL),
+    };
+    pier_err rc;
+    struct policy *docs[MAX_IDENTITY_POLICIES + 2];
+    const char *names[MAX_IDENTITY_POLICIES + 2];
+    size_t n = 0;
+    if (id->authenticated) {
+        struct cached_identity *ci = NULL;
+        if ((rc = load_identity(c, id->p.id, &ci, e)))
+            return rc;
+        for (size_t i = 0; i < ci->n; i++) {
+            docs[n] = ci->p[i];
+            names[n++] = "identity policy";
+        }
+    }
+    struct policy *reg = NULL, *rp = NULL;
+    if ((rc = load_registry(c, &reg, e)))
+        return rc;
+    if (reg) {
+        docs[n] = reg;
+        names[n++] = "registry policy";
+    }
+    if (repo && (rc = load_repo(c, repo, &rp, e)))
+        return rc;
+    if (rp) {
+        docs[n] = rp;
+        names[n++] = "repository policy";
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *sid;
+        enum effect ef = policy_evaluate(docs[i], &rq, &sid);
+        if (ef == EFFECT_DENY) {
+            d->effect = EFFECT_DENY;
+            d->sid = sid;
+            d->where = names[i];
+            return PIER_OK;
+        }
+        if (ef == EFFECT_ALLOW && d->effect == EFFECT_NONE) {
+            d->effect = EFFECT_ALLOW;
+            d->sid = sid;
+            d->where = names[i];
+        }
+    }
+    return PIER_OK;
+}
+
+bool authz_allowed(struct ctx *c, const char *action, const char *repo)
+{
+    struct decision d;
+    struct perr e;
+    return decide(c, action, repo, &d, &e) == PIER_OK && d.effect == EFFECT_ALLOW;
+}
+
+pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e)
+{
+    struct decision d;
+    pier_err rc = decide(c, action, repo, &d, e);
+    if (rc)
+        return rc;
+    if (d.effect == EFFECT_ALLOW)
+        return PIER_OK;
+    const struct identity *id = c->who;
+    const char *who = id->authenticated ? id->p.arn : "anonymous";
+    const char *arn = authz_repo_arn(c, repo);
+    if (d.scope_missing)
+        rc = perr_set(e, PIER_E_UNAUTHORIZED,
+                      "the bearer token does not grant %s on repository %s; request a token with "
+                      "scope repository:%s:%s", d.scope_missing, repo, repo, d.scope_missing);
+    else if (d.effect == EFFECT_DENY)
+        rc = perr_set(e, id->authenticated ? PIER_E_DENIED : PIER_E_UNAUTHORIZED,
+                      "%s is not authorized to perform %s on resource %s: explicitly denied by "
+                      "statement \"%s\" of the %s", who, action, arn, d.sid[0] ? d.sid : "(no Sid)",
+                      d.where);
+    else if (!id->authenticated)
+        rc = perr_set(e, PIER_E_UNAUTHORIZED,
+                      "authentication required: anonymous callers may not perform %s on "
+                      "resource %s", action, arn);
+    else
+        rc = perr_set(e, PIER_E_DENIED,
+                      "%s is not authorized to perform %s on resource %s: no statement in its "
+                      "identity policies, the registry policy or the repository policy allows it",
+                      who, action, arn);
+    log_warn("denied: %s %s on %s (%s)", who, action, arn,
+             d.scope_missing ? "token scope" : d.effect == EFFECT_DENY ? "explicit deny" : "no allow");
+    return rc;
+}
+
+/* ---- storage ---- */
+
+pier_err registry_policy_put(struct ctx *c, const char *doc, struct perr *e)
+{
+    struct policy *p;
+    pier_err rc = policy_parse(doc, strlen(doc), POLICY_RESOURCE, &p, e);
+    if (rc)
+        return rc;
+    policy_free(p);
+    return db_exec(c->db, c->a, &st_registry_put, e, doc) ? PIER_OK : e->code;
+}
+
+pier_err registry_policy_get(struct ctx *c, const char **doc, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_registry_get, e);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "the registry has no policy");
+    *doc = PQgetvalue(res, 0, 0);
+    return PIER_OK;
+}
+
+pier_err registry_policy_delete(struct ctx *c, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_registry_delete, e);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "the registry has no policy");
+    return PIER_OK;
+}
+
+pier_err repository_policy_put(struct ctx *c, const char *repo, const char *doc, struct perr *e)
+{
+    struct policy *p;
+    pier_err rc = policy_parse(doc, strlen(doc), POLICY_RESOURCE, &p, e);
+    if (rc)
+        return rc;
+    policy_free(p);
+    PGresult *res = db_exec(c->db, c->a, &st_repo_put, e, repo, doc);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s does not exist", repo);
+    return PIER_OK;
+}
+
+pier_err repository_policy_get(struct ctx *c, const char *repo, const char **doc, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_repo_get, e, repo);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s does not exist", repo);
+    if (PQgetisnull(res, 0, 1))
+        return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "repository %s has no policy", repo);
+    *doc = PQgetvalue(res, 0, 1);
+    return PIER_OK;
+}
+
+pier_err repository_policy_delete(struct ctx *c, const char *repo, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_repo_delete, e, repo);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "repository %s has no policy", repo);
+    return PIER_OK;
+}

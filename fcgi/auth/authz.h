@@ -1,0 +1,50 @@
+/* authz: who is asking (struct identity, filled by authn) and whether they
+ * may: identity policies of the principal, the registry policy and the
+ * repository's policy, evaluated with the policy engine. Stores the registry
+ * and repository policies. Policies are kept per worker for policy_cache_ms. */
+#ifndef PIER_AUTHZ_H
+#define PIER_AUTHZ_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "auth/principals.h"
+#include "lib/err.h"
+#include "server/ctx.h"
+
+enum auth_via { VIA_ANONYMOUS, VIA_ACCESS_KEY, VIA_LOGIN_TOKEN, VIA_BEARER };
+
+struct identity {
+    bool authenticated;       /* false: anonymous */
+    enum auth_via via;
+    struct principal p;       /* when authenticated */
+    json_t *scope;            /* bearer tokens: [{"n": repo, "a": [actions]}] (owned); NULL otherwise */
+    bool catalog;             /* bearer tokens: registry:catalog:* granted */
+};
+
+void identity_clear(struct identity *id);
+
+struct authz_cache;
+struct authz_cache *authz_cache_new(void);
+void authz_cache_free(struct authz_cache *ac);
+
+/* Resource ARN of a repository: arn:aws:ecr:<region>:<account>:repository/<name>. */
+const char *authz_repo_arn(struct ctx *c, const char *repo);
+
+/* May c->who perform action (e.g. "ecr:BatchGetImage") on repository repo?
+ * PIER_OK, or PIER_E_DENIED / PIER_E_UNAUTHORIZED (anonymous callers) with a
+ * message naming the action, the resource and the reason. Denials are logged. */
+pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e);
+/* The same decision without logging or a message (catalog filtering). */
+bool authz_allowed(struct ctx *c, const char *action, const char *repo);
+
+/* Registry policy (ECR PutRegistryPolicy); validated before it is stored. */
+pier_err registry_policy_put(struct ctx *c, const char *doc, struct perr *e);
+/* *doc is arena memory; PIER_E_NAME_UNKNOWN when there is none. */
+pier_err registry_policy_get(struct ctx *c, const char **doc, struct perr *e);
+pier_err registry_policy_delete(struct ctx *c, struct perr *e);
+/* Repository policies; the repository must exist (PIER_E_NAME_UNKNOWN). */
+pier_err repository_policy_put(struct ctx *c, const char *repo, const char *doc, struct perr *e);
+pier_err repository_policy_get(struct ctx *c, const char *repo, const char **doc, struct perr *e);
+pier_err repository_policy_delete(struct ctx *c, const char *repo, struct perr *e);
+
+#endif

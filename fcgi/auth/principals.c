@@ -1,0 +1,332 @@
+/* principals: principals, access_keys, identity_policies tables. */
+#include "auth/principals.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "auth/policy.h"
+#include "lib/log.h"
+#include "lib/secretbox.h"
+
+#define PBKDF2_ITERATIONS 100000
+#define SALT_LEN 16
+#define HASH_LEN 32
+#define CTX_KEY "access_keys.secret"
+
+static const struct db_stmt st_insert = {
+    "pr_insert",
+    "INSERT INTO principals(name, arn) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id", 2};
+static const struct db_stmt st_get = {
+    "pr_get", "SELECT id, name, arn FROM principals WHERE name = $1", 1};
+static const struct db_stmt st_get_id = {
+    "pr_get_id", "SELECT id, name, arn FROM principals WHERE id = $1::bigint", 1};
+static const struct db_stmt st_delete = {
+    "pr_delete", "DELETE FROM principals WHERE name = $1", 1};
+static const struct db_stmt st_list = {
+    "pr_list",
+    "SELECT p.name, p.arn, extract(epoch FROM p.created_at)::bigint,"
+    " (SELECT count(*) FROM access_keys k WHERE k.principal_id = p.id),"
+    " (SELECT coalesce(json_agg(i.name ORDER BY i.name), '[]') FROM identity_policies i"
+    "   WHERE i.principal_id = p.id)"
+    " FROM principals p ORDER BY p.name", 0};
+static const struct db_stmt st_count = {"pr_count", "SELECT count(*) FROM principals", 0};
+static const struct db_stmt st_key_insert = {
+    "key_insert",
+    "INSERT INTO access_keys(id, principal_id, secret_hash, salt, iterations, secret_enc)"
+    " VALUES ($1, $2::bigint, $3::bytea, $4::bytea, $5::int, $6::bytea)", 6};
+static const struct db_stmt st_key_delete = {"key_delete", "DELETE FROM access_keys WHERE id = $1", 1};
+static const struct db_stmt st_key_list = {
+    "key_list",
+    "SELECT id, active, extract(epoch FROM created_at)::bigint,"
+    " coalesce(extract(epoch FROM last_used_at)::bigint, 0)"
+    " FROM access_keys WHERE principal_id = $1::bigint ORDER BY created_at", 1};
+static const struct db_stmt st_key_get = {
+    "key_get",
+    "SELECT k.secret_hash, k.salt, k.iterations, k.secret_enc, k.active, p.id, p.name, p.arn"
+    " FROM access_keys k JOIN principals p ON p.id = k.principal_id WHERE k.id = $1", 1};
+static const struct db_stmt st_key_used = {
+    "key_used",
+    "UPDATE access_keys SET last_used_at = now() WHERE id = $1"
+    " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", 1};
+static const struct db_stmt st_ip_put = {
+    "ip_put",
+    "INSERT INTO identity_policies(principal_id, name, document) VALUES ($1::bigint, $2, $3)"
+    " ON CONFLICT (principal_id, name) DO UPDATE SET document = EXCLUDED.document,"
+    " updated_at = now()", 3};
+static const struct db_stmt st_ip_delete = {
+    "ip_delete", "DELETE FROM identity_policies WHERE principal_id = $1::bigint AND name = $2", 2};
+static const struct db_stmt st_ip_list = {
+    "ip_list",
+    "SELECT name, document FROM identity_policies WHERE principal_id = $1::bigint ORDER BY name", 1};
+
+pier_err principal_check_name(const char *name, struct perr *e)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n > PRINCIPAL_NAME_MAX)
+        return perr_set(e, PIER_E_BAD_REQUEST, "user name must be 1-64 characters");
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && !strchr("+=,.@_-", name[i]))
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "user name may contain only letters, digits and +=,.@_- "
+                            "(character %zu is '%c')", i, name[i]);
+    return PIER_OK;
+}
+
+static void fill(PGresult *res, struct principal *out)
+{
+    out->id = db_int(res, 0, 0);
+    snprintf(out->name, sizeof out->name, "%s", PQgetvalue(res, 0, 1));
+    snprintf(out->arn, sizeof out->arn, "%s", PQgetvalue(res, 0, 2));
+}
+
+pier_err principal_create(struct ctx *c, const char *name, struct principal *out, struct perr *e)
+{
+    pier_err rc = principal_check_name(name, e);
+    if (rc)
+        return rc;
+    char arn[ARN_MAX];
+    snprintf(arn, sizeof arn, "arn:aws:iam::%s:user/%s", c->cfg->account_id, name);
+    PGresult *res = db_exec(c->db, c->a, &st_insert, e, name, arn);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_CONFLICT, "user %s already exists", name);
+    out->id = db_int(res, 0, 0);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->arn, sizeof out->arn, "%s", arn);
+    return PIER_OK;
+}
+
+pier_err principal_get(struct ctx *c, const char *name, struct principal *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_get, e, name);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user named %s", name);
+    fill(res, out);
+    return PIER_OK;
+}
+
+pier_err principal_get_id(struct ctx *c, long long id, struct principal *out, struct perr *e)
+{
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", id);
+    PGresult *res = db_exec(c->db, c->a, &st_get_id, e, buf);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_UNAUTHORIZED, "the principal no longer exists");
+    fill(res, out);
+    return PIER_OK;
+}
+
+pier_err principal_delete(struct ctx *c, const char *name, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_delete, e, name);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user named %s", name);
+    return PIER_OK;
+}
+
+pier_err principal_list(struct ctx *c, json_t *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_list, e);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *pol = json_loads(PQgetvalue(res, i, 4), 0, NULL);
+        json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:I, s:o}", "name",
+                                             PQgetvalue(res, i, 0), "arn", PQgetvalue(res, i, 1),
+                                             "createdAt", (json_int_t)db_int(res, i, 2),
+                                             "accessKeys", (json_int_t)db_int(res, i, 3),
+                                             "policies", pol ? pol : json_array()));
+    }
+    return PIER_OK;
+}
+
+pier_err principal_count(struct ctx *c, long long *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_count, e);
+    if (!res)
+        return e->code;
+    *n = db_int(res, 0, 0);
+    return PIER_OK;
+}
+
+static bool hash_secret(const char *secret, const unsigned char *salt, int iterations,
+                        unsigned char out[HASH_LEN])
+{
+    return PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), salt, SALT_LEN, iterations, EVP_sha256(),
+                             HASH_LEN, out) == 1;
+}
+
+pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 1],
+                    char secret[KEY_SECRET_LEN + 1], struct perr *e)
+{
+    static const char b32[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    unsigned char rnd[16], sraw[30], salt[SALT_LEN], hash[HASH_LEN];
+    if (RAND_bytes(rnd, sizeof rnd) != 1 || RAND_bytes(sraw, sizeof sraw) != 1 ||
+        RAND_bytes(salt, sizeof salt) != 1)
+        return perr_set(e, PIER_E_INTERNAL, "random number generator failed");
+    memcpy(id, "PIER", 4);
+    for (int i = 0; i < 16; i++)
+        id[4 + i] = b32[rnd[i] & 31];
+    id[KEY_ID_LEN] = '\0';
+    /* base64 has no ':', which `aws ecr get-login-password` would trip over. */
+    EVP_EncodeBlock((unsigned char *)secret, sraw, sizeof sraw);
+    secret[KEY_SECRET_LEN] = '\0';
+    OPENSSL_cleanse(sraw, sizeof sraw);
+    if (!hash_secret(secret, salt, PBKDF2_ITERATIONS, hash))
+        return perr_set(e, PIER_E_INTERNAL, "key derivation failed");
+    unsigned char sealed[KEY_SECRET_LEN + SECRETBOX_OVERHEAD];
+    size_t slen;
+    pier_err rc = secretbox_seal(c->sb, CTX_KEY, secret, KEY_SECRET_LEN, sealed, &slen, e);
+    if (rc)
+        return rc;
+    char pid[24], iters[16];
+    snprintf(pid, sizeof pid, "%lld", principal_id);
+    snprintf(iters, sizeof iters, "%d", PBKDF2_ITERATIONS);
+    struct db_param p[6] = {
+        {.value = id}, {.value = pid},
+        {.value = (const char *)hash, .length = HASH_LEN, .binary = true},
+        {.value = (const char *)salt, .length = SALT_LEN, .binary = true},
+        {.value = iters},
+        {.value = (const char *)sealed, .length = (int)slen, .binary = true},
+    };
+    return db_execp(c->db, c->a, &st_key_insert, p, false, e) ? PIER_OK : e->code;
+}
+
+pier_err key_delete(struct ctx *c, const char *id, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_key_delete, e, id);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no access key %s", id);
+    return PIER_OK;
+}
+
+pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", principal_id);
+    PGresult *res = db_exec(c->db, c->a, &st_key_list, e, pid);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(out, json_pack("{s:s, s:b, s:I, s:I}", "accessKeyId",
+                                             PQgetvalue(res, i, 0), "active",
+                                             PQgetvalue(res, i, 1)[0] == 't', "createdAt",
+                                             (json_int_t)db_int(res, i, 2), "lastUsedAt",
+                                             (json_int_t)db_int(res, i, 3)));
+    return PIER_OK;
+}
+
+static PGresult *key_row(struct ctx *c, const char *id, struct perr *e)
+{
+    if (strlen(id) != KEY_ID_LEN || strncmp(id, "PIER", 4) != 0) {
+        perr_set(e, PIER_E_UNAUTHORIZED, "unknown access key");
+        return NULL;
+    }
+    struct db_param p[1] = {{.value = id}};
+    PGresult *res = db_execp(c->db, c->a, &st_key_get, p, true, e);
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0 || PQgetvalue(res, 0, 4)[0] == 0) {
+        perr_set(e, PIER_E_UNAUTHORIZED, "unknown or inactive access key");
+        return NULL;
+    }
+    return res;
+}
+
+static void principal_from_key_row(PGresult *res, struct principal *out)
+{
+    const unsigned char *b = (const unsigned char *)PQgetvalue(res, 0, 5);
+    long long id = 0;
+    for (int i = 0; i < 8; i++)
+        id = (id << 8) | b[i];
+    out->id = id;
+    snprintf(out->name, sizeof out->name, "%s", PQgetvalue(res, 0, 6));
+    snprintf(out->arn, sizeof out->arn, "%s", PQgetvalue(res, 0, 7));
+}
+
+pier_err key_verify(struct ctx *c, const char *id, const char *secret, struct principal *out,
+                    struct perr *e)
+{
+    PGresult *res = key_row(c, id, e);
+    if (!res)
+        return e->code;
+    const unsigned char *b = (const unsigned char *)PQgetvalue(res, 0, 2);
+    int iterations = (int)(((unsigned)b[0] << 24) | ((unsigned)b[1] << 16) | ((unsigned)b[2] << 8) | b[3]);
+    unsigned char hash[HASH_LEN];
+    if (PQgetlength(res, 0, 0) != HASH_LEN || PQgetlength(res, 0, 1) != SALT_LEN ||
+        !hash_secret(secret, (const unsigned char *)PQgetvalue(res, 0, 1), iterations, hash) ||
+        CRYPTO_memcmp(hash, PQgetvalue(res, 0, 0), HASH_LEN) != 0)
+        return perr_set(e, PIER_E_UNAUTHORIZED, "wrong secret for access key %s", id);
+    principal_from_key_row(res, out);
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_key_used, &ignore, id);
+    return PIER_OK;
+}
+
+pier_err key_secret(struct ctx *c, const char *id, char secret[KEY_SECRET_LEN + 1],
+                    struct principal *out, struct perr *e)
+{
+    PGresult *res = key_row(c, id, e);
+    if (!res)
+        return e->code;
+    pier_err rc = secretbox_open(c->sb, CTX_KEY, (const unsigned char *)PQgetvalue(res, 0, 3),
+                                 (size_t)PQgetlength(res, 0, 3), secret, KEY_SECRET_LEN + 1, NULL, e);
+    if (rc)
+        return rc;
+    principal_from_key_row(res, out);
+    return PIER_OK;
+}
+
+pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *name,
+                             const char *doc, struct perr *e)
+{
+    if (!*name || strlen(name) > 128)
+        return perr_set(e, PIER_E_BAD_REQUEST, "policy name must be 1-128 characters");
+    struct policy *p;
+    pier_err rc = policy_parse(doc, strlen(doc), POLICY_IDENTITY, &p, e);
+    if (rc)
+        return rc;
+    policy_free(p);
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", principal_id);
+    return db_exec(c->db, c->a, &st_ip_put, e, pid, name, doc) ? PIER_OK : e->code;
+}
+
+pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,
+                                struct perr *e)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", principal_id);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_delete, e, pid, name);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no identity policy named %s", name);
+    return PIER_OK;
+}
+
+pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", principal_id);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_list, e, pid);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(out, json_pack("{s:s, s:s}", "name", PQgetvalue(res, i, 0),
+                                             "document", PQgetvalue(res, i, 1)));
+    return PIER_OK;
+}

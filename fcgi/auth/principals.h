@@ -1,0 +1,51 @@
+/* principals: users and machine identities, their access keys and identity
+ * policies. ARNs are arn:aws:iam::<account_id>:user/<name>. */
+#ifndef PIER_PRINCIPALS_H
+#define PIER_PRINCIPALS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "lib/err.h"
+#include "server/ctx.h"
+
+#define PRINCIPAL_NAME_MAX 64
+#define ARN_MAX 256
+#define KEY_ID_LEN 20
+#define KEY_SECRET_LEN 40
+
+struct principal {
+    long long id;
+    char name[PRINCIPAL_NAME_MAX + 1];
+    char arn[ARN_MAX];
+};
+
+/* Names: 1-64 characters of [A-Za-z0-9+=,.@_-] (IAM user names). */
+pier_err principal_check_name(const char *name, struct perr *e);
+pier_err principal_create(struct ctx *c, const char *name, struct principal *out, struct perr *e);
+pier_err principal_get(struct ctx *c, const char *name, struct principal *out, struct perr *e);
+pier_err principal_get_id(struct ctx *c, long long id, struct principal *out, struct perr *e);
+pier_err principal_delete(struct ctx *c, const char *name, struct perr *e);
+pier_err principal_list(struct ctx *c, json_t *out, struct perr *e);
+pier_err principal_count(struct ctx *c, long long *n, struct perr *e);
+
+/* A new access key: id (20 characters) and secret (40), shown only now. */
+pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 1],
+                    char secret[KEY_SECRET_LEN + 1], struct perr *e);
+pier_err key_delete(struct ctx *c, const char *id, struct perr *e);
+pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
+/* Check an id/secret pair (slow hash, constant-time comparison).
+ * PIER_E_UNAUTHORIZED for an unknown, inactive or wrong key. */
+pier_err key_verify(struct ctx *c, const char *id, const char *secret, struct principal *out,
+                    struct perr *e);
+/* The secret itself (for signature checks) and its principal. */
+pier_err key_secret(struct ctx *c, const char *id, char secret[KEY_SECRET_LEN + 1],
+                    struct principal *out, struct perr *e);
+
+/* Identity policies (validated before they are stored). */
+pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *name,
+                             const char *doc, struct perr *e);
+pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,
+                                struct perr *e);
+pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
+
+#endif
