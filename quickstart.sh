@@ -178,6 +178,7 @@ pid_file = $RUN/pierd.pid
 log_file = $LOG/pier.log
 registry_host = 127.0.0.1:$PORT
 server_key_file = $(server_key)
+bootstrap_file = $STATE/admin.env
 CONF
 }
 
@@ -232,7 +233,9 @@ start_apache() {
     apache2 -f "$STATE/apache/httpd.conf" -k start || die "Apache did not start, see $LOG/apache-error.log"
     local i
     for i in $(seq 1 100); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$PORT/v2/" 2>/dev/null && return 0
+        case $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" 2>/dev/null) in
+        200 | 401) return 0 ;;
+        esac
         sleep 0.1
     done
     die "Apache does not answer on 127.0.0.1:$PORT, see $LOG/apache-error.log"
@@ -256,7 +259,10 @@ Try it:
   skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:$PORT/demo/app:1
   podman pull --tls-verify=false 127.0.0.1:$PORT/demo/app:1
   $BUILD/pierctl -c $STATE/pier.conf status
-Log in: not needed yet — this build has no authentication (loopback only).
+Log in (the first start created the administrator; its key is in $STATE/admin.env):
+  . $STATE/admin.env
+  $BUILD/pierctl -c $STATE/pier.conf login-password admin | podman login --tls-verify=false -u AWS --password-stdin 127.0.0.1:$PORT
+  skopeo login --tls-verify=false -u "\$AWS_ACCESS_KEY_ID" -p "\$AWS_SECRET_ACCESS_KEY" 127.0.0.1:$PORT
 Stop with: ${PIER_STATE_DIR:+PIER_STATE_DIR=$STATE }./quickstart.sh stop
 MSG
 }

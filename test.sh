@@ -81,6 +81,7 @@ else
     PIER_URL="http://127.0.0.1:$PORT_A" PIER_URL_B="http://127.0.0.1:$PORT_B" \
         PIER_BLOB_ROOT="$T/a/blobs" PIER_DB="$DB_A" PIER_STATE_DIR="$T/a" \
         PIER_STATE_DIR_B="$T/b" PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" PIER_SRC="$SRC" \
+        PIER_ADMIN_ENV="$T/a/admin.env" \
         python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count
 fi
 stop_all

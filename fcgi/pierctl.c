@@ -12,6 +12,11 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "config.h"
+#include "auth/authz.h"
+#include "auth/bootstrap.h"
+#include "auth/principals.h"
+#include "auth/policy.h"
+#include "auth/token.h"
 #include "cache/rules.h"
 #include "db/db.h"
 #include "lib/secretbox.h"
@@ -34,6 +39,15 @@ static void usage(FILE *f)
             "                  files, abandoned download files and expired cache rows\n"
             "                  (pierd also does this every maintenance_interval seconds)\n"
             "  check-config    validate the configuration and print it\n"
+            "  user create NAME [--admin]   a principal and its first access key (printed once);\n"
+            "                               --admin attaches a policy allowing ecr:*\n"
+            "  user list | user delete NAME\n"
+            "  key create USER | key list USER | key delete KEYID\n"
+            "  login-password USER [--hours N]   a password for `login -u AWS` (default 12 h)\n"
+            "  policy identity put USER NAME FILE|-  | policy identity delete USER NAME\n"
+            "  policy identity list USER\n"
+            "  policy registry put FILE|- | policy registry get | policy registry delete\n"
+            "  policy repository put REPO FILE|- | get REPO | delete REPO\n"
             "  rule list [--json]\n"
             "  rule show PREFIX\n"
             "  rule create PREFIX URL [options]   add a pull-through cache rule\n"
@@ -341,6 +355,224 @@ done:
     return status;
 }
 
+/* ---- identities and policies ---- */
+
+static char *read_doc(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = xmalloc(POLICY_MAX_BYTES + 2);
+    size_t n = fread(buf, 1, POLICY_MAX_BYTES + 1, f);
+    if (f != stdin)
+        fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+struct ctl {
+    struct db *db;
+    struct arena *a;
+    struct secretbox sb;
+    struct token_keys tk;
+    struct ctx c;
+};
+
+static void ctl_open(struct ctl *t, const struct config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    t->db = connect_or_die(cfg);
+    struct perr e;
+    if (!cfg->server_key_file[0] || secretbox_load(&t->sb, cfg->server_key_file, &e) != PIER_OK ||
+        token_keys_init(&t->tk, &t->sb, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", cfg->server_key_file[0] ? e.msg : "server_key_file is not set");
+        exit(1);
+    }
+    t->a = arena_new();
+    t->c = (struct ctx){.cfg = cfg, .db = t->db, .a = t->a, .sb = &t->sb, .tk = &t->tk};
+}
+
+static int ctl_close(struct ctl *t, pier_err rc, const struct perr *e)
+{
+    if (rc)
+        fprintf(stderr, "pierctl: %s\n", e->msg);
+    arena_free(t->a);
+    secretbox_wipe(&t->sb);
+    OPENSSL_cleanse(&t->tk, sizeof t->tk);
+    db_close(t->db);
+    return rc ? 1 : 0;
+}
+
+static void print_json(json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2));
+    printf("\n");
+    json_decref(j);
+}
+
+static int cmd_user(const struct config *cfg, int argc, char **argv)
+{
+    if (argc < 1)
+        return usage(stderr), 2;
+    struct ctl t;
+    ctl_open(&t, cfg);
+    struct perr e;
+    pier_err rc = PIER_OK;
+    struct principal p;
+    if (!strcmp(argv[0], "create") && argc >= 2) {
+        bool admin = argc >= 3 && !strcmp(argv[2], "--admin");
+        char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
+        if (!(rc = db_begin(t.db, &e)) && !(rc = principal_create(&t.c, argv[1], &p, &e)) &&
+            !(rc = admin ? identity_policy_put(&t.c, p.id, "AdministratorAccess", ADMIN_POLICY, &e) : PIER_OK) &&
+            !(rc = key_create(&t.c, p.id, id, secret, &e)) && !(rc = db_commit(t.db, &e))) {
+            printf("user             %s\n", p.arn);
+            printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
+            printf("(the secret is shown only now)\n");
+        } else {
+            db_rollback(t.db);
+        }
+        OPENSSL_cleanse(secret, sizeof secret);
+    } else if (!strcmp(argv[0], "list")) {
+        json_t *l = json_array();
+        if (!(rc = principal_list(&t.c, l, &e)))
+            print_json(l);
+        else
+            json_decref(l);
+    } else if (!strcmp(argv[0], "delete") && argc == 2) {
+        if (!(rc = principal_delete(&t.c, argv[1], &e)))
+            printf("deleted user %s\n", argv[1]);
+    } else {
+        usage(stderr);
+        return ctl_close(&t, PIER_OK, &e), 2;
+    }
+    return ctl_close(&t, rc, &e);
+}
+
+static int cmd_key(const struct config *cfg, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr), 2;
+    struct ctl t;
+    ctl_open(&t, cfg);
+    struct perr e;
+    pier_err rc;
+    struct principal p;
+    if (!strcmp(argv[0], "create")) {
+        char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
+        if (!(rc = principal_get(&t.c, argv[1], &p, &e)) &&
+            !(rc = key_create(&t.c, p.id, id, secret, &e)))
+            printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n(the secret is shown only now)\n",
+                   id, secret);
+        OPENSSL_cleanse(secret, sizeof secret);
+    } else if (!strcmp(argv[0], "list")) {
+        json_t *l = json_array();
+        if (!(rc = principal_get(&t.c, argv[1], &p, &e)) && !(rc = key_list(&t.c, p.id, l, &e)))
+            print_json(l);
+        else
+            json_decref(l);
+    } else if (!strcmp(argv[0], "delete")) {
+        if (!(rc = key_delete(&t.c, argv[1], &e)))
+            printf("deleted access key %s\n", argv[1]);
+    } else {
+        usage(stderr);
+        return ctl_close(&t, PIER_OK, &e), 2;
+    }
+    return ctl_close(&t, rc, &e);
+}
+
+static int cmd_login_password(const struct config *cfg, int argc, char **argv)
+{
+    if (argc < 1)
+        return usage(stderr), 2;
+    long long hours = 12;
+    if (argc == 3 && !strcmp(argv[1], "--hours") && !grammar_uint(argv[2], 24 * 30, &hours)) {
+        fprintf(stderr, "pierctl: --hours needs a number up to 720\n");
+        return 2;
+    }
+    struct ctl t;
+    ctl_open(&t, cfg);
+    struct perr e;
+    struct principal p;
+    pier_err rc = principal_get(&t.c, argv[0], &p, &e);
+    if (!rc) {
+        json_t *claims = json_pack("{s:s, s:I}", "sub", p.arn, "pid", (json_int_t)p.id);
+        char *tok = token_sign(t.a, &t.tk, TOKEN_LOGIN, claims, (long)hours * 3600);
+        json_decref(claims);
+        if (tok)
+            printf("%s\n", tok);
+        else
+            rc = perr_set(&e, PIER_E_INTERNAL, "cannot sign");
+    }
+    return ctl_close(&t, rc, &e);
+}
+
+static int cmd_policy(const struct config *cfg, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr), 2;
+    struct ctl t;
+    ctl_open(&t, cfg);
+    struct perr e;
+    pier_err rc = PIER_OK;
+    const char *where = argv[0], *verb = argv[1];
+    const char *doc = NULL;
+    struct principal p;
+    char *text = NULL;
+    if (!strcmp(where, "registry")) {
+        if (!strcmp(verb, "put") && argc == 3) {
+            if (!(text = read_doc(argv[2])))
+                rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[2]);
+            else if (!(rc = registry_policy_put(&t.c, text, &e)))
+                printf("registry policy stored\n");
+        } else if (!strcmp(verb, "get")) {
+            if (!(rc = registry_policy_get(&t.c, &doc, &e)))
+                printf("%s\n", doc);
+        } else if (!strcmp(verb, "delete")) {
+            if (!(rc = registry_policy_delete(&t.c, &e)))
+                printf("registry policy deleted\n");
+        } else {
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy registry put FILE | get | delete");
+        }
+    } else if (!strcmp(where, "repository") && argc >= 3) {
+        if (!strcmp(verb, "put") && argc == 4) {
+            if (!(text = read_doc(argv[3])))
+                rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[3]);
+            else if (!(rc = repository_policy_put(&t.c, argv[2], text, &e)))
+                printf("repository policy of %s stored\n", argv[2]);
+        } else if (!strcmp(verb, "get")) {
+            if (!(rc = repository_policy_get(&t.c, argv[2], &doc, &e)))
+                printf("%s\n", doc);
+        } else if (!strcmp(verb, "delete")) {
+            if (!(rc = repository_policy_delete(&t.c, argv[2], &e)))
+                printf("repository policy of %s deleted\n", argv[2]);
+        } else {
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy repository put REPO FILE | get REPO | delete REPO");
+        }
+    } else if (!strcmp(where, "identity") && argc >= 3 && !(rc = principal_get(&t.c, argv[2], &p, &e))) {
+        if (!strcmp(verb, "put") && argc == 5) {
+            if (!(text = read_doc(argv[4])))
+                rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[4]);
+            else if (!(rc = identity_policy_put(&t.c, p.id, argv[3], text, &e)))
+                printf("identity policy %s of %s stored\n", argv[3], argv[2]);
+        } else if (!strcmp(verb, "delete") && argc == 4) {
+            if (!(rc = identity_policy_delete(&t.c, p.id, argv[3], &e)))
+                printf("identity policy %s of %s deleted\n", argv[3], argv[2]);
+        } else if (!strcmp(verb, "list")) {
+            json_t *l = json_array();
+            if (!(rc = identity_policy_list(&t.c, p.id, l, &e)))
+                print_json(l);
+            else
+                json_decref(l);
+        } else {
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy identity put USER NAME FILE | delete USER NAME | list USER");
+        }
+    } else if (!rc) {
+        rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy identity|registry|repository ...");
+    }
+    free(text);
+    return ctl_close(&t, rc, &e);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("PIER_CONFIG");
@@ -379,6 +611,14 @@ int main(int argc, char **argv)
         return cmd_check_config(&cfg);
     if (strcmp(cmd, "rule") == 0)
         return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "key") == 0)
+        return cmd_key(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "login-password") == 0)
+        return cmd_login_password(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "policy") == 0)
+        return cmd_policy(&cfg, argc - optind - 1, argv + optind + 1);
     fprintf(stderr, "pierctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -10,6 +10,9 @@
 #include "config.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "auth/bootstrap.h"
+#include "lib/secretbox.h"
+#include "server/ctx.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "server/master.h"
@@ -101,9 +104,28 @@ int main(int argc, char **argv)
         db_close(db);
         return 1;
     }
-    db_close(db);
     if (applied)
         log_info("database schema upgraded (%d migrations)", applied);
+    struct secretbox sb;
+    memset(&sb, 0, sizeof sb);
+    if (!cfg.server_key_file[0] || secretbox_load(&sb, cfg.server_key_file, &e) != PIER_OK) {
+        log_error("cannot start: %s", cfg.server_key_file[0] ? e.msg
+                                                            : "server_key_file is not set");
+        db_close(db);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx boot = {.cfg = &cfg, .db = db, .a = a, .sb = &sb};
+    bool created;
+    if (bootstrap_admin(&boot, &created, &e) != PIER_OK) {
+        log_error("cannot create the first administrator: %s", e.msg);
+        arena_free(a);
+        db_close(db);
+        return 1;
+    }
+    arena_free(a);
+    secretbox_wipe(&sb);
+    db_close(db);
     int fd = master_listen(&cfg);
     if (fd < 0)
         return 1;

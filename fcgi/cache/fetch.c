@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
 #include "cache/lease.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
@@ -453,6 +455,14 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
         repo_blob_link(c, name, digest, size, rule->id, &e) == PIER_OK) {
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         h_blob_send(c, r, digest, "hit");
+        return;
+    }
+    /* Fetching from the upstream is an import, decided before any traffic. */
+    bool exists = true;
+    if (repo_exists_named(c, name, &exists, &e) != PIER_OK ||
+        (!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
+        authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
+        authn_error(c, r, &e, arena_printf(c->a, "repository:%s:pull", name));
         return;
     }
     if (r->head) {

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
 #include "cache/lease.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
@@ -176,6 +178,13 @@ static void revalidate(struct ctx *c, struct req *r, const char *name, const cha
         h_manifest_send(c, r, ref, stored, "revalidated");
         return;
     }
+    /* The tag moved upstream: fetching the new image is an import. A caller
+     * who may pull but not import keeps getting what is cached. */
+    if (authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
+        lease_release(c, key, holder, &e);
+        serve_stale(c, r, ref, rule, stored, "the tag moved upstream; the caller may not import");
+        return;
+    }
     import(c, r, name, ref, upname, rule, stored, key, holder);
 }
 
@@ -195,6 +204,17 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
                      "%s:%s was not found upstream recently (remembered for %d s)", name, ref,
                      rule->negative_seconds);
             oci_error(r, &e);
+            return;
+        }
+    }
+    if (!stored) {
+        /* Nothing cached: this pull is an import, and maybe a new repository.
+         * Both are decided before any upstream traffic. */
+        bool exists = true;
+        if (repo_exists_named(c, name, &exists, &e) != PIER_OK ||
+            (!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
+            authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
+            authn_error(c, r, &e, arena_printf(c->a, "repository:%s:pull", name));
             return;
         }
     }

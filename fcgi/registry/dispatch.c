@@ -2,6 +2,8 @@
 #include "registry/dispatch.h"
 
 #include <string.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
 #include "registry/route.h"
@@ -14,10 +16,42 @@ struct endpoint {
 
 static void h_base(struct ctx *c, struct req *r, const struct route *rt)
 {
-    (void)c;
     (void)rt;
+    /* Clients read the login challenge only here: anyone not logged in gets it. */
+    if (!c->who->authenticated) {
+        struct perr e;
+        perr_set(&e, PIER_E_UNAUTHORIZED, "authentication required");
+        authn_error(c, r, &e, NULL);
+        return;
+    }
     resp_status(r, 200);
     resp_send(r, "application/json", "{}", 2);
+}
+
+static void clear_identity(void *p)
+{
+    identity_clear(p);
+}
+
+/* The ECR action a request needs on its repository (NULL: decided by the
+ * handler, as for the catalog). */
+static const char *action_for(enum route_kind kind, const char *method)
+{
+    bool get = !strcmp(method, "GET"), head = !strcmp(method, "HEAD");
+    switch (kind) {
+    case ROUTE_MANIFEST:
+        return get || head ? "ecr:BatchGetImage"
+               : !strcmp(method, "PUT") ? "ecr:PutImage" : "ecr:BatchDeleteImage";
+    case ROUTE_BLOB:
+        return get ? "ecr:GetDownloadUrlForLayer"
+               : head ? "ecr:BatchCheckLayerAvailability" : "ecr:BatchDeleteImage";
+    case ROUTE_UPLOAD_START: return "ecr:InitiateLayerUpload";
+    case ROUTE_UPLOAD:
+        return !strcmp(method, "PUT") ? "ecr:CompleteLayerUpload" : "ecr:UploadLayerPart";
+    case ROUTE_TAGS: return "ecr:ListImages";
+    case ROUTE_REFERRERS: return "ecr:BatchGetImage";
+    default: return NULL;
+    }
 }
 
 static const struct endpoint endpoints[] = {
@@ -45,7 +79,7 @@ static bool method_allowed(const char *methods, const char *m)
     return false;
 }
 
-void registry_handle(struct ctx *c, struct req *r)
+void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
     struct route rt;
@@ -72,9 +106,29 @@ void registry_handle(struct ctx *c, struct req *r)
             oci_error(r, &e);
             return;
         }
-        if (rt.kind != ROUTE_BASE && db_ensure(c->db, &e) != PIER_OK) {
+        if (db_ensure(c->db, &e) != PIER_OK) {
             req_drain(r);
             oci_error(r, &e);
+            return;
+        }
+        /* Every request is authenticated and authorized before any work. */
+        struct identity *id = arena_alloc(r->a, sizeof *id);
+        pier_err rc = authn_identify(c, ac, r, id, &e);
+        arena_defer(r->a, clear_identity, id);
+        c->who = id;
+        if (rc) {
+            req_drain(r);
+            authn_error(c, r, &e, NULL);
+            return;
+        }
+        const char *action = action_for(rt.kind, r->method);
+        if (action && authz_check(c, action, rt.name, &e) != PIER_OK) {
+            req_drain(r);
+            const char *scope = arena_printf(
+                r->a, "repository:%s:%s", rt.name,
+                !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? "pull"
+                : !strcmp(r->method, "DELETE") ? "delete" : "push,pull");
+            authn_error(c, r, &e, scope);
             return;
         }
         ep->fn(c, r, &rt);

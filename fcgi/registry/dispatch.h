@@ -5,7 +5,9 @@
 #include "http/request.h"
 #include "server/ctx.h"
 
-/* Answer one registry API request completely (success or OCI error). */
-void registry_handle(struct ctx *c, struct req *r);
+struct authn_cache;
+/* Answer one registry API request completely (success or OCI error):
+ * authenticate, authorize the route's action, run the handler. */
+void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r);
 
 #endif

@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
 #include "cache/cache.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
@@ -80,16 +82,31 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
         oci_error(r, &e);
         return;
     }
-    json_t *repos = json_array();
-    json_t *body = json_pack("{s:o}", "repositories", repos);
-    if (n > 0 && repo_catalog(c, have_last ? last : NULL, n, repos, &more, &e) != PIER_OK) {
-        json_decref(body);
+    if (c->who->via == VIA_BEARER && !c->who->catalog) {
+        perr_set(&e, PIER_E_UNAUTHORIZED,
+                 "the bearer token does not grant the catalog; request scope registry:catalog:*");
+        authn_error(c, r, &e, "registry:catalog:*");
+        return;
+    }
+    json_t *all = json_array();
+    if (n > 0 && repo_catalog(c, have_last ? last : NULL, n, all, &more, &e) != PIER_OK) {
+        json_decref(all);
         oci_error(r, &e);
         return;
     }
-    if (more && json_array_size(repos) > 0)
-        link_next(r, "/v2/_catalog", n,
-                  json_string_value(json_array_get(repos, json_array_size(repos) - 1)));
+    /* Only what the caller may see (ecr:DescribeRepositories per repository). */
+    json_t *repos = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v) {
+        if (authz_allowed(c, "ecr:DescribeRepositories", json_string_value(v)))
+            json_array_append(repos, v);
+    }
+    const char *last_seen = json_array_size(all) ? arena_strdup(r->a, json_string_value(json_array_get(all, json_array_size(all) - 1))) : NULL;
+    json_decref(all);
+    json_t *body = json_pack("{s:o}", "repositories", repos);
+    if (more && last_seen)
+        link_next(r, "/v2/_catalog", n, last_seen);
     resp_json(r, 200, "application/json", body);
     json_decref(body);
 }

@@ -3,6 +3,7 @@
 #include "registry/handlers.h"
 
 #include <string.h>
+#include "auth/authz.h"
 #include "lib/grammar.h"
 #include "registry/errors.h"
 #include "registry/repo.h"
@@ -42,8 +43,12 @@ static bool try_mount(struct ctx *c, struct req *r, const struct route *rt, cons
         return true;
     }
     long long size;
-    pier_err rc = have_from ? repo_blob_get(c, from, digest, &size, NULL, &e)
-                            : repo_blob_any(c, digest, &size, &e);
+    /* The caller must be able to read the blob where it comes from; if not,
+     * answer as if it were unknown (a regular upload), revealing nothing. */
+    pier_err rc = have_from ? (authz_allowed(c, "ecr:GetDownloadUrlForLayer", from)
+                                   ? repo_blob_get(c, from, digest, &size, NULL, &e)
+                                   : PIER_E_BLOB_UNKNOWN)
+                            : repo_blob_readable(c, digest, &size, &e);
     if (rc == PIER_E_BLOB_UNKNOWN)
         return false; /* the spec says: fall back to a regular upload session */
     if (rc == PIER_OK)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth/authz.h"
 #include "cache/rules.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
@@ -166,6 +167,32 @@ static pier_err push_allowed(struct ctx *c, const char *name, PGresult *found, s
     return PIER_OK;
 }
 
+pier_err repo_exists_named(struct ctx *c, const char *name, bool *exists, struct perr *e)
+{
+    pier_err rc;
+    *exists = repo_exists(c, name, e, &rc);
+    return rc;
+}
+
+static const struct db_stmt st_holders = {
+    "repo_holders",
+    "SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
+    " WHERE rb.digest = $1 ORDER BY r.name LIMIT 50", 1};
+
+pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, struct perr *e)
+{
+    pier_err rc = repo_blob_any(c, digest, size, e);
+    if (rc || !c->who)
+        return rc;
+    PGresult *res = db_exec(c->db, c->a, &st_holders, e, digest);
+    if (!res)
+        return e->code;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (authz_allowed(c, "ecr:GetDownloadUrlForLayer", PQgetvalue(res, i, 0)))
+            return PIER_OK;
+    return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known to this registry", digest);
+}
+
 pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
@@ -199,6 +226,12 @@ static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_i
         if (PQntuples(res) == 0) {
             if (rule_id == 0) {
                 pier_err rc = push_allowed(c, name, NULL, e);
+                if (rc)
+                    return rc;
+            }
+            /* Creating a repository is an action of its own (ECR's model). */
+            if (c->who) {
+                pier_err rc = authz_check(c, "ecr:CreateRepository", name, e);
                 if (rc)
                     return rc;
             }

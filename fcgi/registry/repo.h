@@ -24,6 +24,11 @@ pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struc
  * one is open, else runs in its own. */
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
                         long long rule_id, struct perr *e);
+/* Does repository name exist? */
+pier_err repo_exists_named(struct ctx *c, const char *name, bool *exists, struct perr *e);
+/* Like repo_blob_any, but only if the caller may read the blob from at least
+ * one repository holding it (mount without from=). */
+pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, struct perr *e);
 /* May clients push to name? PIER_E_DENIED (with the reason) for cache
  * repositories and names under a pull-through cache rule. */
 pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);

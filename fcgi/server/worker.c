@@ -11,6 +11,10 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <fcgiapp.h>
+#include <openssl/crypto.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
+#include "auth/token.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
 #include "db/db.h"
@@ -87,8 +91,14 @@ int worker_run(const struct config *cfg, int listen_fd)
     memset(&sb, 0, sizeof sb);
     if (cfg->server_key_file[0] && secretbox_load(&sb, cfg->server_key_file, &e) != PIER_OK)
         log_error("%s; stored credentials and tokens cannot be used", e.msg);
+    struct token_keys tk;
+    memset(&tk, 0, sizeof tk);
+    if (sb.loaded && token_keys_init(&tk, &sb, &e) != PIER_OK)
+        log_error("%s", e.msg);
     struct upstream *up = upstream_new();
     struct cache_stats *stats = stats_new();
+    struct authz_cache *acache = authz_cache_new();
+    struct authn_cache *ncache = authn_cache_new();
     struct arena *a = arena_new();
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
@@ -124,10 +134,15 @@ int worker_run(const struct config *cfg, int listen_fd)
         }
         struct req r;
         req_init(&r, &fx, a);
+        struct identity anonymous;
+        memset(&anonymous, 0, sizeof anonymous);
         struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
-                        .stats = stats};
+                        .stats = stats, .who = &anonymous, .acache = acache, .tk = &tk,
+                        .remote_addr = r.remote_addr};
         if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
-            registry_handle(&c, &r);
+            registry_handle(&c, ncache, &r);
+        else if (strcmp(r.path, "/token") == 0 && db_ensure(db, &e) == PIER_OK)
+            authn_token_endpoint(&c, ncache, &r);
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
@@ -144,6 +159,9 @@ int worker_run(const struct config *cfg, int listen_fd)
     stats_flush(&fin, 0);
     arena_free(a);
     stats_free(stats);
+    authz_cache_free(acache);
+    authn_cache_free(ncache);
+    OPENSSL_cleanse(&tk, sizeof tk);
     upstream_free(up);
     secretbox_wipe(&sb);
     db_close(db);

@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import base64
 import json
 import os
 import re
@@ -184,10 +185,44 @@ def add_query(path: str, **params) -> str:
     return path + sep + urllib.parse.urlencode(params)
 
 
-class Client:
-    """A minimal HTTP/1.1 client on http.client: one connection per request."""
+def admin_creds() -> tuple[str, str]:
+    """The first administrator's access key, from the admin.env pierd wrote on first start."""
+    path = env("PIER_ADMIN_ENV")
+    vals = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    vals[k] = v
+    except OSError as e:
+        raise PreconditionError(f"precondition missing: cannot read {path}: {e}") from None
+    if "AWS_ACCESS_KEY_ID" not in vals or "AWS_SECRET_ACCESS_KEY" not in vals:
+        raise PreconditionError(f"precondition missing: {path} lacks the access key")
+    return vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
 
-    def __init__(self, base_url: str | None = None, timeout: float = 60.0):
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def is_pier(netloc: str) -> bool:
+    """Is host:port one of the Pier nodes under test (A, B, or a node C on A's port + 2)?"""
+    ours = {registry_host(url_a()), registry_host(url_b())}
+    host, _, port = registry_host(url_a()).rpartition(":")
+    ours.add(f"{host}:{int(port) + 2}")
+    return netloc in ours
+
+
+class Client:
+    """A minimal HTTP/1.1 client on http.client: one connection per request.
+
+    auth: "auto" (default) sends the administrator's Basic credentials to Pier nodes and
+    nothing to other servers; None sends nothing (anonymous); a (user, password) pair sends
+    those. An explicit Authorization header in a request always wins.
+    """
+
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0, auth="auto"):
         base_url = base_url or url_a()
         parts = urllib.parse.urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
@@ -197,6 +232,9 @@ class Client:
         self.port = parts.port or 80
         self.netloc = parts.netloc
         self.timeout = timeout
+        if auth == "auto":
+            auth = admin_creds() if is_pier(self.netloc) else None
+        self.authorization = basic_auth(*auth) if auth else None
 
     def _target(self, path: str) -> str:
         if path.startswith("http://") or path.startswith("https://"):
@@ -219,6 +257,8 @@ class Client:
         else:
             hdrs = list(headers)
         names = {k.lower() for k, _ in hdrs}
+        if self.authorization and "authorization" not in names:
+            hdrs.append(("Authorization", self.authorization))
         chunked = False
         if body is None:
             if method in ("POST", "PUT", "PATCH") and "content-length" not in names and "transfer-encoding" not in names:
@@ -839,21 +879,37 @@ def image_ref(repo: str, ref: str, base_url: str | None = None) -> str:
     return f"{registry_host(base_url)}/{repo}{sep}{ref}"
 
 
+def _pier_ref(ref: str) -> bool:
+    return ref.startswith("docker://") and is_pier(ref[len("docker://"):].split("/", 1)[0])
+
+
 def skopeo(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-    """Run skopeo, adding --src/--dest-tls-verify=false / --tls-verify=false where they apply."""
+    """Run skopeo, adding --src/--dest-tls-verify=false / --tls-verify=false where they apply,
+    and the administrator's credentials for Pier nodes unless credentials are given."""
     args = list(args)
     cmd = ["skopeo", "--insecure-policy"]
+    given = " ".join(a for a in args if a.startswith("--"))
+    creds = None
     if args and args[0] == "copy":
         extra = []
         srcdst = [a for a in args[1:] if not a.startswith("-")]
         if len(srcdst) >= 1 and srcdst[0].startswith("docker://"):
             extra.append("--src-tls-verify=false")
+            if _pier_ref(srcdst[0]) and "--src-creds" not in given and "--src-no-creds" not in given:
+                creds = creds or ":".join(admin_creds())
+                extra.append(f"--src-creds={creds}")
         if len(srcdst) >= 2 and srcdst[1].startswith("docker://"):
             extra.append("--dest-tls-verify=false")
+            if _pier_ref(srcdst[1]) and "--dest-creds" not in given and "--dest-no-creds" not in given:
+                creds = creds or ":".join(admin_creds())
+                extra.append(f"--dest-creds={creds}")
         args = ["copy", *extra, *args[1:]]
     elif args and args[0] in ("inspect", "list-tags", "delete"):
         if any(a.startswith("docker://") for a in args[1:]):
-            args = [args[0], "--tls-verify=false", *args[1:]]
+            extra = ["--tls-verify=false"]
+            if any(_pier_ref(a) for a in args[1:]) and "--creds" not in given and "--no-creds" not in given:
+                extra.append("--creds=" + ":".join(admin_creds()))
+            args = [args[0], *extra, *args[1:]]
     return run(cmd + args, timeout=timeout, check=check)
 
 
@@ -886,8 +942,14 @@ class Podman:
                "--storage-driver=vfs", "--events-backend=file", "--cgroup-manager=cgroupfs", *args]
         return run(cmd, timeout=timeout, check=check)
 
-    def pull(self, ref: str) -> subprocess.CompletedProcess:
-        return self("pull", "--tls-verify=false", ref)
+    def pull(self, ref: str, creds: str | None = "auto") -> subprocess.CompletedProcess:
+        """Pull; "auto" logs in to Pier nodes as the administrator, None pulls anonymously."""
+        extra = []
+        if creds == "auto":
+            creds = ":".join(admin_creds()) if is_pier(ref.split("/", 1)[0]) else None
+        if creds:
+            extra.append(f"--creds={creds}")
+        return self("pull", "--tls-verify=false", *extra, ref)
 
     def inspect(self, ref: str) -> dict:
         out = self("image", "inspect", ref).stdout

@@ -6,6 +6,7 @@ import base64
 import os
 
 from pierlib import (
+    admin_creds,
     OCI_INDEX, Podman, TempDir, build_image_layout, build_multiarch_layout, client_a, client_b, docker_ref,
     expect_status, files_for_digest, image_ref, layout_blob, oci_errors, psql, psql_value, read_layout,
     repository_row_count, sha256_digest, skopeo_copy, sql_str, url_a, url_b,
@@ -138,7 +139,8 @@ def test_multiarch_podman_fetches_one_platform_and_skopeo_all_the_rest():
         with CacheRule(up.url) as rule, Podman() as podman:
             repo = rule.repo("library/multi")
             mark = up.settle()
-            podman("pull", "--tls-verify=false", "--platform", "linux/arm64", image_ref(repo, "multi"))
+            podman("pull", "--tls-verify=false", "--creds=" + ":".join(admin_creds()), "--platform", "linux/arm64",
+                   image_ref(repo, "multi"))
             info = podman.inspect(image_ref(repo, "multi"))
             assert info.get("Architecture") == "arm64", f"podman pulled {info.get('Architecture')}"
             assert info["Digest"] in (index.digest, arm64.digest), f"podman digest {info['Digest']}"

@@ -43,7 +43,8 @@ import urllib.parse
 import uuid
 
 from pierlib import (
-    ALL_MANIFEST_TYPES, Client, Headers, PreconditionError, blob_root, env, layout_blob, psql, psql_value,
+    ALL_MANIFEST_TYPES, Client, Headers, PreconditionError, admin_creds, basic_auth, blob_root, env, is_pier,
+    layout_blob, psql, psql_value,
     read_layout, run, skopeo, sql_str, url_a, wait_until,
 )
 
@@ -913,9 +914,12 @@ def read_blob(base_url: str, path: str, headers=None, timeout: float = 60, progr
     """
     parts = urllib.parse.urlsplit(base_url)
     out = BlobRead("GET", path)
+    headers = dict(headers or {})
+    if is_pier(parts.netloc) and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = basic_auth(*admin_creds())
     conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
-        conn.request("GET", path, headers=headers or {})
+        conn.request("GET", path, headers=headers)
         r = conn.getresponse()
         out.status = r.status
         out.headers = Headers(r.getheaders())

@@ -1,0 +1,338 @@
+/* authn: Authorization header parsing, login checks, the token endpoint. */
+#include "auth/authn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "auth/token.h"
+#include "lib/grammar.h"
+#include "lib/log.h"
+#include "lib/util.h"
+#include "registry/errors.h"
+
+#define KEY_CACHE 32
+#define KEY_CACHE_MS 60000
+#define BEARER_LIFETIME 300
+#define MAX_SCOPES 16
+
+/* Successful access-key logins, so Basic on every request does not pay the
+ * slow hash every time. Keyed by SHA-256 of "id:secret". */
+struct authn_cache {
+    struct {
+        unsigned char hash[32];
+        int64_t at;
+        struct principal p;
+    } keys[KEY_CACHE];
+    unsigned next;
+};
+
+struct authn_cache *authn_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct authn_cache));
+}
+
+void authn_cache_free(struct authn_cache *c)
+{
+    if (c)
+        OPENSSL_cleanse(c, sizeof *c);
+    free(c);
+}
+
+const char *authn_public_url(struct ctx *c, struct req *r)
+{
+    if (c->cfg->public_url[0])
+        return c->cfg->public_url;
+    const char *host = req_header(r, "Host");
+    const char *https = req_env(r, "HTTPS");
+    bool tls = https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
+    if (!host || !*host || strpbrk(host, "\"\\ \r\n/"))
+        host = c->cfg->registry_host[0] ? c->cfg->registry_host : "localhost";
+    return arena_printf(r->a, "%s://%s", tls ? "https" : "http", host);
+}
+
+void authn_challenge(struct ctx *c, struct req *r, const char *scope)
+{
+    if (strcmp(c->cfg->auth_scheme, "basic") == 0) {
+        resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
+        return;
+    }
+    if (scope)
+        resp_header(r, "WWW-Authenticate", "Bearer realm=\"%s/token\",service=\"pier\",scope=\"%s\"",
+                    authn_public_url(c, r), scope);
+    else
+        resp_header(r, "WWW-Authenticate", "Bearer realm=\"%s/token\",service=\"pier\"",
+                    authn_public_url(c, r));
+}
+
+void authn_error(struct ctx *c, struct req *r, const struct perr *e, const char *scope)
+{
+    if (e->code == PIER_E_UNAUTHORIZED)
+        authn_challenge(c, r, scope);
+    oci_error(r, e);
+}
+
+static pier_err from_login_token(struct ctx *c, const char *token, struct identity *id,
+                                 struct perr *e)
+{
+    json_t *claims;
+    pier_err rc = token_verify(c->tk, TOKEN_LOGIN, token, &claims, e);
+    if (rc) {
+        char why[PERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: %s", why);
+    }
+    const char *arn = json_string_value(json_object_get(claims, "sub"));
+    json_t *pid = json_object_get(claims, "pid");
+    if (!arn || !json_is_integer(pid)) {
+        json_decref(claims);
+        return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: malformed claims");
+    }
+    id->authenticated = true;
+    id->via = VIA_LOGIN_TOKEN;
+    id->p.id = json_integer_value(pid);
+    snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
+    const char *slash = strrchr(arn, '/');
+    snprintf(id->p.name, sizeof id->p.name, "%s", slash ? slash + 1 : arn);
+    json_decref(claims);
+    return PIER_OK;
+}
+
+pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, const char *pass,
+                     struct identity *id, struct perr *e)
+{
+    if (strcmp(user, "AWS") == 0)
+        return from_login_token(c, pass, id, e);
+    /* An access key id and its secret. */
+    unsigned char h[32];
+    char *both = arena_printf(c->a, "%s:%s", user, pass);
+    EVP_Digest(both, strlen(both), h, NULL, EVP_sha256(), NULL);
+    OPENSSL_cleanse(both, strlen(both));
+    for (int i = 0; i < KEY_CACHE; i++) {
+        if (ac->keys[i].at && now_ms() - ac->keys[i].at < KEY_CACHE_MS &&
+            CRYPTO_memcmp(ac->keys[i].hash, h, 32) == 0) {
+            id->authenticated = true;
+            id->via = VIA_ACCESS_KEY;
+            id->p = ac->keys[i].p;
+            return PIER_OK;
+        }
+    }
+    struct principal p;
+    pier_err rc = key_verify(c, user, pass, &p, e);
+    if (rc) {
+        log_warn("login with access key %.20s refused: %s", user, e->msg);
+        return perr_set(e, PIER_E_UNAUTHORIZED, "invalid username/password");
+    }
+    unsigned slot = ac->next++ % KEY_CACHE;
+    memcpy(ac->keys[slot].hash, h, 32);
+    ac->keys[slot].at = now_ms();
+    ac->keys[slot].p = p;
+    id->authenticated = true;
+    id->via = VIA_ACCESS_KEY;
+    id->p = p;
+    return PIER_OK;
+}
+
+static pier_err from_bearer(struct ctx *c, const char *token, struct identity *id, struct perr *e)
+{
+    json_t *claims;
+    pier_err rc = token_verify(c->tk, TOKEN_BEARER, token, &claims, e);
+    if (rc) {
+        char why[PERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return perr_set(e, PIER_E_UNAUTHORIZED, "bearer token rejected: %s", why);
+    }
+    const char *arn = json_string_value(json_object_get(claims, "sub"));
+    json_t *pid = json_object_get(claims, "pid");
+    json_t *access = json_object_get(claims, "access");
+    id->via = VIA_BEARER;
+    id->authenticated = arn && *arn && json_is_integer(pid);
+    if (id->authenticated) {
+        id->p.id = json_integer_value(pid);
+        snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
+        const char *slash = strrchr(arn, '/');
+        snprintf(id->p.name, sizeof id->p.name, "%s", slash ? slash + 1 : arn);
+    }
+    id->scope = json_is_array(access) ? json_incref(access) : json_array();
+    id->catalog = json_is_true(json_object_get(claims, "catalog"));
+    json_decref(claims);
+    return PIER_OK;
+}
+
+/* Decode "Basic <b64>" into user and pass (arena memory). */
+static bool decode_basic(struct arena *a, const char *b64, char **user, char **pass)
+{
+    size_t n = strlen(b64);
+    if (n == 0 || n > 12000 || n % 4 != 0)
+        return false;
+    unsigned char *out = arena_alloc(a, n);
+    int len = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
+    if (len < 0)
+        return false;
+    if (n >= 1 && b64[n - 1] == '=')
+        len--;
+    if (n >= 2 && b64[n - 2] == '=')
+        len--;
+    out[len] = '\0';
+    if (memchr(out, '\0', (size_t)len))
+        return false;
+    char *colon = strchr((char *)out, ':');
+    if (!colon)
+        return false;
+    *colon = '\0';
+    *user = (char *)out;
+    *pass = colon + 1;
+    return true;
+}
+
+pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, struct identity *id,
+                        struct perr *e)
+{
+    memset(id, 0, sizeof *id);
+    const char *h = req_header(r, "Authorization");
+    if (!h || !*h)
+        return PIER_OK;
+    if (strncasecmp(h, "Basic ", 6) == 0) {
+        char *user, *pass;
+        if (!decode_basic(r->a, h + 6, &user, &pass))
+            return perr_set(e, PIER_E_UNAUTHORIZED, "malformed Basic credentials");
+        return authn_basic(c, ac, user, pass, id, e);
+    }
+    if (strncasecmp(h, "Bearer ", 7) == 0)
+        return from_bearer(c, h + 7, id, e);
+    return perr_set(e, PIER_E_UNAUTHORIZED,
+                    "unsupported Authorization scheme (use Basic or Bearer)");
+}
+
+/* "repository:<name>:<actions>" or "registry:catalog:*" into claims. */
+static pier_err add_scope(const char *scope, json_t *access, bool *catalog, struct perr *e)
+{
+    if (strcmp(scope, "registry:catalog:*") == 0) {
+        *catalog = true;
+        return PIER_OK;
+    }
+    if (strncmp(scope, "repository:", 11) != 0)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "scope '%.80s' is not repository:<name>:<actions> or registry:catalog:*",
+                        scope);
+    const char *name = scope + 11;
+    const char *colon = strrchr(name, ':');
+    if (!colon || colon == name)
+        return perr_set(e, PIER_E_BAD_REQUEST, "scope '%.80s' has no actions", scope);
+    char repo[NAME_MAX_LEN + 1];
+    size_t n = (size_t)(colon - name);
+    if (n > NAME_MAX_LEN)
+        return perr_set(e, PIER_E_NAME_INVALID, "scope names a repository longer than %d", NAME_MAX_LEN);
+    memcpy(repo, name, n);
+    repo[n] = '\0';
+    pier_err rc = grammar_name(repo, e);
+    if (rc)
+        return rc;
+    json_t *acts = json_array();
+    const char *p = colon + 1;
+    while (*p) {
+        size_t l = strcspn(p, ",");
+        char a[16];
+        if (l == 0 || l >= sizeof a) {
+            json_decref(acts);
+            return perr_set(e, PIER_E_BAD_REQUEST, "scope '%.80s' has a bad action", scope);
+        }
+        memcpy(a, p, l);
+        a[l] = '\0';
+        if (strcmp(a, "pull") && strcmp(a, "push") && strcmp(a, "delete") && strcmp(a, "*")) {
+            json_decref(acts);
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "scope action '%s' is not pull, push, delete or *", a);
+        }
+        json_array_append_new(acts, json_string(a));
+        p += l;
+        if (*p == ',')
+            p++;
+    }
+    json_array_append_new(access, json_pack("{s:s, s:o}", "n", repo, "a", acts));
+    return PIER_OK;
+}
+
+void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
+{
+    struct perr e;
+    req_drain(r);
+    struct identity id;
+    memset(&id, 0, sizeof id);
+    const char *h = req_header(r, "Authorization");
+    if (h && *h) {
+        char *user, *pass;
+        pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && decode_basic(r->a, h + 6, &user, &pass)
+                          ? authn_basic(c, ac, user, pass, &id, &e)
+                          : perr_set(&e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
+        if (rc) {
+            log_warn("token request from %s refused: %s", r->remote_addr, e.msg);
+            resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
+            perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");
+            oci_error(r, &e);
+            return;
+        }
+    }
+    json_t *access = json_array();
+    bool catalog = false;
+    /* scope may be repeated: ?scope=a&scope=b (query_get finds each). */
+    const char *q = r->query;
+    int nscopes = 0;
+    while (q && *q) {
+        size_t seg = strcspn(q, "&");
+        if (seg > 6 && strncmp(q, "scope=", 6) == 0) {
+            char raw[1024], val[1024];
+            if (seg - 6 >= sizeof raw || ++nscopes > MAX_SCOPES) {
+                json_decref(access);
+                perr_set(&e, PIER_E_BAD_REQUEST, "too many or too long scopes");
+                oci_error(r, &e);
+                return;
+            }
+            memcpy(raw, q + 6, seg - 6);
+            raw[seg - 6] = '\0';
+            if (!percent_decode(raw, strlen(raw), val, true)) {
+                json_decref(access);
+                perr_set(&e, PIER_E_BAD_REQUEST, "malformed scope");
+                oci_error(r, &e);
+                return;
+            }
+            /* A scope value may itself hold several, separated by spaces. */
+            char *save = NULL;
+            for (char *s = strtok_r(val, " ", &save); s; s = strtok_r(NULL, " ", &save)) {
+                if (add_scope(s, access, &catalog, &e) != PIER_OK) {
+                    json_decref(access);
+                    oci_error(r, &e);
+                    return;
+                }
+            }
+        }
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
+    json_t *claims = json_pack("{s:o, s:b}", "access", access, "catalog", catalog);
+    if (id.authenticated) {
+        json_object_set_new(claims, "sub", json_string(id.p.arn));
+        json_object_set_new(claims, "pid", json_integer(id.p.id));
+    }
+    char *tok = token_sign(r->a, c->tk, TOKEN_BEARER, claims, BEARER_LIFETIME);
+    json_decref(claims);
+    if (!tok) {
+        perr_set(&e, PIER_E_INTERNAL, "cannot issue tokens: no server key");
+        oci_error(r, &e);
+        return;
+    }
+    char issued[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(issued, sizeof issued, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "token", tok, "access_token", tok,
+                             "expires_in", BEARER_LIFETIME, "issued_at", issued);
+    resp_header(r, "Cache-Control", "no-store");
+    resp_json(r, 200, "application/json", body);
+    json_decref(body);
+}

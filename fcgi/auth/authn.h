@@ -1,0 +1,39 @@
+/* authn: who is calling — from the Authorization header (Basic with a login
+ * password or an access key, or Bearer with a token from /token) — and the
+ * challenge that tells clients how to log in. */
+#ifndef PIER_AUTHN_H
+#define PIER_AUTHN_H
+
+#include "auth/authz.h"
+#include "http/request.h"
+#include "server/ctx.h"
+
+struct authn_cache;
+struct authn_cache *authn_cache_new(void);
+void authn_cache_free(struct authn_cache *c);
+
+/* Fill id from the request. No Authorization header: anonymous, PIER_OK.
+ * Credentials that do not check out: PIER_E_UNAUTHORIZED (never silently
+ * anonymous). ac caches access-key checks for a minute. */
+pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, struct identity *id,
+                        struct perr *e);
+
+/* Add the WWW-Authenticate challenge (scope may be NULL, e.g.
+ * "repository:x:pull"). */
+void authn_challenge(struct ctx *c, struct req *r, const char *scope);
+
+/* Send an authentication or authorization failure: UNAUTHORIZED answers carry
+ * the challenge (with scope when given). */
+void authn_error(struct ctx *c, struct req *r, const struct perr *e, const char *scope);
+
+/* The public base URL of this registry (public_url, else from the request). */
+const char *authn_public_url(struct ctx *c, struct req *r);
+
+/* GET /token: issue a bearer token for the requested scopes. */
+void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r);
+
+/* Basic credentials (username/password) to an identity, as /token does. */
+pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, const char *pass,
+                     struct identity *id, struct perr *e);
+
+#endif

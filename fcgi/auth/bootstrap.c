@@ -1,0 +1,85 @@
+/* bootstrap: first administrator under an advisory lock. */
+#include "auth/bootstrap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include "auth/principals.h"
+#include "lib/log.h"
+
+#define BOOT_LOCK "1885955442003"
+
+static const struct db_stmt st_lock = {"boot_lock", "SELECT pg_advisory_lock(" BOOT_LOCK ")", 0};
+static const struct db_stmt st_unlock = {"boot_unlock", "SELECT pg_advisory_unlock(" BOOT_LOCK ")", 0};
+
+static pier_err write_env(const struct config *cfg, const char *id, const char *secret,
+                          struct perr *e)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", cfg->bootstrap_file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return perr_set(e, PIER_E_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+    char endpoint[300];
+    if (cfg->public_url[0])
+        snprintf(endpoint, sizeof endpoint, "%s", cfg->public_url);
+    else
+        snprintf(endpoint, sizeof endpoint, "http://%s",
+                 cfg->registry_host[0] ? cfg->registry_host : "127.0.0.1:5000");
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_DEFAULT_REGION=%s\n"
+                     "PIER_ENDPOINT=%s\n", id, secret, cfg->region, endpoint);
+    bool ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
+    OPENSSL_cleanse(buf, sizeof buf);
+    close(fd);
+    if (!ok || rename(tmp, cfg->bootstrap_file) != 0) {
+        unlink(tmp);
+        return perr_set(e, PIER_E_INTERNAL, "cannot write %s", cfg->bootstrap_file);
+    }
+    return PIER_OK;
+}
+
+pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e)
+{
+    *created = false;
+    if (!db_exec(c->db, c->a, &st_lock, e))
+        return e->code;
+    long long n = 0;
+    pier_err rc = principal_count(c, &n, e);
+    if (rc || n > 0)
+        goto out;
+    struct principal p;
+    char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
+    if ((rc = db_begin(c->db, e)))
+        goto out;
+    if ((rc = principal_create(c, "admin", &p, e)) ||
+        (rc = identity_policy_put(c, p.id, "AdministratorAccess", ADMIN_POLICY, e)) ||
+        (rc = key_create(c, p.id, id, secret, e))) {
+        db_rollback(c->db);
+        goto out;
+    }
+    if (c->cfg->bootstrap_file[0] && (rc = write_env(c->cfg, id, secret, e))) {
+        db_rollback(c->db);
+        goto out;
+    }
+    if ((rc = db_commit(c->db, e)))
+        goto out;
+    *created = true;
+    if (c->cfg->bootstrap_file[0])
+        log_info("created the administrator %s; its access key is in %s", p.arn,
+                 c->cfg->bootstrap_file);
+    else
+        log_warn("created the administrator %s with access key %s; no bootstrap_file is set, "
+                 "so create another key with pierctl key create admin", p.arn, id);
+out:
+    OPENSSL_cleanse(secret, sizeof secret);
+    {
+        struct perr ignore;
+        db_exec(c->db, c->a, &st_unlock, &ignore);
+    }
+    return rc;
+}

@@ -1,0 +1,18 @@
+/* bootstrap: the first administrator. On the first start of a registry (no
+ * principal yet) pierd creates the user "admin" with an identity policy
+ * allowing ecr:* and one access key, written to bootstrap_file (0600). */
+#ifndef PIER_BOOTSTRAP_H
+#define PIER_BOOTSTRAP_H
+
+#include "lib/err.h"
+#include "server/ctx.h"
+
+#define ADMIN_POLICY                                                                       \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AdministratorAccess\","         \
+    "\"Effect\":\"Allow\",\"Action\":\"ecr:*\",\"Resource\":\"*\"}]}"
+
+/* Create the administrator if no principal exists (safe when several nodes
+ * start at once). *created tells whether this call did it. */
+pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e);
+
+#endif
