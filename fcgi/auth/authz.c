@@ -233,8 +233,8 @@ struct decision {
     const char *scope_missing; /* the token does not cover this */
 };
 
-static pier_err decide(struct ctx *c, const char *action, const char *repo, struct decision *d,
-                       struct perr *e)
+static pier_err decide(struct ctx *c, const char *action, const char *repo, const char *arn,
+                       struct decision *d, struct perr *e)
 {
     const struct identity *id = c->who;
     memset(d, 0, sizeof *d);
@@ -249,7 +249,7 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, stru
     struct authz_request rq = {
         .principal = id->authenticated ? id->p.arn : NULL,
         .action = action,
-        .resource = authz_repo_arn(c, repo),
+        .resource = arn ? arn : authz_repo_arn(c, repo),
         .source_ip = c->remote_addr,
         .now = time(NULL),
     };
@@ -301,20 +301,39 @@ bool authz_allowed(struct ctx *c, const char *action, const char *repo)
 {
     struct decision d;
     struct perr e;
-    return decide(c, action, repo, &d, &e) == PIER_OK && d.effect == EFFECT_ALLOW;
+    return decide(c, action, repo, NULL, &d, &e) == PIER_OK && d.effect == EFFECT_ALLOW;
 }
+
+const char *authz_registry_arn(struct ctx *c)
+{
+    return arena_printf(c->a, "arn:aws:ecr:%s:%s:registry", c->cfg->region, c->cfg->account_id);
+}
+
+static pier_err check(struct ctx *c, const char *action, const char *repo, const char *arn_in,
+                      struct perr *e);
 
 pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e)
 {
+    return check(c, action, repo, NULL, e);
+}
+
+pier_err authz_check_arn(struct ctx *c, const char *action, const char *arn, struct perr *e)
+{
+    return check(c, action, NULL, arn, e);
+}
+
+static pier_err check(struct ctx *c, const char *action, const char *repo, const char *arn_in,
+                      struct perr *e)
+{
     struct decision d;
-    pier_err rc = decide(c, action, repo, &d, e);
+    pier_err rc = decide(c, action, repo, arn_in, &d, e);
     if (rc)
         return rc;
     if (d.effect == EFFECT_ALLOW)
         return PIER_OK;
     const struct identity *id = c->who;
     const char *who = id->authenticated ? id->p.arn : "anonymous";
-    const char *arn = authz_repo_arn(c, repo);
+    const char *arn = arn_in ? arn_in : authz_repo_arn(c, repo);
     if (d.scope_missing)
         rc = perr_set(e, PIER_E_UNAUTHORIZED,
                       "the bearer token does not grant %s on repository %s; request a token with "

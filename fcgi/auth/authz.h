@@ -30,6 +30,11 @@ void authz_cache_free(struct authz_cache *ac);
 /* Resource ARN of a repository: arn:aws:ecr:<region>:<account>:repository/<name>. */
 const char *authz_repo_arn(struct ctx *c, const char *repo);
 
+/* The registry itself as a resource: arn:aws:ecr:<region>:<account>:registry. */
+const char *authz_registry_arn(struct ctx *c);
+/* Like authz_check, for a resource given by its ARN (registry-wide actions). */
+pier_err authz_check_arn(struct ctx *c, const char *action, const char *arn, struct perr *e);
+
 /* May c->who perform action (e.g. "ecr:BatchGetImage") on repository repo?
  * PIER_OK, or PIER_E_DENIED / PIER_E_UNAUTHORIZED (anonymous callers) with a
  * message naming the action, the resource and the reason. Denials are logged. */

@@ -32,7 +32,9 @@ static pier_err write_env(const struct config *cfg, const char *id, const char *
     char buf[1024];
     int n = snprintf(buf, sizeof buf,
                      "AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\nAWS_DEFAULT_REGION=%s\n"
-                     "PIER_ENDPOINT=%s\n", id, secret, cfg->region, endpoint);
+                     "PIER_ENDPOINT=%s\n"
+                     "export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION PIER_ENDPOINT\n",
+                     id, secret, cfg->region, endpoint);
     bool ok = write(fd, buf, (size_t)n) == n && fsync(fd) == 0;
     OPENSSL_cleanse(buf, sizeof buf);
     close(fd);

@@ -131,7 +131,7 @@ void policy_free(struct policy *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->n; i++) {
+    for (size_t i = 0; p->st && i < p->n; i++) {
         struct statement *s = &p->st[i];
         free(s->sid);
         free_strings(s->principals, s->nprincipals);

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <openssl/crypto.h>
 #include "lib/log.h"
+#include "auth/secrets.h"
 #include "lib/secretbox.h"
 
 #define CTX_USER "cache_rules.username"
@@ -507,6 +508,27 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
                            char *secret, size_t secretsz, struct perr *e)
 {
     user[0] = secret[0] = '\0';
+    if (!r->has_credentials && r->credential_arn[0]) {
+        /* ECR's way: a Secrets Manager secret {"username": ..., "accessToken": ...}. */
+        char *value;
+        pier_err rc = secret_value(c, r->credential_arn, &value, e);
+        if (rc)
+            return rc;
+        json_t *j = json_loads(value, 0, NULL);
+        OPENSSL_cleanse(value, strlen(value));
+        const char *u = json_string_value(json_object_get(j, "username"));
+        const char *t = json_string_value(json_object_get(j, "accessToken"));
+        if (!u || !t || strlen(u) >= usersz || strlen(t) >= secretsz) {
+            json_decref(j);
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "secret %s must hold {\"username\": ..., \"accessToken\": ...}",
+                            r->credential_arn);
+        }
+        snprintf(user, usersz, "%s", u);
+        snprintf(secret, secretsz, "%s", t);
+        json_decref(j);
+        return PIER_OK;
+    }
     if (!r->has_credentials)
         return PIER_OK;
     char id[24];

@@ -563,3 +563,57 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
         resp->failure = UPF_PROTOCOL;
     return PIER_E_UNAVAILABLE;
 }
+
+pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct upstream_resp *resp,
+                        struct perr *e)
+{
+    memset(resp, 0, sizeof *resp);
+    char *url = arena_printf(c->a, "%s/v2/", rule->upstream_url);
+    char user[1100], secret[8300];
+    pier_err rc = rules_credentials(c, rule, user, sizeof user, secret, sizeof secret, e);
+    if (rc) {
+        resp->failure = UPF_AUTH;
+        snprintf(resp->message, sizeof resp->message, "%s", e->msg);
+        return PIER_E_UNAVAILABLE;
+    }
+    struct upstream_req q = {.rule = rule, .max_body = ERROR_BODY_MAX};
+    struct exchange x = {.a = c->a, .q = &q, .resp = resp, .max = ERROR_BODY_MAX};
+    long total = (long)c->cfg->upstream_timeout * 1000;
+    CURLcode cc = perform(c, c->up, "GET", url, NULL, NULL, rule, false, &x, total);
+    if (cc == CURLE_OK && resp->status == 401) {
+        struct challenge ch;
+        const char *auth = NULL;
+        if (x.www_auth[0] && upstream_parse_challenge(x.www_auth, &ch)) {
+            char basic[9400];
+            if (!strcasecmp(ch.scheme, "Basic") && user[0] && basic_header(user, secret, basic, sizeof basic)) {
+                auth = arena_strdup(c->a, basic);
+                OPENSSL_cleanse(basic, sizeof basic);
+            } else if (!strcasecmp(ch.scheme, "Bearer")) {
+                int lifetime;
+                auth = fetch_token(c, c->up, rule, &ch, ch.scope, user, secret, &lifetime, resp);
+                if (!auth) {
+                    OPENSSL_cleanse(secret, sizeof secret);
+                    return PIER_E_UNAVAILABLE;
+                }
+            }
+        }
+        if (auth)
+            cc = perform(c, c->up, "GET", url, NULL, auth, rule, false, &x, total);
+    }
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (cc != CURLE_OK) {
+        resp->failure = classify_curl(cc);
+        describe(resp, "GET", url, curl_easy_strerror(cc));
+        return PIER_E_UNAVAILABLE;
+    }
+    if (resp->status == 200)
+        return PIER_OK;
+    char what[64];
+    snprintf(what, sizeof what, "HTTP %ld", resp->status);
+    describe(resp, "GET", url, what);
+    resp->failure = resp->status == 401 || resp->status == 403 ? UPF_AUTH
+                    : resp->status == 429                       ? UPF_RATE_LIMITED
+                    : resp->status >= 500                       ? UPF_SERVER
+                                                                : UPF_PROTOCOL;
+    return PIER_E_UNAVAILABLE;
+}

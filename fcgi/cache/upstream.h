@@ -62,6 +62,12 @@ void upstream_free(struct upstream *u);
 pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
                      struct perr *e);
 
+/* Does the upstream accept us? GET /v2/ with the rule's credentials (and the
+ * token dance if challenged). PIER_OK when it answers 200; otherwise
+ * resp->failure and resp->message say why. For ValidatePullThroughCacheRule. */
+pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct upstream_resp *resp,
+                        struct perr *e);
+
 /* The Accept value that asks for every manifest type Pier stores. */
 extern const char UPSTREAM_MANIFEST_ACCEPT[];
 

@@ -88,25 +88,37 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
         authn_error(c, r, &e, "registry:catalog:*");
         return;
     }
-    json_t *all = json_array();
-    if (n > 0 && repo_catalog(c, have_last ? last : NULL, n, all, &more, &e) != PIER_OK) {
-        json_decref(all);
-        oci_error(r, &e);
-        return;
-    }
-    /* Only what the caller may see (ecr:DescribeRepositories per repository). */
+    /* Only what the caller may see (ecr:DescribeRepositories per repository).
+     * Pages are filled from as many batches as it takes, and the Link cursor
+     * is the last name shown, so hidden names never leave the server. */
     json_t *repos = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(all, i, v) {
-        if (authz_allowed(c, "ecr:DescribeRepositories", json_string_value(v)))
-            json_array_append(repos, v);
+    const char *cursor = have_last ? last : NULL;
+    bool exhausted = n == 0;
+    for (int batch = 0; !exhausted && (int)json_array_size(repos) < n && batch < 1000; batch++) {
+        json_t *all = json_array();
+        if (repo_catalog(c, cursor, n, all, &more, &e) != PIER_OK) {
+            json_decref(all);
+            json_decref(repos);
+            oci_error(r, &e);
+            return;
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(all, i, v) {
+            cursor = arena_strdup(r->a, json_string_value(v));
+            if ((int)json_array_size(repos) < n &&
+                authz_allowed(c, "ecr:DescribeRepositories", json_string_value(v)))
+                json_array_append(repos, v);
+        }
+        exhausted = !more || json_array_size(all) == 0;
+        json_decref(all);
     }
-    const char *last_seen = json_array_size(all) ? arena_strdup(r->a, json_string_value(json_array_get(all, json_array_size(all) - 1))) : NULL;
-    json_decref(all);
+    /* More visible names may follow when the scan stopped early. */
+    bool next = !exhausted && json_array_size(repos) > 0;
     json_t *body = json_pack("{s:o}", "repositories", repos);
-    if (more && last_seen)
-        link_next(r, "/v2/_catalog", n, last_seen);
+    if (next)
+        link_next(r, "/v2/_catalog", n,
+                  json_string_value(json_array_get(repos, json_array_size(repos) - 1)));
     resp_json(r, 200, "application/json", body);
     json_decref(body);
 }

@@ -3,6 +3,7 @@
 #include "registry/handlers.h"
 
 #include <string.h>
+#include "auth/authn.h"
 #include "auth/authz.h"
 #include "lib/grammar.h"
 #include "registry/errors.h"
@@ -67,6 +68,15 @@ void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
     if (repo_check_push(c, rt->name, &e) != PIER_OK) {
         req_drain(r);
         oci_error(r, &e);
+        return;
+    }
+    /* A push that would create the repository needs ecr:CreateRepository,
+     * decided before any byte is accepted. */
+    bool exists = true;
+    if (repo_exists_named(c, rt->name, &exists, &e) != PIER_OK ||
+        (!exists && authz_check(c, "ecr:CreateRepository", rt->name, &e) != PIER_OK)) {
+        req_drain(r);
+        authn_error(c, r, &e, arena_printf(r->a, "repository:%s:push,pull", rt->name));
         return;
     }
     char digest[DIGEST_MAX_LEN + 2];

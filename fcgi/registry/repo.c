@@ -6,6 +6,7 @@
 #include <string.h>
 #include "auth/authz.h"
 #include "cache/rules.h"
+#include "registry/templates.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 
@@ -240,6 +241,10 @@ static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_i
                 return e->code;
             if (PQntuples(res) == 0)
                 continue; /* created concurrently: look it up again */
+            pier_err rc = templates_apply(c, db_value(res, 0, 0), name,
+                                          rule_id ? "PULL_THROUGH_CACHE" : "CREATE_ON_PUSH", e);
+            if (rc)
+                return rc;
         }
         bool is_cache = strcmp(db_value(res, 0, 1), "cache") == 0;
         if (rule_id == 0 && is_cache)

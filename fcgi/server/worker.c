@@ -18,6 +18,7 @@
 #include "cache/stats.h"
 #include "cache/upstream.h"
 #include "db/db.h"
+#include "ecrapi/api.h"
 #include "lib/secretbox.h"
 #include "http/request.h"
 #include "lib/arena.h"
@@ -67,6 +68,20 @@ static void not_found(struct req *r)
     perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint: %s", r->path);
     req_drain(r);
     oci_error(r, &e);
+}
+
+/* The token service and the control plane need the database first. */
+static void control(struct ctx *c, struct authn_cache *ac, struct req *r)
+{
+    struct perr e;
+    if (db_ensure(c->db, &e) != PIER_OK) {
+        req_drain(r);
+        oci_error(r, &e);
+    } else if (strcmp(r->path, "/token") == 0) {
+        authn_token_endpoint(c, ac, r);
+    } else {
+        ecrapi_handle(c, r);
+    }
 }
 
 int worker_run(const struct config *cfg, int listen_fd)
@@ -141,8 +156,8 @@ int worker_run(const struct config *cfg, int listen_fd)
                         .remote_addr = r.remote_addr};
         if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, ncache, &r);
-        else if (strcmp(r.path, "/token") == 0 && db_ensure(db, &e) == PIER_OK)
-            authn_token_endpoint(&c, ncache, &r);
+        else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0)
+            control(&c, ncache, &r);
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */

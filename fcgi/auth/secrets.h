@@ -1,0 +1,29 @@
+/* secrets: the Secrets Manager subset behind ECR's credentialArn — named
+ * secrets whose values are sealed with the server key and never returned. */
+#ifndef PIER_SECRETS_H
+#define PIER_SECRETS_H
+
+#include <jansson.h>
+#include "lib/err.h"
+#include "server/ctx.h"
+
+#define SECRET_VALUE_MAX 65536
+
+/* Names: 1-512 characters of [A-Za-z0-9/_+=.@-]. */
+pier_err secret_check_name(const char *name, struct perr *e);
+/* Create; *arn (arena) receives arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6>.
+ * PIER_E_CONFLICT if the name exists. */
+pier_err secret_create(struct ctx *c, const char *name, const char *description,
+                       const char *value, const char **arn, const char **version, struct perr *e);
+/* Replace the value of the secret named or ARN'd by id. */
+pier_err secret_put(struct ctx *c, const char *id, const char *value, const char **arn,
+                    const char **name, const char **version, struct perr *e);
+/* Metadata of one secret (never the value). */
+pier_err secret_describe(struct ctx *c, const char *id, json_t **out, struct perr *e);
+pier_err secret_list(struct ctx *c, json_t *out, struct perr *e);
+pier_err secret_delete(struct ctx *c, const char *id, const char **arn, const char **name,
+                       struct perr *e);
+/* The decrypted value (arena), for the upstream client only. */
+pier_err secret_value(struct ctx *c, const char *id, char **value, struct perr *e);
+
+#endif

@@ -1,0 +1,350 @@
+/* api: request parsing, SigV4 authentication, dispatch and error mapping. */
+#include "ecrapi/api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "auth/authz.h"
+#include "auth/principals.h"
+#include "ecrapi/sigv4.h"
+#include "lib/grammar.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define API_MAX_BODY (1 << 20)
+#define MAX_SKEW 900
+#define ECR_PREFIX "AmazonEC2ContainerRegistry_V20150921."
+#define SM_PREFIX "secretsmanager."
+
+struct op {
+    const char *name;
+    void (*fn)(struct api *);
+};
+
+static const struct op ECR_OPS[] = {
+    {"GetAuthorizationToken", op_get_authorization_token},
+    {"DescribeRegistry", op_describe_registry},
+    {"PutRegistryPolicy", op_put_registry_policy},
+    {"GetRegistryPolicy", op_get_registry_policy},
+    {"DeleteRegistryPolicy", op_delete_registry_policy},
+    {"CreatePullThroughCacheRule", op_create_ptc_rule},
+    {"DescribePullThroughCacheRules", op_describe_ptc_rules},
+    {"UpdatePullThroughCacheRule", op_update_ptc_rule},
+    {"DeletePullThroughCacheRule", op_delete_ptc_rule},
+    {"ValidatePullThroughCacheRule", op_validate_ptc_rule},
+    {"CreateRepository", op_create_repository},
+    {"DescribeRepositories", op_describe_repositories},
+    {"DeleteRepository", op_delete_repository},
+    {"SetRepositoryPolicy", op_set_repository_policy},
+    {"GetRepositoryPolicy", op_get_repository_policy},
+    {"DeleteRepositoryPolicy", op_delete_repository_policy},
+    {"ListImages", op_list_images},
+    {"DescribeImages", op_describe_images},
+    {"BatchGetImage", op_batch_get_image},
+    {"BatchDeleteImage", op_batch_delete_image},
+    {"PutImageTagMutability", op_put_image_tag_mutability},
+    {"CreateRepositoryCreationTemplate", op_create_template},
+    {"DescribeRepositoryCreationTemplates", op_describe_templates},
+    {"UpdateRepositoryCreationTemplate", op_update_template},
+    {"DeleteRepositoryCreationTemplate", op_delete_template},
+    {"ListTagsForResource", op_list_tags_for_resource},
+    {"TagResource", op_tag_resource},
+    {"UntagResource", op_untag_resource},
+};
+
+static const struct op SM_OPS[] = {
+    {"CreateSecret", op_sm_create_secret},
+    {"PutSecretValue", op_sm_put_secret_value},
+    {"DescribeSecret", op_sm_describe_secret},
+    {"ListSecrets", op_sm_list_secrets},
+    {"DeleteSecret", op_sm_delete_secret},
+};
+
+bool api_fail(struct api *x, const char *type, const char *fmt, ...)
+{
+    if (x->err_type)
+        return false;
+    x->err_type = type;
+    x->err_status = strcmp(type, "ServerException") == 0 || strcmp(type, "InternalServiceError") == 0
+                        ? 500 : 400;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err_msg, sizeof x->err_msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool api_perr(struct api *x, const struct perr *e, const char *notfound, const char *conflict)
+{
+    switch (e->code) {
+    case PIER_E_NAME_UNKNOWN:
+    case PIER_E_MANIFEST_UNKNOWN:
+    case PIER_E_BLOB_UNKNOWN:
+        return api_fail(x, notfound ? notfound : "InvalidParameterException", "%s", e->msg);
+    case PIER_E_CONFLICT:
+        return api_fail(x, conflict ? conflict : "InvalidParameterException", "%s", e->msg);
+    case PIER_E_DENIED:
+    case PIER_E_UNAUTHORIZED:
+        return api_fail(x, "AccessDeniedException", "%s", e->msg);
+    case PIER_E_UNAVAILABLE:
+    case PIER_E_INTERNAL:
+        return api_fail(x, "ServerException", "%s", e->msg);
+    default:
+        return api_fail(x, "InvalidParameterException", "%s", e->msg);
+    }
+}
+
+const char *api_str(struct api *x, const char *field, bool required, size_t maxlen)
+{
+    json_t *v = json_object_get(x->in, field);
+    if (!v || json_is_null(v)) {
+        if (required)
+            api_fail(x, "InvalidParameterException", "%s is required", field);
+        return NULL;
+    }
+    if (!json_is_string(v)) {
+        api_fail(x, "InvalidParameterException", "%s must be a string", field);
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (strlen(s) > maxlen || (required && !*s)) {
+        api_fail(x, "InvalidParameterException", "%s must be 1 to %zu characters", field, maxlen);
+        return NULL;
+    }
+    return s;
+}
+
+bool api_int(struct api *x, const char *field, long long lo, long long hi, long long *out)
+{
+    json_t *v = json_object_get(x->in, field);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return api_fail(x, "InvalidParameterException", "%s must be an integer from %lld to %lld",
+                        field, lo, hi);
+    *out = json_integer_value(v);
+    return true;
+}
+
+bool api_bool(struct api *x, const char *field, bool *out)
+{
+    json_t *v = json_object_get(x->in, field);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_boolean(v))
+        return api_fail(x, "InvalidParameterException", "%s must be a boolean", field);
+    *out = json_is_true(v);
+    return true;
+}
+
+const char *api_repo_name(struct api *x, bool required)
+{
+    const char *name = api_str(x, "repositoryName", required, 256);
+    if (!name)
+        return NULL;
+    struct perr e;
+    if (strlen(name) < 2 || grammar_name(name, &e) != PIER_OK) {
+        api_fail(x, "InvalidParameterException",
+                 "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy "
+                 "regular expression (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'"
+                 " and be 2-256 characters'%s%s", strlen(name) < 2 ? "" : ": ",
+                 strlen(name) < 2 ? "" : e.msg);
+        return NULL;
+    }
+    return name;
+}
+
+bool api_authorize(struct api *x, const char *repo)
+{
+    char action[96];
+    snprintf(action, sizeof action, "ecr:%s", x->op);
+    struct perr e;
+    pier_err rc = repo ? authz_check(x->c, action, repo, &e)
+                       : authz_check_arn(x->c, action, authz_registry_arn(x->c), &e);
+    if (rc)
+        return api_fail(x, rc == PIER_E_DENIED || rc == PIER_E_UNAUTHORIZED ? "AccessDeniedException"
+                                                                             : "ServerException",
+                        "%s", e.msg);
+    return true;
+}
+
+bool api_registry_id(struct api *x)
+{
+    const char *id = api_str(x, "registryId", false, 12);
+    if (x->err_type)
+        return false;
+    if (id && strcmp(id, x->c->cfg->account_id) != 0)
+        return api_fail(x, "InvalidParameterException",
+                        "registryId %s is not this registry (%s)", id, x->c->cfg->account_id);
+    return true;
+}
+
+bool api_page(struct api *x, long long max, long long *limit, long long *offset)
+{
+    *limit = max;
+    *offset = 0;
+    if (!api_int(x, "maxResults", 1, max, limit))
+        return false;
+    const char *tok = api_str(x, "nextToken", false, 64);
+    if (x->err_type)
+        return false;
+    if (tok && (tok[0] != 'o' || !grammar_uint(tok + 1, 1LL << 40, offset)))
+        return api_fail(x, "InvalidParameterException", "nextToken is not one this registry issued");
+    return true;
+}
+
+void api_next(struct api *x, long long offset, long long limit, bool more)
+{
+    if (more) {
+        char tok[32];
+        snprintf(tok, sizeof tok, "o%lld", offset + limit);
+        json_object_set_new(x->out, "nextToken", json_string(tok));
+    }
+}
+
+const char *api_registry_host(struct api *x)
+{
+    const char *u = x->c->cfg->public_url;
+    if (u[0]) {
+        const char *p = strstr(u, "://");
+        return p ? p + 3 : u;
+    }
+    return x->c->cfg->registry_host[0] ? x->c->cfg->registry_host : "localhost";
+}
+
+/* ---- SigV4 header lookup over the CGI environment ---- */
+
+static const char *cgi_header(void *arg, const char *lname)
+{
+    struct req *r = arg;
+    if (strcmp(lname, "content-type") == 0)
+        return req_env(r, "CONTENT_TYPE");
+    if (strcmp(lname, "content-length") == 0)
+        return req_env(r, "CONTENT_LENGTH");
+    char var[128] = "HTTP_";
+    size_t j = 5;
+    for (const char *p = lname; *p && j < sizeof var - 1; p++)
+        var[j++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    var[j] = '\0';
+    return req_env(r, var);
+}
+
+static void send_error(struct req *r, const char *type, const char *msg, int status)
+{
+    json_t *body = json_pack("{s:s, s:s}", "__type", type, "message", msg);
+    resp_header(r, "x-amzn-ErrorType", "%s", type);
+    resp_json(r, status, "application/x-amz-json-1.1", body);
+    json_decref(body);
+}
+
+void ecrapi_handle(struct ctx *c, struct req *r)
+{
+    struct perr e;
+    if (strcmp(r->method, "POST") != 0) {
+        req_drain(r);
+        send_error(r, "UnknownOperationException", "the control plane takes POST requests", 400);
+        return;
+    }
+    char *body;
+    size_t len;
+    if (req_read_body(r, API_MAX_BODY, &body, &len, &e) != PIER_OK) {
+        send_error(r, "ValidationException", e.msg, 400);
+        return;
+    }
+    const char *target = req_header(r, "X-Amz-Target");
+    const struct op *table = NULL;
+    size_t ntable = 0;
+    const char *opname = NULL, *service = NULL;
+    if (target && strncmp(target, ECR_PREFIX, strlen(ECR_PREFIX)) == 0) {
+        table = ECR_OPS;
+        ntable = sizeof ECR_OPS / sizeof ECR_OPS[0];
+        opname = target + strlen(ECR_PREFIX);
+        service = "ecr";
+    } else if (target && strncmp(target, SM_PREFIX, strlen(SM_PREFIX)) == 0) {
+        table = SM_OPS;
+        ntable = sizeof SM_OPS / sizeof SM_OPS[0];
+        opname = target + strlen(SM_PREFIX);
+        service = "secretsmanager";
+    }
+    const struct op *op = NULL;
+    for (size_t i = 0; table && i < ntable; i++)
+        if (strcmp(table[i].name, opname) == 0)
+            op = &table[i];
+    if (!op) {
+        send_error(r, "UnknownOperationException",
+                   target ? "this registry does not implement that operation"
+                          : "X-Amz-Target is missing", 400);
+        return;
+    }
+
+    /* Signature Version 4: who is asking, and did they sign exactly this. */
+    const char *auth = req_header(r, "Authorization");
+    struct sigv4_auth sa;
+    if (!auth || sigv4_parse(auth, &sa, &e) != PIER_OK) {
+        send_error(r, "MissingAuthenticationTokenException",
+                   auth ? e.msg : "Missing Authentication Token (sign requests with Signature Version 4)",
+                   400);
+        return;
+    }
+    if (strcmp(sa.service, service) != 0) {
+        send_error(r, "InvalidSignatureException", "the credential scope names the wrong service", 400);
+        return;
+    }
+    char secret[KEY_SECRET_LEN + 1];
+    struct principal p;
+    if (key_secret(c, sa.key_id, secret, &p, &e) != PIER_OK) {
+        if (e.code == PIER_E_UNAUTHORIZED)
+            send_error(r, "UnrecognizedClientException",
+                       "The security token included in the request is invalid.", 400);
+        else
+            send_error(r, "ServerException", e.msg, 500);
+        return;
+    }
+    unsigned char md[32];
+    char hash[65];
+    EVP_Digest(body, len, md, NULL, EVP_sha256(), NULL);
+    hex_encode(md, 32, hash);
+    const char *claimed = req_header(r, "X-Amz-Content-Sha256");
+    struct sigv4_request sr = {.method = r->method, .path = r->path, .query = r->query,
+                               .header = cgi_header, .arg = r, .payload_hash = hash};
+    pier_err rc = (claimed && strcmp(claimed, hash) != 0)
+                      ? perr_set(&e, PIER_E_UNAUTHORIZED, "X-Amz-Content-Sha256 does not match the body")
+                      : sigv4_verify(&sa, &sr, secret, c->cfg->region, time(NULL), MAX_SKEW, &e);
+    OPENSSL_cleanse(secret, sizeof secret);
+    if (rc) {
+        log_warn("control plane: %s signature refused: %s", sa.key_id, e.msg);
+        send_error(r, strstr(e.msg, "expired") ? "InvalidSignatureException"
+                                               : "InvalidSignatureException", e.msg, 400);
+        return;
+    }
+    struct identity *id = arena_alloc(r->a, sizeof *id);
+    id->authenticated = true;
+    id->via = VIA_ACCESS_KEY;
+    id->p = p;
+    c->who = id;
+
+    struct api x = {.c = c, .r = r, .op = op->name};
+    json_error_t jerr;
+    x.in = len ? json_loadb(body, len, 0, &jerr) : json_object();
+    if (!json_is_object(x.in)) {
+        json_decref(x.in);
+        send_error(r, "SerializationException", "the request body is not a JSON object", 400);
+        return;
+    }
+    x.out = json_object();
+    op->fn(&x);
+    if (x.err_type) {
+        if (x.err_status >= 500)
+            log_error("control plane %s: %s", op->name, x.err_msg);
+        send_error(r, x.err_type, x.err_msg, x.err_status);
+    } else {
+        resp_json(r, 200, "application/x-amz-json-1.1", x.out);
+    }
+    json_decref(x.in);
+    json_decref(x.out);
+}

@@ -1,0 +1,92 @@
+/* api: the ECR-compatible control plane — AWS JSON 1.1 over POST, signed with
+ * Signature Version 4, the same policy engine as the registry, errors as the
+ * SDKs expect ({"__type": "<Name>Exception", "message": ...}, HTTP 400).
+ * Also answers the few Secrets Manager calls the pull-through-cache workflow
+ * uses. Operations live in ops_*.c; this header is their toolkit. */
+#ifndef PIER_ECRAPI_H
+#define PIER_ECRAPI_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "http/request.h"
+#include "server/ctx.h"
+
+struct authn_cache;
+
+struct api {
+    struct ctx *c;
+    struct req *r;
+    const char *op;          /* operation name, e.g. "CreateRepository" */
+    json_t *in;              /* request document (borrowed) */
+    json_t *out;             /* response document (operations fill it) */
+    const char *err_type;    /* set by api_fail */
+    char err_msg[600];
+    int err_status;          /* 400, or 500 for server faults */
+};
+
+/* Answer POST / (X-Amz-Target dispatch). */
+void ecrapi_handle(struct ctx *c, struct req *r);
+
+/* ---- for operations ---- */
+/* Record an error (first one wins) and return false. */
+bool api_fail(struct api *x, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Map a pier error: NAME_UNKNOWN -> notfound (e.g. "RepositoryNotFoundException"),
+ * DENIED/UNAUTHORIZED -> AccessDeniedException, bad input -> InvalidParameterException,
+ * CONFLICT -> conflict, 5xx -> ServerException. */
+bool api_perr(struct api *x, const struct perr *e, const char *notfound, const char *conflict);
+/* Required or optional string member; type and length are checked. */
+const char *api_str(struct api *x, const char *field, bool required, size_t maxlen);
+/* Optional integer member within [lo, hi]; *out keeps its value when absent. */
+bool api_int(struct api *x, const char *field, long long lo, long long hi, long long *out);
+/* Optional boolean member. */
+bool api_bool(struct api *x, const char *field, bool *out);
+/* A repositoryName member, checked against the OCI name grammar. */
+const char *api_repo_name(struct api *x, bool required);
+/* The caller may perform ecr:<op> on repository repo (NULL: the registry). */
+bool api_authorize(struct api *x, const char *repo);
+/* registryId must be absent or this registry's account id. */
+bool api_registry_id(struct api *x);
+/* Pagination: maxResults (1..max) and the offset carried by nextToken. */
+bool api_page(struct api *x, long long max, long long *limit, long long *offset);
+/* Set nextToken when more results remain after offset+limit. */
+void api_next(struct api *x, long long offset, long long limit, bool more);
+/* Registry URI host (public_url without scheme, else registry_host). */
+const char *api_registry_host(struct api *x);
+
+/* Operations (ops_*.c). */
+void op_get_authorization_token(struct api *x);
+void op_describe_registry(struct api *x);
+void op_put_registry_policy(struct api *x);
+void op_get_registry_policy(struct api *x);
+void op_delete_registry_policy(struct api *x);
+void op_create_ptc_rule(struct api *x);
+void op_describe_ptc_rules(struct api *x);
+void op_update_ptc_rule(struct api *x);
+void op_delete_ptc_rule(struct api *x);
+void op_validate_ptc_rule(struct api *x);
+void op_create_repository(struct api *x);
+void op_describe_repositories(struct api *x);
+void op_delete_repository(struct api *x);
+void op_set_repository_policy(struct api *x);
+void op_get_repository_policy(struct api *x);
+void op_delete_repository_policy(struct api *x);
+void op_list_images(struct api *x);
+void op_describe_images(struct api *x);
+void op_batch_get_image(struct api *x);
+void op_batch_delete_image(struct api *x);
+void op_put_image_tag_mutability(struct api *x);
+void op_create_template(struct api *x);
+void op_describe_templates(struct api *x);
+void op_update_template(struct api *x);
+void op_delete_template(struct api *x);
+void op_list_tags_for_resource(struct api *x);
+void op_tag_resource(struct api *x);
+void op_untag_resource(struct api *x);
+void op_sm_create_secret(struct api *x);
+void op_sm_put_secret_value(struct api *x);
+void op_sm_describe_secret(struct api *x);
+void op_sm_list_secrets(struct api *x);
+void op_sm_delete_secret(struct api *x);
+
+#endif

@@ -1,0 +1,311 @@
+/* ops_registry: registry-wide operations — authorization tokens, the
+ * registry, its policy, and pull-through cache rules. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include "auth/authz.h"
+#include "auth/secrets.h"
+#include "auth/token.h"
+#include "cache/rules.h"
+#include "cache/upstream.h"
+#include "ecrapi/api.h"
+
+#define LOGIN_LIFETIME (12 * 3600)
+
+void op_get_authorization_token(struct api *x)
+{
+    if (!api_authorize(x, NULL))
+        return;
+    json_t *ids = json_object_get(x->in, "registryIds");
+    if (ids && !json_is_array(ids)) {
+        api_fail(x, "InvalidParameterException", "registryIds must be a list");
+        return;
+    }
+    const struct identity *who = x->c->who;
+    json_t *claims = json_pack("{s:s, s:I}", "sub", who->p.arn, "pid", (json_int_t)who->p.id);
+    char *tok = token_sign(x->r->a, x->c->tk, TOKEN_LOGIN, claims, LOGIN_LIFETIME);
+    json_decref(claims);
+    if (!tok) {
+        api_fail(x, "ServerException", "tokens are not available: no server key");
+        return;
+    }
+    char *plain = arena_printf(x->r->a, "AWS:%s", tok);
+    size_t n = strlen(plain);
+    char *b64 = arena_alloc(x->r->a, 4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
+    const char *scheme = strncmp(x->c->cfg->public_url, "http://", 7) == 0 ? "http" : "https";
+    json_t *data = json_pack("{s:s, s:I, s:s}", "authorizationToken", b64, "expiresAt",
+                             (json_int_t)(time(NULL) + LOGIN_LIFETIME), "proxyEndpoint",
+                             arena_printf(x->r->a, "%s://%s", scheme, api_registry_host(x)));
+    json_object_set_new(x->out, "authorizationData", json_pack("[o]", data));
+}
+
+void op_describe_registry(struct api *x)
+{
+    if (!api_authorize(x, NULL))
+        return;
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "replicationConfiguration", json_pack("{s:[]}", "rules"));
+}
+
+void op_put_registry_policy(struct api *x)
+{
+    const char *doc = api_str(x, "policyText", true, 10240);
+    if (!doc || !api_authorize(x, NULL))
+        return;
+    struct perr e;
+    if (registry_policy_put(x->c, doc, &e) != PIER_OK) {
+        api_perr(x, &e, NULL, NULL);
+        return;
+    }
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "policyText", json_string(doc));
+}
+
+void op_get_registry_policy(struct api *x)
+{
+    if (!api_authorize(x, NULL))
+        return;
+    struct perr e;
+    const char *doc;
+    if (registry_policy_get(x->c, &doc, &e) != PIER_OK) {
+        api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
+        return;
+    }
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "policyText", json_string(doc));
+}
+
+void op_delete_registry_policy(struct api *x)
+{
+    if (!api_authorize(x, NULL))
+        return;
+    struct perr e;
+    const char *doc;
+    if (registry_policy_get(x->c, &doc, &e) != PIER_OK ||
+        registry_policy_delete(x->c, &e) != PIER_OK) {
+        api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
+        return;
+    }
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "policyText", json_string(doc));
+}
+
+/* ---- pull-through cache rules ---- */
+
+static json_t *rule_json(struct api *x, const struct cache_rule *r, bool updated)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ecrRepositoryPrefix", r->prefix,
+                          "upstreamRegistryUrl", r->upstream_url, "registryId",
+                          x->c->cfg->account_id, "upstreamRegistry", r->upstream_registry,
+                          "upstreamRepositoryPrefix", r->upstream_prefix, "createdAt",
+                          (json_int_t)r->created_at);
+    if (r->credential_arn[0])
+        json_object_set_new(j, "credentialArn", json_string(r->credential_arn));
+    if (r->custom_role_arn[0])
+        json_object_set_new(j, "customRoleArn", json_string(r->custom_role_arn));
+    if (updated)
+        json_object_set_new(j, "updatedAt", json_integer(r->updated_at));
+    return j;
+}
+
+static void copy_rule_json(struct api *x, json_t *j)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) json_object_set(x->out, k, v);
+    json_decref(j);
+}
+
+/* credentialArn must name an existing ecr-pullthroughcache/ secret. */
+static bool check_credential_arn(struct api *x, const char *arn)
+{
+    if (!arn)
+        return true;
+    if (strncmp(arn, "arn:aws:secretsmanager:", 23) != 0 || !strstr(arn, ":secret:ecr-pullthroughcache/"))
+        return api_fail(x, "InvalidParameterException",
+                        "credentialArn must be the ARN of a Secrets Manager secret named "
+                        "ecr-pullthroughcache/...");
+    json_t *meta;
+    struct perr e;
+    if (secret_describe(x->c, arn, &meta, &e) != PIER_OK)
+        return api_fail(x, e.code == PIER_E_NAME_UNKNOWN ? "SecretNotFoundException" : "ServerException",
+                        "The specified secret %s could not be found", arn);
+    json_decref(meta);
+    return true;
+}
+
+static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
+{
+    const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
+    const char *url = create ? api_str(x, "upstreamRegistryUrl", true, RULE_URL_MAX - 1) : NULL;
+    const char *kind = api_str(x, "upstreamRegistry", false, 39);
+    const char *cred = api_str(x, "credentialArn", false, RULE_ARN_MAX - 1);
+    const char *role = api_str(x, "customRoleArn", false, RULE_ARN_MAX - 1);
+    const char *upfx = api_str(x, "upstreamRepositoryPrefix", false, 30);
+    if (x->err_type || !api_registry_id(x))
+        return false;
+    if (create) {
+        rule_defaults(r);
+        r->upstream_registry[0] = '\0';
+        snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
+    }
+    snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    if (kind)
+        snprintf(r->upstream_registry, sizeof r->upstream_registry, "%s", kind);
+    if (cred) {
+        if (!check_credential_arn(x, cred))
+            return false;
+        snprintf(r->credential_arn, sizeof r->credential_arn, "%s", cred);
+    }
+    if (role)
+        snprintf(r->custom_role_arn, sizeof r->custom_role_arn, "%s", role);
+    if (upfx)
+        snprintf(r->upstream_prefix, sizeof r->upstream_prefix, "%s", upfx);
+    return true;
+}
+
+static bool rule_error(struct api *x, const struct perr *e)
+{
+    if (e->code == PIER_E_BAD_REQUEST && strstr(e->msg, "upstreamRegistry '"))
+        return api_fail(x, "UnsupportedUpstreamRegistryException", "%s", e->msg);
+    return api_perr(x, e, "PullThroughCacheRuleNotFoundException",
+                    "PullThroughCacheRuleAlreadyExistsException");
+}
+
+void op_create_ptc_rule(struct api *x)
+{
+    struct cache_rule r;
+    if (!api_authorize(x, NULL) || !read_rule_fields(x, &r, true))
+        return;
+    struct perr e;
+    if (rules_create(x->c, &r, NULL, NULL, &e) != PIER_OK) {
+        rule_error(x, &e);
+        return;
+    }
+    struct cache_rule now;
+    if (rules_get(x->c, r.prefix, &now, &e) != PIER_OK) {
+        api_perr(x, &e, NULL, NULL);
+        return;
+    }
+    copy_rule_json(x, rule_json(x, &now, false));
+}
+
+void op_describe_ptc_rules(struct api *x)
+{
+    long long limit, offset;
+    if (!api_authorize(x, NULL) || !api_registry_id(x) || !api_page(x, 1000, &limit, &offset))
+        return;
+    json_t *want = json_object_get(x->in, "ecrRepositoryPrefixes");
+    if (want && (!json_is_array(want) || json_array_size(want) > 100)) {
+        api_fail(x, "InvalidParameterException", "ecrRepositoryPrefixes must be a list of up to 100");
+        return;
+    }
+    struct perr e;
+    json_t *all = json_array();
+    if (rules_list(x->c, all, &e) != PIER_OK) {
+        json_decref(all);
+        api_perr(x, &e, NULL, NULL);
+        return;
+    }
+    json_t *list = json_array();
+    size_t i;
+    json_t *p;
+    if (want) {
+        json_array_foreach(want, i, p) {
+            if (!json_is_string(p)) {
+                api_fail(x, "InvalidParameterException", "ecrRepositoryPrefixes must hold strings");
+                break;
+            }
+            struct cache_rule r;
+            if (rules_get(x->c, json_string_value(p), &r, &e) != PIER_OK) {
+                rule_error(x, &e);
+                break;
+            }
+            json_array_append_new(list, rule_json(x, &r, true));
+        }
+    } else {
+        json_t *v;
+        json_array_foreach(all, i, v) {
+            if ((long long)i < offset || (long long)i >= offset + limit)
+                continue;
+            struct cache_rule r;
+            if (rules_get(x->c, json_string_value(json_object_get(v, "ecrRepositoryPrefix")), &r,
+                          &e) == PIER_OK)
+                json_array_append_new(list, rule_json(x, &r, true));
+        }
+        api_next(x, offset, limit, (long long)json_array_size(all) > offset + limit);
+    }
+    json_decref(all);
+    json_object_set_new(x->out, "pullThroughCacheRules", list);
+}
+
+void op_update_ptc_rule(struct api *x)
+{
+    if (!api_authorize(x, NULL))
+        return;
+    const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
+    if (!prefix)
+        return;
+    struct perr e;
+    struct cache_rule r;
+    if (rules_get(x->c, prefix, &r, &e) != PIER_OK) {
+        rule_error(x, &e);
+        return;
+    }
+    if (!read_rule_fields(x, &r, false))
+        return;
+    if (rules_update(x->c, &r, false, NULL, NULL, &e) != PIER_OK ||
+        rules_get(x->c, prefix, &r, &e) != PIER_OK) {
+        rule_error(x, &e);
+        return;
+    }
+    json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "ecrRepositoryPrefix", r.prefix, "registryId",
+                          x->c->cfg->account_id, "updatedAt", (json_int_t)r.updated_at,
+                          "upstreamRepositoryPrefix", r.upstream_prefix);
+    if (r.credential_arn[0])
+        json_object_set_new(j, "credentialArn", json_string(r.credential_arn));
+    if (r.custom_role_arn[0])
+        json_object_set_new(j, "customRoleArn", json_string(r.custom_role_arn));
+    copy_rule_json(x, j);
+}
+
+void op_delete_ptc_rule(struct api *x)
+{
+    const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
+    if (!prefix || !api_authorize(x, NULL) || !api_registry_id(x))
+        return;
+    struct perr e;
+    struct cache_rule r;
+    if (rules_get(x->c, prefix, &r, &e) != PIER_OK || rules_delete(x->c, prefix, &e) != PIER_OK) {
+        rule_error(x, &e);
+        return;
+    }
+    copy_rule_json(x, rule_json(x, &r, false));
+}
+
+void op_validate_ptc_rule(struct api *x)
+{
+    const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
+    if (!prefix || !api_authorize(x, NULL) || !api_registry_id(x))
+        return;
+    struct perr e;
+    struct cache_rule r;
+    if (rules_get(x->c, prefix, &r, &e) != PIER_OK) {
+        rule_error(x, &e);
+        return;
+    }
+    struct upstream_resp resp;
+    bool ok = upstream_check(x->c, &r, &resp, &e) == PIER_OK;
+    json_t *j = rule_json(x, &r, false);
+    json_object_del(j, "createdAt");
+    json_object_del(j, "upstreamRegistry");
+    json_object_set_new(j, "isValid", json_boolean(ok));
+    if (!ok) {
+        json_object_set_new(j, "failure", json_string(resp.message[0] ? resp.message
+                                                                      : upstream_failure_name(resp.failure)));
+        rules_note_error(x->c, r.id, resp.message);
+    }
+    copy_rule_json(x, j);
+}

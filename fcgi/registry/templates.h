@@ -1,0 +1,24 @@
+/* templates: repository creation templates (ECR's CreateRepositoryCreationTemplate)
+ * — stored settings applied when a pull-through cache or a push creates a
+ * repository under a prefix: tag mutability, encryption settings, a repository
+ * policy and resource tags. */
+#ifndef PIER_TEMPLATES_H
+#define PIER_TEMPLATES_H
+
+#include <jansson.h>
+#include "lib/err.h"
+#include "server/ctx.h"
+
+/* Template as ECR's RepositoryCreationTemplate JSON, or NULL. */
+pier_err templates_get(struct ctx *c, const char *prefix, json_t **out, struct perr *e);
+pier_err templates_list(struct ctx *c, json_t *out, struct perr *e);
+/* Create (t has ECR's fields; validated) or replace the given fields. */
+pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create, struct perr *e);
+pier_err templates_delete(struct ctx *c, const char *prefix, json_t **old, struct perr *e);
+/* Apply the template matching name (longest prefix, else ROOT) for how the
+ * repository came to be ("PULL_THROUGH_CACHE" or "CREATE_ON_PUSH"). Runs in
+ * the caller's transaction. */
+pier_err templates_apply(struct ctx *c, const char *repo_id, const char *name, const char *applied_for,
+                         struct perr *e);
+
+#endif
