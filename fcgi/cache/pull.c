@@ -45,13 +45,14 @@ pier_err cache_rule_for(struct ctx *c, const char *name, long long rule_id, stru
     return rules_match(c, name, rule, found, e);
 }
 
-static void serve_stale(struct ctx *c, struct req *r, const char *ref, const struct cache_rule *rule,
-                        const struct stored_manifest *stored, const char *why)
+static void serve_stale(struct ctx *c, struct req *r, const char *name, const char *ref,
+                        const struct cache_rule *rule, const struct stored_manifest *stored,
+                        const char *why)
 {
     log_warn("serving cached %s stale: %s", ref, why);
     stats_add(c->stats, rule->id, STAT_STALE, 1);
     resp_header(r, "Warning", "110 pier \"Response is stale: upstream unavailable\"");
-    h_manifest_send(c, r, ref, stored, "stale");
+    h_manifest_send(c, r, name, ref, stored, "stale");
 }
 
 static void upstream_failed(struct ctx *c, struct req *r, const char *name, const char *ref,
@@ -61,7 +62,7 @@ static void upstream_failed(struct ctx *c, struct req *r, const char *name, cons
     stats_add(c->stats, rule->id, STAT_UPSTREAM_ERROR, 1);
     rules_note_error(c, rule->id, resp->message);
     if (stored) {
-        serve_stale(c, r, ref, rule, stored, resp->message);
+        serve_stale(c, r, name, ref, rule, stored, resp->message);
         return;
     }
     struct perr e;
@@ -81,7 +82,7 @@ static void serve_stored(struct ctx *c, struct req *r, const char *name, const c
         oci_error(r, &e);
         return;
     }
-    h_manifest_send(c, r, ref, &sm, state);
+    h_manifest_send(c, r, name, ref, &sm, state);
 }
 
 /* Fetch the manifest from the upstream and store it. Answers the request. */
@@ -103,7 +104,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
                 db_exec(c->db, c->a, &st_negative_put, &e, name, ref, secs);
             lease_release(c, key, holder, &e);
             if (stored) {
-                serve_stale(c, r, ref, rule, stored, resp.message);
+                serve_stale(c, r, name, ref, rule, stored, resp.message);
                 return;
             }
             perr_set(&e, PIER_E_MANIFEST_UNKNOWN, "%s:%s was not found upstream (%s)", name, ref,
@@ -175,14 +176,14 @@ static void revalidate(struct ctx *c, struct req *r, const char *name, const cha
         repo_tag_checked(c, name, ref, &e);
         lease_release(c, key, holder, &e);
         stats_add(c->stats, rule->id, STAT_HIT, 1);
-        h_manifest_send(c, r, ref, stored, "revalidated");
+        h_manifest_send(c, r, name, ref, stored, "revalidated");
         return;
     }
     /* The tag moved upstream: fetching the new image is an import. A caller
      * who may pull but not import keeps getting what is cached. */
     if (authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
         lease_release(c, key, holder, &e);
-        serve_stale(c, r, ref, rule, stored, "the tag moved upstream; the caller may not import");
+        serve_stale(c, r, name, ref, rule, stored, "the tag moved upstream; the caller may not import");
         return;
     }
     import(c, r, name, ref, upname, rule, stored, key, holder);
@@ -236,7 +237,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
             if (rc == PIER_OK && (now.fresh || grammar_is_digest(ref))) {
                 lease_release(c, key, holder, &e);
                 stats_add(c->stats, rule->id, STAT_HIT, 1);
-                h_manifest_send(c, r, ref, &now, "hit");
+                h_manifest_send(c, r, name, ref, &now, "hit");
                 return;
             }
             if (rc == PIER_OK)
@@ -258,7 +259,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
             pier_err rc = repo_manifest_get(c, name, ref, !r->head, &now, &e);
             if (rc == PIER_OK) {
                 stats_add(c->stats, rule->id, STAT_HIT, 1);
-                h_manifest_send(c, r, ref, &now, "hit");
+                h_manifest_send(c, r, name, ref, &now, "hit");
                 return;
             }
             PGresult *neg = db_exec(c->db, c->a, &st_negative_get, &e, name, ref);
@@ -271,7 +272,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
         }
         if (l.state == LEASE_FAILED) {
             if (stored) {
-                serve_stale(c, r, ref, rule, stored, l.message);
+                serve_stale(c, r, name, ref, rule, stored, l.message);
                 return;
             }
             perr_set(&e, PIER_E_UPSTREAM, "the upstream of %s failed and %s:%s is not cached: %s",
@@ -281,7 +282,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
         }
         if (now_ms() > deadline) {
             if (stored) {
-                serve_stale(c, r, ref, rule, stored, "timed out waiting for the upstream");
+                serve_stale(c, r, name, ref, rule, stored, "timed out waiting for the upstream");
                 return;
             }
             perr_set(&e, PIER_E_UPSTREAM_TIMEOUT,

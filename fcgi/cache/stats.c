@@ -5,9 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib/arena.h"
+#include "lib/grammar.h"
 #include "lib/util.h"
 
 #define STATS_RULES 64
+
+#define PULLS 128
 
 struct cache_stats {
     struct {
@@ -15,8 +18,32 @@ struct cache_stats {
         long long v[STAT__COUNT];
     } rows[STATS_RULES];
     int n;
+    struct {
+        char repo[NAME_MAX_LEN + 1];
+        char digest[DIGEST_MAX_LEN + 1];
+    } pulls[PULLS];
+    int npulls;
     int64_t last_flush;
 };
+
+static const struct db_stmt st_pulled = {
+    "stats_pulled",
+    "UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
+    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2", 2};
+
+void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->npulls; i++)
+        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo))
+            return;
+    if (s->npulls == PULLS)
+        return; /* full until the next flush */
+    snprintf(s->pulls[s->npulls].repo, sizeof s->pulls[0].repo, "%s", repo);
+    snprintf(s->pulls[s->npulls].digest, sizeof s->pulls[0].digest, "%s", digest);
+    s->npulls++;
+}
 
 static const struct db_stmt st_add = {
     "stats_add",
@@ -61,8 +88,13 @@ void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long 
 void stats_flush(struct ctx *c, int interval_ms)
 {
     struct cache_stats *s = c->stats;
-    if (!s || s->n == 0 || now_ms() - s->last_flush < interval_ms)
+    if (!s || (s->n == 0 && s->npulls == 0) || now_ms() - s->last_flush < interval_ms)
         return;
+    for (int i = 0; i < s->npulls; i++) {
+        struct perr e;
+        db_exec(c->db, c->a, &st_pulled, &e, s->pulls[i].repo, s->pulls[i].digest);
+    }
+    s->npulls = 0;
     int kept = 0;
     for (int i = 0; i < s->n; i++) {
         char v[STAT__COUNT + 1][24];
@@ -79,5 +111,5 @@ void stats_flush(struct ctx *c, int interval_ms)
 
 bool stats_pending(const struct cache_stats *s)
 {
-    return s && s->n > 0;
+    return s && (s->n > 0 || s->npulls > 0);
 }

@@ -10,10 +10,9 @@
 #include "registry/repo.h"
 #include "store/digest.h"
 
-void h_manifest_send(struct ctx *c, struct req *r, const char *ref,
+void h_manifest_send(struct ctx *c, struct req *r, const char *name, const char *ref,
                      const struct stored_manifest *sm, const char *cache_state)
 {
-    (void)c;
     /* By digest the client asked for exact bytes; by tag it negotiates. */
     const char *accept = req_header(r, "Accept");
     if (!grammar_is_digest(ref) && !manifest_accepts(accept, sm->media_type)) {
@@ -35,6 +34,7 @@ void h_manifest_send(struct ctx *c, struct req *r, const char *ref,
         resp_end(r);
         return;
     }
+    stats_pulled(c->stats, name, sm->digest);
     resp_send(r, sm->media_type, sm->body, (size_t)sm->size);
 }
 
@@ -47,7 +47,7 @@ static void get(struct ctx *c, struct req *r, const struct route *rt)
     if (rc == PIER_OK && (!sm.cache || sm.fresh || grammar_is_digest(rt->ref))) {
         if (sm.cache)
             stats_add(c->stats, sm.rule_id, STAT_HIT, 1);
-        h_manifest_send(c, r, rt->ref, &sm, sm.cache ? "hit" : NULL);
+        h_manifest_send(c, r, rt->name, rt->ref, &sm, sm.cache ? "hit" : NULL);
         return;
     }
     if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN && rc != PIER_E_MANIFEST_UNKNOWN) {
@@ -64,7 +64,7 @@ static void get(struct ctx *c, struct req *r, const struct route *rt)
     }
     if (!cached) {
         if (rc == PIER_OK) /* a cache repository whose rule is gone: serve what it has */
-            h_manifest_send(c, r, rt->ref, &sm, "hit");
+            h_manifest_send(c, r, rt->name, rt->ref, &sm, "hit");
         else
             oci_error(r, &e);
         return;

@@ -18,7 +18,7 @@ void h_referrers(struct ctx *c, struct req *r, const struct route *rt);
 struct stored_manifest;
 /* Answer with a stored manifest (Accept negotiation by tag; HEAD without
  * body). cache_state, when not NULL, goes into X-Pier-Cache. */
-void h_manifest_send(struct ctx *c, struct req *r, const char *ref,
+void h_manifest_send(struct ctx *c, struct req *r, const char *name, const char *ref,
                      const struct stored_manifest *sm, const char *cache_state);
 /* Answer with a published blob through X-Sendfile. */
 void h_blob_send(struct ctx *c, struct req *r, const char *digest, const char *cache_state);
