@@ -51,6 +51,7 @@ struct fetch {
     char tmp[PATH_MAX];
     EVP_MD_CTX *md;
     long long written, durable, total;
+    long long synced;          /* written at the last progress point */
     int64_t last_sync;
     bool lost_lease;
     int followers;            /* requests following this download */
@@ -182,7 +183,7 @@ static int flush_stage(struct fetch *f)
     f->stage = sent;
     f->stage_len = 0;
     int64_t now = now_ms();
-    if (!f->lost_lease && (f->written - f->durable >= SYNC_BYTES || now - f->last_sync >= SYNC_MS)) {
+    if (!f->lost_lease && (f->written - f->synced >= SYNC_BYTES || now - f->last_sync >= SYNC_MS)) {
         /* Followers (maybe on other nodes, over NFS) read only durable bytes.
          * Without followers the lease is only renewed. */
         if (f->followers > 0) {
@@ -194,6 +195,7 @@ static int flush_stage(struct fetch *f)
             sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
         }
         f->last_sync = now;
+        f->synced = f->written;
         if (lease_progress(f->c, f->key, f->holder, NULL, -1, f->durable, &f->followers, &e) ==
             PIER_E_CONFLICT) {
             log_warn("fetch lease for %s was taken over; finishing this download anyway", f->digest);
@@ -242,7 +244,7 @@ static void hold(struct fetch *f, const char *upname)
         fail_client(f, PIER_E_UNAVAILABLE, "the cache cannot write to its blob store");
         return;
     }
-    f->written = f->durable = 0;
+    f->written = f->durable = f->synced = 0;
     f->total = -1;
     f->last_sync = now_ms();
     f->stage = stage_bufs[0];
