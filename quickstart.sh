@@ -44,7 +44,7 @@ DATABASE=${PIER_DATABASE:-"host=$PGRUN port=5432 user=pier dbname=pier"}
 RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansson-dev
     libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
     libapache2-mod-xsendfile curl acl ca-certificates)
-TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap)
+TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }

@@ -276,6 +276,18 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
             return;
         }
     }
+    if (id.authenticated) {
+        struct identity *saved = (struct identity *)c->who;
+        c->who = &id;
+        pier_err rc = authz_principal_check(c, &e);
+        c->who = saved;
+        if (rc) {
+            resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
+            perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");
+            oci_error(r, &e);
+            return;
+        }
+    }
     json_t *access = json_array();
     bool catalog = false;
     /* scope may be repeated: ?scope=a&scope=b (query_get finds each). */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 #include "auth/policy.h"
 #include "http/request.h"
@@ -23,9 +24,12 @@ static const struct db_stmt st_registry_put = {
     " SET document = EXCLUDED.document, updated_at = now()", 1};
 static const struct db_stmt st_registry_delete = {
     "az_registry_delete", "DELETE FROM registry_policy WHERE id = 1", 0};
+/* No row: the principal was deleted (its signed tokens must stop working). */
 static const struct db_stmt st_identity_get = {
     "az_identity_get",
-    "SELECT document FROM identity_policies WHERE principal_id = $1::bigint ORDER BY name", 1};
+    "SELECT ip.document FROM principals p"
+    " LEFT JOIN identity_policies ip ON ip.principal_id = p.id"
+    " WHERE p.id = $1::bigint ORDER BY ip.name", 1};
 static const struct db_stmt st_repo_get = {
     "az_repo_get",
     "SELECT r.id, rp.document FROM repositories r"
@@ -42,6 +46,7 @@ static const struct db_stmt st_repo_delete = {
 
 struct cached_identity {
     long long principal_id;
+    bool exists;
     int64_t at;
     size_t n;
     struct policy *p[MAX_IDENTITY_POLICIES];
@@ -53,7 +58,23 @@ struct cached_repo {
     struct policy *p; /* NULL: none */
 };
 
+/* Decisions reached from condition-free policies, reused while the policies
+ * they came from are the ones in this worker's cache (same load times). A
+ * warm pull with a long policy then costs one lookup, not an evaluation. */
+#define DECISIONS 512
+
+struct cached_decision {
+    long long principal_id;   /* -1: anonymous */
+    char action[48];
+    char target[NAME_MAX_LEN + 64];
+    int64_t epoch;            /* sum of the load times of the documents consulted */
+    enum effect effect;
+    char sid[130];
+    const char *where;        /* static string */
+};
+
 struct authz_cache {
+    struct cached_decision decisions[DECISIONS];
     int64_t registry_at;
     bool registry_valid;
     struct policy *registry;
@@ -106,6 +127,10 @@ static bool fresh(struct ctx *c, int64_t at)
     return at && now_ms() - at < c->cfg->policy_cache_ms;
 }
 
+static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e);
+static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
+                             struct perr *e);
+
 static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e)
 {
     struct authz_cache *ac = c->acache;
@@ -121,6 +146,20 @@ static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e
     }
     *out = ac->registry;
     return PIER_OK;
+}
+
+static uint64_t fnv(const char *s, uint64_t h)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct cached_decision *decision_slot(struct authz_cache *ac, long long pid,
+                                             const char *action, const char *target)
+{
+    uint64_t h = fnv(action, fnv(target, 1469598103934665603ULL ^ (uint64_t)pid));
+    return &ac->decisions[h % DECISIONS];
 }
 
 static pier_err load_identity(struct ctx *c, long long pid, struct cached_identity **out,
@@ -145,7 +184,10 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
         ci = &ac->ids[ac->next_id++ % CACHE_PRINCIPALS];
     forget_identity(ci);
     ci->principal_id = pid;
+    ci->exists = PQntuples(res) > 0;
     for (int i = 0; i < PQntuples(res) && ci->n < MAX_IDENTITY_POLICIES; i++) {
+        if (PQgetisnull(res, i, 0))
+            continue;
         struct policy *p = parse_stored(PQgetvalue(res, i, 0), POLICY_IDENTITY, "identity policy");
         if (p)
             ci->p[ci->n++] = p;
@@ -155,12 +197,14 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
     return PIER_OK;
 }
 
-static pier_err load_repo(struct ctx *c, const char *repo, struct policy **out, struct perr *e)
+static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
+                             struct perr *e)
 {
     struct authz_cache *ac = c->acache;
     for (int i = 0; i < CACHE_REPOS; i++)
         if (fresh(c, ac->repos[i].at) && strcmp(ac->repos[i].name, repo) == 0) {
             *out = ac->repos[i].p;
+            *at = ac->repos[i].at;
             return PIER_OK;
         }
     PGresult *res = db_exec(c->db, c->a, &st_repo_get, e, repo);
@@ -179,6 +223,7 @@ static pier_err load_repo(struct ctx *c, const char *repo, struct policy **out, 
                 : NULL;
     cr->at = now_ms();
     *out = cr->p;
+    *at = cr->at;
     return PIER_OK;
 }
 
@@ -257,10 +302,14 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
     struct policy *docs[MAX_IDENTITY_POLICIES + 2];
     const char *names[MAX_IDENTITY_POLICIES + 2];
     size_t n = 0;
+    int64_t epoch = 0;
     if (id->authenticated) {
         struct cached_identity *ci = NULL;
         if ((rc = load_identity(c, id->p.id, &ci, e)))
             return rc;
+        if (!ci->exists)
+            return perr_set(e, PIER_E_UNAUTHORIZED, "the principal %s no longer exists", id->p.arn);
+        epoch += ci->at;
         for (size_t i = 0; i < ci->n; i++) {
             docs[n] = ci->p[i];
             names[n++] = "identity policy";
@@ -269,15 +318,34 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
     struct policy *reg = NULL, *rp = NULL;
     if ((rc = load_registry(c, &reg, e)))
         return rc;
+    epoch += c->acache->registry_at;
     if (reg) {
         docs[n] = reg;
         names[n++] = "registry policy";
     }
-    if (repo && (rc = load_repo(c, repo, &rp, e)))
+    int64_t repo_at = 0;
+    if (repo && (rc = load_repo_at(c, repo, &rp, &repo_at, e)))
         return rc;
+    epoch += repo_at;
     if (rp) {
         docs[n] = rp;
         names[n++] = "repository policy";
+    }
+    bool reusable = true;
+    for (size_t i = 0; i < n && reusable; i++)
+        reusable = !policy_has_conditions(docs[i]);
+    long long pid = id->authenticated ? id->p.id : -1;
+    const char *target = repo ? repo : rq.resource;
+    struct cached_decision *cd = NULL;
+    if (reusable && strlen(action) < sizeof cd->action && strlen(target) < sizeof cd->target) {
+        cd = decision_slot(c->acache, pid, action, target);
+        if (cd->epoch == epoch && cd->principal_id == pid && !strcmp(cd->action, action) &&
+            !strcmp(cd->target, target)) {
+            d->effect = cd->effect;
+            d->sid = cd->sid;
+            d->where = cd->where;
+            return PIER_OK;
+        }
     }
     for (size_t i = 0; i < n; i++) {
         const char *sid;
@@ -286,7 +354,7 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
             d->effect = EFFECT_DENY;
             d->sid = sid;
             d->where = names[i];
-            return PIER_OK;
+            break;
         }
         if (ef == EFFECT_ALLOW && d->effect == EFFECT_NONE) {
             d->effect = EFFECT_ALLOW;
@@ -294,7 +362,29 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
             d->where = names[i];
         }
     }
+    if (cd) {
+        cd->principal_id = pid;
+        snprintf(cd->action, sizeof cd->action, "%s", action);
+        snprintf(cd->target, sizeof cd->target, "%s", target);
+        cd->epoch = epoch;
+        cd->effect = d->effect;
+        snprintf(cd->sid, sizeof cd->sid, "%s", d->sid ? d->sid : "");
+        cd->where = d->where;
+    }
     return PIER_OK;
+}
+
+pier_err authz_principal_check(struct ctx *c, struct perr *e)
+{
+    if (!c->who->authenticated)
+        return PIER_OK;
+    struct cached_identity *ci = NULL;
+    pier_err rc = load_identity(c, c->who->p.id, &ci, e);
+    if (rc)
+        return rc;
+    return ci->exists ? PIER_OK
+                      : perr_set(e, PIER_E_UNAUTHORIZED, "the principal %s no longer exists",
+                                 c->who->p.arn);
 }
 
 bool authz_allowed(struct ctx *c, const char *action, const char *repo)

@@ -27,6 +27,10 @@ struct authz_cache;
 struct authz_cache *authz_cache_new(void);
 void authz_cache_free(struct authz_cache *ac);
 
+/* The authenticated caller's principal still exists (tokens outlive
+ * deletions otherwise). Cached like the policies. */
+pier_err authz_principal_check(struct ctx *c, struct perr *e);
+
 /* Resource ARN of a repository: arn:aws:ecr:<region>:<account>:repository/<name>. */
 const char *authz_repo_arn(struct ctx *c, const char *repo);
 

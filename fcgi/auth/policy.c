@@ -699,3 +699,11 @@ enum effect policy_evaluate(const struct policy *p, const struct authz_request *
         *sid = allow_sid;
     return result;
 }
+
+bool policy_has_conditions(const struct policy *p)
+{
+    for (size_t i = 0; p && i < p->n; i++)
+        if (p->st[i].nconds)
+            return true;
+    return false;
+}

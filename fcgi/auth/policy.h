@@ -42,6 +42,10 @@ void policy_free(struct policy *p);
  * *sid receives the deciding statement's Sid (or "" when it has none). */
 enum effect policy_evaluate(const struct policy *p, const struct authz_request *rq, const char **sid);
 
+/* True when some statement has a Condition (its decisions then depend on the
+ * request's address and time and must not be reused). */
+bool policy_has_conditions(const struct policy *p);
+
 /* IAM wildcard match: '*' any run, '?' one character. */
 bool policy_wildcard(const char *pattern, const char *s, bool ignore_case);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/evp.h>
+#include "auth/authn.h"
 #include "auth/authz.h"
 #include "auth/secrets.h"
 #include "auth/token.h"
@@ -34,10 +35,9 @@ void op_get_authorization_token(struct api *x)
     size_t n = strlen(plain);
     char *b64 = arena_alloc(x->r->a, 4 * ((n + 2) / 3) + 1);
     EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
-    const char *scheme = strncmp(x->c->cfg->public_url, "http://", 7) == 0 ? "http" : "https";
     json_t *data = json_pack("{s:s, s:I, s:s}", "authorizationToken", b64, "expiresAt",
                              (json_int_t)(time(NULL) + LOGIN_LIFETIME), "proxyEndpoint",
-                             arena_printf(x->r->a, "%s://%s", scheme, api_registry_host(x)));
+                             authn_public_url(x->c, x->r));
     json_object_set_new(x->out, "authorizationData", json_pack("[o]", data));
 }
 

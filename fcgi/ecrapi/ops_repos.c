@@ -49,11 +49,17 @@ static const struct db_stmt st_images = {
     "   WHERE t.repository_id = m.repository_id AND t.digest = m.digest), '[]')::text"
     " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
     " WHERE r.name = $1 AND ($2::text IS NULL OR m.digest = $2)"
-    " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 4};
+    " AND ($5 = 'ANY' OR ($5 = 'TAGGED') = EXISTS (SELECT 1 FROM tags t"
+    "      WHERE t.repository_id = m.repository_id AND t.digest = m.digest))"
+    " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 5};
 static const struct db_stmt st_tag_digest = {
     "api_tag_digest",
     "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
     " WHERE r.name = $1 AND t.name = $2", 2};
+static const struct db_stmt st_tags_left = {
+    "api_tags_left",
+    "SELECT count(*) FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " WHERE r.name = $1 AND t.digest = $2", 2};
 static const struct db_stmt st_tags_list = {
     "api_tags_list", "SELECT key, value FROM resource_tags WHERE resource_arn = $1 ORDER BY key", 1};
 static const struct db_stmt st_tag_put = {
@@ -431,6 +437,15 @@ void op_describe_images(struct api *x)
         !api_authorize(x, name) || !repo_exists(x, name, NULL))
         return;
     json_t *want = json_object_get(x->in, "imageIds");
+    const char *status = "ANY";
+    json_t *filter = json_object_get(x->in, "filter");
+    if (filter) {
+        status = json_string_value(json_object_get(filter, "tagStatus"));
+        if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
+            api_fail(x, "InvalidParameterException", "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
+            return;
+        }
+    }
     json_t *details = json_array();
     struct perr e;
     size_t nwant = json_is_array(want) ? json_array_size(want) : 1;
@@ -448,7 +463,8 @@ void op_describe_images(struct api *x)
         char l[24], o[24];
         snprintf(l, sizeof l, "%lld", digest ? 1 : limit + 1);
         snprintf(o, sizeof o, "%lld", digest ? 0 : offset);
-        struct db_param p[4] = {{.value = name}, {.value = digest}, {.value = l}, {.value = o}};
+        struct db_param p[5] = {{.value = name}, {.value = digest}, {.value = l}, {.value = o},
+                                {.value = digest ? "ANY" : status}};
         PGresult *res = db_execp(x->c->db, x->c->a, &st_images, p, false, &e);
         if (!res) {
             api_perr(x, &e, NULL, NULL);
@@ -570,6 +586,12 @@ void op_batch_delete_image(struct api *x)
         if (rc) {
             json_array_append_new(failures, failure(v, "ImageNotFound", "Requested image not found"));
             continue;
+        }
+        /* ECR semantics: an image whose last tag goes is deleted with it. */
+        if (tag) {
+            PGresult *left = db_exec(x->c->db, x->c->a, &st_tags_left, &e, name, digest);
+            if (left && db_int(left, 0, 0) == 0)
+                repo_manifest_delete(x->c, name, digest, &e);
         }
         json_t *id = json_pack("{s:s}", "imageDigest", digest);
         if (tag)

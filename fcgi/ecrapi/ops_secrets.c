@@ -8,6 +8,7 @@
 #include "auth/authz.h"
 #include "auth/secrets.h"
 #include "ecrapi/api.h"
+#include "lib/grammar.h"
 
 static bool sm_authorize(struct api *x)
 {
@@ -81,15 +82,34 @@ void op_sm_describe_secret(struct api *x)
 
 void op_sm_list_secrets(struct api *x)
 {
-    if (!sm_authorize(x))
+    long long limit = 100, offset = 0;
+    const char *tok = api_str(x, "NextToken", false, 64);
+    if (x->err_type || !api_int(x, "MaxResults", 1, 100, &limit) || !sm_authorize(x))
         return;
+    if (tok && (tok[0] != 'o' || !grammar_uint(tok + 1, 1LL << 40, &offset))) {
+        api_fail(x, "InvalidNextTokenException", "NextToken is not one this service issued");
+        return;
+    }
     struct perr e;
-    json_t *list = json_array();
-    if (secret_list(x->c, list, &e) != PIER_OK) {
-        json_decref(list);
+    json_t *all = json_array();
+    if (secret_list(x->c, all, &e) != PIER_OK) {
+        json_decref(all);
         sm_error(x, &e);
         return;
     }
+    json_t *list = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(all, i, v) {
+        if ((long long)i >= offset && (long long)i < offset + limit)
+            json_array_append(list, v);
+    }
+    if ((long long)json_array_size(all) > offset + limit) {
+        char next[32];
+        snprintf(next, sizeof next, "o%lld", offset + limit);
+        json_object_set_new(x->out, "NextToken", json_string(next));
+    }
+    json_decref(all);
     json_object_set_new(x->out, "SecretList", list);
 }
 

@@ -18,9 +18,10 @@ static void h_base(struct ctx *c, struct req *r, const struct route *rt)
 {
     (void)rt;
     /* Clients read the login challenge only here: anyone not logged in gets it. */
-    if (!c->who->authenticated) {
-        struct perr e;
-        perr_set(&e, PIER_E_UNAUTHORIZED, "authentication required");
+    struct perr e;
+    if (!c->who->authenticated || authz_principal_check(c, &e) != PIER_OK) {
+        if (!c->who->authenticated)
+            perr_set(&e, PIER_E_UNAUTHORIZED, "authentication required");
         authn_error(c, r, &e, NULL);
         return;
     }

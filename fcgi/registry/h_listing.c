@@ -37,6 +37,11 @@ static pier_err pagination(struct ctx *c, struct req *r, int *n, char *last, siz
     return PIER_OK;
 }
 
+/* Catalog filtering reads this many names at a time, and gives up (returning
+ * what it found) after this many hidden names in one request. */
+#define CATALOG_BATCH 500
+#define CATALOG_SCAN_MAX 200000
+
 static void link_next(struct req *r, const char *base, int n, const char *last)
 {
     char enc[NAME_MAX_LEN * 3 + 1];
@@ -93,10 +98,11 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
      * is the last name shown, so hidden names never leave the server. */
     json_t *repos = json_array();
     const char *cursor = have_last ? last : NULL;
-    bool exhausted = n == 0;
-    for (int batch = 0; !exhausted && (int)json_array_size(repos) < n && batch < 1000; batch++) {
+    bool exhausted = n == 0, full = false;
+    long scanned = 0;
+    while (!exhausted && !full && scanned < CATALOG_SCAN_MAX) {
         json_t *all = json_array();
-        if (repo_catalog(c, cursor, n, all, &more, &e) != PIER_OK) {
+        if (repo_catalog(c, cursor, CATALOG_BATCH, all, &more, &e) != PIER_OK) {
             json_decref(all);
             json_decref(repos);
             oci_error(r, &e);
@@ -106,14 +112,20 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
         json_t *v;
         json_array_foreach(all, i, v) {
             cursor = arena_strdup(r->a, json_string_value(v));
-            if ((int)json_array_size(repos) < n &&
-                authz_allowed(c, "ecr:DescribeRepositories", json_string_value(v)))
+            scanned++;
+            if (authz_allowed(c, "ecr:DescribeRepositories", json_string_value(v))) {
                 json_array_append(repos, v);
+                if ((int)json_array_size(repos) == n) {
+                    full = true;
+                    /* anything left in this batch, or a further batch, may be visible */
+                    more = more || i + 1 < json_array_size(all);
+                    break;
+                }
+            }
         }
         exhausted = !more || json_array_size(all) == 0;
         json_decref(all);
     }
-    /* More visible names may follow when the scan stopped early. */
     bool next = !exhausted && json_array_size(repos) > 0;
     json_t *body = json_pack("{s:o}", "repositories", repos);
     if (next)

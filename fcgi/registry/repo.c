@@ -30,6 +30,10 @@ static const struct db_stmt st_referenced = {
     "repo_referenced",
     "SELECT 1 FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id"
     " WHERE r.name = $1 AND mr.child = $2 LIMIT 1", 2};
+static const struct db_stmt st_tag_immutable = {
+    "repo_tag_immutable",
+    "SELECT t.digest FROM repositories r JOIN tags t ON t.repository_id = r.id AND t.name = $2"
+    " WHERE r.id = $1::bigint AND r.image_tag_mutability = 'IMMUTABLE'", 2};
 static const struct db_stmt st_tag_checked = {
     "repo_tag_checked",
     "UPDATE tags t SET checked_at = now() FROM repositories r"
@@ -429,6 +433,19 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     char id[24];
     if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
         goto fail;
+    if (tag && rule_id == 0) {
+        PGresult *imm = db_exec(c->db, c->a, &st_tag_immutable, e, id, tag);
+        if (!imm) {
+            rc = e->code;
+            goto fail;
+        }
+        if (PQntuples(imm) > 0 && strcmp(PQgetvalue(imm, 0, 0), digest) != 0) {
+            rc = perr_set(e, PIER_E_DENIED,
+                          "the image tag '%s' already exists in repository %s and cannot be "
+                          "overwritten because the repository's tags are immutable", tag, name);
+            goto fail;
+        }
+    }
 
     /* Everything the manifest references must already be here. */
     size_t nwant = m->nrefs + (m->kind == MANIFEST_IMAGE ? 1 : 0);

@@ -53,10 +53,11 @@ static const struct db_stmt st_apply_tags = {
 
 static json_t *row(PGresult *res, int i)
 {
-    json_t *t = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I}", "prefix", PQgetvalue(res, i, 0),
+    json_t *tags = json_loads(PQgetvalue(res, i, 4), 0, NULL);
+    json_t *t = json_pack("{s:s, s:o, s:o, s:s, s:I, s:I}", "prefix", PQgetvalue(res, i, 0),
                           "encryptionConfiguration",
                           json_pack("{s:s}", "encryptionType", PQgetvalue(res, i, 2)),
-                          "resourceTags", json_loads(PQgetvalue(res, i, 4), 0, NULL),
+                          "resourceTags", tags ? tags : json_array(),
                           "imageTagMutability", PQgetvalue(res, i, 5),
                           "createdAt", (json_int_t)db_int(res, i, 10),
                           "updatedAt", (json_int_t)db_int(res, i, 11));
@@ -69,7 +70,8 @@ static json_t *row(PGresult *res, int i)
         json_object_set_new(t, "repositoryPolicy", json_string(PQgetvalue(res, i, 6)));
     if (!PQgetisnull(res, i, 7))
         json_object_set_new(t, "lifecyclePolicy", json_string(PQgetvalue(res, i, 7)));
-    json_object_set_new(t, "appliedFor", json_loads(PQgetvalue(res, i, 8), 0, NULL));
+    json_t *applied = json_loads(PQgetvalue(res, i, 8), 0, NULL);
+    json_object_set_new(t, "appliedFor", applied ? applied : json_array());
     if (!PQgetisnull(res, i, 9))
         json_object_set_new(t, "customRoleArn", json_string(PQgetvalue(res, i, 9)));
     return t;
