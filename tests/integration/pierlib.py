@@ -1,7 +1,9 @@
 """Helpers shared by the Pier integration tests.
 
-Python 3.11 standard library only.  Everything that needs the running
-registry reads its location from the environment:
+Python 3.11 standard library only, except the control-plane helpers at the
+end (boto3, the aws CLIs), which import or look those up only when called.
+Everything that needs the running registry reads its location from the
+environment:
 
   PIER_URL        node A, e.g. http://127.0.0.1:5100
   PIER_URL_B      node B (same database and blob root as node A)
@@ -937,10 +939,11 @@ class Podman:
         for d in (self.root, self.runroot, self.tmpdir):
             os.makedirs(d)
 
-    def __call__(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, timeout: float = 300, check: bool = True,
+                 input: bytes | None = None) -> subprocess.CompletedProcess:
         cmd = ["podman", "--root", self.root, "--runroot", self.runroot, "--tmpdir", self.tmpdir,
                "--storage-driver=vfs", "--events-backend=file", "--cgroup-manager=cgroupfs", *args]
-        return run(cmd, timeout=timeout, check=check)
+        return run(cmd, timeout=timeout, check=check, input=input)
 
     def pull(self, ref: str, creds: str | None = "auto") -> subprocess.CompletedProcess:
         """Pull; "auto" logs in to Pier nodes as the administrator, None pulls anonymously."""
@@ -1104,3 +1107,330 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
         time.sleep(interval)
         value = predicate()
     return value
+
+
+# ---------------------------------------------------------------------------
+# the ECR-compatible control plane: AWS JSON 1.1 over POST /, signed with SigV4
+#
+# boto3/botocore and the aws command-line interfaces are not standard library:
+# they are imported or looked up only when a control-plane test asks for them
+# (a missing one is a PreconditionError). aws_cli(version=1) runs the aws CLI v1
+# of this Python environment, aws_cli(version=2) Debian's aws CLI v2.
+
+ACCOUNT_ID = "111122223333"
+AWS_REGION = "us-east-1"
+ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+SM_TARGET_PREFIX = "secretsmanager."
+REGISTRY_ARN = f"arn:aws:ecr:{AWS_REGION}:{ACCOUNT_ID}:registry"
+AMZ_JSON = "application/x-amz-json-1.1"
+
+
+def ecr_repo_arn(name: str) -> str:
+    return f"arn:aws:ecr:{AWS_REGION}:{ACCOUNT_ID}:repository/{name}"
+
+
+def _need_module(name: str):
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise PreconditionError(f"precondition missing: Python module {name} ({e})") from None
+
+
+_AWS_CLIENTS: dict = {}
+
+
+def aws_client(service: str, creds: tuple[str, str] | None = None, base_url: str | None = None,
+               validate: bool = True):
+    """A boto3 client ("ecr" or "secretsmanager") for a Pier node, signed with creds (default: the
+    first administrator). No retries; validate=False skips botocore's own parameter checks."""
+    key_id, secret = creds or admin_creds()
+    key = (service, key_id, secret, base_url or url_a(), validate)
+    if key not in _AWS_CLIENTS:  # making a client costs 0.3-3 s: keep them
+        boto3 = _need_module("boto3")
+        from botocore.config import Config
+        if not _AWS_CLIENTS.get("session"):
+            _AWS_CLIENTS["session"] = boto3.session.Session()
+        _AWS_CLIENTS[key] = _AWS_CLIENTS["session"].client(
+            service, endpoint_url=base_url or url_a(), region_name=AWS_REGION,
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10,
+                          read_timeout=120, parameter_validation=validate))
+    return _AWS_CLIENTS[key]
+
+
+def ecr_client(creds=None, base_url=None, validate: bool = True):
+    return aws_client("ecr", creds, base_url, validate)
+
+
+def secrets_client(creds=None, base_url=None, validate: bool = True):
+    return aws_client("secretsmanager", creds, base_url, validate)
+
+
+def api_error(call, *args, **kwargs) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of a boto3 call that must fail with a service error."""
+    botocore_exceptions = _need_module("botocore.exceptions")
+    try:
+        out = call(*args, **kwargs)
+    except botocore_exceptions.ClientError as e:
+        err = e.response.get("Error", {})
+        return err.get("Code", ""), err.get("Message", ""), e.response["ResponseMetadata"]["HTTPStatusCode"]
+    name = getattr(call, "__name__", repr(call))
+    if isinstance(out, dict):
+        out = {k: v for k, v in out.items() if k != "ResponseMetadata"}
+    raise AssertionError(f"{name}({kwargs}) succeeded, expected an error: {out!r}")
+
+
+def expect_api_error(code: str, call, *args, status: int = 400, **kwargs) -> str:
+    """The boto3 call fails with error code `code` and HTTP `status`; returns the message."""
+    got, message, st = api_error(call, *args, **kwargs)
+    name = getattr(call, "__name__", repr(call))
+    assert got == code, f"{name}({kwargs}): expected {code}, got {got} ({st}): {message!r}"
+    assert st == status, f"{name}({kwargs}): {code} came with HTTP {st}, expected {status}: {message!r}"
+    assert message, f"{name}({kwargs}): {code} without a message"
+    return message
+
+
+def signed_api_request(op: str, body=None, creds: tuple[str, str] | None = None, base_url: str | None = None,
+                       service: str = "ecr", signing_service: str | None = None, when=None,
+                       tamper=None, headers=None) -> Response:
+    """POST / with X-Amz-Target <service's prefix><op>, signed with SigV4 by botocore.
+
+    body: a dict (sent as JSON) or bytes. when: a datetime (UTC) to sign at instead of now.
+    tamper(body bytes, headers dict) -> (body, headers) changes the request after signing.
+    """
+    _need_module("botocore")
+    import datetime
+    from unittest import mock
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+    base_url = (base_url or url_a()).rstrip("/")
+    data = body if isinstance(body, (bytes, bytearray)) else json.dumps(body if body is not None else {}).encode()
+    prefix = ECR_TARGET_PREFIX if service == "ecr" else SM_TARGET_PREFIX
+    hdrs = {"X-Amz-Target": prefix + op, "Content-Type": AMZ_JSON}
+    hdrs.update(headers or {})
+    req = botocore.awsrequest.AWSRequest("POST", base_url + "/", data=bytes(data), headers=hdrs)
+    key_id, secret = creds or admin_creds()
+    signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(key_id, secret),
+                                     signing_service or service, AWS_REGION)
+    if when is None:
+        signer.add_auth(req)
+    else:
+        frozen = when.astimezone(datetime.timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+        with mock.patch.object(botocore.auth, "get_current_datetime", lambda *a, **k: frozen):
+            signer.add_auth(req)
+    out_headers = {k: v for k, v in req.headers.items()}
+    out_body = bytes(data)
+    if tamper is not None:
+        out_body, out_headers = tamper(out_body, out_headers)
+    return Client(base_url, auth=None).post("/", body=out_body, headers=out_headers)
+
+
+def unsigned_api_request(op: str, body=None, base_url: str | None = None, service: str = "ecr",
+                         headers=None) -> Response:
+    prefix = ECR_TARGET_PREFIX if service == "ecr" else SM_TARGET_PREFIX
+    hdrs = {"X-Amz-Target": prefix + op, "Content-Type": AMZ_JSON}
+    hdrs.update(headers or {})
+    data = json.dumps(body if body is not None else {}).encode()
+    return Client(base_url or url_a(), auth=None).post("/", body=data, headers=hdrs)
+
+
+def api_error_body(r: Response, code: str, status: int = 400) -> str:
+    """r is an AWS JSON error: HTTP status, {"__type": code, "message": ...}; returns the message."""
+    assert r.status == status, f"expected HTTP {status} with {code}: {r.summary()}"
+    doc = r.json()
+    assert isinstance(doc, dict), r.summary()
+    got = doc.get("__type", "")
+    assert got.rsplit("#", 1)[-1] == code, f"expected __type {code}: {r.summary()}"
+    msg = doc.get("message", doc.get("Message"))
+    assert isinstance(msg, str) and msg, f"{code} without a message: {r.summary()}"
+    return msg
+
+
+_AWS_CLI_CONFIG: list[str] = []
+_AWS_CLI_PATHS: dict[int, str] = {}
+
+
+def _cli_version(path: str) -> str:
+    try:
+        p = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60,
+                           env=_aws_env(None))
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (p.stdout + p.stderr).strip()
+
+
+def aws_cli_path(version: int = 1) -> str:
+    """The aws CLI of the given major version: v1 from this Python environment (sys.prefix/bin,
+    then PATH), v2 from /usr/bin/aws (then PATH). Checked with --version."""
+    import sys
+    if version in _AWS_CLI_PATHS:
+        return _AWS_CLI_PATHS[version]
+    candidates = [os.path.join(sys.prefix, "bin", "aws")] if version == 1 else ["/usr/bin/aws"]
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if d:
+            candidates.append(os.path.join(d, "aws"))
+    seen = set()
+    for c in candidates:
+        real = os.path.realpath(c)
+        if real in seen or not os.access(c, os.X_OK) or os.path.isdir(c):
+            continue
+        seen.add(real)
+        if _cli_version(c).startswith(f"aws-cli/{version}."):
+            _AWS_CLI_PATHS[version] = c
+            return c
+    raise PreconditionError(f"precondition missing: no aws CLI v{version} found (looked at {candidates})")
+
+
+def _aws_env(creds: tuple[str, str] | None) -> dict:
+    if not _AWS_CLI_CONFIG:
+        import atexit
+        d = tempfile.mkdtemp(prefix="pier-awscli-")
+        atexit.register(shutil.rmtree, d, True)
+        path = os.path.join(d, "config")
+        with open(path, "w") as f:
+            # v1 would otherwise fetch http:// parameter values (--upstream-registry-url) itself.
+            f.write("[default]\ncli_follow_urlparam = false\n")
+        _AWS_CLI_CONFIG.append(path)
+    e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    e.update(AWS_CONFIG_FILE=_AWS_CLI_CONFIG[0], AWS_SHARED_CREDENTIALS_FILE=_AWS_CLI_CONFIG[0] + ".none",
+             AWS_DEFAULT_REGION=AWS_REGION, AWS_PAGER="", AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard",
+             AWS_EC2_METADATA_DISABLED="true")
+    if creds:
+        e["AWS_ACCESS_KEY_ID"], e["AWS_SECRET_ACCESS_KEY"] = creds
+    return e
+
+
+def aws_cli(*args: str, creds: tuple[str, str] | None = None, base_url: str | None = None, version: int = 1,
+            check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    """aws <args> --endpoint-url <node> --output json, as creds (default: the first administrator)."""
+    cmd = [aws_cli_path(version), *args, "--endpoint-url", base_url or url_a(), "--output", "json"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                           env=_aws_env(creds or admin_creds()))
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"aws CLI timed out after {timeout}s: {' '.join(args)}") from e
+    if check and p.returncode != 0:
+        raise AssertionError(f"aws v{version} {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()[-1500:]}")
+    return p
+
+
+def aws_json(*args: str, **kw):
+    """aws_cli(...) and its standard output parsed as JSON ({} when empty)."""
+    p = aws_cli(*args, **kw)
+    out = p.stdout.strip()
+    if not out:
+        return {}
+    try:
+        return json.loads(out)
+    except ValueError:
+        raise AssertionError(f"aws {' '.join(args)} printed no JSON: {out[:500]!r}") from None
+
+
+def aws_cli_error(p: subprocess.CompletedProcess) -> tuple[str, str]:
+    """(code, message) of a failed aws CLI run: "An error occurred (Code) when calling ...: message"."""
+    assert p.returncode != 0, f"the aws CLI succeeded: {p.stdout[-500:]!r}"
+    m = re.search(r"An error occurred \(([^)]+)\) when calling the \w+ operation(?: \([^)]*\))?: (.*)", p.stderr)
+    assert m, f"the aws CLI failed without a service error ({p.returncode}): {p.stderr.strip()[-800:]}"
+    return m.group(1), m.group(2).strip()
+
+
+class ApiUser:
+    """A principal made with `pierctl user create` and its access key; deleted on exit.
+
+        with ApiUser("reader", {"p": policy_doc}) as u:
+            ecr_client(u.creds).describe_repositories(...)
+    """
+
+    def __init__(self, label: str = "api", policies: dict[str, str] | None = None, admin: bool = False):
+        self.name = f"{label}-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+        self.arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{self.name}"
+        self.policies = dict(policies or {})
+        self.admin = admin
+        self.key_id = self.secret = None
+        self.created = False
+
+    @staticmethod
+    def _ctl(*args: str, input: str | None = None) -> str:
+        from upstreams import pierctl
+        p = pierctl(*args, input=input)
+        assert p.returncode == 0, f"pierctl {' '.join(args[:3])} failed ({p.returncode}): {p.stderr.strip()}"
+        return p.stdout
+
+    def create(self) -> "ApiUser":
+        out = self._ctl("user", "create", self.name, *(["--admin"] if self.admin else []))
+        vals = dict(line.strip().split("=", 1) for line in out.splitlines() if "=" in line)
+        assert vals.get("AWS_ACCESS_KEY_ID") and vals.get("AWS_SECRET_ACCESS_KEY"), \
+            f"user create printed no access key: {out!r}"
+        self.key_id, self.secret = vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
+        self.created = True
+        for name, doc in self.policies.items():
+            self.put_policy(name, doc)
+        return self
+
+    @property
+    def creds(self) -> tuple[str, str]:
+        return self.key_id, self.secret
+
+    def put_policy(self, name: str, doc: str) -> None:
+        self._ctl("policy", "identity", "put", self.name, name, "-", input=doc)
+
+    def delete(self) -> None:
+        if self.created:
+            from upstreams import pierctl
+            pierctl("user", "delete", self.name)
+            self.created = False
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc):
+        self.delete()
+
+
+def iam_policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def iam_statement(actions, resources="*", effect: str = "Allow", sid: str | None = None, principal=None) -> dict:
+    st: dict = {}
+    if sid:
+        st["Sid"] = sid
+    st["Effect"] = effect
+    if principal is not None:
+        st["Principal"] = principal
+    st["Action"] = actions if isinstance(actions, str) else list(actions)
+    st["Resource"] = resources if isinstance(resources, str) else list(resources)
+    return st
+
+
+class SavedRegistryPolicy:
+    """Remembers the registry policy (pierctl policy registry get) and puts it back, or deletes
+    it when there was none, on exit; sleeps out the workers' 1 s policy cache afterwards."""
+
+    def __enter__(self):
+        from upstreams import pierctl
+        p = pierctl("policy", "registry", "get")
+        self.previous = p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else None
+        return self
+
+    def __exit__(self, *exc):
+        from upstreams import pierctl
+        if self.previous is not None:
+            pierctl("policy", "registry", "put", "-", input=self.previous)
+        else:
+            pierctl("policy", "registry", "delete")
+        time.sleep(1.5)
+
+
+def aws_login(podman: "Podman", creds: tuple[str, str], authfile: str, version: int = 1,
+              base_url: str | None = None) -> str:
+    """aws ecr get-login-password | podman login -u AWS --password-stdin <node>; returns the password."""
+    password = aws_cli("ecr", "get-login-password", creds=creds, version=version, base_url=base_url).stdout.strip()
+    assert password and "\n" not in password, f"get-login-password printed {password!r}"
+    host = registry_host(base_url)
+    p = podman("login", "--tls-verify=false", "--authfile", authfile, "-u", "AWS", "--password-stdin", host,
+               input=(password + "\n").encode(), check=False)
+    assert p.returncode == 0, f"podman login to {host} with the ECR password failed: {p.stderr.decode(errors='replace')}"
+    return password
