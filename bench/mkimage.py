@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """Build a minimal OCI image layout for the benchmarks (standard library only).
 
-    mkimage.py DIR --layer-mib N [--tag bench] [--seed S]
+    mkimage.py DIR --layer-mib N [N ...] [--tag bench] [--seed S]
 
 DIR receives an OCI image layout (oci-layout, index.json, blobs/sha256/...)
 holding one image: a config JSON, one uncompressed tar layer
-(application/vnd.oci.image.layer.v1.tar) containing a single file of N MiB of
-pseudo-random bytes, and an OCI image manifest tagged TAG. Every run draws a
-fresh seed unless --seed is given, so two layers never share a digest and no
-registry can skip the upload.
+(application/vnd.oci.image.layer.v1.tar) per N, each containing a single file
+of N MiB of pseudo-random bytes, and an OCI image manifest tagged TAG. Every
+run draws a fresh seed unless --seed is given, so two layers never share a
+digest and no registry can skip the upload.
 
 Prints one JSON object on stdout: the manifest, config and layer digests and
-sizes, so a shell script can push the blobs itself.
+sizes ("layer" is the first layer, "layers" all of them, in order), so a shell
+script can push the blobs itself.
 """
 import argparse
 import hashlib
@@ -33,12 +34,12 @@ def write_blob(root, data):
     return "sha256:" + hexd, len(data)
 
 
-def write_layer(root, mib, seed):
+def write_layer(root, mib, seed, name="bench/random.bin"):
     """Stream a one-file tar into the blob directory, hashing as it goes."""
     rng = random.Random(seed)
     tmp = os.path.join(root, "blobs", "sha256", ".layer.tmp")
     size = mib * CHUNK
-    info = tarfile.TarInfo("bench/random.bin")
+    info = tarfile.TarInfo(name)
     info.size = size
     info.mode = 0o644
     info.mtime = 0
@@ -70,7 +71,8 @@ def write_layer(root, mib, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dir")
-    ap.add_argument("--layer-mib", type=int, required=True)
+    ap.add_argument("--layer-mib", type=int, nargs="+", required=True,
+                    help="size of each layer in MiB (one layer per value)")
     ap.add_argument("--tag", default="bench")
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
@@ -81,13 +83,17 @@ def main():
     with open(os.path.join(root, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
 
-    layer_digest, layer_size = write_layer(root, a.layer_mib, seed)
+    layers = []
+    for i, mib in enumerate(a.layer_mib):
+        # Layer i uses seed + i: distinct random streams, all from one seed.
+        name = "bench/random.bin" if i == 0 else f"bench/random-{i}.bin"
+        layers.append(write_layer(root, mib, seed + i, name))
     config = {
         "architecture": "amd64",
         "os": "linux",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(0)),
         "config": {"Labels": {"org.example.pier.bench.seed": str(seed)}},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},
         "history": [{"created_by": "bench/mkimage.py"}],
     }
     config_digest, config_size = write_blob(
@@ -102,9 +108,9 @@ def main():
         },
         "layers": [{
             "mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": layer_digest,
-            "size": layer_size,
-        }],
+            "digest": d,
+            "size": n,
+        } for d, n in layers],
     }
     manifest_bytes = json.dumps(manifest, indent=2).encode()
     manifest_digest, manifest_size = write_blob(root, manifest_bytes)
@@ -124,7 +130,8 @@ def main():
     json.dump({
         "manifest": {"digest": manifest_digest, "size": manifest_size},
         "config": {"digest": config_digest, "size": config_size},
-        "layer": {"digest": layer_digest, "size": layer_size},
+        "layer": {"digest": layers[0][0], "size": layers[0][1]},
+        "layers": [{"digest": d, "size": n} for d, n in layers],
     }, sys.stdout)
     sys.stdout.write("\n")
 
