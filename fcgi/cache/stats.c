@@ -21,6 +21,7 @@ struct cache_stats {
     struct {
         char repo[NAME_MAX_LEN + 1];
         char digest[DIGEST_MAX_LEN + 1];
+        long long count;
     } pulls[PULLS];
     int npulls;
     int64_t last_flush;
@@ -28,20 +29,24 @@ struct cache_stats {
 
 static const struct db_stmt st_pulled = {
     "stats_pulled",
-    "UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
-    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2", 2};
+    "WITH m AS (UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
+    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 RETURNING r.id)"
+    " UPDATE repositories SET pulls = pulls + $3::bigint WHERE id IN (SELECT id FROM m)", 3};
 
 void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
 {
     if (!s)
         return;
     for (int i = 0; i < s->npulls; i++)
-        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo))
+        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo)) {
+            s->pulls[i].count++;
             return;
+        }
     if (s->npulls == PULLS)
         return; /* full until the next flush */
     snprintf(s->pulls[s->npulls].repo, sizeof s->pulls[0].repo, "%s", repo);
     snprintf(s->pulls[s->npulls].digest, sizeof s->pulls[0].digest, "%s", digest);
+    s->pulls[s->npulls].count = 1;
     s->npulls++;
 }
 
@@ -92,7 +97,9 @@ void stats_flush(struct ctx *c, int interval_ms)
         return;
     for (int i = 0; i < s->npulls; i++) {
         struct perr e;
-        db_exec(c->db, c->a, &st_pulled, &e, s->pulls[i].repo, s->pulls[i].digest);
+        char n[24];
+        snprintf(n, sizeof n, "%lld", s->pulls[i].count);
+        db_exec(c->db, c->a, &st_pulled, &e, s->pulls[i].repo, s->pulls[i].digest, n);
     }
     s->npulls = 0;
     int kept = 0;

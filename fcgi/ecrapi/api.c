@@ -242,6 +242,44 @@ static void send_error(struct req *r, const char *type, const char *msg, int sta
     json_decref(body);
 }
 
+static const struct op *find_op(const char *service, const char *name)
+{
+    const struct op *table = strcmp(service, "ecr") == 0 ? ECR_OPS : SM_OPS;
+    size_t n = strcmp(service, "ecr") == 0 ? sizeof ECR_OPS / sizeof ECR_OPS[0]
+                                           : sizeof SM_OPS / sizeof SM_OPS[0];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
+                   json_t *in, json_t **out, const char **err_type, char *err_msg, size_t errsz,
+                   int *status)
+{
+    const struct op *op = find_op(service, opname);
+    if (!op) {
+        *err_type = "UnknownOperationException";
+        snprintf(err_msg, errsz, "this registry does not implement %s", opname);
+        *status = 400;
+        return false;
+    }
+    struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
+    op->fn(&x);
+    if (x.err_type) {
+        if (x.err_status >= 500)
+            log_error("control plane %s: %s", op->name, x.err_msg);
+        *err_type = x.err_type;
+        snprintf(err_msg, errsz, "%s", x.err_msg);
+        *status = x.err_status;
+        json_decref(x.out);
+        return false;
+    }
+    *out = x.out;
+    *status = 200;
+    return true;
+}
+
 void ecrapi_handle(struct ctx *c, struct req *r)
 {
     struct perr e;
@@ -328,23 +366,22 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     id->p = p;
     c->who = id;
 
-    struct api x = {.c = c, .r = r, .op = op->name};
     json_error_t jerr;
-    x.in = len ? json_loadb(body, len, 0, &jerr) : json_object();
-    if (!json_is_object(x.in)) {
-        json_decref(x.in);
+    json_t *in = len ? json_loadb(body, len, 0, &jerr) : json_object();
+    if (!json_is_object(in)) {
+        json_decref(in);
         send_error(r, "SerializationException", "the request body is not a JSON object", 400);
         return;
     }
-    x.out = json_object();
-    op->fn(&x);
-    if (x.err_type) {
-        if (x.err_status >= 500)
-            log_error("control plane %s: %s", op->name, x.err_msg);
-        send_error(r, x.err_type, x.err_msg, x.err_status);
+    json_t *out = NULL;
+    const char *type;
+    char msg[600];
+    int status;
+    if (ecrapi_invoke(c, r, service, op->name, in, &out, &type, msg, sizeof msg, &status)) {
+        resp_json(r, 200, "application/x-amz-json-1.1", out);
+        json_decref(out);
     } else {
-        resp_json(r, 200, "application/x-amz-json-1.1", x.out);
+        send_error(r, type, msg, status);
     }
-    json_decref(x.in);
-    json_decref(x.out);
+    json_decref(in);
 }

@@ -26,6 +26,13 @@ struct api {
 
 /* Answer POST / (X-Amz-Target dispatch). */
 void ecrapi_handle(struct ctx *c, struct req *r);
+/* Run one operation for c->who (already authenticated another way, e.g. the
+ * console's session): service "ecr" or "secretsmanager". On success *out
+ * (caller decrefs) is the response document; otherwise the error's type,
+ * message and HTTP status. The same code serves both ways in. */
+bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
+                   json_t *in, json_t **out, const char **err_type, char *err_msg, size_t errsz,
+                   int *status);
 
 /* ---- for operations ---- */
 /* Record an error (first one wins) and return false. */

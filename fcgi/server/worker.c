@@ -18,6 +18,7 @@
 #include "cache/stats.h"
 #include "cache/upstream.h"
 #include "db/db.h"
+#include "console/console.h"
 #include "ecrapi/api.h"
 #include "lib/secretbox.h"
 #include "http/request.h"
@@ -79,6 +80,8 @@ static void control(struct ctx *c, struct authn_cache *ac, struct req *r)
         oci_error(r, &e);
     } else if (strcmp(r->path, "/token") == 0) {
         authn_token_endpoint(c, ac, r);
+    } else if (strncmp(r->path, "/console/api/", 13) == 0) {
+        console_handle(c, ac, r);
     } else {
         ecrapi_handle(c, r);
     }
@@ -156,7 +159,8 @@ int worker_run(const struct config *cfg, int listen_fd)
                         .remote_addr = r.remote_addr};
         if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, ncache, &r);
-        else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0)
+        else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0 ||
+                 strncmp(r.path, "/console/api/", 13) == 0)
             control(&c, ncache, &r);
         else
             not_found(&r);

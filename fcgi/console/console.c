@@ -1,0 +1,457 @@
+/* console: sessions, CSRF and the console-only read views (overview,
+ * repository details); every change goes through the control plane's
+ * operations with the same authorization. */
+#include "console/console.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include "auth/authn.h"
+#include "auth/authz.h"
+#include "auth/principals.h"
+#include "ecrapi/api.h"
+#include "lib/grammar.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define SESSION_SECONDS (8 * 3600)
+#define BODY_MAX (256 * 1024)
+#define COOKIE "pier_session"
+
+static const struct db_stmt st_create = {
+    "con_create",
+    "INSERT INTO console_sessions(id_hash, principal_id, csrf, expires_at)"
+    " VALUES ($1::bytea, $2::bigint, $3, now() + make_interval(secs => $4::int))", 4};
+static const struct db_stmt st_get = {
+    "con_get",
+    "SELECT p.id, p.name, p.arn, s.csrf, extract(epoch FROM s.expires_at)::bigint"
+    " FROM console_sessions s JOIN principals p ON p.id = s.principal_id"
+    " WHERE s.id_hash = $1::bytea AND s.expires_at > now()", 1};
+static const struct db_stmt st_delete = {
+    "con_delete", "DELETE FROM console_sessions WHERE id_hash = $1::bytea", 1};
+static const struct db_stmt st_expire = {
+    "con_expire", "DELETE FROM console_sessions WHERE expires_at < now()", 0};
+static const struct db_stmt st_overview_rules = {
+    "con_overview_rules",
+    "SELECT cr.prefix, cr.upstream_url, cr.upstream_registry, cr.upstream_prefix,"
+    " cr.refresh_seconds, (cr.secret_enc IS NOT NULL OR cr.credential_arn IS NOT NULL),"
+    " coalesce(cr.credential_arn, ''), coalesce(cr.last_error, ''),"
+    " coalesce(extract(epoch FROM cr.last_error_at)::bigint, 0),"
+    " coalesce(s.hits, 0), coalesce(s.misses, 0), coalesce(s.stale, 0),"
+    " coalesce(s.upstream_bytes, 0), coalesce(s.served_bytes, 0), coalesce(s.upstream_errors, 0),"
+    " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
+    " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
+    "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
+    " extract(epoch FROM cr.created_at)::bigint"
+    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
+static const struct db_stmt st_top = {
+    "con_top",
+    "SELECT r.name, r.pulls, coalesce(cr.prefix, '') FROM repositories r"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.pulls > 0"
+    " ORDER BY r.pulls DESC, r.name LIMIT 50", 0};
+static const struct db_stmt st_repos = {
+    "con_repos",
+    "SELECT r.name, r.kind, coalesce(cr.prefix, ''), extract(epoch FROM r.created_at)::bigint,"
+    " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id),"
+    " (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), r.pulls"
+    " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
+    " WHERE strpos(r.name, $1) > 0 ORDER BY r.name LIMIT 500", 1};
+static const struct db_stmt st_tags = {
+    "con_tags",
+    "SELECT t.name, t.digest, m.media_type, m.size, extract(epoch FROM m.created_at)::bigint,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " coalesce(extract(epoch FROM t.checked_at)::bigint, 0),"
+    " (r.kind = 'cache' AND (t.checked_at IS NULL OR t.checked_at <"
+    "   now() - make_interval(secs => coalesce(cr.refresh_seconds, 0)))),"
+    " m.body"
+    " FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.name = $1 ORDER BY t.name", 1};
+
+/* ---- responses ---- */
+
+static void reply(struct req *r, int status, json_t *body)
+{
+    resp_header(r, "Cache-Control", "no-store");
+    resp_json(r, status, "application/json; charset=utf-8", body);
+    json_decref(body);
+}
+
+static void fail(struct req *r, int status, const char *type, const char *msg)
+{
+    reply(r, status, json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", msg));
+}
+
+static bool tls(struct req *r)
+{
+    const char *https = req_env(r, "HTTPS");
+    return https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
+}
+
+/* ---- sessions ---- */
+
+struct session {
+    struct identity id;
+    char csrf[64];
+    long long expires;
+    unsigned char hash[32];
+};
+
+static bool cookie_value(struct req *r, char *out, size_t outsz)
+{
+    const char *h = req_header(r, "Cookie");
+    if (!h)
+        return false;
+    size_t klen = strlen(COOKIE);
+    for (const char *p = h; *p;) {
+        while (*p == ' ' || *p == ';')
+            p++;
+        if (strncmp(p, COOKIE, klen) == 0 && p[klen] == '=') {
+            const char *v = p + klen + 1;
+            size_t n = strcspn(v, ";");
+            if (n == 0 || n >= outsz)
+                return false;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return true;
+        }
+        p += strcspn(p, ";");
+    }
+    return false;
+}
+
+static void hash_id(const char *id, unsigned char out[32])
+{
+    EVP_Digest(id, strlen(id), out, NULL, EVP_sha256(), NULL);
+}
+
+static bool load_session(struct ctx *c, struct req *r, struct session *s)
+{
+    memset(s, 0, sizeof *s);
+    char id[128];
+    if (!cookie_value(r, id, sizeof id))
+        return false;
+    hash_id(id, s->hash);
+    struct perr e;
+    struct db_param p[1] = {{.value = (const char *)s->hash, .length = 32, .binary = true}};
+    PGresult *res = db_execp(c->db, c->a, &st_get, p, false, &e);
+    if (!res || PQntuples(res) == 0)
+        return false;
+    s->id.authenticated = true;
+    s->id.via = VIA_ACCESS_KEY;
+    s->id.p.id = db_int(res, 0, 0);
+    snprintf(s->id.p.name, sizeof s->id.p.name, "%s", PQgetvalue(res, 0, 1));
+    snprintf(s->id.p.arn, sizeof s->id.p.arn, "%s", PQgetvalue(res, 0, 2));
+    snprintf(s->csrf, sizeof s->csrf, "%s", PQgetvalue(res, 0, 3));
+    s->expires = db_int(res, 0, 4);
+    return true;
+}
+
+static void random_b64url(char *out, size_t nbytes)
+{
+    unsigned char raw[48];
+    RAND_bytes(raw, (int)nbytes);
+    int n = EVP_EncodeBlock((unsigned char *)out, raw, (int)nbytes);
+    while (n > 0 && out[n - 1] == '=')
+        n--;
+    out[n] = '\0';
+    for (int i = 0; i < n; i++)
+        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
+static void session_json(struct req *r, const struct session *s)
+{
+    reply(r, 200, json_pack("{s:s, s:s, s:s, s:I}", "user", s->id.p.name, "principal", s->id.p.arn,
+                            "csrfToken", s->csrf, "expiresAt", (json_int_t)s->expires));
+}
+
+static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *in)
+{
+    const char *key = json_string_value(json_object_get(in, "accessKeyId"));
+    const char *secret = json_string_value(json_object_get(in, "secretAccessKey"));
+    if (!key || !secret || strlen(key) > 64 || strlen(secret) > 128) {
+        fail(r, 400, "InvalidParameterException", "Enter an access key ID and its secret access key.");
+        return;
+    }
+    struct identity id;
+    struct perr e;
+    memset(&id, 0, sizeof id);
+    if (authn_basic(c, ac, key, secret, &id, &e) != PIER_OK || id.via != VIA_ACCESS_KEY) {
+        log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
+        fail(r, 401, "UnrecognizedClientException", "The access key ID or the secret access key is wrong.");
+        return;
+    }
+    struct session s;
+    memset(&s, 0, sizeof s);
+    s.id = id;
+    char sid[72];
+    random_b64url(sid, 32);
+    random_b64url(s.csrf, 24);
+    hash_id(sid, s.hash);
+    char pid[24], ttl[16];
+    snprintf(pid, sizeof pid, "%lld", id.p.id);
+    snprintf(ttl, sizeof ttl, "%d", SESSION_SECONDS);
+    struct db_param p[4] = {{.value = (const char *)s.hash, .length = 32, .binary = true},
+                            {.value = pid}, {.value = s.csrf}, {.value = ttl}};
+    if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
+        fail(r, 503, "ServerException", "Sessions cannot be stored right now.");
+        return;
+    }
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_expire, &ignore);
+    s.expires = (long long)time(NULL) + SESSION_SECONDS;
+    resp_header(r, "Set-Cookie", COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+                sid, SESSION_SECONDS, tls(r) ? "; Secure" : "");
+    OPENSSL_cleanse(sid, sizeof sid);
+    log_info("console sign-in: %s from %s", id.p.arn, r->remote_addr);
+    session_json(r, &s);
+}
+
+/* Changes need the session's CSRF token in X-CSRF-Token, and a same-origin
+ * Origin header when the browser sends one. */
+static bool csrf_ok(struct req *r, const struct session *s)
+{
+    const char *tok = req_header(r, "X-CSRF-Token");
+    if (!tok || strlen(tok) != strlen(s->csrf) || CRYPTO_memcmp(tok, s->csrf, strlen(tok)) != 0)
+        return false;
+    const char *origin = req_header(r, "Origin");
+    const char *host = req_header(r, "Host");
+    if (origin && host) {
+        const char *o = strstr(origin, "://");
+        if (!o || strcmp(o + 3, host) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* ---- read views ---- */
+
+static void overview(struct ctx *c, struct req *r)
+{
+    struct perr e;
+    if (authz_check_arn(c, "ecr:DescribePullThroughCacheRules", authz_registry_arn(c), &e) != PIER_OK) {
+        fail(r, 403, "AccessDeniedException", e.msg);
+        return;
+    }
+    PGresult *res = db_exec(c->db, c->a, &st_overview_rules, &e);
+    PGresult *top = res ? db_exec(c->db, c->a, &st_top, &e) : NULL;
+    if (!res || !top) {
+        fail(r, 503, "ServerException", e.msg);
+        return;
+    }
+    json_t *rules = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                              "prefix", PQgetvalue(res, i, 0), "upstreamUrl", PQgetvalue(res, i, 1),
+                              "upstreamRegistry", PQgetvalue(res, i, 2),
+                              "upstreamPrefix", PQgetvalue(res, i, 3),
+                              "refreshSeconds", (json_int_t)db_int(res, i, 4),
+                              "hasCredentials", PQgetvalue(res, i, 5)[0] == 't',
+                              "hits", (json_int_t)db_int(res, i, 9), "misses", (json_int_t)db_int(res, i, 10),
+                              "stale", (json_int_t)db_int(res, i, 11),
+                              "upstreamBytes", (json_int_t)db_int(res, i, 12),
+                              "servedBytes", (json_int_t)db_int(res, i, 13),
+                              "upstreamErrors", (json_int_t)db_int(res, i, 14),
+                              "repositories", (json_int_t)db_int(res, i, 15),
+                              "bytesCached", (json_int_t)db_int(res, i, 16),
+                              "createdAt", (json_int_t)db_int(res, i, 17));
+        if (PQgetvalue(res, i, 6)[0])
+            json_object_set_new(j, "credentialArn", json_string(PQgetvalue(res, i, 6)));
+        if (PQgetvalue(res, i, 7)[0]) {
+            json_object_set_new(j, "lastError", json_string(PQgetvalue(res, i, 7)));
+            json_object_set_new(j, "lastErrorAt", json_integer(db_int(res, i, 8)));
+        }
+        json_array_append_new(rules, j);
+    }
+    json_t *tops = json_array();
+    for (int i = 0; i < PQntuples(top); i++)
+        if (authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(top, i, 0)))
+            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", PQgetvalue(top, i, 0),
+                                                  "pulls", (json_int_t)db_int(top, i, 1), "rule",
+                                                  PQgetvalue(top, i, 2)));
+    reply(r, 200, json_pack("{s:o, s:o}", "rules", rules, "topRepositories", tops));
+}
+
+static void repositories(struct ctx *c, struct req *r)
+{
+    char q[NAME_MAX_LEN + 1] = "";
+    if (req_query(r, "q", q, sizeof q) < 0) {
+        fail(r, 400, "InvalidParameterException", "The search text is too long.");
+        return;
+    }
+    struct perr e;
+    PGresult *res = db_exec(c->db, c->a, &st_repos, &e, q);
+    if (!res) {
+        fail(r, 503, "ServerException", e.msg);
+        return;
+    }
+    json_t *list = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (!authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(res, i, 0)))
+            continue;
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", PQgetvalue(res, i, 0),
+                              "cache", !strcmp(PQgetvalue(res, i, 1), "cache"),
+                              "createdAt", (json_int_t)db_int(res, i, 3),
+                              "images", (json_int_t)db_int(res, i, 4),
+                              "tags", (json_int_t)db_int(res, i, 5), "pulls", (json_int_t)db_int(res, i, 6));
+        if (PQgetvalue(res, i, 2)[0])
+            json_object_set_new(j, "rule", json_string(PQgetvalue(res, i, 2)));
+        json_array_append_new(list, j);
+    }
+    reply(r, 200, json_pack("{s:o}", "repositories", list));
+}
+
+/* Platforms of an index, sizes of an image (from the stored manifest). */
+static void describe_manifest(const char *body, size_t len, json_t *out)
+{
+    json_t *m = json_loadb(body, len, 0, NULL);
+    json_t *plats = json_array();
+    long long size = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(m, "manifests"), i, d) {
+        json_t *p = json_object_get(d, "platform");
+        const char *os = json_string_value(json_object_get(p, "os"));
+        const char *arch = json_string_value(json_object_get(p, "architecture"));
+        const char *var = json_string_value(json_object_get(p, "variant"));
+        if (os && arch)
+            json_array_append_new(plats, json_sprintf("%s/%s%s%s", os, arch, var ? "/" : "", var ? var : ""));
+        size += json_integer_value(json_object_get(d, "size"));
+    }
+    json_t *cfg = json_object_get(m, "config");
+    if (cfg)
+        size += json_integer_value(json_object_get(cfg, "size"));
+    json_array_foreach(json_object_get(m, "layers"), i, d) size += json_integer_value(json_object_get(d, "size"));
+    json_object_set_new(out, "platforms", plats);
+    json_object_set_new(out, "sizeBytes", json_integer(size ? size : (long long)len));
+    json_decref(m);
+}
+
+static void repository(struct ctx *c, struct req *r)
+{
+    char name[NAME_MAX_LEN + 2];
+    struct perr e;
+    if (req_query(r, "name", name, sizeof name) != 1 || grammar_name(name, &e) != PIER_OK) {
+        fail(r, 400, "InvalidParameterException", "name must be a repository name");
+        return;
+    }
+    if (authz_check(c, "ecr:DescribeImages", name, &e) != PIER_OK) {
+        fail(r, 403, "AccessDeniedException", e.msg);
+        return;
+    }
+    PGresult *res = db_exec(c->db, c->a, &st_tags, &e, name);
+    if (!res) {
+        fail(r, 503, "ServerException", e.msg);
+        return;
+    }
+    json_t *tags = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", PQgetvalue(res, i, 0),
+                              "digest", PQgetvalue(res, i, 1), "mediaType", PQgetvalue(res, i, 2),
+                              "manifestBytes", (json_int_t)db_int(res, i, 3),
+                              "pushedAt", (json_int_t)db_int(res, i, 4),
+                              "lastPulledAt", (json_int_t)db_int(res, i, 5),
+                              "lastUpstreamCheck", (json_int_t)db_int(res, i, 6),
+                              "stale", PQgetvalue(res, i, 7)[0] == 't');
+        size_t blen = 0;
+        unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 8), &blen);
+        if (body) {
+            describe_manifest((const char *)body, blen, t);
+            PQfreemem(body);
+        }
+        json_array_append_new(tags, t);
+    }
+    reply(r, 200, json_pack("{s:s, s:o}", "name", name, "tags", tags));
+}
+
+/* ---- entry ---- */
+
+static void decref(void *j)
+{
+    json_decref(j);
+}
+
+void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
+{
+    const char *what = r->path + strlen("/console/api/");
+    bool post = strcmp(r->method, "POST") == 0;
+    char *body = NULL;
+    size_t len = 0;
+    struct perr e;
+    json_t *in = NULL;
+    if (post) {
+        if (req_read_body(r, BODY_MAX, &body, &len, &e) != PIER_OK) {
+            fail(r, 400, "ValidationException", e.msg);
+            return;
+        }
+        in = len ? json_loadb(body, len, 0, NULL) : json_object();
+        if (!json_is_object(in)) {
+            json_decref(in);
+            fail(r, 400, "SerializationException", "The request body is not a JSON object.");
+            return;
+        }
+        arena_defer(r->a, decref, in);
+    } else {
+        req_drain(r);
+    }
+    if (post && strcmp(what, "login") == 0) {
+        login(c, ac, r, in);
+        return;
+    }
+    struct session s;
+    if (!load_session(c, r, &s)) {
+        fail(r, 401, "SessionExpired", "Sign in first (or again: the session has ended).");
+        return;
+    }
+    c->who = &s.id;
+    if (!post && strcmp(what, "session") == 0) {
+        session_json(r, &s);
+        return;
+    }
+    if (post && !csrf_ok(r, &s)) {
+        log_warn("console: change without a valid CSRF token from %s for %s", r->remote_addr, s.id.p.arn);
+        fail(r, 403, "InvalidCsrfToken", "This change did not come from the console page; reload it and try again.");
+        return;
+    }
+    if (post && strcmp(what, "logout") == 0) {
+        struct db_param p[1] = {{.value = (const char *)s.hash, .length = 32, .binary = true}};
+        db_execp(c->db, c->a, &st_delete, p, false, &e);
+        resp_header(r, "Set-Cookie", COOKIE "=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0%s",
+                    tls(r) ? "; Secure" : "");
+        reply(r, 200, json_pack("{s:b}", "signedOut", 1));
+        return;
+    }
+    if (post && (strncmp(what, "ecr/", 4) == 0 || strncmp(what, "secretsmanager/", 15) == 0)) {
+        bool ecr = what[0] == 'e';
+        const char *op = what + (ecr ? 4 : 15);
+        json_t *out = NULL;
+        const char *type;
+        char msg[600];
+        int status;
+        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &type, msg, sizeof msg,
+                          &status)) {
+            reply(r, 200, out);
+        } else {
+            fail(r, status == 500 ? 500 : !strcmp(type, "AccessDeniedException") ? 403 : 400, type, msg);
+        }
+        return;
+    }
+    if (!post && strcmp(what, "overview") == 0) {
+        overview(c, r);
+        return;
+    }
+    if (!post && strcmp(what, "repositories") == 0) {
+        repositories(c, r);
+        return;
+    }
+    if (!post && strcmp(what, "repository") == 0) {
+        repository(c, r);
+        return;
+    }
+    fail(r, 404, "UnknownOperationException", "No such console endpoint.");
+}
