@@ -50,17 +50,10 @@ pier_err secret_check_name(const char *name, struct perr *e)
 
 static pier_err seal(struct ctx *c, const char *value, struct db_param *p, struct perr *e)
 {
-    size_t len = strlen(value), outlen;
-    if (len > SECRET_VALUE_MAX)
+    if (strlen(value) > SECRET_VALUE_MAX)
         return perr_set(e, PIER_E_BAD_REQUEST, "secret values are at most %d bytes", SECRET_VALUE_MAX);
-    unsigned char *out = arena_alloc(c->a, len + SECRETBOX_OVERHEAD);
-    pier_err rc = secretbox_seal(c->sb, CTX_SECRET, value, len, out, &outlen, e);
-    if (rc)
-        return rc;
-    p->value = (const char *)out;
-    p->length = (int)outlen;
     p->binary = true;
-    return PIER_OK;
+    return secretbox_seal_arena(c->sb, c->a, CTX_SECRET, value, &p->value, &p->length, e);
 }
 
 pier_err secret_create(struct ctx *c, const char *name, const char *description,

@@ -336,17 +336,9 @@ static pier_err seal(struct ctx *c, const char *context, const char *value, stru
                      struct perr *e)
 {
     memset(p, 0, sizeof *p);
-    if (!value)
-        return PIER_OK;
-    size_t len = strlen(value), outlen;
-    unsigned char *out = arena_alloc(c->a, len + SECRETBOX_OVERHEAD);
-    pier_err rc = secretbox_seal(c->sb, context, value, len, out, &outlen, e);
-    if (rc)
-        return rc;
-    p->value = (const char *)out;
-    p->length = (int)outlen;
     p->binary = true;
-    return PIER_OK;
+    return value ? secretbox_seal_arena(c->sb, c->a, context, value, &p->value, &p->length, e)
+                 : PIER_OK;
 }
 
 static pier_err check_credentials(const char *username, const char *secret, struct perr *e)

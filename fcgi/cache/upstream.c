@@ -381,17 +381,13 @@ static const char *cached_auth(struct ctx *c, const struct cache_rule *rule, con
 static void store_auth(struct ctx *c, const struct cache_rule *rule, const char *scope,
                        const char *auth, int seconds)
 {
-    size_t len = strlen(auth), outlen;
-    unsigned char *sealed = arena_alloc(c->a, len + SECRETBOX_OVERHEAD);
     struct perr e;
-    if (secretbox_seal(c->sb, CTX_TOKEN, auth, len, sealed, &outlen, &e) != PIER_OK)
-        return; /* no server key: every request does the dance, still correct */
     char id[24], secs[16];
     snprintf(id, sizeof id, "%lld", rule->id);
     snprintf(secs, sizeof secs, "%d", seconds);
-    struct db_param p[4] = {{.value = id}, {.value = scope},
-                            {.value = (const char *)sealed, .length = (int)outlen, .binary = true},
-                            {.value = secs}};
+    struct db_param p[4] = {{.value = id}, {.value = scope}, {.binary = true}, {.value = secs}};
+    if (secretbox_seal_arena(c->sb, c->a, CTX_TOKEN, auth, &p[2].value, &p[2].length, &e) != PIER_OK)
+        return; /* no server key: every request does the dance, still correct */
     db_execp(c->db, c->a, &st_token_put, p, false, &e);
 }
 

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include "lib/arena.h"
 
 #define VERSION 1
 #define NONCE_LEN 12
@@ -126,5 +127,18 @@ pier_err secretbox_derive(const struct secretbox *sb, const char *label,
     if (!HMAC(EVP_sha256(), sb->key, SECRETBOX_KEY_LEN, (const unsigned char *)label,
               strlen(label), out, &n))
         return perr_set(e, PIER_E_INTERNAL, "key derivation failed");
+    return PIER_OK;
+}
+
+pier_err secretbox_seal_arena(const struct secretbox *sb, struct arena *a, const char *context,
+                              const char *value, const char **out, int *outlen, struct perr *e)
+{
+    size_t len = strlen(value), n;
+    unsigned char *buf = arena_alloc(a, len + SECRETBOX_OVERHEAD);
+    pier_err rc = secretbox_seal(sb, context, value, len, buf, &n, e);
+    if (rc)
+        return rc;
+    *out = (const char *)buf;
+    *outlen = (int)n;
     return PIER_OK;
 }

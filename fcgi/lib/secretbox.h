@@ -23,6 +23,11 @@ pier_err secretbox_load(struct secretbox *sb, const char *path, struct perr *e);
  * must hold len + SECRETBOX_OVERHEAD bytes; returns the sealed length. */
 pier_err secretbox_seal(const struct secretbox *sb, const char *context, const void *plain,
                         size_t len, unsigned char *out, size_t *outlen, struct perr *e);
+struct arena;
+/* Seal a NUL-terminated value into arena memory (*out, *outlen), e.g. for a
+ * bytea parameter. */
+pier_err secretbox_seal_arena(const struct secretbox *sb, struct arena *a, const char *context,
+                              const char *value, const char **out, int *outlen, struct perr *e);
 /* Open a sealed value; out must hold len bytes; the result is NUL-terminated
  * when room allows (out holds len - SECRETBOX_OVERHEAD + 1). Fails when the
  * value was altered, sealed under another key or for another context. */
