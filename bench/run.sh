@@ -10,6 +10,9 @@
 #
 # Starts its own Pier node (quickstart.sh) and its own docker-registry, stops
 # both at exit, prints a markdown table and writes it to bench/results/latest.md.
+# Requests to Pier carry the bootstrap administrator's login (user AWS, a
+# password from `pierctl login-password admin`); docker-registry and the
+# static baseline get none.
 # See bench/README.md.
 #
 # Environment (all optional):
@@ -35,6 +38,8 @@ WRK_SECONDS=${PIER_BENCH_WRK_SECONDS:-10}
 PUSHES=${PIER_BENCH_PUSHES:-3}
 KEEP=${PIER_BENCH_KEEP:-0}
 WORKERS=${PIER_WORKERS:-4}
+BUILD=${PIER_BUILD_DIR:-$SRC/build}
+case $BUILD in /*) ;; *) BUILD=$SRC/$BUILD ;; esac
 PYTHON=${PYTHON:-python3}
 
 PIER_STATE=$BDIR/pier
@@ -83,8 +88,32 @@ json_get() { # file, python expression on j
 
 quickstart() { # action
     env -u PIER_DATABASE -u PIER_BLOB_ROOT PIER_STATE_DIR="$PIER_STATE" PIER_PORT="$PORT" \
-        PIER_WORKERS="$WORKERS" "$SRC/quickstart.sh" "$1"
+        PIER_WORKERS="$WORKERS" PIER_BUILD_DIR="$BUILD" "$SRC/quickstart.sh" "$1"
 }
+pierctl() { "$BUILD/pierctl" -c "$PIER_STATE/pier.conf" "$@"; }
+
+# Pier authenticates every request: log in the ECR way, user AWS with a login
+# password (12 h) of the administrator quickstart.sh bootstrapped (as
+# bench/cache.sh does). Sets PIER_CREDS ("user:password"), or leaves it empty
+# for a build that has no authentication (no admin.env).
+# docker-registry and the static baseline are open.
+PIER_CREDS=""
+pier_login() {
+    if [ ! -f "$PIER_STATE/admin.env" ]; then
+        log "no $PIER_STATE/admin.env: this build takes anonymous requests"
+        return 0
+    fi
+    local pw
+    pw=$(pierctl login-password admin) || die "pierctl login-password admin failed"
+    [ -n "$pw" ] || die "pierctl login-password admin printed nothing"
+    PIER_CREDS=AWS:$pw
+}
+# What makes skopeo and wrk send the credentials to Pier.
+pier_skopeo_auth() { [ -z "$PIER_CREDS" ] || printf '%s\n' --dest-creds "$PIER_CREDS"; }
+pier_basic_header() { printf 'Authorization: Basic %s' "$(printf '%s' "$PIER_CREDS" | base64 -w0)"; }
+# curl arguments for a request to the registry on PORT: Pier's credentials on
+# Pier's port, nothing on docker-registry's. Usage: mapfile -t a < <(curl_auth PORT)
+curl_auth() { [ "$1" != "$PORT" ] || [ -z "$PIER_CREDS" ] || printf '%s\n' -u "$PIER_CREDS"; }
 
 # ---- start / stop -------------------------------------------------------------
 REG_PID=""
@@ -182,20 +211,22 @@ YML
 # with ?digest= (both registries accept this; distribution 2.8 has no
 # single-request POST upload).
 push_blob() {
-    local port=$1 repo=$2 file=$3 digest=$4 loc url code
-    loc=$(curl -fsS -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" |
+    local port=$1 repo=$2 file=$3 digest=$4 loc url code auth=()
+    mapfile -t auth < <(curl_auth "$port")
+    loc=$(curl -fsS "${auth[@]}" -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" |
         tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
     [ -n "$loc" ] || die "no upload Location from 127.0.0.1:$port"
     case $loc in http*) url=$loc ;; *) url=http://127.0.0.1:$port$loc ;; esac
     case $url in *\?*) url="$url&digest=$digest" ;; *) url="$url?digest=$digest" ;; esac
-    code=$(curl -sS -X PUT -H 'Content-Type: application/octet-stream' -T "$file" \
+    code=$(curl -sS "${auth[@]}" -X PUT -H 'Content-Type: application/octet-stream' -T "$file" \
         -o "$WORK/put.out" -w '%{http_code}' "$url")
     [ "$code" = 201 ] || { cat "$WORK/put.out" >&2; die "blob PUT to 127.0.0.1:$port answered $code"; }
 }
 
 push_manifest() { # PORT REPO TAG FILE EXPECTED_DIGEST
-    local port=$1 repo=$2 tag=$3 file=$4 want=$5 got
-    got=$(curl -fsS -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary "@$file" -D - -o /dev/null \
+    local port=$1 repo=$2 tag=$3 file=$4 want=$5 got auth=()
+    mapfile -t auth < <(curl_auth "$port")
+    got=$(curl -fsS "${auth[@]}" -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary "@$file" -D - -o /dev/null \
         "http://127.0.0.1:$port/v2/$repo/manifests/$tag" |
         tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }')
     [ "$got" = "$want" ] || die "manifest PUT to 127.0.0.1:$port gave digest '$got', expected $want"
@@ -203,8 +234,9 @@ push_manifest() { # PORT REPO TAG FILE EXPECTED_DIGEST
 
 # Verify a GET answers 200, the right Docker-Content-Digest and the right bytes.
 check_manifest() { # PORT REPO TAG EXPECTED_DIGEST
-    local port=$1 repo=$2 tag=$3 want=$4 code hdr body
-    code=$(curl -sS -H "Accept: $OCI_MANIFEST" -D "$WORK/m.hdr" -o "$WORK/m.body" -w '%{http_code}' \
+    local port=$1 repo=$2 tag=$3 want=$4 code hdr body auth=()
+    mapfile -t auth < <(curl_auth "$port")
+    code=$(curl -sS "${auth[@]}" -H "Accept: $OCI_MANIFEST" -D "$WORK/m.hdr" -o "$WORK/m.body" -w '%{http_code}' \
         "http://127.0.0.1:$port/v2/$repo/manifests/$tag")
     [ "$code" = 200 ] || die "manifest GET on 127.0.0.1:$port answered $code"
     hdr=$(tr -d '\r' <"$WORK/m.hdr" | awk 'tolower($1) == "docker-content-digest:" { print $2 }')
@@ -223,6 +255,7 @@ trap 'exit 130' INT TERM
 T_START=$(now)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 start_pier
+pier_login
 start_registry
 
 PIER=http://127.0.0.1:$PORT
@@ -253,6 +286,11 @@ PIER_BLOB_FILE=$PIER_STATE/blobs/blobs/sha256/${DL_HEX:0:2}/$DL_HEX
     die "the blob is not where expected in Pier's blob root: $PIER_BLOB_FILE"
 add_static_alias
 
+# Only Pier's own URL needs credentials; the static alias is a plain file.
+src_auth() { # SOURCE: curl arguments for it, one a line
+    [ "$1" = pier ] && [ -n "$PIER_CREDS" ] && printf '%s\n' -u "$PIER_CREDS"
+    return 0
+}
 declare -A URL=(
     [pier]="$PIER/v2/bench/blob/blobs/$DL_DIGEST"
     [static]="$PIER/static-baseline/sha256/${DL_HEX:0:2}/$DL_HEX"
@@ -266,7 +304,8 @@ for i in $(seq 1 100); do
 done
 # Warm-up: one full download from each source, checked against the digest.
 for s in pier static registry; do
-    got=sha256:$(curl -fsS "${URL[$s]}" | sha256sum | cut -d' ' -f1)
+    mapfile -t auth < <(src_auth "$s")
+    got=sha256:$(curl -fsS "${auth[@]}" "${URL[$s]}" | sha256sum | cut -d' ' -f1)
     [ "$got" = "$DL_DIGEST" ] || die "warm-up download from $s has digest $got, expected $DL_DIGEST"
 done
 log "timing $DOWNLOADS downloads per source (interleaved)"
@@ -276,7 +315,8 @@ order=(pier static registry)
 for ((r = 0; r < DOWNLOADS; r++)); do
     for ((k = 0; k < 3; k++)); do
         s=${order[$(((r + k) % 3))]}
-        read -r code size speed < <(curl -s -o /dev/null -w '%{http_code} %{size_download} %{speed_download}\n' "${URL[$s]}")
+        mapfile -t auth < <(src_auth "$s")
+        read -r code size speed < <(curl -s "${auth[@]}" -o /dev/null -w '%{http_code} %{size_download} %{speed_download}\n' "${URL[$s]}")
         { [ "$code" = 200 ] && [ "$size" = "$BYTES" ]; } || die "download from $s: HTTP $code, $size bytes"
         DL[$s]+="$(awk -v b="$speed" 'BEGIN { printf "%.1f", b / 1e6 }') "
     done
@@ -302,11 +342,17 @@ for port in "$PORT" "$REG_PORT"; do
 done
 declare -A WRK_OUT
 for s in pier registry; do
-    if [ "$s" = pier ]; then base=$PIER; else base=$REG; fi
+    auth=()
+    if [ "$s" = pier ]; then
+        base=$PIER
+        [ -n "$PIER_CREDS" ] && auth=(-H "$(pier_basic_header)")
+    else
+        base=$REG
+    fi
     url=$base/v2/bench/small/manifests/bench
     log "wrk -t2 -c32 -d${WRK_SECONDS}s on $s (after a 2 s warm-up)"
-    wrk -t2 -c32 -d2s -H "Accept: $OCI_MANIFEST" "$url" >/dev/null
-    out=$(wrk -t2 -c32 -d"${WRK_SECONDS}s" -s "$BENCH/wrk-report.lua" -H "Accept: $OCI_MANIFEST" "$url")
+    wrk -t2 -c32 -d2s "${auth[@]}" -H "Accept: $OCI_MANIFEST" "$url" >/dev/null
+    out=$(wrk -t2 -c32 -d"${WRK_SECONDS}s" -s "$BENCH/wrk-report.lua" "${auth[@]}" -H "Accept: $OCI_MANIFEST" "$url")
     line=$(printf '%s\n' "$out" | grep '^RESULT ') || { printf '%s\n' "$out" >&2; die "wrk printed no result"; }
     WRK_OUT[$s]=$line
 done
@@ -321,14 +367,15 @@ check_manifest "$REG_PORT" bench/small bench "$M_DIGEST"
 
 # ---- 3. skopeo push -----------------------------------------------------------
 SKOPEO=(skopeo copy -q --preserve-digests --dest-tls-verify=false)
+mapfile -t PIER_SKOPEO_AUTH < <(pier_skopeo_auth)
 log "3/3 skopeo push: warm-up push of the small image to both"
-"${SKOPEO[@]}" "oci:$WORK/small:bench" "docker://127.0.0.1:$PORT/bench/warmup:bench"
+"${SKOPEO[@]}" "${PIER_SKOPEO_AUTH[@]}" "oci:$WORK/small:bench" "docker://127.0.0.1:$PORT/bench/warmup:bench"
 "${SKOPEO[@]}" "oci:$WORK/small:bench" "docker://127.0.0.1:$REG_PORT/bench/warmup:bench"
 declare -A PUSH=([pier]="" [registry]="") PUSHSYNC=([pier]="" [registry]="")
 for ((r = 1; r <= PUSHES; r++)); do
     if ((r % 2)); then targets=(pier registry); else targets=(registry pier); fi
     for s in "${targets[@]}"; do
-        if [ "$s" = pier ]; then port=$PORT; else port=$REG_PORT; fi
+        if [ "$s" = pier ]; then port=$PORT auth=("${PIER_SKOPEO_AUTH[@]}"); else port=$REG_PORT auth=(); fi
         rm -rf "$WORK/push"
         "$PYTHON" "$BENCH/mkimage.py" "$WORK/push" --layer-mib "$MIB" >"$WORK/push.json"
         layer=$(json_get "$WORK/push.json" 'j["layer"]["digest"]')
@@ -337,7 +384,7 @@ for ((r = 1; r <= PUSHES; r++)); do
         repo=bench/push-$r-$s
         sync # nothing left to write back from earlier steps
         t0=$(now)
-        "${SKOPEO[@]}" "oci:$WORK/push:bench" "docker://127.0.0.1:$port/$repo:bench"
+        "${SKOPEO[@]}" "${auth[@]}" "oci:$WORK/push:bench" "docker://127.0.0.1:$port/$repo:bench"
         t1=$(now)
         sync # what the registry left unwritten
         t2=$(now)
@@ -345,7 +392,8 @@ for ((r = 1; r <= PUSHES; r++)); do
         PUSHSYNC[$s]+="$(elapsed "$t0" "$t2") "
         log "push $r to $s: $(elapsed "$t0" "$t1") s (+ sync: $(elapsed "$t0" "$t2") s)"
         # The layer really arrived, whole, under the pushed manifest.
-        got=$(curl -sS -I "http://127.0.0.1:$port/v2/$repo/blobs/$layer" | tr -d '\r' |
+        mapfile -t auth < <(curl_auth "$port")
+        got=$(curl -sS "${auth[@]}" -I "http://127.0.0.1:$port/v2/$repo/blobs/$layer" | tr -d '\r' |
             awk 'NR == 1 { c = $2 } tolower($1) == "content-length:" { l = $2 } END { print c, l }')
         [ "$got" = "200 $lsize" ] || die "after the push, HEAD of the layer on $s gives '$got'"
         check_manifest "$port" "$repo" bench "$mdig"
@@ -373,7 +421,7 @@ report() {
 
 - date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, run time $(elapsed "$T_START" "$T_END") s
 - machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average $LOAD_START before, $LOAD_END after (anything else running skews the numbers)
-- Pier: $WORKERS pierd workers, $(apache2 -v | sed -n 's/^Server version: //p') (event MPM), PostgreSQL $(psql --version | awk '{ print $3 }')
+- Pier: $WORKERS pierd workers, $(apache2 -v | sed -n 's/^Server version: //p') (event MPM), PostgreSQL $(psql --version | awk '{ print $3 }'); $(if [ -n "$PIER_CREDS" ]; then echo "clients log in as user AWS with a login password of the bootstrap administrator (curl, wrk: Basic on every request; skopeo: \`--dest-creds\`)"; else echo "no authentication in this build"; fi)
 - docker-registry: $(docker-registry --version | awk '{ print $2, $3 }'), filesystem storage, in-memory blob descriptor cache
 - clients: $(curl --version | awk 'NR == 1 { print $1, $2 }'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'), $(skopeo --version)
 
