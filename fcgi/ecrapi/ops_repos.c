@@ -217,8 +217,10 @@ void op_describe_repositories(struct api *x)
         json_t *n;
         json_array_foreach(names, i, n) {
             const char *name = json_string_value(n);
-            if (!name) {
-                api_fail(x, "InvalidParameterException", "repositoryNames[%zu] must be a string", i);
+            struct perr ge;
+            if (!name || grammar_name(name, &ge) != PIER_OK) {
+                api_fail(x, "InvalidParameterException", "repositoryNames[%zu] must be a repository name%s%s",
+                         i, name ? ": " : "", name ? ge.msg : "");
                 break;
             }
             struct perr de;
