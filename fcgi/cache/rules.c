@@ -72,6 +72,9 @@ static const struct db_stmt st_creds = {
 static const struct db_stmt st_note_error = {
     "rules_note_error",
     "UPDATE cache_rules SET last_error = $2, last_error_at = now() WHERE id = $1::bigint", 2};
+static const struct db_stmt st_clear_error = {
+    "rules_clear_error",
+    "UPDATE cache_rules SET last_error = NULL, last_error_at = NULL WHERE id = $1::bigint", 1};
 static const struct db_stmt st_drop_tokens = {
     "rules_drop_tokens", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint", 1};
 
@@ -549,4 +552,12 @@ void rules_note_error(struct ctx *c, long long rule_id, const char *message)
     snprintf(id, sizeof id, "%lld", rule_id);
     struct perr ignore;
     db_exec(c->db, c->a, &st_note_error, &ignore, id, message);
+}
+
+void rules_clear_error(struct ctx *c, long long rule_id)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_clear_error, &ignore, id);
 }

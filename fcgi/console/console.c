@@ -18,6 +18,7 @@
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "registry/repo.h"
 
 #define SESSION_SECONDS (8 * 3600)
 #define BODY_MAX (256 * 1024)
@@ -306,27 +307,44 @@ static void repositories(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:o}", "repositories", list));
 }
 
-/* Platforms of an index, sizes of an image (from the stored manifest). */
-static void describe_manifest(const char *body, size_t len, json_t *out)
+/* Bytes of an image: its config and layers as its manifest declares them. */
+static long long image_bytes(json_t *m)
+{
+    long long size = json_integer_value(json_object_get(json_object_get(m, "config"), "size"));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(m, "layers"), i, d) size += json_integer_value(json_object_get(d, "size"));
+    return size;
+}
+
+/* Platforms and size of a stored manifest; an index counts the images it
+ * lists that are stored in this repository (children are fetched on demand
+ * in cache repositories, so some may not be there yet). */
+static void describe_manifest(struct ctx *c, const char *repo, const char *body, size_t len, json_t *out)
 {
     json_t *m = json_loadb(body, len, 0, NULL);
     json_t *plats = json_array();
-    long long size = 0;
+    long long size = image_bytes(m);
+    json_t *children = json_object_get(m, "manifests");
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(m, "manifests"), i, d) {
+    json_array_foreach(children, i, d) {
         json_t *p = json_object_get(d, "platform");
         const char *os = json_string_value(json_object_get(p, "os"));
         const char *arch = json_string_value(json_object_get(p, "architecture"));
         const char *var = json_string_value(json_object_get(p, "variant"));
         if (os && arch)
             json_array_append_new(plats, json_sprintf("%s/%s%s%s", os, arch, var ? "/" : "", var ? var : ""));
-        size += json_integer_value(json_object_get(d, "size"));
+        const char *digest = json_string_value(json_object_get(d, "digest"));
+        struct stored_manifest sm;
+        struct perr e;
+        if (digest && grammar_digest(digest, NULL, &e) == PIER_OK &&
+            repo_manifest_get(c, repo, digest, true, &sm, &e) == PIER_OK) {
+            json_t *child = json_loadb(sm.body, (size_t)sm.size, 0, NULL);
+            size += image_bytes(child);
+            json_decref(child);
+        }
     }
-    json_t *cfg = json_object_get(m, "config");
-    if (cfg)
-        size += json_integer_value(json_object_get(cfg, "size"));
-    json_array_foreach(json_object_get(m, "layers"), i, d) size += json_integer_value(json_object_get(d, "size"));
     json_object_set_new(out, "platforms", plats);
     json_object_set_new(out, "sizeBytes", json_integer(size ? size : (long long)len));
     json_decref(m);
@@ -361,7 +379,7 @@ static void repository(struct ctx *c, struct req *r)
         size_t blen = 0;
         unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 8), &blen);
         if (body) {
-            describe_manifest((const char *)body, blen, t);
+            describe_manifest(c, name, (const char *)body, blen, t);
             PQfreemem(body);
         }
         json_array_append_new(tags, t);

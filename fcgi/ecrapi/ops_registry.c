@@ -306,6 +306,8 @@ void op_validate_ptc_rule(struct api *x)
         json_object_set_new(j, "failure", json_string(resp.message[0] ? resp.message
                                                                       : upstream_failure_name(resp.failure)));
         rules_note_error(x->c, r.id, resp.message);
+    } else {
+        rules_clear_error(x->c, r.id);
     }
     copy_rule_json(x, j);
 }

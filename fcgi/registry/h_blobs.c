@@ -30,8 +30,11 @@ void h_blob(struct ctx *c, struct req *r, const struct route *rt)
     long long size, rule_id = 0;
     pier_err rc = repo_blob_get(c, rt->name, rt->ref, &size, &rule_id, &e);
     if (rc == PIER_OK) {
-        if (rule_id)
+        if (rule_id) {
             stats_add(c->stats, rule_id, STAT_HIT, 1);
+            if (!r->head)
+                stats_add(c->stats, rule_id, STAT_SERVED_BYTES, size);
+        }
         h_blob_send(c, r, rt->ref, rule_id ? "hit" : NULL);
         return;
     }

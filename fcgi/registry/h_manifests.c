@@ -45,8 +45,11 @@ static void get(struct ctx *c, struct req *r, const struct route *rt)
     memset(&sm, 0, sizeof sm);
     pier_err rc = repo_manifest_get(c, rt->name, rt->ref, !r->head, &sm, &e);
     if (rc == PIER_OK && (!sm.cache || sm.fresh || grammar_is_digest(rt->ref))) {
-        if (sm.cache)
+        if (sm.cache) {
             stats_add(c->stats, sm.rule_id, STAT_HIT, 1);
+            if (!r->head)
+                stats_add(c->stats, sm.rule_id, STAT_SERVED_BYTES, sm.size);
+        }
         h_manifest_send(c, r, rt->name, rt->ref, &sm, sm.cache ? "hit" : NULL);
         return;
     }

@@ -98,6 +98,13 @@ pier_err templates_list(struct ctx *c, json_t *out, struct perr *e)
     return PIER_OK;
 }
 
+/* An empty string removes an optional document (ECR's Update semantics). */
+static const char *doc_or_null(json_t *t, const char *field)
+{
+    const char *s = json_string_value(json_object_get(t, field));
+    return s && *s ? s : NULL;
+}
+
 static pier_err validate(json_t *t, struct perr *e)
 {
     json_t *af = json_object_get(t, "appliedFor");
@@ -118,7 +125,7 @@ static pier_err validate(json_t *t, struct perr *e)
     const char *et = json_string_value(json_object_get(enc, "encryptionType"));
     if (enc && (!et || (strcmp(et, "AES256") && strcmp(et, "KMS") && strcmp(et, "KMS_DSSE"))))
         return perr_set(e, PIER_E_BAD_REQUEST, "encryptionConfiguration.encryptionType must be AES256, KMS or KMS_DSSE");
-    const char *pol = json_string_value(json_object_get(t, "repositoryPolicy"));
+    const char *pol = doc_or_null(t, "repositoryPolicy");
     if (pol) {
         struct policy *p;
         struct perr sub;
@@ -126,7 +133,7 @@ static pier_err validate(json_t *t, struct perr *e)
             return perr_set(e, PIER_E_BAD_REQUEST, "repositoryPolicy: %s", sub.msg);
         policy_free(p);
     }
-    const char *lc = json_string_value(json_object_get(t, "lifecyclePolicy"));
+    const char *lc = doc_or_null(t, "lifecyclePolicy");
     if (lc) {
         json_t *j = json_loads(lc, 0, NULL);
         bool ok = json_is_object(j);
@@ -167,8 +174,7 @@ pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create
     PGresult *res = db_exec(c->db, c->a, create ? &st_insert : &st_update, e, prefix, desc ? desc : "",
                             et ? et : "AES256", json_string_value(json_object_get(enc, "kmsKey")), tags,
                             mut ? mut : "MUTABLE",
-                            json_string_value(json_object_get(t, "repositoryPolicy")),
-                            json_string_value(json_object_get(t, "lifecyclePolicy")), applied,
+                            doc_or_null(t, "repositoryPolicy"), doc_or_null(t, "lifecyclePolicy"), applied,
                             json_string_value(json_object_get(t, "customRoleArn")));
     if (!res)
         return e->code;
