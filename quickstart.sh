@@ -44,7 +44,7 @@ DATABASE=${PIER_DATABASE:-"host=$PGRUN port=5432 user=pier dbname=pier"}
 RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansson-dev
     libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
     libapache2-mod-xsendfile curl acl ca-certificates)
-TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli)
+TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -63,6 +63,11 @@ deps() {
     [ "${1:-}" = test ] && want+=("${TEST_PKGS[@]}")
     local missing
     missing=$(missing_pkgs "${want[@]}")
+    # Node.js for the browser test: keep whatever node/npm the machine has
+    # (Debian's npm package would fight a newer nodejs from elsewhere).
+    if [ "${1:-}" = test ] && ! command -v npm >/dev/null 2>&1; then
+        missing="$missing nodejs npm"
+    fi
     [ -z "$missing" ] && return 0
     # shellcheck disable=SC2086
     if ! is_root; then
@@ -255,14 +260,16 @@ Pier is running.
   console:   http://127.0.0.1:$PORT/console/
   state:     $STATE   (logs in $LOG)
   database:  $DATABASE
-Try it:
-  skopeo copy --dest-tls-verify=false docker-archive:image.tar docker://127.0.0.1:$PORT/demo/app:1
-  podman pull --tls-verify=false 127.0.0.1:$PORT/demo/app:1
-  $BUILD/pierctl -c $STATE/pier.conf status
 Log in (the first start created the administrator; its key is in $STATE/admin.env):
   . $STATE/admin.env
-  $BUILD/pierctl -c $STATE/pier.conf login-password admin | podman login --tls-verify=false -u AWS --password-stdin 127.0.0.1:$PORT
-  skopeo login --tls-verify=false -u "\$AWS_ACCESS_KEY_ID" -p "\$AWS_SECRET_ACCESS_KEY" 127.0.0.1:$PORT
+  aws ecr get-login-password --endpoint-url "\$PIER_ENDPOINT" | podman login --tls-verify=false -u AWS --password-stdin 127.0.0.1:$PORT
+  (or: $BUILD/pierctl -c $STATE/pier.conf login-password admin | podman login ...)
+  console: sign in at http://127.0.0.1:$PORT/console/ with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+Try it:
+  skopeo copy --dest-tls-verify=false --dest-creds "\$AWS_ACCESS_KEY_ID:\$AWS_SECRET_ACCESS_KEY" docker-archive:image.tar docker://127.0.0.1:$PORT/demo/app:1
+  podman pull --tls-verify=false 127.0.0.1:$PORT/demo/app:1
+  aws ecr describe-repositories --endpoint-url "\$PIER_ENDPOINT"
+  $BUILD/pierctl -c $STATE/pier.conf status
 Stop with: ${PIER_STATE_DIR:+PIER_STATE_DIR=$STATE }./quickstart.sh stop
 MSG
 }

@@ -83,6 +83,14 @@ else
         PIER_STATE_DIR_B="$T/b" PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" PIER_SRC="$SRC" \
         PIER_ADMIN_ENV="$T/a/admin.env" \
         python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count
+    # The admin console in a real browser (headless Chromium, playwright-core);
+    # skipped only when a pattern selects some integration tests.
+    if [ -z "$PATTERN" ] || [[ "console" == *"$PATTERN"* ]]; then
+        echo "# browser tests"
+        PIER_URL="http://127.0.0.1:$PORT_A" PIER_ADMIN_ENV="$T/a/admin.env" PIER_STATE_DIR="$T/a" \
+            PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" "$SRC/tests/browser/run.sh" 2>&1 |
+            grep -v ' passed, .* failed$' | count
+    fi
 fi
 stop_all
 trap - EXIT

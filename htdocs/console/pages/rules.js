@@ -1,0 +1,465 @@
+// Pull through cache rules: list, validate, create, edit, delete.
+
+import {api, ApiError, ecrAll} from '../api.js';
+import {
+  h, clear, pageHeader, field, notice, errorNotice, badge, bytes, time, formatDuration, formatCount,
+  confirmDialog, busy, nextId,
+} from '../dom.js';
+
+export const UPSTREAMS = [
+  {id: 'docker-hub', name: 'Docker Hub', url: 'registry-1.docker.io', prefix: 'docker-hub', example: 'library/nginx',
+    note: 'Docker Hub limits anonymous pulls: add a Docker Hub username and access token.'},
+  {id: 'ecr-public', name: 'Amazon ECR Public', url: 'public.ecr.aws', prefix: 'ecr-public', example: 'docker/library/nginx'},
+  {id: 'quay', name: 'Quay', url: 'quay.io', prefix: 'quay', example: 'prometheus/prometheus'},
+  {id: 'github-container-registry', name: 'GitHub Container Registry', url: 'ghcr.io', prefix: 'github',
+    example: 'owner/image', note: 'GitHub needs a username and a personal access token with read:packages.'},
+  {id: 'k8s', name: 'Kubernetes (registry.k8s.io)', url: 'registry.k8s.io', prefix: 'k8s', example: 'pause'},
+  {id: 'azure-container-registry', name: 'Azure Container Registry', url: '.azurecr.io', prefix: 'azure',
+    example: 'samples/hello-world', editable: true,
+    note: 'Type your registry name in front of .azurecr.io; Azure needs a username and an access token.'},
+  {id: 'gitlab-container-registry', name: 'GitLab Container Registry', url: 'registry.gitlab.com', prefix: 'gitlab',
+    example: 'group/project/image', note: 'GitLab needs a username and an access token with read_registry.'},
+  {id: 'chainguard', name: 'Chainguard', url: 'cgr.dev', prefix: 'chainguard', example: 'chainguard/static'},
+  {id: 'oci', name: 'Other OCI registry (any URL)', url: '', prefix: '', example: 'team/app', editable: true,
+    note: 'https:// is assumed; http:// is accepted for registries on this host (loopback).'},
+];
+
+export function upstreamName(id) {
+  const u = UPSTREAMS.find((x) => x.id === id);
+  if (id === 'oci') return 'OCI registry';
+  if (u) return u.name.replace(/ \(.*\)$/, '');
+  return id === 'ecr' ? 'Amazon ECR (private)' : id || 'OCI registry';
+}
+
+const PREFIX_RE = /^(ROOT|[a-z0-9._/-]{2,30})$/;
+
+function prefixProblem(p) {
+  if (!p) return 'Enter a repository prefix.';
+  if (p === 'ROOT') return null;
+  if (p.length < 2 || p.length > 30) return `The prefix must be 2 to 30 characters (it has ${p.length}), or ROOT.`;
+  const bad = /[^a-z0-9._/-]/.exec(p);
+  if (bad) return `Character '${bad[0]}' is not allowed: use a-z, 0-9, '.', '_', '-' and '/'.`;
+  if (/^[._/-]|[._/-]$/.test(p)) return 'The prefix must start and end with a letter or a digit.';
+  return PREFIX_RE.test(p) ? null : 'This is not a valid prefix.';
+}
+
+function prefixLabel(prefix) {
+  return prefix === 'ROOT' ? h('span', {}, h('code', 'ROOT'), h('span', {class: 'muted'}, ' (no prefix)')) : h('code', {class: 'nowrap'}, prefix);
+}
+
+// ---- credentials: a Secrets Manager secret per rule ---------------------------
+
+/**
+ * A new secret ecr-pullthroughcache/<prefix> (or <prefix>-<time> when that name
+ * is taken: an existing secret is never overwritten here); returns its ARN.
+ */
+async function createSecret(prefix, username, accessToken) {
+  const SecretString = JSON.stringify({username, accessToken});
+  const base = `ecr-pullthroughcache/${prefix}`;
+  for (const name of [base, `${base}-${new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14)}`]) {
+    try {
+      const r = await api.secrets('CreateSecret', {Name: name, SecretString});
+      return r.ARN;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.type === 'ResourceExistsException')) throw e;
+    }
+  }
+  throw new ApiError(400, 'ResourceExistsException', `The secrets ${base} and ${base}-<time> exist already; try again in a second.`);
+}
+
+async function deleteSecret(arn) {
+  try {
+    await api.secrets('DeleteSecret', {SecretId: arn, ForceDeleteWithoutRecovery: true});
+  } catch (e) { /* best effort: an unused secret is harmless */ }
+}
+
+/**
+ * New credentials for an existing rule: its own secret is updated in place
+ * when no other rule uses it; otherwise the rule gets a new secret.
+ * Returns the ARN the rule should point at.
+ */
+async function replaceCredentials(prefix, currentArn, username, accessToken) {
+  if (currentArn) {
+    const all = await ecrAll('DescribePullThroughCacheRules', {}, 'pullThroughCacheRules');
+    const shared = all.some((r) => r.credentialArn === currentArn && r.ecrRepositoryPrefix !== prefix);
+    if (!shared) {
+      await api.secrets('PutSecretValue', {SecretId: currentArn, SecretString: JSON.stringify({username, accessToken})});
+      return currentArn;
+    }
+  }
+  return createSecret(prefix, username, accessToken);
+}
+
+// ---- the list ----------------------------------------------------------------
+
+function validationText(rule, r) {
+  if (r.isValid) {
+    return rule.hasCredentials
+      ? `Pier reached ${rule.upstreamUrl} with these credentials.`
+      : `Pier reached ${rule.upstreamUrl} (without credentials).`;
+  }
+  return `Pier could not reach ${rule.upstreamUrl}: ${r.failure || 'no reason given'}`;
+}
+
+export async function rulesPage(container, {ctx, query}) {
+  const data = await api.overview();
+  const rules = data.rules || [];
+  const host = ctx.registryHost();
+  container.appendChild(pageHeader('Pull through cache',
+    ['A rule maps a repository prefix in Pier onto an upstream registry: pulling ',
+      h('code', `${host}/<prefix>/<repository>:<tag>`),
+      ' fetches the image from the upstream once and serves it from Pier afterwards.'],
+    h('a', {class: 'button button-primary', href: '#/rules/new'}, 'Create rule')));
+
+  if (!rules.length) {
+    container.appendChild(h('div', {class: 'empty'},
+      h('p', {}, 'There are no pull through cache rules yet.'),
+      h('p', {}, h('a', {class: 'button button-primary', href: '#/rules/new'}, 'Create the first rule'))));
+    return;
+  }
+
+  const highlight = query.get('rule');
+  const table = h('table', {class: 'table rules-table'},
+    h('caption', {class: 'visually-hidden'}, 'Pull through cache rules'),
+    h('thead', {}, h('tr', {},
+      h('th', {scope: 'col'}, 'Prefix'),
+      h('th', {scope: 'col'}, 'Upstream'),
+      h('th', {scope: 'col'}, 'Credentials'),
+      h('th', {scope: 'col'}, 'Refresh'),
+      h('th', {scope: 'col'}, 'Cached'),
+      h('th', {scope: 'col'}, 'Last upstream error'),
+      h('th', {scope: 'col', class: 'actions-col'}, h('span', {class: 'visually-hidden'}, 'Actions')))));
+  const tbody = h('tbody');
+  table.appendChild(tbody);
+
+  for (const rule of rules) {
+    const resultRow = h('tr', {class: 'result-row', hidden: true});
+    const resultCell = h('td', {colspan: '7'});
+    resultRow.appendChild(resultCell);
+    const errorCell = h('td', {class: 'error-cell'});
+    const showLastError = (text, at) => {
+      clear(errorCell);
+      if (!text) {
+        errorCell.appendChild(h('span', {class: 'muted'}, 'None'));
+        return;
+      }
+      errorCell.append(h('span', {class: 'error-text clamp', title: text}, text), h('span', {class: 'muted small nowrap'}, time(at)));
+    };
+    showLastError(rule.lastError, rule.lastErrorAt);
+
+    const validate = h('button', {type: 'button', class: 'button button-small', 'aria-label': `Validate rule ${rule.prefix}`,
+      dataset: {action: 'validate', prefix: rule.prefix}}, 'Validate');
+    const edit = h('a', {class: 'button button-small', href: `#/rules/edit/${encodeURIComponent(rule.prefix)}`,
+      'aria-label': `Edit rule ${rule.prefix}`}, 'Edit');
+    const del = h('button', {type: 'button', class: 'button button-small button-danger-quiet',
+      'aria-label': `Delete rule ${rule.prefix}`, dataset: {action: 'delete', prefix: rule.prefix}}, 'Delete');
+
+    validate.addEventListener('click', () => busy(validate, 'Validating…', async () => {
+      resultRow.hidden = false;
+      clear(resultCell).appendChild(notice('info', `Pier is contacting ${rule.upstreamUrl}…`));
+      try {
+        const r = await api.ecr('ValidatePullThroughCacheRule', {ecrRepositoryPrefix: rule.prefix});
+        const box = notice(r.isValid ? 'success' : 'error', validationText(rule, r));
+        box.setAttribute('role', 'status');
+        box.classList.add('validate-result');
+        box.dataset.valid = String(Boolean(r.isValid));
+        clear(resultCell).appendChild(box);
+        if (!r.isValid) showLastError(r.failure, Date.now() / 1000);
+      } catch (e) {
+        clear(resultCell).appendChild(errorNotice(e, `Validating ${rule.prefix} failed`));
+      }
+    }));
+
+    del.addEventListener('click', async () => {
+      const ok = await confirmDialog({
+        title: `Delete the rule ${rule.prefix}?`,
+        body: [
+          h('p', {}, 'Pulls under ', h('code', rule.prefix === 'ROOT' ? '<any name>' : `${rule.prefix}/`),
+            ' will no longer reach ', h('code', rule.upstreamUrl), '.'),
+          h('p', {}, `The ${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'} it created stay, with their cached images; delete them on the Repositories page.`),
+        ],
+        action: 'Delete rule',
+        danger: true,
+      });
+      if (!ok) {
+        del.focus();
+        return;
+      }
+      try {
+        await api.ecr('DeletePullThroughCacheRule', {ecrRepositoryPrefix: rule.prefix});
+        ctx.flash('success', `The rule ${rule.prefix} was deleted.`);
+        ctx.reload();
+      } catch (e) {
+        resultRow.hidden = false;
+        clear(resultCell).appendChild(errorNotice(e, `Deleting ${rule.prefix} failed`));
+      }
+    });
+
+    const upstream = h('div', {},
+      h('div', {}, upstreamName(rule.upstreamRegistry)),
+      h('code', {class: ['small', rule.upstreamUrl.length > 34 ? 'url-long' : 'nowrap']}, rule.upstreamUrl),
+      rule.upstreamPrefix && rule.upstreamPrefix !== 'ROOT'
+        ? h('div', {class: 'small muted'}, 'under ', h('code', `${rule.upstreamPrefix}/`)) : null);
+    const creds = rule.hasCredentials
+      ? h('div', {}, badge('Set', 'ok'), rule.credentialArn
+        ? h('div', {class: 'small muted nowrap', title: rule.credentialArn}, 'in Secrets Manager')
+        : h('div', {class: 'small muted nowrap'}, 'stored with the rule'))
+      : h('span', {class: 'muted'}, 'None');
+    const row = h('tr', {class: ['rule-row', highlight === rule.prefix ? 'row-highlight' : ''], dataset: {prefix: rule.prefix}},
+      h('th', {scope: 'row'}, prefixLabel(rule.prefix)),
+      h('td', {}, upstream),
+      h('td', {}, creds),
+      h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds)),
+      h('td', {class: 'nowrap'}, h('div', {}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
+        h('div', {class: 'small muted'}, bytes(rule.bytesCached))),
+      errorCell,
+      h('td', {class: 'actions'}, h('div', {class: 'button-row'}, validate, edit, del)));
+    tbody.append(row, resultRow);
+  }
+  container.appendChild(h('div', {class: 'table-wrap'}, table));
+  container.appendChild(h('p', {class: 'help after-table'},
+    'Principals other than administrators also need the registry policy to allow ',
+    h('code', 'ecr:CreateRepository'), ' and ', h('code', 'ecr:BatchImportUpstreamImage'),
+    ' under the prefix: add that statement on ', h('a', {href: '#/permissions'}, 'Registry permissions'), '.'));
+}
+
+// ---- create and edit -----------------------------------------------------------
+
+export async function ruleFormPage(container, {params, ctx}) {
+  const editing = params.length ? params[0] : null;
+  let rule = null;
+  let stats = null;
+  if (editing) {
+    const [d, o] = await Promise.all([
+      api.ecr('DescribePullThroughCacheRules', {ecrRepositoryPrefixes: [editing]}),
+      api.overview().catch(() => ({rules: []})),
+    ]);
+    rule = (d.pullThroughCacheRules || [])[0];
+    stats = (o.rules || []).find((r) => r.prefix === editing) || null;
+    if (!rule) throw new ApiError(404, 'PullThroughCacheRuleNotFoundException', `There is no rule with the prefix ${editing}.`);
+  }
+  const host = ctx.registryHost();
+  container.appendChild(h('nav', {class: 'breadcrumbs', 'aria-label': 'Breadcrumbs'},
+    h('a', {href: '#/rules'}, 'Pull through cache'), ' / ', editing ? `Edit ${editing}` : 'Create rule'));
+  container.appendChild(pageHeader(editing ? `Edit rule ${editing}` : 'Create a pull through cache rule',
+    editing ? 'The upstream of a rule and its prefix stay as they are; to change them, create a new rule.'
+      : 'Choose the upstream, the prefix its repositories get in Pier, and — if the upstream needs them — credentials.'));
+
+  const status = h('div', {class: 'form-status', role: 'alert'});
+  const form = h('form', {class: 'form', novalidate: true});
+  const errors = new Map(); // input → message element
+
+  const typeSelect = h('select', {name: 'upstreamRegistry'},
+    UPSTREAMS.map((u) => h('option', {value: u.id}, u.name)));
+  const url = h('input', {type: 'text', name: 'upstreamRegistryUrl', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off'});
+  const prefix = h('input', {type: 'text', name: 'ecrRepositoryPrefix', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', maxlength: '30'});
+  const upPrefix = h('input', {type: 'text', name: 'upstreamRepositoryPrefix', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', placeholder: 'ROOT'});
+  const username = h('input', {type: 'text', name: 'username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
+  const token = h('input', {type: 'password', name: 'accessToken', autocomplete: 'new-password'});
+  const typeNote = h('p', {class: 'help', id: nextId('note')});
+  const preview = h('div', {class: 'preview', 'aria-live': 'polite'});
+  let prefixTouched = Boolean(editing);
+
+  function fieldError(input, text) {
+    let el = errors.get(input);
+    if (!el) {
+      const f = input.closest('.field');
+      if (!text || !f) return;
+      el = h('p', {class: 'field-error', id: `${input.id}-error`});
+      errors.set(input, el);
+      f.appendChild(el);
+    }
+    el.textContent = text || '';
+    el.hidden = !text;
+    if (text) {
+      input.setAttribute('aria-invalid', 'true');
+      const ids = new Set((input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean));
+      ids.add(el.id);
+      input.setAttribute('aria-describedby', [...ids].join(' '));
+    } else {
+      input.removeAttribute('aria-invalid');
+    }
+  }
+
+  function current() {
+    return UPSTREAMS.find((u) => u.id === typeSelect.value) || UPSTREAMS[UPSTREAMS.length - 1];
+  }
+
+  function updatePreview() {
+    clear(preview);
+    const u = current();
+    const p = prefix.value.trim();
+    const up = upPrefix.value.trim();
+    const example = u.example;
+    const local = p && p !== 'ROOT' ? `${p}/${example}` : example;
+    const upstreamRepo = up && up !== 'ROOT' ? `${up}/${example}` : example;
+    const upstreamUrl = (url.value.trim() || '<registry URL>').replace(/^https?:\/\//, '');
+    preview.append(h('p', {class: 'preview-title'}, 'Pulling through this rule'),
+      h('code', {class: 'block'}, `docker pull ${host}/${local}:latest`),
+      h('p', {class: 'small muted'}, 'fetches ', h('code', `${upstreamUrl}/${upstreamRepo}:latest`), ' the first time.'));
+  }
+
+  function applyType() {
+    const u = current();
+    typeNote.textContent = u.note || '';
+    typeNote.hidden = !u.note;
+    if (!editing) {
+      url.value = u.url;
+      url.readOnly = !u.editable;
+      url.placeholder = u.id === 'oci' ? 'https://registry.example.com' : '';
+      if (!prefixTouched) prefix.value = u.prefix;
+    }
+    updatePreview();
+  }
+
+  typeSelect.addEventListener('change', () => {
+    applyType();
+    if (current().editable) {
+      url.focus();
+      if (current().id === 'azure-container-registry') url.setSelectionRange(0, 0);
+    }
+  });
+  prefix.addEventListener('input', () => {
+    prefixTouched = true;
+    fieldError(prefix, null);
+    updatePreview();
+  });
+  for (const i of [url, upPrefix]) i.addEventListener('input', () => { fieldError(i, null); updatePreview(); });
+
+  const credsHelpText = editing
+    ? (stats && stats.hasCredentials
+      ? 'The rule has credentials. They are never shown; enter both fields to replace them, or leave them empty to keep them.'
+      : 'The rule has no credentials. Enter both fields to add them.')
+    : 'Written once to a Secrets Manager secret named ecr-pullthroughcache/<prefix>; Pier never shows them again.';
+
+  if (editing) {
+    typeSelect.value = UPSTREAMS.some((u) => u.id === rule.upstreamRegistry) ? rule.upstreamRegistry : 'oci';
+    url.value = rule.upstreamRegistryUrl;
+    prefix.value = rule.ecrRepositoryPrefix;
+    upPrefix.value = rule.upstreamRepositoryPrefix || 'ROOT';
+    form.append(h('dl', {class: 'facts'},
+      h('dt', 'Prefix'), h('dd', prefixLabel(rule.ecrRepositoryPrefix)),
+      h('dt', 'Upstream'), h('dd', upstreamName(rule.upstreamRegistry), ' ', h('code', rule.upstreamRegistryUrl)),
+      h('dt', 'Credentials'), h('dd', stats && stats.hasCredentials
+        ? [badge('Set', 'ok'), rule.credentialArn ? [' ', h('code', {class: 'small'}, rule.credentialArn)] : ' (stored with the rule)']
+        : h('span', {class: 'muted'}, 'None')),
+      h('dt', 'Created'), h('dd', time(rule.createdAt))));
+  } else {
+    form.append(
+      field('Upstream registry', typeSelect, null),
+      typeNote,
+      field('Registry URL', url, 'The address Pier pulls from.'),
+      field('Repository prefix', prefix,
+        ['Repositories in Pier named ', h('code', '<prefix>/…'), ' come from this upstream. 2–30 characters: a-z, 0-9, ',
+          h('code', '. _ - /'), '; or ', h('code', 'ROOT'), ' for names without a prefix.']));
+  }
+  form.append(field('Upstream repository prefix', upPrefix,
+    ['Only upstream repositories under this path are reachable; ', h('code', 'ROOT'), ' (or empty) means all.'],
+    {optional: true}));
+  form.append(h('fieldset', {class: 'fieldset'},
+    h('legend', {}, editing ? 'Replace credentials' : 'Upstream credentials', h('span', {class: 'optional'}, ' – optional')),
+    h('p', {class: 'help'}, credsHelpText),
+    h('div', {class: 'field-pair'},
+      field('Username', username),
+      field('Access token or password', token))));
+  form.append(preview);
+  const submit = h('button', {type: 'submit', class: 'button button-primary'}, editing ? 'Save changes' : 'Create rule');
+  form.append(h('div', {class: 'form-actions'}, submit, h('a', {class: 'button', href: '#/rules'}, 'Cancel')));
+  container.append(status, form);
+  applyType();
+
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clear(status);
+    for (const i of [url, prefix, upPrefix, username, token]) fieldError(i, null);
+    const p = prefix.value.trim();
+    const up = upPrefix.value.trim() || 'ROOT';
+    const user = username.value.trim();
+    const secret = token.value;
+    let bad = null;
+    const problem = (input, text) => {
+      fieldError(input, text);
+      if (!bad) bad = input;
+    };
+    if (!editing) {
+      const pp = prefixProblem(p);
+      if (pp) problem(prefix, pp);
+      const u = url.value.trim();
+      if (!u) problem(url, 'Enter the registry URL.');
+      else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(u) && !/^https?:\/\//i.test(u)) problem(url, 'Use https:// (the default when left out), or http:// for a registry on this host.');
+      else if (current().id === 'azure-container-registry' && /^\.azurecr\.io$/.test(u)) problem(url, 'Type your registry name in front of .azurecr.io.');
+    }
+    if (up !== 'ROOT' && !/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(up)) {
+      problem(upPrefix, 'Use ROOT or a repository path such as library or team/images (a-z, 0-9, . _ - /).');
+    }
+    if (Boolean(user) !== Boolean(secret)) problem(user ? token : username, 'Enter both the username and the access token, or neither.');
+    if (bad) {
+      bad.focus();
+      return;
+    }
+    await busy(submit, editing ? 'Saving…' : 'Creating…', async () => {
+      try {
+        if (editing) {
+          const input = {ecrRepositoryPrefix: editing};
+          let changed = false;
+          if (up !== (rule.upstreamRepositoryPrefix || 'ROOT')) {
+            input.upstreamRepositoryPrefix = up;
+            changed = true;
+          }
+          if (user) {
+            input.credentialArn = await replaceCredentials(editing, rule.credentialArn, user, secret);
+            changed = true;
+          }
+          if (!changed) {
+            status.appendChild(notice('info', 'Nothing changed.'));
+            return;
+          }
+          await api.ecr('UpdatePullThroughCacheRule', input);
+          token.value = '';
+          ctx.flash('success', `The rule ${editing} was saved.`);
+          ctx.navigate(`#/rules?rule=${encodeURIComponent(editing)}`);
+        } else {
+          const input = {ecrRepositoryPrefix: p, upstreamRegistryUrl: url.value.trim(), upstreamRegistry: current().id};
+          if (up !== 'ROOT') input.upstreamRepositoryPrefix = up;
+          // A taken prefix is refused before any secret is written.
+          let taken = false;
+          try {
+            const existing = await ecrAll('DescribePullThroughCacheRules', {}, 'pullThroughCacheRules');
+            taken = existing.some((r) => r.ecrRepositoryPrefix === p);
+          } catch (e) {
+            if (e instanceof ApiError && e.type === 'SessionExpired') throw e;
+            // Not allowed to list rules: CreatePullThroughCacheRule will say it.
+          }
+          if (taken) {
+            throw new ApiError(400, 'PullThroughCacheRuleAlreadyExistsException', `A rule with the prefix ${p} exists already.`);
+          }
+          if (user) input.credentialArn = await createSecret(p, user, secret);
+          try {
+            await api.ecr('CreatePullThroughCacheRule', input);
+          } catch (e) {
+            if (input.credentialArn) await deleteSecret(input.credentialArn);
+            throw e;
+          }
+          token.value = '';
+          ctx.flash('success', `The rule ${p} was created. Use Validate to check that Pier reaches the upstream.`);
+          ctx.navigate(`#/rules?rule=${encodeURIComponent(p)}`);
+        }
+      } catch (e) {
+        const msg = e.message || '';
+        const target = /^ecrRepositoryPrefix|prefix \S+ already exists/.test(msg) || e.type === 'PullThroughCacheRuleAlreadyExistsException' ? prefix
+          : /^upstreamRegistryUrl/.test(msg) ? url
+            : /^upstreamRepositoryPrefix/.test(msg) ? upPrefix : null;
+        if (target && !(editing && target !== upPrefix)) {
+          fieldError(target, msg);
+          target.focus();
+        } else {
+          status.appendChild(errorNotice(e, editing ? 'The rule was not saved' : 'The rule was not created'));
+          status.scrollIntoView({block: 'nearest'});
+        }
+      }
+    });
+  });
+}
