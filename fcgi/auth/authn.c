@@ -93,6 +93,7 @@ static pier_err from_login_token(struct ctx *c, const char *token, struct identi
     }
     id->authenticated = true;
     id->via = VIA_LOGIN_TOKEN;
+    id->expires = (long long)json_integer_value(json_object_get(claims, "exp"));
     id->p.id = json_integer_value(pid);
     snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
     const char *slash = strrchr(arn, '/');

@@ -19,6 +19,7 @@ struct identity {
     struct principal p;       /* when authenticated */
     json_t *scope;            /* bearer tokens: [{"n": repo, "a": [actions]}] (owned); NULL otherwise */
     bool catalog;             /* bearer tokens: registry:catalog:* granted */
+    long long expires;        /* login passwords and bearer tokens: their exp (unix s); 0 otherwise */
 };
 
 void identity_clear(struct identity *id);

@@ -173,20 +173,28 @@ static void session_json(struct req *r, const struct session *s)
 
 static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *in)
 {
+    /* An access key, or the registry's own user name and password: "AWS" and a
+     * login password from GetAuthorizationToken / pierctl login-password. */
     const char *key = json_string_value(json_object_get(in, "accessKeyId"));
     const char *secret = json_string_value(json_object_get(in, "secretAccessKey"));
-    if (!key || !secret || strlen(key) > 64 || strlen(secret) > 128) {
+    if (!key || !secret || strlen(key) > 64 || strlen(secret) > 4096) {
         fail(r, 400, "InvalidParameterException", "Enter an access key ID and its secret access key.");
         return;
     }
     struct identity id;
     struct perr e;
     memset(&id, 0, sizeof id);
-    if (authn_basic(c, ac, key, secret, &id, &e) != PIER_OK || id.via != VIA_ACCESS_KEY) {
+    if (authn_basic(c, ac, key, secret, &id, &e) != PIER_OK ||
+        (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
         fail(r, 401, "UnrecognizedClientException", "The access key ID or the secret access key is wrong.");
         return;
     }
+    /* A session never outlives the password it was opened with. */
+    long long now = (long long)time(NULL);
+    int lifetime = SESSION_SECONDS;
+    if (id.expires > 0 && id.expires - now < lifetime)
+        lifetime = (int)(id.expires - now);
     struct session s;
     memset(&s, 0, sizeof s);
     s.id = id;
@@ -196,7 +204,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     hash_id(sid, s.hash);
     char pid[24], ttl[16];
     snprintf(pid, sizeof pid, "%lld", id.p.id);
-    snprintf(ttl, sizeof ttl, "%d", SESSION_SECONDS);
+    snprintf(ttl, sizeof ttl, "%d", lifetime);
     struct db_param p[4] = {{.value = (const char *)s.hash, .length = 32, .binary = true},
                             {.value = pid}, {.value = s.csrf}, {.value = ttl}};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
@@ -205,9 +213,9 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     }
     struct perr ignore;
     db_exec(c->db, c->a, &st_expire, &ignore);
-    s.expires = (long long)time(NULL) + SESSION_SECONDS;
+    s.expires = now + lifetime;
     resp_header(r, "Set-Cookie", COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s",
-                sid, SESSION_SECONDS, tls(r) ? "; Secure" : "");
+                sid, lifetime, tls(r) ? "; Secure" : "");
     OPENSSL_cleanse(sid, sizeof sid);
     log_info("console sign-in: %s from %s", id.p.arn, r->remote_addr);
     session_json(r, &s);

@@ -186,7 +186,8 @@ function signInPage(message) {
   if (message) status.appendChild(notice(message.kind || 'info', message.text));
   const form = h('form', {class: 'signin-form', novalidate: true},
     h('h1', {tabindex: '-1'}, 'Sign in to Pier'),
-    h('p', {class: 'muted'}, 'Use an access key of a Pier user (created with ', h('code', 'pierctl user create'), ').'),
+    h('p', {class: 'muted'}, 'Use an access key of a Pier user (created with ', h('code', 'pierctl user create'),
+      '), or the user name ', h('code', 'AWS'), ' and a login password (', h('code', 'aws ecr get-login-password'), ').'),
     status,
     field('Access key ID', keyId),
     field('Secret access key', secret),

@@ -1,0 +1,162 @@
+"""The console's API (/console/api/) without a browser: sign-in with an access
+key or with AWS and a login password, the session cookie's attributes, CSRF and
+Origin checks on changes, sign-out, sessions that end with their principal or
+their password, and the control plane's authorization behind every change.
+The page itself is tested in Chromium by tests/browser."""
+
+import json
+import time
+
+from pierlib import Client, admin_creds, psql_value, url_a, url_b
+from authlib import User, allow, policy, policy_settle
+
+API = "/console/api/"
+
+
+class Console:
+    """One browser's worth of state: the session cookie and the CSRF token."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.http = Client(base, auth=None)
+        self.cookie = None
+        self.csrf = None
+        self.session = None
+
+    def call(self, method: str, what: str, doc=None, csrf=True, origin=None):
+        headers = {}
+        if self.cookie:
+            headers["Cookie"] = self.cookie
+        if method == "POST":
+            headers["Content-Type"] = "application/json"
+            if csrf and self.csrf:
+                headers["X-CSRF-Token"] = self.csrf
+            if origin:
+                headers["Origin"] = origin
+        body = json.dumps(doc if doc is not None else {}).encode() if method == "POST" else None
+        return self.http.request(method, API + what, headers=headers, body=body)
+
+    def login(self, key_id: str, secret: str):
+        r = self.call("POST", "login", {"accessKeyId": key_id, "secretAccessKey": secret})
+        if r.status == 200:
+            set_cookie = r.header("Set-Cookie")
+            assert set_cookie, f"sign-in without a cookie: {r.summary()}"
+            self.cookie = set_cookie.split(";", 1)[0]
+            self.session = r.json()
+            self.csrf = self.session["csrfToken"]
+        return r
+
+
+def error_type(r) -> str:
+    try:
+        return r.json()["error"]["type"]
+    except (ValueError, KeyError, TypeError):
+        return f"<no console error in {r.summary()}>"
+
+
+def sessions_count() -> int:
+    return int(psql_value("SELECT count(*) FROM console_sessions WHERE expires_at > now()"))
+
+
+def test_console_sign_in_cookie_csrf_and_sign_out():
+    key_id, secret = admin_creds()
+    c = Console(url_a())
+    r = c.login(key_id, secret)
+    assert r.status == 200, r.summary()
+    attrs = [a.strip().lower() for a in r.header("Set-Cookie").split(";")]
+    assert c.cookie.startswith("pier_session="), c.cookie
+    assert "httponly" in attrs and "samesite=strict" in attrs and "path=/console" in attrs, attrs
+    assert "secure" not in attrs, f"Secure on a plain-HTTP cookie makes the browser drop it: {attrs}"
+    assert 8 * 3600 - 60 <= c.session["expiresAt"] - time.time() <= 8 * 3600 + 60, c.session
+    assert c.session["principal"].startswith("arn:aws:iam::"), c.session
+
+    # The session is stored in the database: the other node knows it too.
+    other = Console(url_b())
+    other.cookie, other.csrf = c.cookie, c.csrf
+    r = other.call("GET", "session")
+    assert r.status == 200 and r.json()["principal"] == c.session["principal"], r.summary()
+
+    # Changes need the CSRF token, and a same-origin Origin when one is sent.
+    r = c.call("POST", "ecr/DescribeRepositories", {"maxResults": 1}, csrf=False)
+    assert r.status == 403 and error_type(r) == "InvalidCsrfToken", r.summary()
+    r = c.call("POST", "ecr/DescribeRepositories", {"maxResults": 1}, origin="http://evil.example")
+    assert r.status == 403 and error_type(r) == "InvalidCsrfToken", r.summary()
+    r = c.call("POST", "ecr/DescribeRepositories", {"maxResults": 1})
+    assert r.status == 200 and "repositories" in r.json(), r.summary()
+
+    # Sign-out ends the session on the server, not just in the browser.
+    r = c.call("POST", "logout")
+    assert r.status == 200 and r.json() == {"signedOut": True}, r.summary()
+    assert "max-age=0" in r.header("Set-Cookie", "").lower(), r.header("Set-Cookie")
+    r = c.call("GET", "session")
+    assert r.status == 401 and error_type(r) == "SessionExpired", r.summary()
+    r = c.call("POST", "ecr/DescribeRepositories", {})
+    assert r.status == 401 and error_type(r) == "SessionExpired", r.summary()
+
+
+def test_console_wrong_or_malformed_sign_in_stores_nothing():
+    key_id, _ = admin_creds()
+    before = sessions_count()
+    c = Console(url_a())
+    r = c.login(key_id, "not-the-secret")
+    assert r.status == 401 and error_type(r) == "UnrecognizedClientException", r.summary()
+    assert not r.header("Set-Cookie"), r.header("Set-Cookie")
+    r = c.login("AWS", "PIER1.not.a-token")
+    assert r.status == 401 and error_type(r) == "UnrecognizedClientException", r.summary()
+    r = c.call("POST", "login", {"accessKeyId": key_id})
+    assert r.status == 400 and error_type(r) == "InvalidParameterException", r.summary()
+    r = c.http.request("POST", API + "login", headers={"Content-Type": "application/json"}, body=b"[1,2")
+    assert r.status == 400 and error_type(r) == "SerializationException", r.summary()
+    assert sessions_count() == before, "a refused sign-in stored a session"
+
+
+def test_console_sign_in_with_login_password_ends_with_the_password():
+    with User("con-pw", policies={"read": policy(allow(["ecr:DescribeRepositories"]))}) as u:
+        pw = u.login_password(hours=1)
+        c = Console(url_a())
+        r = c.login("AWS", pw)
+        assert r.status == 200, r.summary()
+        assert c.session["principal"] == u.arn, c.session
+        left = c.session["expiresAt"] - time.time()
+        assert 3600 - 120 <= left <= 3600 + 5, f"the session outlives its 1 h password: {left:.0f} s left"
+        max_age = [a for a in r.header("Set-Cookie").split(";") if a.strip().lower().startswith("max-age=")]
+        assert max_age and 3600 - 120 <= int(max_age[0].split("=")[1]) <= 3600, r.header("Set-Cookie")
+        r = c.call("POST", "ecr/DescribeRepositories", {"maxResults": 1})
+        assert r.status == 200, r.summary()
+
+        # A bearer token from /token is not a login password.
+        tok = Client(url_a(), auth=u.creds).get("/token?service=pier").json()["token"]
+        r = Console(url_a()).login("AWS", tok)
+        assert r.status == 401, r.summary()
+
+        # Deleting the user ends its sessions.
+        u.delete()
+        r = c.call("GET", "session")
+        assert r.status == 401 and error_type(r) == "SessionExpired", r.summary()
+
+
+def test_console_changes_go_through_the_same_policy_checks():
+    """A user who may read the registry policy but not change it cannot change it
+    from the console either; the policy stays as it was."""
+    with User("con-ro", policies={"read": policy(allow(["ecr:GetRegistryPolicy", "ecr:DescribeRegistry"]))}) as u:
+        policy_settle()
+        c = Console(url_b())
+        assert c.login(*u.creds).status == 200
+        admin = Console(url_a())
+        assert admin.login(*admin_creds()).status == 200
+        r = admin.call("POST", "ecr/GetRegistryPolicy", {})
+        old = r.json().get("policyText") if r.status == 200 else None
+        assert r.status == 200 or error_type(r) == "RegistryPolicyNotFoundException", r.summary()
+
+        doc = policy(allow(["ecr:CreateRepository"], "*", principal={"AWS": u.arn}))
+        r = c.call("POST", "ecr/PutRegistryPolicy", {"policyText": doc})
+        assert r.status == 403 and error_type(r) == "AccessDeniedException", r.summary()
+        msg = r.json()["error"]["message"]
+        assert "ecr:PutRegistryPolicy" in msg, f"the denial does not name the action: {msg!r}"
+        r = admin.call("POST", "ecr/GetRegistryPolicy", {})
+        now = r.json().get("policyText") if r.status == 200 else None
+        assert now == old, "a denied PutRegistryPolicy changed the registry policy"
+
+        # Reads it may do work, and views without permission are refused, not empty.
+        r = c.call("GET", "overview")
+        assert r.status == 403 and error_type(r) == "AccessDeniedException", r.summary()
