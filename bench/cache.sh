@@ -10,6 +10,9 @@
 #      proxy (which asks the upstream on every tag request)
 #   4. upstream GETs per blob when 20 clients pull a cold image at once
 #      through Pier, and through the proxy (with another fresh image)
+#   5. cold pulls again with the upstream behind a network link of
+#      PIER_BENCH_LINK_MBIT (tc htb on loopback, the upstream port's traffic
+#      only): the upstream across a network, as it is in production
 #
 # The upstream is a plain docker-registry whose access log counts what the
 # two caches ask of it. Pier's clients log in the ECR way (user AWS, a login
@@ -30,6 +33,7 @@
 #   PIER_BENCH_HERD_MIB         layer sizes of the image the clients pull at once (default "16 16 16")
 #   PIER_BENCH_CLIENTS          concurrent clients in step 4 (default 20)
 #   PIER_BENCH_WRK_SECONDS      wrk duration per registry (default 10)
+#   PIER_BENCH_LINK_MBIT        step 5's link to the upstream in Mbit/s (default 1000; 0 skips step 5)
 #   PIER_BENCH_KEEP=1           keep the scratch directory (logs, storage) after the run
 #   PIER_WORKERS, PIER_BUILD_DIR  passed to quickstart.sh (pool size, build directory)
 set -Eeuo pipefail
@@ -48,6 +52,7 @@ HERD_MIB=${PIER_BENCH_HERD_MIB:-"16 16 16"}
 CLIENTS=${PIER_BENCH_CLIENTS:-20}
 WRK_SECONDS=${PIER_BENCH_WRK_SECONDS:-10}
 KEEP=${PIER_BENCH_KEEP:-0}
+LINK_MBIT=${PIER_BENCH_LINK_MBIT:-1000}
 WORKERS=${PIER_WORKERS:-4}
 PYTHON=${PYTHON:-python3}
 BUILD=${PIER_BUILD_DIR:-$SRC/build}
@@ -189,10 +194,39 @@ cpu_field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 UP_PID=""
 PROXY_PID=""
 STATUS=failed
+# ---- a network link to the upstream (step 5) ---------------------------------
+# An htb qdisc on lo whose one class, at LINK_MBIT, takes the packets the
+# upstream sends (source port UP_PORT); everything else on lo (the client
+# talking to Pier or to the proxy, the proxy's own client side) passes
+# unshaped. Only when lo has no qdisc of its own and tc can do it.
+SHAPED=0
+SHAPE_SKIP=""
+shape_on() {
+    SHAPE_SKIP=""
+    if [ "$LINK_MBIT" = 0 ]; then SHAPE_SKIP="PIER_BENCH_LINK_MBIT=0"; return 1; fi
+    if [ "$(id -u)" != 0 ]; then SHAPE_SKIP="not root (tc needs CAP_NET_ADMIN)"; return 1; fi
+    command -v tc >/dev/null 2>&1 || { SHAPE_SKIP="no tc (apt-get install iproute2)"; return 1; }
+    if tc qdisc show dev lo | grep -qv 'noqueue'; then SHAPE_SKIP="lo already has a qdisc: $(tc qdisc show dev lo | head -1)"; return 1; fi
+    if ! { tc qdisc add dev lo root handle 1: htb &&
+        tc class add dev lo parent 1: classid 1:20 htb rate "${LINK_MBIT}mbit" burst 1m &&
+        tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport "$UP_PORT" 0xffff flowid 1:20; } 2>"$WORK/tc.err"; then
+        SHAPE_SKIP="tc failed: $(head -1 "$WORK/tc.err")"
+        tc qdisc del dev lo root 2>/dev/null
+        return 1
+    fi
+    SHAPED=1
+}
+shape_off() {
+    [ "$SHAPED" = 1 ] || return 0
+    tc qdisc del dev lo root 2>/dev/null || log "WARNING: could not remove the htb qdisc from lo (tc qdisc del dev lo root)"
+    SHAPED=0
+}
+
 cleanup() {
     set +e
     trap - EXIT INT TERM ERR
     local pid
+    shape_off
     for pid in "$PROXY_PID" "$UP_PID"; do
         [ -n "$pid" ] || continue
         kill "$pid" 2>/dev/null
@@ -534,6 +568,43 @@ for s in pier proxy; do
     fi
 done
 HERD_NB=$(wc -w <<<"$IMG_BLOBS")
+
+# ---- 5. cold pulls over a network link ------------------------------------------
+declare -A LCOLD LCOLD_MED LCOLD_CPU
+for kind in small big; do for t in "${TARGETS[@]}"; do LCOLD[$kind:$t]="" LCOLD_CPU[$kind:$t]=""; done; done
+LINK_RATE=""
+if shape_on; then
+    LOADS[link]=$(loadavg)
+    # What the link gives one client: a direct blob GET of a fresh 64 MiB layer.
+    new_image bench/link-probe 64
+    probe=$(json_get "$WORK/img.json" 'j["layers"][0]["digest"]')
+    LINK_RATE=$(curl -sS -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$UP_PORT/v2/bench/link-probe/blobs/$probe" |
+        awk '{ printf "%.0f", $1 / 1e6 }')
+    log "5/5 cold pulls with the upstream behind a ${LINK_MBIT} Mbit/s link (a direct GET gets $LINK_RATE MB/s)"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for kind in small big; do
+            for ((k = 0; k < 3; k++)); do
+                t=${TARGETS[$(((r - 1 + k) % 3))]}
+                repo=bench/link-$kind-r$r-$t
+                # shellcheck disable=SC2086
+                new_image "$repo" ${MIBS[$kind]}
+                timed_pull "$t" "$(ref_of "$t" "$repo")"
+                LCOLD[$kind:$t]+="$PULL_S "
+                LCOLD_CPU[$kind:$t]+="$PULL_CPU;"
+                log "link, round $r, $kind image, $t: cold $PULL_S s ($PULL_UP_GETS upstream blob GETs)"
+            done
+        done
+    done
+    shape_off
+    for kind in small big; do
+        for t in "${TARGETS[@]}"; do
+            # shellcheck disable=SC2086
+            LCOLD_MED[$kind:$t]=$(median ${LCOLD[$kind:$t]})
+        done
+    done
+else
+    log "5/5 skipped: $SHAPE_SKIP"
+fi
 T_END=$(now)
 LOAD_END=$(loadavg)
 
@@ -546,6 +617,30 @@ verdict_ge() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "n/a" && r >= t ? "m
 R_COLD_SMALL=$(ratio "${COLD_MED[small:pier]}" "${COLD_MED[small:direct]}")
 R_COLD_BIG=$(ratio "${COLD_MED[big:pier]}" "${COLD_MED[big:direct]}")
 R_WRK=$(ratio "$(wrk_field pier rps)" "$(wrk_field proxy rps)")
+R_LCOLD_SMALL=$(ratio "${LCOLD_MED[small:pier]:-}" "${LCOLD_MED[small:direct]:-}")
+R_LCOLD_BIG=$(ratio "${LCOLD_MED[big:pier]:-}" "${LCOLD_MED[big:direct]:-}")
+link_rows() {
+    if [ -z "$LINK_RATE" ]; then
+        echo "| Cold pulls over a network link to the upstream | skipped: $SHAPE_SKIP | | | | |"
+        return
+    fi
+    pull_row "Cold pull, small image, upstream behind a ${LINK_MBIT} Mbit/s link, median of $ROUNDS (s)" LCOLD_MED small
+    pull_row "Cold pull, big image, upstream behind a ${LINK_MBIT} Mbit/s link, median of $ROUNDS (s)" LCOLD_MED big
+}
+link_target() {
+    [ -n "$LINK_RATE" ] || return 0
+    echo "- the same over a ${LINK_MBIT} Mbit/s link to the upstream ($LINK_RATE MB/s for one direct GET): small image **$(verdict_le "$R_LCOLD_SMALL" 1.1)** ($R_LCOLD_SMALL), big image **$(verdict_le "$R_LCOLD_BIG" 1.1)** ($R_LCOLD_BIG)"
+}
+raw_link() {
+    [ -n "$LINK_RATE" ] || return 0
+    local kind t
+    for kind in small big; do
+        for t in "${TARGETS[@]}"; do
+            echo "- ${LINK_MBIT} Mbit/s link, $kind image, $t — cold s: ${LCOLD[$kind:$t]% }"
+        done
+    done
+    echo "- CPU s per cold big pull over the link — $(for t in "${TARGETS[@]}"; do printf '%s: %s ' "$t" "${LCOLD_CPU[big:$t]%;}"; done)"
+}
 pull_row() { # label table kind
     local -n tab=$2
     local k=$3
@@ -575,7 +670,7 @@ report() {
 # Pier pull-through cache benchmark
 
 - date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit, run time $(elapsed "$T_START" "$T_END") s
-- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average $LOAD_START before, ${LOADS[pulls]} at the pulls, ${LOADS[manifest]} at the manifest GETs, ${LOADS[herd]} at the herd, $LOAD_END after (anything else running skews the numbers)
+- machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); load average $LOAD_START before, ${LOADS[pulls]} at the pulls, ${LOADS[manifest]} at the manifest GETs, ${LOADS[herd]} at the herd, ${LOADS[link]:-–} over the link, $LOAD_END after (anything else running skews the numbers)
 - Pier: $WORKERS pierd workers, $(apache2 -v | sed -n 's/^Server version: //p') (event MPM), PostgreSQL $(psql --version | awk '{ print $3 }'); rule \`$PREFIX\` → the upstream, refresh ${REFRESH} s; $(if [ -n "$PIER_CREDS" ]; then echo "clients log in as user AWS with a login password of the bootstrap administrator (skopeo: Bearer token from /token; curl, wrk, herd.py: Basic on every request)"; else echo "no authentication in this build"; fi)
 - upstream: docker-registry $(docker-registry --version | awk '{ print $2, $3 }'), filesystem storage, access log counted
 - proxy: the same docker-registry in proxy mode (\`proxy: remoteurl:\` the upstream), its own filesystem storage
@@ -588,6 +683,7 @@ $(pull_row "Cold pull, small image, median of $ROUNDS (s, lower is better)" COLD
 $(pull_row "Cold pull, big image, median of $ROUNDS (s, lower is better)" COLD_MED big)
 $(pull_row "Warm pull, small image, median of $ROUNDS (s, lower is better)" WARM_MED small)
 $(pull_row "Warm pull, big image, median of $ROUNDS (s, lower is better)" WARM_MED big)
+$(link_rows)
 | Manifest GET by tag within the refresh interval, wrk -t2 -c32 -d${WRK_SECONDS}s (requests/s, higher is better) | $(fmt "$(wrk_field pier rps)" 0) | $(fmt "$(wrk_field proxy rps)" 0) | – | – | $R_WRK |
 | Manifest GET latency p50 (ms) | $(fmt "$(wrk_field pier p50_ms)" 2) | $(fmt "$(wrk_field proxy p50_ms)" 2) | – | – | $(ratio "$(wrk_field pier p50_ms)" "$(wrk_field proxy p50_ms)") |
 | Manifest GET latency p99 (ms) | $(fmt "$(wrk_field pier p99_ms)" 2) | $(fmt "$(wrk_field proxy p99_ms)" 2) | – | – | $(ratio "$(wrk_field pier p99_ms)" "$(wrk_field proxy p99_ms)") |
@@ -598,13 +694,21 @@ $(pull_row "Warm pull, big image, median of $ROUNDS (s, lower is better)" WARM_M
 | $CLIENTS clients: wall time (s) | ${HERD_S[pier]} | ${HERD_S[proxy]} | – | – | – |
 
 Targets:
-- cold pull, Pier / direct ≤ 1.1: small image **$(verdict_le "$R_COLD_SMALL" 1.1)** ($R_COLD_SMALL), big image **$(verdict_le "$R_COLD_BIG" 1.1)** ($R_COLD_BIG)
+- cold pull, Pier / direct ≤ 1.1, everything on loopback: small image **$(verdict_le "$R_COLD_SMALL" 1.1)** ($R_COLD_SMALL), big image **$(verdict_le "$R_COLD_BIG" 1.1)** ($R_COLD_BIG)
+$(link_target)
 - manifest GET by tag, Pier / proxy ≥ 20: **$(verdict_ge "$R_WRK" 20)** ($R_WRK)
 - upstream GETs per blob through Pier with $CLIENTS clients = 1.0: **$(awk -v v="${HERD_AVG[pier]}" -v b="${HERD_PER_BLOB[pier]}" 'BEGIN { n = split(b, x, " "); ok = 1; for (i = 1; i <= n; i++) { split(x[i], kv, "="); if (kv[2] != 1) ok = 0 } print (ok ? "met" : "MISSED") }')** (${HERD_AVG[pier]}; the proxy is expected to read $((CLIENTS + 1)))
 
 For times a ratio below 1 favours Pier, for requests/s one above 1. "Direct"
 pulls straight from the upstream: no cache, nothing written but the client's
 copy; the warm direct pull is just a second direct pull.
+
+On loopback the whole pull is CPU work on this machine's cores: the client,
+the upstream, Apache, pierd and PostgreSQL share them, and Pier's cold pull
+does work the direct pull does not (receive, hash and store every byte, hand
+it to Apache). The "link" rows put the upstream behind a network link (tc
+htb on lo, only the upstream's packets) as it is in production; there the
+link, not the CPU, sets the pace for all three.
 
 CPU seconds per process tree during the pulls (user + system; "client" is
 skopeo; "upstream" also serves the pull in the direct case):
@@ -618,6 +722,7 @@ $(cpu_table small cold)
 Raw samples:
 $(raw_pulls small)
 $(raw_pulls big)
+$(raw_link)
 - wrk — Pier: ${WRK_OUT[pier]#RESULT }; proxy: ${WRK_OUT[proxy]#RESULT }
 - $CLIENTS clients, upstream GETs per blob (config first) — Pier: ${HERD_PER_BLOB[pier]} (total ${HERD_GETS[pier]}); proxy: ${HERD_PER_BLOB[proxy]} (total ${HERD_GETS[proxy]})
 - $CLIENTS clients, X-Pier-Cache of the answers — Pier: ${HERD_CACHE[pier]}; proxy: ${HERD_CACHE[proxy]}

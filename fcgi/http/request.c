@@ -214,6 +214,7 @@ void resp_begin(struct req *r)
  * flushed first, so the byte stream stays in order. */
 #define FCGI_STDOUT_TYPE 6
 #define RECORD_MAX 65528 /* a multiple of 8: no padding needed */
+#define STREAM_SNDBUF (4 << 20)
 
 static int write_records(struct req *r, const char *p, size_t len)
 {
@@ -221,6 +222,15 @@ static int write_records(struct req *r, const char *p, size_t len)
         return -1;
     int fd = r->fx->ipcFd;
     int id = r->fx->requestId;
+    if (!r->streaming) {
+        /* A long body (a blob streamed from an upstream): a few MiB of socket
+         * buffer let the worker get on with hashing and storing the next
+         * piece while Apache catches up, instead of waiting for it every
+         * 200 KiB. The kernel caps this at net.core.wmem_max. */
+        int size = STREAM_SNDBUF;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        r->streaming = true;
+    }
     while (len) {
         size_t n = len > RECORD_MAX ? RECORD_MAX : len;
         unsigned char hdr[8] = {1, FCGI_STDOUT_TYPE, (unsigned char)(id >> 8),

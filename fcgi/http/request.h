@@ -26,6 +26,7 @@ struct req {
     /* response */
     int status;
     bool sent;                 /* headers written */
+    bool streaming;            /* the socket buffer was enlarged for a long body */
     size_t hlen;
     char hbuf[RESP_HEADERS_MAX];
 };
