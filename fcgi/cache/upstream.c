@@ -27,8 +27,9 @@ struct upstream {
 
 static const struct db_stmt st_token_get = {
     "up_token_get",
-    "SELECT token_enc FROM upstream_tokens WHERE rule_id = $1::bigint AND scope = $2"
-    " AND expires_at > now() + interval '5 seconds'", 2};
+    "SELECT token_enc, scope = 'basic' FROM upstream_tokens WHERE rule_id = $1::bigint"
+    " AND scope IN ($2, 'basic') AND expires_at > now() + interval '5 seconds'"
+    " ORDER BY scope = 'basic' LIMIT 1", 2};
 static const struct db_stmt st_token_put = {
     "up_token_put",
     "INSERT INTO upstream_tokens(rule_id, scope, token_enc, expires_at)"
@@ -361,15 +362,20 @@ static bool basic_header(const char *user, const char *secret, char *out, size_t
     return true;
 }
 
-static const char *cached_auth(struct ctx *c, const struct cache_rule *rule, const char *scope)
+/* The Authorization value cached for scope, else the knowledge that Basic
+ * works (*basic set), in one round trip; NULL when neither is cached. */
+static const char *cached_auth(struct ctx *c, const struct cache_rule *rule, const char *scope,
+                               bool *basic)
 {
     char id[24];
     snprintf(id, sizeof id, "%lld", rule->id);
     struct perr e;
     struct db_param p[2] = {{.value = id}, {.value = scope}};
+    *basic = false;
     PGresult *res = db_execp(c->db, c->a, &st_token_get, p, true, &e);
     if (!res || PQntuples(res) == 0)
         return NULL;
+    *basic = PQgetvalue(res, 0, 1)[0] == 't';
     size_t len = (size_t)PQgetlength(res, 0, 0);
     char *plain = arena_alloc(c->a, len + 1);
     if (secretbox_open(c->sb, CTX_TOKEN, (const unsigned char *)PQgetvalue(res, 0, 0), len, plain,
@@ -484,10 +490,9 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
     struct exchange x = {.a = c->a, .q = q, .resp = resp, .max = q->max_body};
 
     /* A token (or the knowledge that Basic works) from any worker is reused. */
-    const char *auth = cached_auth(c, q->rule, scope);
-    bool from_cache = auth != NULL;
-    if (!auth)
-        auth = cached_auth(c, q->rule, "basic");
+    bool basic_known;
+    const char *auth = cached_auth(c, q->rule, scope, &basic_known);
+    bool from_cache = auth != NULL && !basic_known;
     CURLcode cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
     for (int round = 0; round < 2 && cc == CURLE_OK && resp->status == 401; round++) {
         struct challenge ch;
