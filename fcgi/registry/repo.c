@@ -45,6 +45,16 @@ static const struct db_stmt st_link_insert = {
     "repo_link_insert",
     "INSERT INTO repository_blobs(repository_id, digest) VALUES ($1::bigint, $2)"
     " ON CONFLICT DO NOTHING", 2};
+/* The common case of repo_blob_link in one round trip: the repository exists
+ * and is of the expected kind. Returns how many repositories matched (0 or 1). */
+static const struct db_stmt st_link_fast = {
+    "repo_link_fast",
+    "WITH r AS (SELECT id FROM repositories WHERE name = $1 AND kind = $4),"
+    " b AS (INSERT INTO blobs(digest, size) SELECT $2, $3::bigint FROM r"
+    "       ON CONFLICT (digest) DO NOTHING),"
+    " l AS (INSERT INTO repository_blobs(repository_id, digest) SELECT id, $2 FROM r"
+    "       ON CONFLICT DO NOTHING)"
+    " SELECT count(*) FROM r", 4};
 static const struct db_stmt st_link_delete = {
     "repo_link_delete",
     "DELETE FROM repository_blobs rb USING repositories r"
@@ -317,10 +327,20 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
 {
     bool own_tx = !db_in_tx(c->db);
     pier_err rc;
-    if (own_tx && (rc = db_begin(c->db, e)) != PIER_OK)
-        return rc;
     char id[24], sz[24];
     snprintf(sz, sizeof sz, "%lld", size);
+    if (own_tx) {
+        PGresult *res = db_exec(c->db, c->a, &st_link_fast, e, name, digest, sz,
+                                rule_id ? "cache" : "push");
+        if (!res)
+            return e->code;
+        if (db_int(res, 0, 0) > 0)
+            return PIER_OK;
+        /* No such repository (or of the other kind): the full path creates it
+         * or says why not. */
+    }
+    if (own_tx && (rc = db_begin(c->db, e)) != PIER_OK)
+        return rc;
     if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
         goto fail;
     if (!db_exec(c->db, c->a, &st_blob_insert, e, digest, sz) ||
