@@ -150,6 +150,7 @@ static pier_err from_bearer(struct ctx *c, const char *token, struct identity *i
     json_t *pid = json_object_get(claims, "pid");
     json_t *access = json_object_get(claims, "access");
     id->via = VIA_BEARER;
+    id->expires = (long long)json_integer_value(json_object_get(claims, "exp"));
     id->authenticated = arn && *arn && json_is_integer(pid);
     if (id->authenticated) {
         id->p.id = json_integer_value(pid);
