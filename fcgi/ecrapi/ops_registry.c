@@ -49,6 +49,12 @@ void op_describe_registry(struct api *x)
     json_object_set_new(x->out, "replicationConfiguration", json_pack("{s:[]}", "rules"));
 }
 
+static void registry_policy_out(struct api *x, const char *doc)
+{
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "policyText", json_string(doc));
+}
+
 void op_put_registry_policy(struct api *x)
 {
     const char *doc = api_str(x, "policyText", true, 10240);
@@ -59,8 +65,7 @@ void op_put_registry_policy(struct api *x)
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
-    json_object_set_new(x->out, "policyText", json_string(doc));
+    registry_policy_out(x, doc);
 }
 
 void op_get_registry_policy(struct api *x)
@@ -73,8 +78,7 @@ void op_get_registry_policy(struct api *x)
         api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
         return;
     }
-    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
-    json_object_set_new(x->out, "policyText", json_string(doc));
+    registry_policy_out(x, doc);
 }
 
 void op_delete_registry_policy(struct api *x)
@@ -88,8 +92,7 @@ void op_delete_registry_policy(struct api *x)
         api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
         return;
     }
-    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
-    json_object_set_new(x->out, "policyText", json_string(doc));
+    registry_policy_out(x, doc);
 }
 
 /* ---- pull-through cache rules ---- */

@@ -1336,59 +1336,6 @@ def aws_cli_error(p: subprocess.CompletedProcess) -> tuple[str, str]:
     return m.group(1), m.group(2).strip()
 
 
-class ApiUser:
-    """A principal made with `pierctl user create` and its access key; deleted on exit.
-
-        with ApiUser("reader", {"p": policy_doc}) as u:
-            ecr_client(u.creds).describe_repositories(...)
-    """
-
-    def __init__(self, label: str = "api", policies: dict[str, str] | None = None, admin: bool = False):
-        self.name = f"{label}-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-        self.arn = f"arn:aws:iam::{ACCOUNT_ID}:user/{self.name}"
-        self.policies = dict(policies or {})
-        self.admin = admin
-        self.key_id = self.secret = None
-        self.created = False
-
-    @staticmethod
-    def _ctl(*args: str, input: str | None = None) -> str:
-        from upstreams import pierctl
-        p = pierctl(*args, input=input)
-        assert p.returncode == 0, f"pierctl {' '.join(args[:3])} failed ({p.returncode}): {p.stderr.strip()}"
-        return p.stdout
-
-    def create(self) -> "ApiUser":
-        out = self._ctl("user", "create", self.name, *(["--admin"] if self.admin else []))
-        vals = dict(line.strip().split("=", 1) for line in out.splitlines() if "=" in line)
-        assert vals.get("AWS_ACCESS_KEY_ID") and vals.get("AWS_SECRET_ACCESS_KEY"), \
-            f"user create printed no access key: {out!r}"
-        self.key_id, self.secret = vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
-        self.created = True
-        for name, doc in self.policies.items():
-            self.put_policy(name, doc)
-        return self
-
-    @property
-    def creds(self) -> tuple[str, str]:
-        return self.key_id, self.secret
-
-    def put_policy(self, name: str, doc: str) -> None:
-        self._ctl("policy", "identity", "put", self.name, name, "-", input=doc)
-
-    def delete(self) -> None:
-        if self.created:
-            from upstreams import pierctl
-            pierctl("user", "delete", self.name)
-            self.created = False
-
-    def __enter__(self):
-        return self.create()
-
-    def __exit__(self, *exc):
-        self.delete()
-
-
 def iam_policy(*statements: dict) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 

@@ -10,10 +10,11 @@ import time
 import uuid
 
 from pierlib import (
-    AMZ_JSON, ECR_TARGET_PREFIX, REGISTRY_ARN, ApiUser, admin_creds, api_error_body, client_a, ecr_client,
+    AMZ_JSON, ECR_TARGET_PREFIX, REGISTRY_ARN, admin_creds, api_error_body, client_a, ecr_client,
     ecr_repo_arn, expect_api_error, iam_policy, iam_statement, push_image, secrets_client, signed_api_request,
     unique_repo, unsigned_api_request, url_b,
 )
+from authlib import User
 from upstreams import unique_prefix
 
 POLICY_SETTLE = 1.5  # workers cache policies for up to 1 s
@@ -43,7 +44,7 @@ def test_unknown_access_key_is_unrecognized_client():
     assert "invalid" in msg.lower(), msg
     expect_api_error("UnrecognizedClientException", secrets_client(fake).list_secrets)
     # The key of a deleted user stops working at once.
-    with ApiUser("api-gone", {"all": iam_policy(iam_statement("ecr:*", "*"))}) as u:
+    with User("api-gone", {"all": iam_policy(iam_statement("ecr:*", "*"))}) as u:
         ecr_client(u.creds).describe_registry()
     expect_api_error("UnrecognizedClientException", ecr_client(u.creds).describe_registry)
 
@@ -201,7 +202,7 @@ def test_every_operation_needs_its_permission():
     ]
     try:
         # A user that may do everything except ecr:CreatePullThroughCacheRule, and one that may do nothing.
-        with ApiUser("api-none") as nobody:
+        with User("api-none") as nobody:
             problems = []
             for op, body, target in ecr_calls:
                 r = signed_api_request(op, body, creds=nobody.creds)
@@ -257,7 +258,7 @@ def test_identity_policy_scopes_operations_to_repositories():
             iam_statement("ecr:ListImages", f"arn:aws:ecr:us-east-1:111122223333:repository/{ns}/mine",
                           effect="Deny", sid="NotThisOne"),
             iam_statement("ecr:GetAuthorizationToken", "*", sid="Login"))
-        with ApiUser("api-scoped", {"scoped": doc}) as u:
+        with User("api-scoped", {"scoped": doc}) as u:
             mine_ecr = ecr_client(u.creds)
             got = mine_ecr.describe_repositories(repositoryNames=[mine])["repositories"]
             assert [r["repositoryName"] for r in got] == [mine], got
@@ -292,7 +293,7 @@ def test_identity_policy_scopes_operations_to_repositories():
 def test_secrets_manager_calls_need_the_rule_permission():
     rule_admin = iam_policy(iam_statement("ecr:CreatePullThroughCacheRule", REGISTRY_ARN))
     name = f"ecr-pullthroughcache/{unique_prefix('perm')}"
-    with ApiUser("api-sm", {"rules": rule_admin}) as u:
+    with User("api-sm", {"rules": rule_admin}) as u:
         sm = secrets_client(u.creds)
         out = sm.create_secret(Name=name, SecretString='{"username":"a","accessToken":"b"}')
         try:

@@ -7,10 +7,11 @@ import datetime
 import time
 
 from pierlib import (
-    ACCOUNT_ID, ApiUser, Client, SavedRegistryPolicy, api_error, api_error_body, client_a, ecr_client,
+    ACCOUNT_ID, Client, SavedRegistryPolicy, api_error, api_error_body, client_a, ecr_client,
     ecr_repo_arn, expect_api_error, iam_policy, iam_statement, push_image, registry_host, signed_api_request,
     unique_repo, url_a, url_b,
 )
+from authlib import User
 
 POLICY_SETTLE = 1.5
 
@@ -53,7 +54,7 @@ def test_login_password_carries_the_callers_identity():
     pull = iam_policy(iam_statement(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                                      "ecr:BatchCheckLayerAvailability"], ecr_repo_arn(repo)))
     try:
-        with ApiUser("api-login", {"login": login_only}) as u:
+        with User("api-login", {"login": login_only}) as u:
             tok = ecr_client(u.creds).get_authorization_token()["authorizationData"][0]["authorizationToken"]
             user, _, password = base64.b64decode(tok).decode().partition(":")
             http = Client(url_a(), auth=(user, password))
@@ -88,7 +89,7 @@ def _doc(*statements):
 def test_registry_policy_put_get_delete_and_effect():
     ecr = ecr_client()
     ns = unique_repo("regpol").split("/")[0]
-    with SavedRegistryPolicy(), ApiUser("api-regpol") as u:
+    with SavedRegistryPolicy(), User("api-regpol") as u:
         # Start from no policy.
         try:
             ecr.delete_registry_policy()

@@ -8,10 +8,11 @@ import time
 import uuid
 
 from pierlib import (
-    ACCOUNT_ID, OCI_INDEX, OCI_MANIFEST, ApiUser, Client, api_error, api_error_body, client_a, ecr_client,
+    ACCOUNT_ID, OCI_INDEX, OCI_MANIFEST, Client, api_error, api_error_body, client_a, ecr_client,
     ecr_repo_arn, expect_api_error, iam_policy, iam_statement, push_image, push_index, push_manifest,
     registry_host, signed_api_request, unique_repo, url_a, url_b, wait_until,
 )
+from authlib import User
 
 POLICY_SETTLE = 1.5
 
@@ -172,7 +173,7 @@ def test_repository_policy_set_get_delete():
     repo = unique_repo("repopol")
     ecr.create_repository(repositoryName=repo)
     try:
-        with ApiUser("api-repopol") as u:
+        with User("api-repopol") as u:
             msg = expect_api_error("RepositoryPolicyNotFoundException", ecr.get_repository_policy, repositoryName=repo)
             assert repo in msg, msg
             expect_api_error("RepositoryPolicyNotFoundException", ecr.delete_repository_policy, repositoryName=repo)
@@ -450,7 +451,7 @@ def test_repository_operations_as_a_scoped_user_with_boto3_defaults():
     """A user allowed everything on one namespace works there and nowhere else (boto3, default registryId)."""
     ns = unique_repo("own").split("/")[0] + "-own"
     doc = iam_policy(iam_statement("ecr:*", f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/{ns}/*"))
-    with ApiUser("api-own", {"own": doc}) as u:
+    with User("api-own", {"own": doc}) as u:
         mine = ecr_client(u.creds)
         try:
             mine.create_repository(repositoryName=f"{ns}/app", registryId=ACCOUNT_ID)

@@ -8,9 +8,10 @@ import datetime
 import json
 
 from pierlib import (
-    ACCOUNT_ID, ApiUser, Client, TempDir, api_error, build_image_layout, client_a, ecr_client, ecr_repo_arn,
+    ACCOUNT_ID, Client, TempDir, api_error, build_image_layout, client_a, ecr_client, ecr_repo_arn,
     expect_api_error, iam_policy, iam_statement, push_image, signed_api_request, url_a,
 )
+from authlib import User
 from upstreams import DockerRegistry, get_manifest, unique_prefix
 
 KMS = {"encryptionType": "KMS", "kmsKey": f"arn:aws:kms:us-east-1:{ACCOUNT_ID}:key/template-key"}
@@ -255,7 +256,7 @@ def test_template_for_pushes_does_not_apply_to_the_cache():
 
 def test_template_operations_need_permission():
     prefix = unique_prefix("tpm")
-    with ApiUser("api-tpl") as u:
+    with User("api-tpl") as u:
         for call, kw in ((ecr_client(u.creds).create_repository_creation_template,
                           {"prefix": prefix, "appliedFor": ["CREATE_ON_PUSH"]}),
                          (ecr_client(u.creds).describe_repository_creation_templates, {})):

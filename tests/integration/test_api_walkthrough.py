@@ -12,10 +12,11 @@ import re
 import time
 
 from pierlib import (
-    ACCOUNT_ID, OCI_MANIFEST, ApiUser, Client, Podman, SavedRegistryPolicy, TempDir, aws_cli, aws_cli_error,
+    ACCOUNT_ID, OCI_MANIFEST, Client, Podman, SavedRegistryPolicy, TempDir, aws_cli, aws_cli_error,
     aws_json, aws_login, build_image_layout, ecr_client, ecr_repo_arn, iam_policy, iam_statement, image_ref,
     secrets_client, signed_api_request, url_a,
 )
+from authlib import User
 from upstreams import DockerRegistry, get_manifest, pier_logs, secret_leaks, unique_prefix, upstream_port
 
 POLICY_SETTLE = 1.5
@@ -88,7 +89,7 @@ def test_aws_pull_through_cache_walkthrough():
             identity = iam_policy(iam_statement("ecr:GetAuthorizationToken", "*", sid="Login"),
                                   iam_statement(PULL_ACTIONS, f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/{prefix}/*",
                                                 sid="Pull"))
-            with ApiUser("api-walk", {"pull": identity}) as u, Podman() as podman:
+            with User("api-walk", {"pull": identity}) as u, Podman() as podman:
                 registry_doc = iam_policy(iam_statement(
                     ["ecr:CreateRepository", "ecr:BatchImportUpstreamImage"],
                     f"arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/{prefix}/*", sid="PullThroughCache",
