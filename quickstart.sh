@@ -184,6 +184,12 @@ log_file = $LOG/pier.log
 registry_host = 127.0.0.1:$PORT
 server_key_file = $(server_key)
 bootstrap_file = $STATE/admin.env
+# Loopback development only: upstream registries on this machine may be
+# cached (Pier refuses loopback, private and link-local addresses unless
+# listed here), and rule credentials may go to them over plain http.
+# Production configurations keep both unset.
+upstream_allow_networks = 127.0.0.0/8, ::1/128
+upstream_allow_http_credentials = true
 CONF
 }
 

@@ -60,6 +60,9 @@ export UBSAN_OPTIONS="log_path=$T/san/ubsan:print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$SRC/tests/lsan.supp"
 # Short fetch leases so that tests of crashed downloads do not wait 30 s.
 export PIER_LEASE_TTL=5
+# Upstreams run on 127.0.0.1; every other internal address stays refused, so
+# the address-policy tests can aim at 127.0.0.2, ::1, 10.x, 169.254.169.254.
+export PIER_UPSTREAM_ALLOW_NETWORKS=127.0.0.1/32
 
 echo "# unit tests"
 for t in "$BUILD"/tests/unit/test_*; do

@@ -87,6 +87,9 @@ int main(int argc, char **argv)
         return 1;
     log_setup((enum log_level)log_level_parse(cfg.log_level), "pier-master");
     log_info("pierd %s starting", PACKAGE_VERSION);
+    if (!cfg.public_url[0] && !cfg.registry_host[0])
+        log_warn("neither public_url nor registry_host is set: the login challenge and "
+                 "proxyEndpoint follow each client's Host header; set public_url in production");
 
     struct blobstore bs;
     if (blobstore_init(&bs, cfg.blob_root, &e) != PIER_OK) {

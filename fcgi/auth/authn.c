@@ -15,20 +15,50 @@
 #include "registry/errors.h"
 
 #define KEY_CACHE 32
-#define KEY_CACHE_MS 60000
 #define BEARER_LIFETIME 300
 #define MAX_SCOPES 16
+/* Failed access-key logins from one address: this many are free, then each
+ * further one waits 1, 2, 4, ... up to LOGIN_BACKOFF_MAX seconds before
+ * credentials are even checked. */
+#define LOGIN_FREE_FAILURES 10
+#define LOGIN_BACKOFF_MAX 300
 
-/* Successful access-key logins, so Basic on every request does not pay the
- * slow hash every time. Keyed by SHA-256 of "id:secret". */
+/* Successful access-key logins and access-key states, each kept for
+ * policy_cache_ms (1 s by default): a deleted or deactivated key stops
+ * working within that time on every node. Logins are keyed by SHA-256 of
+ * "id:secret". */
 struct authn_cache {
     struct {
         unsigned char hash[32];
         int64_t at;
         struct principal p;
+        char key_id[24];
     } keys[KEY_CACHE];
     unsigned next;
+    struct {
+        char key_id[24];
+        bool active;
+        int64_t at;
+    } live[KEY_CACHE];
+    unsigned next_live;
 };
+
+static const struct db_stmt st_fail_get = {
+    "authn_fail_get",
+    "SELECT ceil(extract(epoch FROM blocked_until - now()))::int FROM login_failures"
+    " WHERE key_id = $1 AND address = $2 AND blocked_until > now()", 2};
+static const struct db_stmt st_fail_add = {
+    "authn_fail_add",
+    "INSERT INTO login_failures(key_id, address, failures) VALUES ($1, $2, 1)"
+    " ON CONFLICT (key_id, address) DO UPDATE SET"
+    " failures = CASE WHEN login_failures.last_at < now() - interval '1 hour' THEN 1"
+    "            ELSE login_failures.failures + 1 END,"
+    " last_at = now(),"
+    " blocked_until = CASE WHEN login_failures.last_at >= now() - interval '1 hour'"
+    "   AND login_failures.failures + 1 > $3::int THEN now() + make_interval(secs =>"
+    "   least($4::int, power(2, least(login_failures.failures - $3::int, 20))::int)) END", 4};
+static const struct db_stmt st_fail_clear = {
+    "authn_fail_clear", "DELETE FROM login_failures WHERE key_id = $1 AND address = $2", 2};
 
 struct authn_cache *authn_cache_new(void)
 {
@@ -46,11 +76,14 @@ const char *authn_public_url(struct ctx *c, struct req *r)
 {
     if (c->cfg->public_url[0])
         return c->cfg->public_url;
-    const char *host = req_header(r, "Host");
+    /* The client's Host header is taken only when nothing is configured
+     * (development): it would otherwise let a request choose where clients
+     * send their credentials (the token realm) and what proxyEndpoint says. */
+    const char *host = c->cfg->registry_host[0] ? c->cfg->registry_host : req_header(r, "Host");
     const char *https = req_env(r, "HTTPS");
     bool tls = https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
     if (!host || !*host || strpbrk(host, "\"\\ \r\n/"))
-        host = c->cfg->registry_host[0] ? c->cfg->registry_host : "localhost";
+        host = "localhost";
     return arena_printf(r->a, "%s://%s", tls ? "https" : "http", host);
 }
 
@@ -72,6 +105,8 @@ void authn_error(struct ctx *c, struct req *r, const struct perr *e, const char 
 {
     if (e->code == PIER_E_UNAUTHORIZED)
         authn_challenge(c, r, scope);
+    if (e->code == PIER_E_TOOMANYREQUESTS && e->detail[0])
+        resp_header(r, "Retry-After", "%s", e->detail);
     oci_error(r, e);
 }
 
@@ -94,6 +129,8 @@ static pier_err from_login_token(struct ctx *c, const char *token, struct identi
     id->authenticated = true;
     id->via = VIA_LOGIN_TOKEN;
     id->expires = (long long)json_integer_value(json_object_get(claims, "exp"));
+    const char *kid = json_string_value(json_object_get(claims, "kid"));
+    snprintf(id->key_id, sizeof id->key_id, "%s", kid ? kid : "");
     id->p.id = json_integer_value(pid);
     snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
     const char *slash = strrchr(arn, '/');
@@ -113,27 +150,86 @@ pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, co
     EVP_Digest(both, strlen(both), h, NULL, EVP_sha256(), NULL);
     OPENSSL_cleanse(both, strlen(both));
     for (int i = 0; i < KEY_CACHE; i++) {
-        if (ac->keys[i].at && now_ms() - ac->keys[i].at < KEY_CACHE_MS &&
+        if (ac->keys[i].at && now_ms() - ac->keys[i].at < c->cfg->policy_cache_ms &&
             CRYPTO_memcmp(ac->keys[i].hash, h, 32) == 0) {
             id->authenticated = true;
             id->via = VIA_ACCESS_KEY;
             id->p = ac->keys[i].p;
+            snprintf(id->key_id, sizeof id->key_id, "%s", ac->keys[i].key_id);
             return PIER_OK;
         }
+    }
+    /* Repeated failures from this address for this key id wait before their
+     * next try is even looked at. Ids that exist and ids that do not are
+     * treated alike (which would tell them apart); a malformed id costs
+     * nothing to refuse and is not counted. */
+    bool well_formed = strlen(user) == KEY_ID_LEN && strncmp(user, "PIER", 4) == 0;
+    PGresult *blocked = well_formed ? db_exec(c->db, c->a, &st_fail_get, e, user, c->remote_addr)
+                                    : NULL;
+    if (well_formed && !blocked)
+        return e->code;
+    if (blocked && PQntuples(blocked) > 0) {
+        int wait = (int)db_int(blocked, 0, 0);
+        log_warn("login with access key %.20s from %s refused: too many failures, %d s to wait",
+                 user, c->remote_addr, wait);
+        perr_set(e, PIER_E_TOOMANYREQUESTS, "too many failed logins for this access key from your "
+                 "address; try again in %d seconds", wait > 0 ? wait : 1);
+        perr_detail(e, "%d", wait > 0 ? wait : 1);
+        return e->code;
     }
     struct principal p;
     pier_err rc = key_verify(c, user, pass, &p, e);
     if (rc) {
-        log_warn("login with access key %.20s refused: %s", user, e->msg);
+        if (rc != PIER_E_UNAUTHORIZED)
+            return rc; /* the database, not the caller: never a false 401 */
+        log_warn("login with access key %.20s from %s refused: %s", user, c->remote_addr, e->msg);
+        char free_n[16], max[16];
+        snprintf(free_n, sizeof free_n, "%d", LOGIN_FREE_FAILURES);
+        snprintf(max, sizeof max, "%d", LOGIN_BACKOFF_MAX);
+        struct perr ignore;
+        if (well_formed)
+            db_exec(c->db, c->a, &st_fail_add, &ignore, user, c->remote_addr, free_n, max);
         return perr_set(e, PIER_E_UNAUTHORIZED, "invalid username/password");
     }
+    struct perr ignore;
+    if (well_formed)
+        db_exec(c->db, c->a, &st_fail_clear, &ignore, user, c->remote_addr);
     unsigned slot = ac->next++ % KEY_CACHE;
     memcpy(ac->keys[slot].hash, h, 32);
     ac->keys[slot].at = now_ms();
     ac->keys[slot].p = p;
+    snprintf(ac->keys[slot].key_id, sizeof ac->keys[slot].key_id, "%s", user);
     id->authenticated = true;
     id->via = VIA_ACCESS_KEY;
     id->p = p;
+    snprintf(id->key_id, sizeof id->key_id, "%s", user);
+    return PIER_OK;
+}
+
+pier_err authn_key_live(struct ctx *c, struct authn_cache *ac, const char *key_id, struct perr *e)
+{
+    if (!key_id || !key_id[0])
+        return PIER_OK;
+    bool active = false, found = false;
+    for (int i = 0; i < KEY_CACHE && !found; i++)
+        if (ac->live[i].at && now_ms() - ac->live[i].at < c->cfg->policy_cache_ms &&
+            strcmp(ac->live[i].key_id, key_id) == 0) {
+            active = ac->live[i].active;
+            found = true;
+        }
+    if (!found) {
+        pier_err rc = key_active(c, key_id, &active, e);
+        if (rc)
+            return rc;
+        unsigned slot = ac->next_live++ % KEY_CACHE;
+        snprintf(ac->live[slot].key_id, sizeof ac->live[slot].key_id, "%s", key_id);
+        ac->live[slot].active = active;
+        ac->live[slot].at = now_ms();
+    }
+    if (!active)
+        return perr_set(e, PIER_E_UNAUTHORIZED,
+                        "the access key %s this login was made with was deleted or deactivated",
+                        key_id);
     return PIER_OK;
 }
 
@@ -160,6 +256,8 @@ static pier_err from_bearer(struct ctx *c, const char *token, struct identity *i
     }
     id->scope = json_is_array(access) ? json_incref(access) : json_array();
     id->catalog = json_is_true(json_object_get(claims, "catalog"));
+    const char *kid = json_string_value(json_object_get(claims, "kid"));
+    snprintf(id->key_id, sizeof id->key_id, "%s", kid ? kid : "");
     json_decref(claims);
     return PIER_OK;
 }
@@ -197,16 +295,22 @@ pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, st
     const char *h = req_header(r, "Authorization");
     if (!h || !*h)
         return PIER_OK;
+    pier_err rc;
     if (strncasecmp(h, "Basic ", 6) == 0) {
         char *user, *pass;
         if (!decode_basic(r->a, h + 6, &user, &pass))
             return perr_set(e, PIER_E_UNAUTHORIZED, "malformed Basic credentials");
-        return authn_basic(c, ac, user, pass, id, e);
+        rc = authn_basic(c, ac, user, pass, id, e);
+    } else if (strncasecmp(h, "Bearer ", 7) == 0) {
+        rc = from_bearer(c, h + 7, id, e);
+    } else {
+        return perr_set(e, PIER_E_UNAUTHORIZED,
+                        "unsupported Authorization scheme (use Basic or Bearer)");
     }
-    if (strncasecmp(h, "Bearer ", 7) == 0)
-        return from_bearer(c, h + 7, id, e);
-    return perr_set(e, PIER_E_UNAUTHORIZED,
-                    "unsupported Authorization scheme (use Basic or Bearer)");
+    /* A token or login password dies with the access key it came from. */
+    if (rc == PIER_OK && id->via != VIA_ACCESS_KEY)
+        rc = authn_key_live(c, ac, id->key_id, e);
+    return rc;
 }
 
 /* "repository:<name>:<actions>" or "registry:catalog:*" into claims. */
@@ -261,7 +365,7 @@ static pier_err add_scope(const char *scope, json_t *access, bool *catalog, stru
 void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
-    req_drain(r);
+    req_refuse_body(r);
     struct identity id;
     memset(&id, 0, sizeof id);
     const char *h = req_header(r, "Authorization");
@@ -270,11 +374,17 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
         pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && decode_basic(r->a, h + 6, &user, &pass)
                           ? authn_basic(c, ac, user, pass, &id, &e)
                           : perr_set(&e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
-        if (rc) {
+        if (rc == PIER_OK && id.via != VIA_ACCESS_KEY)
+            rc = authn_key_live(c, ac, id.key_id, &e);
+        if (rc == PIER_E_UNAUTHORIZED) {
             log_warn("token request from %s refused: %s", r->remote_addr, e.msg);
             resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
             perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");
             oci_error(r, &e);
+            return;
+        }
+        if (rc) {
+            authn_error(c, r, &e, NULL);
             return;
         }
     }
@@ -328,11 +438,18 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
             q++;
     }
     json_t *claims = json_pack("{s:o, s:b}", "access", access, "catalog", catalog);
+    long lifetime = BEARER_LIFETIME;
     if (id.authenticated) {
         json_object_set_new(claims, "sub", json_string(id.p.arn));
         json_object_set_new(claims, "pid", json_integer(id.p.id));
+        if (id.key_id[0])
+            json_object_set_new(claims, "kid", json_string(id.key_id));
+        /* Never longer than the login password it was asked with. */
+        long long left = id.expires - (long long)time(NULL);
+        if (id.expires > 0 && left < lifetime)
+            lifetime = left > 1 ? (long)left : 1;
     }
-    char *tok = token_sign(r->a, c->tk, TOKEN_BEARER, claims, BEARER_LIFETIME);
+    char *tok = token_sign(r->a, c->tk, TOKEN_BEARER, claims, lifetime);
     json_decref(claims);
     if (!tok) {
         perr_set(&e, PIER_E_INTERNAL, "cannot issue tokens: no server key");
@@ -345,7 +462,7 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     gmtime_r(&now, &tm);
     strftime(issued, sizeof issued, "%Y-%m-%dT%H:%M:%SZ", &tm);
     json_t *body = json_pack("{s:s, s:s, s:i, s:s}", "token", tok, "access_token", tok,
-                             "expires_in", BEARER_LIFETIME, "issued_at", issued);
+                             "expires_in", (int)lifetime, "issued_at", issued);
     resp_header(r, "Cache-Control", "no-store");
     resp_json(r, 200, "application/json", body);
     json_decref(body);

@@ -32,7 +32,14 @@ const char *authn_public_url(struct ctx *c, struct req *r);
 /* GET /token: issue a bearer token for the requested scopes. */
 void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r);
 
-/* Basic credentials (username/password) to an identity, as /token does. */
+/* PIER_OK when key_id is "" or names an active access key; otherwise
+ * PIER_E_UNAUTHORIZED (the key was deleted or deactivated). Cached per worker
+ * for policy_cache_ms. */
+pier_err authn_key_live(struct ctx *c, struct authn_cache *ac, const char *key_id, struct perr *e);
+
+/* Basic credentials (username/password) to an identity, as /token does.
+ * Access keys: PIER_E_TOOMANYREQUESTS (e->detail: seconds to wait) after
+ * repeated failures from the caller's address. */
 pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, const char *pass,
                      struct identity *id, struct perr *e);
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "auth/policy.h"
+#include "auth/principals.h"
 #include "http/request.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
@@ -14,7 +15,9 @@
 
 #define CACHE_PRINCIPALS 64
 #define CACHE_REPOS 256
-#define MAX_IDENTITY_POLICIES 16
+#define MAX_IDENTITY_POLICIES IDENTITY_POLICIES_MAX
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const struct db_stmt st_registry_get = {
     "az_registry_get", "SELECT document FROM registry_policy WHERE id = 1", 0};
@@ -44,18 +47,23 @@ static const struct db_stmt st_repo_delete = {
     "DELETE FROM repository_policies rp USING repositories r"
     " WHERE rp.repository_id = r.id AND r.name = $1", 1};
 
+/* A stored policy that does not parse (any more), or more identity
+ * policies than the limit, deny everything they are consulted for: a Deny
+ * that could not be read must not turn into "no statement". */
 struct cached_identity {
     long long principal_id;
     bool exists;
     int64_t at;
     size_t n;
     struct policy *p[MAX_IDENTITY_POLICIES];
+    const char *broken;   /* static text, or NULL */
 };
 
 struct cached_repo {
     char name[NAME_MAX_LEN + 1];
     int64_t at;
     struct policy *p; /* NULL: none */
+    bool broken;
 };
 
 /* Decisions reached from condition-free policies, reused while the policies
@@ -77,6 +85,7 @@ struct authz_cache {
     struct cached_decision decisions[DECISIONS];
     int64_t registry_at;
     bool registry_valid;
+    bool registry_broken;
     struct policy *registry;
     struct cached_identity ids[CACHE_PRINCIPALS];
     struct cached_repo repos[CACHE_REPOS];
@@ -113,12 +122,16 @@ void authz_cache_free(struct authz_cache *ac)
     free(ac);
 }
 
-static struct policy *parse_stored(const char *doc, enum policy_kind kind, const char *what)
+static struct policy *parse_stored(const char *doc, enum policy_kind kind, const char *what,
+                                   bool *broken)
 {
     struct policy *p = NULL;
     struct perr e;
-    if (policy_parse(doc, strlen(doc), kind, &p, &e) != PIER_OK)
-        log_error("stored %s does not parse and is ignored: %s", what, e.msg);
+    if (policy_parse(doc, strlen(doc), kind, &p, &e) != PIER_OK) {
+        log_error("stored %s does not parse; it denies everything until it is fixed: %s", what,
+                  e.msg);
+        *broken = true;
+    }
     return p;
 }
 
@@ -129,7 +142,7 @@ static bool fresh(struct ctx *c, int64_t at)
 
 static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e);
 static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
-                             struct perr *e);
+                             bool *broken, struct perr *e);
 
 static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e)
 {
@@ -139,8 +152,9 @@ static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e
         if (!res)
             return e->code;
         policy_free(ac->registry);
+        ac->registry_broken = false;
         ac->registry = PQntuples(res) ? parse_stored(PQgetvalue(res, 0, 0), POLICY_RESOURCE,
-                                                     "registry policy")
+                                                     "registry policy", &ac->registry_broken)
                                       : NULL;
         ac->registry_at = now_ms();
     }
@@ -185,11 +199,19 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
     forget_identity(ci);
     ci->principal_id = pid;
     ci->exists = PQntuples(res) > 0;
-    for (int i = 0; i < PQntuples(res) && ci->n < MAX_IDENTITY_POLICIES; i++) {
-        if (PQgetisnull(res, i, 0))
-            continue;
-        struct policy *p = parse_stored(PQgetvalue(res, i, 0), POLICY_IDENTITY, "identity policy");
-        if (p)
+    int rows = PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
+    if (rows > MAX_IDENTITY_POLICIES) {
+        log_error("principal %lld has %d identity policies, more than the limit of %d: it is "
+                  "denied everything until some are deleted", pid, rows, MAX_IDENTITY_POLICIES);
+        ci->broken = "it has more identity policies than the limit of " STR(IDENTITY_POLICIES_MAX);
+    }
+    for (int i = 0; i < rows && ci->n < MAX_IDENTITY_POLICIES && !ci->broken; i++) {
+        bool broken = false;
+        struct policy *p = parse_stored(PQgetvalue(res, i, 0), POLICY_IDENTITY, "identity policy",
+                                        &broken);
+        if (broken)
+            ci->broken = "one of its identity policies no longer parses";
+        else if (p)
             ci->p[ci->n++] = p;
     }
     ci->at = now_ms();
@@ -198,13 +220,14 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
 }
 
 static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
-                             struct perr *e)
+                             bool *broken, struct perr *e)
 {
     struct authz_cache *ac = c->acache;
     for (int i = 0; i < CACHE_REPOS; i++)
         if (fresh(c, ac->repos[i].at) && strcmp(ac->repos[i].name, repo) == 0) {
             *out = ac->repos[i].p;
             *at = ac->repos[i].at;
+            *broken = ac->repos[i].broken;
             return PIER_OK;
         }
     PGresult *res = db_exec(c->db, c->a, &st_repo_get, e, repo);
@@ -218,12 +241,15 @@ static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **ou
         cr = &ac->repos[ac->next_repo++ % CACHE_REPOS];
     policy_free(cr->p);
     snprintf(cr->name, sizeof cr->name, "%s", repo);
+    cr->broken = false;
     cr->p = (PQntuples(res) && !PQgetisnull(res, 0, 1))
-                ? parse_stored(PQgetvalue(res, 0, 1), POLICY_RESOURCE, "repository policy")
+                ? parse_stored(PQgetvalue(res, 0, 1), POLICY_RESOURCE, "repository policy",
+                               &cr->broken)
                 : NULL;
     cr->at = now_ms();
     *out = cr->p;
     *at = cr->at;
+    *broken = cr->broken;
     return PIER_OK;
 }
 
@@ -275,6 +301,7 @@ struct decision {
     enum effect effect;
     const char *sid;
     const char *where;
+    const char *broken;        /* denied because a policy cannot be evaluated */
     const char *scope_missing; /* the token does not cover this */
 };
 
@@ -309,6 +336,11 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
             return rc;
         if (!ci->exists)
             return perr_set(e, PIER_E_UNAUTHORIZED, "the principal %s no longer exists", id->p.arn);
+        if (ci->broken) {
+            d->effect = EFFECT_DENY;
+            d->broken = ci->broken;
+            return PIER_OK;
+        }
         epoch += ci->at;
         for (size_t i = 0; i < ci->n; i++) {
             docs[n] = ci->p[i];
@@ -318,14 +350,25 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
     struct policy *reg = NULL, *rp = NULL;
     if ((rc = load_registry(c, &reg, e)))
         return rc;
+    if (c->acache->registry_broken) {
+        d->effect = EFFECT_DENY;
+        d->broken = "the stored registry policy no longer parses";
+        return PIER_OK;
+    }
     epoch += c->acache->registry_at;
     if (reg) {
         docs[n] = reg;
         names[n++] = "registry policy";
     }
     int64_t repo_at = 0;
-    if (repo && (rc = load_repo_at(c, repo, &rp, &repo_at, e)))
+    bool repo_broken = false;
+    if (repo && (rc = load_repo_at(c, repo, &rp, &repo_at, &repo_broken, e)))
         return rc;
+    if (repo_broken) {
+        d->effect = EFFECT_DENY;
+        d->broken = "the stored repository policy no longer parses";
+        return PIER_OK;
+    }
     epoch += repo_at;
     if (rp) {
         docs[n] = rp;
@@ -428,6 +471,10 @@ static pier_err check(struct ctx *c, const char *action, const char *repo, const
         rc = perr_set(e, PIER_E_UNAUTHORIZED,
                       "the bearer token does not grant %s on repository %s; request a token with "
                       "scope repository:%s:%s", d.scope_missing, repo, repo, d.scope_missing);
+    else if (d.broken)
+        rc = perr_set(e, id->authenticated ? PIER_E_DENIED : PIER_E_UNAUTHORIZED,
+                      "%s is not authorized to perform %s on resource %s: denied because %s "
+                      "(fail closed; an administrator must fix it)", who, action, arn, d.broken);
     else if (d.effect == EFFECT_DENY)
         rc = perr_set(e, id->authenticated ? PIER_E_DENIED : PIER_E_UNAUTHORIZED,
                       "%s is not authorized to perform %s on resource %s: explicitly denied by "
@@ -443,7 +490,8 @@ static pier_err check(struct ctx *c, const char *action, const char *repo, const
                       "identity policies, the registry policy or the repository policy allows it",
                       who, action, arn);
     log_warn("denied: %s %s on %s (%s)", who, action, arn,
-             d.scope_missing ? "token scope" : d.effect == EFFECT_DENY ? "explicit deny" : "no allow");
+             d.scope_missing ? "token scope" : d.broken ? d.broken
+             : d.effect == EFFECT_DENY ? "explicit deny" : "no allow");
     return rc;
 }
 

@@ -19,7 +19,10 @@ struct identity {
     struct principal p;       /* when authenticated */
     json_t *scope;            /* bearer tokens: [{"n": repo, "a": [actions]}] (owned); NULL otherwise */
     bool catalog;             /* bearer tokens: registry:catalog:* granted */
-    long long expires;        /* login passwords and bearer tokens: their exp (unix s); 0 otherwise */
+    long long expires;        /* login passwords, bearer tokens, console sessions: when they
+                                 end (unix s); 0 otherwise */
+    char key_id[24];          /* the access key behind this identity (directly, or the one a
+                                 token or session was issued for); "" when none */
 };
 
 void identity_clear(struct identity *id);

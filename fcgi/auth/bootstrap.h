@@ -9,7 +9,7 @@
 
 #define ADMIN_POLICY                                                                       \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AdministratorAccess\","         \
-    "\"Effect\":\"Allow\",\"Action\":\"ecr:*\",\"Resource\":\"*\"}]}"
+    "\"Effect\":\"Allow\",\"Action\":[\"ecr:*\",\"secretsmanager:*\"],\"Resource\":\"*\"}]}"
 
 /* Create the administrator if no principal exists (safe when several nodes
  * start at once). *created tells whether this call did it. */

@@ -185,13 +185,19 @@ static pier_err check_action(const char *a, const char *path, struct perr *e)
 {
     if (strcmp(a, "*") == 0)
         return PIER_OK;
-    if (strncasecmp(a, "ecr:", 4) != 0)
+    /* ECR's actions, and Secrets Manager's: attaching a secret to a rule
+     * needs secretsmanager:GetSecretValue on it. */
+    size_t plen = strncasecmp(a, "ecr:", 4) == 0              ? 4
+                  : strncasecmp(a, "secretsmanager:", 15) == 0 ? 15
+                                                               : 0;
+    if (!plen)
         return perr_set(e, PIER_E_BAD_REQUEST,
-                        "%s: '%.64s' is not an ECR action (expected ecr:<Action>, wildcards * and ?)",
-                        path, a);
-    if (!a[4])
-        return perr_set(e, PIER_E_BAD_REQUEST, "%s: action name missing after 'ecr:'", path);
-    for (const char *p = a + 4; *p; p++)
+                        "%s: '%.64s' is not an ECR or Secrets Manager action (expected "
+                        "ecr:<Action> or secretsmanager:<Action>, wildcards * and ?)", path, a);
+    if (!a[plen])
+        return perr_set(e, PIER_E_BAD_REQUEST, "%s: action name missing after '%.*s'", path,
+                        (int)plen, a);
+    for (const char *p = a + plen; *p; p++)
         if (!isalnum((unsigned char)*p) && *p != '*' && *p != '?')
             return perr_set(e, PIER_E_BAD_REQUEST, "%s: character '%c' is not allowed in an action",
                             path, *p);

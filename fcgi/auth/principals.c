@@ -7,12 +7,17 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "auth/policy.h"
 #include "lib/log.h"
 #include "lib/secretbox.h"
 
-#define PBKDF2_ITERATIONS 100000
+/* Secrets are 240 random bits: guessing is hopeless, so a keyed hash (HMAC
+ * under a key derived from the server key) replaces the slow hash; rows
+ * still hashed with PBKDF2 (iterations > 0) are upgraded at their next
+ * successful login. */
+#define KEY_HASH_LABEL "pier access key hash v1"
 #define SALT_LEN 16
 #define HASH_LEN 32
 #define CTX_KEY "access_keys.secret"
@@ -48,15 +53,24 @@ static const struct db_stmt st_key_get = {
     "key_get",
     "SELECT k.secret_hash, k.salt, k.iterations, k.secret_enc, k.active, p.id, p.name, p.arn"
     " FROM access_keys k JOIN principals p ON p.id = k.principal_id WHERE k.id = $1", 1};
+static const struct db_stmt st_key_rehash = {
+    "key_rehash",
+    "UPDATE access_keys SET secret_hash = $2::bytea, iterations = 0 WHERE id = $1", 2};
+static const struct db_stmt st_key_active = {
+    "key_active", "SELECT active FROM access_keys WHERE id = $1", 1};
 static const struct db_stmt st_key_used = {
     "key_used",
     "UPDATE access_keys SET last_used_at = now() WHERE id = $1"
     " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", 1};
+/* Writes nothing (no row returned) when the principal already has
+ * IDENTITY_POLICIES_MAX other policies. */
 static const struct db_stmt st_ip_put = {
     "ip_put",
-    "INSERT INTO identity_policies(principal_id, name, document) VALUES ($1::bigint, $2, $3)"
+    "INSERT INTO identity_policies(principal_id, name, document)"
+    " SELECT $1::bigint, $2, $3 WHERE (SELECT count(*) FROM identity_policies"
+    "   WHERE principal_id = $1::bigint AND name <> $2) < $4::int"
     " ON CONFLICT (principal_id, name) DO UPDATE SET document = EXCLUDED.document,"
-    " updated_at = now()", 3};
+    " updated_at = now() RETURNING 1", 4};
 static const struct db_stmt st_ip_delete = {
     "ip_delete", "DELETE FROM identity_policies WHERE principal_id = $1::bigint AND name = $2", 2};
 static const struct db_stmt st_ip_list = {
@@ -160,11 +174,29 @@ pier_err principal_count(struct ctx *c, long long *n, struct perr *e)
     return PIER_OK;
 }
 
-static bool hash_secret(const char *secret, const unsigned char *salt, int iterations,
-                        unsigned char out[HASH_LEN])
+/* iterations 0: HMAC-SHA256(derived key, salt || secret); otherwise the
+ * PBKDF2 of rows written by earlier versions. */
+static bool hash_secret(struct ctx *c, const char *secret, const unsigned char *salt,
+                        int iterations, unsigned char out[HASH_LEN])
 {
-    return PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), salt, SALT_LEN, iterations, EVP_sha256(),
-                             HASH_LEN, out) == 1;
+    if (iterations > 0)
+        return PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), salt, SALT_LEN, iterations,
+                                 EVP_sha256(), HASH_LEN, out) == 1;
+    unsigned char key[SECRETBOX_KEY_LEN];
+    struct perr e;
+    if (secretbox_derive(c->sb, KEY_HASH_LABEL, key, &e) != PIER_OK)
+        return false;
+    unsigned char msg[SALT_LEN + 128];
+    size_t n = strlen(secret);
+    if (n > 128)
+        n = 128;
+    memcpy(msg, salt, SALT_LEN);
+    memcpy(msg + SALT_LEN, secret, n);
+    unsigned int len = HASH_LEN;
+    bool ok = HMAC(EVP_sha256(), key, sizeof key, msg, SALT_LEN + n, out, &len) != NULL;
+    OPENSSL_cleanse(key, sizeof key);
+    OPENSSL_cleanse(msg, sizeof msg);
+    return ok && len == HASH_LEN;
 }
 
 pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 1],
@@ -183,8 +215,8 @@ pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 
     EVP_EncodeBlock((unsigned char *)secret, sraw, sizeof sraw);
     secret[KEY_SECRET_LEN] = '\0';
     OPENSSL_cleanse(sraw, sizeof sraw);
-    if (!hash_secret(secret, salt, PBKDF2_ITERATIONS, hash))
-        return perr_set(e, PIER_E_INTERNAL, "key derivation failed");
+    if (!hash_secret(c, secret, salt, 0, hash))
+        return perr_set(e, PIER_E_INTERNAL, "cannot hash the secret: no server key");
     unsigned char sealed[KEY_SECRET_LEN + SECRETBOX_OVERHEAD];
     size_t slen;
     pier_err rc = secretbox_seal(c->sb, CTX_KEY, secret, KEY_SECRET_LEN, sealed, &slen, e);
@@ -192,7 +224,7 @@ pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 
         return rc;
     char pid[24], iters[16];
     snprintf(pid, sizeof pid, "%lld", principal_id);
-    snprintf(iters, sizeof iters, "%d", PBKDF2_ITERATIONS);
+    snprintf(iters, sizeof iters, "%d", 0);
     struct db_param p[6] = {
         {.value = id}, {.value = pid},
         {.value = (const char *)hash, .length = HASH_LEN, .binary = true},
@@ -261,18 +293,40 @@ pier_err key_verify(struct ctx *c, const char *id, const char *secret, struct pr
                     struct perr *e)
 {
     PGresult *res = key_row(c, id, e);
-    if (!res)
+    unsigned char hash[HASH_LEN];
+    if (!res) {
+        /* The same work for a key id that does not exist, so that timing
+         * does not tell which ids do. */
+        static const unsigned char zero_salt[SALT_LEN];
+        struct perr keep = *e;
+        hash_secret(c, secret, zero_salt, 0, hash);
+        *e = keep;
         return e->code;
+    }
     const unsigned char *b = (const unsigned char *)PQgetvalue(res, 0, 2);
     int iterations = (int)(((unsigned)b[0] << 24) | ((unsigned)b[1] << 16) | ((unsigned)b[2] << 8) | b[3]);
-    unsigned char hash[HASH_LEN];
+    const unsigned char *salt = (const unsigned char *)PQgetvalue(res, 0, 1);
     if (PQgetlength(res, 0, 0) != HASH_LEN || PQgetlength(res, 0, 1) != SALT_LEN ||
-        !hash_secret(secret, (const unsigned char *)PQgetvalue(res, 0, 1), iterations, hash) ||
+        !hash_secret(c, secret, salt, iterations, hash) ||
         CRYPTO_memcmp(hash, PQgetvalue(res, 0, 0), HASH_LEN) != 0)
         return perr_set(e, PIER_E_UNAUTHORIZED, "wrong secret for access key %s", id);
     principal_from_key_row(res, out);
     struct perr ignore;
+    if (iterations > 0 && hash_secret(c, secret, salt, 0, hash)) {
+        struct db_param p[2] = {{.value = id},
+                                {.value = (const char *)hash, .length = HASH_LEN, .binary = true}};
+        db_execp(c->db, c->a, &st_key_rehash, p, false, &ignore);
+    }
     db_exec(c->db, c->a, &st_key_used, &ignore, id);
+    return PIER_OK;
+}
+
+pier_err key_active(struct ctx *c, const char *id, bool *active, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_key_active, e, id);
+    if (!res)
+        return e->code;
+    *active = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
     return PIER_OK;
 }
 
@@ -300,9 +354,17 @@ pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *
     if (rc)
         return rc;
     policy_free(p);
-    char pid[24];
+    char pid[24], max[16];
     snprintf(pid, sizeof pid, "%lld", principal_id);
-    return db_exec(c->db, c->a, &st_ip_put, e, pid, name, doc) ? PIER_OK : e->code;
+    snprintf(max, sizeof max, "%d", IDENTITY_POLICIES_MAX);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_put, e, pid, name, doc, max);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "a principal has at most %d identity policies; delete one first or merge "
+                        "statements into one policy", IDENTITY_POLICIES_MAX);
+    return PIER_OK;
 }
 
 pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,

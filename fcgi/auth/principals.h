@@ -33,15 +33,22 @@ pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 
                     char secret[KEY_SECRET_LEN + 1], struct perr *e);
 pier_err key_delete(struct ctx *c, const char *id, struct perr *e);
 pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
-/* Check an id/secret pair (slow hash, constant-time comparison).
+/* Check an id/secret pair (keyed hash, constant-time comparison; unknown
+ * ids cost the same hashing).
  * PIER_E_UNAUTHORIZED for an unknown, inactive or wrong key. */
 pier_err key_verify(struct ctx *c, const char *id, const char *secret, struct principal *out,
                     struct perr *e);
+/* Does access key id exist and is it active? (*active false for unknown ids.) */
+pier_err key_active(struct ctx *c, const char *id, bool *active, struct perr *e);
 /* The secret itself (for signature checks) and its principal. */
 pier_err key_secret(struct ctx *c, const char *id, char secret[KEY_SECRET_LEN + 1],
                     struct principal *out, struct perr *e);
 
-/* Identity policies (validated before they are stored). */
+/* Identity policies (validated before they are stored). A principal has at
+ * most IDENTITY_POLICIES_MAX of them: a write past it is refused, and a
+ * principal found with more (written by an older version) is denied
+ * everything until some are deleted. */
+#define IDENTITY_POLICIES_MAX 10
 pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *name,
                              const char *doc, struct perr *e);
 pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,

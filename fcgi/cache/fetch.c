@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,10 @@ struct fetch {
     const char *name;
     const char *digest;
     const struct cache_rule *rule;
-    char key[DIGEST_MAX_LEN + 8];
+    char key[DIGEST_MAX_LEN + 32];
+    long long declared;        /* size the repository's manifests declare, -1: unknown */
+    long long limit;           /* bytes the download may have: declared, else max_blob_size */
+    char why[200];             /* why this worker stopped the transfer, if it did */
     char holder[UUID_STR_LEN];
     /* client side */
     bool headers_sent;
@@ -156,6 +160,16 @@ static int holder_headers(void *arg, const struct upstream_resp *resp)
 {
     struct fetch *f = arg;
     f->total = resp->content_length;
+    if (f->total >= 0 && f->declared >= 0 && f->total != f->declared) {
+        snprintf(f->why, sizeof f->why, "the upstream announced %lld bytes for a blob its manifest "
+                 "declares as %lld bytes", f->total, f->declared);
+        return 1;
+    }
+    if (f->total > f->limit) {
+        snprintf(f->why, sizeof f->why, "the upstream announced %lld bytes; max_blob_size is %lld",
+                 f->total, f->limit);
+        return 1;
+    }
     struct perr e;
     if (lease_progress(f->c, f->key, f->holder, f->tmp, f->total, 0, &f->followers, &e) ==
         PIER_E_CONFLICT)
@@ -210,6 +224,11 @@ static int flush_stage(struct fetch *f)
 static int holder_data(void *arg, const char *data, size_t n)
 {
     struct fetch *f = arg;
+    if (f->written + (long long)f->stage_len + (long long)n > f->limit) {
+        snprintf(f->why, sizeof f->why, "the upstream sent more than the %lld bytes %s", f->limit,
+                 f->declared >= 0 ? "the manifest declares" : "max_blob_size allows");
+        return 1;
+    }
     while (n) {
         size_t take = STAGE - f->stage_len < n ? STAGE - f->stage_len : n;
         memcpy(f->stage + f->stage_len, data, take);
@@ -255,10 +274,19 @@ static void hold(struct fetch *f, const char *upname)
     struct perr e;
     lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
     char *path = arena_printf(c->a, "blobs/%s", f->digest);
+    /* However slowly an upstream sends, the download ends: at the minimum
+     * rate the largest blob it may send takes this long. */
+    long long secs = c->cfg->upstream_connect_timeout + c->cfg->upstream_idle_timeout +
+                     f->limit / c->cfg->upstream_min_rate;
     struct upstream_req q = {.rule = f->rule, .repo = upname, .path = path,
-                             .on_headers = holder_headers, .on_data = holder_data, .arg = f};
+                             .on_headers = holder_headers, .on_data = holder_data, .arg = f,
+                             .deadline_ms = secs > LONG_MAX / 1000 ? LONG_MAX : (long)secs * 1000};
     struct upstream_resp resp;
     pier_err rc = upstream_do(c, &q, &resp, &e);
+    if (rc != PIER_OK && resp.failure == UPF_ABORTED && f->why[0]) {
+        resp.failure = UPF_PROTOCOL;
+        snprintf(resp.message, sizeof resp.message, "%s", f->why);
+    }
     if (rc == PIER_OK && flush_stage(f) != 0) {
         rc = PIER_E_UNAVAILABLE;
         resp.failure = UPF_ABORTED;
@@ -279,11 +307,13 @@ static void hold(struct fetch *f, const char *upname)
     if (rc != PIER_OK)
         snprintf(why, sizeof why, "upstream %s", resp.message);
     else if (strcmp(got, f->digest) != 0)
-        snprintf(why, sizeof why, "upstream %s sent %lld bytes with digest %s for blob %s",
-                 f->rule->upstream_url, f->written, got, f->digest);
+        snprintf(why, sizeof why, "the upstream sent %lld bytes with digest %s for blob %s",
+                 f->written, got, f->digest);
     else if (f->total >= 0 && f->written != f->total)
-        snprintf(why, sizeof why, "upstream %s sent %lld of %lld bytes", f->rule->upstream_url,
-                 f->written, f->total);
+        snprintf(why, sizeof why, "the upstream sent %lld of %lld bytes", f->written, f->total);
+    else if (f->declared >= 0 && f->written != f->declared)
+        snprintf(why, sizeof why, "the upstream sent %lld bytes for a blob its manifest declares "
+                 "as %lld bytes", f->written, f->declared);
     if (!why[0]) {
         fsync(f->fd);
         close(f->fd);
@@ -308,7 +338,8 @@ static void hold(struct fetch *f, const char *upname)
     close(f->fd);
     f->fd = -1;
     unlink(f->tmp);
-    log_warn("blob %s for %s not cached: %s", f->digest, f->name, why);
+    log_warn("blob %s for %s not cached (upstream %s): %s", f->digest, f->name,
+             f->rule->upstream_url, why);
     lease_fail(c, f->key, f->holder, why);
     stats_add(c->stats, f->rule->id, STAT_UPSTREAM_ERROR, 1);
     rules_note_error(c, f->rule->id, why);
@@ -342,9 +373,11 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         if (mine) {
             if (fd >= 0)
                 close(fd);
-            /* Published meanwhile by the previous holder? Then no download. */
+            /* Published meanwhile by the previous holder? Then no download,
+             * if the caller may read it where it is (it may be somebody's
+             * private layer that the upstream does not have at all). */
             long long size;
-            if (repo_blob_any(c, f->digest, &size, &e) == PIER_OK) {
+            if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
                 lease_release(c, f->key, f->holder, &e);
                 if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
                     fail_client(f, e.code, e.msg);
@@ -363,7 +396,7 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         }
         if (l.state == LEASE_NONE) {
             long long size;
-            if (repo_blob_any(c, f->digest, &size, &e) == PIER_OK) {
+            if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
                 if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
                     fail_client(f, e.code, e.msg);
                     break;
@@ -450,21 +483,25 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
         oci_error(r, &e);
         return;
     }
-    /* Already cached for another repository and part of an image cached here:
-     * link it, no upstream traffic. */
+    /* Already in the store, in a repository this caller may read: link it,
+     * no upstream traffic. Anything else comes from the upstream and is
+     * verified there: neither a digest nor a manifest imported from an
+     * upstream (which anyone can publish) proves that the caller may have
+     * bytes another repository holds. */
     long long size;
-    bool referenced = false;
-    if (repo_blob_any(c, digest, &size, &e) == PIER_OK &&
-        repo_blob_referenced(c, name, digest, &referenced, &e) == PIER_OK && referenced &&
+    bool exists = true;
+    if (repo_exists_named(c, name, &exists, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    if (exists && repo_blob_readable(c, digest, &size, &e) == PIER_OK &&
         repo_blob_link(c, name, digest, size, rule->id, &e) == PIER_OK) {
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         h_blob_send(c, r, digest, "hit");
         return;
     }
     /* Fetching from the upstream is an import, decided before any traffic. */
-    bool exists = true;
-    if (repo_exists_named(c, name, &exists, &e) != PIER_OK ||
-        (!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
+    if ((!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
         authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
         authn_error(c, r, &e, arena_printf(c->a, "repository:%s:pull", name));
         return;
@@ -482,7 +519,15 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
     f.rule = rule;
     f.fd = -1;
     f.total = -1;
-    snprintf(f.key, sizeof f.key, "b:%s", digest);
+    f.declared = -1;
+    if (repo_blob_declared_size(c, name, digest, &f.declared, &e) != PIER_OK) {
+        oci_error(r, &e);
+        return;
+    }
+    f.limit = f.declared >= 0 ? f.declared : c->cfg->max_blob_size;
+    /* One download per blob and rule: another rule's upstream (perhaps one
+     * an attacker runs) never feeds its unverified bytes to this request. */
+    snprintf(f.key, sizeof f.key, "b:%lld:%s", rule->id, digest);
     uuid_v4(f.holder);
     follow_or_hold(&f, upname);
 }

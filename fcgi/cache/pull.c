@@ -132,8 +132,12 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
     struct manifest m;
     memset(&m, 0, sizeof m);
     if (!bad && manifest_parse(resp.body ? resp.body : "", resp.body_len, resp.content_type, &m,
-                               &e) != PIER_OK)
-        bad = arena_printf(c->a, "upstream sent an invalid manifest: %s", e.msg);
+                               &e) != PIER_OK) {
+        /* What the upstream wrote stays in the log: clients get no part of
+         * an upstream's body. */
+        log_warn("%s:%s from %s: invalid manifest: %s", name, ref, rule->upstream_url, e.msg);
+        bad = "the upstream sent an invalid manifest (the registry's log has the details)";
+    }
     if (bad) {
         log_warn("%s:%s from %s: %s", name, ref, rule->upstream_url, bad);
         lease_fail(c, key, holder, bad);
@@ -300,11 +304,15 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
 static const struct db_stmt st_ref_get = {
     "pull_ref_get",
     "SELECT cr.manifests::text, cr.fetched_at > now() - make_interval(secs => $3::int)"
-    " FROM cache_referrers cr WHERE cr.repository = $1 AND cr.subject = $2", 3};
+    " FROM cache_referrers cr JOIN repositories r ON r.id = cr.repository_id"
+    " WHERE r.name = $1 AND cr.subject = $2", 3};
+/* Stored only for a repository that exists (a referrers query alone never
+ * creates one); the row goes with its repository. */
 static const struct db_stmt st_ref_put = {
     "pull_ref_put",
-    "INSERT INTO cache_referrers(repository, subject, manifests) VALUES ($1, $2, $3::jsonb)"
-    " ON CONFLICT (repository, subject) DO UPDATE SET manifests = EXCLUDED.manifests,"
+    "INSERT INTO cache_referrers(repository_id, subject, manifests)"
+    " SELECT id, $2, $3::jsonb FROM repositories WHERE name = $1"
+    " ON CONFLICT (repository_id, subject) DO UPDATE SET manifests = EXCLUDED.manifests,"
     " fetched_at = now()", 3};
 
 static void send_referrers(struct req *r, json_t *list, const char *artifact_type,
@@ -388,6 +396,25 @@ void cache_referrers(struct ctx *c, struct req *r, const char *name, const char 
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         send_referrers(r, cached, artifact_type, "hit");
         json_decref(cached);
+        return;
+    }
+    /* Asking the upstream is an import, as for manifests: decided before
+     * any traffic. A caller who may pull but not import keeps what is cached. */
+    bool exists = true;
+    if (repo_exists_named(c, name, &exists, &e) != PIER_OK) {
+        json_decref(cached);
+        oci_error(r, &e);
+        return;
+    }
+    if ((!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
+        authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
+        if (cached) {
+            stats_add(c->stats, rule->id, STAT_STALE, 1);
+            send_referrers(r, cached, artifact_type, "stale");
+            json_decref(cached);
+            return;
+        }
+        authn_error(c, r, &e, arena_printf(c->a, "repository:%s:pull", name));
         return;
     }
     struct upstream_resp resp;

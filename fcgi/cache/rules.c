@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include "lib/log.h"
 #include "auth/secrets.h"
+#include "lib/netpolicy.h"
 #include "lib/secretbox.h"
 
 #define CTX_USER "cache_rules.username"
@@ -334,6 +335,48 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
     return PIER_OK;
 }
 
+/* Is the rule's upstream somewhere Pier may connect to, and may its
+ * credentials travel there? Literal addresses are checked against the
+ * address policy now (names are checked after DNS, at every connection). */
+static pier_err check_destination(struct ctx *c, const struct cache_rule *r, bool creds,
+                                  struct perr *e)
+{
+    const char *p = strstr(r->upstream_url, "://");
+    p = p ? p + 3 : r->upstream_url;
+    char host[256];
+    size_t n = *p == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/");
+    if (n >= sizeof host)
+        n = sizeof host - 1;
+    memcpy(host, p, n);
+    host[n] = '\0';
+    struct netpolicy np;
+    pier_err rc = netpolicy_parse(c->cfg->upstream_allow_networks, &np, e);
+    if (rc)
+        return rc;
+    bool is_ip;
+    const char *why = NULL;
+    size_t hl = strlen(host);
+    bool local_name = !strcmp(host, "localhost") ||
+                      (hl > 10 && !strcmp(host + hl - 10, ".localhost"));
+    if (local_name) {
+        bool ok = netpolicy_allows_text(&np, "127.0.0.1", &is_ip, &why);
+        if (!ok)
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "upstreamRegistryUrl names %s, a loopback host; Pier connects only to "
+                            "public addresses unless upstream_allow_networks lists them", host);
+    } else if (!netpolicy_allows_text(&np, host, &is_ip, &why)) {
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "upstreamRegistryUrl names %s, a %s address; Pier connects only to public "
+                        "addresses unless upstream_allow_networks lists them", host, why);
+    }
+    if (creds && strncmp(r->upstream_url, "http://", 7) == 0 &&
+        !c->cfg->upstream_allow_http_credentials)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "credentials are never sent over plain http: use an https:// upstream "
+                        "(or set upstream_allow_http_credentials on every node)");
+    return PIER_OK;
+}
+
 /* Seal a credential into arena memory; NULL value gives a NULL parameter. */
 static pier_err seal(struct ctx *c, const char *context, const char *value, struct db_param *p,
                      struct perr *e)
@@ -357,7 +400,8 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e)
 {
     pier_err rc;
-    if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)))
+    if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)) ||
+        (rc = check_destination(c, r, username || r->credential_arn[0], e)))
         return rc;
     struct db_param p[11];
     memset(p, 0, sizeof p);
@@ -415,6 +459,9 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
     if ((rc = validate(&r, e)))
         return rc;
     if (set_credentials && (rc = check_credentials(username, secret, e)))
+        return rc;
+    bool creds = set_credentials ? username != NULL : r.has_credentials;
+    if ((rc = check_destination(c, &r, creds || r.credential_arn[0], e)))
         return rc;
     char refresh[16], negative[16];
     snprintf(refresh, sizeof refresh, "%d", r.refresh_seconds);

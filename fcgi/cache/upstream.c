@@ -11,8 +11,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "lib/log.h"
+#include "lib/netpolicy.h"
 #include "lib/secretbox.h"
 #include "registry/manifest.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #define CTX_TOKEN "upstream_tokens.token"
 #define ERROR_BODY_MAX 4096
@@ -23,6 +26,7 @@ const char UPSTREAM_MANIFEST_ACCEPT[] = MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " M
 
 struct upstream {
     CURL *curl;
+    struct netpolicy policy;   /* where connections may go (lib/netpolicy.h) */
 };
 
 static const struct db_stmt st_token_get = {
@@ -39,7 +43,7 @@ static const struct db_stmt st_token_put = {
 static const struct db_stmt st_token_drop = {
     "up_token_drop", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint AND scope = $2", 2};
 
-struct upstream *upstream_new(void)
+struct upstream *upstream_new(const struct config *cfg)
 {
     static bool global;
     if (!global) {
@@ -48,6 +52,11 @@ struct upstream *upstream_new(void)
     }
     struct upstream *u = xcalloc(1, sizeof *u);
     u->curl = curl_easy_init();
+    struct perr e;
+    /* config_validate() parsed the list already; a failure here leaves the
+     * allow-list empty, which is the strict side. */
+    if (netpolicy_parse(cfg->upstream_allow_networks, &u->policy, &e) != PIER_OK)
+        log_error("%s", e.msg);
     return u;
 }
 
@@ -63,7 +72,7 @@ const char *upstream_failure_name(enum up_failure f)
 {
     static const char *const names[] = {"none", "unreachable", "timeout", "server error",
                                         "rate limited", "authentication failed", "not found",
-                                        "protocol error", "aborted"};
+                                        "protocol error", "aborted", "refused by Pier"};
     return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "unknown";
 }
 
@@ -146,6 +155,8 @@ bool upstream_parse_challenge(const char *v, struct challenge *out)
 
 struct exchange {
     struct arena *a;
+    const struct netpolicy *policy;
+    char refused[160];    /* set when the address policy refused a connection */
     const struct upstream_req *q;
     struct upstream_resp *resp;
     char www_auth[1024];
@@ -261,10 +272,92 @@ static size_t on_header_status(char *data, size_t size, size_t nitems, void *arg
     return on_header(data, size, nitems, arg);
 }
 
-static void describe(struct upstream_resp *resp, const char *method, const char *url,
+/* Messages for clients name what was asked and what went wrong, never the
+ * upstream's URL or any of its body: those go to the log only. */
+static void describe(struct upstream_resp *resp, const char *method, const char *what_asked,
                      const char *what)
 {
-    snprintf(resp->message, sizeof resp->message, "%s %s: %s", method, url, what);
+    snprintf(resp->message, sizeof resp->message, "%s %s: %s", method, what_asked, what);
+}
+
+/* Every connection libcurl opens (upstream, redirect target, token realm,
+ * proxy) passes the address policy first. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct exchange *x = arg;
+    const char *why = NULL;
+    if (!netpolicy_allows(x->policy, &a->addr, &why)) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        if (a->family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, host, sizeof host);
+        else if (a->family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, host, sizeof host);
+        snprintf(x->refused, sizeof x->refused, "%s address %s", why ? why : "forbidden", host);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
+static bool is_https(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
+/* host of an http(s) URL, lower case, without port or brackets. */
+static void url_host(const char *url, char *out, size_t outsz)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t n;
+    if (*p == '[') {
+        p++;
+        n = strcspn(p, "]");
+    } else {
+        n = strcspn(p, ":/?#");
+    }
+    const char *at = memchr(p, '@', n);
+    if (at) {
+        n -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (n >= outsz)
+        n = outsz - 1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)p[i]);
+    out[n] = '\0';
+}
+
+/* The last two labels of a host name ("auth.docker.io" -> "docker.io"). */
+static const char *site_of(const char *host)
+{
+    const char *last = strrchr(host, '.');
+    if (!last || last == host)
+        return host;
+    const char *p = last - 1;
+    while (p > host && *p != '.')
+        p--;
+    return *p == '.' ? p + 1 : host;
+}
+
+/* May the rule's credentials go to realm? Only to the upstream's own site
+ * (Docker Hub's realm auth.docker.io serves registry-1.docker.io; GHCR, Quay,
+ * ECR Public use their own host), and not over plain http unless allowed. */
+static bool realm_may_get_credentials(struct ctx *c, const char *upstream_url, const char *realm)
+{
+    if (!is_https(realm) && !c->cfg->upstream_allow_http_credentials)
+        return false;
+    char a[256], b[256];
+    url_host(upstream_url, a, sizeof a);
+    url_host(realm, b, sizeof b);
+    if (strcmp(a, b) == 0)
+        return true;
+    bool ip_a, ip_b;
+    netpolicy_allows_text(NULL, a, &ip_a, NULL);
+    netpolicy_allows_text(NULL, b, &ip_b, NULL);
+    if (ip_a || ip_b)
+        return false;
+    return strcmp(site_of(a), site_of(b)) == 0 && strchr(site_of(a), '.');
 }
 
 /* One request with a given Authorization value (may be NULL). Returns the
@@ -287,20 +380,31 @@ static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, c
         snprintf(line, sizeof line, "Authorization: %s", authorization);
         hdrs = curl_slist_append(hdrs, line);
     }
+    x->policy = &u->policy;
+    x->refused[0] = '\0';
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "pier/0.1");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* A redirect never downgrades https to plain http. */
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, is_https(url) ? "https" : "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg->upstream_connect_timeout * 1000);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    /* Bodies must keep flowing: a blob download slower than upstream_min_rate
+     * on average over upstream_idle_timeout seconds is given up (a trickling
+     * upstream would otherwise hold a worker for as long as it likes). */
+    long min_rate = streaming ? (long)c->cfg->upstream_min_rate : 1L;
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, min_rate);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)c->cfg->upstream_idle_timeout);
     if (!streaming && total_timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_timeout_ms);
+    if (streaming && x->q && x->q->deadline_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->q->deadline_ms);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
@@ -323,17 +427,28 @@ static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, c
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     if (code)
         x->resp->status = code;
+    if (rc != CURLE_OK) {
+        char *last = NULL;
+        curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &last);
+        log_warn("upstream %s %s%s%s: %s%s%s", method, url, last && strcmp(last, url) ? " -> " : "",
+                 last && strcmp(last, url) ? last : "", curl_easy_strerror(rc),
+                 x->refused[0] ? "; refused " : "", x->refused);
+    }
     curl_slist_free_all(hdrs);
     OPENSSL_cleanse(line, sizeof line);
     return rc;
 }
 
-static enum up_failure classify_curl(CURLcode rc)
+static enum up_failure classify_curl(const struct exchange *x, CURLcode rc)
 {
+    if (x->refused[0])
+        return UPF_FORBIDDEN;
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: return UPF_TIMEOUT;
     case CURLE_WRITE_ERROR:
     case CURLE_ABORTED_BY_CALLBACK: return UPF_ABORTED;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_TOO_MANY_REDIRECTS: return UPF_FORBIDDEN;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
@@ -344,6 +459,19 @@ static enum up_failure classify_curl(CURLcode rc)
         return UPF_UNREACHABLE;
     default: return UPF_PROTOCOL;
     }
+}
+
+/* The client-facing reason of a failed transfer. */
+static const char *curl_reason(const struct exchange *x, CURLcode rc)
+{
+    if (x->refused[0])
+        return arena_printf(x->a, "Pier does not connect to the %s (see upstream_allow_networks)",
+                            x->refused);
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL)
+        return "a redirect to another protocol (https never downgrades to http) was refused";
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return "timed out (or slower than the minimum transfer rate)";
+    return curl_easy_strerror(rc);
 }
 
 /* ---- credentials and tokens ---- */
@@ -406,15 +534,24 @@ static void drop_auth(struct ctx *c, const struct cache_rule *rule, const char *
 }
 
 /* Ask the token service named by a Bearer challenge. Returns "Bearer <token>"
- * in arena memory, or NULL with resp describing the failure. */
+ * in arena memory, or NULL with resp describing the failure. The rule's
+ * credentials go along only where realm_may_get_credentials() allows. */
 static const char *fetch_token(struct ctx *c, struct upstream *u, const struct cache_rule *rule,
                                const struct challenge *ch, const char *scope, const char *user,
-                               const char *secret, int *lifetime, struct upstream_resp *resp)
+                               const char *secret, int *lifetime, bool *withheld,
+                               struct upstream_resp *resp)
 {
     if (strncasecmp(ch->realm, "https://", 8) != 0 && strncasecmp(ch->realm, "http://", 7) != 0) {
         resp->failure = UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message, "the upstream's token realm is not an http(s) URL");
+        log_warn("upstream %s: token realm '%.200s' is not an http(s) URL", rule->upstream_url, ch->realm);
+        return NULL;
+    }
+    if (is_https(rule->upstream_url) && !is_https(ch->realm)) {
+        resp->failure = UPF_FORBIDDEN;
         snprintf(resp->message, sizeof resp->message,
-                 "upstream token realm '%.200s' is not an http(s) URL", ch->realm);
+                 "the upstream's token realm is plain http; Pier does not downgrade from https");
+        log_warn("upstream %s: refused token realm %.200s (https -> http)", rule->upstream_url, ch->realm);
         return NULL;
     }
     char *esc_service = curl_easy_escape(u->curl, ch->service, 0);
@@ -425,7 +562,12 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
     curl_free(esc_service);
     curl_free(esc_scope);
     char auth[9400];
-    bool have_creds = user[0] && basic_header(user, secret, auth, sizeof auth);
+    bool creds_ok = user[0] && realm_may_get_credentials(c, rule->upstream_url, ch->realm);
+    *withheld = user[0] && !creds_ok;
+    if (user[0] && !creds_ok)
+        log_warn("upstream %s: the rule's credentials are not sent to token realm %.200s (another "
+                 "site, or plain http); asking anonymously", rule->upstream_url, ch->realm);
+    bool have_creds = creds_ok && basic_header(user, secret, auth, sizeof auth);
     struct upstream_resp tr;
     memset(&tr, 0, sizeof tr);
     struct upstream_req tq = {.rule = rule, .max_body = TOKEN_BODY_MAX};
@@ -434,22 +576,25 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
                           (long)c->cfg->upstream_connect_timeout * 1000 + 30000);
     OPENSSL_cleanse(auth, sizeof auth);
     if (rc != CURLE_OK) {
-        resp->failure = classify_curl(rc);
-        snprintf(resp->message, sizeof resp->message, "token service %s: %s", ch->realm,
-                 curl_easy_strerror(rc));
+        resp->failure = classify_curl(&x, rc);
+        snprintf(resp->message, sizeof resp->message, "token service: %s", curl_reason(&x, rc));
         return NULL;
     }
     if (tr.status == 401 || tr.status == 403) {
         resp->failure = UPF_AUTH;
         snprintf(resp->message, sizeof resp->message,
-                 "token service %s refused the %s (HTTP %ld)", ch->realm,
-                 have_creds ? "rule's credentials" : "anonymous request", tr.status);
+                 "the token service refused the %s (HTTP %ld)",
+                 have_creds ? "rule's credentials" : user[0] ? "request (the rule's credentials were withheld)"
+                                                             : "anonymous request", tr.status);
+        log_warn("upstream %s: token service %.200s answered HTTP %ld", rule->upstream_url, ch->realm,
+                 tr.status);
         return NULL;
     }
     if (tr.status != 200) {
         resp->failure = tr.status == 429 ? UPF_RATE_LIMITED : tr.status >= 500 ? UPF_SERVER : UPF_PROTOCOL;
-        snprintf(resp->message, sizeof resp->message, "token service %s answered HTTP %ld",
-                 ch->realm, tr.status);
+        snprintf(resp->message, sizeof resp->message, "the token service answered HTTP %ld", tr.status);
+        log_warn("upstream %s: token service %.200s answered HTTP %ld", rule->upstream_url, ch->realm,
+                 tr.status);
         return NULL;
     }
     json_t *j = json_loadb(x.buf ? x.buf : "", x.len, 0, NULL);
@@ -466,10 +611,51 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
     json_decref(j);
     if (!out) {
         resp->failure = UPF_PROTOCOL;
-        snprintf(resp->message, sizeof resp->message,
-                 "token service %s answered without a usable token", ch->realm);
+        snprintf(resp->message, sizeof resp->message, "the token service answered without a usable token");
+        log_warn("upstream %s: token service %.200s answered without a usable token",
+                 rule->upstream_url, ch->realm);
     }
     return out;
+}
+
+/* The rule's credentials, unless they would travel over plain http without
+ * the operator's consent (*withheld is then set and both are empty). */
+static pier_err load_credentials(struct ctx *c, const struct cache_rule *rule, char *user,
+                                 size_t usersz, char *secret, size_t secretsz, bool *withheld,
+                                 struct perr *e)
+{
+    *withheld = false;
+    pier_err rc = rules_credentials(c, rule, user, usersz, secret, secretsz, e);
+    if (rc)
+        return rc;
+    if (user[0] && !is_https(rule->upstream_url) && !c->cfg->upstream_allow_http_credentials) {
+        OPENSSL_cleanse(user, usersz);
+        OPENSSL_cleanse(secret, secretsz);
+        user[0] = secret[0] = '\0';
+        *withheld = true;
+    }
+    return PIER_OK;
+}
+
+static const char *auth_failure_text(struct arena *a, bool withheld, bool realm_withheld,
+                                     long status)
+{
+    if (withheld)
+        return arena_printf(a, "HTTP %ld; the rule's credentials were not sent because the "
+                            "upstream is plain http (upstream_allow_http_credentials is off)", status);
+    if (realm_withheld)
+        return arena_printf(a, "HTTP %ld; the rule's credentials were withheld from the upstream's "
+                            "token realm (another site, or plain http)", status);
+    return arena_printf(a, "HTTP %ld", status);
+}
+
+static enum up_failure classify_status(long status)
+{
+    return status == 404                    ? UPF_NOT_FOUND
+           : status == 401 || status == 403 ? UPF_AUTH
+           : status == 429                  ? UPF_RATE_LIMITED
+           : status >= 500                  ? UPF_SERVER
+                                            : UPF_PROTOCOL;
 }
 
 pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
@@ -482,7 +668,8 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
     char *url = arena_printf(c->a, "%s/v2/%s/%s", q->rule->upstream_url, q->repo, q->path);
     char *scope = arena_printf(c->a, "repository:%s:pull", q->repo);
     char user[1100], secret[8300];
-    pier_err rc = rules_credentials(c, q->rule, user, sizeof user, secret, sizeof secret, e);
+    bool withheld;
+    pier_err rc = load_credentials(c, q->rule, user, sizeof user, secret, sizeof secret, &withheld, e);
     if (rc)
         return rc;
     bool streaming = q->on_data != NULL;
@@ -492,7 +679,10 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
     /* A token (or the knowledge that Basic works) from any worker is reused. */
     bool basic_known;
     const char *auth = cached_auth(c, q->rule, scope, &basic_known);
+    if (basic_known && !user[0])
+        auth = NULL; /* credentials withheld now: never send the cached Basic value */
     bool from_cache = auth != NULL && !basic_known;
+    bool realm_withheld = false;
     CURLcode cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
     for (int round = 0; round < 2 && cc == CURLE_OK && resp->status == 401; round++) {
         struct challenge ch;
@@ -511,7 +701,8 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
             store_auth(c, q->rule, "basic", auth, 86400);
         } else if (!strcasecmp(ch.scheme, "Bearer")) {
             int lifetime = 60;
-            auth = fetch_token(c, u, q->rule, &ch, scope, user, secret, &lifetime, resp);
+            auth = fetch_token(c, u, q->rule, &ch, scope, user, secret, &lifetime, &realm_withheld,
+                               resp);
             if (!auth) {
                 OPENSSL_cleanse(secret, sizeof secret);
                 log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
@@ -527,13 +718,13 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
     if (cc != CURLE_OK) {
         if (x.oversize) {
             resp->failure = UPF_PROTOCOL;
-            describe(resp, method, url, "answer exceeds the size limit");
+            describe(resp, method, q->path, "the answer exceeds the size limit");
         } else if (x.aborted) {
             resp->failure = UPF_ABORTED;
-            describe(resp, method, url, "transfer stopped by Pier");
+            describe(resp, method, q->path, "transfer stopped by Pier");
         } else {
-            resp->failure = classify_curl(cc);
-            describe(resp, method, url, curl_easy_strerror(cc));
+            resp->failure = classify_curl(&x, cc);
+            describe(resp, method, q->path, curl_reason(&x, cc));
         }
         return PIER_E_UNAVAILABLE;
     }
@@ -549,19 +740,12 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
         resp->body_len = x.len;
         return PIER_OK;
     }
-    char what[64];
-    snprintf(what, sizeof what, "HTTP %ld", resp->status);
-    describe(resp, method, url, what);
-    if (resp->status == 404)
-        resp->failure = UPF_NOT_FOUND;
-    else if (resp->status == 401 || resp->status == 403)
-        resp->failure = UPF_AUTH;
-    else if (resp->status == 429)
-        resp->failure = UPF_RATE_LIMITED;
-    else if (resp->status >= 500)
-        resp->failure = UPF_SERVER;
-    else
-        resp->failure = UPF_PROTOCOL;
+    resp->failure = classify_status(resp->status);
+    describe(resp, method, q->path,
+             auth_failure_text(c->a, withheld && resp->failure == UPF_AUTH,
+                               realm_withheld && resp->failure == UPF_AUTH, resp->status));
+    if (resp->failure != UPF_NOT_FOUND)
+        log_warn("upstream %s %s: HTTP %ld", method, url, resp->status);
     return PIER_E_UNAVAILABLE;
 }
 
@@ -571,7 +755,8 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
     memset(resp, 0, sizeof *resp);
     char *url = arena_printf(c->a, "%s/v2/", rule->upstream_url);
     char user[1100], secret[8300];
-    pier_err rc = rules_credentials(c, rule, user, sizeof user, secret, sizeof secret, e);
+    bool withheld;
+    pier_err rc = load_credentials(c, rule, user, sizeof user, secret, sizeof secret, &withheld, e);
     if (rc) {
         resp->failure = UPF_AUTH;
         snprintf(resp->message, sizeof resp->message, "%s", e->msg);
@@ -580,6 +765,7 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
     struct upstream_req q = {.rule = rule, .max_body = ERROR_BODY_MAX};
     struct exchange x = {.a = c->a, .q = &q, .resp = resp, .max = ERROR_BODY_MAX};
     long total = (long)c->cfg->upstream_timeout * 1000;
+    bool realm_withheld = false;
     CURLcode cc = perform(c, c->up, "GET", url, NULL, NULL, rule, false, &x, total);
     if (cc == CURLE_OK && resp->status == 401) {
         struct challenge ch;
@@ -591,7 +777,8 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
                 OPENSSL_cleanse(basic, sizeof basic);
             } else if (!strcasecmp(ch.scheme, "Bearer")) {
                 int lifetime;
-                auth = fetch_token(c, c->up, rule, &ch, ch.scope, user, secret, &lifetime, resp);
+                auth = fetch_token(c, c->up, rule, &ch, ch.scope, user, secret, &lifetime,
+                                   &realm_withheld, resp);
                 if (!auth) {
                     OPENSSL_cleanse(secret, sizeof secret);
                     return PIER_E_UNAVAILABLE;
@@ -603,18 +790,17 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
     }
     OPENSSL_cleanse(secret, sizeof secret);
     if (cc != CURLE_OK) {
-        resp->failure = classify_curl(cc);
-        describe(resp, "GET", url, curl_easy_strerror(cc));
+        resp->failure = classify_curl(&x, cc);
+        describe(resp, "GET", "/v2/", curl_reason(&x, cc));
         return PIER_E_UNAVAILABLE;
     }
     if (resp->status == 200)
         return PIER_OK;
-    char what[64];
-    snprintf(what, sizeof what, "HTTP %ld", resp->status);
-    describe(resp, "GET", url, what);
-    resp->failure = resp->status == 401 || resp->status == 403 ? UPF_AUTH
-                    : resp->status == 429                       ? UPF_RATE_LIMITED
-                    : resp->status >= 500                       ? UPF_SERVER
-                                                                : UPF_PROTOCOL;
+    resp->failure = classify_status(resp->status);
+    if (resp->failure == UPF_NOT_FOUND)
+        resp->failure = UPF_PROTOCOL;
+    describe(resp, "GET", "/v2/",
+             auth_failure_text(c->a, withheld && resp->failure == UPF_AUTH,
+                               realm_withheld && resp->failure == UPF_AUTH, resp->status));
     return PIER_E_UNAVAILABLE;
 }

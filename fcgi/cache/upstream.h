@@ -23,6 +23,8 @@ enum up_failure {
     UPF_NOT_FOUND,    /* HTTP 404 */
     UPF_PROTOCOL,     /* an answer that makes no sense (bad token response, oversize, ...) */
     UPF_ABORTED,      /* our own callback stopped the transfer */
+    UPF_FORBIDDEN,    /* Pier refused to connect or to send credentials (address policy,
+                         https -> http downgrade, credentials over plain http) */
 };
 
 struct upstream_resp {
@@ -34,7 +36,8 @@ struct upstream_resp {
     size_t body_len;
     long long bytes;               /* body bytes received */
     enum up_failure failure;
-    char message[512];             /* "GET https://host/v2/x/manifests/1: HTTP 503" */
+    char message[512];             /* for clients: "manifest request: HTTP 503" (no URL,
+                                      no body); the URL goes to the log */
 };
 
 struct upstream_req {
@@ -44,6 +47,7 @@ struct upstream_req {
     const char *path;           /* after /v2/<repo>/: "manifests/<ref>", "blobs/<digest>" */
     const char *accept;         /* Accept header value, or NULL */
     size_t max_body;            /* buffered bodies larger than this fail (UPF_PROTOCOL) */
+    long deadline_ms;           /* streaming: the whole transfer must end within this (0: none) */
     /* Streaming: called once the final 2xx response's headers are known, then
      * for every piece of the body. Returning nonzero aborts (UPF_ABORTED). */
     int (*on_headers)(void *arg, const struct upstream_resp *resp);
@@ -53,7 +57,8 @@ struct upstream_req {
 
 struct upstream;
 
-struct upstream *upstream_new(void);
+/* A worker's client; cfg supplies the address policy (upstream_allow_networks). */
+struct upstream *upstream_new(const struct config *cfg);
 void upstream_free(struct upstream *u);
 
 /* Perform the request, authenticating as the upstream demands. Returns

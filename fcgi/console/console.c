@@ -26,13 +26,19 @@
 
 static const struct db_stmt st_create = {
     "con_create",
-    "INSERT INTO console_sessions(id_hash, principal_id, csrf, expires_at)"
-    " VALUES ($1::bytea, $2::bigint, $3, now() + make_interval(secs => $4::int))", 4};
+    "INSERT INTO console_sessions(id_hash, principal_id, csrf, expires_at, key_id)"
+    " VALUES ($1::bytea, $2::bigint, $3, now() + make_interval(secs => $4::int), nullif($5, ''))", 5};
+/* A session opened with an access key (or with a login password made from
+ * one) ends with that key: deleting it deletes the session (foreign key),
+ * deactivating it refuses the session. */
 static const struct db_stmt st_get = {
     "con_get",
-    "SELECT p.id, p.name, p.arn, s.csrf, extract(epoch FROM s.expires_at)::bigint"
+    "SELECT p.id, p.name, p.arn, s.csrf, extract(epoch FROM s.expires_at)::bigint,"
+    " coalesce(s.key_id, '')"
     " FROM console_sessions s JOIN principals p ON p.id = s.principal_id"
-    " WHERE s.id_hash = $1::bytea AND s.expires_at > now()", 1};
+    " LEFT JOIN access_keys k ON k.id = s.key_id"
+    " WHERE s.id_hash = $1::bytea AND s.expires_at > now()"
+    " AND (s.key_id IS NULL OR k.active)", 1};
 static const struct db_stmt st_delete = {
     "con_delete", "DELETE FROM console_sessions WHERE id_hash = $1::bytea", 1};
 static const struct db_stmt st_expire = {
@@ -150,6 +156,10 @@ static bool load_session(struct ctx *c, struct req *r, struct session *s)
     snprintf(s->id.p.arn, sizeof s->id.p.arn, "%s", PQgetvalue(res, 0, 2));
     snprintf(s->csrf, sizeof s->csrf, "%s", PQgetvalue(res, 0, 3));
     s->expires = db_int(res, 0, 4);
+    /* What the session does (e.g. mint a login password) never outlives it
+     * and dies with its key. */
+    s->id.expires = s->expires;
+    snprintf(s->id.key_id, sizeof s->id.key_id, "%s", PQgetvalue(res, 0, 5));
     return true;
 }
 
@@ -184,8 +194,19 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     struct identity id;
     struct perr e;
     memset(&id, 0, sizeof id);
-    if (authn_basic(c, ac, key, secret, &id, &e) != PIER_OK ||
-        (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
+    pier_err rc = authn_basic(c, ac, key, secret, &id, &e);
+    if (rc == PIER_OK && id.via == VIA_LOGIN_TOKEN)
+        rc = authn_key_live(c, ac, id.key_id, &e);
+    if (rc == PIER_E_TOOMANYREQUESTS) {
+        resp_header(r, "Retry-After", "%s", e.detail);
+        fail(r, 429, "ThrottlingException", e.msg);
+        return;
+    }
+    if (rc != PIER_OK && rc != PIER_E_UNAUTHORIZED) {
+        fail(r, 503, "ServerException", "Sign-in is not possible right now; try again.");
+        return;
+    }
+    if (rc != PIER_OK || (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
         fail(r, 401, "UnrecognizedClientException", "The access key ID or the secret access key is wrong.");
         return;
@@ -205,8 +226,9 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     char pid[24], ttl[16];
     snprintf(pid, sizeof pid, "%lld", id.p.id);
     snprintf(ttl, sizeof ttl, "%d", lifetime);
-    struct db_param p[4] = {{.value = (const char *)s.hash, .length = 32, .binary = true},
-                            {.value = pid}, {.value = s.csrf}, {.value = ttl}};
+    struct db_param p[5] = {{.value = (const char *)s.hash, .length = 32, .binary = true},
+                            {.value = pid}, {.value = s.csrf}, {.value = ttl},
+                            {.value = id.key_id}};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
         fail(r, 503, "ServerException", "Sessions cannot be stored right now.");
         return;
@@ -221,6 +243,27 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     session_json(r, &s);
 }
 
+/* The Origin header, when the browser sends one, names this host; a
+ * browser's Sec-Fetch-Site, when sent, says same-origin (or none: typed in). */
+static bool same_origin(struct req *r)
+{
+    const char *origin = req_header(r, "Origin");
+    const char *host = req_header(r, "Host");
+    if (origin && (!host || !strstr(origin, "://") || strcmp(strstr(origin, "://") + 3, host) != 0))
+        return false;
+    const char *site = req_header(r, "Sec-Fetch-Site");
+    if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+        return false;
+    return true;
+}
+
+static bool json_request(struct req *r)
+{
+    const char *ct = req_header(r, "Content-Type");
+    return ct && strncasecmp(ct, "application/json", 16) == 0 &&
+           (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
 /* Changes need the session's CSRF token in X-CSRF-Token, and a same-origin
  * Origin header when the browser sends one. */
 static bool csrf_ok(struct req *r, const struct session *s)
@@ -228,14 +271,7 @@ static bool csrf_ok(struct req *r, const struct session *s)
     const char *tok = req_header(r, "X-CSRF-Token");
     if (!tok || strlen(tok) != strlen(s->csrf) || CRYPTO_memcmp(tok, s->csrf, strlen(tok)) != 0)
         return false;
-    const char *origin = req_header(r, "Origin");
-    const char *host = req_header(r, "Host");
-    if (origin && host) {
-        const char *o = strstr(origin, "://");
-        if (!o || strcmp(o + 3, host) != 0)
-            return false;
-    }
-    return true;
+    return same_origin(r);
 }
 
 /* ---- read views ---- */
@@ -423,9 +459,16 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         }
         arena_defer(r->a, decref, in);
     } else {
-        req_drain(r);
+        req_refuse_body(r);
     }
     if (post && strcmp(what, "login") == 0) {
+        /* Login CSRF: a foreign page can post text/plain (a "simple" request)
+         * but not application/json, and the browser says where it came from. */
+        if (!json_request(r) || !same_origin(r)) {
+            log_warn("console: sign-in refused from %s (not a same-origin JSON request)", r->remote_addr);
+            fail(r, 403, "InvalidOrigin", "Sign in from the console page itself.");
+            return;
+        }
         login(c, ac, r, in);
         return;
     }

@@ -284,7 +284,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
 {
     struct perr e;
     if (strcmp(r->method, "POST") != 0) {
-        req_drain(r);
+        req_refuse_body(r);
         send_error(r, "UnknownOperationException", "the control plane takes POST requests", 400);
         return;
     }
@@ -333,6 +333,21 @@ void ecrapi_handle(struct ctx *c, struct req *r)
         send_error(r, "InvalidSignatureException", "the credential scope names the wrong service", 400);
         return;
     }
+    /* The operation, its time and the body's type must be signed: otherwise
+     * a captured request could be replayed as another operation. */
+    static const char *const must_sign[] = {"content-type", "host", "x-amz-date", "x-amz-target"};
+    char probe[sizeof sa.signed_headers + 2];
+    snprintf(probe, sizeof probe, ";%s;", sa.signed_headers);
+    for (size_t i = 0; i < sizeof must_sign / sizeof must_sign[0]; i++) {
+        char want[32];
+        snprintf(want, sizeof want, ";%s;", must_sign[i]);
+        if (!strstr(probe, want)) {
+            send_error(r, "InvalidSignatureException",
+                       arena_printf(r->a, "the %s header must be signed (SignedHeaders: %s)",
+                                    must_sign[i], sa.signed_headers), 400);
+            return;
+        }
+    }
     char secret[KEY_SECRET_LEN + 1];
     struct principal p;
     if (key_secret(c, sa.key_id, secret, &p, &e) != PIER_OK) {
@@ -364,6 +379,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     id->authenticated = true;
     id->via = VIA_ACCESS_KEY;
     id->p = p;
+    snprintf(id->key_id, sizeof id->key_id, "%s", sa.key_id);
     c->who = id;
 
     json_error_t jerr;

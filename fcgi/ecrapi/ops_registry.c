@@ -25,7 +25,15 @@ void op_get_authorization_token(struct api *x)
     }
     const struct identity *who = x->c->who;
     json_t *claims = json_pack("{s:s, s:I}", "sub", who->p.arn, "pid", (json_int_t)who->p.id);
-    char *tok = token_sign(x->r->a, x->c->tk, TOKEN_LOGIN, claims, LOGIN_LIFETIME);
+    /* The password dies with the access key it was made with, and never
+     * outlives the session (console) that asked for it. */
+    if (who->key_id[0])
+        json_object_set_new(claims, "kid", json_string(who->key_id));
+    long lifetime = LOGIN_LIFETIME;
+    long long left = who->expires - (long long)time(NULL);
+    if (who->expires > 0 && left < lifetime)
+        lifetime = left > 1 ? (long)left : 1;
+    char *tok = token_sign(x->r->a, x->c->tk, TOKEN_LOGIN, claims, lifetime);
     json_decref(claims);
     if (!tok) {
         api_fail(x, "ServerException", "tokens are not available: no server key");
@@ -36,7 +44,7 @@ void op_get_authorization_token(struct api *x)
     char *b64 = arena_alloc(x->r->a, 4 * ((n + 2) / 3) + 1);
     EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
     json_t *data = json_pack("{s:s, s:I, s:s}", "authorizationToken", b64, "expiresAt",
-                             (json_int_t)(time(NULL) + LOGIN_LIFETIME), "proxyEndpoint",
+                             (json_int_t)(time(NULL) + lifetime), "proxyEndpoint",
                              authn_public_url(x->c, x->r));
     json_object_set_new(x->out, "authorizationData", json_pack("[o]", data));
 }
@@ -160,6 +168,14 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
     if (cred) {
         if (!check_credential_arn(x, cred))
             return false;
+        /* A rule sends its secret to its upstream: whoever attaches one must
+         * be allowed to read it, or rule permissions would hand out every
+         * stored credential to any server. */
+        struct perr e;
+        if (authz_check_arn(x->c, "secretsmanager:GetSecretValue", cred, &e) != PIER_OK)
+            return api_fail(x, "AccessDeniedException",
+                            "%s (a rule sends its credentials to its upstream, so attaching a "
+                            "secret needs secretsmanager:GetSecretValue on it)", e.msg);
         snprintf(r->credential_arn, sizeof r->credential_arn, "%s", cred);
     }
     if (role)

@@ -439,6 +439,10 @@ void op_describe_images(struct api *x)
         !api_authorize(x, name) || !repo_exists(x, name, NULL))
         return;
     json_t *want = json_object_get(x->in, "imageIds");
+    if (want && (!json_is_array(want) || json_array_size(want) < 1 || json_array_size(want) > 100)) {
+        api_fail(x, "InvalidParameterException", "imageIds must list 1 to 100 images");
+        return;
+    }
     const char *status = "ANY";
     json_t *filter = json_object_get(x->in, "filter");
     if (filter) {

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <errno.h>
+#include <poll.h>
 
 void req_init(struct req *r, FCGX_Request *fx, struct arena *a)
 {
@@ -72,6 +73,8 @@ ssize_t req_read(struct req *r, void *buf, size_t n)
 {
     if (n > (size_t)1 << 30)
         n = (size_t)1 << 30;
+    if (r->body_refused || r->body_eof)
+        return 0;
     int got = FCGX_GetStr(buf, (int)n, r->fx->in);
     if (got > 0) {
         r->body_read += got;
@@ -79,13 +82,14 @@ ssize_t req_read(struct req *r, void *buf, size_t n)
     }
     if (FCGX_GetError(r->fx->in) != 0)
         return -1;
+    r->body_eof = true;
     return 0;
 }
 
 pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e)
 {
     if (r->content_length > (long long)limit) {
-        req_drain(r);
+        req_refuse_body(r);
         return perr_set(e, PIER_E_TOO_LARGE, "request body is %lld bytes; the limit is %zu",
                         r->content_length, limit);
     }
@@ -98,7 +102,7 @@ pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, str
         if (n == cap) {
             if (cap > limit) {
                 free(buf);
-                req_drain(r);
+                req_refuse_body(r);
                 return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes",
                                 limit);
             }
@@ -130,11 +134,50 @@ pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, str
     return PIER_OK;
 }
 
-void req_drain(struct req *r)
+void req_refuse_body(struct req *r)
 {
-    char buf[16384];
-    while (req_read(r, buf, sizeof buf) > 0)
-        ;
+    if (!r->body_eof && req_has_body(r))
+        r->body_refused = true;
+}
+
+bool req_has_body(const struct req *r)
+{
+    if (r->body_eof)
+        return false;
+    if (r->content_length >= 0)
+        return r->content_length > r->body_read;
+    /* No Content-Length: chunked, unless the method never carries a body. */
+    return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+           strcmp(r->method, "DELETE") != 0 && strcmp(r->method, "OPTIONS") != 0;
+}
+
+void req_finish(struct req *r)
+{
+    FCGX_Request *fx = r->fx;
+    if (r->body_refused && fx->ipcFd >= 0) {
+        /* Flush the answer and FCGI_END_REQUEST. Apache forwards the body
+         * while it waits for the answer: once our receive buffer is full it
+         * reads the answer, finishes and hangs up. Whatever the client still
+         * sends is Apache's to discard (mod_reqtimeout bounds that), not a
+         * worker's: libfcgi would read it for up to 2 s, so the connection
+         * is detached and simply closed. */
+        FCGX_FClose(fx->err);
+        FCGX_FClose(fx->out);
+        int64_t until = now_ms() + REQ_REFUSED_LINGER_MS;
+        for (;;) {
+            int64_t left = until - now_ms();
+            if (left <= 0)
+                break;
+            struct pollfd p = {.fd = fx->ipcFd, .events = POLLRDHUP};
+            int n = poll(&p, 1, (int)left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n != 0)
+                break; /* hung up (or an error): nothing more to wait for */
+        }
+        FCGX_Detach(fx);
+    }
+    FCGX_Finish_r(fx);
 }
 
 void resp_status(struct req *r, int status)

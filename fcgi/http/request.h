@@ -23,6 +23,8 @@ struct req {
     long long content_length;  /* -1 when the request has none (chunked) */
     const char *remote_addr;
     long long body_read;       /* bytes consumed from the body so far */
+    bool body_eof;             /* the end of the body was read */
+    bool body_refused;         /* the rest of the body will not be read (see req_refuse_body) */
     /* response */
     int status;
     bool sent;                 /* headers written */
@@ -47,8 +49,19 @@ ssize_t req_read(struct req *r, void *buf, size_t n);
 /* Read the whole body into arena memory, refusing more than limit bytes with
  * PIER_E_TOO_LARGE. *out is NUL-terminated for convenience. */
 pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e);
-/* Discard whatever body remains so Apache can reuse the connection. */
-void req_drain(struct req *r);
+/* The request is answered without reading the rest of its body: nothing
+ * more is read (a client that trickles its body must not hold a worker), and
+ * req_finish() closes the FastCGI connection once the answer is out. */
+void req_refuse_body(struct req *r);
+/* Does the request have a body still to come (Content-Length > 0, or no
+ * length on a method that takes a body)? */
+bool req_has_body(const struct req *r);
+/* End the request (instead of FCGX_Finish_r): after a refused body the
+ * answer and the end-of-request record are flushed, Apache gets up to
+ * REQ_REFUSED_LINGER_MS to take them and hang up, and the connection is
+ * closed without reading what the client still sends. */
+void req_finish(struct req *r);
+#define REQ_REFUSED_LINGER_MS 500
 
 void resp_status(struct req *r, int status);
 /* Add a header; values must not contain CR or LF (they are replaced). */

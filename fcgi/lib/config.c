@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "lib/log.h"
+#include "lib/netpolicy.h"
 
 enum kind { K_STR, K_INT, K_SIZE, K_OCTAL, K_BOOL };
 
@@ -56,6 +57,10 @@ static const struct key keys[] = {
     {"public_url", S(public_url)},
     {"policy_cache_ms", I(policy_cache_ms, 0, 600000)},
     {"bootstrap_file", S(bootstrap_file)},
+    {"upstream_allow_networks", S(upstream_allow_networks)},
+    {"upstream_allow_http_credentials", B(upstream_allow_http_credentials)},
+    {"upstream_min_rate", Z(upstream_min_rate, 1, 1LL << 40)},
+    {"body_workers", I(body_workers, 0, 1024)},
 };
 
 void config_defaults(struct config *c)
@@ -84,6 +89,7 @@ void config_defaults(struct config *c)
     snprintf(c->region, sizeof c->region, "us-east-1");
     snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");
     c->policy_cache_ms = 1000;
+    c->upstream_min_rate = 16 << 10;
 }
 
 /* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */
@@ -254,5 +260,9 @@ pier_err config_validate(const struct config *c, struct perr *e)
         return perr_set(e, PIER_E_BAD_REQUEST,
                         "log_level must be one of error, warn, info, debug (got '%s')",
                         c->log_level);
+    struct netpolicy np;
+    pier_err rc = netpolicy_parse(c->upstream_allow_networks, &np, e);
+    if (rc)
+        return rc;
     return PIER_OK;
 }

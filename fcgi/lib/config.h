@@ -37,6 +37,13 @@ struct config {
     char public_url[256];           /* how clients reach this registry (token realm) */
     int policy_cache_ms;            /* how long a worker keeps a policy it read */
     char bootstrap_file[PATH_MAX];  /* where the first administrator's key is written */
+    char upstream_allow_networks[1024]; /* CIDRs upstream connections may reach although they
+                                           are loopback, private, link-local, ... (empty: none) */
+    bool upstream_allow_http_credentials; /* send rule credentials over plain http */
+    long long upstream_min_rate;    /* bytes/s a blob download must average over
+                                       upstream_idle_timeout seconds */
+    int body_workers;               /* workers that may be receiving request bodies at once
+                                       (0: all but a quarter of workers, at least one free) */
 };
 
 /* Fill c with defaults. */

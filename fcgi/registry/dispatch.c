@@ -86,7 +86,7 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     struct route rt;
     resp_header(r, "Docker-Distribution-API-Version", "registry/2.0");
     if (route_parse(r->path, &rt, &e) != PIER_OK) {
-        req_drain(r);
+        req_refuse_body(r);
         oci_error(r, &e);
         return;
     }
@@ -95,7 +95,7 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         if (ep->kind != rt.kind)
             continue;
         if (!method_allowed(ep->methods, r->method)) {
-            req_drain(r);
+            req_refuse_body(r);
             char allow[64];
             size_t j = 0;
             for (const char *p = ep->methods; *p && j < sizeof allow - 2; p++)
@@ -108,7 +108,7 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
             return;
         }
         if (db_ensure(c->db, &e) != PIER_OK) {
-            req_drain(r);
+            req_refuse_body(r);
             oci_error(r, &e);
             return;
         }
@@ -118,13 +118,13 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         arena_defer(r->a, clear_identity, id);
         c->who = id;
         if (rc) {
-            req_drain(r);
+            req_refuse_body(r);
             authn_error(c, r, &e, NULL);
             return;
         }
         const char *action = action_for(rt.kind, r->method);
         if (action && authz_check(c, action, rt.name, &e) != PIER_OK) {
-            req_drain(r);
+            req_refuse_body(r);
             const char *scope = arena_printf(
                 r->a, "repository:%s:%s", rt.name,
                 !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? "pull"

@@ -38,9 +38,12 @@ static pier_err pagination(struct ctx *c, struct req *r, int *n, char *last, siz
 }
 
 /* Catalog filtering reads this many names at a time, and gives up (returning
- * what it found) after this many hidden names in one request. */
+ * what it found, with a Link to go on when it found any) after scanning this
+ * many names in one request: fewer for anonymous callers, whose requests cost
+ * nothing to send. */
 #define CATALOG_BATCH 500
 #define CATALOG_SCAN_MAX 200000
+#define CATALOG_SCAN_MAX_ANONYMOUS 2000
 
 static void link_next(struct req *r, const char *base, int n, const char *last)
 {
@@ -100,7 +103,8 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
     const char *cursor = have_last ? last : NULL;
     bool exhausted = n == 0, full = false;
     long scanned = 0;
-    while (!exhausted && !full && scanned < CATALOG_SCAN_MAX) {
+    long scan_max = c->who->authenticated ? CATALOG_SCAN_MAX : CATALOG_SCAN_MAX_ANONYMOUS;
+    while (!exhausted && !full && scanned < scan_max) {
         json_t *all = json_array();
         if (repo_catalog(c, cursor, CATALOG_BATCH, all, &more, &e) != PIER_OK) {
             json_decref(all);

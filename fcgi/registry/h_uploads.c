@@ -66,7 +66,7 @@ void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
 {
     struct perr e;
     if (repo_check_push(c, rt->name, &e) != PIER_OK) {
-        req_drain(r);
+        req_refuse_body(r);
         oci_error(r, &e);
         return;
     }
@@ -75,27 +75,27 @@ void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
     bool exists = true;
     if (repo_exists_named(c, rt->name, &exists, &e) != PIER_OK ||
         (!exists && authz_check(c, "ecr:CreateRepository", rt->name, &e) != PIER_OK)) {
-        req_drain(r);
+        req_refuse_body(r);
         authn_error(c, r, &e, arena_printf(r->a, "repository:%s:push,pull", rt->name));
         return;
     }
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "mount", digest, sizeof digest);
     if (have < 0) {
-        req_drain(r);
+        req_refuse_body(r);
         perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in mount=");
         oci_error(r, &e);
         return;
     }
     if (have > 0 && try_mount(c, r, rt, digest)) {
-        req_drain(r);
+        req_refuse_body(r);
         return;
     }
     have = req_query(r, "digest", digest, sizeof digest);
     if (have != 0) {
         long long size;
         if (have < 0) {
-            req_drain(r);
+            req_refuse_body(r);
             perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in digest=");
             oci_error(r, &e);
             return;
@@ -107,7 +107,7 @@ void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
         created(r, rt->name, digest);
         return;
     }
-    req_drain(r);
+    req_refuse_body(r);
     struct upload u;
     if (upload_create(c, rt->name, &u, &e) != PIER_OK) {
         oci_error(r, &e);
@@ -138,7 +138,7 @@ static void patch(struct ctx *c, struct req *r, const struct route *rt)
         rc = upload_lock(c, rt->name, rt->ref, &u, &e);
     if (rc) {
         db_rollback(c->db);
-        req_drain(r);
+        req_refuse_body(r);
         oci_error(r, &e);
         return;
     }
@@ -151,7 +151,7 @@ static void patch(struct ctx *c, struct req *r, const struct route *rt)
         rc = db_commit(c->db, &e);
     if (rc) {
         db_rollback(c->db);
-        req_drain(r);
+        req_refuse_body(r);
         if (rc == PIER_E_RANGE_INVALID)
             session_headers(r, rt->name, &u);
         oci_error(r, &e);
@@ -168,7 +168,7 @@ static void finish(struct ctx *c, struct req *r, const struct route *rt)
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "digest", digest, sizeof digest);
     if (have <= 0) {
-        req_drain(r);
+        req_refuse_body(r);
         perr_set(&e, PIER_E_DIGEST_INVALID,
                  have < 0 ? "invalid digest in digest=" : "the digest query parameter is required "
                                                           "to complete an upload");
@@ -176,7 +176,7 @@ static void finish(struct ctx *c, struct req *r, const struct route *rt)
         return;
     }
     if (grammar_digest(digest, NULL, &e) != PIER_OK) {
-        req_drain(r);
+        req_refuse_body(r);
         oci_error(r, &e);
         return;
     }
@@ -202,7 +202,7 @@ static void finish(struct ctx *c, struct req *r, const struct route *rt)
     }
     if (rc) {
         db_rollback(c->db);
-        req_drain(r);
+        req_refuse_body(r);
         if (rc == PIER_E_RANGE_INVALID && locked)
             session_headers(r, rt->name, &u);
         oci_error(r, &e);

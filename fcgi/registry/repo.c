@@ -26,10 +26,10 @@ static const struct db_stmt st_repo_insert = {
     "repo_insert",
     "INSERT INTO repositories(name, kind, rule_id) VALUES ($1, $2, nullif($3::bigint, 0))"
     " ON CONFLICT (name) DO NOTHING RETURNING id, kind", 3};
-static const struct db_stmt st_referenced = {
-    "repo_referenced",
-    "SELECT 1 FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id"
-    " WHERE r.name = $1 AND mr.child = $2 LIMIT 1", 2};
+static const struct db_stmt st_declared_size = {
+    "repo_declared_size",
+    "SELECT max(mr.size) FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id"
+    " WHERE r.name = $1 AND mr.child = $2 AND mr.child_kind = 'blob'", 2};
 static const struct db_stmt st_tag_immutable = {
     "repo_tag_immutable",
     "SELECT t.digest FROM repositories r JOIN tags t ON t.repository_id = r.id AND t.name = $2"
@@ -108,9 +108,9 @@ static const struct db_stmt st_manifest_insert = {
     " ON CONFLICT (repository_id, digest) DO NOTHING", 8};
 static const struct db_stmt st_refs_insert = {
     "repo_refs_insert",
-    "INSERT INTO manifest_references(repository_id, manifest, child, child_kind)"
-    " SELECT $1::bigint, $2, c, $4 FROM unnest($3::text[]) AS c"
-    " ON CONFLICT DO NOTHING", 4};
+    "INSERT INTO manifest_references(repository_id, manifest, child, child_kind, size)"
+    " SELECT $1::bigint, $2, c.d, $4, c.s FROM unnest($3::text[], $5::bigint[]) AS c(d, s)"
+    " ON CONFLICT DO NOTHING", 5};
 static const struct db_stmt st_tag_upsert = {
     "repo_tag_upsert",
     "INSERT INTO tags(repository_id, name, digest, checked_at)"
@@ -216,13 +216,13 @@ pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e)
     return push_allowed(c, name, res, e);
 }
 
-pier_err repo_blob_referenced(struct ctx *c, const char *name, const char *digest, bool *yes,
-                              struct perr *e)
+pier_err repo_blob_declared_size(struct ctx *c, const char *name, const char *digest,
+                                 long long *size, struct perr *e)
 {
-    PGresult *res = db_exec(c->db, c->a, &st_referenced, e, name, digest);
+    PGresult *res = db_exec(c->db, c->a, &st_declared_size, e, name, digest);
     if (!res)
         return e->code;
-    *yes = PQntuples(res) > 0;
+    *size = PQntuples(res) && !PQgetisnull(res, 0, 0) ? db_int(res, 0, 0) : -1;
     return PIER_OK;
 }
 
@@ -476,10 +476,14 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
         want[i] = m->refs[i];
     if (m->kind == MANIFEST_IMAGE)
         want[m->nrefs] = m->config;
+    const char **sizes = arena_alloc(c->a, (nwant ? nwant : 1) * sizeof *sizes);
     for (size_t i = 0; i < nwant; i++)
-        if (!want[i].external)
+        if (!want[i].external) {
+            sizes[nd] = arena_printf(c->a, "%lld", want[i].size);
             digests[nd++] = want[i].digest;
+        }
     char *arr = pg_array(c->a, digests, nd);
+    char *size_arr = pg_array(c->a, sizes, nd);
     const struct db_stmt *check = m->kind == MANIFEST_IMAGE ? &st_blobs_present
                                                             : &st_manifests_present;
     PGresult *res = rule_id ? NULL : db_exec(c->db, c->a, check, e, id, arr);
@@ -526,7 +530,7 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     };
     if (!db_execp(c->db, c->a, &st_manifest_insert, p, false, e) ||
         !db_exec(c->db, c->a, &st_refs_insert, e, id, digest, arr,
-                 m->kind == MANIFEST_IMAGE ? "blob" : "manifest") ||
+                 m->kind == MANIFEST_IMAGE ? "blob" : "manifest", size_arr) ||
         (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest, rule_id ? "t" : "f"))) {
         rc = e->code;
         goto fail;

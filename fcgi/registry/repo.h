@@ -32,9 +32,10 @@ pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, 
 /* May clients push to name? PIER_E_DENIED (with the reason) for cache
  * repositories and names under a pull-through cache rule. */
 pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);
-/* Is digest referenced by a manifest of repository name? */
-pier_err repo_blob_referenced(struct ctx *c, const char *name, const char *digest, bool *yes,
-                              struct perr *e);
+/* The size the manifests of repository name declare for blob digest, or -1
+ * when no manifest there references it (or none recorded a size). */
+pier_err repo_blob_declared_size(struct ctx *c, const char *name, const char *digest,
+                                 long long *size, struct perr *e);
 /* Remove the link (the file stays until garbage collection). */
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e);
 

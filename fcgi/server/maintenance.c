@@ -32,8 +32,12 @@ static const struct db_stmt st_old_rows = {
     "maint_old_rows",
     "WITH l AS (DELETE FROM fetch_leases WHERE expires_at < now() - interval '1 hour' RETURNING 1),"
     " n AS (DELETE FROM cache_negative WHERE until < now() RETURNING 1),"
-    " t AS (DELETE FROM upstream_tokens WHERE expires_at < now() RETURNING 1)"
-    " SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM n) + (SELECT count(*) FROM t)", 0};
+    " t AS (DELETE FROM upstream_tokens WHERE expires_at < now() RETURNING 1),"
+    " r AS (DELETE FROM cache_referrers WHERE fetched_at < now() - interval '7 days' RETURNING 1),"
+    " f AS (DELETE FROM login_failures WHERE last_at < now() - interval '1 day'"
+    "       AND (blocked_until IS NULL OR blocked_until < now()) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM n) + (SELECT count(*) FROM t)"
+    " + (SELECT count(*) FROM r) + (SELECT count(*) FROM f)", 0};
 
 /* Remove files in dir older than max_age seconds that keep() does not claim. */
 static int sweep(struct arena *a, struct db *db, const char *dir, int max_age,

@@ -18,6 +18,7 @@
 #include "lib/util.h"
 #include "db/db.h"
 #include "server/maintenance.h"
+#include "server/pool.h"
 #include "server/worker.h"
 #include "store/blobstore.h"
 #include <sys/prctl.h>
@@ -130,6 +131,7 @@ static void spawn(const struct config *cfg, int listen_fd)
     }
     if (pid == 0) {
         log_setup((enum log_level)log_level_parse(cfg->log_level), "pier-worker");
+        pool_worker_attach(i);
         _exit(worker_run(cfg, listen_fd));
     }
     slots[i].pid = pid;
@@ -167,6 +169,7 @@ static void reap(bool stopping)
                 (WIFSIGNALED(status) || WEXITSTATUS(status) != 0))
                 respawn_after = now_ms() + RESPAWN_BACKOFF_MS;
             slots[i].pid = 0;
+            pool_slot_gone(i); /* a body slot a dead worker held is free again */
             break;
         }
     }
@@ -197,7 +200,9 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     write_pid(cfg->pid_file);
-    log_info("listening on %s with %d workers", cfg->socket, cfg->workers);
+    pool_init();
+    log_info("listening on %s with %d workers (at most %d receiving request bodies at once)",
+             cfg->socket, cfg->workers, pool_body_limit(cfg));
 
     bool stopping = false;
     int64_t stop_deadline = 0, last_term = 0;

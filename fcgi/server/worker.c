@@ -27,7 +27,9 @@
 #include "registry/dispatch.h"
 #include "registry/errors.h"
 #include "server/ctx.h"
+#include "server/pool.h"
 #include "store/blobstore.h"
+#include <stdio.h>
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t listen_copy = -1;
@@ -63,11 +65,36 @@ static void install_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* All body slots are taken: answer at once, without reading the body, in
+ * the format of the endpoint. Clients retry (Retry-After). */
+static void too_busy(const struct config *cfg, struct req *r)
+{
+    req_refuse_body(r);
+    resp_header(r, "Retry-After", "1");
+    char msg[200];
+    snprintf(msg, sizeof msg, "all %d workers that receive request bodies on this node are busy; "
+             "retry in a moment", pool_body_limit(cfg));
+    log_warn("refused a request body from %s: %s", r->remote_addr, msg);
+    if (strncmp(r->path, "/v2", 3) == 0) {
+        struct perr e;
+        perr_set(&e, PIER_E_TOOMANYREQUESTS, "%s", msg);
+        oci_error(r, &e);
+        return;
+    }
+    json_t *body = strncmp(r->path, "/console/", 9) == 0
+                       ? json_pack("{s:{s:s, s:s}}", "error", "type", "ThrottlingException", "message", msg)
+                       : json_pack("{s:s, s:s}", "__type", "ThrottlingException", "message", msg);
+    resp_json(r, strncmp(r->path, "/console/", 9) == 0 ? 429 : 400,
+              strncmp(r->path, "/console/", 9) == 0 ? "application/json" : "application/x-amz-json-1.1",
+              body);
+    json_decref(body);
+}
+
 static void not_found(struct req *r)
 {
     struct perr e;
     perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint: %s", r->path);
-    req_drain(r);
+    req_refuse_body(r);
     oci_error(r, &e);
 }
 
@@ -76,7 +103,7 @@ static void control(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
     if (db_ensure(c->db, &e) != PIER_OK) {
-        req_drain(r);
+        req_refuse_body(r);
         oci_error(r, &e);
     } else if (strcmp(r->path, "/token") == 0) {
         authn_token_endpoint(c, ac, r);
@@ -113,7 +140,7 @@ int worker_run(const struct config *cfg, int listen_fd)
     memset(&tk, 0, sizeof tk);
     if (sb.loaded && token_keys_init(&tk, &sb, &e) != PIER_OK)
         log_error("%s", e.msg);
-    struct upstream *up = upstream_new();
+    struct upstream *up = upstream_new(cfg);
     struct cache_stats *stats = stats_new();
     struct authz_cache *acache = authz_cache_new();
     struct authn_cache *ncache = authn_cache_new();
@@ -157,7 +184,9 @@ int worker_run(const struct config *cfg, int listen_fd)
         struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
                         .stats = stats, .who = &anonymous, .acache = acache, .tk = &tk,
                         .remote_addr = r.remote_addr};
-        if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
+        if (req_has_body(&r) && !pool_body_begin(cfg))
+            too_busy(cfg, &r);
+        else if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, ncache, &r);
         else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0 ||
                  strncmp(r.path, "/console/api/", 13) == 0)
@@ -165,7 +194,8 @@ int worker_run(const struct config *cfg, int listen_fd)
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
-        FCGX_Finish_r(&fx);
+        req_finish(&r);
+        pool_body_end();
         stats_flush(&c, 2000);
         arena_reset(a);
         if (cfg->max_requests && ++served >= cfg->max_requests) {

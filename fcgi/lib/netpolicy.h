@@ -1,0 +1,44 @@
+/* netpolicy: which network addresses Pier's outgoing connections may reach.
+ * Upstream registries are on the internet; an address that is loopback,
+ * private, link-local, unique-local, unspecified, multicast or otherwise
+ * reserved is refused unless the operator's allow-list (a list of CIDRs)
+ * names it. The check runs on the address libcurl is about to connect to,
+ * after DNS, so it also covers redirects, token realms and names that resolve
+ * to internal addresses. */
+#ifndef PIER_NETPOLICY_H
+#define PIER_NETPOLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include "lib/err.h"
+
+#define NETPOLICY_MAX 32
+
+struct netpolicy_net {
+    int family;                 /* AF_INET or AF_INET6 */
+    unsigned char addr[16];     /* network address (4 or 16 bytes used) */
+    int bits;                   /* prefix length */
+};
+
+struct netpolicy {
+    size_t n;
+    struct netpolicy_net allow[NETPOLICY_MAX];
+};
+
+/* Parse an allow-list: CIDRs or single addresses separated by commas or
+ * spaces ("127.0.0.1/32, 10.1.0.0/16, fd00::/8"); "" allows nothing extra.
+ * PIER_E_BAD_REQUEST names the entry that does not parse; *out is then empty. */
+pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e);
+
+/* May a connection go to sa? When not, *why (may be NULL) names the class
+ * of the address ("loopback", "private", ...). Unknown families are refused. */
+bool netpolicy_allows(const struct netpolicy *np, const struct sockaddr *sa, const char **why);
+
+/* The same for an address written as text (IPv4 in any inet_aton form, such
+ * as "2130706433" or "0x7f.1", or IPv6, brackets allowed). Returns true with
+ * *is_ip false when text is not an address at all (a host name). */
+bool netpolicy_allows_text(const struct netpolicy *np, const char *text, bool *is_ip,
+                           const char **why);
+
+#endif
