@@ -1078,6 +1078,45 @@ def files_for_digest(digest: str) -> list[str]:
 # processes (node A's master and its workers)
 
 
+class ExtraNode:
+    """A short-lived extra node of the same registry (same database, blob root and server
+    key as node A), started with quickstart.sh and its own configuration overrides, e.g.
+
+        with ExtraNode("strict", 3, PIER_UPSTREAM_ALLOW_HTTP_CREDENTIALS="false") as n:
+            Client(n.url).get("/v2/")
+
+    `offset` is added to node A's port; settings are PIER_<KEY> variables, which pierd
+    reads over its configuration file. Stopped (and its state directory kept for the
+    logs) on exit."""
+
+    def __init__(self, label: str, offset: int, **settings: str):
+        self.state = os.path.join(env("PIER_TEST_DIR"), f"extra-{label}")
+        self.port = int(env("PIER_URL").rsplit(":", 1)[1]) + offset
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, PIER_STATE_DIR=self.state, PIER_PORT=str(self.port),
+                        PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"),
+                        PIER_SERVER_KEY_FILE=os.path.join(state_dir(), "server.key"), **settings)
+        self.src = env("PIER_SRC")
+
+    def __enter__(self):
+        p = subprocess.run([os.path.join(self.src, "quickstart.sh"), "start"], env=self.env,
+                           capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run([os.path.join(self.src, "quickstart.sh"), "stop"], env=self.env,
+                       capture_output=True, timeout=120)
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.state, "log", "pier.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
 def master_pid() -> int:
     pidfile = os.path.join(state_dir(), "run", "pierd.pid")
     try:

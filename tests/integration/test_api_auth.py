@@ -299,7 +299,14 @@ def test_secrets_manager_calls_need_the_rule_permission():
         try:
             assert out["Name"] == name, out
             assert sm.describe_secret(SecretId=out["ARN"])["Name"] == name
-            # The same permission creates a rule that uses the secret.
+            # Attaching the secret to a rule sends it to the rule's upstream: that also needs
+            # secretsmanager:GetSecretValue on the secret (see test_security_cache).
+            msg = expect_api_error("AccessDeniedException", ecr_client(u.creds).create_pull_through_cache_rule,
+                                   ecrRepositoryPrefix=unique_prefix("pm"), upstreamRegistryUrl="http://127.0.0.1:9",
+                                   credentialArn=out["ARN"])
+            assert "secretsmanager:GetSecretValue" in msg, msg
+            u.put_policy("use", iam_policy(iam_statement("secretsmanager:GetSecretValue", out["ARN"])))
+            time.sleep(1.5)
             ecr_client(u.creds).create_pull_through_cache_rule(
                 ecrRepositoryPrefix=unique_prefix("pm"), upstreamRegistryUrl="http://127.0.0.1:9",
                 credentialArn=out["ARN"])

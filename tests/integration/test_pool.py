@@ -58,8 +58,10 @@ def test_sigterm_lets_the_upload_in_flight_finish():
     """A third node (same database and blob root) is stopped while a chunk streams in."""
     src, state = env("PIER_SRC"), os.path.join(env("PIER_TEST_DIR"), "c")
     port = int(env("PIER_URL").rsplit(":", 1)[1]) + 2
+    # Every node of a registry shares the server key (access keys are hashed under it).
     node_env = dict(os.environ, PIER_STATE_DIR=state, PIER_PORT=str(port),
-                    PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"))
+                    PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"),
+                    PIER_SERVER_KEY_FILE=os.path.join(env("PIER_STATE_DIR"), "server.key"))
     p = subprocess.run([os.path.join(src, "quickstart.sh"), "start"], env=node_env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"node c did not start: {p.stdout}\n{p.stderr}"

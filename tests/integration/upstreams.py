@@ -393,7 +393,7 @@ class DockerRegistry(RequestLog):
 
     BINARY = "/usr/bin/docker-registry"
 
-    def __init__(self, auth: str | None = None, port: int | None = None):
+    def __init__(self, auth: str | None = None, port: int | None = None, realm_host: str | None = None):
         if not os.path.exists(self.BINARY):
             raise PreconditionError(f"precondition missing: {self.BINARY} is not installed")
         assert auth in (None, "htpasswd", "token"), auth
@@ -418,6 +418,9 @@ class DockerRegistry(RequestLog):
         elif auth == "token":
             self.token_service = TokenService()
             self.username, self.password = TokenService.USERNAME, TokenService.PASSWORD
+        # The host name the token realm is announced with (another host than the
+        # registry's own, for the tests of where credentials may go).
+        self.realm_host = realm_host
         self._write_config()
 
     @property
@@ -454,7 +457,8 @@ class DockerRegistry(RequestLog):
                       f"    path: {os.path.join(self.dir, 'htpasswd')}"]
         elif self.auth == "token":
             ts = self.token_service
-            lines += ["auth:", "  token:", f"    realm: {ts.realm}", f"    service: {ts.service}",
+            realm = ts.realm if not self.realm_host else ts.realm.replace("127.0.0.1", self.realm_host, 1)
+            lines += ["auth:", "  token:", f"    realm: {realm}", f"    service: {ts.service}",
                       f"    issuer: {ts.issuer}", f"    rootcertbundle: {ts.keys['cert']}"]
         with open(self.config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -583,6 +587,8 @@ class _FakeHandler(_QuietHandler):
         fake: FakeRegistry = self.owner
         path = urllib.parse.urlsplit(self.path).path
         fake._record(self.command, self.path)
+        if self.headers.get("Authorization"):
+            fake.auth_seen.append(self.headers.get("Authorization"))
         if path in ("/v2", "/v2/"):
             self.send_json(200, {})
             return
@@ -637,6 +643,7 @@ class FakeRegistry(_ThreadedServer, RequestLog):
         self.blobs: dict[str, bytes] = {}
         self.repos: set[str] = set()
         self.fail_status: int | None = None
+        self.auth_seen: list[str] = []   # every Authorization header received
         self._requests: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
 
