@@ -293,7 +293,10 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
             inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, host, sizeof host);
         else if (a->family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, host, sizeof host);
-        snprintf(x->refused, sizeof x->refused, "%s address %s", why ? why : "forbidden", host);
+        /* The class goes to the client, the address only to the log. */
+        snprintf(x->refused, sizeof x->refused, "%s address", why ? why : "forbidden");
+        log_warn("upstream connection to %s refused: %s address (not in upstream_allow_networks)",
+                 host, why ? why : "forbidden");
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype, a->protocol);
@@ -465,7 +468,7 @@ static enum up_failure classify_curl(const struct exchange *x, CURLcode rc)
 static const char *curl_reason(const struct exchange *x, CURLcode rc)
 {
     if (x->refused[0])
-        return arena_printf(x->a, "Pier does not connect to the %s (see upstream_allow_networks)",
+        return arena_printf(x->a, "Pier does not connect to a %s (see upstream_allow_networks)",
                             x->refused);
     if (rc == CURLE_UNSUPPORTED_PROTOCOL)
         return "a redirect to another protocol (https never downgrades to http) was refused";

@@ -308,23 +308,12 @@ class Internal(_ThreadedServer):
 
         do_HEAD = do_GET
 
+    bind = "127.0.0.2"
+
     def __init__(self):
         super().__init__()
         self.hits = 0
         self.marker = os.urandom(6).hex().encode()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.2:{self.port}"
-
-    def start(self):
-        handler = type("H", (self.handler_class,), {"owner": self})
-        from upstreams import _Server
-        self.server = _Server(("127.0.0.2", self.port), handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-        return self
 
 
 class RedirectingUpstream(FakeRegistry):

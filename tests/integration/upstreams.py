@@ -214,6 +214,7 @@ class _ThreadedServer:
     """Start/stop an http.server on 127.0.0.1:port in a daemon thread."""
 
     handler_class: type = _QuietHandler
+    bind = "127.0.0.1"  # the loopback address it listens on
 
     def __init__(self, port: int | None = None):
         self.port = port or upstream_port()
@@ -223,16 +224,16 @@ class _ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.bind}:{self.port}"
 
     def start(self):
         handler = type(self.handler_class.__name__, (self.handler_class,), {"owner": self})
         self.stopping.clear()
-        self.server = _Server(("127.0.0.1", self.port), handler)
+        self.server = _Server((self.bind, self.port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
