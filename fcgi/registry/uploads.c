@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lib/grammar.h"
 #include "lib/log.h"
 #include "registry/repo.h"
 
@@ -155,6 +156,13 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
                        long long end, struct perr *e)
 {
     if (start >= 0) {
+        /* grammar_content_range() bounds both ends; anything else is refused here,
+         * before end - start + 1 could overflow. */
+        if (end < start || end > GRAMMAR_OFFSET_MAX) {
+            req_drain(r);
+            return perr_set(e, PIER_E_RANGE_INVALID, "Content-Range %lld-%lld is not a chunk range",
+                            start, end);
+        }
         if (start != u->size) {
             req_drain(r);
             return perr_set(e, PIER_E_RANGE_INVALID,
