@@ -127,7 +127,10 @@ start_postgres() {
     local bin
     bin=$(pgbin)
     [ -n "$bin" ] || die "PostgreSQL server binaries not found"
+    # The cluster trusts local connections: only its owner (and root) may
+    # reach the socket, through a 0700 directory and unix_socket_permissions.
     mkdir -p "$PGRUN"
+    chmod 700 "$PGRUN"
     if is_root; then
         chown postgres: "$PGRUN"
         grant_traverse postgres "$STATE"
@@ -143,7 +146,7 @@ start_postgres() {
         touch "$LOG/postgresql.log"
         is_root && chown postgres: "$LOG/postgresql.log"
         as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$LOG/postgresql.log" -w -t 60 \
-            -o "-c listen_addresses='' -k $PGRUN -p 5432" start >/dev/null ||
+            -o "-c listen_addresses='' -k $PGRUN -c unix_socket_permissions=0700 -p 5432" start >/dev/null ||
             die "PostgreSQL did not start, see $LOG/postgresql.log"
     fi
     if ! psql "host=$PGRUN port=5432 user=pier dbname=postgres" -XAtqc \

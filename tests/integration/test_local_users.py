@@ -1,0 +1,74 @@
+"""Other local users: what a process running as `nobody` on a registry node can reach.
+
+The quickstart database trusts local connections, so its socket is its owner's
+alone; whoever talks FastCGI to pierd can claim any REMOTE_ADDR, so the socket
+is Apache's group's alone; blob files are readable by Apache's group only.
+(The suite runs as root, which file permissions do not stop: the checks run as
+`nobody`.)
+"""
+
+import grp
+import os
+import stat
+import shutil
+import subprocess
+
+from pierlib import (
+    PreconditionError, blob_path, client_a, client_b, env, expect_status, push_blob_monolithic, state_dir,
+    unique_repo,
+)
+
+_TRY = r"""
+import errno, socket, sys
+what, path = sys.argv[1], sys.argv[2]
+try:
+    if what == "connect":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+    elif what == "read":
+        open(path, "rb").read(1)
+    else:
+        import os
+        os.stat(path)
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+"""
+
+
+def _as_nobody(what: str, path: str) -> str:
+    """'OK', or the errno name ('EACCES', 'ENOENT', ...) of connect/read/stat as nobody."""
+    if os.geteuid() != 0:
+        raise PreconditionError("precondition missing: these checks act as `nobody` and need root")
+    # The system's python3: the one running the tests may live where nobody cannot go.
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if not python:
+        raise PreconditionError("precondition missing: no python3 in /usr/local/bin:/usr/bin:/bin")
+    p = subprocess.run(["runuser", "-u", "nobody", "--", python, "-c", _TRY, what, path],
+                       capture_output=True, text=True, timeout=30, cwd="/")
+    out = p.stdout.strip()
+    assert p.returncode == 0 and out, f"runuser -u nobody failed: {p.stderr.strip()}"
+    return out
+
+
+def _reachable_by_nobody(directory: str) -> None:
+    """The check below must fail because of the permissions under test, not
+    because nobody cannot reach the directory around it."""
+    got = _as_nobody("stat", directory)
+    assert got == "OK", f"precondition missing: nobody cannot even reach {directory} ({got})"
+
+
+def test_nobody_cannot_connect_to_the_quickstart_database():
+    pgrun = os.path.join(state_dir(), "pgrun")
+    sock = os.path.join(pgrun, ".s.PGSQL.5432")
+    assert os.path.exists(sock), f"precondition missing: no PostgreSQL socket at {sock}"
+    _reachable_by_nobody(os.path.dirname(pgrun))
+    got = _as_nobody("connect", sock)
+    assert got == "EACCES", f"nobody connecting to {sock}: {got} (expected EACCES)"
+    p = subprocess.run(["runuser", "-u", "nobody", "--", "psql", env("PIER_DB"), "-XAtqc", "SELECT 1"],
+                       capture_output=True, text=True, timeout=30, cwd="/")
+    assert p.returncode != 0, f"psql as nobody worked: {p.stdout!r}"
+    assert "permission denied" in p.stderr.lower(), f"psql as nobody: {p.stderr.strip()}"
+    # The socket itself is its owner's alone (unix_socket_permissions = 0700).
+    st = os.stat(sock)
+    assert stat.S_IMODE(st.st_mode) & 0o077 == 0, f"{sock} has mode {stat.S_IMODE(st.st_mode):o}"
