@@ -72,3 +72,38 @@ def test_nobody_cannot_connect_to_the_quickstart_database():
     # The socket itself is its owner's alone (unix_socket_permissions = 0700).
     st = os.stat(sock)
     assert stat.S_IMODE(st.st_mode) & 0o077 == 0, f"{sock} has mode {stat.S_IMODE(st.st_mode):o}"
+
+
+def test_nobody_cannot_talk_fastcgi_to_pierd():
+    run = os.path.join(state_dir(), "run")
+    sock = os.path.join(run, "pier.sock")
+    assert os.path.exists(sock), f"precondition missing: no FastCGI socket at {sock}"
+    _reachable_by_nobody(run)
+    got = _as_nobody("connect", sock)
+    assert got == "EACCES", f"nobody connecting to {sock}: {got} (expected EACCES)"
+    st = os.stat(sock)
+    assert stat.S_IMODE(st.st_mode) == 0o660, f"{sock} has mode {stat.S_IMODE(st.st_mode):o}, expected 660"
+    assert grp.getgrgid(st.st_gid).gr_name == "www-data", f"{sock} belongs to group {st.st_gid}"
+    # Apache (www-data) still reaches it.
+    expect_status(client_a().get("/v2/"), 200, "GET /v2/ through Apache")
+
+
+def test_pierd_refuses_to_start_with_an_unknown_socket_group():
+    build, state = env("PIER_BUILD_DIR"), state_dir()
+    sock = os.path.join(env("PIER_TEST_DIR"), "no-group.sock")
+    e = dict(os.environ, PIER_SOCKET=sock, PIER_SOCKET_GROUP="pier-no-such-group",
+             PIER_LOG_FILE="", PIER_PID_FILE="", PIER_MAINTENANCE_INTERVAL="0")
+    left = False
+    try:
+        p = subprocess.run([os.path.join(build, "pierd"), "-c", os.path.join(state, "pier.conf")], env=e,
+                           capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("pierd started (and ran for 20 s) with an unknown socket_group") from None
+    finally:
+        left = os.path.exists(sock)
+        if left:
+            os.unlink(sock)
+    assert p.returncode != 0, f"pierd started with an unknown socket_group: {p.stderr}"
+    assert "socket_group" in p.stderr and "pier-no-such-group" in p.stderr, \
+        f"pierd's message does not name the key and the group: {p.stderr.strip()}"
+    assert not left, "pierd left a socket behind"
