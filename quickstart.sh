@@ -108,6 +108,18 @@ as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 apache_user() { if is_root; then echo www-data; else id -un; fi; }
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
+# pierd writes blobs 0640 in 0750 directories: Apache reads them through its
+# group, which the setgid blob root passes on to everything created below it.
+# Existing roots (shared with another node, or from an older version) are
+# converted once.
+share_blob_root() {
+    is_root || return 0
+    if [ "$(stat -c %G "$BLOB_ROOT")" != www-data ] || [ ! -g "$BLOB_ROOT" ]; then
+        chgrp -R www-data "$BLOB_ROOT" || die "cannot give $BLOB_ROOT to group www-data"
+        find "$BLOB_ROOT" -type d -exec chmod 2750 {} + || die "cannot chmod the directories of $BLOB_ROOT"
+    fi
+}
+
 # Let an unprivileged service user traverse (not list) the directories above
 # a path it must reach, e.g. when the checkout lives under /root.
 grant_traverse() {
@@ -264,6 +276,7 @@ start() {
     build
     mkdir -p "$RUN" "$LOG" "$BLOB_ROOT"
     [ $OWN_DB = 1 ] && start_postgres
+    share_blob_root
     grant_traverse "$(apache_user)" "$BLOB_ROOT"
     start_pierd
     start_apache

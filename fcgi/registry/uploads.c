@@ -81,7 +81,7 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
     u->have_state = true;
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u->id, path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         log_error("cannot create %s: %s", path, strerror(errno));
         return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
@@ -311,7 +311,7 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     u.have_state = true;
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u.id, path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         req_drain(r);
         log_error("cannot create %s: %s", path, strerror(errno));

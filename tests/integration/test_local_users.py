@@ -107,3 +107,31 @@ def test_pierd_refuses_to_start_with_an_unknown_socket_group():
     assert "socket_group" in p.stderr and "pier-no-such-group" in p.stderr, \
         f"pierd's message does not name the key and the group: {p.stderr.strip()}"
     assert not left, "pierd left a socket behind"
+
+
+def test_blob_files_are_for_apaches_group_only():
+    c = client_a()
+    repo = unique_repo("modes")
+    data = os.urandom(3000)
+    digest = push_blob_monolithic(c, repo, data)
+    path = blob_path(digest)
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o640, f"{path} has mode {stat.S_IMODE(st.st_mode):o}, expected 640"
+    fanout = os.path.dirname(path)
+    for d in (fanout, os.path.dirname(fanout)):
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        assert mode & 0o777 == 0o750, f"{d} has mode {mode:o}, expected 750 (setgid allowed)"
+    root = env("PIER_BLOB_ROOT")
+    if os.geteuid() == 0:
+        assert grp.getgrgid(st.st_gid).gr_name == "www-data", \
+            f"{path} belongs to group {grp.getgrgid(st.st_gid).gr_name}, expected www-data"
+        rst = os.stat(root)
+        assert rst.st_mode & stat.S_ISGID and grp.getgrgid(rst.st_gid).gr_name == "www-data", \
+            f"the blob root {root} is not setgid www-data"
+    _reachable_by_nobody(os.path.dirname(root))
+    got = _as_nobody("read", path)
+    assert got == "EACCES", f"nobody reading {path}: {got} (expected EACCES)"
+    # Apache (www-data) serves it, on both nodes (node B shares the blob root).
+    for name, node in (("A", c), ("B", client_b())):
+        got = expect_status(node.get(f"/v2/{repo}/blobs/{digest}"), 200, f"blob GET on node {name}")
+        assert got.body == data, f"node {name} served other bytes"
