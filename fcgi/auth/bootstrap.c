@@ -15,12 +15,24 @@
 static const struct db_stmt st_lock = {"boot_lock", "SELECT pg_advisory_lock(" BOOT_LOCK ")", 0};
 static const struct db_stmt st_unlock = {"boot_unlock", "SELECT pg_advisory_unlock(" BOOT_LOCK ")", 0};
 
-static pier_err write_env(const struct config *cfg, const char *id, const char *secret,
-                          struct perr *e)
+pier_err bootstrap_write_env(const struct config *cfg, const char *id, const char *secret,
+                             struct perr *e)
 {
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", cfg->bootstrap_file);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* Only a file this call creates receives the secret: never one that is
+     * already there, and never through a symlink someone planted. A leftover
+     * (an earlier start that died, or a planted link) is removed once; unlink
+     * removes a symlink itself, never its target. */
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = open(tmp, flags, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        log_warn("removing the stale temporary file %s", tmp);
+        if (unlink(tmp) < 0 && errno != ENOENT)
+            return perr_set(e, PIER_E_INTERNAL, "cannot remove the stale %s: %s", tmp,
+                            strerror(errno));
+        fd = open(tmp, flags, 0600);
+    }
     if (fd < 0)
         return perr_set(e, PIER_E_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
     char endpoint[300];
@@ -64,7 +76,7 @@ pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e)
         db_rollback(c->db);
         goto out;
     }
-    if (c->cfg->bootstrap_file[0] && (rc = write_env(c->cfg, id, secret, e))) {
+    if (c->cfg->bootstrap_file[0] && (rc = bootstrap_write_env(c->cfg, id, secret, e))) {
         db_rollback(c->db);
         goto out;
     }

@@ -15,4 +15,9 @@
  * start at once). *created tells whether this call did it. */
 pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e);
 
+/* Write the access key to cfg->bootstrap_file (mode 0600) through a fresh
+ * temporary file next to it, created with O_EXCL|O_NOFOLLOW, then rename(). */
+pier_err bootstrap_write_env(const struct config *cfg, const char *id, const char *secret,
+                             struct perr *e);
+
 #endif

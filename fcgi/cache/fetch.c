@@ -248,9 +248,9 @@ static void hold(struct fetch *f, const char *upname)
     char id[UUID_STR_LEN];
     uuid_v4(id);
     snprintf(dir, sizeof dir, "%s/tmp/fetch", c->bs->root);
-    mkdir(dir, 0755);
+    mkdir(dir, 0750);
     snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
     enum digest_alg alg = DIGEST_SHA256;
     grammar_digest(f->digest, &alg, NULL);
     f->md = EVP_MD_CTX_new();

@@ -94,8 +94,13 @@ static void fail(struct req *r, int status, const char *type, const char *msg)
     reply(r, status, json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", msg));
 }
 
-static bool tls(struct req *r)
+/* The session cookie is Secure when this request came over TLS, and also when
+ * clients reach the registry through https (public_url) while TLS ends in
+ * front of this Apache: the browser then never sends it in clear text. */
+static bool cookie_secure(const struct ctx *c, struct req *r)
 {
+    if (strncasecmp(c->cfg->public_url, "https://", 8) == 0)
+        return true;
     const char *https = req_env(r, "HTTPS");
     return https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
 }
@@ -237,7 +242,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     db_exec(c->db, c->a, &st_expire, &ignore);
     s.expires = now + lifetime;
     resp_header(r, "Set-Cookie", COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s",
-                sid, lifetime, tls(r) ? "; Secure" : "");
+                sid, lifetime, cookie_secure(c, r) ? "; Secure" : "");
     OPENSSL_cleanse(sid, sizeof sid);
     log_info("console sign-in: %s from %s", id.p.arn, r->remote_addr);
     session_json(r, &s);
@@ -491,7 +496,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         struct db_param p[1] = {{.value = (const char *)s.hash, .length = 32, .binary = true}};
         db_execp(c->db, c->a, &st_delete, p, false, &e);
         resp_header(r, "Set-Cookie", COOKIE "=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0%s",
-                    tls(r) ? "; Secure" : "");
+                    cookie_secure(c, r) ? "; Secure" : "");
         reply(r, 200, json_pack("{s:b}", "signedOut", 1));
         return;
     }

@@ -32,6 +32,7 @@ static const struct key keys[] = {
     {"blob_root", S(blob_root)},
     {"socket", S(socket)},
     {"socket_mode", O(socket_mode)},
+    {"socket_group", S(socket_group)},
     {"workers", I(workers, 1, 1024)},
     {"max_requests", I(max_requests, 0, 100000000)},
     {"shutdown_timeout", I(shutdown_timeout, 1, 3600)},

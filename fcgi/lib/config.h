@@ -12,6 +12,7 @@ struct config {
     char blob_root[PATH_MAX];   /* shared blob root: blobs/, tmp/ */
     char socket[108];           /* FastCGI unix socket path (sun_path limit) */
     int socket_mode;            /* octal permission bits of the socket */
+    char socket_group[64];      /* group (name or number) the socket is given; empty: keep */
     int workers;                /* preforked FastCGI workers */
     int max_requests;           /* a worker exits after this many requests (0: never) */
     int shutdown_timeout;       /* seconds to finish in-flight requests on stop */

@@ -233,14 +233,14 @@ pier_err grammar_content_range(const char *s, long long *start, long long *end, 
     const char *tail = q + blen;
     if (*tail == '/') {
         long long total;
-        if (strcmp(tail + 1, "*") != 0 && !grammar_uint(tail + 1, LLONG_MAX, &total))
+        if (strcmp(tail + 1, "*") != 0 && !grammar_uint(tail + 1, GRAMMAR_OFFSET_MAX, &total))
             return perr_set(e, PIER_E_RANGE_INVALID,
                             "invalid Content-Range '%.64s': bad total length", s);
     }
-    if (!grammar_uint(a, LLONG_MAX, start) || !grammar_uint(b, LLONG_MAX, end))
+    if (!grammar_uint(a, GRAMMAR_OFFSET_MAX, start) || !grammar_uint(b, GRAMMAR_OFFSET_MAX, end))
         return perr_set(e, PIER_E_RANGE_INVALID,
-                        "invalid Content-Range '%.64s': start and end must be decimal integers",
-                        s);
+                        "invalid Content-Range '%.64s': start and end must be decimal integers "
+                        "of at most %lld", s, GRAMMAR_OFFSET_MAX);
     if (*end < *start)
         return perr_set(e, PIER_E_RANGE_INVALID,
                         "invalid Content-Range '%.64s': end is before start", s);

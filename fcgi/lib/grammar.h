@@ -28,9 +28,13 @@ bool grammar_is_digest(const char *s);
 /* Reference = tag or digest, checked by the matching grammar. */
 pier_err grammar_reference(const char *s, struct perr *e);
 
+/* Largest byte offset or length accepted from a client (as for CONTENT_LENGTH):
+ * sums and differences of two such values cannot overflow a long long. */
+#define GRAMMAR_OFFSET_MAX (1LL << 62)
 /* Content-Range of a chunk: "<start>-<end>" (inclusive), also accepting a
  * "bytes " or "bytes=" prefix and a "/<total>" or "/" + "*" suffix.
- * PIER_E_RANGE_INVALID when malformed or end < start. */
+ * PIER_E_RANGE_INVALID when malformed, end < start or a value is above
+ * GRAMMAR_OFFSET_MAX. */
 pier_err grammar_content_range(const char *s, long long *start, long long *end, struct perr *e);
 /* Non-negative decimal integer without sign or spaces, at most max. */
 bool grammar_uint(const char *s, long long max, long long *out);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lib/grammar.h"
 #include "lib/log.h"
 #include "registry/repo.h"
 
@@ -80,7 +81,7 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
     u->have_state = true;
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u->id, path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         log_error("cannot create %s: %s", path, strerror(errno));
         return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
@@ -155,6 +156,13 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
                        long long end, struct perr *e)
 {
     if (start >= 0) {
+        /* grammar_content_range() bounds both ends; anything else is refused here,
+         * before end - start + 1 could overflow. */
+        if (end < start || end > GRAMMAR_OFFSET_MAX) {
+            req_drain(r);
+            return perr_set(e, PIER_E_RANGE_INVALID, "Content-Range %lld-%lld is not a chunk range",
+                            start, end);
+        }
         if (start != u->size) {
             req_refuse_body(r);
             return perr_set(e, PIER_E_RANGE_INVALID,
@@ -303,7 +311,7 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     u.have_state = true;
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u.id, path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
         req_refuse_body(r);
         log_error("cannot create %s: %s", path, strerror(errno));

@@ -3,6 +3,7 @@
 #include "server/master.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +72,33 @@ static void spawn_maintenance(const struct config *cfg, int listen_fd)
     _exit(1);
 }
 
+/* The group named by socket_group: a group name, or a number. */
+static bool socket_gid(const char *name, gid_t *gid)
+{
+    if (strspn(name, "0123456789") == strlen(name)) {
+        errno = 0;
+        char *end;
+        unsigned long v = strtoul(name, &end, 10);
+        if (errno || *end || v >= (unsigned long)(gid_t)-1)
+            return false;
+        *gid = (gid_t)v;
+        return true;
+    }
+    struct group *g = getgrnam(name);
+    if (!g)
+        return false;
+    *gid = g->gr_gid;
+    return true;
+}
+
 int master_listen(const struct config *cfg)
 {
+    gid_t gid = (gid_t)-1;
+    if (cfg->socket_group[0] && !socket_gid(cfg->socket_group, &gid)) {
+        log_error("socket_group: there is no group '%s' (give the group Apache runs as, e.g. "
+                  "www-data)", cfg->socket_group);
+        return -1;
+    }
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
@@ -96,12 +122,26 @@ int master_listen(const struct config *cfg)
         log_error("socket: %s", strerror(errno));
         return -1;
     }
-    mode_t old = umask(0777 & ~(mode_t)cfg->socket_mode);
+    /* Nobody may connect before the socket has its group and mode: bind it
+     * without any permission, then chown and chmod. */
+    mode_t old = umask(0777);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
     umask(old);
-    if (rc < 0 || chmod(cfg->socket, (mode_t)cfg->socket_mode) < 0 || listen(fd, 1024) < 0) {
+    if (rc < 0) {
         log_error("cannot listen on %s: %s", cfg->socket, strerror(errno));
         close(fd);
+        return -1;
+    }
+    if (gid != (gid_t)-1 && chown(cfg->socket, (uid_t)-1, gid) < 0) {
+        log_error("cannot give %s to group %s: %s", cfg->socket, cfg->socket_group, strerror(errno));
+        close(fd);
+        unlink(cfg->socket);
+        return -1;
+    }
+    if (chmod(cfg->socket, (mode_t)cfg->socket_mode) < 0 || listen(fd, 1024) < 0) {
+        log_error("cannot listen on %s: %s", cfg->socket, strerror(errno));
+        close(fd);
+        unlink(cfg->socket);
         return -1;
     }
     return fd;
@@ -258,9 +298,13 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
                 log_error("reload refused, keeping the running configuration: %s", e.msg);
                 break;
             }
-            if (strcmp(fresh.socket, cfg->socket) != 0)
-                log_warn("socket path changes need a restart; keeping %s", cfg->socket);
+            if (strcmp(fresh.socket, cfg->socket) != 0 || fresh.socket_mode != cfg->socket_mode ||
+                strcmp(fresh.socket_group, cfg->socket_group) != 0)
+                log_warn("socket, socket_mode and socket_group changes need a restart; keeping %s",
+                         cfg->socket);
             snprintf(fresh.socket, sizeof fresh.socket, "%s", cfg->socket);
+            fresh.socket_mode = cfg->socket_mode;
+            snprintf(fresh.socket_group, sizeof fresh.socket_group, "%s", cfg->socket_group);
             if (fresh.workers > MAX_WORKERS)
                 fresh.workers = MAX_WORKERS;
             *cfg = fresh;

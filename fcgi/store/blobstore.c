@@ -9,21 +9,38 @@
 #include <unistd.h>
 #include "lib/log.h"
 
-static int mkdir_p(const char *path, mode_t mode)
+/* Published blobs are readable by their owner (pierd) and their group (the web
+ * server's, inherited from a setgid blob root), by nobody else. Files being
+ * written are the owner's alone: Apache never reads them. */
+#define BLOB_FILE_MODE 0640
+#define BLOB_DIR_MODE 0750
+
+/* mkdir with exactly BLOB_DIR_MODE whatever the umask, keeping the setgid bit
+ * a new directory inherits from its parent. An existing directory is left as
+ * it is. */
+static int mkdir_blobdir(const char *path)
+{
+    if (mkdir(path, BLOB_DIR_MODE) < 0)
+        return errno == EEXIST ? 0 : -1;
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & 0777) != BLOB_DIR_MODE)
+        chmod(path, (st.st_mode & S_ISGID) | BLOB_DIR_MODE);
+    return 0;
+}
+
+static int mkdir_p(const char *path)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     for (char *p = tmp + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
-            if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            if (mkdir_blobdir(tmp) < 0)
                 return -1;
             *p = '/';
         }
     }
-    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    return mkdir_blobdir(tmp);
 }
 
 pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
@@ -35,7 +52,7 @@ pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/%s", bs->root, subdirs[i]);
-        if (mkdir_p(p, 0755) < 0)
+        if (mkdir_p(p) < 0)
             return perr_set(e, PIER_E_UNAVAILABLE, "cannot create %s: %s", p, strerror(errno));
     }
     return PIER_OK;
@@ -93,13 +110,13 @@ pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, con
         log_error("publish %s: fsync: %s", digest, strerror(err));
         return perr_set(e, PIER_E_INTERNAL, "cannot publish blob: %s", strerror(err));
     }
-    /* Blobs are immutable and readable by the web server (X-Sendfile). */
-    fchmod(fd, 0644);
+    /* Blobs are immutable and readable by the web server's group (X-Sendfile). */
+    fchmod(fd, BLOB_FILE_MODE);
     close(fd);
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", dst);
     *strrchr(dir, '/') = '\0';
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+    if (mkdir_blobdir(dir) < 0) {
         int err = errno;
         unlink(tmp_path);
         log_error("publish %s: mkdir %s: %s", digest, dir, strerror(err));

@@ -3,9 +3,9 @@
 import os
 
 from pierlib import (
-    OCI_MANIFEST, add_query, assert_oci_error, blob_files, build_image, client_a, db_counts, expect_status,
-    location_path, patch_chunk, push_blob_monolithic, push_image, push_image_blobs, put_manifest,
-    sha256_digest, start_upload, tmp_files, unique_repo,
+    OCI_MANIFEST, add_query, assert_oci_error, blob_files, blob_root, build_image, client_a, db_counts,
+    expect_status, location_path, patch_chunk, psql_value, push_blob_monolithic, push_image, push_image_blobs,
+    put_manifest, sha256_digest, start_upload, tmp_files, unique_repo,
 )
 
 BAD_NAMES = [
@@ -227,6 +227,35 @@ def test_malformed_upload_ids_do_not_touch_the_filesystem():
                 else:
                     assert_oci_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
     assert tmp_files() <= before_tmp, f"new files under tmp/: {sorted(tmp_files() - before_tmp)}"
+
+
+def test_content_range_beyond_2_62_is_416_and_changes_nothing():
+    """end - start + 1 of 0-9223372036854775807 does not fit in 64 bits: such ranges are
+    refused before any arithmetic, in the registry's error format, and the session is
+    left as it was."""
+    c = client_a()
+    repo = unique_repo("hugerange")
+    data = os.urandom(100)
+    _, loc = start_upload(c, repo)
+    upload_id = loc.split("?", 1)[0].rstrip("/").rsplit("/", 1)[1]
+    tmp_file = os.path.join(blob_root(), "tmp", "uploads", upload_id)
+    with NothingStored():
+        for rng in ("0-9223372036854775807", "bytes=0-9223372036854775807/*",
+                    "0-4611686018427387904", "4611686018427387905-4611686018427387905",
+                    "9223372036854775807-9223372036854775807"):
+            r = c.patch(loc, body=data[:10], headers={**OCTET, "Content-Range": rng})
+            assert_oci_error(r, 416, "BLOB_UPLOAD_INVALID")
+            s = expect_status(c.get(loc), 204, f"status after Content-Range {rng}")
+            assert s.header("Range") == "0-0", f"after {rng}: Range {s.header('Range')!r}"
+            assert psql_value(f"SELECT size FROM uploads WHERE id = '{upload_id}'") == "0", \
+                f"after {rng}: the session's size changed"
+            assert os.path.getsize(tmp_file) == 0, f"after {rng}: the upload file grew"
+    r = patch_chunk(c, loc, data, 0)
+    expect_status(r, 202, "the correct chunk after the refused ones")
+    r = c.put(add_query(location_path(r.header("Location")), digest=sha256_digest(data)))
+    expect_status(r, 201, "closing PUT")
+    got = expect_status(c.get(f"/v2/{repo}/blobs/{sha256_digest(data)}"), 200)
+    assert got.body == data
 
 
 def test_patch_not_following_previous_chunk_is_416():

@@ -5,9 +5,11 @@ their password, and the control plane's authorization behind every change.
 The page itself is tested in Chromium by tests/browser."""
 
 import json
+import os
+import subprocess
 import time
 
-from pierlib import Client, admin_creds, psql_value, url_a, url_b
+from pierlib import Client, admin_creds, env, psql_value, url_a, url_b
 from authlib import User, allow, policy, policy_settle
 
 API = "/console/api/"
@@ -92,6 +94,37 @@ def test_console_sign_in_cookie_csrf_and_sign_out():
     assert r.status == 401 and error_type(r) == "SessionExpired", r.summary()
     r = c.call("POST", "ecr/DescribeRepositories", {})
     assert r.status == 401 and error_type(r) == "SessionExpired", r.summary()
+
+
+def test_console_cookie_is_secure_behind_a_tls_terminating_proxy():
+    """A node whose public_url is https:// while its Apache speaks plain HTTP (TLS ends
+    at a proxy in front of it): the session cookie is Secure anyway, so a browser never
+    sends it in clear text. A third, short-lived node (same database, blob root and
+    server key) on node A's port + 2."""
+    src, state = env("PIER_SRC"), os.path.join(env("PIER_TEST_DIR"), "c-tls")
+    port = int(url_a().rsplit(":", 1)[1]) + 2
+    node_env = dict(os.environ, PIER_STATE_DIR=state, PIER_PORT=str(port), PIER_WORKERS="1",
+                    PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"),
+                    PIER_SERVER_KEY_FILE=os.path.join(env("PIER_STATE_DIR"), "server.key"),
+                    PIER_PUBLIC_URL=f"https://registry.example.test:{port}")
+    p = subprocess.run([os.path.join(src, "quickstart.sh"), "start"], env=node_env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"node c did not start: {p.stdout}\n{p.stderr}"
+    try:
+        c = Console(f"http://127.0.0.1:{port}")
+        r = c.login(*admin_creds())
+        assert r.status == 200, r.summary()
+        attrs = [a.strip().lower() for a in r.header("Set-Cookie").split(";")]
+        assert "secure" in attrs, f"sign-in cookie without Secure behind an https public_url: {attrs}"
+        assert "httponly" in attrs and "samesite=strict" in attrs, attrs
+        r = c.call("GET", "session")
+        assert r.status == 200, r.summary()
+        r = c.call("POST", "logout")
+        assert r.status == 200, r.summary()
+        attrs = [a.strip().lower() for a in r.header("Set-Cookie").split(";")]
+        assert "secure" in attrs and "max-age=0" in attrs, f"sign-out cookie: {attrs}"
+    finally:
+        subprocess.run([os.path.join(src, "quickstart.sh"), "stop"], env=node_env, capture_output=True, timeout=120)
 
 
 def test_console_wrong_or_malformed_sign_in_stores_nothing():

@@ -93,6 +93,24 @@ int main(void)
           grammar_content_range("abc", &s, &e2, &pe) == PIER_E_RANGE_INVALID);
     CHECK("content-range overflow refused",
           grammar_content_range("0-99999999999999999999999", &s, &e2, &pe) == PIER_E_RANGE_INVALID);
+    CHECK("content-range end LLONG_MAX refused",
+          grammar_content_range("0-9223372036854775807", &s, &e2, &pe) == PIER_E_RANGE_INVALID);
+    CHECK("content-range start and end LLONG_MAX refused",
+          grammar_content_range("bytes=9223372036854775807-9223372036854775807/*", &s, &e2, &pe) ==
+              PIER_E_RANGE_INVALID);
+    CHECK("content-range end 2^62 accepted",
+          grammar_content_range("0-4611686018427387904", &s, &e2, &pe) == PIER_OK && s == 0 &&
+              e2 == GRAMMAR_OFFSET_MAX);
+    CHECK("content-range end 2^62+1 refused",
+          grammar_content_range("0-4611686018427387905", &s, &e2, &pe) == PIER_E_RANGE_INVALID);
+    CHECK("content-range start 2^62+1 refused",
+          grammar_content_range("4611686018427387905-4611686018427387906", &s, &e2, &pe) ==
+              PIER_E_RANGE_INVALID);
+    CHECK("content-range total above 2^62 refused",
+          grammar_content_range("0-9/9223372036854775807", &s, &e2, &pe) == PIER_E_RANGE_INVALID);
+    CHECK("content-range bounded length fits",
+          grammar_content_range("0-4611686018427387904", &s, &e2, &pe) == PIER_OK &&
+              e2 - s + 1 == GRAMMAR_OFFSET_MAX + 1);
 
     long long v;
     CHECK("uint 42", grammar_uint("42", 100, &v) && v == 42);
