@@ -159,7 +159,7 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
         /* grammar_content_range() bounds both ends; anything else is refused here,
          * before end - start + 1 could overflow. */
         if (end < start || end > GRAMMAR_OFFSET_MAX) {
-            req_drain(r);
+            req_refuse_body(r);
             return perr_set(e, PIER_E_RANGE_INVALID, "Content-Range %lld-%lld is not a chunk range",
                             start, end);
         }
