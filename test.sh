@@ -98,11 +98,14 @@ fi
 stop_all
 trap - EXIT
 
-# Any sanitizer report from the servers is a failure of its own.
-if compgen -G "$T/san/*" >/dev/null; then
+# Any sanitizer report from the servers is a failure of its own. UBSan
+# sometimes writes to the process's stderr, which pierd sends to its log.
+ubsan_in_logs=$(grep -l "runtime error:" "$T"/*/log/pier.log 2>/dev/null || true)
+if compgen -G "$T/san/*" >/dev/null || [ -n "$ubsan_in_logs" ]; then
     echo "not ok - sanitizers_report_nothing"
     echo f >>"$T/.counts"
-    head -n 60 "$T"/san/* | sed 's/^/# /'
+    compgen -G "$T/san/*" >/dev/null && head -n 60 "$T"/san/* | sed 's/^/# /'
+    for f in $ubsan_in_logs; do grep -B2 -A8 "runtime error:" "$f" | head -n 40 | sed 's/^/# /'; done
 else
     echo "ok - sanitizers_report_nothing"
     echo p >>"$T/.counts"
