@@ -412,9 +412,9 @@ const char *upstream_parse_token(struct arena *a, const char *body, size_t len, 
     if (!tok || !*tok)
         tok = json_string_value(json_object_get(j, "access_token"));
     json_t *exp = json_object_get(j, "expires_in");
-    *lifetime = json_is_integer(exp) && json_integer_value(exp) > 0 ? (int)json_integer_value(exp) : 60;
-    if (*lifetime > 86400)
-        *lifetime = 86400;
+    json_int_t secs = json_is_integer(exp) ? json_integer_value(exp) : 0;
+    /* Clamp before narrowing: a huge expires_in must not wrap to a negative int. */
+    *lifetime = secs <= 0 ? 60 : secs > 86400 ? 86400 : (int)secs;
     const char *out = NULL;
     if (tok && *tok && strlen(tok) < 8000 && !strpbrk(tok, "\r\n"))
         out = arena_printf(a, "Bearer %s", tok);
