@@ -1,8 +1,8 @@
 /* replay: runs a fuzz target once over files and directories of inputs, the
  * way ./test.sh replays each seed corpus without libFuzzer. Prints
- * "ok - fuzz_replay_<target> (N inputs)" when every input ran; a crash or a
- * failed invariant prints "not ok - ..." naming the input, then the process
- * dies as it would have. The target name comes from the program name
+ * "ok - fuzz_replay_<target> (N inputs)" when every input ran (and, in
+ * sanitizer builds, nothing leaked); a crash or a failed invariant prints
+ * "not ok - ..." naming the input, then the process dies as it would have. The target name comes from the program name
  * (replay_<target>). */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +17,8 @@
 /* Sanitizer runtimes call this before they end the process; absent (NULL)
  * in builds without sanitizers. */
 extern void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
+/* LeakSanitizer's check on demand (nonzero: leaks found); NULL without it. */
+extern int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 
 static char target[128] = "unknown";
 static char current[4096];       /* the input being run, for the failure line */
@@ -145,6 +147,10 @@ int main(int argc, char **argv)
         } else {
             count++;
         }
+    }
+    if (rc == 0 && __lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {
+        printf("not ok - fuzz_replay_%s (memory leaked, see the LeakSanitizer report)\n", target);
+        rc = 1;
     }
     if (rc == 0)
         printf("ok - fuzz_replay_%s (%d inputs)\n", target, count);
