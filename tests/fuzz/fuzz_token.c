@@ -3,13 +3,15 @@
  * Basic credential decoding (authn_decode_basic) and the claims of login
  * passwords and bearer tokens (authn_identify with "Basic AWS:<token>" and
  * "Bearer <token>", auth/authn.c). Access keys need the database and are
- * left out. Each input is used three ways: as a token, as the base64 part of
- * Basic, and as the claims of a token this harness signs with the test keys
- * (the fuzzer cannot forge the HMAC, so this is how claims get exercised).
+ * left out. Each input is used four ways: as a token, as the base64 part of
+ * Basic, as the whole Authorization header, and as the claims of a token this
+ * harness signs with the test keys (the fuzzer cannot forge the HMAC, so this
+ * is how claims get exercised).
  * Checks: a verified token is an object of the right kind that has not
  * expired; decoded Basic credentials are the base64 text split at its first
  * ':'; identities are consistent. */
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -68,8 +70,9 @@ static char *sign(const uint8_t *claims, size_t n, enum token_kind kind)
     return arena_printf(arena, "%s.%s", body, b64url(mac, maclen));
 }
 
-/* authn_identify on a request whose only header is Authorization. */
-static void identify(const char *authorization, enum auth_via via)
+/* authn_identify on a request whose only header is Authorization; via < 0:
+ * any outcome (the header is the raw input). */
+static void identify(const char *authorization, int via)
 {
     char *env[] = {arena_printf(arena, "HTTP_AUTHORIZATION=%s", authorization),
                    "REQUEST_METHOD=GET", "REQUEST_URI=/v2/", NULL};
@@ -82,12 +85,14 @@ static void identify(const char *authorization, enum auth_via via)
     struct identity id;
     struct perr e;
     if (authn_identify(&c, NULL, &r, &id, &e) == PIER_OK) {
-        FUZZ_ASSERT(id.via == via);
+        FUZZ_ASSERT(via < 0 || (int)id.via == via);
         FUZZ_ASSERT(memchr(id.p.arn, '\0', sizeof id.p.arn) && memchr(id.p.name, '\0', sizeof id.p.name));
-        if (via == VIA_LOGIN_TOKEN)
+        if (id.via == VIA_LOGIN_TOKEN)
             FUZZ_ASSERT(id.authenticated && id.p.arn[0]);
-        if (via == VIA_BEARER)
+        if (id.via == VIA_BEARER)
             FUZZ_ASSERT(json_is_array(id.scope));
+        if (id.via == VIA_ANONYMOUS)
+            FUZZ_ASSERT(!id.authenticated && id.scope == NULL);
         FUZZ_ASSERT(!id.authenticated || id.expires > 0);
         identity_clear(&id);
     } else {
@@ -114,6 +119,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(n % 4 == 0 && !strchr(user, ':'));
         FUZZ_ASSERT(strlen(user) + 1 + strlen(pass) <= n / 4 * 3);
     }
+
+    /* The input as the whole header, except Basic with an access key id,
+     * which is checked against the database. */
+    if (!strchr(s, '\n') &&
+        !(strncasecmp(s, "Basic ", 6) == 0 && authn_decode_basic(arena, s + 6, &user, &pass) &&
+          strcmp(user, "AWS") != 0))
+        identify(s, -1);
 
     if (size <= TOKEN_MAX / 2) {
         char *login = sign(data, size, TOKEN_LOGIN);
