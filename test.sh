@@ -70,6 +70,20 @@ for t in "$BUILD"/tests/unit/test_*; do
     "$t" 2>&1 | count
 done
 
+# Fuzz targets: each seed corpus (tests/fuzz/corpus/<target>/) replayed once,
+# seconds in all; bench/fuzz.sh is what fuzzes for real.
+echo "# fuzz corpus replay"
+for t in "$BUILD"/tests/fuzz/replay_*; do
+    [ -x "$t" ] || continue
+    name=${t##*/replay_}
+    rc=0
+    out=$(timeout 120 "$t" "$SRC/tests/fuzz/corpus/$name" 2>&1) || rc=$?
+    if [ "$rc" -ne 0 ] && [[ $out != *"not ok - "* ]]; then
+        out="${out//ok - /# ok - }"$'\n'"not ok - fuzz_replay_$name (exit status $rc)"
+    fi
+    printf '%s\n' "$out" | count
+done
+
 echo "# starting node a (127.0.0.1:$PORT_A) and node b (127.0.0.1:$PORT_B, same database and blob root)"
 trap stop_all EXIT
 if ! node a "$PORT_A" >"$T/node-a.out" 2>&1; then

@@ -262,8 +262,7 @@ static pier_err from_bearer(struct ctx *c, const char *token, struct identity *i
     return PIER_OK;
 }
 
-/* Decode "Basic <b64>" into user and pass (arena memory). */
-static bool decode_basic(struct arena *a, const char *b64, char **user, char **pass)
+bool authn_decode_basic(struct arena *a, const char *b64, char **user, char **pass)
 {
     size_t n = strlen(b64);
     if (n == 0 || n > 12000 || n % 4 != 0)
@@ -298,7 +297,7 @@ pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, st
     pier_err rc;
     if (strncasecmp(h, "Basic ", 6) == 0) {
         char *user, *pass;
-        if (!decode_basic(r->a, h + 6, &user, &pass))
+        if (!authn_decode_basic(r->a, h + 6, &user, &pass))
             return perr_set(e, PIER_E_UNAUTHORIZED, "malformed Basic credentials");
         rc = authn_basic(c, ac, user, pass, id, e);
     } else if (strncasecmp(h, "Bearer ", 7) == 0) {
@@ -362,6 +361,36 @@ static pier_err add_scope(const char *scope, json_t *access, bool *catalog, stru
     return PIER_OK;
 }
 
+pier_err authn_scopes(const char *query, json_t *access, bool *catalog, struct perr *e)
+{
+    /* scope may be repeated: ?scope=a&scope=b (query_get finds each). */
+    const char *q = query;
+    int nscopes = 0;
+    while (q && *q) {
+        size_t seg = strcspn(q, "&");
+        if (seg > 6 && strncmp(q, "scope=", 6) == 0) {
+            char raw[1024], val[1024];
+            if (seg - 6 >= sizeof raw || ++nscopes > MAX_SCOPES)
+                return perr_set(e, PIER_E_BAD_REQUEST, "too many or too long scopes");
+            memcpy(raw, q + 6, seg - 6);
+            raw[seg - 6] = '\0';
+            if (!percent_decode(raw, strlen(raw), val, true))
+                return perr_set(e, PIER_E_BAD_REQUEST, "malformed scope");
+            /* A scope value may itself hold several, separated by spaces. */
+            char *save = NULL;
+            for (char *s = strtok_r(val, " ", &save); s; s = strtok_r(NULL, " ", &save)) {
+                pier_err rc = add_scope(s, access, catalog, e);
+                if (rc)
+                    return rc;
+            }
+        }
+        q += seg;
+        if (*q == '&')
+            q++;
+    }
+    return PIER_OK;
+}
+
 void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
@@ -371,7 +400,7 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     const char *h = req_header(r, "Authorization");
     if (h && *h) {
         char *user, *pass;
-        pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && decode_basic(r->a, h + 6, &user, &pass)
+        pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && authn_decode_basic(r->a, h + 6, &user, &pass)
                           ? authn_basic(c, ac, user, pass, &id, &e)
                           : perr_set(&e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
         if (rc == PIER_OK && id.via != VIA_ACCESS_KEY)
@@ -402,40 +431,10 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     json_t *access = json_array();
     bool catalog = false;
-    /* scope may be repeated: ?scope=a&scope=b (query_get finds each). */
-    const char *q = r->query;
-    int nscopes = 0;
-    while (q && *q) {
-        size_t seg = strcspn(q, "&");
-        if (seg > 6 && strncmp(q, "scope=", 6) == 0) {
-            char raw[1024], val[1024];
-            if (seg - 6 >= sizeof raw || ++nscopes > MAX_SCOPES) {
-                json_decref(access);
-                perr_set(&e, PIER_E_BAD_REQUEST, "too many or too long scopes");
-                oci_error(r, &e);
-                return;
-            }
-            memcpy(raw, q + 6, seg - 6);
-            raw[seg - 6] = '\0';
-            if (!percent_decode(raw, strlen(raw), val, true)) {
-                json_decref(access);
-                perr_set(&e, PIER_E_BAD_REQUEST, "malformed scope");
-                oci_error(r, &e);
-                return;
-            }
-            /* A scope value may itself hold several, separated by spaces. */
-            char *save = NULL;
-            for (char *s = strtok_r(val, " ", &save); s; s = strtok_r(NULL, " ", &save)) {
-                if (add_scope(s, access, &catalog, &e) != PIER_OK) {
-                    json_decref(access);
-                    oci_error(r, &e);
-                    return;
-                }
-            }
-        }
-        q += seg;
-        if (*q == '&')
-            q++;
+    if (authn_scopes(r->query, access, &catalog, &e) != PIER_OK) {
+        json_decref(access);
+        oci_error(r, &e);
+        return;
     }
     json_t *claims = json_pack("{s:o, s:b}", "access", access, "catalog", catalog);
     long lifetime = BEARER_LIFETIME;

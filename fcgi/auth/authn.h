@@ -43,4 +43,14 @@ pier_err authn_key_live(struct ctx *c, struct authn_cache *ac, const char *key_i
 pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, const char *pass,
                      struct identity *id, struct perr *e);
 
+/* Decode the base64 part of "Basic <b64>" into user and pass (arena memory).
+ * False when it is not padded base64 of "user:pass" without NUL bytes. */
+bool authn_decode_basic(struct arena *a, const char *b64, char **user, char **pass);
+
+/* The scope parameters of a /token query string (repeatable, each a
+ * space-separated list of "repository:<name>:<actions>" or
+ * "registry:catalog:*"): appends {"n": name, "a": [actions]} to access and
+ * sets *catalog. PIER_E_BAD_REQUEST or PIER_E_NAME_INVALID when one is malformed. */
+pier_err authn_scopes(const char *query, json_t *access, bool *catalog, struct perr *e);
+
 #endif

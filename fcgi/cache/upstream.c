@@ -536,6 +536,23 @@ static void drop_auth(struct ctx *c, const struct cache_rule *rule, const char *
     db_exec(c->db, c->a, &st_token_drop, &e, id, scope);
 }
 
+const char *upstream_parse_token(struct arena *a, const char *body, size_t len, int *lifetime)
+{
+    json_t *j = json_loadb(body, len, 0, NULL);
+    const char *tok = json_string_value(json_object_get(j, "token"));
+    if (!tok || !*tok)
+        tok = json_string_value(json_object_get(j, "access_token"));
+    json_t *exp = json_object_get(j, "expires_in");
+    json_int_t secs = json_is_integer(exp) ? json_integer_value(exp) : 0;
+    /* Clamp before narrowing: a huge expires_in must not wrap to a negative int. */
+    *lifetime = secs <= 0 ? 60 : secs > 86400 ? 86400 : (int)secs;
+    const char *out = NULL;
+    if (tok && *tok && strlen(tok) < 8000 && !strpbrk(tok, "\r\n"))
+        out = arena_printf(a, "Bearer %s", tok);
+    json_decref(j);
+    return out;
+}
+
 /* Ask the token service named by a Bearer challenge. Returns "Bearer <token>"
  * in arena memory, or NULL with resp describing the failure. The rule's
  * credentials go along only where realm_may_get_credentials() allows. */
@@ -600,18 +617,7 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
                  tr.status);
         return NULL;
     }
-    json_t *j = json_loadb(x.buf ? x.buf : "", x.len, 0, NULL);
-    const char *tok = json_string_value(json_object_get(j, "token"));
-    if (!tok || !*tok)
-        tok = json_string_value(json_object_get(j, "access_token"));
-    json_t *exp = json_object_get(j, "expires_in");
-    *lifetime = json_is_integer(exp) && json_integer_value(exp) > 0 ? (int)json_integer_value(exp) : 60;
-    if (*lifetime > 86400)
-        *lifetime = 86400;
-    const char *out = NULL;
-    if (tok && *tok && strlen(tok) < 8000 && !strpbrk(tok, "\r\n"))
-        out = arena_printf(c->a, "Bearer %s", tok);
-    json_decref(j);
+    const char *out = upstream_parse_token(c->a, x.buf ? x.buf : "", x.len, lifetime);
     if (!out) {
         resp->failure = UPF_PROTOCOL;
         snprintf(resp->message, sizeof resp->message, "the token service answered without a usable token");

@@ -85,6 +85,11 @@ struct challenge {
 };
 /* Parse the first challenge of a WWW-Authenticate value; false if malformed. */
 bool upstream_parse_challenge(const char *value, struct challenge *out);
+/* A token service's answer ({"token": ...} or {"access_token": ...}, optional
+ * "expires_in") as "Bearer <token>" in arena memory, or NULL when it holds no
+ * usable token. *lifetime receives the lifetime in seconds (default 60, at
+ * most 86400). */
+const char *upstream_parse_token(struct arena *a, const char *body, size_t len, int *lifetime);
 /* Human-readable name of a failure class. */
 const char *upstream_failure_name(enum up_failure f);
 

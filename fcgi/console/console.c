@@ -362,7 +362,8 @@ static long long image_bytes(json_t *m)
     long long size = json_integer_value(json_object_get(json_object_get(m, "config"), "size"));
     size_t i;
     json_t *d;
-    json_array_foreach(json_object_get(m, "layers"), i, d) size += json_integer_value(json_object_get(d, "size"));
+    json_array_foreach(json_object_get(m, "layers"), i, d)
+        size = size_add(size, json_integer_value(json_object_get(d, "size")));
     return size;
 }
 
@@ -390,7 +391,7 @@ static void describe_manifest(struct ctx *c, const char *repo, const char *body,
         if (digest && grammar_digest(digest, NULL, &e) == PIER_OK &&
             repo_manifest_get(c, repo, digest, true, &sm, &e) == PIER_OK) {
             json_t *child = json_loadb(sm.body, (size_t)sm.size, 0, NULL);
-            size += image_bytes(child);
+            size = size_add(size, image_bytes(child));
             json_decref(child);
         }
     }

@@ -7,6 +7,7 @@
 #include "cache/rules.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
+#include "lib/util.h"
 #include "registry/manifest.h"
 #include "registry/repo.h"
 #include "registry/templates.h"
@@ -423,10 +424,11 @@ static long long image_size(const char *body, long long len)
     long long n = 0;
     json_t *cfg = json_object_get(j, "config");
     if (cfg)
-        n += json_integer_value(json_object_get(cfg, "size"));
+        n = size_add(n, json_integer_value(json_object_get(cfg, "size")));
     size_t i;
     json_t *l;
-    json_array_foreach(json_object_get(j, "layers"), i, l) n += json_integer_value(json_object_get(l, "size"));
+    json_array_foreach(json_object_get(j, "layers"), i, l)
+        n = size_add(n, json_integer_value(json_object_get(l, "size")));
     json_decref(j);
     return n ? n : len;
 }

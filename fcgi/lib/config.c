@@ -190,6 +190,34 @@ static char *trim(char *s)
     return s;
 }
 
+pier_err config_read(struct config *c, FILE *f, const char *name, struct perr *e)
+{
+    char line[4096];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f))
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: line too long", name, lineno);
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq)
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: expected 'key = value'", name, lineno);
+        *eq = '\0';
+        char *k = trim(s), *v = trim(eq + 1);
+        size_t vl = strlen(v);
+        if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
+            v[vl - 1] = '\0';
+            v++;
+        }
+        struct perr sub;
+        if (config_set(c, k, v, &sub) != PIER_OK)
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: %s", name, lineno, sub.msg);
+    }
+    return PIER_OK;
+}
+
 pier_err config_load(struct config *c, const char *path, struct perr *e)
 {
     if (path) {
@@ -197,37 +225,10 @@ pier_err config_load(struct config *c, const char *path, struct perr *e)
         if (!f)
             return perr_set(e, PIER_E_BAD_REQUEST, "cannot open configuration file %s: %s", path,
                             strerror(errno));
-        char line[4096];
-        int lineno = 0;
-        while (fgets(line, sizeof line, f)) {
-            lineno++;
-            if (!strchr(line, '\n') && !feof(f)) {
-                fclose(f);
-                return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: line too long", path, lineno);
-            }
-            char *s = trim(line);
-            if (!*s || *s == '#')
-                continue;
-            char *eq = strchr(s, '=');
-            if (!eq) {
-                fclose(f);
-                return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: expected 'key = value'", path,
-                                lineno);
-            }
-            *eq = '\0';
-            char *k = trim(s), *v = trim(eq + 1);
-            size_t vl = strlen(v);
-            if (vl >= 2 && v[0] == '"' && v[vl - 1] == '"') {
-                v[vl - 1] = '\0';
-                v++;
-            }
-            struct perr sub;
-            if (config_set(c, k, v, &sub) != PIER_OK) {
-                fclose(f);
-                return perr_set(e, PIER_E_BAD_REQUEST, "%s:%d: %s", path, lineno, sub.msg);
-            }
-        }
+        pier_err rc = config_read(c, f, path, e);
         fclose(f);
+        if (rc)
+            return rc;
     }
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char env[64] = "PIER_";

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <limits.h>
+#include <stdio.h>
 #include "lib/err.h"
 
 struct config {
@@ -53,6 +54,9 @@ void config_defaults(struct config *c);
  * Unknown keys, malformed numbers and out-of-range values are errors that name
  * the file, the line and the key. */
 pier_err config_load(struct config *c, const char *path, struct perr *e);
+/* Apply the key = value lines of an open file (name: for messages), without
+ * environment overrides or validation; used by config_load and the fuzzer. */
+pier_err config_read(struct config *c, FILE *f, const char *name, struct perr *e);
 /* Apply one key=value; used by config_load and tests. */
 pier_err config_set(struct config *c, const char *key, const char *value, struct perr *e);
 /* Check cross-field constraints (required keys present). */

@@ -202,7 +202,7 @@ bool grammar_uint(const char *s, long long max, long long *out)
         if (*p < '0' || *p > '9')
             return false;
         int d = *p - '0';
-        if (v > (max - d) / 10)
+        if (d > max || v > (max - d) / 10)
             return false;
         v = v * 10 + d;
     }

@@ -1,6 +1,7 @@
 /* util: UUIDs, percent-encoding, query strings, hex, clocks. */
 #include "lib/util.h"
 
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 #include <openssl/rand.h>
@@ -129,6 +130,12 @@ size_t percent_encode(const char *s, char *out, size_t outsz)
     if (outsz)
         out[j] = '\0';
     return j;
+}
+
+long long size_add(long long a, long long b)
+{
+    long long sum;
+    return __builtin_add_overflow(a, b, &sum) ? LLONG_MAX : sum;
 }
 
 void hex_encode(const unsigned char *in, size_t n, char *out)

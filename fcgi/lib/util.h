@@ -26,6 +26,10 @@ int query_get(const char *query, const char *key, char *out, size_t outsz);
 /* Percent-encode s for use inside a query value (RFC 3986 unreserved pass). */
 size_t percent_encode(const char *s, char *out, size_t outsz);
 
+/* a + b for non-negative sizes, LLONG_MAX instead of overflowing (manifests
+ * may declare absurd sizes for layers nobody checks, e.g. external ones). */
+long long size_add(long long a, long long b);
+
 /* Hex encoding of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 

@@ -152,14 +152,19 @@ static pier_err validate(json_t *t, struct perr *e)
     return PIER_OK;
 }
 
-pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create, struct perr *e)
+pier_err templates_check(const char *prefix, json_t *t, struct perr *e)
 {
     if (strcmp(prefix, "ROOT") != 0) {
         struct perr sub;
         if (strlen(prefix) < 2 || strlen(prefix) > 256 || grammar_name(prefix, &sub) != PIER_OK)
             return perr_set(e, PIER_E_BAD_REQUEST, "prefix must be ROOT or a repository name prefix");
     }
-    pier_err rc = validate(t, e);
+    return validate(t, e);
+}
+
+pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create, struct perr *e)
+{
+    pier_err rc = templates_check(prefix, t, e);
     if (rc)
         return rc;
     json_t *enc = json_object_get(t, "encryptionConfiguration");

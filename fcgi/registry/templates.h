@@ -12,7 +12,11 @@
 /* Template as ECR's RepositoryCreationTemplate JSON, or NULL. */
 pier_err templates_get(struct ctx *c, const char *prefix, json_t **out, struct perr *e);
 pier_err templates_list(struct ctx *c, json_t *out, struct perr *e);
-/* Create (t has ECR's fields; validated) or replace the given fields. */
+/* Check a prefix ("ROOT" or a repository name prefix) and a template document
+ * (appliedFor, imageTagMutability, encryptionConfiguration, repositoryPolicy,
+ * lifecyclePolicy, resourceTags) without storing anything. */
+pier_err templates_check(const char *prefix, json_t *t, struct perr *e);
+/* Create (t has ECR's fields; validated by templates_check) or replace the given fields. */
 pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create, struct perr *e);
 pier_err templates_delete(struct ctx *c, const char *prefix, json_t **old, struct perr *e);
 /* Apply the template matching name (longest prefix, else ROOT) for how the

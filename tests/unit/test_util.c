@@ -1,4 +1,5 @@
 /* Unit tests for UUIDs, percent-encoding and query strings. */
+#include <limits.h>
 #include "lib/util.h"
 #include "tap.h"
 
@@ -33,5 +34,9 @@ int main(void)
 
     percent_encode("a b/c", out, sizeof out);
     CHECK("encode", !strcmp(out, "a%20b/c"));
+
+    CHECK("size_add adds", size_add(3, 4) == 7);
+    CHECK("size_add saturates", size_add(LLONG_MAX - 1, 5) == LLONG_MAX &&
+                                    size_add(5000000000000000000LL, 5000000000000000000LL) == LLONG_MAX);
     return TAP_DONE();
 }
