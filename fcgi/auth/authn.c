@@ -122,7 +122,7 @@ static pier_err from_login_token(struct ctx *c, const char *token, struct identi
     }
     const char *arn = json_string_value(json_object_get(claims, "sub"));
     json_t *pid = json_object_get(claims, "pid");
-    if (!arn || !json_is_integer(pid)) {
+    if (!arn || !*arn || !json_is_integer(pid)) {
         json_decref(claims);
         return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: malformed claims");
     }

@@ -166,8 +166,11 @@ bool sigv4_sign(const struct sigv4_auth *a, const struct sigv4_request *rq, cons
                 space = true;
                 continue;
             }
-            if (space && k)
+            if (space && k) {
+                if (k + 2 > sizeof val - 1)
+                    break; /* no room for the separator and the character */
                 val[k++] = ' ';
+            }
             space = false;
             val[k++] = *v;
         }
