@@ -56,12 +56,18 @@ pier_err sigv4_parse(const char *h, struct sigv4_auth *out, struct perr *e)
     return PIER_OK;
 }
 
-/* RFC 3986 encoding as SigV4 wants it (unreserved kept, '/' kept when asked). */
-static void uri_encode(const char *s, size_t n, bool keep_slash, char *out, size_t outsz)
+/* RFC 3986 encoding as SigV4 wants it (unreserved kept, '/' kept when asked).
+ * False when it does not fit: a signature must cover all of a request, so
+ * nothing is ever cut to fit a buffer. */
+static bool uri_encode(const char *s, size_t n, bool keep_slash, char *out, size_t outsz)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t j = 0;
-    for (size_t i = 0; i < n && j + 4 < outsz; i++) {
+    for (size_t i = 0; i < n; i++) {
+        if (j + 4 >= outsz) {
+            out[j] = '\0';
+            return false;
+        }
         unsigned char c = (unsigned char)s[i];
         if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
             out[j++] = (char)c;
@@ -72,6 +78,7 @@ static void uri_encode(const char *s, size_t n, bool keep_slash, char *out, size
         }
     }
     out[j] = '\0';
+    return true;
 }
 
 struct qparam {
@@ -86,28 +93,36 @@ static int cmp_param(const void *a, const void *b)
     return c ? c : strcmp(x->value, y->value);
 }
 
-static void canonical_query(const char *q, char *out, size_t outsz)
+/* False when the query has more parameters, or longer ones, than fit. */
+static bool canonical_query(const char *q, char *out, size_t outsz)
 {
     struct qparam ps[32];
     int n = 0;
     out[0] = '\0';
-    while (q && *q && n < 32) {
+    while (q && *q) {
+        if (n == 32)
+            return false;
         size_t seg = strcspn(q, "&");
         const char *eq = memchr(q, '=', seg);
         size_t nl = eq ? (size_t)(eq - q) : seg;
+        size_t vl = eq ? seg - nl - 1 : 0;
         char raw[1024], dec[1024];
+        if (nl >= sizeof raw || vl >= sizeof raw)
+            return false;
         snprintf(raw, sizeof raw, "%.*s", (int)nl, q);
         if (!percent_decode(raw, strlen(raw), dec, true))
             dec[0] = '\0';
-        uri_encode(dec, strlen(dec), false, ps[n].name, sizeof ps[n].name);
+        if (!uri_encode(dec, strlen(dec), false, ps[n].name, sizeof ps[n].name))
+            return false;
         if (eq) {
-            snprintf(raw, sizeof raw, "%.*s", (int)(seg - nl - 1), eq + 1);
+            snprintf(raw, sizeof raw, "%.*s", (int)vl, eq + 1);
             if (!percent_decode(raw, strlen(raw), dec, true))
                 dec[0] = '\0';
         } else {
             dec[0] = '\0';
         }
-        uri_encode(dec, strlen(dec), false, ps[n].value, sizeof ps[n].value);
+        if (!uri_encode(dec, strlen(dec), false, ps[n].value, sizeof ps[n].value))
+            return false;
         n++;
         q += seg;
         if (*q == '&')
@@ -115,9 +130,13 @@ static void canonical_query(const char *q, char *out, size_t outsz)
     }
     qsort(ps, (size_t)n, sizeof ps[0], cmp_param);
     size_t j = 0;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         j += (size_t)snprintf(out + j, j < outsz ? outsz - j : 0, "%s%s=%s", i ? "&" : "",
                               ps[i].name, ps[i].value);
+        if (j >= outsz)
+            return false;
+    }
+    return true;
 }
 
 static void hex_sha256(const void *data, size_t n, char out[65])
@@ -143,8 +162,11 @@ bool sigv4_sign(const struct sigv4_auth *a, const struct sigv4_request *rq, cons
         return false;
     char uri[2048], query[4096];
     const char *path = rq->path && *rq->path ? rq->path : "/";
-    uri_encode(path, strlen(path), true, uri, sizeof uri);
-    canonical_query(rq->query, query, sizeof query);
+    if (!uri_encode(path, strlen(path), true, uri, sizeof uri) ||
+        !canonical_query(rq->query, query, sizeof query)) {
+        free(canon);
+        return false;
+    }
     size_t j = (size_t)snprintf(canon, cap, "%s\n%s\n%s\n", rq->method, uri, query);
     char names[512];
     snprintf(names, sizeof names, "%s", a->signed_headers);
@@ -175,6 +197,13 @@ bool sigv4_sign(const struct sigv4_auth *a, const struct sigv4_request *rq, cons
             val[k++] = *v;
         }
         val[k] = '\0';
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (*v) {
+            /* Longer than the buffer: refuse rather than sign a prefix. */
+            free(canon);
+            return false;
+        }
         j += (size_t)snprintf(canon + j, j < cap ? cap - j : 0, "%s:%s\n", h, val);
     }
     j += (size_t)snprintf(canon + j, j < cap ? cap - j : 0, "\n%s\n%s", a->signed_headers,
@@ -241,7 +270,9 @@ pier_err sigv4_verify(const struct sigv4_auth *a, const struct sigv4_request *rq
         return perr_set(e, PIER_E_UNAUTHORIZED, "the Host header must be signed");
     char want[65];
     if (!sigv4_sign(a, rq, amz_date, secret, want))
-        return perr_set(e, PIER_E_UNAUTHORIZED, "a signed header is missing from the request");
+        return perr_set(e, PIER_E_UNAUTHORIZED,
+                        "a signed header is missing, or the request's path, query or a signed "
+                        "header is longer than Pier verifies (2 KiB each, 32 query parameters)");
     if (CRYPTO_memcmp(want, a->signature, 64) != 0)
         return perr_set(e, PIER_E_UNAUTHORIZED,
                         "The request signature we calculated does not match the signature you "

@@ -13,6 +13,16 @@ static const char *vanilla_header(void *arg, const char *name)
     return NULL;
 }
 
+static char long_value[3000];
+
+static const char *long_header(void *arg, const char *name)
+{
+    (void)arg;
+    if (!strcmp(name, "x-long"))
+        return long_value;
+    return vanilla_header(NULL, name);
+}
+
 int main(void)
 {
     struct sigv4_auth a;
@@ -47,5 +57,33 @@ int main(void)
     CHECK("bad scope", sigv4_parse("AWS4-HMAC-SHA256 Credential=A/2015/r/s/aws4_request, SignedHeaders=host, "
                                    "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
                                    &a, &e) == PIER_E_UNAUTHORIZED);
+    /* Nothing is cut to fit a buffer: a signature covers the whole request or the
+     * request is refused (a cut part could be changed without breaking it). */
+    CHECK("parse again", sigv4_parse(auth, &a, &e) == PIER_OK);
+    struct sigv4_auth big = a;
+    snprintf(big.signed_headers, sizeof big.signed_headers, "host;x-amz-date;x-long");
+    memset(long_value, 'a', sizeof long_value - 1);
+    struct sigv4_request lrq = rq;
+    lrq.payload_hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    lrq.header = long_header;
+    CHECK("header value over 2 KiB refused", !sigv4_sign(&big, &lrq, "20150830T123600Z", secret, sig));
+    long_value[1500] = '\0';
+    CHECK("header value under 2 KiB signed", sigv4_sign(&big, &lrq, "20150830T123600Z", secret, sig));
+    char q[400] = "";
+    for (int i = 0; i < 33; i++)
+        snprintf(q + strlen(q), sizeof q - strlen(q), "%sp%d=v", i ? "&" : "", i);
+    lrq.header = vanilla_header;
+    lrq.query = q;
+    CHECK("33 query parameters refused", !sigv4_sign(&a, &lrq, "20150830T123600Z", secret, sig));
+    *strrchr(q, '&') = '\0';
+    CHECK("32 query parameters signed", sigv4_sign(&a, &lrq, "20150830T123600Z", secret, sig));
+    static char path[3000];
+    memset(path, 'p', sizeof path - 1);
+    path[0] = '/';
+    lrq.query = "";
+    lrq.path = path;
+    CHECK("path over 2 KiB refused", !sigv4_sign(&a, &lrq, "20150830T123600Z", secret, sig));
+    CHECK("refusal says why", sigv4_verify(&a, &lrq, secret, "us-east-1", 1440938160, 900, &e) ==
+                                  PIER_E_UNAUTHORIZED && strstr(e.msg, "longer than"));
     return TAP_DONE();
 }
