@@ -447,7 +447,10 @@ static void hold(struct fetch *f, const char *upname)
     }
     /* Wrong bytes (a digest or size that does not match) are remembered
      * like a negative cache entry: nobody downloads them again soon. */
-    lease_fail(c, f->key, f->holder, code, msg, fail_keep_s(f, rc == PIER_OK || f->why[0]));
+    /* "Not found" is an answer about one upstream repository, and the lease
+     * is shared by every repository of the rule: not kept for anyone else. */
+    lease_fail(c, f->key, f->holder, code, msg,
+               code == PIER_E_BLOB_UNKNOWN ? 0 : fail_keep_s(f, rc == PIER_OK || f->why[0]));
     fail_client(f, code, msg);
 }
 
