@@ -3,6 +3,7 @@
 #include "server/master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -142,6 +143,15 @@ int master_listen(const struct config *cfg)
     }
     if (chmod(cfg->socket, (mode_t)cfg->socket_mode) < 0 || listen(fd, 1024) < 0) {
         log_error("cannot listen on %s: %s", cfg->socket, strerror(errno));
+        close(fd);
+        unlink(cfg->socket);
+        return -1;
+    }
+    /* Workers wait for connections in poll() and accept without blocking
+     * (server/worker.c says why). */
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        log_error("cannot make %s non-blocking: %s", cfg->socket, strerror(errno));
         close(fd);
         unlink(cfg->socket);
         return -1;

@@ -168,22 +168,42 @@ int worker_run(const struct config *cfg, int listen_fd)
         return 1;
     }
     long served = 0;
+    sigset_t term, none;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigemptyset(&none);
     while (!stopping) {
-        if (stats_pending(stats)) {
+        /* Wait for a connection with SIGTERM deliverable, then accept it with
+         * SIGTERM held: libfcgi polls an accepted Unix-socket connection for
+         * its first bytes and drops the connection (Apache answers 503) when
+         * a signal interrupts that poll, as SIGTERM does on every reload.
+         * The listening socket is non-blocking, so a connection another
+         * worker took first costs one EAGAIN, never a wait with SIGTERM held. */
+        struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+        int ready = poll(&p, 1, stats_pending(stats) ? 2000 : -1);
+        if (stopping)
+            break;
+        if (ready == 0) {
             /* Idle with unflushed counters: flush them after 2 s without a
              * request rather than when the next request comes. */
-            struct pollfd p = {.fd = listen_fd, .events = POLLIN};
-            if (poll(&p, 1, 2000) == 0) {
-                struct ctx idle = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
-                                   .stats = stats};
-                if (db_ensure(db, &e) == PIER_OK)
-                    stats_flush(&idle, 0);
-                arena_reset(a);
-            }
-            if (stopping)
-                break;
+            struct ctx idle = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
+                               .stats = stats};
+            if (db_ensure(db, &e) == PIER_OK)
+                stats_flush(&idle, 0);
+            arena_reset(a);
+            continue;
         }
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            log_error("poll on the listening socket failed: %s", strerror(errno));
+            break;
+        }
+        sigprocmask(SIG_BLOCK, &term, NULL);
         int rc = FCGX_Accept_r(&fx);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -ECONNABORTED)
+            continue; /* another worker was faster */
         if (rc < 0) {
             if (stopping)
                 break;

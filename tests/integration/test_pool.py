@@ -2,13 +2,15 @@
 
 import os
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
 
 from pierlib import (
     Client, child_pids, client_a, env, expect_status, master_pid, psql, psql_value, push_image,
-    start_upload, unique_repo, wait_until,
+    start_upload, state_dir, unique_repo, wait_until,
 )
 
 
@@ -52,6 +54,62 @@ def test_sighup_replaces_every_worker_without_failing_requests():
     assert replaced, f"old workers still running after SIGHUP: {set(child_pids(master)) & before}"
     assert master_pid() == master, "the master itself must survive a reload"
     assert not failures, f"requests failed during the reload: {failures[:5]}"
+
+
+def _fcgi_record(rtype: int, content: bytes, request_id: int = 1) -> bytes:
+    pad = (8 - len(content) % 8) % 8
+    return struct.pack(">BBHHBx", 1, rtype, request_id, len(content), pad) + content + b"\0" * pad
+
+
+def _fcgi_params(pairs: dict[str, str]) -> bytes:
+    out = b""
+    for k, v in pairs.items():
+        kb, vb = k.encode(), v.encode()
+        for n in (len(kb), len(vb)):
+            out += bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+        out += kb + vb
+    return out
+
+
+def test_a_reload_never_drops_a_connection_a_worker_just_accepted():
+    """Talk FastCGI to the pool's socket as Apache does, but wait a moment between
+    connecting and sending the request: a worker has accepted the connection and waits
+    for its first bytes when the reload's SIGTERM arrives. libfcgi used to give up on
+    such a connection when a signal interrupted that wait (Apache then answered 503)."""
+    master = master_pid()
+    sock_path = os.path.join(state_dir(), "run", "pier.sock")
+    begin = _fcgi_record(1, struct.pack(">HB5x", 1, 0))
+    params = _fcgi_params({"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/v2/",
+                           "REQUEST_URI": "/v2/", "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1",
+                           "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
+                           "CONTENT_LENGTH": "0"})
+    request = begin + _fcgi_record(4, params) + _fcgi_record(4, b"") + _fcgi_record(5, b"")
+    answers = []
+    for _ in range(3):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(sock_path)
+        time.sleep(0.3)            # a worker has taken the connection and waits for bytes
+        before = set(child_pids(master))
+        os.kill(master, signal.SIGHUP)
+        time.sleep(0.5)            # ... and has been told to stop meanwhile
+        got = b""
+        try:
+            s.sendall(request)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except OSError as e:
+            got += repr(e).encode()
+        finally:
+            s.close()
+        answers.append(got)
+        assert wait_until(lambda: not (set(child_pids(master)) & before), 20), "a reload did not finish"
+    for got in answers:
+        assert b"Status: 401" in got or b"Status: 200" in got, \
+            f"the pool dropped an accepted connection during a reload: {got[:200]!r}"
 
 
 def test_sigterm_lets_the_upload_in_flight_finish():
