@@ -42,9 +42,10 @@ static const struct db_stmt st_old_rows = {
     " SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM n) + (SELECT count(*) FROM t)"
     " + (SELECT count(*) FROM r) + (SELECT count(*) FROM f)", 0};
 
-/* Remove files in dir older than max_age seconds that keep() does not claim. */
-static int sweep(struct arena *a, struct db *db, const char *dir, int max_age,
-                 bool (*keep)(struct arena *, struct db *, const char *name, const char *path))
+/* For every regular file in dir older than max_age seconds: drop() decides
+ * and removes it (true when it did). */
+static int sweep(struct ctx *c, const char *dir, int max_age,
+                 bool (*drop)(struct ctx *c, const char *name, const char *path))
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -60,66 +61,62 @@ static int sweep(struct arena *a, struct db *db, const char *dir, int max_age,
         struct stat st;
         if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < max_age)
             continue;
-        if (keep(a, db, de->d_name, path))
-            continue;
-        if (unlink(path) == 0)
+        if (drop(c, de->d_name, path))
             removed++;
-    }
-    closedir(d);
-    return removed;
-}
-
-static bool upload_live(struct arena *a, struct db *db, const char *name, const char *path)
-{
-    (void)path;
-    if (!uuid_valid(name))
-        return false;
-    struct perr e;
-    PGresult *res = db_exec(db, a, &st_upload_exists, &e, name);
-    return !res || PQntuples(res) > 0; /* on a database error keep the file */
-}
-
-static bool fetch_live(struct arena *a, struct db *db, const char *name, const char *path)
-{
-    (void)name;
-    struct perr e;
-    PGresult *res = db_exec(db, a, &st_fetch_in_use, &e, path);
-    return !res || PQntuples(res) > 0;
-}
-
-/* Blob files of one shard directory (blobs/<alg>/<xx>/) without a row. */
-static int sweep_blob_shard(struct ctx *c, const char *alg, int shard)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/blobs/%s/%02x", c->bs->root, alg, shard);
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int removed = 0;
-    time_t now = time(NULL);
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        char digest[DIGEST_MAX_LEN + 2];
-        if (snprintf(digest, sizeof digest, "%s:%s", alg, de->d_name) >= (int)sizeof digest ||
-            !grammar_is_digest(digest))
-            continue;
-        char path[PATH_MAX + 300];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < BLOB_ORPHAN_AGE)
-            continue;
-        bool gone = false;
-        struct perr e;
-        if (repo_blob_drop_orphan(c, digest, path, BLOB_ORPHAN_AGE, &gone, &e) != PIER_OK)
-            break; /* the database is away: next time */
-        if (gone) {
-            log_info("maintenance: removed blob file %s, which no row names", path);
-            removed++;
-        }
         arena_reset(c->a);
     }
     closedir(d);
     return removed;
+}
+
+/* tmp/uploads: a file is kept while an upload session names it. */
+static bool drop_upload_file(struct ctx *c, const char *name, const char *path)
+{
+    if (uuid_valid(name)) {
+        struct perr e;
+        PGresult *res = db_exec(c->db, c->a, &st_upload_exists, &e, name);
+        if (!res || PQntuples(res) > 0)
+            return false; /* on a database error keep the file */
+    }
+    return unlink(path) == 0;
+}
+
+/* tmp/fetch: a file is kept while a live lease writes it. */
+static bool drop_fetch_file(struct ctx *c, const char *name, const char *path)
+{
+    (void)name;
+    struct perr e;
+    PGresult *res = db_exec(c->db, c->a, &st_fetch_in_use, &e, path);
+    if (!res || PQntuples(res) > 0)
+        return false;
+    return unlink(path) == 0;
+}
+
+/* blobs/<alg>/<xx>/: a file is removed only when no row names its digest,
+ * decided and done under the digest's lock (repo_blob_drop_orphan). */
+static bool drop_orphan_blob(struct ctx *c, const char *alg, const char *name, const char *path)
+{
+    char digest[DIGEST_MAX_LEN + 2];
+    if (snprintf(digest, sizeof digest, "%s:%s", alg, name) >= (int)sizeof digest ||
+        !grammar_is_digest(digest))
+        return false;
+    bool gone = false;
+    struct perr e;
+    if (repo_blob_drop_orphan(c, digest, path, BLOB_ORPHAN_AGE, &gone, &e) != PIER_OK)
+        return false;
+    if (gone)
+        log_info("maintenance: removed blob file %s, which no row names", path);
+    return gone;
+}
+
+static bool drop_orphan_sha256(struct ctx *c, const char *name, const char *path)
+{
+    return drop_orphan_blob(c, "sha256", name, path);
+}
+
+static bool drop_orphan_sha512(struct ctx *c, const char *name, const char *path)
+{
+    return drop_orphan_blob(c, "sha512", name, path);
 }
 
 pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
@@ -151,30 +148,30 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
             out->upload_files++;
     }
     char dir[PATH_MAX + 16];
+    struct arena *sa = arena_new(); /* reset after every file the sweeps look at */
+    struct ctx sc = {.cfg = cfg, .db = db, .bs = bs, .a = sa};
     snprintf(dir, sizeof dir, "%s/tmp/uploads", bs->root);
     /* Session files are kept while their row lives (removed above with
      * it); files without a session are a dead monolithic upload's. */
-    out->upload_files += sweep(a, db, dir, UPLOAD_TMP_ORPHAN_AGE, upload_live);
+    out->upload_files += sweep(&sc, dir, UPLOAD_TMP_ORPHAN_AGE, drop_upload_file);
     snprintf(dir, sizeof dir, "%s/tmp/fetch", bs->root);
-    out->fetch_files = sweep(a, db, dir, FETCH_TMP_MAX_AGE, fetch_live);
+    out->fetch_files = sweep(&sc, dir, FETCH_TMP_MAX_AGE, drop_fetch_file);
     res = db_exec(db, a, &st_old_rows, e);
     if (res)
         out->rows = (int)db_int(res, 0, 0);
-    {
-        struct arena *ba = arena_new();
-        struct ctx bc = {.cfg = cfg, .db = db, .bs = bs, .a = ba};
-        int first = 0, count = 256;
-        if (!full) {
-            int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;
-            first = (int)((time(NULL) / interval) % (256 / BLOB_SHARDS_PER_RUN)) * BLOB_SHARDS_PER_RUN;
-            count = BLOB_SHARDS_PER_RUN;
-        }
-        for (int i = first; i < first + count; i++) {
-            out->orphan_blobs += sweep_blob_shard(&bc, "sha256", i);
-            out->orphan_blobs += sweep_blob_shard(&bc, "sha512", i);
-        }
-        arena_free(ba);
+    int first = 0, count = 256;
+    if (!full) {
+        int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;
+        first = (int)((time(NULL) / interval) % (256 / BLOB_SHARDS_PER_RUN)) * BLOB_SHARDS_PER_RUN;
+        count = BLOB_SHARDS_PER_RUN;
     }
+    for (int i = first; i < first + count; i++) {
+        snprintf(dir, sizeof dir, "%s/blobs/sha256/%02x", bs->root, i);
+        out->orphan_blobs += sweep(&sc, dir, BLOB_ORPHAN_AGE, drop_orphan_sha256);
+        snprintf(dir, sizeof dir, "%s/blobs/sha512/%02x", bs->root, i);
+        out->orphan_blobs += sweep(&sc, dir, BLOB_ORPHAN_AGE, drop_orphan_sha512);
+    }
+    arena_free(sa);
     if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs)
         log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
                  "%d expired rows, %d blob files without a row", out->sessions, out->upload_files,

@@ -329,6 +329,15 @@ def test_a_swept_download_file_is_replaced_by_the_blob_published_meanwhile():
             assert again.complete and again.header("X-Pier-Cache") == "hit", again.summary()
 
 
+def _cleanup() -> subprocess.CompletedProcess:
+    """pierctl cleanup: the housekeeping every master runs, over the whole blob root."""
+    p = subprocess.run([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "-c",
+                        os.path.join(state_dir(), "pier.conf"), "cleanup"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
 def test_a_killed_monolithic_upload_leaves_no_file_for_a_day():
     """A temporary file under tmp/uploads without an upload session is a dead monolithic
     upload's: maintenance removes it after minutes (it kept it for upload_ttl, a day)."""
@@ -349,10 +358,7 @@ def test_a_killed_monolithic_upload_leaves_no_file_for_a_day():
             pass
     os.utime(session_file, (old, old))
     try:
-        p = subprocess.run([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "-c",
-                            os.path.join(state_dir(), "pier.conf"), "cleanup"],
-                           capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
+        p = _cleanup()
         assert not os.path.exists(orphan), f"cleanup kept a dead upload's file: {p.stdout}"
         assert os.path.exists(session_file), "cleanup removed the file of a live upload session"
     finally:
@@ -450,10 +456,7 @@ def test_a_blob_file_without_a_row_is_removed_after_an_hour():
     for path in kept:
         os.utime(path, (old, old))
     try:
-        p = subprocess.run([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "-c",
-                            os.path.join(state_dir(), "pier.conf"), "cleanup"],
-                           capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr
+        p = _cleanup()
         assert not os.path.exists(orphan), f"a blob file without a row was kept: {p.stdout}"
         assert "1 blob file without a row" in p.stdout or " blob files without a row" in p.stdout, p.stdout
         assert os.path.exists(young), "a young blob file without a row was removed (it may be being published)"
