@@ -331,8 +331,8 @@ frontend registry
 
 backend pier
     balance roundrobin
-    # Up means Apache, pierd and the database answer: GET /v2/ is 401 (credentials
-    # needed) or 200 (anonymous pulls allowed).
+    # Up means Apache and pierd answer: GET /v2/ without credentials is 401
+    # (or 200 when anonymous pulls are allowed); it does not need the database.
     option httpchk
     http-check send meth GET uri /v2/ ver HTTP/1.1 hdr Host {host}
     http-check expect rstatus ^(200|401)$
