@@ -422,6 +422,10 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
         c->who = &id;
         pier_err rc = authz_principal_check(c, &e);
         c->who = saved;
+        if (rc == PIER_E_UNAVAILABLE || rc == PIER_E_INTERNAL) {
+            authn_error(c, r, &e, NULL); /* the database, not the caller: never a false 401 */
+            return;
+        }
         if (rc) {
             resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
             perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");

@@ -44,7 +44,8 @@ struct fetch {
     char key[DIGEST_MAX_LEN + 32];
     long long declared;        /* size the repository's manifests declare, -1: unknown */
     long long limit;           /* bytes the download may have: declared, else max_blob_size */
-    char why[200];             /* why this worker stopped the transfer, if it did */
+    char why[300];             /* why this worker stopped the transfer, if it did */
+    pier_err local;            /* set when the failure is ours (blob root full, unwritable) */
     char holder[UUID_STR_LEN];
     /* client side */
     bool headers_sent;
@@ -57,6 +58,7 @@ struct fetch {
     long long written, durable, total;
     long long synced;          /* written at the last progress point */
     int64_t last_sync;
+    int64_t last_renew;        /* the lease was last extended */
     bool lost_lease;
     int followers;            /* requests following this download */
     bool following;           /* this request announced itself as a follower */
@@ -171,10 +173,35 @@ static int holder_headers(void *arg, const struct upstream_resp *resp)
         return 1;
     }
     struct perr e;
+    /* Room for the whole blob, or no byte of it is sent: the client gets an
+     * error it can act on instead of a 200 with a broken body. */
+    if (f->total > 0 &&
+        blobstore_reserve(f->c->bs, f->total, f->c->cfg->min_free_space, &e) != PIER_OK) {
+        f->local = e.code;
+        snprintf(f->why, sizeof f->why, "%s", e.msg);
+        return 1;
+    }
     if (lease_progress(f->c, f->key, f->holder, f->tmp, f->total, 0, &f->followers, &e) ==
         PIER_E_CONFLICT)
         f->lost_lease = true;
+    f->last_renew = now_ms();
     return 0;
+}
+
+/* While the upstream is slow or silent the lease is still renewed: it
+ * expires only when this process is gone. */
+static void holder_tick(void *arg)
+{
+    struct fetch *f = arg;
+    int64_t now = now_ms();
+    if (f->lost_lease || now - f->last_renew < lease_renew_ms(f->c))
+        return;
+    struct perr e;
+    if (lease_renew(f->c, f->key, f->holder, &e) == PIER_E_CONFLICT) {
+        log_warn("fetch lease for %s was taken over; finishing this download anyway", f->digest);
+        f->lost_lease = true;
+    }
+    f->last_renew = now;
 }
 
 /* Send the previously held piece to the client, write the staged piece to
@@ -188,8 +215,11 @@ static int flush_stage(struct fetch *f)
     struct perr e;
     if (f->pending_len)
         to_client(f, f->pending, f->pending_len, f->pending_off);
-    if (blobstore_pwrite_all(f->fd, f->stage, f->stage_len, (off_t)f->written, &e) != PIER_OK)
+    if (blobstore_pwrite_all(f->fd, f->stage, f->stage_len, (off_t)f->written, &e) != PIER_OK) {
+        f->local = e.code;
+        snprintf(f->why, sizeof f->why, "%s", e.msg);
         return 1;
+    }
     EVP_DigestUpdate(f->md, f->stage, f->stage_len);
     char *sent = f->pending;
     f->pending = f->stage;
@@ -210,7 +240,7 @@ static int flush_stage(struct fetch *f)
              * publishing has little left to do. */
             sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
         }
-        f->last_sync = now;
+        f->last_sync = f->last_renew = now;
         f->synced = f->written;
         if (lease_progress(f->c, f->key, f->holder, NULL, -1, f->durable, &f->followers, &e) ==
             PIER_E_CONFLICT) {
@@ -241,6 +271,44 @@ static int holder_data(void *arg, const char *data, size_t n)
     return 0;
 }
 
+/* How long requests that come after a failed download get its error instead
+ * of downloading again: a few seconds for a failure of the transfer (the
+ * upstream may be back at once), the rule's negative-cache time for bytes
+ * that were wrong (a lying or broken upstream does not heal in seconds). */
+static int fail_keep_s(const struct fetch *f, bool bad_bytes)
+{
+    if (bad_bytes && f->rule->negative_seconds > LEASE_FAIL_SHARE_S)
+        return f->rule->negative_seconds;
+    return LEASE_FAIL_SHARE_S;
+}
+
+/* The download could not be completed because of this node (blob root full
+ * or unwritable): not the upstream's fault, counted apart. */
+static void local_failure(struct fetch *f, pier_err code, const char *why)
+{
+    struct ctx *c = f->c;
+    log_error("blob %s for %s not cached: %s", f->digest, f->name, why);
+    lease_fail(c, f->key, f->holder, code, why, LEASE_FAIL_SHARE_S);
+    stats_add(c->stats, f->rule->id, STAT_STORAGE_ERROR, 1);
+    rules_note_storage_error(c, f->rule->id, why);
+    fail_client(f, code, arena_printf(c->a, "%s; nothing was cached", why));
+}
+
+/* Record a verified, published blob in the repository. The bytes are good
+ * whatever the database says, so a database outage is waited out for a
+ * while (each try bounded by db_timeout_ms) before giving up on the row. */
+static pier_err record(struct fetch *f, struct perr *e)
+{
+    int64_t give_up = now_ms() + 15000;
+    for (;;) {
+        pier_err rc = repo_blob_link(f->c, f->name, f->digest, f->written, f->rule->id, e);
+        if (rc != PIER_E_UNAVAILABLE || now_ms() > give_up)
+            return rc;
+        struct timespec ts = {0, 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void hold(struct fetch *f, const char *upname)
 {
     struct ctx *c = f->c;
@@ -251,23 +319,25 @@ static void hold(struct fetch *f, const char *upname)
     mkdir(dir, 0750);
     snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int open_errno = errno;
     enum digest_alg alg = DIGEST_SHA256;
     grammar_digest(f->digest, &alg, NULL);
     f->md = EVP_MD_CTX_new();
     if (f->fd < 0 || !f->md || !EVP_DigestInit_ex(f->md, alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL)) {
-        log_error("cannot create %s: %s", f->tmp, strerror(errno));
-        lease_fail(c, f->key, f->holder, "the cache cannot write to its blob store");
+        log_error("cannot create %s: %s", f->tmp, strerror(open_errno));
         if (f->fd >= 0) {
             close(f->fd);
             unlink(f->tmp);
         }
         EVP_MD_CTX_free(f->md);
-        fail_client(f, PIER_E_UNAVAILABLE, "the cache cannot write to its blob store");
+        bool full = f->fd < 0 && (open_errno == ENOSPC || open_errno == EDQUOT);
+        local_failure(f, full ? PIER_E_STORAGE_FULL : PIER_E_UNAVAILABLE,
+                      full ? "the blob store is full" : "the cache cannot write to its blob store");
         return;
     }
     f->written = f->durable = f->synced = 0;
     f->total = -1;
-    f->last_sync = now_ms();
+    f->last_sync = f->last_renew = now_ms();
     f->stage = stage_bufs[0];
     f->pending = stage_bufs[1];
     f->stage_len = f->pending_len = 0;
@@ -279,19 +349,17 @@ static void hold(struct fetch *f, const char *upname)
     long long secs = c->cfg->upstream_connect_timeout + c->cfg->upstream_idle_timeout +
                      f->limit / c->cfg->upstream_min_rate;
     struct upstream_req q = {.rule = f->rule, .repo = upname, .path = path,
-                             .on_headers = holder_headers, .on_data = holder_data, .arg = f,
+                             .on_headers = holder_headers, .on_data = holder_data,
+                             .on_tick = holder_tick, .arg = f,
                              .deadline_ms = secs > LONG_MAX / 1000 ? LONG_MAX : (long)secs * 1000};
     struct upstream_resp resp;
     pier_err rc = upstream_do(c, &q, &resp, &e);
-    if (rc != PIER_OK && resp.failure == UPF_ABORTED && f->why[0]) {
+    if (rc != PIER_OK && resp.failure == UPF_ABORTED && f->why[0] && !f->local) {
         resp.failure = UPF_PROTOCOL;
         snprintf(resp.message, sizeof resp.message, "%s", f->why);
     }
-    if (rc == PIER_OK && flush_stage(f) != 0) {
+    if (rc == PIER_OK && !f->local && flush_stage(f) != 0)
         rc = PIER_E_UNAVAILABLE;
-        resp.failure = UPF_ABORTED;
-        snprintf(resp.message, sizeof resp.message, "cannot write to the blob store");
-    }
     stats_add(c->stats, f->rule->id, STAT_UPSTREAM_BYTES, f->written);
     char got[DIGEST_STR_MAX] = "";
     if (rc == PIER_OK) {
@@ -303,6 +371,13 @@ static void hold(struct fetch *f, const char *upname)
     }
     EVP_MD_CTX_free(f->md);
     f->md = NULL;
+    if (f->local) {
+        close(f->fd);
+        f->fd = -1;
+        unlink(f->tmp);
+        local_failure(f, f->local, f->why);
+        return;
+    }
     char why[600] = "";
     if (rc != PIER_OK)
         snprintf(why, sizeof why, "upstream %s", resp.message);
@@ -315,13 +390,39 @@ static void hold(struct fetch *f, const char *upname)
         snprintf(why, sizeof why, "the upstream sent %lld bytes for a blob its manifest declares "
                  "as %lld bytes", f->written, f->declared);
     if (!why[0]) {
-        fsync(f->fd);
+        if (fsync(f->fd) != 0 && (errno == ENOSPC || errno == EDQUOT)) {
+            close(f->fd);
+            f->fd = -1;
+            unlink(f->tmp);
+            local_failure(f, PIER_E_STORAGE_FULL, "the blob store is full");
+            return;
+        }
         close(f->fd);
         f->fd = -1;
-        if (blobstore_publish(c->bs, f->tmp, f->digest, &e) != PIER_OK ||
-            repo_blob_link(c, f->name, f->digest, f->written, f->rule->id, &e) != PIER_OK) {
-            lease_fail(c, f->key, f->holder, e.msg);
-            fail_client(f, e.code, e.msg);
+        long long have;
+        if (blobstore_publish(c->bs, f->tmp, f->digest, &e) != PIER_OK) {
+            /* Our temporary file may have been swept while we stalled; if
+             * another request published the blob meanwhile, it is the same
+             * verified bytes. */
+            if (!blobstore_stat(c->bs, f->digest, &have) || have != f->written) {
+                unlink(f->tmp);
+                local_failure(f, e.code, e.msg);
+                return;
+            }
+            log_warn("blob %s was published by another request; using it", f->digest);
+        }
+        if (record(f, &e) != PIER_OK) {
+            /* The client still gets its verified bytes; the next request
+             * downloads again (the published file is reused). */
+            log_error("blob %s for %s is stored but could not be recorded: %s", f->digest, f->name,
+                      e.msg);
+            lease_fail(c, f->key, f->holder, e.code, e.msg, 1);
+            if (!f->headers_sent) {
+                fail_client(f, e.code, e.msg);
+                return;
+            }
+            if (f->pending_len)
+                to_client(f, f->pending, f->pending_len, f->pending_off);
             return;
         }
         lease_release(c, f->key, f->holder, &e);
@@ -340,19 +441,24 @@ static void hold(struct fetch *f, const char *upname)
     unlink(f->tmp);
     log_warn("blob %s for %s not cached (upstream %s): %s", f->digest, f->name,
              f->rule->upstream_url, why);
-    lease_fail(c, f->key, f->holder, why);
     stats_add(c->stats, f->rule->id, STAT_UPSTREAM_ERROR, 1);
     rules_note_error(c, f->rule->id, why);
+    pier_err code;
+    const char *msg;
     if (rc == PIER_OK) {
-        fail_client(f, PIER_E_UPSTREAM, arena_printf(c->a, "%s; nothing was cached", why));
-        return;
+        code = PIER_E_UPSTREAM;
+        msg = arena_printf(c->a, "%s; nothing was cached", why);
+    } else if (resp.failure == UPF_NOT_FOUND) {
+        code = PIER_E_BLOB_UNKNOWN;
+        msg = arena_printf(c->a, "blob not found upstream: %s", resp.message);
+    } else {
+        code = cache_upstream_error(resp.failure);
+        msg = arena_printf(c->a, "the upstream failed (%s) and the blob is not cached", resp.message);
     }
-    if (resp.failure == UPF_NOT_FOUND) {
-        fail_client(f, PIER_E_BLOB_UNKNOWN, arena_printf(c->a, "blob not found upstream: %s", resp.message));
-        return;
-    }
-    fail_client(f, cache_upstream_error(resp.failure),
-                arena_printf(c->a, "the upstream failed (%s) and the blob is not cached", resp.message));
+    /* Wrong bytes (a digest or size that does not match) are remembered
+     * like a negative cache entry: nobody downloads them again soon. */
+    lease_fail(c, f->key, f->holder, code, msg, fail_keep_s(f, rc == PIER_OK || f->why[0]));
+    fail_client(f, code, msg);
 }
 
 /* ---- followers ---- */
@@ -363,7 +469,11 @@ static void follow_or_hold(struct fetch *f, const char *upname)
     struct perr e;
     int fd = -1;
     char open_path[PATH_MAX] = "";
-    int64_t deadline = now_ms() + (int64_t)(c->cfg->lease_ttl + c->cfg->upstream_connect_timeout) * 1000;
+    /* A follower waits as long as the holder lives (its lease is renewed)
+     * and no longer than the holder's own download may take. */
+    long long secs = 2LL * c->cfg->upstream_connect_timeout + c->cfg->upstream_idle_timeout +
+                     c->cfg->lease_ttl + f->limit / c->cfg->upstream_min_rate;
+    int64_t deadline = now_ms() + (secs > INT32_MAX ? INT32_MAX : secs) * 1000;
     for (;;) {
         bool mine = false;
         if (lease_acquire(c, f->key, f->holder, &mine, &e) != PIER_OK) {
@@ -408,7 +518,9 @@ static void follow_or_hold(struct fetch *f, const char *upname)
             continue; /* released without publishing: try to take it */
         }
         if (l.state == LEASE_FAILED) {
-            fail_client(f, PIER_E_UPSTREAM, l.message[0] ? l.message : "the download failed");
+            /* The download this request waited for (or one that just
+             * failed) failed: the same answer, no second download. */
+            fail_client(f, l.code, l.message[0] ? l.message : "the download failed");
             break;
         }
         if (l.expired)
@@ -433,7 +545,6 @@ static void follow_or_hold(struct fetch *f, const char *upname)
                 fd = -1;
                 open_path[0] = '\0';
             }
-            deadline = now_ms() + (int64_t)c->cfg->lease_ttl * 1000;
         }
         if (f->client_gone)
             break;

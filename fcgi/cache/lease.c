@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "lib/util.h"
 
 static const struct db_stmt st_acquire = {
     "lease_acquire",
@@ -10,19 +11,23 @@ static const struct db_stmt st_acquire = {
     " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
     " ON CONFLICT (key) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at,"
     " tmp_path = NULL, total_size = NULL, durable = 0, state = 'running', message = NULL,"
-    " created_at = now()"
-    " WHERE fetch_leases.expires_at < now() OR fetch_leases.state <> 'running'"
+    " error_code = NULL, followers = 0, created_at = now()"
+    " WHERE fetch_leases.expires_at < now()"
     " RETURNING key", 3};
 static const struct db_stmt st_read = {
     "lease_read",
     "SELECT state, expires_at < now(), coalesce(tmp_path, ''), coalesce(total_size, -1), durable,"
-    " coalesce(message, '') FROM fetch_leases WHERE key = $1", 1};
+    " coalesce(message, ''), coalesce(error_code, '') FROM fetch_leases WHERE key = $1", 1};
 static const struct db_stmt st_progress = {
     "lease_progress",
     "UPDATE fetch_leases SET tmp_path = coalesce($3, tmp_path),"
     " total_size = CASE WHEN $4::bigint >= 0 THEN $4::bigint ELSE total_size END,"
     " durable = $5::bigint, expires_at = now() + make_interval(secs => $6::int)"
     " WHERE key = $1 AND holder = $2 AND state = 'running' RETURNING followers", 6};
+static const struct db_stmt st_renew = {
+    "lease_renew",
+    "UPDATE fetch_leases SET expires_at = now() + make_interval(secs => $3::int)"
+    " WHERE key = $1 AND holder = $2 AND state = 'running' RETURNING 1", 3};
 static const struct db_stmt st_follow = {
     "lease_follow",
     "UPDATE fetch_leases SET followers = followers + 1 WHERE key = $1 AND state = 'running'", 1};
@@ -30,8 +35,8 @@ static const struct db_stmt st_release = {
     "lease_release", "DELETE FROM fetch_leases WHERE key = $1 AND holder = $2", 2};
 static const struct db_stmt st_fail = {
     "lease_fail",
-    "UPDATE fetch_leases SET state = 'failed', message = $3,"
-    " expires_at = now() + interval '30 seconds' WHERE key = $1 AND holder = $2", 3};
+    "UPDATE fetch_leases SET state = 'failed', message = $3, error_code = $4,"
+    " expires_at = now() + make_interval(secs => $5::int) WHERE key = $1 AND holder = $2", 5};
 
 pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
                        struct perr *e)
@@ -60,6 +65,7 @@ pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr
     l->total = db_int(res, 0, 3);
     l->durable = db_int(res, 0, 4);
     snprintf(l->message, sizeof l->message, "%s", PQgetvalue(res, 0, 5));
+    l->code = PQgetvalue(res, 0, 6)[0] ? perr_from_name(PQgetvalue(res, 0, 6)) : PIER_E_UPSTREAM;
     return PIER_OK;
 }
 
@@ -90,8 +96,40 @@ pier_err lease_release(struct ctx *c, const char *key, const char *holder, struc
     return db_exec(c->db, c->a, &st_release, e, key, holder) ? PIER_OK : e->code;
 }
 
-void lease_fail(struct ctx *c, const char *key, const char *holder, const char *message)
+void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err code,
+                const char *message, int keep_s)
 {
+    char keep[16];
+    snprintf(keep, sizeof keep, "%d", keep_s > 0 ? keep_s : 1);
     struct perr ignore;
-    db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message);
+    db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message, perr_name(code), keep);
+}
+
+pier_err lease_renew(struct ctx *c, const char *key, const char *holder, struct perr *e)
+{
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_renew, e, key, holder, ttl);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) != 1)
+        return perr_set(e, PIER_E_CONFLICT, "fetch lease %s was taken over", key);
+    return PIER_OK;
+}
+
+int lease_renew_ms(const struct ctx *c)
+{
+    int ms = c->cfg->lease_ttl * 250;
+    return ms < 500 ? 500 : ms;
+}
+
+void lease_keeper_tick(void *arg)
+{
+    struct lease_keeper *k = arg;
+    int64_t now = now_ms();
+    if (now - k->last < lease_renew_ms(k->c))
+        return;
+    k->last = now;
+    struct perr ignore;
+    lease_renew(k->c, k->key, k->holder, &ignore);
 }

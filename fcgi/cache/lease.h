@@ -1,13 +1,18 @@
 /* lease: cluster-wide "one download per key" in PostgreSQL. The holder of a
  * lease downloads; everyone else follows the lease row (which says where the
  * bytes are being written and how many are durable) until it is released.
- * A lease that is not renewed within lease_ttl expires, so a crashed worker's
- * download is taken over by the next request. */
+ * The holder renews its lease every lease_ttl/4 while it lives (also while
+ * the upstream sends nothing); a lease not renewed within lease_ttl expires,
+ * so a crashed worker's download is taken over quickly by the next request.
+ * A failed lease stays until its expiry: requests that come meanwhile get the
+ * same error instead of downloading again (a few seconds for an upstream
+ * error, the rule's negative-cache time for bytes that were wrong). */
 #ifndef PIER_LEASE_H
 #define PIER_LEASE_H
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include "lib/err.h"
 #include "server/ctx.h"
 
@@ -20,9 +25,10 @@ struct lease {
     long long total;            /* -1 when not yet known */
     long long durable;          /* bytes of tmp_path that are on stable storage */
     char message[256];          /* why it failed */
+    pier_err code;              /* ... and the error its followers answer with */
 };
 
-/* Try to take the lease for key (free, expired or failed ones can be taken).
+/* Try to take the lease for key (free or expired ones can be taken).
  * holder identifies this request. */
 pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
                        struct perr *e);
@@ -32,12 +38,31 @@ pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr
  * announced they follow. Returns PIER_E_CONFLICT when the lease was lost. */
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
                         long long total, long long durable, int *followers, struct perr *e);
+/* Holder only: extend the lease by lease_ttl without touching its progress.
+ * PIER_E_CONFLICT when it was lost. */
+pier_err lease_renew(struct ctx *c, const char *key, const char *holder, struct perr *e);
+/* How often a holder renews: a quarter of lease_ttl, at least every 500 ms. */
+int lease_renew_ms(const struct ctx *c);
+/* Requests that come within this many seconds after a download failed for
+ * a reason that may clear at once (the transfer broke, the upstream timed
+ * out) get the same answer instead of trying again. */
+#define LEASE_FAIL_SHARE_S 3
+
+/* Renewing a lease from upstream_req.on_tick (arg: a lease_keeper). */
+struct lease_keeper {
+    struct ctx *c;
+    const char *key, *holder;
+    int64_t last;
+};
+void lease_keeper_tick(void *arg);
 /* A follower announces itself once, so the holder starts making its progress
  * durable for it. */
 pier_err lease_follow(struct ctx *c, const char *key, struct perr *e);
 /* Holder only: success, the row goes away. */
 pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e);
-/* Holder only: failure; followers see the message until the lease is retaken. */
-void lease_fail(struct ctx *c, const char *key, const char *holder, const char *message);
+/* Holder only: failure; everyone asking for key during the next keep_s
+ * seconds gets code and message. */
+void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err code,
+                const char *message, int keep_s);
 
 #endif

@@ -93,9 +93,11 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
     struct perr e;
     struct upstream_resp resp;
     char *path = arena_printf(c->a, "manifests/%s", ref);
+    struct lease_keeper keep = {.c = c, .key = key, .holder = holder, .last = now_ms()};
     struct upstream_req q = {.rule = rule, .repo = upname, .path = path,
                              .accept = UPSTREAM_MANIFEST_ACCEPT,
-                             .max_body = (size_t)c->cfg->max_manifest_size};
+                             .max_body = (size_t)c->cfg->max_manifest_size,
+                             .on_tick = lease_keeper_tick, .arg = &keep};
     if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
         if (resp.failure == UPF_NOT_FOUND) {
             char secs[16];
@@ -112,7 +114,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
             oci_error(r, &e);
             return;
         }
-        lease_fail(c, key, holder, resp.message);
+        lease_fail(c, key, holder, cache_upstream_error(resp.failure), resp.message, LEASE_FAIL_SHARE_S);
         upstream_failed(c, r, name, ref, rule, stored, &resp);
         return;
     }
@@ -140,7 +142,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
     }
     if (bad) {
         log_warn("%s:%s from %s: %s", name, ref, rule->upstream_url, bad);
-        lease_fail(c, key, holder, bad);
+        lease_fail(c, key, holder, PIER_E_UPSTREAM, bad, LEASE_FAIL_SHARE_S);
         struct upstream_resp fake = resp;
         fake.failure = UPF_PROTOCOL;
         snprintf(fake.message, sizeof fake.message, "%s", bad);
@@ -151,7 +153,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
                                     resp.body_len, rule->id, &e);
     manifest_free(&m);
     if (rc) {
-        lease_fail(c, key, holder, e.msg);
+        lease_fail(c, key, holder, e.code, e.msg, 1);
         oci_error(r, &e);
         return;
     }
@@ -169,8 +171,10 @@ static void revalidate(struct ctx *c, struct req *r, const char *name, const cha
     struct perr e;
     struct upstream_resp resp;
     char *path = arena_printf(c->a, "manifests/%s", ref);
+    struct lease_keeper keep = {.c = c, .key = key, .holder = holder, .last = now_ms()};
     struct upstream_req q = {.rule = rule, .repo = upname, .head = true, .path = path,
-                             .accept = UPSTREAM_MANIFEST_ACCEPT};
+                             .accept = UPSTREAM_MANIFEST_ACCEPT,
+                             .on_tick = lease_keeper_tick, .arg = &keep};
     if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
         lease_release(c, key, holder, &e);
         upstream_failed(c, r, name, ref, rule, stored, &resp);
@@ -279,7 +283,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
                 serve_stale(c, r, name, ref, rule, stored, l.message);
                 return;
             }
-            perr_set(&e, PIER_E_UPSTREAM, "the upstream of %s failed and %s:%s is not cached: %s",
+            perr_set(&e, l.code, "the upstream of %s failed and %s:%s is not cached: %s",
                      rule->prefix, name, ref, l.message);
             oci_error(r, &e);
             return;

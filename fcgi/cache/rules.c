@@ -73,11 +73,21 @@ static const struct db_stmt st_creds = {
 static const struct db_stmt st_note_error = {
     "rules_note_error",
     "UPDATE cache_rules SET last_error = $2, last_error_at = now() WHERE id = $1::bigint", 2};
+static const struct db_stmt st_note_storage_error = {
+    "rules_note_storage_error",
+    "UPDATE cache_rules SET last_storage_error = $2, last_storage_error_at = now()"
+    " WHERE id = $1::bigint", 2};
 static const struct db_stmt st_clear_error = {
     "rules_clear_error",
     "UPDATE cache_rules SET last_error = NULL, last_error_at = NULL WHERE id = $1::bigint", 1};
 static const struct db_stmt st_drop_tokens = {
     "rules_drop_tokens", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint", 1};
+/* Failures remembered for the old upstream (fetch leases of the rule's blobs,
+ * keyed b:<rule id>:<digest>) say nothing about the new one. */
+static const struct db_stmt st_drop_failures = {
+    "rules_drop_failures",
+    "DELETE FROM fetch_leases WHERE state = 'failed' AND left(key, length($1) + 3) = 'b:' || $1 || ':'",
+    1};
 
 void rule_defaults(struct cache_rule *r)
 {
@@ -488,7 +498,8 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
             goto fail;
     }
     /* Tokens obtained with the old URL or credentials must not be reused. */
-    if (!db_exec(c->db, c->a, &st_drop_tokens, e, id))
+    if (!db_exec(c->db, c->a, &st_drop_tokens, e, id) ||
+        !db_exec(c->db, c->a, &st_drop_failures, e, id))
         goto fail;
     if ((rc = db_commit(c->db, e)))
         goto fail_rc;
@@ -591,6 +602,14 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
         OPENSSL_cleanse(secret, secretsz);
     }
     return rc;
+}
+
+void rules_note_storage_error(struct ctx *c, long long rule_id, const char *message)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    struct perr ignore;
+    db_exec(c->db, c->a, &st_note_storage_error, &ignore, id, message);
 }
 
 void rules_note_error(struct ctx *c, long long rule_id, const char *message)

@@ -86,6 +86,9 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
                            char *secret, size_t secretsz, struct perr *e);
 /* Remember the last upstream error of a rule (shown by list/console). */
 void rules_note_error(struct ctx *c, long long rule_id, const char *message);
+/* A download of the rule failed here, not upstream (blob root full or
+ * unwritable): kept apart from last_error, which is about the upstream. */
+void rules_note_storage_error(struct ctx *c, long long rule_id, const char *message);
 /* The upstream answered properly again (a successful validation). */
 void rules_clear_error(struct ctx *c, long long rule_id);
 

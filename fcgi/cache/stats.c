@@ -53,13 +53,15 @@ void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
 static const struct db_stmt st_add = {
     "stats_add",
     "INSERT INTO cache_stats(rule_id, hits, misses, stale, upstream_bytes, served_bytes,"
-    " upstream_errors) SELECT $1::bigint, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"
-    " $6::bigint, $7::bigint WHERE EXISTS (SELECT 1 FROM cache_rules WHERE id = $1::bigint)"
+    " upstream_errors, storage_errors) SELECT $1::bigint, $2::bigint, $3::bigint, $4::bigint,"
+    " $5::bigint, $6::bigint, $7::bigint, $8::bigint"
+    " WHERE EXISTS (SELECT 1 FROM cache_rules WHERE id = $1::bigint)"
     " ON CONFLICT (rule_id) DO UPDATE SET hits = cache_stats.hits + EXCLUDED.hits,"
     " misses = cache_stats.misses + EXCLUDED.misses, stale = cache_stats.stale + EXCLUDED.stale,"
     " upstream_bytes = cache_stats.upstream_bytes + EXCLUDED.upstream_bytes,"
     " served_bytes = cache_stats.served_bytes + EXCLUDED.served_bytes,"
-    " upstream_errors = cache_stats.upstream_errors + EXCLUDED.upstream_errors", 7};
+    " upstream_errors = cache_stats.upstream_errors + EXCLUDED.upstream_errors,"
+    " storage_errors = cache_stats.storage_errors + EXCLUDED.storage_errors", 8};
 
 struct cache_stats *stats_new(void)
 {
@@ -109,7 +111,7 @@ void stats_flush(struct ctx *c, int interval_ms)
         for (int k = 0; k < STAT__COUNT; k++)
             snprintf(v[k + 1], sizeof v[k + 1], "%lld", s->rows[i].v[k]);
         struct perr e;
-        if (!db_exec(c->db, c->a, &st_add, &e, v[0], v[1], v[2], v[3], v[4], v[5], v[6]))
+        if (!db_exec(c->db, c->a, &st_add, &e, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
             s->rows[kept++] = s->rows[i];
     }
     s->n = kept;

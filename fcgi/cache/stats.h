@@ -1,5 +1,5 @@
 /* stats: cache counters per rule (hits, misses, stale serves, bytes from
- * upstreams and to clients, upstream errors). A worker adds to its own table
+ * upstreams and to clients, upstream errors, local storage errors). A worker adds to its own table
  * and flushes it to cache_stats every few seconds, so the hot path never
  * writes to the database; a crash loses at most those few seconds. */
 #ifndef PIER_STATS_H
@@ -9,7 +9,7 @@
 #include "server/ctx.h"
 
 enum stat_kind { STAT_HIT, STAT_MISS, STAT_STALE, STAT_UPSTREAM_BYTES, STAT_SERVED_BYTES,
-                 STAT_UPSTREAM_ERROR, STAT__COUNT };
+                 STAT_UPSTREAM_ERROR, STAT_STORAGE_ERROR, STAT__COUNT };
 
 struct cache_stats;
 

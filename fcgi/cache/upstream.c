@@ -27,7 +27,18 @@ const char UPSTREAM_MANIFEST_ACCEPT[] = MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " M
 struct upstream {
     CURL *curl;
     struct netpolicy policy;   /* where connections may go (lib/netpolicy.h) */
+    void (*tick)(void *);      /* upstream_do's caller, called while transfers wait */
+    void *tick_arg;
 };
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct upstream *u = arg;
+    u->tick(u->tick_arg);
+    return 0;
+}
 
 static const struct db_stmt st_token_get = {
     "up_token_get",
@@ -409,6 +420,13 @@ static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, c
     if (streaming && x->q && x->q->deadline_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->q->deadline_ms);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    if (u->tick) {
+        /* libcurl calls this at least once a second, also while connecting
+         * or while the upstream sends nothing. */
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, u);
+    }
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header_status);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -667,8 +685,22 @@ static enum up_failure classify_status(long status)
                                             : UPF_PROTOCOL;
 }
 
+static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
+                           struct perr *e);
+
 pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
                      struct perr *e)
+{
+    c->up->tick = q->on_tick;
+    c->up->tick_arg = q->arg;
+    pier_err rc = do_request(c, q, resp, e);
+    c->up->tick = NULL;
+    c->up->tick_arg = NULL;
+    return rc;
+}
+
+static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
+                           struct perr *e)
 {
     memset(resp, 0, sizeof *resp);
     resp->content_length = -1;

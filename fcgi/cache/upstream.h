@@ -52,6 +52,9 @@ struct upstream_req {
      * for every piece of the body. Returning nonzero aborts (UPF_ABORTED). */
     int (*on_headers)(void *arg, const struct upstream_resp *resp);
     int (*on_data)(void *arg, const char *data, size_t n);
+    /* Optional: called about once a second while the request runs (also
+     * while connecting, asking for a token or waiting for bytes). */
+    void (*on_tick)(void *arg);
     void *arg;
 };
 

@@ -54,7 +54,9 @@ static const struct db_stmt st_overview_rules = {
     " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
     " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
     "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
-    " extract(epoch FROM cr.created_at)::bigint"
+    " extract(epoch FROM cr.created_at)::bigint, coalesce(s.storage_errors, 0),"
+    " coalesce(cr.last_storage_error, ''),"
+    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0)"
     " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
 static const struct db_stmt st_top = {
     "con_top",
@@ -310,6 +312,11 @@ static void overview(struct ctx *c, struct req *r)
                               "repositories", (json_int_t)db_int(res, i, 15),
                               "bytesCached", (json_int_t)db_int(res, i, 16),
                               "createdAt", (json_int_t)db_int(res, i, 17));
+        json_object_set_new(j, "storageErrors", json_integer(db_int(res, i, 18)));
+        if (PQgetvalue(res, i, 19)[0]) {
+            json_object_set_new(j, "lastStorageError", json_string(PQgetvalue(res, i, 19)));
+            json_object_set_new(j, "lastStorageErrorAt", json_integer(db_int(res, i, 20)));
+        }
         if (PQgetvalue(res, i, 6)[0])
             json_object_set_new(j, "credentialArn", json_string(PQgetvalue(res, i, 6)));
         if (PQgetvalue(res, i, 7)[0]) {

@@ -1,22 +1,32 @@
-/* db: libpq wrapper with lazy preparation and arena-owned results. */
+/* db: libpq wrapper with lazy preparation, arena-owned results and bounded
+ * waits. Every round trip waits at most the handle's timeout; a connection
+ * that went away while idle (a restarted or failed-over server) is replaced
+ * and the statement retried once; inside a transaction a lost connection
+ * fails every statement until the caller rolls back. */
 #include "db/db.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lib/log.h"
+#include "lib/util.h"
 
 #define DB_MAX_PARAMS 16
-#define DB_MAX_PREPARED 256
 
 struct db {
     PGconn *conn;
     char *conninfo;
-    const struct db_stmt *prepared[DB_MAX_PREPARED];
-    int nprepared;
+    const struct db_stmt **prepared;  /* prepared on this connection */
+    int nprepared, capprepared;
     char sqlstate[6];
+    int timeout_ms;       /* per round trip and server statement_timeout; 0: none */
+    bool tx_lost;         /* the connection died inside a transaction */
 };
+
+enum outcome { RT_DONE, RT_LOST, RT_TIMEOUT };
 
 static void clear_result(void *p)
 {
@@ -29,18 +39,107 @@ static void notice_sink(void *arg, const char *message)
     (void)message; /* NOTICEs (e.g. "relation exists, skipping") are not errors */
 }
 
-static pier_err connect_now(struct db *db, struct perr *e)
+static void drop(struct db *db)
 {
     if (db->conn)
         PQfinish(db->conn);
+    db->conn = NULL;
     db->nprepared = 0;
-    db->conn = PQconnectdb(db->conninfo);
+}
+
+static pier_err unavailable(struct perr *e)
+{
+    return perr_set(e, PIER_E_UNAVAILABLE, "the registry database is unavailable");
+}
+
+/* Wait for the complete answer to what was just sent; *res gets the last
+ * result (or the first error). */
+static enum outcome collect(struct db *db, PGresult **res)
+{
+    *res = NULL;
+    int64_t deadline = db->timeout_ms ? now_ms() + db->timeout_ms + 1000 : 0;
+    for (;;) {
+        while (PQisBusy(db->conn)) {
+            int wait = -1;
+            if (deadline) {
+                int64_t left = deadline - now_ms();
+                if (left <= 0)
+                    goto timeout;
+                wait = (int)left;
+            }
+            struct pollfd p = {.fd = PQsocket(db->conn), .events = POLLIN};
+            int n = poll(&p, 1, wait);
+            if (n < 0 && errno != EINTR)
+                goto lost;
+            if (n > 0 && !PQconsumeInput(db->conn))
+                goto lost;
+        }
+        PGresult *r = PQgetResult(db->conn);
+        if (!r)
+            break;
+        /* Keep the first error, else the last result. */
+        ExecStatusType kept = *res ? PQresultStatus(*res) : PGRES_COMMAND_OK;
+        if (*res && kept != PGRES_COMMAND_OK && kept != PGRES_TUPLES_OK) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(*res);
+        *res = r;
+    }
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        goto lost;
+    return RT_DONE;
+timeout:
+    PQclear(*res);
+    *res = NULL;
+    return RT_TIMEOUT;
+lost:
+    PQclear(*res);
+    *res = NULL;
+    return RT_LOST;
+}
+
+/* One command on a fresh connection, bounded like every other. */
+static bool setup_command(struct db *db, const char *sql)
+{
+    if (!PQsendQuery(db->conn, sql))
+        return false;
+    PGresult *res;
+    enum outcome o = collect(db, &res);
+    bool ok = o == RT_DONE && res && PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (o == RT_DONE && !ok)
+        log_error("database session setup (%s) failed: %s", sql,
+                  res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
+    PQclear(res);
+    return ok;
+}
+
+static pier_err connect_now(struct db *db, struct perr *e)
+{
+    drop(db);
+    /* Defaults first: the configured conninfo (expanded in place of dbname)
+     * overrides any of them. Keepalives find a peer that vanished (a network
+     * partition, a failed-over host); connect_timeout bounds each host. */
+    const char *kw[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout", "application_name", "dbname",
+                        NULL};
+    const char *val[] = {"3", "1", "10", "3", "3", "10000", "pier", db->conninfo, NULL};
+    db->conn = PQconnectdbParams(kw, val, 1);
     if (PQstatus(db->conn) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(db->conn);
-        log_error("database connection failed: %s", msg);
-        return perr_set(e, PIER_E_UNAVAILABLE, "the registry database is unavailable");
+        log_error("database connection failed: %s", PQerrorMessage(db->conn));
+        drop(db);
+        return unavailable(e);
     }
     PQsetNoticeProcessor(db->conn, notice_sink, NULL);
+    if (db->timeout_ms) {
+        /* The server gives up on a statement when the client would. */
+        char sql[64];
+        snprintf(sql, sizeof sql, "SET statement_timeout = %d", db->timeout_ms);
+        if (!setup_command(db, sql)) {
+            drop(db);
+            return unavailable(e);
+        }
+    }
     return PIER_OK;
 }
 
@@ -61,37 +160,68 @@ struct db *db_open(const char *conninfo, struct perr *e)
     return db;
 }
 
+void db_set_timeout(struct db *db, int ms)
+{
+    db->timeout_ms = ms > 0 ? ms : 0;
+    drop(db); /* the next use connects with the new statement_timeout */
+}
+
 void db_close(struct db *db)
 {
     if (!db)
         return;
-    if (db->conn)
-        PQfinish(db->conn);
+    drop(db);
+    free(db->prepared);
     free(db->conninfo);
     free(db);
 }
 
-PGconn *db_conn(struct db *db)
+/* An idle connection whose server went away (restart, failover, a killed
+ * backend) has usually said so already: the socket is readable. Look
+ * without blocking, so that such a connection is replaced before use. */
+static bool still_alive(struct db *db)
 {
-    return db->conn;
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return false;
+    if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+        return true;
+    struct pollfd p = {.fd = PQsocket(db->conn), .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) > 0) {
+        /* The server hung up (its last words, e.g. "terminating connection
+         * due to administrator command", may still be unread). */
+        if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+            return false;
+        if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK)
+            return false;
+        PGresult *r;
+        while (!PQisBusy(db->conn) && (r = PQgetResult(db->conn)))
+            PQclear(r); /* an asynchronous error (e.g. admin shutdown) */
+    }
+    return PQstatus(db->conn) == CONNECTION_OK;
+}
+
+static pier_err usable(struct db *db, struct perr *e)
+{
+    if (db->tx_lost)
+        return perr_set(e, PIER_E_UNAVAILABLE,
+                        "the connection to the registry database was lost during a transaction");
+    if (db->conn && still_alive(db))
+        return PIER_OK;
+    if (db->conn)
+        log_warn("the database connection went away; reconnecting");
+    return connect_now(db, e);
 }
 
 pier_err db_ensure(struct db *db, struct perr *e)
 {
+    db->tx_lost = false;
     if (db->conn && PQstatus(db->conn) == CONNECTION_OK &&
-        PQtransactionStatus(db->conn) == PQTRANS_IDLE)
-        return PIER_OK;
-    if (db->conn && PQstatus(db->conn) == CONNECTION_OK) {
+        PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         /* A previous request left a transaction open (a bug); do not inherit it. */
         log_warn("rolling back a transaction left open by a previous request");
-        PGresult *r = PQexec(db->conn, "ROLLBACK");
-        PQclear(r);
-        if (PQtransactionStatus(db->conn) == PQTRANS_IDLE)
-            return PIER_OK;
+        db_rollback(db);
     }
-    if (db->conn)
-        log_warn("reconnecting to the database");
-    return connect_now(db, e);
+    return usable(db, e);
 }
 
 static bool is_prepared(struct db *db, const struct db_stmt *st)
@@ -102,52 +232,147 @@ static bool is_prepared(struct db *db, const struct db_stmt *st)
     return false;
 }
 
-static pier_err fail(struct db *db, PGresult *res, const char *what, struct perr *e)
+static void remember_prepared(struct db *db, const struct db_stmt *st)
 {
-    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
-    if (PQstatus(db->conn) != CONNECTION_OK) {
-        log_error("database connection lost during %s: %s", what, PQerrorMessage(db->conn));
-        if (res)
-            PQclear(res);
-        return perr_set(e, PIER_E_UNAVAILABLE, "the registry database is unavailable");
+    if (db->nprepared == db->capprepared) {
+        db->capprepared = db->capprepared ? db->capprepared * 2 : 64;
+        db->prepared = xrealloc(db->prepared, (size_t)db->capprepared * sizeof *db->prepared);
     }
-    log_error("database error in %s: %s", what,
-              res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn));
-    if (res)
+    db->prepared[db->nprepared++] = st;
+}
+
+/* SQLSTATEs that say "not now" rather than "wrong": the server is going
+ * away or starting, read-only (a demoted primary), out of resources, or a
+ * statement ran out of time. Clients should retry; the first two kinds also
+ * mean this connection is of no further use. */
+static bool transient_state(const char *s, bool *drop_conn)
+{
+    *drop_conn = !strncmp(s, "08", 2) || !strcmp(s, "57P01") || !strcmp(s, "57P02") ||
+                 !strcmp(s, "57P03") || !strcmp(s, "25006");
+    return *drop_conn || !strncmp(s, "53", 2) || !strcmp(s, "57014") || !strcmp(s, "55P03") ||
+           !strcmp(s, "40001") || !strcmp(s, "40P01");
+}
+
+/* A statement's error result: record it and say what kind of error it is. */
+static pier_err failed(struct db *db, PGresult *res, const char *what, struct perr *e)
+{
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+    bool drop_conn = false;
+    if (transient_state(db->sqlstate, &drop_conn)) {
+        log_error("database unavailable in %s (%s): %s", what, db->sqlstate,
+                  PQresultErrorMessage(res));
         PQclear(res);
+        if (drop_conn) {
+            if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+                db->tx_lost = true;
+            drop(db);
+        }
+        if (!strcmp(db->sqlstate, "57014"))
+            return perr_set(e, PIER_E_UNAVAILABLE, "the registry database did not answer in time");
+        return unavailable(e);
+    }
+    log_error("database error in %s: %s", what, PQresultErrorMessage(res));
+    PQclear(res);
     return perr_set(e, PIER_E_INTERNAL, "database error");
 }
 
-static bool prepare(struct db *db, const struct db_stmt *st, struct perr *e)
+enum rt_kind { RT_PREPARE, RT_EXEC, RT_COMMAND };
+
+struct rt {
+    enum rt_kind kind;
+    const struct db_stmt *st;
+    const char *sql;
+    const char *const *values;
+    const int *lengths, *formats;
+    bool binary;
+};
+
+static enum outcome send_and_collect(struct db *db, const struct rt *q, PGresult **res)
 {
-    if (is_prepared(db, st))
-        return true;
-    PGresult *res = PQprepare(db->conn, st->name, st->sql, st->nparams, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        fail(db, res, st->name, e);
-        return false;
+    int ok;
+    switch (q->kind) {
+    case RT_PREPARE:
+        ok = PQsendPrepare(db->conn, q->st->name, q->st->sql, q->st->nparams, NULL);
+        break;
+    case RT_EXEC:
+        ok = PQsendQueryPrepared(db->conn, q->st->name, q->st->nparams, q->values, q->lengths,
+                                 q->formats, q->binary ? 1 : 0);
+        break;
+    default:
+        ok = PQsendQuery(db->conn, q->sql);
+        break;
     }
-    PQclear(res);
-    if (db->nprepared < DB_MAX_PREPARED)
-        db->prepared[db->nprepared++] = st;
-    return true;
+    if (!ok) {
+        *res = NULL;
+        return PQstatus(db->conn) == CONNECTION_OK ? RT_DONE : RT_LOST;
+    }
+    return collect(db, res);
+}
+
+/* One round trip: on a connection lost while no transaction was open,
+ * reconnect and try once more (the statement cannot have half-happened
+ * inside a transaction that no longer exists). A timeout is not retried. */
+static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
+{
+    const char *what = q->st ? q->st->name : "command";
+    for (int attempt = 0;; attempt++) {
+        if (usable(db, e) != PIER_OK)
+            return NULL;
+        if (q->kind == RT_EXEC && !is_prepared(db, q->st)) {
+            struct rt p = {.kind = RT_PREPARE, .st = q->st};
+            PGresult *pres = round_trip(db, &p, e);
+            if (!pres)
+                return NULL;
+            PQclear(pres);
+            remember_prepared(db, q->st);
+        }
+        bool idle = PQtransactionStatus(db->conn) == PQTRANS_IDLE;
+        PGresult *res = NULL;
+        enum outcome o = send_and_collect(db, q, &res);
+        if (o == RT_DONE) {
+            if (!res) {
+                log_error("database error in %s: %s", what, PQerrorMessage(db->conn));
+                perr_set(e, PIER_E_INTERNAL, "database error");
+                return NULL;
+            }
+            ExecStatusType s = PQresultStatus(res);
+            if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+                failed(db, res, what, e);
+                return NULL;
+            }
+            return res;
+        }
+        if (o == RT_LOST && idle && attempt == 0) {
+            log_warn("database connection lost before %s: %s; reconnecting and retrying once",
+                     what, PQerrorMessage(db->conn));
+            drop(db);
+            continue;
+        }
+        if (o == RT_TIMEOUT)
+            log_error("database did not answer %s within %d ms; dropping the connection", what,
+                      db->timeout_ms + 1000);
+        else
+            log_error("database connection lost during %s: %s", what, PQerrorMessage(db->conn));
+        if (!idle)
+            db->tx_lost = true;
+        drop(db);
+        if (o == RT_TIMEOUT)
+            return perr_set(e, PIER_E_UNAVAILABLE, "the registry database did not answer in time"),
+                   NULL;
+        unavailable(e);
+        return NULL;
+    }
 }
 
 PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
                    const struct db_param *params, bool binary_result, struct perr *e)
 {
     db->sqlstate[0] = '\0';
-    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
-        perr_set(e, PIER_E_UNAVAILABLE, "the registry database is unavailable");
-        return NULL;
-    }
     if (st->nparams > DB_MAX_PARAMS) {
         perr_set(e, PIER_E_INTERNAL, "statement %s has too many parameters", st->name);
         return NULL;
     }
-    if (!prepare(db, st, e))
-        return NULL;
     const char *values[DB_MAX_PARAMS];
     int lengths[DB_MAX_PARAMS], formats[DB_MAX_PARAMS];
     for (int i = 0; i < st->nparams; i++) {
@@ -155,14 +380,11 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
         lengths[i] = params[i].length;
         formats[i] = params[i].binary ? 1 : 0;
     }
-    PGresult *res = PQexecPrepared(db->conn, st->name, st->nparams, values, lengths, formats,
-                                   binary_result ? 1 : 0);
-    ExecStatusType s = PQresultStatus(res);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        fail(db, res, st->name, e);
-        return NULL;
-    }
-    arena_defer(a, clear_result, res);
+    struct rt q = {.kind = RT_EXEC, .st = st, .values = values, .lengths = lengths,
+                   .formats = formats, .binary = binary_result};
+    PGresult *res = round_trip(db, &q, e);
+    if (res)
+        arena_defer(a, clear_result, res);
     return res;
 }
 
@@ -181,12 +403,10 @@ PGresult *db_exec(struct db *db, struct arena *a, const struct db_stmt *st, stru
 pier_err db_command(struct db *db, const char *sql, struct perr *e)
 {
     db->sqlstate[0] = '\0';
-    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
-        return perr_set(e, PIER_E_UNAVAILABLE, "the registry database is unavailable");
-    PGresult *res = PQexec(db->conn, sql);
-    ExecStatusType s = PQresultStatus(res);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
-        return fail(db, res, "command", e);
+    struct rt q = {.kind = RT_COMMAND, .sql = sql};
+    PGresult *res = round_trip(db, &q, e);
+    if (!res)
+        return e->code;
     PQclear(res);
     return PIER_OK;
 }
@@ -198,7 +418,7 @@ pier_err db_begin(struct db *db, struct perr *e)
 
 bool db_in_tx(struct db *db)
 {
-    return db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE;
+    return db->tx_lost || (db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE);
 }
 
 pier_err db_commit(struct db *db, struct perr *e)
@@ -208,10 +428,14 @@ pier_err db_commit(struct db *db, struct perr *e)
 
 void db_rollback(struct db *db)
 {
+    db->tx_lost = false;
     if (db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(db->conn, "ROLLBACK");
+        struct perr ignore;
+        struct rt q = {.kind = RT_COMMAND, .sql = "ROLLBACK"};
+        PGresult *res = round_trip(db, &q, &ignore);
         PQclear(res);
     }
+    db->tx_lost = false;
 }
 
 const char *db_sqlstate(const struct db *db)

@@ -1,5 +1,15 @@
 /* db: one PostgreSQL connection per process, prepared statements declared by
- * the module that owns each table, results freed with the request arena. */
+ * the module that owns each table, results freed with the request arena.
+ *
+ * Failures: every round trip waits at most the handle's timeout (then the
+ * connection is dropped: PIER_E_UNAVAILABLE); a connection that went away
+ * while no transaction was open is replaced and the statement retried once;
+ * one lost inside a transaction fails every further statement with
+ * PIER_E_UNAVAILABLE until db_rollback() or db_ensure(), so that the rest of
+ * a transaction can never commit on a new connection. Server states that mean
+ * "not now" (shutting down, starting, read-only, out of resources, statement
+ * timeout, deadlock) are PIER_E_UNAVAILABLE too; PIER_E_INTERNAL is left for
+ * errors a retry would not fix. */
 #ifndef PIER_DB_H
 #define PIER_DB_H
 
@@ -34,9 +44,12 @@ struct db *db_open(const char *conninfo, struct perr *e);
  * which must start even while the database is down). */
 struct db *db_new(const char *conninfo);
 void db_close(struct db *db);
-/* Make sure the connection is usable; reconnect if the server went away. */
+/* Bound every round trip to ms (+1 s for the network) and make the server
+ * cancel statements after ms; 0 (the default): wait as long as it takes. */
+void db_set_timeout(struct db *db, int ms);
+/* At the start of a request: forget a transaction lost by the previous one,
+ * make sure the connection is usable, reconnect if the server went away. */
 pier_err db_ensure(struct db *db, struct perr *e);
-PGconn *db_conn(struct db *db);
 
 /* Execute st with n text parameters given as varargs (const char *, NULL for
  * SQL NULL). The result is owned by arena a. Returns NULL with e set

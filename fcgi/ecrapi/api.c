@@ -92,6 +92,13 @@ bool api_perr(struct api *x, const struct perr *e, const char *notfound, const c
     case PIER_E_UNAUTHORIZED:
         return api_fail(x, "AccessDeniedException", "%s", e->msg);
     case PIER_E_UNAVAILABLE:
+        api_fail(x, "ServerException", "%s", e->msg);
+        x->err_status = 503; /* SDKs retry it, after Retry-After */
+        return false;
+    case PIER_E_STORAGE_FULL:
+        api_fail(x, "ServerException", "%s", e->msg);
+        x->err_status = 507;
+        return false;
     case PIER_E_INTERNAL:
         return api_fail(x, "ServerException", "%s", e->msg);
     default:
@@ -238,8 +245,16 @@ static void send_error(struct req *r, const char *type, const char *msg, int sta
 {
     json_t *body = json_pack("{s:s, s:s}", "__type", type, "message", msg);
     resp_header(r, "x-amzn-ErrorType", "%s", type);
+    if (status == 503)
+        resp_header(r, "Retry-After", "5");
     resp_json(r, status, "application/x-amz-json-1.1", body);
     json_decref(body);
+}
+
+void ecrapi_error(struct req *r, const struct perr *e)
+{
+    send_error(r, "ServerException", e->msg[0] ? e->msg : "internal error",
+               e->code == PIER_E_UNAVAILABLE ? 503 : 500);
 }
 
 static const struct op *find_op(const char *service, const char *name)
@@ -355,7 +370,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
             send_error(r, "UnrecognizedClientException",
                        "The security token included in the request is invalid.", 400);
         else
-            send_error(r, "ServerException", e.msg, 500);
+            ecrapi_error(r, &e);
         return;
     }
     unsigned char md[32];

@@ -26,6 +26,10 @@ struct api {
 
 /* Answer POST / (X-Amz-Target dispatch). */
 void ecrapi_handle(struct ctx *c, struct req *r);
+/* A server-side failure before any operation ran (e.g. the database is
+ * down), as the SDKs expect it: ServerException, 503 with Retry-After for
+ * PIER_E_UNAVAILABLE, else 500. */
+void ecrapi_error(struct req *r, const struct perr *e);
 /* Run one operation for c->who (already authenticated another way, e.g. the
  * console's session): service "ecr" or "secretsmanager". On success *out
  * (caller decrefs) is the response document; otherwise the error's type,

@@ -62,6 +62,8 @@ static const struct key keys[] = {
     {"upstream_allow_http_credentials", B(upstream_allow_http_credentials)},
     {"upstream_min_rate", Z(upstream_min_rate, 1, 1LL << 40)},
     {"body_workers", I(body_workers, 0, 1024)},
+    {"db_timeout_ms", I(db_timeout_ms, 0, 3600000)},
+    {"min_free_space", Z(min_free_space, 0, 1LL << 50)},
 };
 
 void config_defaults(struct config *c)
@@ -84,13 +86,15 @@ void config_defaults(struct config *c)
     c->upstream_connect_timeout = 10;
     c->upstream_idle_timeout = 30;
     c->upstream_timeout = 60;
-    c->lease_ttl = 30;
+    c->lease_ttl = 10;
     c->maintenance_interval = 300;
     snprintf(c->account_id, sizeof c->account_id, "111122223333");
     snprintf(c->region, sizeof c->region, "us-east-1");
     snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");
     c->policy_cache_ms = 1000;
     c->upstream_min_rate = 16 << 10;
+    c->db_timeout_ms = 5000;
+    c->min_free_space = 64LL << 20;
 }
 
 /* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */

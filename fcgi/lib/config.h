@@ -31,7 +31,7 @@ struct config {
     int upstream_connect_timeout;   /* seconds to connect to an upstream */
     int upstream_idle_timeout;      /* seconds an upstream transfer may stall */
     int upstream_timeout;           /* seconds for a whole manifest or token request */
-    int lease_ttl;                  /* seconds a fetch lease lives without progress */
+    int lease_ttl;                  /* seconds a fetch lease outlives its holder's last renewal */
     int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
     char account_id[16];            /* the registry's 12-digit account id (ARNs) */
     char region[32];                /* the registry's region (ARNs, SigV4) */
@@ -46,6 +46,10 @@ struct config {
                                        upstream_idle_timeout seconds */
     int body_workers;               /* workers that may be receiving request bodies at once
                                        (0: all but a quarter of workers, at least one free) */
+    int db_timeout_ms;              /* the longest a request waits for one database round trip
+                                       (also the server's statement_timeout; 0: no bound) */
+    long long min_free_space;       /* bytes a download of known size leaves free on the
+                                       blob root, or it is refused before its body starts */
 };
 
 /* Fill c with defaults. */

@@ -63,9 +63,18 @@ const char *perr_name(pier_err code)
         [PIER_E_UPSTREAM] = "UPSTREAM",
         [PIER_E_UPSTREAM_TIMEOUT] = "UPSTREAM_TIMEOUT",
         [PIER_E_UNAVAILABLE] = "UNAVAILABLE",
+        [PIER_E_STORAGE_FULL] = "STORAGE_FULL",
         [PIER_E_INTERNAL] = "INTERNAL",
     };
     if ((int)code < 0 || code >= PIER_E__COUNT || !names[code])
         return "UNKNOWN";
     return names[code];
+}
+
+pier_err perr_from_name(const char *name)
+{
+    for (int c = 1; c < PIER_E__COUNT; c++)
+        if (strcmp(perr_name((pier_err)c), name) == 0)
+            return (pier_err)c;
+    return PIER_E_INTERNAL;
 }

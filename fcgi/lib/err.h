@@ -34,6 +34,8 @@ typedef enum pier_err {
     PIER_E_UPSTREAM_TIMEOUT,   /* 504, UPSTREAM_UNAVAILABLE */
     /* Server side */
     PIER_E_UNAVAILABLE,        /* 503: database or blob root unreachable */
+    PIER_E_STORAGE_FULL,       /* 507, UNAVAILABLE: the blob root has no room (does not
+                                  clear by itself: no Retry-After) */
     PIER_E_INTERNAL,           /* 500: a bug or an I/O failure */
     PIER_E__COUNT
 } pier_err;
@@ -56,5 +58,8 @@ void perr_detail(struct perr *e, const char *fmt, ...) __attribute__((format(pri
 void perr_clear(struct perr *e);
 /* Stable identifier for logs and tests, e.g. "MANIFEST_INVALID". */
 const char *perr_name(pier_err code);
+/* The inverse of perr_name (for codes stored in the database); unknown
+ * names are PIER_E_INTERNAL. */
+pier_err perr_from_name(const char *name);
 
 #endif

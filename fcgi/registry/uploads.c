@@ -185,6 +185,12 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
                         "upload would reach %lld bytes; the limit is %lld bytes",
                         u->size + r->content_length, max_total);
     }
+    /* No room for the announced bytes: refused before any is read. */
+    if (r->content_length > 0 &&
+        blobstore_reserve(c->bs, r->content_length, c->cfg->min_free_space, e) != PIER_OK) {
+        req_refuse_body(r);
+        return e->code;
+    }
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u->id, path);
     int fd = open(path, O_WRONLY);
@@ -302,6 +308,11 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
         req_refuse_body(r);
         return perr_set(e, PIER_E_TOO_LARGE, "blob is %lld bytes; the limit is %lld",
                         r->content_length, limit);
+    }
+    if (r->content_length > 0 &&
+        blobstore_reserve(c->bs, r->content_length, c->cfg->min_free_space, e) != PIER_OK) {
+        req_refuse_body(r);
+        return e->code;
     }
     struct upload u;
     memset(&u, 0, sizeof u);

@@ -114,7 +114,9 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     }
     char dir[PATH_MAX + 16];
     snprintf(dir, sizeof dir, "%s/tmp/uploads", bs->root);
-    out->upload_files += sweep(a, db, dir, cfg->upload_ttl, upload_live);
+    /* Session files are kept while their row lives (removed above with
+     * it); files without a session are a dead monolithic upload's. */
+    out->upload_files += sweep(a, db, dir, UPLOAD_TMP_ORPHAN_AGE, upload_live);
     snprintf(dir, sizeof dir, "%s/tmp/fetch", bs->root);
     out->fetch_files = sweep(a, db, dir, FETCH_TMP_MAX_AGE, fetch_live);
     res = db_exec(db, a, &st_old_rows, e);

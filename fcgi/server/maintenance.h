@@ -10,8 +10,14 @@
 #include "lib/config.h"
 #include "store/blobstore.h"
 
-/* A temporary download file untouched this long is abandoned. */
+/* A temporary download file untouched this long, whose lease is not alive
+ * (a live holder renews its lease every few seconds, even while its upstream
+ * is silent), is abandoned. */
 #define FETCH_TMP_MAX_AGE 600
+/* A file under tmp/uploads without an upload session (a monolithic upload
+ * writes one while its body arrives, which Apache's body timeouts keep
+ * flowing) untouched this long is abandoned: its writer died. */
+#define UPLOAD_TMP_ORPHAN_AGE 600
 
 struct maint_report {
     bool ran;           /* false: another node holds the maintenance lock */

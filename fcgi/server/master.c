@@ -60,9 +60,11 @@ static void spawn_maintenance(const struct config *cfg, int listen_fd)
     log_setup((enum log_level)log_level_parse(cfg->log_level), "pier-maint");
     struct perr e;
     struct blobstore bs;
-    struct db *db = db_open(cfg->database, &e);
+    /* Sweeps may take longer than a request's statement, but never forever. */
+    struct db *db = db_new(cfg->database);
+    db_set_timeout(db, cfg->db_timeout_ms > 0 ? 12 * cfg->db_timeout_ms : 0);
     struct maint_report m;
-    if (db && blobstore_init(&bs, cfg->blob_root, &e) == PIER_OK &&
+    if (db_ensure(db, &e) == PIER_OK && blobstore_init(&bs, cfg->blob_root, &e) == PIER_OK &&
         maintenance_run(cfg, db, &bs, &m, &e) == PIER_OK) {
         db_close(db);
         _exit(0);

@@ -65,29 +65,41 @@ static void install_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* An error before any handler ran, in the format of the endpoint: OCI for
+ * /v2 and /token, AWS JSON for the control plane, the console's own. */
+static void endpoint_error(struct req *r, const struct perr *e)
+{
+    if (strncmp(r->path, "/console/", 9) == 0) {
+        int status = oci_status(e->code);
+        const char *type = e->code == PIER_E_TOOMANYREQUESTS ? "ThrottlingException"
+                                                             : "ServerException";
+        if (status == 503)
+            resp_header(r, "Retry-After", "5");
+        json_t *body = json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", e->msg);
+        resp_json(r, status, "application/json", body);
+        json_decref(body);
+    } else if (strcmp(r->path, "/") == 0 && e->code != PIER_E_TOOMANYREQUESTS) {
+        ecrapi_error(r, e);
+    } else if (strcmp(r->path, "/") == 0) {
+        json_t *body = json_pack("{s:s, s:s}", "__type", "ThrottlingException", "message", e->msg);
+        resp_json(r, 400, "application/x-amz-json-1.1", body);
+        json_decref(body);
+    } else {
+        oci_error(r, e);
+    }
+}
+
 /* All body slots are taken: answer at once, without reading the body, in
  * the format of the endpoint. Clients retry (Retry-After). */
 static void too_busy(const struct config *cfg, struct req *r)
 {
     req_refuse_body(r);
     resp_header(r, "Retry-After", "1");
-    char msg[200];
-    snprintf(msg, sizeof msg, "all %d workers that receive request bodies on this node are busy; "
-             "retry in a moment", pool_body_limit(cfg));
-    log_warn("refused a request body from %s: %s", r->remote_addr, msg);
-    if (strncmp(r->path, "/v2", 3) == 0) {
-        struct perr e;
-        perr_set(&e, PIER_E_TOOMANYREQUESTS, "%s", msg);
-        oci_error(r, &e);
-        return;
-    }
-    json_t *body = strncmp(r->path, "/console/", 9) == 0
-                       ? json_pack("{s:{s:s, s:s}}", "error", "type", "ThrottlingException", "message", msg)
-                       : json_pack("{s:s, s:s}", "__type", "ThrottlingException", "message", msg);
-    resp_json(r, strncmp(r->path, "/console/", 9) == 0 ? 429 : 400,
-              strncmp(r->path, "/console/", 9) == 0 ? "application/json" : "application/x-amz-json-1.1",
-              body);
-    json_decref(body);
+    struct perr e;
+    perr_set(&e, PIER_E_TOOMANYREQUESTS, "all %d workers that receive request bodies on this "
+             "node are busy; retry in a moment", pool_body_limit(cfg));
+    log_warn("refused a request body from %s: %s", r->remote_addr, e.msg);
+    endpoint_error(r, &e);
 }
 
 static void not_found(struct req *r)
@@ -104,7 +116,7 @@ static void control(struct ctx *c, struct authn_cache *ac, struct req *r)
     struct perr e;
     if (db_ensure(c->db, &e) != PIER_OK) {
         req_refuse_body(r);
-        oci_error(r, &e);
+        endpoint_error(r, &e);
     } else if (strcmp(r->path, "/token") == 0) {
         authn_token_endpoint(c, ac, r);
     } else if (strncmp(r->path, "/console/api/", 13) == 0) {
@@ -130,6 +142,7 @@ int worker_run(const struct config *cfg, int listen_fd)
         return 1;
     }
     struct db *db = db_new(cfg->database);
+    db_set_timeout(db, cfg->db_timeout_ms);
     if (db_ensure(db, &e) != PIER_OK)
         log_warn("starting without a database connection; will retry per request");
     struct secretbox sb;

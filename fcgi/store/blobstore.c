@@ -2,6 +2,8 @@
 #include "store/blobstore.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <sys/statvfs.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,12 +145,29 @@ pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, st
                 continue;
             int err = errno;
             log_error("write to blob root failed: %s", strerror(err));
-            return perr_set(e, err == ENOSPC ? PIER_E_UNAVAILABLE : PIER_E_INTERNAL,
-                            "cannot write to the blob store: %s", strerror(err));
+            if (err == ENOSPC || err == EDQUOT)
+                return perr_set(e, PIER_E_STORAGE_FULL, "the blob store is full: %s",
+                                strerror(err));
+            return perr_set(e, PIER_E_INTERNAL, "cannot write to the blob store: %s",
+                            strerror(err));
         }
         p += n;
         len -= (size_t)n;
         off += n;
     }
+    return PIER_OK;
+}
+
+pier_err blobstore_reserve(const struct blobstore *bs, long long bytes, long long keep_free,
+                           struct perr *e)
+{
+    struct statvfs v;
+    if (statvfs(bs->root, &v) != 0)
+        return PIER_OK; /* cannot tell: the writes will say */
+    long long avail = (long long)v.f_bavail * (long long)v.f_frsize;
+    if (bytes > LLONG_MAX - keep_free || avail < bytes + keep_free)
+        return perr_set(e, PIER_E_STORAGE_FULL,
+                        "the blob store has %lld bytes free; %lld are needed and %lld are kept "
+                        "free (min_free_space)", avail, bytes, keep_free);
     return PIER_OK;
 }

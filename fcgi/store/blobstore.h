@@ -37,5 +37,10 @@ pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, con
 
 /* pwrite() all of buf at off, retrying short writes. */
 pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e);
+/* Is there room for bytes more, with keep_free bytes left over? Otherwise
+ * PIER_E_STORAGE_FULL (what is free, needed and kept). Answers PIER_OK when
+ * the file system cannot tell. */
+pier_err blobstore_reserve(const struct blobstore *bs, long long bytes, long long keep_free,
+                           struct perr *e);
 
 #endif

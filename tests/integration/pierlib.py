@@ -208,9 +208,13 @@ def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+_EXTRA_NETLOCS: set[str] = set()  # ExtraNode instances running now
+
+
 def is_pier(netloc: str) -> bool:
-    """Is host:port one of the Pier nodes under test (A, B, or a node C on A's port + 2)?"""
-    ours = {registry_host(url_a()), registry_host(url_b())}
+    """Is host:port one of the Pier nodes under test (A, B, a node C on A's port + 2, or a
+    running ExtraNode)?"""
+    ours = {registry_host(url_a()), registry_host(url_b())} | _EXTRA_NETLOCS
     host, _, port = registry_host(url_a()).rpartition(":")
     ours.add(f"{host}:{int(port) + 2}")
     return netloc in ours
@@ -1098,7 +1102,7 @@ class ExtraNode:
         self.env = dict(os.environ, PIER_STATE_DIR=self.state, PIER_PORT=str(self.port),
                         PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"),
                         PIER_SERVER_KEY_FILE=os.path.join(state_dir(), "server.key"))
-        self.env.update(settings)
+        self.env.update(settings)  # may override the blob root or the database
         self.src = env("PIER_SRC")
 
     def __enter__(self):
@@ -1108,6 +1112,7 @@ class ExtraNode:
             self.stop()  # pierd may run although Apache did not start
             raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}"
                                  f"\n{self.log()[-2000:]}")
+        _EXTRA_NETLOCS.add(f"127.0.0.1:{self.port}")
         return self
 
     def stop(self) -> None:
@@ -1116,6 +1121,7 @@ class ExtraNode:
                        capture_output=True, timeout=120)
 
     def __exit__(self, *exc):
+        _EXTRA_NETLOCS.discard(f"127.0.0.1:{self.port}")
         self.stop()
 
     def creds(self) -> tuple[str, str]:

@@ -157,8 +157,11 @@ def _bad_blob_then_healthy_upstream(fake, bad_attr: str, tmp, bases):
             if isinstance(got.error, TimeoutError):
                 hung.append(f"via {base}: status {got.status}, {len(got.body)} of {got.content_length} bytes, "
                             f"then no close for {BROKEN_READ_TIMEOUT}s")
-        assert fake.count("GET", fake.blob_pattern("library/bad", big.digest)) == len(bases), \
-            f"each pull should try the upstream again: {fake.summary()}"
+        # A failed download is shared: a lying upstream's wrong bytes are remembered
+        # (negative cache) and not downloaded again per client; a broken transfer is
+        # shared with requests that come within a few seconds.
+        assert fake.count("GET", fake.blob_pattern("library/bad", big.digest)) == 1, \
+            f"a failed download was repeated for each client: {fake.summary()}"
         assert not files_for_digest(big.digest), f"bad blob published: {files_for_digest(big.digest)}"
         assert blob_row_count(big.digest) == 0, "a blobs row exists for the bad blob"
         new_files = sorted(blob_files() - files_before)

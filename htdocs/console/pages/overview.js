@@ -91,6 +91,14 @@ export async function overviewPage(container) {
     }) : h('p', {class: 'muted'}, 'No rules.'),
     rules.some((r) => r.lastError) ? h('ul', {class: 'last-errors'}, rules.filter((r) => r.lastError).map((r) =>
       h('li', {}, h('code', r.prefix), ' ', h('span', {class: 'muted'}, time(r.lastErrorAt)), ': ', h('span', {class: 'error-text'}, r.lastError))))
+      : null,
+    // Failures of this registry's own blob store are not the upstream's fault.
+    rules.some((r) => r.storageErrors) ? h('div', {class: 'storage-errors'},
+      h('h3', {}, 'Local storage errors'),
+      h('ul', {class: 'last-errors'}, rules.filter((r) => r.storageErrors).map((r) =>
+        h('li', {}, h('code', r.prefix), ' ', formatCount(r.storageErrors), ' ',
+          r.lastStorageError ? [h('span', {class: 'muted'}, time(r.lastStorageErrorAt)), ': ',
+            h('span', {class: 'error-text'}, r.lastStorageError)] : null))))
       : null);
 
   // ---- top repositories ----
