@@ -158,14 +158,11 @@ def _bounced_requests(client: Client, repo: str, images, threads: int = 4, round
     return log
 
 
-def _only_brief_503s(log: Log, what: str) -> int:
-    """Every failed attempt is a 503 with Retry-After, and no more than one per worker (the
-    request that finds the worker's connection dead); returns how many there were."""
-    attempts = log.snapshot()
-    failed = [o for o in attempts if o.status != 200]
-    assert all(o.status == 503 and o.retry_after for o in failed), f"{what}: {failed[:5]}"
-    assert len(failed) <= WORKERS, f"{what}: {len(failed)} failed requests for {WORKERS} workers: {failed[:8]}"
-    return len(failed)
+def _all_answered(log: Log, what: str) -> None:
+    """Not one attempt failed: a worker whose connection PgBouncer cut replaces it before
+    use (or retries the statement once on a new one), so clients never see it."""
+    failed = [o for o in log.snapshot() if o.status != 200]
+    assert not failed, f"{what}: {len(failed)} requests failed: {failed[:8]}"
 
 
 def test_pgbouncer_session_pooling_serves_pushes_and_pulls_and_survives_a_restart():
@@ -191,10 +188,9 @@ def test_pgbouncer_session_pooling_serves_pushes_and_pulls_and_survives_a_restar
         for what, action in (("RECONNECT while idle", lambda: bouncer.admin("RECONNECT pier")),
                              ("restart while idle", bouncer.restart)):
             action()
-            seen = _only_brief_503s(_bounced_requests(client, repo, images), f"after PgBouncer {what}")
+            _all_answered(_bounced_requests(client, repo, images), f"after PgBouncer {what}")
             tag = f"after-{len(images)}"
             images.append((tag, push_one(client, repo, tag, layer_size=64 * 1024)))
-            print(f"# PgBouncer {what}: {seen} requests got 503 before the workers reconnected")
         for tag, img in images:
             verify_image(client, repo, tag, img)
         assert int(db.sql("SELECT count(*) FROM tags")[0][0]) == len(images)
