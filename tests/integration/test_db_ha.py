@@ -6,7 +6,6 @@ Each test starts its own PostgreSQL clusters (never node A's), PgBouncer, HAProx
 nodes (halib, pierlib.ExtraNode) and stops all of them whatever happens. What these tests
 show is written up in docs/operations.md, "Beyond one database server"."""
 
-import os
 import random
 import threading
 import time
