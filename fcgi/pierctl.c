@@ -142,7 +142,7 @@ static int cmd_cleanup(const struct config *cfg)
         return 1;
     }
     struct maint_report m;
-    pier_err rc = maintenance_run(cfg, db, &bs, &m, &e);
+    pier_err rc = maintenance_run(cfg, db, &bs, true, &m, &e);
     db_close(db);
     if (rc) {
         fprintf(stderr, "pierctl: %s\n", e.msg);
@@ -153,9 +153,10 @@ static int cmd_cleanup(const struct config *cfg)
         return 0;
     }
     printf("removed %d expired upload session%s, %d temporary upload file%s, "
-           "%d temporary download file%s and %d expired row%s\n",
+           "%d temporary download file%s, %d expired row%s and %d blob file%s without a row\n",
            m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
-           m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s");
+           m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s",
+           m.orphan_blobs, m.orphan_blobs == 1 ? "" : "s");
     return 0;
 }
 

@@ -294,14 +294,15 @@ static void local_failure(struct fetch *f, pier_err code, const char *why)
     fail_client(f, code, arena_printf(c->a, "%s; nothing was cached", why));
 }
 
-/* Record a verified, published blob in the repository. The bytes are good
- * whatever the database says, so a database outage is waited out for a
+/* Publish the verified file and record it in the repository. The bytes are
+ * good whatever the database says, so a database outage is waited out for a
  * while (each try bounded by db_timeout_ms) before giving up on the row. */
 static pier_err record(struct fetch *f, struct perr *e)
 {
     int64_t give_up = now_ms() + 15000;
     for (;;) {
-        pier_err rc = repo_blob_link(f->c, f->name, f->digest, f->written, f->rule->id, e);
+        pier_err rc = repo_blob_publish(f->c, f->name, f->tmp, f->digest, f->written,
+                                        f->rule->id, e);
         if (rc != PIER_E_UNAVAILABLE || now_ms() > give_up)
             return rc;
         struct timespec ts = {0, 500 * 1000000L};
@@ -399,23 +400,12 @@ static void hold(struct fetch *f, const char *upname)
         }
         close(f->fd);
         f->fd = -1;
-        long long have;
-        if (blobstore_publish(c->bs, f->tmp, f->digest, &e) != PIER_OK) {
-            /* Our temporary file may have been swept while we stalled; if
-             * another request published the blob meanwhile, it is the same
-             * verified bytes. */
-            if (!blobstore_stat(c->bs, f->digest, &have) || have != f->written) {
-                unlink(f->tmp);
-                local_failure(f, e.code, e.msg);
-                return;
-            }
-            log_warn("blob %s was published by another request; using it", f->digest);
-        }
         if (record(f, &e) != PIER_OK) {
             /* The client still gets its verified bytes; the next request
-             * downloads again (the published file is reused). */
-            log_error("blob %s for %s is stored but could not be recorded: %s", f->digest, f->name,
+             * downloads again. */
+            log_error("blob %s for %s could not be stored or recorded: %s", f->digest, f->name,
                       e.msg);
+            unlink(f->tmp);
             lease_fail(c, f->key, f->holder, e.code, e.msg, 1);
             if (!f->headers_sent) {
                 fail_client(f, e.code, e.msg);
@@ -457,7 +447,10 @@ static void hold(struct fetch *f, const char *upname)
     }
     /* Wrong bytes (a digest or size that does not match) are remembered
      * like a negative cache entry: nobody downloads them again soon. */
-    lease_fail(c, f->key, f->holder, code, msg, fail_keep_s(f, rc == PIER_OK || f->why[0]));
+    /* "Not found" is an answer about one upstream repository, and the lease
+     * is shared by every repository of the rule: not kept for anyone else. */
+    lease_fail(c, f->key, f->holder, code, msg,
+               code == PIER_E_BLOB_UNKNOWN ? 0 : fail_keep_s(f, rc == PIER_OK || f->why[0]));
     fail_client(f, code, msg);
 }
 

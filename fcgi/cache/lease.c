@@ -100,7 +100,7 @@ void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err cod
                 const char *message, int keep_s)
 {
     char keep[16];
-    snprintf(keep, sizeof keep, "%d", keep_s > 0 ? keep_s : 1);
+    snprintf(keep, sizeof keep, "%d", keep_s > 0 ? keep_s : 0);
     struct perr ignore;
     db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message, perr_name(code), keep);
 }

@@ -61,7 +61,9 @@ pier_err lease_follow(struct ctx *c, const char *key, struct perr *e);
 /* Holder only: success, the row goes away. */
 pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* Holder only: failure; everyone asking for key during the next keep_s
- * seconds gets code and message. */
+ * seconds gets code and message (0: only those already waiting may see it;
+ * manifests, which are small and whose upstream answers may change from one
+ * second to the next, are asked for again at once). */
 void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err code,
                 const char *message, int keep_s);
 

@@ -114,7 +114,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
             oci_error(r, &e);
             return;
         }
-        lease_fail(c, key, holder, cache_upstream_error(resp.failure), resp.message, LEASE_FAIL_SHARE_S);
+        lease_fail(c, key, holder, cache_upstream_error(resp.failure), resp.message, 0);
         upstream_failed(c, r, name, ref, rule, stored, &resp);
         return;
     }
@@ -142,7 +142,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
     }
     if (bad) {
         log_warn("%s:%s from %s: %s", name, ref, rule->upstream_url, bad);
-        lease_fail(c, key, holder, PIER_E_UPSTREAM, bad, LEASE_FAIL_SHARE_S);
+        lease_fail(c, key, holder, PIER_E_UPSTREAM, bad, 0);
         struct upstream_resp fake = resp;
         fake.failure = UPF_PROTOCOL;
         snprintf(fake.message, sizeof fake.message, "%s", bad);
@@ -153,7 +153,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
                                     resp.body_len, rule->id, &e);
     manifest_free(&m);
     if (rc) {
-        lease_fail(c, key, holder, e.code, e.msg, 1);
+        lease_fail(c, key, holder, e.code, e.msg, 0);
         oci_error(r, &e);
         return;
     }

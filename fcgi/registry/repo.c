@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "auth/authz.h"
 #include "cache/rules.h"
 #include "registry/templates.h"
@@ -41,6 +44,12 @@ static const struct db_stmt st_tag_checked = {
 static const struct db_stmt st_blob_insert = {
     "repo_blob_insert",
     "INSERT INTO blobs(digest, size) VALUES ($1, $2::bigint) ON CONFLICT (digest) DO NOTHING", 2};
+/* Publishing a blob file and recording its row, and removing a file that
+ * has no row, are serialized per digest (see repo_blob_publish). */
+static const struct db_stmt st_blob_lock = {
+    "repo_blob_lock", "SELECT pg_advisory_xact_lock(hashtextextended($1, 7039))", 1};
+static const struct db_stmt st_blob_row = {
+    "repo_blob_row", "SELECT 1 FROM blobs WHERE digest = $1", 1};
 static const struct db_stmt st_link_insert = {
     "repo_link_insert",
     "INSERT INTO repository_blobs(repository_id, digest) VALUES ($1::bigint, $2)"
@@ -355,6 +364,58 @@ fail:
     if (own_tx)
         db_rollback(c->db);
     return rc;
+}
+
+pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
+                           const char *digest, long long size, long long rule_id, struct perr *e)
+{
+    pier_err rc;
+    if ((rc = db_begin(c->db, e)) != PIER_OK)
+        return rc;
+    if (!db_exec(c->db, c->a, &st_blob_lock, e, digest)) {
+        rc = e->code;
+        goto fail;
+    }
+    if ((rc = blobstore_publish(c->bs, tmp_path, digest, e)) != PIER_OK) {
+        /* The temporary file may be gone (swept while its writer stalled);
+         * the same verified bytes published by someone else will do. */
+        long long have;
+        if (!blobstore_stat(c->bs, digest, &have) || have != size)
+            goto fail;
+        log_warn("blob %s was published by another request meanwhile; using it", digest);
+    }
+    if ((rc = repo_blob_link(c, name, digest, size, rule_id, e)) != PIER_OK)
+        goto fail;
+    if ((rc = db_commit(c->db, e)) != PIER_OK)
+        goto fail;
+    return PIER_OK;
+fail:
+    db_rollback(c->db);
+    return rc;
+}
+
+pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *path, int min_age,
+                               bool *removed, struct perr *e)
+{
+    *removed = false;
+    pier_err rc;
+    if ((rc = db_begin(c->db, e)) != PIER_OK)
+        return rc;
+    PGresult *res;
+    if (!db_exec(c->db, c->a, &st_blob_lock, e, digest) ||
+        !(res = db_exec(c->db, c->a, &st_blob_row, e, digest))) {
+        rc = e->code;
+        db_rollback(c->db);
+        return rc;
+    }
+    /* Under the lock nobody publishes this digest: if there is still no row
+     * and the file is still old, it is nobody's. */
+    struct stat st;
+    if (PQntuples(res) == 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        time(NULL) - st.st_mtime >= min_age && unlink(path) == 0)
+        *removed = true;
+    db_rollback(c->db); /* nothing was written */
+    return PIER_OK;
 }
 
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e)

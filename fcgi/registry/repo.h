@@ -24,6 +24,17 @@ pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struc
  * one is open, else runs in its own. */
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
                         long long rule_id, struct perr *e);
+/* Publish a verified temporary file as blob digest and link it into
+ * repository name (as repo_blob_link), in one transaction that holds the
+ * digest's lock, so that repo_blob_drop_orphan never removes a file between
+ * its publication and its row. If tmp_path is gone but the blob is already
+ * published with this size, that file is linked. */
+pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
+                           const char *digest, long long size, long long rule_id, struct perr *e);
+/* Remove the blob file at path if no blobs row names digest and the file is
+ * at least min_age seconds old, under the digest's lock. */
+pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *path, int min_age,
+                               bool *removed, struct perr *e);
 /* Does repository name exist? */
 pier_err repo_exists_named(struct ctx *c, const char *name, bool *exists, struct perr *e);
 /* Like repo_blob_any, but only if the caller may read the blob from at least

@@ -276,9 +276,7 @@ pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const 
         perr_detail(e, "%s", got);
         return rc;
     }
-    if ((rc = blobstore_publish(c->bs, path, digest, e)))
-        return rc;
-    if ((rc = repo_blob_link(c, name, digest, u->size, 0, e)))
+    if ((rc = repo_blob_publish(c, name, path, digest, u->size, 0, e)))
         return rc;
     return db_exec(c->db, c->a, &st_delete, e, u->id) ? PIER_OK : e->code;
 }
@@ -348,8 +346,8 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
         perr_detail(e, "%s", got);
         return rc;
     }
-    if ((rc = blobstore_publish(c->bs, path, digest, e)))
-        return rc;
     *size = written;
-    return repo_blob_link(c, name, digest, written, 0, e);
+    if ((rc = repo_blob_publish(c, name, path, digest, written, 0, e)))
+        unlink(path); /* (gone already when it was published) */
+    return rc;
 }

@@ -11,6 +11,9 @@
 #include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "lib/grammar.h"
+#include "registry/repo.h"
+#include "server/ctx.h"
 
 #define MAINT_LOCK_KEY "1885955442002"
 
@@ -84,8 +87,43 @@ static bool fetch_live(struct arena *a, struct db *db, const char *name, const c
     return !res || PQntuples(res) > 0;
 }
 
+/* Blob files of one shard directory (blobs/<alg>/<xx>/) without a row. */
+static int sweep_blob_shard(struct ctx *c, const char *alg, int shard)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/blobs/%s/%02x", c->bs->root, alg, shard);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    time_t now = time(NULL);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char digest[DIGEST_MAX_LEN + 2];
+        if (snprintf(digest, sizeof digest, "%s:%s", alg, de->d_name) >= (int)sizeof digest ||
+            !grammar_is_digest(digest))
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || now - st.st_mtime < BLOB_ORPHAN_AGE)
+            continue;
+        bool gone = false;
+        struct perr e;
+        if (repo_blob_drop_orphan(c, digest, path, BLOB_ORPHAN_AGE, &gone, &e) != PIER_OK)
+            break; /* the database is away: next time */
+        if (gone) {
+            log_info("maintenance: removed blob file %s, which no row names", path);
+            removed++;
+        }
+        arena_reset(c->a);
+    }
+    closedir(d);
+    return removed;
+}
+
 pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
-                         struct maint_report *out, struct perr *e)
+                         bool full, struct maint_report *out, struct perr *e)
 {
     memset(out, 0, sizeof *out);
     struct arena *a = arena_new();
@@ -122,9 +160,25 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     res = db_exec(db, a, &st_old_rows, e);
     if (res)
         out->rows = (int)db_int(res, 0, 0);
-    if (out->sessions || out->upload_files || out->fetch_files || out->rows)
+    {
+        struct arena *ba = arena_new();
+        struct ctx bc = {.cfg = cfg, .db = db, .bs = bs, .a = ba};
+        int first = 0, count = 256;
+        if (!full) {
+            int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;
+            first = (int)((time(NULL) / interval) % (256 / BLOB_SHARDS_PER_RUN)) * BLOB_SHARDS_PER_RUN;
+            count = BLOB_SHARDS_PER_RUN;
+        }
+        for (int i = first; i < first + count; i++) {
+            out->orphan_blobs += sweep_blob_shard(&bc, "sha256", i);
+            out->orphan_blobs += sweep_blob_shard(&bc, "sha512", i);
+        }
+        arena_free(ba);
+    }
+    if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs)
         log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
-                 "%d expired rows", out->sessions, out->upload_files, out->fetch_files, out->rows);
+                 "%d expired rows, %d blob files without a row", out->sessions, out->upload_files,
+                 out->fetch_files, out->rows, out->orphan_blobs);
 unlock:
     {
         struct perr ignore;

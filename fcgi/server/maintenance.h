@@ -19,15 +19,25 @@
  * flowing) untouched this long is abandoned: its writer died. */
 #define UPLOAD_TMP_ORPHAN_AGE 600
 
+/* A blob file without a row (its publisher died between the file and the
+ * row, or the row could not be written) this old is removed. */
+#define BLOB_ORPHAN_AGE 3600
+/* Each run looks at this many of the 256 directories per digest algorithm
+ * (all of them for `pierctl cleanup`), so a large blob root is covered in
+ * 16 runs without one run reading all of it. */
+#define BLOB_SHARDS_PER_RUN 16
+
 struct maint_report {
     bool ran;           /* false: another node holds the maintenance lock */
     int sessions;       /* expired upload sessions removed */
     int upload_files;   /* files under tmp/uploads removed */
     int fetch_files;    /* files under tmp/fetch removed */
     int rows;           /* expired leases, negative entries and tokens removed */
+    int orphan_blobs;   /* blob files without a row removed */
 };
 
+/* full: look at every blob directory for orphans (else a rotating part). */
 pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
-                         struct maint_report *out, struct perr *e);
+                         bool full, struct maint_report *out, struct perr *e);
 
 #endif

@@ -65,7 +65,7 @@ static void spawn_maintenance(const struct config *cfg, int listen_fd)
     db_set_timeout(db, cfg->db_timeout_ms > 0 ? 12 * cfg->db_timeout_ms : 0);
     struct maint_report m;
     if (db_ensure(db, &e) == PIER_OK && blobstore_init(&bs, cfg->blob_root, &e) == PIER_OK &&
-        maintenance_run(cfg, db, &bs, &m, &e) == PIER_OK) {
+        maintenance_run(cfg, db, &bs, false, &m, &e) == PIER_OK) {
         db_close(db);
         _exit(0);
     }

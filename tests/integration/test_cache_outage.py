@@ -67,8 +67,10 @@ def test_upstream_down_serves_cache_stale_and_fails_clearly_for_the_rest():
             stats = wait_for_stats(rule.prefix, lambda s: s["stale"] >= 1 and s["upstream_errors"] >= 3)
             assert stats["stale"] >= 1 and stats["upstream_errors"] >= 3, f"cache_stats {stats}"
 
-            # The upstream comes back: the uncached image imports, the cached tag revalidates.
+            # The upstream comes back: the uncached image imports, the cached tag revalidates
+            # (once the blob download's failure is no longer shared: 3 s).
             up.start()
+            time.sleep(3.2)
             r = expect_status(get_manifest(b, repo, "2.0"), 200, "after the upstream came back")
             assert r.header("Docker-Content-Digest") == two.digest and cache_state(r) == "miss", r.summary()
             for blob in image_blobs(two):

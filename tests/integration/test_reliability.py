@@ -423,3 +423,44 @@ def test_a_full_blob_root_is_507_before_the_body_and_not_an_upstream_error():
             got = read_blob(node.url, path, timeout=60)
             assert got.complete and got.digest == digest, got.summary()
             assert up.count("GET", up.blob_pattern("library/big", digest)) == 2, up.summary()
+
+
+def test_a_blob_file_without_a_row_is_removed_after_an_hour():
+    """A publisher that died between the file and its row left a file nobody can reach;
+    maintenance removes it once it is old. Files with a row, and young files, stay."""
+    root = env("PIER_BLOB_ROOT")
+    orphan_data = os.urandom(4096)
+    orphan_digest = sha256_digest(orphan_data)
+    hexd = orphan_digest.split(":")[1]
+    orphan = os.path.join(root, "blobs", "sha256", hexd[:2], hexd)
+    young_data = os.urandom(4096)
+    young_hex = sha256_digest(young_data).split(":")[1]
+    young = os.path.join(root, "blobs", "sha256", young_hex[:2], young_hex)
+    kept_data = os.urandom(4096)
+    kept_digest = push_blob_monolithic(Client(url_a()), unique_repo("kept"), kept_data)
+    kept_hex = kept_digest.split(":")[1]
+    kept = [os.path.join(root, "blobs", "sha256", kept_hex[:2], kept_hex)]
+    assert os.path.exists(kept[0]), "precondition: the pushed blob has a file"
+    for path, data in ((orphan, orphan_data), (young, young_data)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    old = time.time() - 2 * 3600
+    os.utime(orphan, (old, old))
+    for path in kept:
+        os.utime(path, (old, old))
+    try:
+        p = subprocess.run([os.path.join(env("PIER_BUILD_DIR"), "pierctl"), "-c",
+                            os.path.join(state_dir(), "pier.conf"), "cleanup"],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert not os.path.exists(orphan), f"a blob file without a row was kept: {p.stdout}"
+        assert "1 blob file without a row" in p.stdout or " blob files without a row" in p.stdout, p.stdout
+        assert os.path.exists(young), "a young blob file without a row was removed (it may be being published)"
+        assert all(os.path.exists(path) for path in kept), "a blob file with a row was removed"
+        r = read_blob(url_a(), f"/v2/{unique_repo('kept')}/blobs/{kept_digest}")
+        assert r.status in (401, 404), r.summary()
+    finally:
+        for path in (orphan, young):
+            if os.path.exists(path):
+                os.unlink(path)
