@@ -44,7 +44,8 @@ DATABASE=${PIER_DATABASE:-"host=$PGRUN port=5432 user=pier dbname=pier"}
 RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansson-dev
     libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
     libapache2-mod-xsendfile curl acl ca-certificates)
-TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium)
+TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium
+    pgbouncer haproxy)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
@@ -81,12 +82,15 @@ deps() {
         # shellcheck disable=SC2086
         apt-get install -y --no-install-recommends $missing >/dev/null
     fi
-    # The Debian packages start their own services; Pier runs its own instances.
+    # The Debian packages start their own services; Pier (and its tests) run
+    # their own instances.
+    local svc
     if [ -d /run/systemd/system ]; then
-        systemctl disable --now apache2 docker-registry 2>/dev/null || true
+        systemctl disable --now apache2 docker-registry pgbouncer haproxy 2>/dev/null || true
     else
-        service apache2 stop >/dev/null 2>&1 || true
-        service docker-registry stop >/dev/null 2>&1 || true
+        for svc in apache2 docker-registry pgbouncer haproxy; do
+            service "$svc" stop >/dev/null 2>&1 || true
+        done
     fi
 }
 

@@ -43,9 +43,24 @@ node() { # name port [extra env...]
         "$SRC/quickstart.sh" "${ACTION:-start}"
 }
 stop_all() {
+    # Tests stop the nodes and clusters they start; these loops only matter when a
+    # run was killed before its tests could (tests/integration/halib.py, ExtraNode).
+    local d
+    for d in "$T"/extra-*/; do
+        [ -d "$d" ] && PIER_STATE_DIR="$d" PIER_DATABASE=none "$SRC/quickstart.sh" stop >/dev/null 2>&1
+    done
+    for d in "$T"/ha/*/data; do
+        [ -f "$d/postmaster.pid" ] || continue
+        if [ "$(id -u)" = 0 ]; then
+            runuser -u postgres -- "$(pg_ctl_bin)" -D "$d" -m immediate stop >/dev/null 2>&1
+        else
+            "$(pg_ctl_bin)" -D "$d" -m immediate stop >/dev/null 2>&1
+        fi
+    done
     ACTION=stop node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" >/dev/null 2>&1
     ACTION=stop node a "$PORT_A" >/dev/null 2>&1
 }
+pg_ctl_bin() { ls -d /usr/lib/postgresql/*/bin/pg_ctl 2>/dev/null | sort -V | tail -n 1; }
 
 DB_A="host=$T/a/pgrun port=5432 user=pier dbname=pier"
 # A clean slate every run: stop whatever a previous run left, then wipe.

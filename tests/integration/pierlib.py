@@ -1090,8 +1090,10 @@ class ExtraNode:
             Client(n.url).get("/v2/")
 
     `offset` is added to node A's port; settings are PIER_<KEY> variables, which pierd
-    reads over its configuration file. Stopped (and its state directory kept for the
-    logs) on exit."""
+    reads over its configuration file, and may also replace quickstart's PIER_DATABASE and
+    PIER_BLOB_ROOT (a node of another registry: it bootstraps its own administrator, see
+    creds()). Stopped (and its state directory kept for the logs) on exit, and also when
+    it fails to start half-way."""
 
     def __init__(self, label: str, offset: int, **settings: str):
         self.state = os.path.join(env("PIER_TEST_DIR"), f"extra-{label}")
@@ -1107,14 +1109,37 @@ class ExtraNode:
         p = subprocess.run([os.path.join(self.src, "quickstart.sh"), "start"], env=self.env,
                            capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
-            raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+            self.stop()  # pierd may run although Apache did not start
+            raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+                                 f"\n{self.log()[-2000:]}")
         _EXTRA_NETLOCS.add(f"127.0.0.1:{self.port}")
         return self
 
-    def __exit__(self, *exc):
-        _EXTRA_NETLOCS.discard(f"127.0.0.1:{self.port}")
+    def stop(self) -> None:
+        """quickstart.sh stop for this node (Apache, then pierd); harmless when stopped."""
         subprocess.run([os.path.join(self.src, "quickstart.sh"), "stop"], env=self.env,
                        capture_output=True, timeout=120)
+
+    def __exit__(self, *exc):
+        _EXTRA_NETLOCS.discard(f"127.0.0.1:{self.port}")
+        self.stop()
+
+    def creds(self) -> tuple[str, str]:
+        """The access key of the administrator this node's first start wrote to its state
+        directory (only a node with a database of its own bootstraps one)."""
+        vals = {}
+        path = os.path.join(self.state, "admin.env")
+        try:
+            with open(path) as f:
+                for line in f:
+                    if "=" in line:
+                        k, v = line.strip().split("=", 1)
+                        vals[k] = v
+        except OSError as e:
+            raise PreconditionError(f"precondition missing: cannot read {path}: {e}") from None
+        if "AWS_ACCESS_KEY_ID" not in vals or "AWS_SECRET_ACCESS_KEY" not in vals:
+            raise PreconditionError(f"precondition missing: {path} lacks the access key")
+        return vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
 
     def log(self) -> str:
         try:
