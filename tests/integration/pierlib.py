@@ -1086,8 +1086,9 @@ class ExtraNode:
             Client(n.url).get("/v2/")
 
     `offset` is added to node A's port; settings are PIER_<KEY> variables, which pierd
-    reads over its configuration file. Stopped (and its state directory kept for the
-    logs) on exit."""
+    reads over its configuration file (PIER_DATABASE may point it at another database).
+    Stopped on exit, whatever of it is still alive then killed; its state directory is kept
+    for the logs."""
 
     def __init__(self, label: str, offset: int, **settings: str):
         self.state = os.path.join(env("PIER_TEST_DIR"), f"extra-{label}")
@@ -1095,19 +1096,24 @@ class ExtraNode:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = dict(os.environ, PIER_STATE_DIR=self.state, PIER_PORT=str(self.port),
                         PIER_DATABASE=env("PIER_DB"), PIER_BLOB_ROOT=env("PIER_BLOB_ROOT"),
-                        PIER_SERVER_KEY_FILE=os.path.join(state_dir(), "server.key"), **settings)
+                        PIER_SERVER_KEY_FILE=os.path.join(state_dir(), "server.key"))
+        self.env.update(settings)
         self.src = env("PIER_SRC")
 
+    def quickstart(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run quickstart.sh <action> for this node."""
+        return subprocess.run([os.path.join(self.src, "quickstart.sh"), action], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
     def __enter__(self):
-        p = subprocess.run([os.path.join(self.src, "quickstart.sh"), "start"], env=self.env,
-                           capture_output=True, text=True, timeout=300)
+        p = self.quickstart("start")
         if p.returncode != 0:
             raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}")
         return self
 
     def __exit__(self, *exc):
-        subprocess.run([os.path.join(self.src, "quickstart.sh"), "stop"], env=self.env,
-                       capture_output=True, timeout=120)
+        self.quickstart("stop", timeout=120)
+        self.kill_all()  # what stop left (it should leave nothing) must not hold the port for later tests
 
     def log(self) -> str:
         try:
@@ -1115,6 +1121,46 @@ class ExtraNode:
                 return f.read()
         except OSError:
             return ""
+
+    def pid(self, name: str) -> int | None:
+        """The pid in run/<name>.pid (pierd, pierd-supervisor, httpd, apache-supervisor) if that
+        process is alive, else None."""
+        try:
+            with open(os.path.join(self.state, "run", f"{name}.pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def processes(self) -> dict[int, str]:
+        """Every live process whose command line names a file of this node's state directory
+        (pierd -c <state>/pier.conf, apache2 -f <state>/apache/httpd.conf, ...): pid -> command."""
+        found = {}
+        mark = self.state.rstrip("/") + "/"
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    args = f.read().decode(errors="replace").split("\0")
+                with open(f"/proc/{d}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue
+            except OSError:
+                continue
+            if any(a.startswith(mark) for a in args):
+                found[int(d)] = " ".join(a for a in args if a)
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of this node (cleanup after a test that broke it)."""
+        import signal
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def master_pid() -> int:
