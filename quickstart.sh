@@ -531,7 +531,10 @@ stop) stop ;;
 status) status ;;
 apache-supervisor) # started by start_apache; the argument only marks whose it is
     [ "${2:-}" = "$HTTPD_CONF" ] || die "usage: $0 apache-supervisor $HTTPD_CONF"
-    apache_supervisor ;;
+    apache_supervisor
+    # Exit from here: bash reads a script as it goes, and this file may have
+    # changed during the days this loop ran.
+    exit 0 ;;
 deps) deps "${2:-}" ;;
 build) deps; build ;;
 *) die "usage: $0 [start|stop|status|deps [test]|build]" ;;
