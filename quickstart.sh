@@ -124,11 +124,15 @@ apache_user() { if is_root; then echo www-data; else id -un; fi; }
 PIERD_CONF=$STATE/pier.conf
 HTTPD_CONF=$STATE/apache/httpd.conf
 
-alive() { # pid: the process exists and is not a zombie
-    local stat
+alive() { # pid: the process exists and has not finished exiting
+    local stat tasks
     { IFS= read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
     stat=${stat##*) } # after "pid (comm) ", comm may contain spaces
-    [ "${stat%% *}" != Z ]
+    [ "${stat%% *}" != Z ] && return 0
+    # A zombie main thread while other threads still exit: they hold its files
+    # (Apache's listening socket) until the last one is gone.
+    tasks=(/proc/"$1"/task/*)
+    [ ${#tasks[@]} -gt 1 ]
 }
 
 is_ours() { # pid program config: pid runs <program> with <config> as one of its arguments
@@ -409,9 +413,11 @@ start_apache() {
     # two starts, children of a killed parent holding the port) is cleared
     # away and started afresh.
     stop_apache
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        die "port $PORT is already in use; set PIER_PORT"
-    fi
+    for i in $(seq 1 31); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+        [ "$i" = 31 ] && die "port $PORT is already in use; set PIER_PORT"
+        sleep 0.1
+    done
     apache2 -f "$HTTPD_CONF" -t >/dev/null 2>"$LOG/apache-configtest.log" ||
         die "Apache rejected the configuration, see $LOG/apache-configtest.log"
     PIER_STATE_DIR=$STATE PIER_PORT=$PORT setsid "$SRC/quickstart.sh" apache-supervisor "$HTTPD_CONF" \
