@@ -22,6 +22,11 @@
 # Running start twice changes nothing; two instances with different state
 # directories and ports run side by side (a second node of the same registry
 # shares PIER_DATABASE and PIER_BLOB_ROOT with the first).
+# pierd and Apache run under supervisors that start them again when they die
+# abnormally (pierd -s; a shell loop for Apache). start and stop also clear
+# away what a killed process left behind (workers of a killed pierd master,
+# Apache children of a killed parent still holding the port), finding them by
+# this node's configuration file on their command line.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -110,7 +115,81 @@ build() {
 # ---- helpers ----------------------------------------------------------------
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 apache_user() { if is_root; then echo www-data; else id -un; fi; }
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
+
+# ---- processes of this node -------------------------------------------------
+# Every long-running process quickstart starts names this node's configuration
+# file on its command line, and keeps it in every child it forks:
+#   pierd -c $STATE/pier.conf             supervisor, master, workers, housekeeping
+#   apache2 -f $STATE/apache/httpd.conf   parent and children
+#   quickstart.sh apache-supervisor $STATE/apache/httpd.conf
+# That finds them when pid files are stale or gone (Apache children whose parent
+# was killed still hold the port; workers of a killed master finish their
+# requests), and never finds another node's processes: those name other files.
+PIERD_CONF=$STATE/pier.conf
+HTTPD_CONF=$STATE/apache/httpd.conf
+
+alive() { # pid: the process exists and has not finished exiting
+    local stat tasks
+    { IFS= read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) } # after "pid (comm) ", comm may contain spaces
+    [ "${stat%% *}" != Z ] && return 0
+    # A zombie main thread while other threads still exit: they hold its files
+    # (Apache's listening socket) until the last one is gone.
+    tasks=(/proc/"$1"/task/*)
+    [ ${#tasks[@]} -gt 1 ]
+}
+
+is_ours() { # pid program config: pid runs <program> with <config> as one of its arguments
+    local arg prog=0 conf=0
+    alive "$1" || return 1
+    {
+        while IFS= read -r -d '' arg; do
+            [ "${arg##*/}" = "$2" ] && prog=1
+            [ "$arg" = "$3" ] && conf=1
+        done
+    } 2>/dev/null <"/proc/$1/cmdline" || true
+    [ $prog = 1 ] && [ $conf = 1 ]
+}
+
+node_pids() { # program config: every live process of this node running <program>
+    local f pid
+    # grep -z reads a command line as NUL-separated arguments, -x matches one whole argument.
+    { grep -lzxF -- "$2" /proc/[0-9]*/cmdline 2>/dev/null || true; } | while IFS= read -r f; do
+        pid=${f#/proc/}
+        pid=${pid%/cmdline}
+        if [ "$pid" != $$ ] && is_ours "$pid" "$1" "$2"; then echo "$pid"; fi
+    done
+    return 0
+}
+
+pid_of() { # pidfile program config: the pid in the file, if that process is ours and alive
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && is_ours "$pid" "$2" "$3" && echo "$pid"
+}
+
+terminate() { # seconds pid...: SIGTERM, then SIGKILL to whatever is left after <seconds>
+    local secs=$1 i pid left
+    shift
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for i in $(seq 1 $((secs * 10 + 1))); do
+        left=()
+        for pid in "$@"; do alive "$pid" && left+=("$pid"); done
+        [ ${#left[@]} = 0 ] && return 0
+        [ "$i" -gt $((secs * 10)) ] && break
+        sleep 0.1
+    done
+    say "killing what did not stop within ${secs}s: ${left[*]}"
+    kill -KILL "${left[@]}" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        left=()
+        for pid in "$@"; do alive "$pid" && left+=("$pid"); done
+        [ ${#left[@]} = 0 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 # pierd writes blobs 0640 in 0750 directories: Apache reads them through its
 # group, which the setgid blob root passes on to everything created below it.
@@ -209,6 +288,7 @@ socket = $RUN/pier.sock
 $(socket_access)
 workers = $WORKERS
 pid_file = $RUN/pierd.pid
+supervisor_pid_file = $RUN/pierd-supervisor.pid
 log_file = $LOG/pier.log
 registry_host = 127.0.0.1:$PORT
 server_key_file = $(server_key)
@@ -232,53 +312,146 @@ Group www-data"; fi
         "$1" | awk -v ul="$user_lines" '{ if ($0 == "@PIER_USER_LINES@") print ul; else print }'
 }
 
+# pierd runs under its own supervisor (pierd -s), which starts the master
+# again when it dies abnormally. A service manager with Restart=on-failure does
+# the same job in production (docs/operations.md).
 start_pierd() {
-    local changed=0
-    pier_conf | write_if_changed "$STATE/pier.conf" && changed=1
-    if pid_alive "$RUN/pierd.pid"; then
-        if [ "$BUILD/pierd" -nt "$RUN/pierd.pid" ]; then
-            # A new build: SIGHUP would fork the old binary again, so restart.
+    local changed=0 master sup i
+    pier_conf | write_if_changed "$PIERD_CONF" && changed=1
+    master=$(pid_of "$RUN/pierd.pid" pierd "$PIERD_CONF") || master=
+    sup=$(pid_of "$RUN/pierd-supervisor.pid" pierd "$PIERD_CONF") || sup=
+    if [ -n "$master" ] && [ -n "$sup" ]; then
+        if [ "$BUILD/pierd" -nt "$RUN/pierd-supervisor.pid" ]; then
+            # A new build: SIGHUP (or a restart by the supervisor) would fork
+            # the old binary again, so restart.
             say "pierd was rebuilt; restarting it"
-            kill -TERM "$(cat "$RUN/pierd.pid")"
-            wait_gone "$RUN/pierd.pid" 40 || die "pierd did not stop"
+            stop_pierd
         else
-            [ $changed = 1 ] && kill -HUP "$(cat "$RUN/pierd.pid")"
+            [ $changed = 1 ] && kill -HUP "$master"
             return 0
         fi
+    elif [ -n "$master" ]; then
+        say "pierd runs without its supervisor; restarting it under one"
+        stop_pierd
+    elif [ -n "$sup" ]; then
+        say "pierd's master is down and its supervisor waits to restart it; starting it afresh"
+        stop_pierd
+    else
+        stop_pierd # whatever a killed master left behind
     fi
     rm -f "$RUN/pier.sock"
-    "$BUILD/pierd" -c "$STATE/pier.conf" -d || die "pierd did not start, see $LOG/pier.log"
-    local i
+    "$BUILD/pierd" -c "$PIERD_CONF" -d -s || die "pierd did not start, see $LOG/pier.log"
     for i in $(seq 1 100); do
-        [ -S "$RUN/pier.sock" ] && pid_alive "$RUN/pierd.pid" && return 0
+        [ -S "$RUN/pier.sock" ] && pid_of "$RUN/pierd.pid" pierd "$PIERD_CONF" >/dev/null && return 0
         sleep 0.1
     done
+    stop_pierd
     die "pierd did not open its socket, see $LOG/pier.log"
 }
 
+# Stop the supervisor and the master (which finishes the requests in flight,
+# up to shutdown_timeout), then anything of this node's pierd still alive:
+# workers of a master that was killed, a supervisor that was killed.
+stop_pierd() {
+    local pids=()
+    mapfile -t pids < <(pid_of "$RUN/pierd-supervisor.pid" pierd "$PIERD_CONF" || true
+        pid_of "$RUN/pierd.pid" pierd "$PIERD_CONF" || true)
+    terminate 40 "${pids[@]}" || say "pierd did not stop"
+    mapfile -t pids < <(node_pids pierd "$PIERD_CONF")
+    if [ ${#pids[@]} -gt 0 ]; then
+        say "stopping leftover pierd processes of this node: ${pids[*]}"
+        terminate 5 "${pids[@]}" || say "leftover pierd processes did not stop: ${pids[*]}"
+    fi
+    rm -f "$RUN/pierd-supervisor.pid" "$RUN/pierd.pid"
+}
+
+# Apache runs in the foreground under a small supervisor (this script's
+# "apache-supervisor" command), which starts it again when its parent dies
+# abnormally, after clearing away the children the dead parent left holding
+# the port. In production the service manager does this (Debian's
+# apache2.service, KillMode and Restart).
+apache_supervisor() {
+    local delay=1 started rc leftovers=()
+    stopping=0
+    child=
+    trap 'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM INT
+    echo $$ >"$RUN/apache-supervisor.pid"
+    while [ $stopping = 0 ]; do
+        started=$SECONDS
+        apache2 -f "$HTTPD_CONF" -DFOREGROUND &
+        child=$!
+        # wait returns early when a signal is trapped: wait until the parent is gone.
+        while :; do
+            wait "$child" && rc=0 || rc=$?
+            alive "$child" || break
+        done
+        child=
+        [ $stopping = 1 ] && break
+        if [ $rc = 0 ]; then
+            say "$(date -u +%FT%TZ) Apache stopped"
+            break
+        fi
+        say "$(date -u +%FT%TZ) Apache's parent process ended with status $rc; starting it again in ${delay}s"
+        mapfile -t leftovers < <(node_pids apache2 "$HTTPD_CONF")
+        terminate 2 "${leftovers[@]}" >/dev/null || say "leftover Apache processes did not stop: ${leftovers[*]}"
+        [ $((SECONDS - started)) -ge 60 ] && delay=1
+        sleep "$delay" &
+        wait $! || true
+        delay=$((delay * 2 > 30 ? 30 : delay * 2))
+    done
+    rm -f "$RUN/apache-supervisor.pid"
+}
+
 start_apache() {
-    local changed=0
+    local changed=0 httpd sup i
     mkdir -p "$STATE/apache"
     render "$SRC/apache/pier.conf.in" | write_if_changed "$STATE/apache/pier.conf" && changed=1
-    render "$SRC/apache/httpd-standalone.conf.in" | write_if_changed "$STATE/apache/httpd.conf" && changed=1
-    if pid_alive "$RUN/httpd.pid"; then
-        [ $changed = 1 ] && apache2 -f "$STATE/apache/httpd.conf" -k graceful
+    render "$SRC/apache/httpd-standalone.conf.in" | write_if_changed "$HTTPD_CONF" && changed=1
+    httpd=$(pid_of "$RUN/httpd.pid" apache2 "$HTTPD_CONF") || httpd=
+    sup=$(pid_of "$RUN/apache-supervisor.pid" quickstart.sh "$HTTPD_CONF") || sup=
+    if [ -n "$httpd" ] && [ -n "$sup" ]; then
+        [ $changed = 1 ] && apache2 -f "$HTTPD_CONF" -k graceful
         return 0
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        die "port $PORT is already in use; set PIER_PORT"
-    fi
-    apache2 -f "$STATE/apache/httpd.conf" -t >/dev/null 2>"$LOG/apache-configtest.log" ||
-        die "Apache rejected the configuration, see $LOG/apache-configtest.log"
-    apache2 -f "$STATE/apache/httpd.conf" -k start || die "Apache did not start, see $LOG/apache-error.log"
-    local i
-    for i in $(seq 1 100); do
-        case $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" 2>/dev/null) in
-        200 | 401) return 0 ;;
-        esac
+    # Anything else (an Apache without its supervisor, a supervisor between
+    # two starts, children of a killed parent holding the port) is cleared
+    # away and started afresh.
+    stop_apache
+    for i in $(seq 1 31); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+        [ "$i" = 31 ] && die "port $PORT is already in use; set PIER_PORT"
         sleep 0.1
     done
+    apache2 -f "$HTTPD_CONF" -t >/dev/null 2>"$LOG/apache-configtest.log" ||
+        die "Apache rejected the configuration, see $LOG/apache-configtest.log"
+    PIER_STATE_DIR=$STATE PIER_PORT=$PORT setsid "$SRC/quickstart.sh" apache-supervisor "$HTTPD_CONF" \
+        </dev/null >>"$LOG/apache-supervisor.log" 2>&1 &
+    for i in $(seq 1 100); do
+        if pid_of "$RUN/httpd.pid" apache2 "$HTTPD_CONF" >/dev/null; then
+            case $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/v2/" 2>/dev/null) in
+            200 | 401) return 0 ;;
+            esac
+        fi
+        sleep 0.1
+    done
+    stop_apache
     die "Apache does not answer on 127.0.0.1:$PORT, see $LOG/apache-error.log"
+}
+
+# Stop the supervisor and Apache's parent (which stops its children), then
+# any process of this node's Apache still alive, e.g. children whose parent
+# was killed: they hold the port and ignore SIGTERM.
+stop_apache() {
+    local pids=()
+    mapfile -t pids < <(pid_of "$RUN/apache-supervisor.pid" quickstart.sh "$HTTPD_CONF" || true
+        pid_of "$RUN/httpd.pid" apache2 "$HTTPD_CONF" || true)
+    terminate 30 "${pids[@]}" || say "Apache did not stop"
+    mapfile -t pids < <(node_pids quickstart.sh "$HTTPD_CONF"; node_pids apache2 "$HTTPD_CONF")
+    if [ ${#pids[@]} -gt 0 ]; then
+        say "stopping leftover Apache processes of this node: ${pids[*]}"
+        terminate 2 "${pids[@]}" || say "leftover Apache processes did not stop: ${pids[*]}"
+    fi
+    rm -f "$RUN/apache-supervisor.pid" "$RUN/httpd.pid"
 }
 
 start() {
@@ -310,26 +483,9 @@ Stop with: ${PIER_STATE_DIR:+PIER_STATE_DIR=$STATE }./quickstart.sh stop
 MSG
 }
 
-wait_gone() { # pidfile, seconds
-    local i
-    for i in $(seq 1 $(($2 * 10))); do
-        pid_alive "$1" || return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 stop() {
-    if pid_alive "$RUN/httpd.pid"; then
-        apache2 -f "$STATE/apache/httpd.conf" -k stop 2>/dev/null || true
-        wait_gone "$RUN/httpd.pid" 30 || say "Apache did not stop in time"
-    fi
-    if pid_alive "$RUN/pierd.pid"; then
-        local pid
-        pid=$(cat "$RUN/pierd.pid")
-        kill -TERM "$pid"
-        wait_gone "$RUN/pierd.pid" 40 || { say "pierd did not stop in time; killing"; kill -KILL "$pid" 2>/dev/null || true; }
-    fi
+    stop_apache
+    stop_pierd
     if [ $OWN_DB = 1 ] && [ -f "$PGDATA/PG_VERSION" ]; then
         local bin
         bin=$(pgbin)
@@ -340,9 +496,36 @@ stop() {
     say "Pier stopped ($STATE)."
 }
 
+supervision() { # supervisor pid (may be empty)
+    if [ -n "$1" ]; then echo "supervised by $1"; else echo "not supervised"; fi
+}
+
 status() {
-    pid_alive "$RUN/httpd.pid" && say "apache:     running on 127.0.0.1:$PORT" || say "apache:     stopped"
-    pid_alive "$RUN/pierd.pid" && say "pierd:      running (pid $(cat "$RUN/pierd.pid"))" || say "pierd:      stopped"
+    local pid sup n
+    pid=$(pid_of "$RUN/httpd.pid" apache2 "$HTTPD_CONF") || pid=
+    sup=$(pid_of "$RUN/apache-supervisor.pid" quickstart.sh "$HTTPD_CONF") || sup=
+    n=$(node_pids apache2 "$HTTPD_CONF" | wc -l)
+    if [ -n "$pid" ]; then
+        say "apache:     running on 127.0.0.1:$PORT (pid $pid, $(supervision "$sup"))"
+    elif [ -n "$sup" ]; then
+        say "apache:     restarting (supervisor $sup)"
+    elif [ "$n" -gt 0 ]; then
+        say "apache:     parent gone, $n leftover processes (start or stop clears them)"
+    else
+        say "apache:     stopped"
+    fi
+    pid=$(pid_of "$RUN/pierd.pid" pierd "$PIERD_CONF") || pid=
+    sup=$(pid_of "$RUN/pierd-supervisor.pid" pierd "$PIERD_CONF") || sup=
+    n=$(node_pids pierd "$PIERD_CONF" | wc -l)
+    if [ -n "$pid" ]; then
+        say "pierd:      running (pid $pid, $(supervision "$sup"))"
+    elif [ -n "$sup" ]; then
+        say "pierd:      restarting (supervisor $sup)"
+    elif [ "$n" -gt 0 ]; then
+        say "pierd:      master gone, $n leftover processes (start or stop clears them)"
+    else
+        say "pierd:      stopped"
+    fi
     if [ $OWN_DB = 1 ]; then
         if [ -f "$PGDATA/PG_VERSION" ] && as_pg "$(pgbin)/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
             say "postgresql: running ($PGDATA)"
@@ -356,6 +539,12 @@ case "${1:-start}" in
 start) start ;;
 stop) stop ;;
 status) status ;;
+apache-supervisor) # started by start_apache; the argument only marks whose it is
+    [ "${2:-}" = "$HTTPD_CONF" ] || die "usage: $0 apache-supervisor $HTTPD_CONF"
+    apache_supervisor
+    # Exit from here: bash reads a script as it goes, and this file may have
+    # changed during the days this loop ran.
+    exit 0 ;;
 deps) deps "${2:-}" ;;
 build) deps; build ;;
 *) die "usage: $0 [start|stop|status|deps [test]|build]" ;;

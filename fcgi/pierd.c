@@ -16,14 +16,18 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "server/master.h"
+#include "server/supervisor.h"
 #include "store/blobstore.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pierd [-c FILE] [-d] [-t]\n"
+            "usage: pierd [-c FILE] [-d] [-s] [-t]\n"
             "  -c FILE  configuration file (default $PIER_CONFIG, else built-in defaults)\n"
             "  -d       detach from the terminal (daemon)\n"
+            "  -s       supervise: start the master again when it dies abnormally\n"
+            "           (for running without a service manager; under systemd use\n"
+            "           Restart=on-failure instead)\n"
             "  -t       check the configuration and exit\n"
             "Every key can be overridden by PIER_<KEY> in the environment.\n");
 }
@@ -58,81 +62,118 @@ static void daemonize(void)
     }
 }
 
+/* Read the configuration (the file, then PIER_* overrides), point stderr at
+ * log_file and set up logging. Returns the exit status to fail with, or 0. */
+static int load(struct config *cfg, const char *config_path)
+{
+    struct perr e;
+    config_defaults(cfg);
+    if (config_load(cfg, config_path, &e) != PIER_OK) {
+        fprintf(stderr, "pierd: %s\n", e.msg);
+        return 2;
+    }
+    if (cfg->log_file[0] && redirect_log(cfg->log_file) < 0)
+        return 1;
+    log_setup((enum log_level)log_level_parse(cfg->log_level), "pier-master");
+    return 0;
+}
+
+/* Everything before the pool runs: blob root, migrations, server key, first
+ * administrator, socket. Returns the listening socket, or -1 (logged). */
+static int prepare(const struct config *cfg)
+{
+    struct perr e;
+    log_info("pierd %s starting", PACKAGE_VERSION);
+    if (!cfg->public_url[0] && !cfg->registry_host[0])
+        log_warn("neither public_url nor registry_host is set: the login challenge and "
+                 "proxyEndpoint follow each client's Host header; set public_url in production");
+
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        log_error("%s", e.msg);
+        return -1;
+    }
+    struct db *db = db_open(cfg->database, &e);
+    if (!db) {
+        log_error("cannot start: %s", e.msg);
+        return -1;
+    }
+    int applied = 0;
+    if (migrate_run(db, &applied, &e) != PIER_OK) {
+        log_error("cannot start: %s", e.msg);
+        db_close(db);
+        return -1;
+    }
+    if (applied)
+        log_info("database schema upgraded (%d migrations)", applied);
+    struct secretbox sb;
+    memset(&sb, 0, sizeof sb);
+    if (!cfg->server_key_file[0] || secretbox_load(&sb, cfg->server_key_file, &e) != PIER_OK) {
+        log_error("cannot start: %s", cfg->server_key_file[0] ? e.msg
+                                                             : "server_key_file is not set");
+        db_close(db);
+        return -1;
+    }
+    struct arena *a = arena_new();
+    struct ctx boot = {.cfg = cfg, .db = db, .a = a, .sb = &sb};
+    bool created;
+    if (bootstrap_admin(&boot, &created, &e) != PIER_OK) {
+        log_error("cannot create the first administrator: %s", e.msg);
+        arena_free(a);
+        secretbox_wipe(&sb);
+        db_close(db);
+        return -1;
+    }
+    arena_free(a);
+    secretbox_wipe(&sb);
+    db_close(db);
+    return master_listen(cfg);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("PIER_CONFIG");
-    bool detach = false, check_only = false;
+    bool detach = false, check_only = false, supervise = false;
     int opt;
-    while ((opt = getopt(argc, argv, "c:dth")) != -1) {
+    while ((opt = getopt(argc, argv, "c:dsth")) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'd': detach = true; break;
+        case 's': supervise = true; break;
         case 't': check_only = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     struct config cfg;
-    struct perr e;
-    config_defaults(&cfg);
-    if (config_load(&cfg, config_path, &e) != PIER_OK) {
-        fprintf(stderr, "pierd: %s\n", e.msg);
-        return 2;
-    }
     if (check_only) {
+        struct perr e;
+        config_defaults(&cfg);
+        if (config_load(&cfg, config_path, &e) != PIER_OK) {
+            fprintf(stderr, "pierd: %s\n", e.msg);
+            return 2;
+        }
         printf("configuration OK\n");
         return 0;
     }
-    if (cfg.log_file[0] && redirect_log(cfg.log_file) < 0)
-        return 1;
-    log_setup((enum log_level)log_level_parse(cfg.log_level), "pier-master");
-    log_info("pierd %s starting", PACKAGE_VERSION);
-    if (!cfg.public_url[0] && !cfg.registry_host[0])
-        log_warn("neither public_url nor registry_host is set: the login challenge and "
-                 "proxyEndpoint follow each client's Host header; set public_url in production");
-
-    struct blobstore bs;
-    if (blobstore_init(&bs, cfg.blob_root, &e) != PIER_OK) {
-        log_error("%s", e.msg);
-        return 1;
-    }
-    struct db *db = db_open(cfg.database, &e);
-    if (!db) {
-        log_error("cannot start: %s", e.msg);
-        return 1;
-    }
-    int applied = 0;
-    if (migrate_run(db, &applied, &e) != PIER_OK) {
-        log_error("cannot start: %s", e.msg);
-        db_close(db);
-        return 1;
-    }
-    if (applied)
-        log_info("database schema upgraded (%d migrations)", applied);
-    struct secretbox sb;
-    memset(&sb, 0, sizeof sb);
-    if (!cfg.server_key_file[0] || secretbox_load(&sb, cfg.server_key_file, &e) != PIER_OK) {
-        log_error("cannot start: %s", cfg.server_key_file[0] ? e.msg
-                                                            : "server_key_file is not set");
-        db_close(db);
-        return 1;
-    }
-    struct arena *a = arena_new();
-    struct ctx boot = {.cfg = &cfg, .db = db, .a = a, .sb = &sb};
-    bool created;
-    if (bootstrap_admin(&boot, &created, &e) != PIER_OK) {
-        log_error("cannot create the first administrator: %s", e.msg);
-        arena_free(a);
-        db_close(db);
-        return 1;
-    }
-    arena_free(a);
-    secretbox_wipe(&sb);
-    db_close(db);
-    int fd = master_listen(&cfg);
+    int rc = load(&cfg, config_path);
+    if (rc != 0)
+        return rc;
+    /* The first start happens in the foreground, so that its failure is this
+     * command's exit status; only then do we detach and supervise. */
+    int fd = prepare(&cfg);
     if (fd < 0)
         return 1;
     if (detach)
         daemonize();
+    if (supervise && supervisor_run(&cfg, fd)) {
+        /* A restart after the previous master died. */
+        rc = load(&cfg, config_path);
+        if (rc != 0)
+            return rc;
+        fd = prepare(&cfg);
+        if (fd < 0)
+            return 1;
+    }
     return master_run(&cfg, config_path, fd);
 }

@@ -45,6 +45,7 @@ static const struct key keys[] = {
     {"log_file", S(log_file)},
     {"log_level", S(log_level)},
     {"pid_file", S(pid_file)},
+    {"supervisor_pid_file", S(supervisor_pid_file)},
     {"allow_delete", B(allow_delete)},
     {"server_key_file", S(server_key_file)},
     {"upstream_connect_timeout", I(upstream_connect_timeout, 1, 300)},

@@ -25,7 +25,8 @@ struct config {
     char registry_host[256];    /* public host[:port] of the registry, for absolute URLs */
     char log_file[PATH_MAX];    /* empty: stderr */
     char log_level[16];
-    char pid_file[PATH_MAX];
+    char pid_file[PATH_MAX];    /* the master's pid */
+    char supervisor_pid_file[PATH_MAX]; /* the pid of pierd -s, the master's supervisor */
     bool allow_delete;          /* manifest and blob DELETE */
     char server_key_file[PATH_MAX]; /* 32 random bytes, base64: seals stored secrets */
     int upstream_connect_timeout;   /* seconds to connect to an upstream */

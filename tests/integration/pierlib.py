@@ -1092,8 +1092,8 @@ class ExtraNode:
     `offset` is added to node A's port; settings are PIER_<KEY> variables, which pierd
     reads over its configuration file, and may also replace quickstart's PIER_DATABASE and
     PIER_BLOB_ROOT (a node of another registry: it bootstraps its own administrator, see
-    creds()). Stopped (and its state directory kept for the logs) on exit, and also when
-    it fails to start half-way."""
+    creds()). Stopped on exit, and also when it fails to start half-way; whatever of it is
+    still alive then is killed; its state directory is kept for the logs."""
 
     def __init__(self, label: str, offset: int, **settings: str):
         self.state = os.path.join(env("PIER_TEST_DIR"), f"extra-{label}")
@@ -1105,9 +1105,13 @@ class ExtraNode:
         self.env.update(settings)  # may override the blob root or the database
         self.src = env("PIER_SRC")
 
+    def quickstart(self, action: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run quickstart.sh <action> for this node."""
+        return subprocess.run([os.path.join(self.src, "quickstart.sh"), action], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
     def __enter__(self):
-        p = subprocess.run([os.path.join(self.src, "quickstart.sh"), "start"], env=self.env,
-                           capture_output=True, text=True, timeout=300)
+        p = self.quickstart("start")
         if p.returncode != 0:
             self.stop()  # pierd may run although Apache did not start
             raise AssertionError(f"extra node {self.state} did not start: {p.stdout[-2000:]}\n{p.stderr[-2000:]}"
@@ -1116,9 +1120,10 @@ class ExtraNode:
         return self
 
     def stop(self) -> None:
-        """quickstart.sh stop for this node (Apache, then pierd); harmless when stopped."""
-        subprocess.run([os.path.join(self.src, "quickstart.sh"), "stop"], env=self.env,
-                       capture_output=True, timeout=120)
+        """quickstart.sh stop for this node (Apache, then pierd); harmless when stopped.
+        What stop left (it should leave nothing) is killed: it must not hold the port."""
+        self.quickstart("stop", timeout=120)
+        self.kill_all()
 
     def __exit__(self, *exc):
         _EXTRA_NETLOCS.discard(f"127.0.0.1:{self.port}")
@@ -1147,6 +1152,46 @@ class ExtraNode:
                 return f.read()
         except OSError:
             return ""
+
+    def pid(self, name: str) -> int | None:
+        """The pid in run/<name>.pid (pierd, pierd-supervisor, httpd, apache-supervisor) if that
+        process is alive, else None."""
+        try:
+            with open(os.path.join(self.state, "run", f"{name}.pid")) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def processes(self) -> dict[int, str]:
+        """Every live process whose command line names a file of this node's state directory
+        (pierd -c <state>/pier.conf, apache2 -f <state>/apache/httpd.conf, ...): pid -> command."""
+        found = {}
+        mark = self.state.rstrip("/") + "/"
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    args = f.read().decode(errors="replace").split("\0")
+                with open(f"/proc/{d}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        continue
+            except OSError:
+                continue
+            if any(a.startswith(mark) for a in args):
+                found[int(d)] = " ".join(a for a in args if a)
+        return found
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of this node (cleanup after a test that broke it)."""
+        import signal
+        for pid in self.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def master_pid() -> int:
