@@ -200,12 +200,14 @@ static bool still_alive(struct db *db)
     return PQstatus(db->conn) == CONNECTION_OK;
 }
 
-static pier_err usable(struct db *db, struct perr *e)
+/* Before a statement: connected (the liveness check is db_ensure's, once
+ * per request; a connection that died since is caught by the retry). */
+static pier_err usable(struct db *db, bool check_alive, struct perr *e)
 {
     if (db->tx_lost)
         return perr_set(e, PIER_E_UNAVAILABLE,
                         "the connection to the registry database was lost during a transaction");
-    if (db->conn && still_alive(db))
+    if (db->conn && (check_alive ? still_alive(db) : PQstatus(db->conn) == CONNECTION_OK))
         return PIER_OK;
     if (db->conn)
         log_warn("the database connection went away; reconnecting");
@@ -221,7 +223,7 @@ pier_err db_ensure(struct db *db, struct perr *e)
         log_warn("rolling back a transaction left open by a previous request");
         db_rollback(db);
     }
-    return usable(db, e);
+    return usable(db, true, e);
 }
 
 static bool is_prepared(struct db *db, const struct db_stmt *st)
@@ -317,7 +319,7 @@ static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
 {
     const char *what = q->st ? q->st->name : "command";
     for (int attempt = 0;; attempt++) {
-        if (usable(db, e) != PIER_OK)
+        if (usable(db, false, e) != PIER_OK)
             return NULL;
         if (q->kind == RT_EXEC && !is_prepared(db, q->st)) {
             struct rt p = {.kind = RT_PREPARE, .st = q->st};
@@ -338,6 +340,17 @@ static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
             }
             ExecStatusType s = PQresultStatus(res);
             if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+                /* The server ended this session before the statement ran
+                 * (shutdown, a terminated backend): same as a lost one. */
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                if (idle && attempt == 0 && state &&
+                    (!strncmp(state, "57P0", 4) || !strncmp(state, "08", 2))) {
+                    log_warn("database session ended before %s (%s); reconnecting and retrying "
+                             "once", what, state);
+                    PQclear(res);
+                    drop(db);
+                    continue;
+                }
                 failed(db, res, what, e);
                 return NULL;
             }

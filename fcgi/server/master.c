@@ -147,7 +147,7 @@ int master_listen(const struct config *cfg)
         unlink(cfg->socket);
         return -1;
     }
-    /* Workers wait for connections in poll() and accept without blocking
+    /* Workers wait for connections in epoll and accept without blocking
      * (server/worker.c says why). */
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {

@@ -8,6 +8,7 @@ show is written up in docs/operations.md, "Beyond one database server"."""
 
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -212,9 +213,12 @@ def test_pgbouncer_transaction_pooling_breaks_named_prepared_statements():
                                               PIER_BLOB_ROOT=blob_dir("transaction-blobs")))
         client = Client(node.url, auth=node.creds(), timeout=30)
         statuses = Counter()
-        for i in range(10):
-            for path in ("/v2/", "/v2/_catalog", f"/v2/bouncer/tx{i}/tags/list"):
-                statuses[client.get(path).status] += 1
+        # Concurrent, so that several workers (several PgBouncer clients) share the two
+        # server connections: one worker alone tends to keep getting the same one back.
+        paths = [p for i in range(10) for p in ("/v2/", "/v2/_catalog", f"/v2/bouncer/tx{i}/tags/list")]
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for status in pool.map(lambda path: client.get(path).status, paths):
+                statuses[status] += 1
         assert statuses[500] > 0, f"every request worked in transaction pooling: {dict(statuses)}"
         log = node.log()
         assert 'prepared statement "' in log and ("already exists" in log or "does not exist" in log), \
