@@ -130,6 +130,18 @@ def blob_dir(label: str) -> str:
     return d
 
 
+def _terminate(p) -> None:
+    """SIGTERM a child process, SIGKILL it after 10 s; nothing when it is gone already."""
+    if p is None or p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(10)
+
+
 # ---------------------------------------------------------------------------
 # PostgreSQL
 
@@ -283,14 +295,7 @@ logfile = {self.logfile}
     def close(self) -> None:
         """SIGTERM (immediate shutdown: every client and server connection is dropped)."""
         p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
+        _terminate(p)
 
     def restart(self) -> None:
         self.close()
@@ -407,14 +412,7 @@ class HAProxy:
 
     def close(self) -> None:
         p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
+        _terminate(p)
 
     def __enter__(self):
         return self.start()

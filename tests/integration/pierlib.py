@@ -187,9 +187,8 @@ def add_query(path: str, **params) -> str:
     return path + sep + urllib.parse.urlencode(params)
 
 
-def admin_creds() -> tuple[str, str]:
-    """The first administrator's access key, from the admin.env pierd wrote on first start."""
-    path = env("PIER_ADMIN_ENV")
+def read_admin_env(path: str) -> tuple[str, str]:
+    """The access key in an admin.env file pierd wrote when it bootstrapped its first administrator."""
     vals = {}
     try:
         with open(path) as f:
@@ -202,6 +201,11 @@ def admin_creds() -> tuple[str, str]:
     if "AWS_ACCESS_KEY_ID" not in vals or "AWS_SECRET_ACCESS_KEY" not in vals:
         raise PreconditionError(f"precondition missing: {path} lacks the access key")
     return vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
+
+
+def admin_creds() -> tuple[str, str]:
+    """The first administrator's access key, from the admin.env pierd wrote on first start."""
+    return read_admin_env(env("PIER_ADMIN_ENV"))
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -1132,19 +1136,7 @@ class ExtraNode:
     def creds(self) -> tuple[str, str]:
         """The access key of the administrator this node's first start wrote to its state
         directory (only a node with a database of its own bootstraps one)."""
-        vals = {}
-        path = os.path.join(self.state, "admin.env")
-        try:
-            with open(path) as f:
-                for line in f:
-                    if "=" in line:
-                        k, v = line.strip().split("=", 1)
-                        vals[k] = v
-        except OSError as e:
-            raise PreconditionError(f"precondition missing: cannot read {path}: {e}") from None
-        if "AWS_ACCESS_KEY_ID" not in vals or "AWS_SECRET_ACCESS_KEY" not in vals:
-            raise PreconditionError(f"precondition missing: {path} lacks the access key")
-        return vals["AWS_ACCESS_KEY_ID"], vals["AWS_SECRET_ACCESS_KEY"]
+        return read_admin_env(os.path.join(self.state, "admin.env"))
 
     def log(self) -> str:
         try:
