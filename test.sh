@@ -32,6 +32,16 @@ count() { # reads TAP-ish lines, echoes them, updates counters via a temp file
     done
 }
 
+# A runner that exits non-zero without having reported a failure (a crash
+# after k checks, "no tests matched", a suite that could not start) is a
+# failure of its own: name rc failures-counted-before.
+failures_so_far() { grep -c f "$T/.counts"; }
+check_exit() {
+    if [ "$2" -ne 0 ] && [ "$(failures_so_far)" -eq "$3" ]; then
+        echo "not ok - $1 exited with status $2 without reporting a failure" | count
+    fi
+}
+
 ./quickstart.sh deps test || exit 1
 PIER_BUILD_DIR=$BUILD PIER_CONFIGURE_FLAGS=--enable-sanitizers ./quickstart.sh build || exit 1
 make -s -C "$BUILD" -j"$(nproc)" check TESTS= >/dev/null || { echo "building the unit tests failed"; exit 1; }
@@ -82,7 +92,9 @@ export PIER_UPSTREAM_ALLOW_NETWORKS=127.0.0.1/32
 echo "# unit tests"
 for t in "$BUILD"/tests/unit/test_*; do
     [ -x "$t" ] || continue
+    before=$(failures_so_far)
     "$t" 2>&1 | count
+    check_exit "${t##*/}" "${PIPESTATUS[0]}" "$before"
 done
 
 # Fuzz targets: each seed corpus (tests/fuzz/corpus/<target>/) replayed once,
@@ -110,18 +122,24 @@ elif ! node b "$PORT_B" PIER_DATABASE="$DB_A" PIER_BLOB_ROOT="$T/a/blobs" \
     echo "not ok - start_node_b" | count
 else
     echo "# integration tests"
+    before=$(failures_so_far)
     PIER_URL="http://127.0.0.1:$PORT_A" PIER_URL_B="http://127.0.0.1:$PORT_B" \
         PIER_BLOB_ROOT="$T/a/blobs" PIER_DB="$DB_A" PIER_STATE_DIR="$T/a" \
         PIER_STATE_DIR_B="$T/b" PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" PIER_SRC="$SRC" \
         PIER_ADMIN_ENV="$T/a/admin.env" \
         python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count
+    check_exit integration_tests "${PIPESTATUS[0]}" "$before"
     # The admin console in a real browser (headless Chromium, playwright-core);
     # skipped only when a pattern selects some integration tests.
     if [ -z "$PATTERN" ] || [[ "console" == *"$PATTERN"* ]]; then
         echo "# browser tests"
+        before=$(failures_so_far)
         PIER_URL="http://127.0.0.1:$PORT_A" PIER_ADMIN_ENV="$T/a/admin.env" PIER_STATE_DIR="$T/a" \
             PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" "$SRC/tests/browser/run.sh" 2>&1 |
             grep -v ' passed, .* failed$' | count
+        check_exit browser_tests "${PIPESTATUS[0]}" "$before"
+    else
+        echo "# browser tests not run: the pattern '$PATTERN' selects integration tests only"
     fi
 fi
 stop_all
