@@ -282,6 +282,15 @@ static int fail_keep_s(const struct fetch *f, bool bad_bytes)
     return LEASE_FAIL_SHARE_S;
 }
 
+/* Give up the temporary file: nothing of it is published. */
+static void discard_tmp(struct fetch *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    unlink(f->tmp);
+}
+
 /* The download could not be completed because of this node (blob root full
  * or unwritable): not the upstream's fault, counted apart. */
 static void local_failure(struct fetch *f, pier_err code, const char *why)
@@ -373,9 +382,7 @@ static void hold(struct fetch *f, const char *upname)
     EVP_MD_CTX_free(f->md);
     f->md = NULL;
     if (f->local) {
-        close(f->fd);
-        f->fd = -1;
-        unlink(f->tmp);
+        discard_tmp(f);
         local_failure(f, f->local, f->why);
         return;
     }
@@ -392,9 +399,7 @@ static void hold(struct fetch *f, const char *upname)
                  "as %lld bytes", f->written, f->declared);
     if (!why[0]) {
         if (fsync(f->fd) != 0 && (errno == ENOSPC || errno == EDQUOT)) {
-            close(f->fd);
-            f->fd = -1;
-            unlink(f->tmp);
+            discard_tmp(f);
             local_failure(f, PIER_E_STORAGE_FULL, "the blob store is full");
             return;
         }
@@ -426,9 +431,7 @@ static void hold(struct fetch *f, const char *upname)
             to_client(f, f->pending, f->pending_len, f->pending_off);
         return;
     }
-    close(f->fd);
-    f->fd = -1;
-    unlink(f->tmp);
+    discard_tmp(f);
     log_warn("blob %s for %s not cached (upstream %s): %s", f->digest, f->name,
              f->rule->upstream_url, why);
     stats_add(c->stats, f->rule->id, STAT_UPSTREAM_ERROR, 1);
