@@ -20,7 +20,7 @@
 #include "cache/rules.h"
 #include "db/db.h"
 #include "lib/secretbox.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 #include "server/maintenance.h"
 #include "db/migrate.h"
 #include "lib/config.h"
@@ -601,7 +601,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "pierctl: %s\n", e.msg);
         return 2;
     }
-    log_setup(LOG_WARN, "pierctl");
+    log_setup(PIER_LOG_WARN, "pierctl");
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(&cfg);
     if (strcmp(cmd, "status") == 0)

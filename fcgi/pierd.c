@@ -12,7 +12,7 @@
 #include "db/migrate.h"
 #include "auth/bootstrap.h"
 #include "lib/secretbox.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "server/master.h"

@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth/token.h"
+#include "db/db.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"

@@ -6,7 +6,7 @@
 
 #include "auth/authz.h"
 #include "http/request.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 struct authn_cache;
 struct authn_cache *authn_cache_new(void);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include "auth/policy.h"
 #include "auth/principals.h"
+#include "db/db.h"
 #include "http/request.h"
 #include "lib/grammar.h"
 #include "lib/log.h"

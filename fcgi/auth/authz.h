@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include "auth/principals.h"
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 enum auth_via { VIA_ANONYMOUS, VIA_ACCESS_KEY, VIA_LOGIN_TOKEN, VIA_BEARER };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include "auth/principals.h"
+#include "db/db.h"
 #include "lib/log.h"
 
 #define BOOT_LOCK "1885955442003"

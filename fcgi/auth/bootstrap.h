@@ -5,7 +5,7 @@
 #define PIER_BOOTSTRAP_H
 
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 #define ADMIN_POLICY                                                                       \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AdministratorAccess\","         \

@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "auth/policy.h"
+#include "db/db.h"
 #include "lib/log.h"
 #include "lib/secretbox.h"
 

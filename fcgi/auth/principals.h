@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 #define PRINCIPAL_NAME_MAX 64
 #define ARN_MAX 256

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include "db/db.h"
 #include "lib/secretbox.h"
 #include "lib/util.h"
 

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 #define SECRET_VALUE_MAX 65536
 

@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include "cache/rules.h"
 #include "http/request.h"
-#include "registry/repo.h"
-#include "server/ctx.h"
+#include "store/repo.h"
+#include "lib/ctx.h"
 
 /* The rule governing repository name: rule_id when the repository exists
  * (0: pushed, no rule), else the longest matching prefix. */

@@ -22,10 +22,12 @@
 #include "cache/lease.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
+#include "db/db.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
+#include "store/blobstore.h"
 
 #define SYNC_BYTES (8LL << 20)  /* publish durable progress at least every 8 MiB */
 #define SYNC_MS 250             /* ... or every 250 ms */

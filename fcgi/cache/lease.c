@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "db/db.h"
 #include "lib/util.h"
 
 static const struct db_stmt st_acquire = {

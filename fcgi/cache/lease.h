@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 enum lease_state { LEASE_NONE, LEASE_RUNNING, LEASE_FAILED };
 

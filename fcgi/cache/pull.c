@@ -15,11 +15,12 @@
 #include "cache/lease.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
+#include "db/db.h"
 #include "lib/log.h"
 #include "lib/util.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
-#include "registry/manifest.h"
+#include "store/manifest.h"
 
 #define POLL_MS 40
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <openssl/crypto.h>
+#include "db/db.h"
 #include "lib/log.h"
 #include "auth/secrets.h"
 #include "lib/netpolicy.h"

@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include "lib/err.h"
 #include "lib/grammar.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 #define RULE_PREFIX_MAX 30
 #define RULE_URL_MAX 512

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "db/db.h"
 #include "lib/arena.h"
 #include "lib/grammar.h"
 #include "lib/util.h"

@@ -6,7 +6,7 @@
 #define PIER_STATS_H
 
 #include <stdbool.h>
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 enum stat_kind { STAT_HIT, STAT_MISS, STAT_STALE, STAT_UPSTREAM_BYTES, STAT_SERVED_BYTES,
                  STAT_UPSTREAM_ERROR, STAT_STORAGE_ERROR, STAT__COUNT };

@@ -10,10 +10,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include "db/db.h"
 #include "lib/log.h"
 #include "lib/netpolicy.h"
 #include "lib/secretbox.h"
-#include "registry/manifest.h"
+#include "store/manifest.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 

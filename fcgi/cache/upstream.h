@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "cache/rules.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 #include "store/digest.h"
 
 enum up_failure {

@@ -14,11 +14,12 @@
 #include "auth/authn.h"
 #include "auth/authz.h"
 #include "auth/principals.h"
+#include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "registry/repo.h"
+#include "store/repo.h"
 
 #define SESSION_SECONDS (8 * 3600)
 #define BODY_MAX (256 * 1024)

@@ -7,7 +7,7 @@
 #define PIER_CONSOLE_H
 
 #include "http/request.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 struct authn_cache;
 

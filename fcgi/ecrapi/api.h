@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "http/request.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 struct authn_cache;
 

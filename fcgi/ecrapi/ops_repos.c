@@ -5,12 +5,13 @@
 #include <string.h>
 #include "auth/authz.h"
 #include "cache/rules.h"
+#include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
-#include "registry/manifest.h"
-#include "registry/repo.h"
-#include "registry/templates.h"
+#include "store/manifest.h"
+#include "store/repo.h"
+#include "store/templates.h"
 
 #define REPO_COLUMNS                                                                        \
     "r.id, r.name, extract(epoch FROM r.created_at)::bigint, r.image_tag_mutability,"        \

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level min_level = LOG_INFO;
+static enum log_level min_level = PIER_LOG_INFO;
 static char role[16] = "pier";
 
 void log_setup(enum log_level level, const char *r)

@@ -2,7 +2,7 @@
 #ifndef PIER_LOG_H
 #define PIER_LOG_H
 
-enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+enum log_level { PIER_LOG_ERROR = 0, PIER_LOG_WARN = 1, PIER_LOG_INFO = 2, PIER_LOG_DEBUG = 3 };
 
 /* Set the minimum level printed and the process role shown in each line. */
 void log_setup(enum log_level level, const char *role);
@@ -10,9 +10,9 @@ void log_setup(enum log_level level, const char *role);
 int log_level_parse(const char *s);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg(PIER_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(PIER_LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(PIER_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(PIER_LOG_DEBUG, __VA_ARGS__)
 
 #endif

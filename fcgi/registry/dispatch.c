@@ -4,6 +4,7 @@
 #include <string.h>
 #include "auth/authn.h"
 #include "auth/authz.h"
+#include "db/db.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
 #include "registry/route.h"

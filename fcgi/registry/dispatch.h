@@ -3,7 +3,7 @@
 #define PIER_DISPATCH_H
 
 #include "http/request.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 struct authn_cache;
 /* Answer one registry API request completely (success or OCI error):

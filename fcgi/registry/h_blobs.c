@@ -7,7 +7,8 @@
 #include "cache/cache.h"
 #include "cache/stats.h"
 #include "registry/errors.h"
-#include "registry/repo.h"
+#include "store/blobstore.h"
+#include "store/repo.h"
 
 void h_blob(struct ctx *c, struct req *r, const struct route *rt)
 {

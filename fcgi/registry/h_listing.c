@@ -10,8 +10,8 @@
 #include "lib/grammar.h"
 #include "lib/util.h"
 #include "registry/errors.h"
-#include "registry/manifest.h"
-#include "registry/repo.h"
+#include "store/manifest.h"
+#include "store/repo.h"
 
 /* n and last from the query. last is checked with the given grammar. */
 static pier_err pagination(struct ctx *c, struct req *r, int *n, char *last, size_t lastsz,

@@ -6,8 +6,8 @@
 #include "cache/cache.h"
 #include "cache/stats.h"
 #include "registry/errors.h"
-#include "registry/manifest.h"
-#include "registry/repo.h"
+#include "store/manifest.h"
+#include "store/repo.h"
 #include "store/digest.h"
 
 void h_manifest_send(struct ctx *c, struct req *r, const char *name, const char *ref,

@@ -5,10 +5,11 @@
 #include <string.h>
 #include "auth/authn.h"
 #include "auth/authz.h"
+#include "db/db.h"
 #include "lib/grammar.h"
 #include "registry/errors.h"
-#include "registry/repo.h"
-#include "registry/uploads.h"
+#include "store/repo.h"
+#include "store/uploads.h"
 
 static void created(struct req *r, const char *name, const char *digest)
 {

@@ -5,7 +5,7 @@
 
 #include "http/request.h"
 #include "registry/route.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 void h_blob(struct ctx *c, struct req *r, const struct route *rt);
 void h_upload_start(struct ctx *c, struct req *r, const struct route *rt);

@@ -12,8 +12,10 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/grammar.h"
-#include "registry/repo.h"
-#include "server/ctx.h"
+#include "store/repo.h"
+#include "db/db.h"
+#include "store/blobstore.h"
+#include "lib/ctx.h"
 
 #define MAINT_LOCK_KEY "1885955442002"
 

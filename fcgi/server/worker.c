@@ -27,7 +27,7 @@
 #include "lib/log.h"
 #include "registry/dispatch.h"
 #include "registry/errors.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 #include "server/pool.h"
 #include "store/blobstore.h"
 #include <stdio.h>

@@ -10,7 +10,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    log_setup(LOG_ERROR, "fuzz");
+    log_setup(PIER_LOG_ERROR, "fuzz");
     json_object_seed(1);
     return 0;
 }

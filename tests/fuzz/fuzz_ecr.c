@@ -27,8 +27,8 @@
 #include "ecrapi/api.h"
 #include "fuzz.h"
 #include "lib/grammar.h"
-#include "registry/manifest.h"
-#include "registry/templates.h"
+#include "store/manifest.h"
+#include "store/templates.h"
 
 #define ECR_PREFIX "AmazonEC2ContainerRegistry_V20150921."
 #define SM_PREFIX "secretsmanager."

@@ -1,5 +1,5 @@
 /* Fuzz target: manifests and indexes as pushed or fetched from an upstream
- * (manifest_parse in registry/manifest.c) and Accept headers
+ * (manifest_parse in store/manifest.c) and Accept headers
  * (manifest_accepts). Input: line 1 is the Content-Type (empty: none), also
  * used as an Accept value; the rest is the body.
  * Checks: an accepted manifest has a known media type that matches its kind,
@@ -9,7 +9,7 @@
 #include <strings.h>
 #include "fuzz.h"
 #include "lib/grammar.h"
-#include "registry/manifest.h"
+#include "store/manifest.h"
 
 static const char *const TYPES[] = {MT_OCI_MANIFEST, MT_OCI_INDEX, MT_DOCKER_MANIFEST,
                                     MT_DOCKER_LIST};

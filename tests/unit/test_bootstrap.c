@@ -44,7 +44,7 @@ int main(void)
         printf("not ok - bootstrap temporary directory\n");
         return 1;
     }
-    log_setup(LOG_ERROR, "test"); /* the expected warnings about stale files stay quiet */
+    log_setup(PIER_LOG_ERROR, "test"); /* the expected warnings about stale files stay quiet */
     struct config cfg;
     struct perr e;
     config_defaults(&cfg);

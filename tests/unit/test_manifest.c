@@ -1,5 +1,5 @@
 /* Unit tests for manifest parsing, validation and Accept negotiation. */
-#include "registry/manifest.h"
+#include "store/manifest.h"
 #include "tap.h"
 
 #define D1 "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -1,11 +1,12 @@
 /* templates: creation_templates table. */
-#include "registry/templates.h"
+#include "store/templates.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include "auth/policy.h"
 #include "cache/rules.h"
+#include "db/db.h"
 #include "lib/grammar.h"
 
 #define TEMPLATE_COLUMNS                                                                   \

@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 #include "lib/err.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 /* Template as ECR's RepositoryCreationTemplate JSON, or NULL. */
 pier_err templates_get(struct ctx *c, const char *prefix, json_t **out, struct perr *e);

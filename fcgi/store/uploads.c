@@ -1,5 +1,5 @@
 /* uploads: streaming request bodies into temporary files on the blob root. */
-#include "registry/uploads.h"
+#include "store/uploads.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,9 +8,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "db/db.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
-#include "registry/repo.h"
+#include "store/blobstore.h"
+#include "store/repo.h"
 
 #define COPY_BUF (256 * 1024)
 

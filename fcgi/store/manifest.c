@@ -1,5 +1,5 @@
 /* manifest: JSON structure checks for the manifest formats we store. */
-#include "registry/manifest.h"
+#include "store/manifest.h"
 
 #include <stdlib.h>
 #include <string.h>

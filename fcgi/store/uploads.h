@@ -8,7 +8,7 @@
 #include "http/request.h"
 #include "lib/util.h"
 #include "store/digest.h"
-#include "server/ctx.h"
+#include "lib/ctx.h"
 
 struct upload {
     char id[UUID_STR_LEN];

@@ -1,5 +1,5 @@
 /* repo: SQL for repositories, blob links, manifests, tags and listings. */
-#include "registry/repo.h"
+#include "store/repo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,9 @@
 #include <unistd.h>
 #include "auth/authz.h"
 #include "cache/rules.h"
-#include "registry/templates.h"
+#include "db/db.h"
+#include "store/blobstore.h"
+#include "store/templates.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 

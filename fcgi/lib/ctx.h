@@ -4,11 +4,11 @@
 #ifndef PIER_CTX_H
 #define PIER_CTX_H
 
-#include "db/db.h"
 #include "lib/arena.h"
 #include "lib/config.h"
-#include "store/blobstore.h"
 
+struct db;
+struct blobstore;
 struct secretbox;
 struct upstream;
 struct cache_stats;

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <jansson.h>
 #include "lib/err.h"
-#include "registry/manifest.h"
-#include "server/ctx.h"
+#include "store/manifest.h"
+#include "lib/ctx.h"
 
 /* Size of a blob linked to repository name: PIER_OK, or PIER_E_BLOB_UNKNOWN.
  * *rule_id (may be NULL) receives the repository's cache rule, 0 if none. */
