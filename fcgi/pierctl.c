@@ -17,7 +17,7 @@
 #include "auth/principals.h"
 #include "auth/policy.h"
 #include "auth/token.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "db/db.h"
 #include "lib/secretbox.h"
 #include "lib/ctx.h"

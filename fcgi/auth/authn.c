@@ -13,7 +13,6 @@
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "registry/errors.h"
 
 #define KEY_CACHE 32
 #define BEARER_LIFETIME 300
@@ -100,15 +99,6 @@ void authn_challenge(struct ctx *c, struct req *r, const char *scope)
     else
         resp_header(r, "WWW-Authenticate", "Bearer realm=\"%s/token\",service=\"pier\"",
                     authn_public_url(c, r));
-}
-
-void authn_error(struct ctx *c, struct req *r, const struct perr *e, const char *scope)
-{
-    if (e->code == PIER_E_UNAUTHORIZED)
-        authn_challenge(c, r, scope);
-    if (e->code == PIER_E_TOOMANYREQUESTS && e->detail[0])
-        resp_header(r, "Retry-After", "%s", e->detail);
-    oci_error(r, e);
 }
 
 static pier_err from_login_token(struct ctx *c, const char *token, struct identity *id,
@@ -392,9 +382,16 @@ pier_err authn_scopes(const char *query, json_t *access, bool *catalog, struct p
     return PIER_OK;
 }
 
-void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
+/* A refused login: the token endpoint's own Basic challenge. */
+static pier_err refuse_login(struct req *r, struct perr *e)
 {
-    struct perr e;
+    resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
+    return perr_set(e, PIER_E_UNAUTHORIZED, "invalid username/password");
+}
+
+pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,
+                              struct perr *e)
+{
     req_refuse_body(r);
     struct identity id;
     memset(&id, 0, sizeof id);
@@ -402,44 +399,33 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     if (h && *h) {
         char *user, *pass;
         pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && authn_decode_basic(r->a, h + 6, &user, &pass)
-                          ? authn_basic(c, ac, user, pass, &id, &e)
-                          : perr_set(&e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
+                          ? authn_basic(c, ac, user, pass, &id, e)
+                          : perr_set(e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
         if (rc == PIER_OK && id.via != VIA_ACCESS_KEY)
-            rc = authn_key_live(c, ac, id.key_id, &e);
+            rc = authn_key_live(c, ac, id.key_id, e);
         if (rc == PIER_E_UNAUTHORIZED) {
-            log_warn("token request from %s refused: %s", r->remote_addr, e.msg);
-            resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
-            perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");
-            oci_error(r, &e);
-            return;
+            log_warn("token request from %s refused: %s", r->remote_addr, e->msg);
+            return refuse_login(r, e);
         }
-        if (rc) {
-            authn_error(c, r, &e, NULL);
-            return;
-        }
+        if (rc)
+            return rc;
     }
     if (id.authenticated) {
         struct identity *saved = (struct identity *)c->who;
         c->who = &id;
-        pier_err rc = authz_principal_check(c, &e);
+        pier_err rc = authz_principal_check(c, e);
         c->who = saved;
-        if (rc == PIER_E_UNAVAILABLE || rc == PIER_E_INTERNAL) {
-            authn_error(c, r, &e, NULL); /* the database, not the caller: never a false 401 */
-            return;
-        }
-        if (rc) {
-            resp_header(r, "WWW-Authenticate", "Basic realm=\"pier\"");
-            perr_set(&e, PIER_E_UNAUTHORIZED, "invalid username/password");
-            oci_error(r, &e);
-            return;
-        }
+        if (rc == PIER_E_UNAVAILABLE || rc == PIER_E_INTERNAL)
+            return rc; /* the database, not the caller: never a false 401 */
+        if (rc)
+            return refuse_login(r, e);
     }
     json_t *access = json_array();
     bool catalog = false;
-    if (authn_scopes(r->query, access, &catalog, &e) != PIER_OK) {
+    pier_err rc = authn_scopes(r->query, access, &catalog, e);
+    if (rc) {
         json_decref(access);
-        oci_error(r, &e);
-        return;
+        return rc;
     }
     json_t *claims = json_pack("{s:o, s:b}", "access", access, "catalog", catalog);
     long lifetime = BEARER_LIFETIME;
@@ -455,11 +441,8 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     char *tok = token_sign(r->a, c->tk, TOKEN_BEARER, claims, lifetime);
     json_decref(claims);
-    if (!tok) {
-        perr_set(&e, PIER_E_INTERNAL, "cannot issue tokens: no server key");
-        oci_error(r, &e);
-        return;
-    }
+    if (!tok)
+        return perr_set(e, PIER_E_INTERNAL, "cannot issue tokens: no server key");
     char issued[32];
     time_t now = time(NULL);
     struct tm tm;
@@ -470,4 +453,5 @@ void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r)
     resp_header(r, "Cache-Control", "no-store");
     resp_json(r, 200, "application/json", body);
     json_decref(body);
+    return PIER_OK;
 }

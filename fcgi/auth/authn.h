@@ -22,15 +22,14 @@ pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, st
  * "repository:x:pull"). */
 void authn_challenge(struct ctx *c, struct req *r, const char *scope);
 
-/* Send an authentication or authorization failure: UNAUTHORIZED answers carry
- * the challenge (with scope when given). */
-void authn_error(struct ctx *c, struct req *r, const struct perr *e, const char *scope);
-
 /* The public base URL of this registry (public_url, else from the request). */
 const char *authn_public_url(struct ctx *c, struct req *r);
 
-/* GET /token: issue a bearer token for the requested scopes. */
-void authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r);
+/* GET /token: issue a bearer token for the requested scopes. A refused
+ * login fails with PIER_E_UNAUTHORIZED and its own Basic challenge already
+ * added; the caller writes every error (registry_token). */
+pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,
+                              struct perr *e);
 
 /* PIER_OK when key_id is "" or names an active access key; otherwise
  * PIER_E_UNAUTHORIZED (the key was deleted or deactivated). Cached per worker

@@ -566,3 +566,16 @@ pier_err repository_policy_delete(struct ctx *c, const char *repo, struct perr *
         return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "repository %s has no policy", repo);
     return PIER_OK;
 }
+
+pier_err authz_create_or_import(struct ctx *c, const char *repo, bool exists, bool import,
+                                struct perr *e)
+{
+    if (!c->who)
+        return PIER_OK;
+    pier_err rc;
+    if (!exists && (rc = authz_check(c, "ecr:CreateRepository", repo, e)) != PIER_OK)
+        return rc;
+    if (import && (rc = authz_check(c, "ecr:BatchImportUpstreamImage", repo, e)) != PIER_OK)
+        return rc;
+    return PIER_OK;
+}

@@ -49,6 +49,13 @@ pier_err authz_check_arn(struct ctx *c, const char *action, const char *arn, str
 pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e);
 /* The same decision without logging or a message (catalog filtering). */
 bool authz_allowed(struct ctx *c, const char *action, const char *repo);
+/* A request that may put images into repository repo: one that does not
+ * exist yet needs ecr:CreateRepository, and an import from a pull-through
+ * cache's upstream (import) needs ecr:BatchImportUpstreamImage. The one
+ * place these are decided; the store's write functions do not authorize.
+ * A context without a caller (c->who NULL: maintenance, pierctl) is trusted. */
+pier_err authz_create_or_import(struct ctx *c, const char *repo, bool exists, bool import,
+                                struct perr *e);
 
 /* Registry policy (ECR PutRegistryPolicy); validated before it is stored. */
 pier_err registry_policy_put(struct ctx *c, const char *doc, struct perr *e);

@@ -1,38 +1,55 @@
-/* cache: the pull-through layer in front of the local store. The registry
- * handlers answer from the local store as usual and call in here only when a
+/* cache: the pull-through layer in front of the local store. The serving
+ * modules (serve/) answer from the local store and call in here only when a
  * repository in a cache namespace misses (blob not linked, manifest unknown)
- * or when a tag is older than its rule's refresh interval. */
+ * or when a tag is older than its rule's refresh interval.
+ *
+ * The cache answers a request itself only when the bytes come from the
+ * upstream as they arrive (a download streamed to its client, a HEAD the
+ * upstream answered); otherwise it says what the serving module sends. On
+ * failure nothing was sent, or the response was begun (req.sent) and the
+ * caller breaks it off: the dispatcher handles both. */
 #ifndef PIER_CACHE_H
 #define PIER_CACHE_H
 
 #include <stdbool.h>
-#include "cache/rules.h"
+#include <jansson.h>
+#include "store/rules.h"
 #include "http/request.h"
-#include "store/repo.h"
 #include "lib/ctx.h"
+#include "store/repo.h"
 
-/* The rule governing repository name: rule_id when the repository exists
- * (0: pushed, no rule), else the longest matching prefix. */
-pier_err cache_rule_for(struct ctx *c, const char *name, long long rule_id, struct cache_rule *rule,
-                        bool *found, struct perr *e);
+enum cache_outcome {
+    CACHE_ANSWERED,    /* the response was written */
+    CACHE_SEND,        /* send what the answer holds (blob: it is published and linked) */
+};
 
-/* GET/HEAD of a blob not linked in cache repository name. Answers the
- * request completely: streams from the upstream (one download cluster-wide,
- * other requests follow it), verifies, publishes, links. */
-void cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
-                const struct cache_rule *rule);
+struct cache_answer {
+    enum cache_outcome outcome;
+    const char *state;               /* X-Pier-Cache: "hit", "miss", "revalidated", "stale" */
+    struct stored_manifest manifest; /* cache_manifest: what to send */
+    json_t *referrers;               /* cache_referrers: the list; the caller decrefs it */
+};
+
+/* GET/HEAD of a blob not linked in cache repository name: streams it from
+ * the upstream (one download cluster-wide; other requests follow it),
+ * verifies, publishes, links. Fetching is an import, authorized here
+ * (authz_create_or_import) before any upstream traffic. */
+pier_err cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
+                    const struct cache_rule *rule, struct cache_answer *out, struct perr *e);
 
 /* GET/HEAD of a manifest in a cache namespace: stored is what the local
  * store has (NULL when nothing). Imports, revalidates or serves stale as the
- * rule and the upstream allow. Answers the request completely. */
-void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
-                    const struct cache_rule *rule, const struct stored_manifest *stored);
+ * rule and the upstream allow; never answers itself (out->manifest). */
+pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
+                        const struct cache_rule *rule, const struct stored_manifest *stored,
+                        struct cache_answer *out, struct perr *e);
 
-/* GET of the referrers of digest in a cache namespace: the upstream's list
+/* The referrers of digest in a cache namespace: the upstream's list
  * (referrers API, else the tag fallback), kept for the rule's refresh
- * interval, served stale when the upstream fails. artifact_type may be NULL. */
-void cache_referrers(struct ctx *c, struct req *r, const char *name, const char *digest,
-                     const struct cache_rule *rule, const char *artifact_type);
+ * interval, served stale when the upstream fails (out->referrers). */
+pier_err cache_referrers(struct ctx *c, const char *name, const char *digest,
+                         const struct cache_rule *rule, struct cache_answer *out,
+                         struct perr *e);
 
 /* pier_err for an upstream failure class (502, 504 or 429). */
 pier_err cache_upstream_error(int failure);

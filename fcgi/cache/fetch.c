@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
-#include "auth/authn.h"
 #include "auth/authz.h"
 #include "cache/lease.h"
 #include "cache/stats.h"
@@ -25,8 +24,6 @@
 #include "db/db.h"
 #include "lib/log.h"
 #include "lib/util.h"
-#include "registry/errors.h"
-#include "registry/handlers.h"
 #include "store/blobstore.h"
 
 #define SYNC_BYTES (8LL << 20)  /* publish durable progress at least every 8 MiB */
@@ -49,6 +46,9 @@ struct fetch {
     char why[300];             /* why this worker stopped the transfer, if it did */
     pier_err local;            /* set when the failure is ours (blob root full, unwritable) */
     char holder[UUID_STR_LEN];
+    struct cache_answer *out;  /* what the serving module sends, when not streamed here */
+    struct perr *e;            /* why this request failed ... */
+    pier_err rc;               /* ... and its code (PIER_OK: it did not) */
     /* client side */
     bool headers_sent;
     long long sent;
@@ -128,15 +128,18 @@ static bool file_to_client(struct fetch *f, int fd, long long upto)
     return true;
 }
 
+/* The request fails with code: if bytes were sent already, the dispatcher
+ * breaks the response off, else it answers with the error. */
 static void fail_client(struct fetch *f, pier_err code, const char *msg)
 {
-    if (f->headers_sent) {
-        resp_abort(f->r);
-        return;
-    }
-    struct perr e;
-    perr_set(&e, code, "%s", msg);
-    oci_error(f->r, &e);
+    f->rc = perr_set(f->e, code, "%s", msg);
+}
+
+/* The blob is published and linked: the serving module sends it. */
+static void send_published(struct fetch *f, const char *state)
+{
+    f->out->outcome = CACHE_SEND;
+    f->out->state = state;
 }
 
 /* ---- finishing from the published blob ---- */
@@ -144,7 +147,7 @@ static void fail_client(struct fetch *f, pier_err code, const char *msg)
 static void finish_published(struct fetch *f, long long size)
 {
     if (!f->headers_sent) {
-        h_blob_send(f->c, f->r, f->digest, "miss");
+        send_published(f, "miss");
         return;
     }
     char path[PATH_MAX];
@@ -152,7 +155,7 @@ static void finish_published(struct fetch *f, long long size)
     int fd = open(path, O_RDONLY);
     if (fd < 0 || !file_to_client(f, fd, size) || f->sent != size) {
         log_error("cannot finish %s from %s", f->digest, path);
-        resp_abort(f->r);
+        fail_client(f, PIER_E_INTERNAL, "the published blob could not be read");
     }
     if (fd >= 0)
         close(fd);
@@ -426,7 +429,7 @@ static void hold(struct fetch *f, const char *upname)
         stats_add(c->stats, f->rule->id, STAT_MISS, 1);
         stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
         if (!f->headers_sent) {
-            h_blob_send(c, f->r, f->digest, "miss");
+            send_published(f, "miss");
             return;
         }
         if (f->pending_len)
@@ -558,21 +561,18 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         close(fd);
 }
 
-static void head_miss(struct ctx *c, struct req *r, const char *digest, const struct cache_rule *rule,
-                      const char *upname)
+/* HEAD of a blob that is not cached: the upstream's answer, nothing fetched. */
+static pier_err head_miss(struct ctx *c, struct req *r, const char *digest,
+                          const struct cache_rule *rule, const char *upname, struct perr *e)
 {
-    struct perr e;
     struct upstream_resp resp;
     char *path = arena_printf(c->a, "blobs/%s", digest);
     struct upstream_req q = {.rule = rule, .repo = upname, .head = true, .path = path};
-    if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
+    if (upstream_do(c, &q, &resp, e) != PIER_OK) {
         if (resp.failure == UPF_NOT_FOUND)
-            perr_set(&e, PIER_E_BLOB_UNKNOWN, "blob not found upstream: %s", resp.message);
-        else
-            perr_set(&e, cache_upstream_error(resp.failure),
-                     "the upstream failed (%s) and the blob is not cached", resp.message);
-        oci_error(r, &e);
-        return;
+            return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob not found upstream: %s", resp.message);
+        return perr_set(e, cache_upstream_error(resp.failure),
+                        "the upstream failed (%s) and the blob is not cached", resp.message);
     }
     resp_status(r, 200);
     resp_header(r, "Content-Type", "application/octet-stream");
@@ -581,17 +581,18 @@ static void head_miss(struct ctx *c, struct req *r, const char *digest, const st
     if (resp.content_length >= 0)
         resp_header(r, "Content-Length", "%lld", resp.content_length);
     resp_end(r);
+    return PIER_OK;
 }
 
-void cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
-                const struct cache_rule *rule)
+pier_err cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
+                    const struct cache_rule *rule, struct cache_answer *out, struct perr *e)
 {
-    struct perr e;
+    memset(out, 0, sizeof *out);
+    out->outcome = CACHE_ANSWERED;
     char upname[NAME_MAX_LEN + 1];
-    if (rule_upstream_name(rule, name, upname, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    pier_err rc = rule_upstream_name(rule, name, upname, e);
+    if (rc)
+        return rc;
     /* Already in the store, in a repository this caller may read: link it,
      * no upstream traffic. Anything else comes from the upstream and is
      * verified there: neither a digest nor a manifest imported from an
@@ -599,26 +600,21 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
      * bytes another repository holds. */
     long long size;
     bool exists = true;
-    if (repo_exists_named(c, name, &exists, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
-    if (exists && repo_blob_readable(c, digest, &size, &e) == PIER_OK &&
-        repo_blob_link(c, name, digest, size, rule->id, &e) == PIER_OK) {
+    if ((rc = repo_exists_named(c, name, &exists, e)) != PIER_OK)
+        return rc;
+    struct perr ig;
+    if (exists && repo_blob_readable(c, digest, &size, &ig) == PIER_OK &&
+        repo_blob_link(c, name, digest, size, rule->id, &ig) == PIER_OK) {
         stats_add(c->stats, rule->id, STAT_HIT, 1);
-        h_blob_send(c, r, digest, "hit");
-        return;
+        out->outcome = CACHE_SEND;
+        out->state = "hit";
+        return PIER_OK;
     }
     /* Fetching from the upstream is an import, decided before any traffic. */
-    if ((!exists && authz_check(c, "ecr:CreateRepository", name, &e) != PIER_OK) ||
-        authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
-        authn_error(c, r, &e, arena_printf(c->a, "repository:%s:pull", name));
-        return;
-    }
-    if (r->head) {
-        head_miss(c, r, digest, rule, upname);
-        return;
-    }
+    if ((rc = authz_create_or_import(c, name, exists, true, e)) != PIER_OK)
+        return rc;
+    if (r->head)
+        return head_miss(c, r, digest, rule, upname, e);
     struct fetch f;
     memset(&f, 0, sizeof f);
     f.c = c;
@@ -626,19 +622,20 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
     f.name = name;
     f.digest = digest;
     f.rule = rule;
+    f.out = out;
+    f.e = e;
     f.fd = -1;
     f.total = -1;
     f.declared = -1;
-    if (repo_blob_declared_size(c, name, digest, &f.declared, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    if ((rc = repo_blob_declared_size(c, name, digest, &f.declared, e)) != PIER_OK)
+        return rc;
     f.limit = f.declared >= 0 ? f.declared : c->cfg->max_blob_size;
     /* One download per blob and rule: another rule's upstream (perhaps one
      * an attacker runs) never feeds its unverified bytes to this request. */
     snprintf(f.key, sizeof f.key, "b:%lld:%s", rule->id, digest);
     uuid_v4(f.holder);
     follow_or_hold(&f, upname);
+    return f.rc;
 }
 
 pier_err cache_upstream_error(int failure)

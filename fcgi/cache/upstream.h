@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "lib/ctx.h"
 #include "store/digest.h"
 

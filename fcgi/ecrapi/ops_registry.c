@@ -8,7 +8,7 @@
 #include "auth/authz.h"
 #include "auth/secrets.h"
 #include "auth/token.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "cache/upstream.h"
 #include "ecrapi/api.h"
 

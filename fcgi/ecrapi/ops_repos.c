@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/authz.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"

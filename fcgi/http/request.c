@@ -360,3 +360,17 @@ const char *http_reason(int status)
     default: return "Unknown";
     }
 }
+
+bool resp_has_header(const struct req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = r->hbuf; *line;) {
+        if (strncasecmp(line, name, n) == 0 && line[n] == ':')
+            return true;
+        const char *nl = strstr(line, "\r\n");
+        if (!nl)
+            break;
+        line = nl + 2;
+    }
+    return false;
+}

@@ -80,6 +80,8 @@ int resp_write(struct req *r, const void *data, size_t len);
 /* Break the response off so the client sees an incomplete transfer (used when
  * bytes already streamed turn out to be wrong). */
 void resp_abort(struct req *r);
+/* Has a header of this name (case-insensitive) been added? */
+bool resp_has_header(const struct req *r, const char *name);
 /* Serialize j (not consumed) and send it. */
 void resp_json(struct req *r, int status, const char *content_type, const json_t *j);
 

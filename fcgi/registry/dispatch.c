@@ -5,6 +5,7 @@
 #include "auth/authn.h"
 #include "auth/authz.h"
 #include "db/db.h"
+#include "lib/log.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
 #include "registry/route.h"
@@ -12,22 +13,57 @@
 struct endpoint {
     enum route_kind kind;
     const char *methods; /* space-separated, also the Allow header */
-    void (*fn)(struct ctx *, struct req *, const struct route *);
+    handler_fn *fn;
 };
 
-static void h_base(struct ctx *c, struct req *r, const struct route *rt)
+static pier_err h_base(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
     (void)rt;
     /* Clients read the login challenge only here: anyone not logged in gets it. */
-    struct perr e;
-    if (!c->who->authenticated || authz_principal_check(c, &e) != PIER_OK) {
-        if (!c->who->authenticated)
-            perr_set(&e, PIER_E_UNAUTHORIZED, "authentication required");
-        authn_error(c, r, &e, NULL);
-        return;
-    }
+    if (!c->who->authenticated)
+        return perr_set(e, PIER_E_UNAUTHORIZED, "authentication required");
+    pier_err rc = authz_principal_check(c, e);
+    if (rc)
+        return rc;
     resp_status(r, 200);
     resp_send(r, "application/json", "{}", 2);
+    return PIER_OK;
+}
+
+/* The scope a client asks the token endpoint for to be allowed this request
+ * (the login challenge names it); NULL when none applies. */
+static const char *scope_for(struct req *r, const struct route *rt)
+{
+    switch (rt->kind) {
+    case ROUTE_BASE: return NULL;
+    case ROUTE_CATALOG: return "registry:catalog:*";
+    default: break;
+    }
+    const char *m = r->method;
+    return arena_printf(r->a, "repository:%s:%s", rt->name,
+                        !strcmp(m, "GET") || !strcmp(m, "HEAD") ? "pull"
+                        : !strcmp(m, "DELETE")                  ? "delete"
+                                                                : "push,pull");
+}
+
+/* The one place a failed registry request is answered. A response that
+ * had begun (a streamed download) is broken off, so the client sees an
+ * incomplete transfer; otherwise the rest of the body is refused, a 401
+ * carries the login challenge (unless the handler set its own), a 429 with
+ * a known wait carries Retry-After, and the error goes out as OCI JSON. */
+static void fail(struct ctx *c, struct req *r, const char *scope, const struct perr *e)
+{
+    if (r->sent) {
+        log_warn("%s %s broken off after the response began: %s", r->method, r->path, e->msg);
+        resp_abort(r);
+        return;
+    }
+    req_refuse_body(r);
+    if (e->code == PIER_E_UNAUTHORIZED && !resp_has_header(r, "WWW-Authenticate"))
+        authn_challenge(c, r, scope);
+    if (e->code == PIER_E_TOOMANYREQUESTS && e->detail[0])
+        resp_header(r, "Retry-After", "%s", e->detail);
+    oci_error(r, e);
 }
 
 static void clear_identity(void *p)
@@ -87,55 +123,55 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     struct route rt;
     resp_header(r, "Docker-Distribution-API-Version", "registry/2.0");
     if (route_parse(r->path, &rt, &e) != PIER_OK) {
-        req_refuse_body(r);
-        oci_error(r, &e);
+        fail(c, r, NULL, &e);
         return;
     }
-    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
-        const struct endpoint *ep = &endpoints[i];
-        if (ep->kind != rt.kind)
-            continue;
-        if (!method_allowed(ep->methods, r->method)) {
-            req_refuse_body(r);
-            char allow[64];
-            size_t j = 0;
-            for (const char *p = ep->methods; *p && j < sizeof allow - 2; p++)
-                allow[j++] = *p == ' ' ? ',' : *p;
-            allow[j] = '\0';
-            resp_header(r, "Allow", "%s", allow);
-            perr_set(&e, PIER_E_METHOD, "method %s is not allowed here (allowed: %s)", r->method,
-                     allow);
-            oci_error(r, &e);
-            return;
-        }
-        if (db_ensure(c->db, &e) != PIER_OK) {
-            req_refuse_body(r);
-            oci_error(r, &e);
-            return;
-        }
-        /* Every request is authenticated and authorized before any work. */
-        struct identity *id = arena_alloc(r->a, sizeof *id);
-        pier_err rc = authn_identify(c, ac, r, id, &e);
-        arena_defer(r->a, clear_identity, id);
-        c->who = id;
-        if (rc) {
-            req_refuse_body(r);
-            authn_error(c, r, &e, NULL);
-            return;
-        }
-        const char *action = action_for(rt.kind, r->method);
-        if (action && authz_check(c, action, rt.name, &e) != PIER_OK) {
-            req_refuse_body(r);
-            const char *scope = arena_printf(
-                r->a, "repository:%s:%s", rt.name,
-                !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD") ? "pull"
-                : !strcmp(r->method, "DELETE") ? "delete" : "push,pull");
-            authn_error(c, r, &e, scope);
-            return;
-        }
-        ep->fn(c, r, &rt);
+    const struct endpoint *ep = NULL;
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (endpoints[i].kind == rt.kind)
+            ep = &endpoints[i];
+    if (!ep) {
+        perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint");
+        fail(c, r, NULL, &e);
         return;
     }
-    perr_set(&e, PIER_E_NOT_FOUND, "no such endpoint");
-    oci_error(r, &e);
+    if (!method_allowed(ep->methods, r->method)) {
+        char allow[64];
+        size_t j = 0;
+        for (const char *p = ep->methods; *p && j < sizeof allow - 2; p++)
+            allow[j++] = *p == ' ' ? ',' : *p;
+        allow[j] = '\0';
+        resp_header(r, "Allow", "%s", allow);
+        perr_set(&e, PIER_E_METHOD, "method %s is not allowed here (allowed: %s)", r->method,
+                 allow);
+        fail(c, r, NULL, &e);
+        return;
+    }
+    if (db_ensure(c->db, &e) != PIER_OK) {
+        fail(c, r, NULL, &e);
+        return;
+    }
+    /* Every request is authenticated and authorized before any work. */
+    struct identity *id = arena_alloc(r->a, sizeof *id);
+    pier_err rc = authn_identify(c, ac, r, id, &e);
+    arena_defer(r->a, clear_identity, id);
+    c->who = id;
+    if (rc) {
+        fail(c, r, NULL, &e);
+        return;
+    }
+    const char *action = action_for(rt.kind, r->method);
+    if (action && authz_check(c, action, rt.name, &e) != PIER_OK) {
+        fail(c, r, scope_for(r, &rt), &e);
+        return;
+    }
+    if (ep->fn(c, r, &rt, &e) != PIER_OK)
+        fail(c, r, scope_for(r, &rt), &e);
+}
+
+void registry_token(struct ctx *c, struct authn_cache *ac, struct req *r)
+{
+    struct perr e;
+    if (authn_token_endpoint(c, ac, r, &e) != PIER_OK)
+        fail(c, r, NULL, &e);
 }

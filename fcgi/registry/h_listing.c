@@ -4,13 +4,10 @@
 
 #include <stdio.h>
 #include <string.h>
-#include "auth/authn.h"
 #include "auth/authz.h"
-#include "cache/cache.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
-#include "registry/errors.h"
-#include "store/manifest.h"
+#include "serve/referrers.h"
 #include "store/repo.h"
 
 /* n and last from the query. last is checked with the given grammar. */
@@ -52,23 +49,20 @@ static void link_next(struct req *r, const char *base, int n, const char *last)
     resp_header(r, "Link", "<%s?n=%d&last=%s>; rel=\"next\"", base, n, enc);
 }
 
-void h_tags(struct ctx *c, struct req *r, const struct route *rt)
+pier_err h_tags(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
     int n;
     char last[TAG_MAX_LEN + 2];
     bool have_last, more = false;
-    if (pagination(c, r, &n, last, sizeof last, &have_last, grammar_tag, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    pier_err rc = pagination(c, r, &n, last, sizeof last, &have_last, grammar_tag, e);
+    if (rc)
+        return rc;
     json_t *tags = json_array();
     json_t *body = json_pack("{s:s, s:o}", "name", rt->name, "tags", tags);
     /* n=0 still answers NAME_UNKNOWN for a repository that does not exist. */
-    if (repo_tags(c, rt->name, have_last ? last : NULL, n, tags, &more, &e) != PIER_OK) {
+    if ((rc = repo_tags(c, rt->name, have_last ? last : NULL, n, tags, &more, e)) != PIER_OK) {
         json_decref(body);
-        oci_error(r, &e);
-        return;
+        return rc;
     }
     if (more && json_array_size(tags) > 0) {
         char *base = arena_printf(r->a, "/v2/%s/tags/list", rt->name);
@@ -77,25 +71,21 @@ void h_tags(struct ctx *c, struct req *r, const struct route *rt)
     }
     resp_json(r, 200, "application/json", body);
     json_decref(body);
+    return PIER_OK;
 }
 
-void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
+pier_err h_catalog(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
     (void)rt;
-    struct perr e;
     int n;
     char last[NAME_MAX_LEN + 2];
     bool have_last, more = false;
-    if (pagination(c, r, &n, last, sizeof last, &have_last, grammar_name, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
-    if (c->who->via == VIA_BEARER && !c->who->catalog) {
-        perr_set(&e, PIER_E_UNAUTHORIZED,
-                 "the bearer token does not grant the catalog; request scope registry:catalog:*");
-        authn_error(c, r, &e, "registry:catalog:*");
-        return;
-    }
+    pier_err rc = pagination(c, r, &n, last, sizeof last, &have_last, grammar_name, e);
+    if (rc)
+        return rc;
+    if (c->who->via == VIA_BEARER && !c->who->catalog)
+        return perr_set(e, PIER_E_UNAUTHORIZED, "the bearer token does not grant the catalog; "
+                        "request scope registry:catalog:*");
     /* Only what the caller may see (ecr:DescribeRepositories per repository).
      * Pages are filled from as many batches as it takes, and the Link cursor
      * is the last name shown, so hidden names never leave the server. */
@@ -106,11 +96,10 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
     long scan_max = c->who->authenticated ? CATALOG_SCAN_MAX : CATALOG_SCAN_MAX_ANONYMOUS;
     while (!exhausted && !full && scanned < scan_max) {
         json_t *all = json_array();
-        if (repo_catalog(c, cursor, CATALOG_BATCH, all, &more, &e) != PIER_OK) {
+        if ((rc = repo_catalog(c, cursor, CATALOG_BATCH, all, &more, e)) != PIER_OK) {
             json_decref(all);
             json_decref(repos);
-            oci_error(r, &e);
-            return;
+            return rc;
         }
         size_t i;
         json_t *v;
@@ -137,38 +126,15 @@ void h_catalog(struct ctx *c, struct req *r, const struct route *rt)
                   json_string_value(json_array_get(repos, json_array_size(repos) - 1)));
     resp_json(r, 200, "application/json", body);
     json_decref(body);
+    return PIER_OK;
 }
 
-void h_referrers(struct ctx *c, struct req *r, const struct route *rt)
+pier_err h_referrers(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
     char at[256];
     int have = req_query(r, "artifactType", at, sizeof at);
-    if (have < 0 || (have > 0 && !grammar_media_type(at))) {
-        perr_set(&e, PIER_E_BAD_REQUEST, "artifactType must be a media type like type/subtype");
-        oci_error(r, &e);
-        return;
-    }
-    struct cache_rule rule;
-    bool cached = false;
-    if (cache_rule_for(c, rt->name, 0, &rule, &cached, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
-    if (cached) {
-        cache_referrers(c, r, rt->name, rt->ref, &rule, have > 0 ? at : NULL);
-        return;
-    }
-    json_t *list = json_array();
-    json_t *body = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
-                             "manifests", list);
-    if (repo_referrers(c, rt->name, rt->ref, have > 0 ? at : NULL, list, &e) != PIER_OK) {
-        json_decref(body);
-        oci_error(r, &e);
-        return;
-    }
-    if (have > 0)
-        resp_header(r, "OCI-Filters-Applied", "artifactType");
-    resp_json(r, 200, MT_OCI_INDEX, body);
-    json_decref(body);
+    if (have < 0 || (have > 0 && !grammar_media_type(at)))
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "artifactType must be a media type like type/subtype");
+    return serve_referrers(c, r, rt->name, rt->ref, have > 0 ? at : NULL, e);
 }

@@ -3,11 +3,9 @@
 #include "registry/handlers.h"
 
 #include <string.h>
-#include "auth/authn.h"
 #include "auth/authz.h"
 #include "db/db.h"
 #include "lib/grammar.h"
-#include "registry/errors.h"
 #include "store/repo.h"
 #include "store/uploads.h"
 
@@ -28,95 +26,80 @@ static void session_headers(struct req *r, const char *name, const struct upload
     resp_header(r, "Docker-Upload-UUID", "%s", u->id);
 }
 
-/* Try a cross-repository mount; true when answered (201 or an error). */
-static bool try_mount(struct ctx *c, struct req *r, const struct route *rt, const char *digest)
+/* Try a cross-repository mount: *answered when it was (201). */
+static pier_err try_mount(struct ctx *c, struct req *r, const struct route *rt,
+                          const char *digest, bool *answered, struct perr *e)
 {
-    struct perr e;
-    if (grammar_digest(digest, NULL, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return true;
-    }
+    *answered = false;
+    pier_err rc = grammar_digest(digest, NULL, e);
+    if (rc)
+        return rc;
     char from[NAME_MAX_LEN + 2];
     int have_from = req_query(r, "from", from, sizeof from);
-    if (have_from < 0 || (have_from > 0 && grammar_name(from, &e) != PIER_OK)) {
-        if (have_from < 0)
-            perr_set(&e, PIER_E_NAME_INVALID, "invalid repository name in from=");
-        oci_error(r, &e);
-        return true;
-    }
+    if (have_from < 0)
+        return perr_set(e, PIER_E_NAME_INVALID, "invalid repository name in from=");
+    if (have_from > 0 && (rc = grammar_name(from, e)) != PIER_OK)
+        return rc;
     long long size;
     /* The caller must be able to read the blob where it comes from; if not,
      * answer as if it were unknown (a regular upload), revealing nothing. */
-    pier_err rc = have_from ? (authz_allowed(c, "ecr:GetDownloadUrlForLayer", from)
-                                   ? repo_blob_get(c, from, digest, &size, NULL, &e)
-                                   : PIER_E_BLOB_UNKNOWN)
-                            : repo_blob_readable(c, digest, &size, &e);
+    rc = have_from ? (authz_allowed(c, "ecr:GetDownloadUrlForLayer", from)
+                          ? repo_blob_get(c, from, digest, &size, NULL, e)
+                          : PIER_E_BLOB_UNKNOWN)
+                   : repo_blob_readable(c, digest, &size, e);
     if (rc == PIER_E_BLOB_UNKNOWN)
-        return false; /* the spec says: fall back to a regular upload session */
+        return PIER_OK; /* the spec says: fall back to a regular upload session */
     if (rc == PIER_OK)
-        rc = repo_blob_link(c, rt->name, digest, size, 0, &e);
-    if (rc) {
-        oci_error(r, &e);
-        return true;
-    }
+        rc = repo_blob_link(c, rt->name, digest, size, 0, e);
+    if (rc)
+        return rc;
     created(r, rt->name, digest);
-    return true;
+    *answered = true;
+    return PIER_OK;
 }
 
-void h_upload_start(struct ctx *c, struct req *r, const struct route *rt)
+pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
-    if (repo_check_push(c, rt->name, &e) != PIER_OK) {
-        req_refuse_body(r);
-        oci_error(r, &e);
-        return;
-    }
+    pier_err rc = repo_check_push(c, rt->name, e);
+    if (rc)
+        return rc;
     /* A push that would create the repository needs ecr:CreateRepository,
      * decided before any byte is accepted. */
     bool exists = true;
-    if (repo_exists_named(c, rt->name, &exists, &e) != PIER_OK ||
-        (!exists && authz_check(c, "ecr:CreateRepository", rt->name, &e) != PIER_OK)) {
-        req_refuse_body(r);
-        authn_error(c, r, &e, arena_printf(r->a, "repository:%s:push,pull", rt->name));
-        return;
-    }
+    if ((rc = repo_exists_named(c, rt->name, &exists, e)) != PIER_OK ||
+        (rc = authz_create_or_import(c, rt->name, exists, false, e)) != PIER_OK)
+        return rc;
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "mount", digest, sizeof digest);
-    if (have < 0) {
-        req_refuse_body(r);
-        perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in mount=");
-        oci_error(r, &e);
-        return;
-    }
-    if (have > 0 && try_mount(c, r, rt, digest)) {
-        req_refuse_body(r);
-        return;
+    if (have < 0)
+        return perr_set(e, PIER_E_DIGEST_INVALID, "invalid digest in mount=");
+    if (have > 0) {
+        bool answered;
+        if ((rc = try_mount(c, r, rt, digest, &answered, e)) != PIER_OK)
+            return rc;
+        if (answered) {
+            req_refuse_body(r);
+            return PIER_OK;
+        }
     }
     have = req_query(r, "digest", digest, sizeof digest);
     if (have != 0) {
         long long size;
-        if (have < 0) {
-            req_refuse_body(r);
-            perr_set(&e, PIER_E_DIGEST_INVALID, "invalid digest in digest=");
-            oci_error(r, &e);
-            return;
-        }
-        if (upload_monolithic(c, r, rt->name, digest, &size, &e) != PIER_OK) {
-            oci_error(r, &e);
-            return;
-        }
+        if (have < 0)
+            return perr_set(e, PIER_E_DIGEST_INVALID, "invalid digest in digest=");
+        if ((rc = upload_monolithic(c, r, rt->name, digest, &size, e)) != PIER_OK)
+            return rc;
         created(r, rt->name, digest);
-        return;
+        return PIER_OK;
     }
     req_refuse_body(r);
     struct upload u;
-    if (upload_create(c, rt->name, &u, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    if ((rc = upload_create(c, rt->name, &u, e)) != PIER_OK)
+        return rc;
     resp_status(r, 202);
     session_headers(r, rt->name, &u);
     resp_end(r);
+    return PIER_OK;
 }
 
 /* Content-Range of the request, if any: *start = -1 when absent. */
@@ -129,115 +112,96 @@ static pier_err chunk_range(struct req *r, long long *start, long long *end, str
     return grammar_content_range(cr, start, end, e);
 }
 
-static void patch(struct ctx *c, struct req *r, const struct route *rt)
+static pier_err patch(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
     struct upload u;
     long long start, end;
-    pier_err rc = db_begin(c->db, &e);
+    pier_err rc = db_begin(c->db, e);
     if (!rc)
-        rc = upload_lock(c, rt->name, rt->ref, &u, &e);
+        rc = upload_lock(c, rt->name, rt->ref, &u, e);
     if (rc) {
         db_rollback(c->db);
-        req_refuse_body(r);
-        oci_error(r, &e);
-        return;
+        return rc;
     }
-    rc = chunk_range(r, &start, &end, &e);
+    rc = chunk_range(r, &start, &end, e);
     if (!rc)
-        rc = upload_append(c, r, &u, start, end, &e);
+        rc = upload_append(c, r, &u, start, end, e);
     if (!rc)
-        rc = upload_save(c, &u, &e);
+        rc = upload_save(c, &u, e);
     if (!rc)
-        rc = db_commit(c->db, &e);
+        rc = db_commit(c->db, e);
     if (rc) {
         db_rollback(c->db);
-        req_refuse_body(r);
         if (rc == PIER_E_RANGE_INVALID)
             session_headers(r, rt->name, &u);
-        oci_error(r, &e);
-        return;
+        return rc;
     }
     resp_status(r, 202);
     session_headers(r, rt->name, &u);
     resp_end(r);
+    return PIER_OK;
 }
 
-static void finish(struct ctx *c, struct req *r, const struct route *rt)
+static pier_err finish(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "digest", digest, sizeof digest);
-    if (have <= 0) {
-        req_refuse_body(r);
-        perr_set(&e, PIER_E_DIGEST_INVALID,
-                 have < 0 ? "invalid digest in digest=" : "the digest query parameter is required "
-                                                          "to complete an upload");
-        oci_error(r, &e);
-        return;
-    }
-    if (grammar_digest(digest, NULL, &e) != PIER_OK) {
-        req_refuse_body(r);
-        oci_error(r, &e);
-        return;
-    }
+    if (have <= 0)
+        return perr_set(e, PIER_E_DIGEST_INVALID,
+                        have < 0 ? "invalid digest in digest="
+                                 : "the digest query parameter is required to complete an upload");
+    pier_err rc = grammar_digest(digest, NULL, e);
+    if (rc)
+        return rc;
     struct upload u;
     long long start, end;
     bool locked = false;
-    pier_err rc = db_begin(c->db, &e);
+    rc = db_begin(c->db, e);
     if (!rc)
-        locked = (rc = upload_lock(c, rt->name, rt->ref, &u, &e)) == PIER_OK;
+        locked = (rc = upload_lock(c, rt->name, rt->ref, &u, e)) == PIER_OK;
     if (!rc)
-        rc = chunk_range(r, &start, &end, &e);
+        rc = chunk_range(r, &start, &end, e);
     if (!rc)
-        rc = upload_append(c, r, &u, start, end, &e);
+        rc = upload_append(c, r, &u, start, end, e);
     if (!rc)
-        rc = upload_finish(c, rt->name, &u, digest, &e);
+        rc = upload_finish(c, rt->name, &u, digest, e);
     if (!rc || rc == PIER_E_DIGEST_INVALID) {
         /* A mismatch discarded the session; that must stick too. */
         struct perr ce;
         if (db_commit(c->db, &ce) != PIER_OK && !rc) {
             rc = ce.code;
-            e = ce;
+            *e = ce;
         }
     }
     if (rc) {
         db_rollback(c->db);
-        req_refuse_body(r);
         if (rc == PIER_E_RANGE_INVALID && locked)
             session_headers(r, rt->name, &u);
-        oci_error(r, &e);
-        return;
+        return rc;
     }
     created(r, rt->name, digest);
+    return PIER_OK;
 }
 
-void h_upload(struct ctx *c, struct req *r, const struct route *rt)
+pier_err h_upload(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
-    struct perr e;
-    if (strcmp(r->method, "PATCH") == 0) {
-        patch(c, r, rt);
-        return;
-    }
-    if (strcmp(r->method, "PUT") == 0) {
-        finish(c, r, rt);
-        return;
-    }
+    if (strcmp(r->method, "PATCH") == 0)
+        return patch(c, r, rt, e);
+    if (strcmp(r->method, "PUT") == 0)
+        return finish(c, r, rt, e);
     struct upload u;
-    if (upload_get(c, rt->name, rt->ref, &u, &e) != PIER_OK) {
-        oci_error(r, &e);
-        return;
-    }
+    pier_err rc = upload_get(c, rt->name, rt->ref, &u, e);
+    if (rc)
+        return rc;
     if (strcmp(r->method, "DELETE") == 0) {
-        if (upload_delete(c, u.id, &e) != PIER_OK) {
-            oci_error(r, &e);
-            return;
-        }
+        if ((rc = upload_delete(c, u.id, e)) != PIER_OK)
+            return rc;
         resp_status(r, 204);
         resp_end(r);
-        return;
+        return PIER_OK;
     }
     resp_status(r, 204);
     session_headers(r, rt->name, &u);
     resp_end(r);
+    return PIER_OK;
 }

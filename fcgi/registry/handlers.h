@@ -1,26 +1,22 @@
 /* handlers: one function per OCI endpoint family; each answers every method
- * the dispatcher lets through for its route. */
+ * the dispatcher lets through for its route.
+ *
+ * A handler answers success itself and returns PIER_OK. On failure it
+ * returns the code with e filled in and writes nothing more: the dispatcher
+ * alone refuses the rest of the body, adds the login challenge, writes the
+ * OCI error body, or breaks off a response that had begun. Headers a handler
+ * added before failing (e.g. an upload's Range) are kept. */
 #ifndef PIER_HANDLERS_H
 #define PIER_HANDLERS_H
 
 #include "http/request.h"
-#include "registry/route.h"
 #include "lib/ctx.h"
+#include "lib/err.h"
+#include "registry/route.h"
 
-void h_blob(struct ctx *c, struct req *r, const struct route *rt);
-void h_upload_start(struct ctx *c, struct req *r, const struct route *rt);
-void h_upload(struct ctx *c, struct req *r, const struct route *rt);
-void h_manifest(struct ctx *c, struct req *r, const struct route *rt);
-void h_tags(struct ctx *c, struct req *r, const struct route *rt);
-void h_catalog(struct ctx *c, struct req *r, const struct route *rt);
-void h_referrers(struct ctx *c, struct req *r, const struct route *rt);
+typedef pier_err handler_fn(struct ctx *c, struct req *r, const struct route *rt,
+                            struct perr *e);
 
-struct stored_manifest;
-/* Answer with a stored manifest (Accept negotiation by tag; HEAD without
- * body). cache_state, when not NULL, goes into X-Pier-Cache. */
-void h_manifest_send(struct ctx *c, struct req *r, const char *name, const char *ref,
-                     const struct stored_manifest *sm, const char *cache_state);
-/* Answer with a published blob through X-Sendfile. */
-void h_blob_send(struct ctx *c, struct req *r, const char *digest, const char *cache_state);
+handler_fn h_blob, h_upload_start, h_upload, h_manifest, h_tags, h_catalog, h_referrers;
 
 #endif

@@ -119,7 +119,7 @@ static void control(struct ctx *c, struct authn_cache *ac, struct req *r)
         req_refuse_body(r);
         endpoint_error(r, &e);
     } else if (strcmp(r->path, "/token") == 0) {
-        authn_token_endpoint(c, ac, r);
+        registry_token(c, ac, r);
     } else if (strncmp(r->path, "/console/api/", 13) == 0) {
         console_handle(c, ac, r);
     } else {

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "auth/authz.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "db/db.h"
 #include "store/blobstore.h"
 #include "store/templates.h"
@@ -255,12 +255,8 @@ static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_i
                 if (rc)
                     return rc;
             }
-            /* Creating a repository is an action of its own (ECR's model). */
-            if (c->who) {
-                pier_err rc = authz_check(c, "ecr:CreateRepository", name, e);
-                if (rc)
-                    return rc;
-            }
+            /* Creating a repository is an action of its own (ECR's model):
+             * the caller authorized it (authz_create_or_import). */
             res = db_exec(c->db, c->a, &st_repo_insert, e, name, rule_id ? "cache" : "push", rid);
             if (!res)
                 return e->code;

@@ -1,6 +1,8 @@
 /* repo: the registry's metadata store — repositories, blob links, manifests,
  * tags and the listings built from them. Every statement is parameterized;
- * every name and digest passed in has already passed the grammar checks. */
+ * every name and digest passed in has already passed the grammar checks.
+ * Writes that may create a repository do not authorize: the caller decided
+ * with authz_create_or_import() before calling. */
 #ifndef PIER_REPO_H
 #define PIER_REPO_H
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include "auth/policy.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "db/db.h"
 #include "lib/grammar.h"
 

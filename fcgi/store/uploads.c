@@ -133,13 +133,11 @@ static pier_err copy_body(struct req *r, int fd, long long off, struct hashstate
         if (n == 0)
             break;
         if (off + total + n > max_total) {
-            req_refuse_body(r);
             return perr_set(e, PIER_E_TOO_LARGE,
                             "upload exceeds the size limit of %lld bytes", max_total);
         }
         pier_err rc = blobstore_pwrite_all(fd, copybuf, (size_t)n, (off_t)(off + total), e);
         if (rc) {
-            req_refuse_body(r);
             return rc;
         }
         if (hashing)
@@ -161,18 +159,15 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
         /* grammar_content_range() bounds both ends; anything else is refused here,
          * before end - start + 1 could overflow. */
         if (end < start || end > GRAMMAR_OFFSET_MAX) {
-            req_refuse_body(r);
             return perr_set(e, PIER_E_RANGE_INVALID, "Content-Range %lld-%lld is not a chunk range",
                             start, end);
         }
         if (start != u->size) {
-            req_refuse_body(r);
             return perr_set(e, PIER_E_RANGE_INVALID,
                             "chunk starts at byte %lld but the upload has %lld bytes; "
                             "send the chunk that starts at %lld", start, u->size, u->size);
         }
         if (r->content_length >= 0 && r->content_length != end - start + 1) {
-            req_refuse_body(r);
             return perr_set(e, PIER_E_RANGE_INVALID,
                             "Content-Range %lld-%lld announces %lld bytes but Content-Length "
                             "is %lld", start, end, end - start + 1, r->content_length);
@@ -182,7 +177,6 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
     if (u->size + c->cfg->max_chunk_size < max_total)
         max_total = u->size + c->cfg->max_chunk_size;
     if (r->content_length >= 0 && u->size + r->content_length > max_total) {
-        req_refuse_body(r);
         return perr_set(e, PIER_E_TOO_LARGE,
                         "upload would reach %lld bytes; the limit is %lld bytes",
                         u->size + r->content_length, max_total);
@@ -190,14 +184,12 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
     /* No room for the announced bytes: refused before any is read. */
     if (r->content_length > 0 &&
         blobstore_reserve(c->bs, r->content_length, c->cfg->min_free_space, e) != PIER_OK) {
-        req_refuse_body(r);
         return e->code;
     }
     char path[PATH_MAX];
     blobstore_upload_path(c->bs, u->id, path);
     int fd = open(path, O_WRONLY);
     if (fd < 0) {
-        req_refuse_body(r);
         log_error("cannot open %s: %s", path, strerror(errno));
         return perr_set(e, PIER_E_BLOB_UPLOAD_UNKNOWN,
                         "the data of upload %s is gone from the blob store", u->id);
@@ -299,19 +291,16 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     enum digest_alg alg;
     pier_err rc = grammar_digest(digest, &alg, e);
     if (rc) {
-        req_refuse_body(r);
         return rc;
     }
     long long limit = c->cfg->max_blob_size < c->cfg->max_chunk_size ? c->cfg->max_blob_size
                                                                       : c->cfg->max_chunk_size;
     if (r->content_length > limit) {
-        req_refuse_body(r);
         return perr_set(e, PIER_E_TOO_LARGE, "blob is %lld bytes; the limit is %lld",
                         r->content_length, limit);
     }
     if (r->content_length > 0 &&
         blobstore_reserve(c->bs, r->content_length, c->cfg->min_free_space, e) != PIER_OK) {
-        req_refuse_body(r);
         return e->code;
     }
     struct upload u;
@@ -324,7 +313,6 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     blobstore_upload_path(c->bs, u.id, path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     if (fd < 0) {
-        req_refuse_body(r);
         log_error("cannot create %s: %s", path, strerror(errno));
         return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
     }

@@ -595,9 +595,15 @@ async function main() {
       assert(await bubble.isVisible(), 'no message beside the marked line');
       assert(/unknown condition operator/.test(await bubble.innerText()), `bubble: ${await bubble.innerText()}`);
       // The bubble sits at (or right below) the marked line.
-      const band = await page.locator('.policy-card .editor-band-error').boundingBox();
-      const bb = await bubble.boundingBox();
-      assert(band && bb && bb.y >= band.y - 4 && bb.y <= band.y + band.height + 6, `bubble at y=${bb && bb.y}, line at y=${band && band.y}`);
+      // The editor redraws its bands on every layout pass: read both boxes
+      // until one pass shows them (a box read mid-redraw is null).
+      let band = null;
+      let bb = null;
+      await waitFor('the bubble beside the marked line', async () => {
+        band = await page.locator('.policy-card .editor-band-error').boundingBox();
+        bb = await bubble.boundingBox();
+        return band && bb && bb.y >= band.y - 4 && bb.y <= band.y + band.height + 6;
+      }, 5000).catch((e) => { throw new Error(`${e.message}: bubble at y=${bb && bb.y}, line at y=${band && band.y}`); });
       eq(await ta.inputValue(), bad, 'the text after the refused save');
       const caret = await ta.evaluate((el) => el.value.slice(0, el.selectionStart).split('\n').length);
       eq(caret, wantLine, 'the line of the caret');

@@ -23,7 +23,7 @@
 #include <jansson.h>
 #include "auth/policy.h"
 #include "auth/secrets.h"
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "ecrapi/api.h"
 #include "fuzz.h"
 #include "lib/grammar.h"
@@ -173,7 +173,7 @@ static void accepted_media_types(struct api *x)
 }
 
 /* read_rule_fields (ops_registry.c) and the checks rules_create/rules_update
- * run before their queries (validate in cache/rules.c). */
+ * run before their queries (validate in store/rules.c). */
 static void rule(struct api *x, bool create)
 {
     const char *prefix = str(x, "ecrRepositoryPrefix", true, 30);

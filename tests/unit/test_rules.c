@@ -1,5 +1,5 @@
 /* Unit tests for cache rule validation and the local-to-upstream name mapping. */
-#include "cache/rules.h"
+#include "store/rules.h"
 #include "tap.h"
 
 static pier_err prefix(const char *p) { struct perr e; return rule_check_prefix(p, &e); }

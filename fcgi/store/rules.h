@@ -59,6 +59,11 @@ pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bo
                      struct perr *e);
 /* The rule with this id. */
 pier_err rules_get_id(struct ctx *c, long long id, struct cache_rule *out, struct perr *e);
+/* The rule governing repository name: its own rule when the repository
+ * exists (rule_id > 0; 0: pushed, no rule), else the longest matching
+ * prefix. *found says whether there is one. */
+pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id,
+                              struct cache_rule *rule, bool *found, struct perr *e);
 /* The rule with this prefix; PIER_E_NAME_UNKNOWN when none. */
 pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e);
 

@@ -1,5 +1,5 @@
 /* rules: cache_rules table, validation and name mapping. */
-#include "cache/rules.h"
+#include "store/rules.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -627,4 +627,15 @@ void rules_clear_error(struct ctx *c, long long rule_id)
     snprintf(id, sizeof id, "%lld", rule_id);
     struct perr ignore;
     db_exec(c->db, c->a, &st_clear_error, &ignore, id);
+}
+
+pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id,
+                              struct cache_rule *rule, bool *found, struct perr *e)
+{
+    if (rule_id > 0) {
+        pier_err rc = rules_get_id(c, rule_id, rule, e);
+        *found = rc == PIER_OK;
+        return rc == PIER_E_NAME_UNKNOWN ? PIER_OK : rc;
+    }
+    return rules_match(c, name, rule, found, e);
 }
