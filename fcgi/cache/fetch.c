@@ -324,7 +324,9 @@ static pier_err record(struct fetch *f, struct perr *e)
     }
 }
 
-static void hold(struct fetch *f, const char *upname)
+/* Create the temporary file and the hash. False (the request failed) when
+ * the blob root cannot take it. */
+static bool hold_open(struct fetch *f, enum digest_alg *alg)
 {
     struct ctx *c = f->c;
     char dir[PATH_MAX + 16];
@@ -335,29 +337,40 @@ static void hold(struct fetch *f, const char *upname)
     snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
     int open_errno = errno;
-    enum digest_alg alg = DIGEST_SHA256;
-    grammar_digest(f->digest, &alg, NULL);
+    *alg = DIGEST_SHA256;
+    grammar_digest(f->digest, alg, NULL);
     f->md = EVP_MD_CTX_new();
-    if (f->fd < 0 || !f->md || !EVP_DigestInit_ex(f->md, alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL)) {
-        log_error("cannot create %s: %s", f->tmp, strerror(open_errno));
-        if (f->fd >= 0) {
-            close(f->fd);
-            unlink(f->tmp);
-        }
-        EVP_MD_CTX_free(f->md);
-        bool full = f->fd < 0 && (open_errno == ENOSPC || open_errno == EDQUOT);
-        local_failure(f, full ? PIER_E_STORAGE_FULL : PIER_E_UNAVAILABLE,
-                      full ? "the blob store is full" : "the cache cannot write to its blob store");
-        return;
+    if (f->fd >= 0 && f->md &&
+        EVP_DigestInit_ex(f->md, *alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL))
+        return true;
+    log_error("cannot create %s: %s", f->tmp, strerror(open_errno));
+    if (f->fd >= 0) {
+        close(f->fd);
+        unlink(f->tmp);
     }
+    EVP_MD_CTX_free(f->md);
+    f->md = NULL;
+    bool full = f->fd < 0 && (open_errno == ENOSPC || open_errno == EDQUOT);
+    f->fd = -1;
+    local_failure(f, full ? PIER_E_STORAGE_FULL : PIER_E_UNAVAILABLE,
+                  full ? "the blob store is full" : "the cache cannot write to its blob store");
+    return false;
+}
+
+/* Download into the temporary file (and to the client as it comes); got
+ * receives the digest of what arrived when the transfer completed. */
+static pier_err hold_download(struct fetch *f, const char *upname, enum digest_alg alg,
+                              struct upstream_resp *resp, char got[DIGEST_STR_MAX])
+{
+    struct ctx *c = f->c;
+    struct perr e;
     f->written = f->durable = f->synced = 0;
     f->total = -1;
     f->last_sync = f->last_renew = now_ms();
     f->stage = stage_bufs[0];
     f->pending = stage_bufs[1];
     f->stage_len = f->pending_len = 0;
-    struct perr e;
-    lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
+    (void)lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
     char *path = arena_printf(c->a, "blobs/%s", f->digest);
     /* However slowly an upstream sends, the download ends: at the minimum
      * rate the largest blob it may send takes this long. */
@@ -367,75 +380,89 @@ static void hold(struct fetch *f, const char *upname)
                              .on_headers = holder_headers, .on_data = holder_data,
                              .on_tick = holder_tick, .arg = f,
                              .deadline_ms = secs > LONG_MAX / 1000 ? LONG_MAX : (long)secs * 1000};
-    struct upstream_resp resp;
-    pier_err rc = upstream_do(c, &q, &resp, &e);
-    if (rc != PIER_OK && resp.failure == UPF_ABORTED && f->why[0] && !f->local) {
-        resp.failure = UPF_PROTOCOL;
-        snprintf(resp.message, sizeof resp.message, "%s", f->why);
+    pier_err rc = upstream_do(c, &q, resp, &e);
+    if (rc != PIER_OK && resp->failure == UPF_ABORTED && f->why[0] && !f->local) {
+        resp->failure = UPF_PROTOCOL;
+        snprintf(resp->message, sizeof resp->message, "%s", f->why);
     }
     if (rc == PIER_OK && !f->local && flush_stage(f) != 0)
         rc = PIER_E_UNAVAILABLE;
     stats_add(c->stats, f->rule->id, STAT_UPSTREAM_BYTES, f->written);
-    char got[DIGEST_STR_MAX] = "";
+    got[0] = '\0';
     if (rc == PIER_OK) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned mdlen = 0;
         EVP_DigestFinal_ex(f->md, md, &mdlen);
-        snprintf(got, sizeof got, "%s:", alg == DIGEST_SHA512 ? "sha512" : "sha256");
+        snprintf(got, DIGEST_STR_MAX, "%s:", alg == DIGEST_SHA512 ? "sha512" : "sha256");
         hex_encode(md, mdlen, got + 7);
     }
     EVP_MD_CTX_free(f->md);
     f->md = NULL;
-    if (f->local) {
-        discard_tmp(f);
-        local_failure(f, f->local, f->why);
-        return;
-    }
-    char why[600] = "";
+    return rc;
+}
+
+/* Why the bytes that arrived are not the blob (why[0] == '\0': they are). */
+static void hold_verify(const struct fetch *f, pier_err rc, const struct upstream_resp *resp,
+                        const char *got, char *why, size_t whysz)
+{
+    why[0] = '\0';
     if (rc != PIER_OK)
-        snprintf(why, sizeof why, "upstream %s", resp.message);
+        snprintf(why, whysz, "upstream %s", resp->message);
     else if (strcmp(got, f->digest) != 0)
-        snprintf(why, sizeof why, "the upstream sent %lld bytes with digest %s for blob %s",
+        snprintf(why, whysz, "the upstream sent %lld bytes with digest %s for blob %s",
                  f->written, got, f->digest);
     else if (f->total >= 0 && f->written != f->total)
-        snprintf(why, sizeof why, "the upstream sent %lld of %lld bytes", f->written, f->total);
+        snprintf(why, whysz, "the upstream sent %lld of %lld bytes", f->written, f->total);
     else if (f->declared >= 0 && f->written != f->declared)
-        snprintf(why, sizeof why, "the upstream sent %lld bytes for a blob its manifest declares "
+        snprintf(why, whysz, "the upstream sent %lld bytes for a blob its manifest declares "
                  "as %lld bytes", f->written, f->declared);
-    if (!why[0]) {
-        if (fsync(f->fd) != 0 && (errno == ENOSPC || errno == EDQUOT)) {
-            discard_tmp(f);
-            local_failure(f, PIER_E_STORAGE_FULL, "the blob store is full");
-            return;
-        }
-        close(f->fd);
-        f->fd = -1;
-        if (record(f, &e) != PIER_OK) {
-            /* The client still gets its verified bytes; the next request
-             * downloads again. */
-            log_error("blob %s for %s could not be stored or recorded: %s", f->digest, f->name,
-                      e.msg);
-            unlink(f->tmp);
-            lease_fail(c, f->key, f->holder, e.code, e.msg, 1);
-            if (!f->headers_sent) {
-                fail_client(f, e.code, e.msg);
-                return;
-            }
-            if (f->pending_len)
-                to_client(f, f->pending, f->pending_len, f->pending_off);
-            return;
-        }
-        lease_release(c, f->key, f->holder, &e);
-        stats_add(c->stats, f->rule->id, STAT_MISS, 1);
-        stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
+}
+
+/* The bytes are the blob: make them durable, publish, record, release the
+ * lease, and give the client the rest (or leave the answer to serve/). */
+static void hold_publish(struct fetch *f)
+{
+    struct ctx *c = f->c;
+    struct perr e;
+    if (fsync(f->fd) != 0 && (errno == ENOSPC || errno == EDQUOT)) {
+        discard_tmp(f);
+        local_failure(f, PIER_E_STORAGE_FULL, "the blob store is full");
+        return;
+    }
+    close(f->fd);
+    f->fd = -1;
+    if (record(f, &e) != PIER_OK) {
+        /* The client still gets its verified bytes; the next request
+         * downloads again. */
+        log_error("blob %s for %s could not be stored or recorded: %s", f->digest, f->name,
+                  e.msg);
+        unlink(f->tmp);
+        (void)lease_fail(c, f->key, f->holder, e.code, e.msg, 1);
         if (!f->headers_sent) {
-            send_published(f, "miss");
+            fail_client(f, e.code, e.msg);
             return;
         }
         if (f->pending_len)
             to_client(f, f->pending, f->pending_len, f->pending_off);
         return;
     }
+    (void)lease_release(c, f->key, f->holder, &e);
+    stats_add(c->stats, f->rule->id, STAT_MISS, 1);
+    stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
+    if (!f->headers_sent) {
+        send_published(f, "miss");
+        return;
+    }
+    if (f->pending_len)
+        to_client(f, f->pending, f->pending_len, f->pending_off);
+}
+
+/* The upstream failed or sent wrong bytes: nothing is kept, the failure is
+ * shared with the requests that wait for this download. */
+static void hold_failed(struct fetch *f, pier_err rc, const struct upstream_resp *resp,
+                        const char *why)
+{
+    struct ctx *c = f->c;
     discard_tmp(f);
     log_warn("blob %s for %s not cached (upstream %s): %s", f->digest, f->name,
              f->rule->upstream_url, why);
@@ -446,20 +473,43 @@ static void hold(struct fetch *f, const char *upname)
     if (rc == PIER_OK) {
         code = PIER_E_UPSTREAM;
         msg = arena_printf(c->a, "%s; nothing was cached", why);
-    } else if (resp.failure == UPF_NOT_FOUND) {
+    } else if (resp->failure == UPF_NOT_FOUND) {
         code = PIER_E_BLOB_UNKNOWN;
-        msg = arena_printf(c->a, "blob not found upstream: %s", resp.message);
+        msg = arena_printf(c->a, "blob not found upstream: %s", resp->message);
     } else {
-        code = cache_upstream_error(resp.failure);
-        msg = arena_printf(c->a, "the upstream failed (%s) and the blob is not cached", resp.message);
+        code = cache_upstream_error(resp->failure);
+        msg = arena_printf(c->a, "the upstream failed (%s) and the blob is not cached",
+                           resp->message);
     }
     /* Wrong bytes (a digest or size that does not match) are remembered
      * like a negative cache entry: nobody downloads them again soon. */
     /* "Not found" is an answer about one upstream repository, and the lease
      * is shared by every repository of the rule: not kept for anyone else. */
-    lease_fail(c, f->key, f->holder, code, msg,
-               code == PIER_E_BLOB_UNKNOWN ? 0 : fail_keep_s(f, rc == PIER_OK || f->why[0]));
+    (void)lease_fail(c, f->key, f->holder, code, msg,
+                     code == PIER_E_BLOB_UNKNOWN ? 0 : fail_keep_s(f, rc == PIER_OK || f->why[0]));
     fail_client(f, code, msg);
+}
+
+/* This request holds the lease: download, verify, then publish or fail. */
+static void hold(struct fetch *f, const char *upname)
+{
+    enum digest_alg alg;
+    if (!hold_open(f, &alg))
+        return;
+    struct upstream_resp resp;
+    char got[DIGEST_STR_MAX];
+    pier_err rc = hold_download(f, upname, alg, &resp, got);
+    if (f->local) {
+        discard_tmp(f);
+        local_failure(f, f->local, f->why);
+        return;
+    }
+    char why[600];
+    hold_verify(f, rc, &resp, got, why, sizeof why);
+    if (!why[0])
+        hold_publish(f);
+    else
+        hold_failed(f, rc, &resp, why);
 }
 
 /* ---- followers ---- */
