@@ -2,12 +2,14 @@
  * Signature Version 4, the same policy engine as the registry, errors as the
  * SDKs expect ({"__type": "<Name>Exception", "message": ...}, HTTP 400).
  * Also answers the few Secrets Manager calls the pull-through-cache workflow
- * uses. Operations live in ops_*.c; this header is their toolkit. */
+ * uses. Operations live in ops_*.c, one file per concept; this header is
+ * their toolkit. */
 #ifndef PIER_ECRAPI_H
 #define PIER_ECRAPI_H
 
 #include <stdbool.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include "http/request.h"
 #include "lib/ctx.h"
 
@@ -64,6 +66,12 @@ bool api_page(struct api *x, long long max, long long *limit, long long *offset)
 void api_next(struct api *x, long long offset, long long limit, bool more);
 /* Registry URI host (public_url without scheme, else registry_host). */
 const char *api_registry_host(struct api *x);
+/* Repository name exists (RepositoryNotFoundException otherwise); *out (may
+ * be NULL) receives its row (ops_repos.c). */
+bool api_repo_exists(struct api *x, const char *name, PGresult **out);
+/* Store tags ([{Key, Value}], NULL: none) on resource arn, at most 50 in all
+ * (ops_tags.c). */
+bool api_put_tags(struct api *x, const char *arn, json_t *tags);
 
 /* Operations (ops_*.c). */
 void op_get_authorization_token(struct api *x);

@@ -1,0 +1,132 @@
+/* ops_tags: resource tags on repositories (ListTagsForResource, TagResource,
+ * UntagResource). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "db/db.h"
+#include "ecrapi/api.h"
+#include "lib/grammar.h"
+
+static const struct db_stmt st_tags_list = {
+    "api_tags_list", "SELECT key, value FROM resource_tags WHERE resource_arn = $1 ORDER BY key", 1};
+static const struct db_stmt st_tag_put = {
+    "api_tag_put",
+    "INSERT INTO resource_tags(resource_arn, key, value) VALUES ($1, $2, $3)"
+    " ON CONFLICT (resource_arn, key) DO UPDATE SET value = EXCLUDED.value", 3};
+static const struct db_stmt st_tag_del = {
+    "api_tag_del", "DELETE FROM resource_tags WHERE resource_arn = $1 AND key = $2", 2};
+static const struct db_stmt st_tag_count = {
+    "api_tag_count", "SELECT count(*) FROM resource_tags WHERE resource_arn = $1", 1};
+
+/* Tags as [{Key, Value}] into resource_tags of arn. */
+bool api_put_tags(struct api *x, const char *arn, json_t *tags)
+{
+    if (!tags)
+        return true;
+    if (!json_is_array(tags))
+        return api_fail(x, "InvalidTagParameterException", "tags must be a list of {Key, Value}");
+    size_t i;
+    json_t *t;
+    struct perr e;
+    json_array_foreach(tags, i, t) {
+        const char *k = json_string_value(json_object_get(t, "Key"));
+        const char *v = json_string_value(json_object_get(t, "Value"));
+        if (!k || !*k || strlen(k) > 128 || (v && strlen(v) > 256) || strncmp(k, "aws:", 4) == 0)
+            return api_fail(x, "InvalidTagParameterException",
+                            "tags[%zu]: Key must be 1-128 characters not starting with aws:, Value at most 256", i);
+        if (!db_exec(x->c->db, x->c->a, &st_tag_put, &e, arn, k, v ? v : ""))
+            return api_perr(x, &e, NULL, NULL);
+    }
+    PGresult *res = db_exec(x->c->db, x->c->a, &st_tag_count, &e, arn);
+    if (res && db_int(res, 0, 0) > 50)
+        return api_fail(x, "TooManyTagsException", "a resource can have at most 50 tags");
+    return true;
+}
+
+
+/* The repository behind a repository ARN of this registry, or NULL. */
+static const char *arn_repo(struct api *x, const char *arn)
+{
+    const char *prefix = arena_printf(x->r->a, "arn:aws:ecr:%s:%s:repository/", x->c->cfg->region,
+                                      x->c->cfg->account_id);
+    if (!arn || strncmp(arn, prefix, strlen(prefix)) != 0) {
+        api_fail(x, "InvalidParameterException", "resourceArn must be a repository ARN of this registry (%s...)",
+                 prefix);
+        return NULL;
+    }
+    const char *name = arn + strlen(prefix);
+    struct perr e;
+    if (grammar_name(name, &e) != PIER_OK) {
+        api_fail(x, "InvalidParameterException", "resourceArn: %s", e.msg);
+        return NULL;
+    }
+    return name;
+}
+
+void op_list_tags_for_resource(struct api *x)
+{
+    const char *arn = api_str(x, "resourceArn", true, 1024);
+    const char *name = x->err_type ? NULL : arn_repo(x, arn);
+    if (!name || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
+        return;
+    struct perr e;
+    PGresult *res = db_exec(x->c->db, x->c->a, &st_tags_list, &e, arn);
+    if (!res) {
+        api_perr(x, &e, NULL, NULL);
+        return;
+    }
+    json_t *tags = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(tags, json_pack("{s:s, s:s}", "Key", PQgetvalue(res, i, 0), "Value",
+                                              PQgetvalue(res, i, 1)));
+    json_object_set_new(x->out, "tags", tags);
+}
+
+void op_tag_resource(struct api *x)
+{
+    const char *arn = api_str(x, "resourceArn", true, 1024);
+    const char *name = x->err_type ? NULL : arn_repo(x, arn);
+    if (!name || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
+        return;
+    json_t *tags = json_object_get(x->in, "tags");
+    if (!json_is_array(tags)) {
+        api_fail(x, "InvalidParameterException", "tags is required");
+        return;
+    }
+    struct perr e;
+    if (db_begin(x->c->db, &e) != PIER_OK) {
+        api_perr(x, &e, NULL, NULL);
+        return;
+    }
+    if (!api_put_tags(x, arn, tags) || db_commit(x->c->db, &e) != PIER_OK) {
+        db_rollback(x->c->db);
+        if (!x->err_type)
+            api_perr(x, &e, NULL, NULL);
+    }
+}
+
+void op_untag_resource(struct api *x)
+{
+    const char *arn = api_str(x, "resourceArn", true, 1024);
+    const char *name = x->err_type ? NULL : arn_repo(x, arn);
+    if (!name || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
+        return;
+    json_t *keys = json_object_get(x->in, "tagKeys");
+    if (!json_is_array(keys)) {
+        api_fail(x, "InvalidParameterException", "tagKeys is required");
+        return;
+    }
+    size_t i;
+    json_t *k;
+    struct perr e;
+    json_array_foreach(keys, i, k) {
+        if (!json_is_string(k)) {
+            api_fail(x, "InvalidParameterException", "tagKeys[%zu] must be a string", i);
+            return;
+        }
+        if (!db_exec(x->c->db, x->c->a, &st_tag_del, &e, arn, json_string_value(k))) {
+            api_perr(x, &e, NULL, NULL);
+            return;
+        }
+    }
+}
