@@ -14,6 +14,7 @@
 #include "auth/authn.h"
 #include "auth/authz.h"
 #include "auth/principals.h"
+#include "cache/rules.h"
 #include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
@@ -44,45 +45,6 @@ static const struct db_stmt st_delete = {
     "con_delete", "DELETE FROM console_sessions WHERE id_hash = $1::bytea", 1};
 static const struct db_stmt st_expire = {
     "con_expire", "DELETE FROM console_sessions WHERE expires_at < now()", 0};
-static const struct db_stmt st_overview_rules = {
-    "con_overview_rules",
-    "SELECT cr.prefix, cr.upstream_url, cr.upstream_registry, cr.upstream_prefix,"
-    " cr.refresh_seconds, (cr.secret_enc IS NOT NULL OR cr.credential_arn IS NOT NULL),"
-    " coalesce(cr.credential_arn, ''), coalesce(cr.last_error, ''),"
-    " coalesce(extract(epoch FROM cr.last_error_at)::bigint, 0),"
-    " coalesce(s.hits, 0), coalesce(s.misses, 0), coalesce(s.stale, 0),"
-    " coalesce(s.upstream_bytes, 0), coalesce(s.served_bytes, 0), coalesce(s.upstream_errors, 0),"
-    " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
-    " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
-    "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
-    " extract(epoch FROM cr.created_at)::bigint, coalesce(s.storage_errors, 0),"
-    " coalesce(cr.last_storage_error, ''),"
-    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0)"
-    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
-static const struct db_stmt st_top = {
-    "con_top",
-    "SELECT r.name, r.pulls, coalesce(cr.prefix, '') FROM repositories r"
-    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.pulls > 0"
-    " ORDER BY r.pulls DESC, r.name LIMIT 50", 0};
-static const struct db_stmt st_repos = {
-    "con_repos",
-    "SELECT r.name, r.kind, coalesce(cr.prefix, ''), extract(epoch FROM r.created_at)::bigint,"
-    " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id),"
-    " (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), r.pulls"
-    " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
-    " WHERE strpos(r.name, $1) > 0 ORDER BY r.name LIMIT 500", 1};
-static const struct db_stmt st_tags = {
-    "con_tags",
-    "SELECT t.name, t.digest, m.media_type, m.size, extract(epoch FROM m.created_at)::bigint,"
-    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
-    " coalesce(extract(epoch FROM t.checked_at)::bigint, 0),"
-    " (r.kind = 'cache' AND (t.checked_at IS NULL OR t.checked_at <"
-    "   now() - make_interval(secs => coalesce(cr.refresh_seconds, 0)))),"
-    " m.body"
-    " FROM tags t JOIN repositories r ON r.id = t.repository_id"
-    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
-    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.name = $1 ORDER BY t.name", 1};
-
 /* ---- responses ---- */
 
 static void reply(struct req *r, int status, json_t *body)
@@ -291,47 +253,51 @@ static void overview(struct ctx *c, struct req *r)
         fail(r, 403, "AccessDeniedException", e.msg);
         return;
     }
-    PGresult *res = db_exec(c->db, c->a, &st_overview_rules, &e);
-    PGresult *top = res ? db_exec(c->db, c->a, &st_top, &e) : NULL;
-    if (!res || !top) {
+    struct rule_overview *ro;
+    struct repo_pulls *top;
+    int nrules, ntop;
+    if (rules_overview(c, &ro, &nrules, &e) != PIER_OK ||
+        repo_most_pulled(c, &top, &ntop, &e) != PIER_OK) {
         fail(r, 503, "ServerException", e.msg);
         return;
     }
     json_t *rules = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                              "prefix", PQgetvalue(res, i, 0), "upstreamUrl", PQgetvalue(res, i, 1),
-                              "upstreamRegistry", PQgetvalue(res, i, 2),
-                              "upstreamPrefix", PQgetvalue(res, i, 3),
-                              "refreshSeconds", (json_int_t)db_int(res, i, 4),
-                              "hasCredentials", PQgetvalue(res, i, 5)[0] == 't',
-                              "hits", (json_int_t)db_int(res, i, 9), "misses", (json_int_t)db_int(res, i, 10),
-                              "stale", (json_int_t)db_int(res, i, 11),
-                              "upstreamBytes", (json_int_t)db_int(res, i, 12),
-                              "servedBytes", (json_int_t)db_int(res, i, 13),
-                              "upstreamErrors", (json_int_t)db_int(res, i, 14),
-                              "repositories", (json_int_t)db_int(res, i, 15),
-                              "bytesCached", (json_int_t)db_int(res, i, 16),
-                              "createdAt", (json_int_t)db_int(res, i, 17));
-        json_object_set_new(j, "storageErrors", json_integer(db_int(res, i, 18)));
-        if (PQgetvalue(res, i, 19)[0]) {
-            json_object_set_new(j, "lastStorageError", json_string(PQgetvalue(res, i, 19)));
-            json_object_set_new(j, "lastStorageErrorAt", json_integer(db_int(res, i, 20)));
+    for (int i = 0; i < nrules; i++) {
+        const struct rule_overview *o = &ro[i];
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                              " s:I, s:I}",
+                              "prefix", o->prefix, "upstreamUrl", o->upstream_url,
+                              "upstreamRegistry", o->upstream_registry,
+                              "upstreamPrefix", o->upstream_prefix,
+                              "refreshSeconds", (json_int_t)o->refresh_seconds,
+                              "hasCredentials", o->has_credentials,
+                              "hits", (json_int_t)o->hits, "misses", (json_int_t)o->misses,
+                              "stale", (json_int_t)o->stale,
+                              "upstreamBytes", (json_int_t)o->upstream_bytes,
+                              "servedBytes", (json_int_t)o->served_bytes,
+                              "upstreamErrors", (json_int_t)o->upstream_errors,
+                              "repositories", (json_int_t)o->repositories,
+                              "bytesCached", (json_int_t)o->bytes_cached,
+                              "createdAt", (json_int_t)o->created_at);
+        json_object_set_new(j, "storageErrors", json_integer(o->storage_errors));
+        if (o->last_storage_error[0]) {
+            json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
+            json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));
         }
-        if (PQgetvalue(res, i, 6)[0])
-            json_object_set_new(j, "credentialArn", json_string(PQgetvalue(res, i, 6)));
-        if (PQgetvalue(res, i, 7)[0]) {
-            json_object_set_new(j, "lastError", json_string(PQgetvalue(res, i, 7)));
-            json_object_set_new(j, "lastErrorAt", json_integer(db_int(res, i, 8)));
+        if (o->credential_arn[0])
+            json_object_set_new(j, "credentialArn", json_string(o->credential_arn));
+        if (o->last_error[0]) {
+            json_object_set_new(j, "lastError", json_string(o->last_error));
+            json_object_set_new(j, "lastErrorAt", json_integer(o->last_error_at));
         }
         json_array_append_new(rules, j);
     }
     json_t *tops = json_array();
-    for (int i = 0; i < PQntuples(top); i++)
-        if (authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(top, i, 0)))
-            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", PQgetvalue(top, i, 0),
-                                                  "pulls", (json_int_t)db_int(top, i, 1), "rule",
-                                                  PQgetvalue(top, i, 2)));
+    for (int i = 0; i < ntop; i++)
+        if (authz_allowed(c, "ecr:DescribeRepositories", top[i].name))
+            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", top[i].name,
+                                                  "pulls", (json_int_t)top[i].pulls, "rule",
+                                                  top[i].rule_prefix));
     reply(r, 200, json_pack("{s:o, s:o}", "rules", rules, "topRepositories", tops));
 }
 
@@ -343,22 +309,23 @@ static void repositories(struct ctx *c, struct req *r)
         return;
     }
     struct perr e;
-    PGresult *res = db_exec(c->db, c->a, &st_repos, &e, q);
-    if (!res) {
+    struct repo_summary *found;
+    int n;
+    if (repo_search(c, q, &found, &n, &e) != PIER_OK) {
         fail(r, 503, "ServerException", e.msg);
         return;
     }
     json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (!authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(res, i, 0)))
+    for (int i = 0; i < n; i++) {
+        const struct repo_summary *s = &found[i];
+        if (!authz_allowed(c, "ecr:DescribeRepositories", s->name))
             continue;
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", PQgetvalue(res, i, 0),
-                              "cache", !strcmp(PQgetvalue(res, i, 1), "cache"),
-                              "createdAt", (json_int_t)db_int(res, i, 3),
-                              "images", (json_int_t)db_int(res, i, 4),
-                              "tags", (json_int_t)db_int(res, i, 5), "pulls", (json_int_t)db_int(res, i, 6));
-        if (PQgetvalue(res, i, 2)[0])
-            json_object_set_new(j, "rule", json_string(PQgetvalue(res, i, 2)));
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", s->name,
+                              "cache", s->cache, "createdAt", (json_int_t)s->created_at,
+                              "images", (json_int_t)s->images, "tags", (json_int_t)s->tags,
+                              "pulls", (json_int_t)s->pulls);
+        if (s->rule_prefix[0])
+            json_object_set_new(j, "rule", json_string(s->rule_prefix));
         json_array_append_new(list, j);
     }
     reply(r, 200, json_pack("{s:o}", "repositories", list));
@@ -420,26 +387,24 @@ static void repository(struct ctx *c, struct req *r)
         fail(r, 403, "AccessDeniedException", e.msg);
         return;
     }
-    PGresult *res = db_exec(c->db, c->a, &st_tags, &e, name);
-    if (!res) {
+    struct repo_tag_detail *found;
+    int n;
+    if (repo_tag_details(c, name, &found, &n, &e) != PIER_OK) {
         fail(r, 503, "ServerException", e.msg);
         return;
     }
     json_t *tags = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", PQgetvalue(res, i, 0),
-                              "digest", PQgetvalue(res, i, 1), "mediaType", PQgetvalue(res, i, 2),
-                              "manifestBytes", (json_int_t)db_int(res, i, 3),
-                              "pushedAt", (json_int_t)db_int(res, i, 4),
-                              "lastPulledAt", (json_int_t)db_int(res, i, 5),
-                              "lastUpstreamCheck", (json_int_t)db_int(res, i, 6),
-                              "stale", PQgetvalue(res, i, 7)[0] == 't');
-        size_t blen = 0;
-        unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 8), &blen);
-        if (body) {
-            describe_manifest(c, name, (const char *)body, blen, t);
-            PQfreemem(body);
-        }
+    for (int i = 0; i < n; i++) {
+        const struct repo_tag_detail *d = &found[i];
+        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", d->tag,
+                              "digest", d->digest, "mediaType", d->media_type,
+                              "manifestBytes", (json_int_t)d->size,
+                              "pushedAt", (json_int_t)d->pushed_at,
+                              "lastPulledAt", (json_int_t)d->last_pulled_at,
+                              "lastUpstreamCheck", (json_int_t)d->checked_at,
+                              "stale", d->stale);
+        if (d->body)
+            describe_manifest(c, name, d->body, d->body_len, t);
         json_array_append_new(tags, t);
     }
     reply(r, 200, json_pack("{s:s, s:o}", "name", name, "tags", tags));

@@ -9,11 +9,11 @@
 
 #include <stdbool.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include "http/request.h"
 #include "lib/ctx.h"
 
 struct authn_cache;
+struct repo_record;
 
 struct api {
     struct ctx *c;
@@ -67,8 +67,8 @@ void api_next(struct api *x, long long offset, long long limit, bool more);
 /* Registry URI host (public_url without scheme, else registry_host). */
 const char *api_registry_host(struct api *x);
 /* Repository name exists (RepositoryNotFoundException otherwise); *out (may
- * be NULL) receives its row (ops_repos.c). */
-bool api_repo_exists(struct api *x, const char *name, PGresult **out);
+ * be NULL) receives its record (ops_repos.c). */
+bool api_repo_exists(struct api *x, const char *name, struct repo_record *out);
 /* Store tags ([{Key, Value}], NULL: none) on resource arn, at most 50 in all
  * (ops_tags.c). */
 bool api_put_tags(struct api *x, const char *arn, json_t *tags);

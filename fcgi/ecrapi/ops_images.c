@@ -3,38 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
 #include "store/manifest.h"
 #include "store/repo.h"
-
-static const struct db_stmt st_image_ids = {
-    "api_image_ids",
-    "SELECT m.digest, t.name FROM manifests m JOIN repositories r ON r.id = m.repository_id"
-    " LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest"
-    " WHERE r.name = $1 AND ($2 = 'ANY' OR ($2 = 'TAGGED') = (t.name IS NOT NULL))"
-    " ORDER BY m.digest, t.name LIMIT $3::bigint OFFSET $4::bigint", 4};
-static const struct db_stmt st_images = {
-    "api_images",
-    "SELECT m.digest, m.media_type, m.artifact_type, m.size, extract(epoch FROM m.created_at)::bigint,"
-    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0), m.body,"
-    " coalesce((SELECT json_agg(t.name ORDER BY t.name) FROM tags t"
-    "   WHERE t.repository_id = m.repository_id AND t.digest = m.digest), '[]')::text"
-    " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
-    " WHERE r.name = $1 AND ($2::text IS NULL OR m.digest = $2)"
-    " AND ($5 = 'ANY' OR ($5 = 'TAGGED') = EXISTS (SELECT 1 FROM tags t"
-    "      WHERE t.repository_id = m.repository_id AND t.digest = m.digest))"
-    " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 5};
-static const struct db_stmt st_tag_digest = {
-    "api_tag_digest",
-    "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
-    " WHERE r.name = $1 AND t.name = $2", 2};
-static const struct db_stmt st_tags_left = {
-    "api_tags_left",
-    "SELECT count(*) FROM tags t JOIN repositories r ON r.id = t.repository_id"
-    " WHERE r.name = $1 AND t.digest = $2", 2};
 
 void op_list_images(struct api *x)
 {
@@ -52,23 +25,21 @@ void op_list_images(struct api *x)
             return;
         }
     }
-    char l[24], o[24];
-    snprintf(l, sizeof l, "%lld", limit + 1);
-    snprintf(o, sizeof o, "%lld", offset);
     struct perr e;
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_image_ids, &e, name, status, l, o);
-    if (!res) {
+    struct repo_image_id *found;
+    int rows;
+    if (repo_image_ids(x->c, name, status, limit + 1, offset, &found, &rows, &e) != PIER_OK) {
         api_perr(x, &e, NULL, NULL);
         return;
     }
     json_t *ids = json_array();
-    for (int i = 0; i < PQntuples(res) && i < limit; i++) {
-        json_t *id = json_pack("{s:s}", "imageDigest", PQgetvalue(res, i, 0));
-        if (!PQgetisnull(res, i, 1))
-            json_object_set_new(id, "imageTag", json_string(PQgetvalue(res, i, 1)));
+    for (int i = 0; i < rows && i < limit; i++) {
+        json_t *id = json_pack("{s:s}", "imageDigest", found[i].digest);
+        if (found[i].tag)
+            json_object_set_new(id, "imageTag", json_string(found[i].tag));
         json_array_append_new(ids, id);
     }
-    api_next(x, offset, limit, PQntuples(res) > limit);
+    api_next(x, offset, limit, rows > limit);
     json_object_set_new(x->out, "imageIds", ids);
 }
 
@@ -97,13 +68,12 @@ static const char *resolve(struct api *x, const char *name, json_t *id, const ch
     }
     if (!t)
         return d;
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_tag_digest, &e, name, t);
-    if (!res || PQntuples(res) == 0) {
+    const char *got;
+    if (repo_tag_digest(x->c, name, t, &got, &e) != PIER_OK) {
         *code = "ImageNotFound";
         *reason = "Requested image not found";
         return NULL;
     }
-    const char *got = PQgetvalue(res, 0, 0);
     if (d && strcmp(d, got) != 0) {
         *code = "ImageTagDoesNotMatchDigest";
         *reason = "Invalid request parameters: the image tag does not match the digest";
@@ -168,38 +138,31 @@ void op_describe_images(struct api *x)
                 break;
             }
         }
-        char l[24], o[24];
-        snprintf(l, sizeof l, "%lld", digest ? 1 : limit + 1);
-        snprintf(o, sizeof o, "%lld", digest ? 0 : offset);
-        struct db_param p[5] = {{.value = name}, {.value = digest}, {.value = l}, {.value = o},
-                                {.value = digest ? "ANY" : status}};
-        PGresult *res = db_execp(x->c->db, x->c->a, &st_images, p, false, &e);
-        if (!res) {
+        struct repo_image *imgs;
+        int rows;
+        if (repo_images(x->c, name, digest, digest ? "ANY" : status, digest ? 1 : limit + 1,
+                        digest ? 0 : offset, &imgs, &rows, &e) != PIER_OK) {
             api_perr(x, &e, NULL, NULL);
             break;
         }
-        if (digest && PQntuples(res) == 0) {
+        if (digest && rows == 0) {
             api_fail(x, "ImageNotFoundException", "The image with imageId {imageDigest:'%s'} does not exist "
                      "within the repository with name '%s'", digest, name);
             break;
         }
-        int rows = PQntuples(res);
         for (int i = 0; i < rows && (digest || i < limit); i++) {
-            /* bytea comes hex-encoded in text results */
-            size_t blen = 0;
-            unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 6), &blen);
+            const struct repo_image *m = &imgs[i];
+            json_int_t size = m->body ? image_size(m->body, (long long)m->body_len) : 0;
             json_t *d = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:s}", "registryId",
                                   x->c->cfg->account_id, "repositoryName", name, "imageDigest",
-                                  PQgetvalue(res, i, 0), "imageTags",
-                                  json_loads(PQgetvalue(res, i, 7), 0, NULL), "imageSizeInBytes",
-                                  (json_int_t)(body ? image_size((const char *)body, (long long)blen) : 0),
-                                  "imagePushedAt", (json_int_t)db_int(res, i, 4),
-                                  "imageManifestMediaType", PQgetvalue(res, i, 1));
-            PQfreemem(body);
-            if (!PQgetisnull(res, i, 2))
-                json_object_set_new(d, "artifactMediaType", json_string(PQgetvalue(res, i, 2)));
-            if (db_int(res, i, 5))
-                json_object_set_new(d, "lastRecordedPullTime", json_integer(db_int(res, i, 5)));
+                                  m->digest, "imageTags", json_loads(m->tags_json, 0, NULL),
+                                  "imageSizeInBytes", size, "imagePushedAt",
+                                  (json_int_t)m->pushed_at, "imageManifestMediaType",
+                                  m->media_type);
+            if (m->artifact_type)
+                json_object_set_new(d, "artifactMediaType", json_string(m->artifact_type));
+            if (m->last_pulled_at)
+                json_object_set_new(d, "lastRecordedPullTime", json_integer(m->last_pulled_at));
             if (json_array_size(json_object_get(d, "imageTags")) == 0)
                 json_object_del(d, "imageTags");
             json_array_append_new(details, d);
@@ -297,8 +260,8 @@ void op_batch_delete_image(struct api *x)
         }
         /* ECR semantics: an image whose last tag goes is deleted with it. */
         if (tag) {
-            PGresult *left = db_exec(x->c->db, x->c->a, &st_tags_left, &e, name, digest);
-            if (left && db_int(left, 0, 0) == 0)
+            long long left;
+            if (repo_tags_on(x->c, name, digest, &left, &e) == PIER_OK && left == 0)
                 repo_manifest_delete(x->c, name, digest, &e);
         }
         json_t *id = json_pack("{s:s}", "imageDigest", digest);

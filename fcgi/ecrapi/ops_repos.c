@@ -6,67 +6,45 @@
 #include "auth/authz.h"
 #include "cache/rules.h"
 #include "db/db.h"
+#include "store/repo.h"
+#include "store/resource_tags.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 
-#define REPO_COLUMNS                                                                        \
-    "r.id, r.name, extract(epoch FROM r.created_at)::bigint, r.image_tag_mutability,"        \
-    " r.scan_on_push, r.encryption_type, r.kms_key, r.kind"
-
-static const struct db_stmt st_create = {
-    "api_repo_create",
-    "INSERT INTO repositories(name, kind, rule_id, image_tag_mutability, scan_on_push,"
-    " encryption_type, kms_key) VALUES ($1, CASE WHEN $2::bigint > 0 THEN 'cache' ELSE 'push' END,"
-    " nullif($2::bigint, 0), $3, $4::bool, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id", 6};
-static const struct db_stmt st_get = {
-    "api_repo_get", "SELECT " REPO_COLUMNS " FROM repositories r WHERE r.name = $1", 1};
-static const struct db_stmt st_list = {
-    "api_repo_list",
-    "SELECT " REPO_COLUMNS " FROM repositories r ORDER BY r.name LIMIT $1::bigint OFFSET $2::bigint", 2};
-static const struct db_stmt st_count_images = {
-    "api_repo_count_images",
-    "SELECT count(*) FROM manifests m JOIN repositories r ON r.id = m.repository_id WHERE r.name = $1", 1};
-static const struct db_stmt st_delete = {
-    "api_repo_delete", "DELETE FROM repositories WHERE name = $1", 1};
-static const struct db_stmt st_delete_tags = {
-    "api_repo_delete_tags", "DELETE FROM resource_tags WHERE resource_arn = $1", 1};
-static const struct db_stmt st_mutability = {
-    "api_repo_mutability",
-    "UPDATE repositories SET image_tag_mutability = $2 WHERE name = $1", 2};
-
-static json_t *repo_json(struct api *x, PGresult *res, int i)
+static json_t *repo_json(struct api *x, const struct repo_record *rec)
 {
-    const char *name = PQgetvalue(res, i, 1);
+    const char *name = rec->name;
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:{s:b}, s:{s:s}}",
                           "repositoryArn", authz_repo_arn(x->c, name),
                           "registryId", x->c->cfg->account_id,
                           "repositoryName", name,
-                          "repositoryUri", arena_printf(x->r->a, "%s/%s", api_registry_host(x), name),
-                          "createdAt", (json_int_t)db_int(res, i, 2),
-                          "imageTagMutability", PQgetvalue(res, i, 3),
-                          "imageScanningConfiguration", "scanOnPush", PQgetvalue(res, i, 4)[0] == 't',
-                          "encryptionConfiguration", "encryptionType", PQgetvalue(res, i, 5));
-    if (!PQgetisnull(res, i, 6))
+                          "repositoryUri",
+                          arena_printf(x->r->a, "%s/%s", api_registry_host(x), name),
+                          "createdAt", (json_int_t)rec->created_at,
+                          "imageTagMutability", rec->tag_mutability,
+                          "imageScanningConfiguration", "scanOnPush", rec->scan_on_push,
+                          "encryptionConfiguration", "encryptionType", rec->encryption_type);
+    if (rec->kms_key)
         json_object_set_new(json_object_get(j, "encryptionConfiguration"), "kmsKey",
-                            json_string(PQgetvalue(res, i, 6)));
+                            json_string(rec->kms_key));
     return j;
 }
 
-bool api_repo_exists(struct api *x, const char *name, PGresult **out)
+bool api_repo_exists(struct api *x, const char *name, struct repo_record *out)
 {
     struct perr e;
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_get, &e, name);
-    if (!res)
-        return api_perr(x, &e, NULL, NULL);
-    if (PQntuples(res) == 0)
+    struct repo_record rec;
+    pier_err rc = repo_describe(x->c, name, &rec, &e);
+    if (rc == PIER_E_NAME_UNKNOWN)
         return api_fail(x, "RepositoryNotFoundException",
                         "The repository with name '%s' does not exist in the registry with id '%s'",
                         name, x->c->cfg->account_id);
+    if (rc)
+        return api_perr(x, &e, NULL, NULL);
     if (out)
-        *out = res;
+        *out = rec;
     return true;
 }
-
 
 void op_create_repository(struct api *x)
 {
@@ -104,20 +82,19 @@ void op_create_repository(struct api *x)
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    char rid[24];
-    snprintf(rid, sizeof rid, "%lld", under ? rule.id : 0);
     if (db_begin(x->c->db, &e) != PIER_OK) {
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_create, &e, name, rid, mut ? mut : "MUTABLE",
-                            scan ? "true" : "false", etype, kms);
-    if (!res) {
+    struct repo_settings set = {.tag_mutability = mut ? mut : "MUTABLE", .scan_on_push = scan,
+                                .encryption_type = etype, .kms_key = kms};
+    bool created;
+    if (repo_create(x->c, name, under ? rule.id : 0, &set, &created, &e) != PIER_OK) {
         db_rollback(x->c->db);
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    if (PQntuples(res) == 0) {
+    if (!created) {
         db_rollback(x->c->db);
         api_fail(x, "RepositoryAlreadyExistsException",
                  "The repository with name '%s' already exists in the registry with id '%s'", name,
@@ -132,9 +109,9 @@ void op_create_repository(struct api *x)
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    PGresult *row;
+    struct repo_record row;
     if (api_repo_exists(x, name, &row))
-        json_object_set_new(x->out, "repository", repo_json(x, row, 0));
+        json_object_set_new(x->out, "repository", repo_json(x, &row));
 }
 
 void op_describe_repositories(struct api *x)
@@ -167,25 +144,22 @@ void op_describe_repositories(struct api *x)
                 api_fail(x, "AccessDeniedException", "%s", de.msg);
                 break;
             }
-            PGresult *res;
-            if (!api_repo_exists(x, name, &res))
+            struct repo_record rec;
+            if (!api_repo_exists(x, name, &rec))
                 break;
-            json_array_append_new(list, repo_json(x, res, 0));
+            json_array_append_new(list, repo_json(x, &rec));
         }
     } else {
-        char l[24], o[24];
-        snprintf(l, sizeof l, "%lld", limit + 1);
-        snprintf(o, sizeof o, "%lld", offset);
-        PGresult *res = db_exec(x->c->db, x->c->a, &st_list, &e, l, o);
-        if (!res) {
+        struct repo_record *recs;
+        int rows;
+        if (repo_list(x->c, limit + 1, offset, &recs, &rows, &e) != PIER_OK) {
             json_decref(list);
             api_perr(x, &e, NULL, NULL);
             return;
         }
-        int rows = PQntuples(res);
         for (int i = 0; i < rows && i < limit; i++)
-            if (authz_allowed(x->c, action, PQgetvalue(res, i, 1)))
-                json_array_append_new(list, repo_json(x, res, i));
+            if (authz_allowed(x->c, action, recs[i].name))
+                json_array_append_new(list, repo_json(x, &recs[i]));
         api_next(x, offset, limit, rows > limit);
     }
     json_object_set_new(x->out, "repositories", list);
@@ -197,26 +171,26 @@ void op_delete_repository(struct api *x)
     bool force = false;
     if (x->err_type || !api_bool(x, "force", &force) || !api_registry_id(x) || !api_authorize(x, name))
         return;
-    PGresult *row;
+    struct repo_record row;
     if (!api_repo_exists(x, name, &row))
         return;
-    json_t *repo = repo_json(x, row, 0);
+    json_t *repo = repo_json(x, &row);
     struct perr e;
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_count_images, &e, name);
-    if (!res) {
+    long long images;
+    if (repo_image_count(x->c, name, &images, &e) != PIER_OK) {
         json_decref(repo);
         api_perr(x, &e, NULL, NULL);
         return;
     }
-    if (db_int(res, 0, 0) > 0 && !force) {
+    if (images > 0 && !force) {
         json_decref(repo);
         api_fail(x, "RepositoryNotEmptyException",
                  "The repository with name '%s' in registry with id '%s' cannot be deleted because it "
                  "still contains images", name, x->c->cfg->account_id);
         return;
     }
-    if (!db_exec(x->c->db, x->c->a, &st_delete, &e, name) ||
-        !db_exec(x->c->db, x->c->a, &st_delete_tags, &e, authz_repo_arn(x->c, name))) {
+    if (repo_delete(x->c, name, &e) != PIER_OK ||
+        resource_tags_drop(x->c, authz_repo_arn(x->c, name), &e) != PIER_OK) {
         json_decref(repo);
         api_perr(x, &e, NULL, NULL);
         return;
@@ -234,7 +208,7 @@ void op_put_image_tag_mutability(struct api *x)
         return;
     }
     struct perr e;
-    if (!db_exec(x->c->db, x->c->a, &st_mutability, &e, name, mut)) {
+    if (repo_set_tag_mutability(x->c, name, mut, &e) != PIER_OK) {
         api_perr(x, &e, NULL, NULL);
         return;
     }

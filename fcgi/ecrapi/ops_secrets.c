@@ -7,6 +7,7 @@
 #include <time.h>
 #include "auth/authz.h"
 #include "auth/secrets.h"
+#include "cache/upstream.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 
@@ -55,7 +56,8 @@ void op_sm_put_secret_value(struct api *x)
         return;
     struct perr e;
     const char *arn, *name, *version;
-    if (secret_put(x->c, id, value, &arn, &name, &version, &e) != PIER_OK) {
+    if (secret_put(x->c, id, value, &arn, &name, &version, &e) != PIER_OK ||
+        upstream_tokens_forget_credential(x->c, arn, name, &e) != PIER_OK) {
         sm_error(x, &e);
         return;
     }

@@ -6,17 +6,7 @@
 #include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
-
-static const struct db_stmt st_tags_list = {
-    "api_tags_list", "SELECT key, value FROM resource_tags WHERE resource_arn = $1 ORDER BY key", 1};
-static const struct db_stmt st_tag_put = {
-    "api_tag_put",
-    "INSERT INTO resource_tags(resource_arn, key, value) VALUES ($1, $2, $3)"
-    " ON CONFLICT (resource_arn, key) DO UPDATE SET value = EXCLUDED.value", 3};
-static const struct db_stmt st_tag_del = {
-    "api_tag_del", "DELETE FROM resource_tags WHERE resource_arn = $1 AND key = $2", 2};
-static const struct db_stmt st_tag_count = {
-    "api_tag_count", "SELECT count(*) FROM resource_tags WHERE resource_arn = $1", 1};
+#include "store/resource_tags.h"
 
 /* Tags as [{Key, Value}] into resource_tags of arn. */
 bool api_put_tags(struct api *x, const char *arn, json_t *tags)
@@ -34,11 +24,11 @@ bool api_put_tags(struct api *x, const char *arn, json_t *tags)
         if (!k || !*k || strlen(k) > 128 || (v && strlen(v) > 256) || strncmp(k, "aws:", 4) == 0)
             return api_fail(x, "InvalidTagParameterException",
                             "tags[%zu]: Key must be 1-128 characters not starting with aws:, Value at most 256", i);
-        if (!db_exec(x->c->db, x->c->a, &st_tag_put, &e, arn, k, v ? v : ""))
+        if (resource_tags_put(x->c, arn, k, v ? v : "", &e) != PIER_OK)
             return api_perr(x, &e, NULL, NULL);
     }
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_tag_count, &e, arn);
-    if (res && db_int(res, 0, 0) > 50)
+    long long count;
+    if (resource_tags_count(x->c, arn, &count, &e) == PIER_OK && count > 50)
         return api_fail(x, "TooManyTagsException", "a resource can have at most 50 tags");
     return true;
 }
@@ -70,15 +60,16 @@ void op_list_tags_for_resource(struct api *x)
     if (!name || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
     struct perr e;
-    PGresult *res = db_exec(x->c->db, x->c->a, &st_tags_list, &e, arn);
-    if (!res) {
+    struct resource_tag *list;
+    int n;
+    if (resource_tags_list(x->c, arn, &list, &n, &e) != PIER_OK) {
         api_perr(x, &e, NULL, NULL);
         return;
     }
     json_t *tags = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(tags, json_pack("{s:s, s:s}", "Key", PQgetvalue(res, i, 0), "Value",
-                                              PQgetvalue(res, i, 1)));
+    for (int i = 0; i < n; i++)
+        json_array_append_new(tags, json_pack("{s:s, s:s}", "Key", list[i].key, "Value",
+                                              list[i].value));
     json_object_set_new(x->out, "tags", tags);
 }
 
@@ -124,7 +115,7 @@ void op_untag_resource(struct api *x)
             api_fail(x, "InvalidParameterException", "tagKeys[%zu] must be a string", i);
             return;
         }
-        if (!db_exec(x->c->db, x->c->a, &st_tag_del, &e, arn, json_string_value(k))) {
+        if (resource_tags_delete(x->c, arn, json_string_value(k), &e) != PIER_OK) {
             api_perr(x, &e, NULL, NULL);
             return;
         }
