@@ -17,6 +17,7 @@
 #include "cache/rules.h"
 #include "db/db.h"
 #include "ecrapi/api.h"
+#include "ecrapi/exceptions.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -54,9 +55,12 @@ static void reply(struct req *r, int status, json_t *body)
     json_decref(body);
 }
 
-static void fail(struct req *r, int status, const char *type, const char *msg)
+/* The one place the console writes an error: type and status come from the
+ * control plane's exception table. */
+static void fail(struct req *r, enum ecr_exc exc, const char *msg)
 {
-    reply(r, status, json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", msg));
+    reply(r, ecr_exc_console_status(exc),
+          json_pack("{s:{s:s, s:s}}", "error", "type", ecr_exc_type(exc), "message", msg));
 }
 
 /* The session cookie is Secure when this request came over TLS, and also when
@@ -158,7 +162,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     const char *key = json_string_value(json_object_get(in, "accessKeyId"));
     const char *secret = json_string_value(json_object_get(in, "secretAccessKey"));
     if (!key || !secret || strlen(key) > 64 || strlen(secret) > 4096) {
-        fail(r, 400, "InvalidParameterException", "Enter an access key ID and its secret access key.");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "Enter an access key ID and its secret access key.");
         return;
     }
     struct identity id;
@@ -169,16 +173,16 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
         rc = authn_key_live(c, ac, id.key_id, &e);
     if (rc == PIER_E_TOOMANYREQUESTS) {
         resp_header(r, "Retry-After", "%s", e.detail);
-        fail(r, 429, "ThrottlingException", e.msg);
+        fail(r, ECR_EXC_THROTTLING, e.msg);
         return;
     }
     if (rc != PIER_OK && rc != PIER_E_UNAUTHORIZED) {
-        fail(r, 503, "ServerException", "Sign-in is not possible right now; try again.");
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sign-in is not possible right now; try again.");
         return;
     }
     if (rc != PIER_OK || (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
-        fail(r, 401, "UnrecognizedClientException", "The access key ID or the secret access key is wrong.");
+        fail(r, ECR_EXC_UNRECOGNIZED_CLIENT, "The access key ID or the secret access key is wrong.");
         return;
     }
     /* A session never outlives the password it was opened with. */
@@ -200,7 +204,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
                             {.value = pid}, {.value = s.csrf}, {.value = ttl},
                             {.value = id.key_id}};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
-        fail(r, 503, "ServerException", "Sessions cannot be stored right now.");
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sessions cannot be stored right now.");
         return;
     }
     struct perr ignore;
@@ -250,7 +254,7 @@ static void overview(struct ctx *c, struct req *r)
 {
     struct perr e;
     if (authz_check_arn(c, "ecr:DescribePullThroughCacheRules", authz_registry_arn(c), &e) != PIER_OK) {
-        fail(r, 403, "AccessDeniedException", e.msg);
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
     struct rule_overview *ro;
@@ -258,7 +262,7 @@ static void overview(struct ctx *c, struct req *r)
     int nrules, ntop;
     if (rules_overview(c, &ro, &nrules, &e) != PIER_OK ||
         repo_most_pulled(c, &top, &ntop, &e) != PIER_OK) {
-        fail(r, 503, "ServerException", e.msg);
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *rules = json_array();
@@ -305,14 +309,14 @@ static void repositories(struct ctx *c, struct req *r)
 {
     char q[NAME_MAX_LEN + 1] = "";
     if (req_query(r, "q", q, sizeof q) < 0) {
-        fail(r, 400, "InvalidParameterException", "The search text is too long.");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "The search text is too long.");
         return;
     }
     struct perr e;
     struct repo_summary *found;
     int n;
     if (repo_search(c, q, &found, &n, &e) != PIER_OK) {
-        fail(r, 503, "ServerException", e.msg);
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *list = json_array();
@@ -380,17 +384,17 @@ static void repository(struct ctx *c, struct req *r)
     char name[NAME_MAX_LEN + 2];
     struct perr e;
     if (req_query(r, "name", name, sizeof name) != 1 || grammar_name(name, &e) != PIER_OK) {
-        fail(r, 400, "InvalidParameterException", "name must be a repository name");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "name must be a repository name");
         return;
     }
     if (authz_check(c, "ecr:DescribeImages", name, &e) != PIER_OK) {
-        fail(r, 403, "AccessDeniedException", e.msg);
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
     struct repo_tag_detail *found;
     int n;
     if (repo_tag_details(c, name, &found, &n, &e) != PIER_OK) {
-        fail(r, 503, "ServerException", e.msg);
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *tags = json_array();
@@ -427,13 +431,13 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     json_t *in = NULL;
     if (post) {
         if (req_read_body(r, BODY_MAX, &body, &len, &e) != PIER_OK) {
-            fail(r, 400, "ValidationException", e.msg);
+            fail(r, ECR_EXC_VALIDATION, e.msg);
             return;
         }
         in = len ? json_loadb(body, len, 0, NULL) : json_object();
         if (!json_is_object(in)) {
             json_decref(in);
-            fail(r, 400, "SerializationException", "The request body is not a JSON object.");
+            fail(r, ECR_EXC_SERIALIZATION, "The request body is not a JSON object.");
             return;
         }
         arena_defer(r->a, decref, in);
@@ -445,7 +449,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
          * but not application/json, and the browser says where it came from. */
         if (!json_request(r) || !same_origin(r)) {
             log_warn("console: sign-in refused from %s (not a same-origin JSON request)", r->remote_addr);
-            fail(r, 403, "InvalidOrigin", "Sign in from the console page itself.");
+            fail(r, ECR_EXC_INVALID_ORIGIN, "Sign in from the console page itself.");
             return;
         }
         login(c, ac, r, in);
@@ -453,7 +457,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     struct session s;
     if (!load_session(c, r, &s)) {
-        fail(r, 401, "SessionExpired", "Sign in first (or again: the session has ended).");
+        fail(r, ECR_EXC_SESSION_EXPIRED, "Sign in first (or again: the session has ended).");
         return;
     }
     c->who = &s.id;
@@ -463,7 +467,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     if (post && !csrf_ok(r, &s)) {
         log_warn("console: change without a valid CSRF token from %s for %s", r->remote_addr, s.id.p.arn);
-        fail(r, 403, "InvalidCsrfToken", "This change did not come from the console page; reload it and try again.");
+        fail(r, ECR_EXC_INVALID_CSRF_TOKEN, "This change did not come from the console page; reload it and try again.");
         return;
     }
     if (post && strcmp(what, "logout") == 0) {
@@ -478,15 +482,12 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         bool ecr = what[0] == 'e';
         const char *op = what + (ecr ? 4 : 15);
         json_t *out = NULL;
-        const char *type;
+        enum ecr_exc exc;
         char msg[600];
-        int status;
-        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &type, msg, sizeof msg,
-                          &status)) {
+        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg, sizeof msg))
             reply(r, 200, out);
-        } else {
-            fail(r, status == 500 ? 500 : !strcmp(type, "AccessDeniedException") ? 403 : 400, type, msg);
-        }
+        else
+            fail(r, exc, msg);
         return;
     }
     if (!post && strcmp(what, "overview") == 0) {
@@ -501,5 +502,5 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         repository(c, r);
         return;
     }
-    fail(r, 404, "UnknownOperationException", "No such console endpoint.");
+    fail(r, ECR_EXC_CONSOLE_NOT_FOUND, "No such console endpoint.");
 }

@@ -21,7 +21,7 @@ void op_list_images(struct api *x)
     if (filter) {
         status = json_string_value(json_object_get(filter, "tagStatus"));
         if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
-            api_fail(x, "InvalidParameterException", "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
             return;
         }
     }
@@ -29,7 +29,7 @@ void op_list_images(struct api *x)
     struct repo_image_id *found;
     int rows;
     if (repo_image_ids(x->c, name, status, limit + 1, offset, &found, &rows, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     json_t *ids = json_array();
@@ -112,7 +112,7 @@ void op_describe_images(struct api *x)
         return;
     json_t *want = json_object_get(x->in, "imageIds");
     if (want && (!json_is_array(want) || json_array_size(want) < 1 || json_array_size(want) > 100)) {
-        api_fail(x, "InvalidParameterException", "imageIds must list 1 to 100 images");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
     const char *status = "ANY";
@@ -120,7 +120,7 @@ void op_describe_images(struct api *x)
     if (filter) {
         status = json_string_value(json_object_get(filter, "tagStatus"));
         if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
-            api_fail(x, "InvalidParameterException", "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
             return;
         }
     }
@@ -133,7 +133,7 @@ void op_describe_images(struct api *x)
             const char *code, *reason;
             digest = resolve(x, name, json_array_get(want, k), &code, &reason);
             if (!digest) {
-                api_fail(x, !strcmp(code, "ImageNotFound") ? "ImageNotFoundException" : "InvalidParameterException",
+                api_fail(x, !strcmp(code, "ImageNotFound") ? ECR_EXC_IMAGE_NOT_FOUND : ECR_EXC_INVALID_PARAMETER,
                          "%s", reason);
                 break;
             }
@@ -142,11 +142,11 @@ void op_describe_images(struct api *x)
         int rows;
         if (repo_images(x->c, name, digest, digest ? "ANY" : status, digest ? 1 : limit + 1,
                         digest ? 0 : offset, &imgs, &rows, &e) != PIER_OK) {
-            api_perr(x, &e, NULL, NULL);
+            api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
             break;
         }
         if (digest && rows == 0) {
-            api_fail(x, "ImageNotFoundException", "The image with imageId {imageDigest:'%s'} does not exist "
+            api_fail(x, ECR_EXC_IMAGE_NOT_FOUND, "The image with imageId {imageDigest:'%s'} does not exist "
                      "within the repository with name '%s'", digest, name);
             break;
         }
@@ -180,7 +180,7 @@ void op_batch_get_image(struct api *x)
         return;
     json_t *ids = json_object_get(x->in, "imageIds");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
-        api_fail(x, "InvalidParameterException", "imageIds must list 1 to 100 images");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
     json_t *accepted = json_object_get(x->in, "acceptedMediaTypes");
@@ -234,7 +234,7 @@ void op_batch_delete_image(struct api *x)
         return;
     json_t *ids = json_object_get(x->in, "imageIds");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
-        api_fail(x, "InvalidParameterException", "imageIds must list 1 to 100 images");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
     json_t *done = json_array(), *failures = json_array();
@@ -251,7 +251,7 @@ void op_batch_delete_image(struct api *x)
         struct perr e;
         pier_err rc = repo_manifest_delete(x->c, name, tag ? tag : digest, &e);
         if (rc == PIER_E_DENIED) {
-            api_fail(x, "InvalidParameterException", "%s", e.msg);
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e.msg);
             break;
         }
         if (rc) {

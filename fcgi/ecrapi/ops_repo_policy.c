@@ -20,7 +20,7 @@ void op_set_repository_policy(struct api *x)
         return;
     struct perr e;
     if (repository_policy_put(x->c, name, doc, &e) != PIER_OK) {
-        api_perr(x, &e, "RepositoryNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_REPOSITORY_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     policy_out(x, name, doc);
@@ -34,7 +34,7 @@ void op_get_repository_policy(struct api *x)
     struct perr e;
     const char *doc;
     if (repository_policy_get(x->c, name, &doc, &e) != PIER_OK) {
-        api_perr(x, &e, "RepositoryPolicyNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_REPOSITORY_POLICY_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     policy_out(x, name, doc);
@@ -49,7 +49,7 @@ void op_delete_repository_policy(struct api *x)
     const char *doc;
     if (repository_policy_get(x->c, name, &doc, &e) != PIER_OK ||
         repository_policy_delete(x->c, name, &e) != PIER_OK) {
-        api_perr(x, &e, "RepositoryPolicyNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_REPOSITORY_POLICY_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     policy_out(x, name, doc);

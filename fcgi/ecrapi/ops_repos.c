@@ -36,11 +36,11 @@ bool api_repo_exists(struct api *x, const char *name, struct repo_record *out)
     struct repo_record rec;
     pier_err rc = repo_describe(x->c, name, &rec, &e);
     if (rc == PIER_E_NAME_UNKNOWN)
-        return api_fail(x, "RepositoryNotFoundException",
+        return api_fail(x, ECR_EXC_REPOSITORY_NOT_FOUND,
                         "The repository with name '%s' does not exist in the registry with id '%s'",
                         name, x->c->cfg->account_id);
     if (rc)
-        return api_perr(x, &e, NULL, NULL);
+        return api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
     if (out)
         *out = rec;
     return true;
@@ -53,7 +53,7 @@ void op_create_repository(struct api *x)
     if (x->err_type || !api_registry_id(x) || !api_authorize(x, name))
         return;
     if (mut && strcmp(mut, "MUTABLE") && strcmp(mut, "IMMUTABLE")) {
-        api_fail(x, "InvalidParameterException", "imageTagMutability must be MUTABLE or IMMUTABLE");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageTagMutability must be MUTABLE or IMMUTABLE");
         return;
     }
     bool scan = false;
@@ -66,11 +66,11 @@ void op_create_repository(struct api *x)
         etype = json_string_value(json_object_get(enc, "encryptionType"));
         kms = json_string_value(json_object_get(enc, "kmsKey"));
         if (!etype || (strcmp(etype, "AES256") && strcmp(etype, "KMS") && strcmp(etype, "KMS_DSSE"))) {
-            api_fail(x, "InvalidParameterException", "encryptionConfiguration.encryptionType must be AES256, KMS or KMS_DSSE");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "encryptionConfiguration.encryptionType must be AES256, KMS or KMS_DSSE");
             return;
         }
         if (!strcmp(etype, "AES256") && kms) {
-            api_fail(x, "InvalidParameterException", "kmsKey is only valid with encryption type KMS");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "kmsKey is only valid with encryption type KMS");
             return;
         }
     }
@@ -79,11 +79,11 @@ void op_create_repository(struct api *x)
     bool under = false;
     struct perr e;
     if (rules_match(x->c, name, &rule, &under, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     if (db_begin(x->c->db, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     struct repo_settings set = {.tag_mutability = mut ? mut : "MUTABLE", .scan_on_push = scan,
@@ -91,12 +91,12 @@ void op_create_repository(struct api *x)
     bool created;
     if (repo_create(x->c, name, under ? rule.id : 0, &set, &created, &e) != PIER_OK) {
         db_rollback(x->c->db);
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     if (!created) {
         db_rollback(x->c->db);
-        api_fail(x, "RepositoryAlreadyExistsException",
+        api_fail(x, ECR_EXC_REPOSITORY_ALREADY_EXISTS,
                  "The repository with name '%s' already exists in the registry with id '%s'", name,
                  x->c->cfg->account_id);
         return;
@@ -106,7 +106,7 @@ void op_create_repository(struct api *x)
         return;
     }
     if (db_commit(x->c->db, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     struct repo_record row;
@@ -126,7 +126,7 @@ void op_describe_repositories(struct api *x)
     if (names) {
         if (!json_is_array(names) || json_array_size(names) == 0 || json_array_size(names) > 100) {
             json_decref(list);
-            api_fail(x, "InvalidParameterException", "repositoryNames must list 1 to 100 names");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "repositoryNames must list 1 to 100 names");
             return;
         }
         size_t i;
@@ -135,13 +135,13 @@ void op_describe_repositories(struct api *x)
             const char *name = json_string_value(n);
             struct perr ge;
             if (!name || grammar_name(name, &ge) != PIER_OK) {
-                api_fail(x, "InvalidParameterException", "repositoryNames[%zu] must be a repository name%s%s",
+                api_fail(x, ECR_EXC_INVALID_PARAMETER, "repositoryNames[%zu] must be a repository name%s%s",
                          i, name ? ": " : "", name ? ge.msg : "");
                 break;
             }
             struct perr de;
             if (authz_check(x->c, action, name, &de) != PIER_OK) {
-                api_fail(x, "AccessDeniedException", "%s", de.msg);
+                api_fail(x, ECR_EXC_ACCESS_DENIED, "%s", de.msg);
                 break;
             }
             struct repo_record rec;
@@ -154,7 +154,7 @@ void op_describe_repositories(struct api *x)
         int rows;
         if (repo_list(x->c, limit + 1, offset, &recs, &rows, &e) != PIER_OK) {
             json_decref(list);
-            api_perr(x, &e, NULL, NULL);
+            api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
             return;
         }
         for (int i = 0; i < rows && i < limit; i++)
@@ -179,12 +179,12 @@ void op_delete_repository(struct api *x)
     long long images;
     if (repo_image_count(x->c, name, &images, &e) != PIER_OK) {
         json_decref(repo);
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     if (images > 0 && !force) {
         json_decref(repo);
-        api_fail(x, "RepositoryNotEmptyException",
+        api_fail(x, ECR_EXC_REPOSITORY_NOT_EMPTY,
                  "The repository with name '%s' in registry with id '%s' cannot be deleted because it "
                  "still contains images", name, x->c->cfg->account_id);
         return;
@@ -192,7 +192,7 @@ void op_delete_repository(struct api *x)
     if (repo_delete(x->c, name, &e) != PIER_OK ||
         resource_tags_drop(x->c, authz_repo_arn(x->c, name), &e) != PIER_OK) {
         json_decref(repo);
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     json_object_set_new(x->out, "repository", repo);
@@ -204,12 +204,12 @@ void op_put_image_tag_mutability(struct api *x)
     if (x->err_type || !api_registry_id(x) || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
     if (strcmp(mut, "MUTABLE") && strcmp(mut, "IMMUTABLE")) {
-        api_fail(x, "InvalidParameterException", "imageTagMutability must be MUTABLE or IMMUTABLE");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageTagMutability must be MUTABLE or IMMUTABLE");
         return;
     }
     struct perr e;
     if (repo_set_tag_mutability(x->c, name, mut, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));

@@ -9,7 +9,7 @@ static void template_out(struct api *x, const char *prefix)
     json_t *t;
     struct perr e;
     if (templates_get(x->c, prefix, &t, &e) != PIER_OK) {
-        api_perr(x, &e, "TemplateNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_TEMPLATE_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
@@ -28,7 +28,7 @@ static void template_put(struct api *x, bool create)
         json_t *old;
         if (templates_get(x->c, prefix, &old, &e) != PIER_OK) {
             json_decref(t);
-            api_perr(x, &e, "TemplateNotFoundException", NULL);
+            api_perr(x, &e, ECR_EXC_TEMPLATE_NOT_FOUND, ECR_EXC_NONE);
             return;
         }
         json_object_update_missing(t, old);
@@ -36,7 +36,7 @@ static void template_put(struct api *x, bool create)
     }
     if (templates_put(x->c, prefix, t, create, &e) != PIER_OK) {
         json_decref(t);
-        api_perr(x, &e, "TemplateNotFoundException", "TemplateAlreadyExistsException");
+        api_perr(x, &e, ECR_EXC_TEMPLATE_NOT_FOUND, ECR_EXC_TEMPLATE_ALREADY_EXISTS);
         return;
     }
     json_decref(t);
@@ -61,7 +61,7 @@ void op_delete_template(struct api *x)
     json_t *old;
     struct perr e;
     if (templates_delete(x->c, prefix, &old, &e) != PIER_OK) {
-        api_perr(x, &e, "TemplateNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_TEMPLATE_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
@@ -82,7 +82,7 @@ void op_describe_templates(struct api *x)
         json_array_foreach(want, i, p) {
             json_t *t;
             if (!json_is_string(p) || templates_get(x->c, json_string_value(p), &t, &e) != PIER_OK) {
-                api_fail(x, "TemplateNotFoundException", "no repository creation template with prefix %s",
+                api_fail(x, ECR_EXC_TEMPLATE_NOT_FOUND, "no repository creation template with prefix %s",
                          json_is_string(p) ? json_string_value(p) : "?");
                 break;
             }
@@ -91,7 +91,7 @@ void op_describe_templates(struct api *x)
     } else {
         json_t *all = json_array();
         if (templates_list(x->c, all, &e) != PIER_OK) {
-            api_perr(x, &e, NULL, NULL);
+            api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         } else {
             size_t i;
             json_t *t;
