@@ -141,8 +141,8 @@ void lease_keeper_tick(void *arg)
 /* Failures remembered for a rule's blobs are keyed b:<rule id>:<digest>. */
 static const struct db_stmt st_forget_failures = {
     "lease_forget_failures",
-    "DELETE FROM fetch_leases WHERE state = 'failed' AND left(key, length($1) + 3) = 'b:' || $1 || ':'",
-    1};
+    "DELETE FROM fetch_leases WHERE state = 'failed'"
+    " AND left(key, length($1) + 3) = 'b:' || $1 || ':'", 1};
 static const struct db_stmt st_tmp_in_use = {
     "lease_tmp_in_use",
     "SELECT 1 FROM fetch_leases WHERE tmp_path = $1 AND state = 'running' AND expires_at > now()",

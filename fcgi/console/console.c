@@ -484,7 +484,8 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         json_t *out = NULL;
         enum ecr_exc exc;
         char msg[600];
-        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg, sizeof msg))
+        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg,
+                          sizeof msg))
             reply(r, 200, out);
         else
             fail(r, exc, msg);
