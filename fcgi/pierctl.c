@@ -17,6 +17,7 @@
 #include "auth/principals.h"
 #include "auth/policy.h"
 #include "auth/token.h"
+#include "cache/rulechange.h"
 #include "store/rules.h"
 #include "db/db.h"
 #include "lib/secretbox.h"
@@ -27,6 +28,8 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "store/blobstore.h"
+#include "store/repo.h"
+#include "store/uploads.h"
 
 static void usage(FILE *f)
 {
@@ -86,12 +89,6 @@ static int cmd_migrate(const struct config *cfg)
     return rc ? 1 : 0;
 }
 
-static const struct db_stmt st_counts = {
-    "ctl_counts",
-    "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM blobs),"
-    " (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM manifests),"
-    " (SELECT count(*) FROM tags), (SELECT count(*) FROM uploads)", 0};
-
 static int cmd_status(const struct config *cfg)
 {
     struct db *db = connect_or_die(cfg);
@@ -101,13 +98,17 @@ static int cmd_status(const struct config *cfg)
     int newest = pier_migrations_count ? pier_migrations[pier_migrations_count - 1].version : 0;
     printf("version          %s\n", PACKAGE_VERSION);
     printf("schema           %d (this build: %d)\n", version, newest);
-    PGresult *res = version >= 1 ? db_exec(db, a, &st_counts, &e) : NULL;
-    if (res) {
-        printf("repositories     %lld\n", db_int(res, 0, 0));
-        printf("blobs            %lld (%lld bytes)\n", db_int(res, 0, 1), db_int(res, 0, 2));
-        printf("manifests        %lld\n", db_int(res, 0, 3));
-        printf("tags             %lld\n", db_int(res, 0, 4));
-        printf("uploads          %lld in progress\n", db_int(res, 0, 5));
+    struct ctx c = {.cfg = cfg, .db = db, .a = a};
+    struct repo_counts n;
+    long long uploads;
+    bool counted = version >= 1 && repo_counts(&c, &n, &e) == PIER_OK &&
+                   upload_count(&c, &uploads, &e) == PIER_OK;
+    if (counted) {
+        printf("repositories     %lld\n", n.repositories);
+        printf("blobs            %lld (%lld bytes)\n", n.blobs, n.blob_bytes);
+        printf("manifests        %lld\n", n.manifests);
+        printf("tags             %lld\n", n.tags);
+        printf("uploads          %lld in progress\n", uploads);
     }
     struct statvfs vfs;
     if (statvfs(cfg->blob_root, &vfs) == 0)
@@ -129,7 +130,7 @@ static int cmd_status(const struct config *cfg)
         printf("pool             not running on this node\n");
     arena_free(a);
     db_close(db);
-    return res || version < 1 ? 0 : 1;
+    return counted || version < 1 ? 0 : 1;
 }
 
 static int cmd_cleanup(const struct config *cfg)
@@ -330,7 +331,7 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
         if (create)
             rc = rules_create(&c, &r, user, user ? secret : NULL, &e);
         else
-            rc = rules_update(&c, &r, user || clear_creds, user, user ? secret : NULL, &e);
+            rc = cache_rule_update(&c, &r, user || clear_creds, user, user ? secret : NULL, &e);
         OPENSSL_cleanse(secret, sizeof secret);
         if (!rc) {
             struct cache_rule now;

@@ -455,3 +455,19 @@ pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req 
     json_decref(body);
     return PIER_OK;
 }
+
+/* ---- housekeeping of login_failures ---- */
+
+static const struct db_stmt st_fail_expire = {
+    "authn_fail_expire",
+    "DELETE FROM login_failures WHERE last_at < now() - interval '1 day'"
+    " AND (blocked_until IS NULL OR blocked_until < now())", 0};
+
+pier_err authn_failures_expire(struct ctx *c, long long *removed, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_fail_expire, e);
+    if (!res)
+        return e->code;
+    *removed = atoll(PQcmdTuples(res));
+    return PIER_OK;
+}

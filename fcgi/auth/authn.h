@@ -52,4 +52,8 @@ bool authn_decode_basic(struct arena *a, const char *b64, char **user, char **pa
  * sets *catalog. PIER_E_BAD_REQUEST or PIER_E_NAME_INVALID when one is malformed. */
 pier_err authn_scopes(const char *query, json_t *access, bool *catalog, struct perr *e);
 
+/* Housekeeping: forget failed logins older than a day that block nothing
+ * (the login_failures table belongs to this module); *removed counts them. */
+pier_err authn_failures_expire(struct ctx *c, long long *removed, struct perr *e);
+
 #endif

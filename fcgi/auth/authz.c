@@ -28,12 +28,6 @@ static const struct db_stmt st_registry_put = {
     " SET document = EXCLUDED.document, updated_at = now()", 1};
 static const struct db_stmt st_registry_delete = {
     "az_registry_delete", "DELETE FROM registry_policy WHERE id = 1", 0};
-/* No row: the principal was deleted (its signed tokens must stop working). */
-static const struct db_stmt st_identity_get = {
-    "az_identity_get",
-    "SELECT ip.document FROM principals p"
-    " LEFT JOIN identity_policies ip ON ip.principal_id = p.id"
-    " WHERE p.id = $1::bigint ORDER BY ip.name", 1};
 static const struct db_stmt st_repo_get = {
     "az_repo_get",
     "SELECT r.id, rp.document FROM repositories r"
@@ -43,6 +37,11 @@ static const struct db_stmt st_repo_put = {
     "INSERT INTO repository_policies(repository_id, document) SELECT id, $2 FROM repositories"
     " WHERE name = $1 ON CONFLICT (repository_id) DO UPDATE SET document = EXCLUDED.document,"
     " updated_at = now() RETURNING repository_id", 2};
+/* A creation template's policy for a repository created just now. */
+static const struct db_stmt st_repo_init = {
+    "az_repo_init",
+    "INSERT INTO repository_policies(repository_id, document) VALUES ($1::bigint, $2)"
+    " ON CONFLICT (repository_id) DO NOTHING", 2};
 static const struct db_stmt st_repo_delete = {
     "az_repo_delete",
     "DELETE FROM repository_policies rp USING repositories r"
@@ -186,11 +185,13 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
             *out = &ac->ids[i];
             return PIER_OK;
         }
-    char id[24];
-    snprintf(id, sizeof id, "%lld", pid);
-    PGresult *res = db_exec(c->db, c->a, &st_identity_get, e, id);
-    if (!res)
-        return e->code;
+    /* No principal: it was deleted (its signed tokens must stop working). */
+    bool exists;
+    const char **docs;
+    int rows;
+    pier_err rc = identity_policy_documents(c, pid, &exists, &docs, &rows, e);
+    if (rc)
+        return rc;
     struct cached_identity *ci = NULL;
     for (int i = 0; i < CACHE_PRINCIPALS && !ci; i++)
         if (ac->ids[i].principal_id == pid)
@@ -199,8 +200,7 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
         ci = &ac->ids[ac->next_id++ % CACHE_PRINCIPALS];
     forget_identity(ci);
     ci->principal_id = pid;
-    ci->exists = PQntuples(res) > 0;
-    int rows = PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
+    ci->exists = exists;
     if (rows > MAX_IDENTITY_POLICIES) {
         log_error("principal %lld has %d identity policies, more than the limit of %d: it is "
                   "denied everything until some are deleted", pid, rows, MAX_IDENTITY_POLICIES);
@@ -208,8 +208,7 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
     }
     for (int i = 0; i < rows && ci->n < MAX_IDENTITY_POLICIES && !ci->broken; i++) {
         bool broken = false;
-        struct policy *p = parse_stored(PQgetvalue(res, i, 0), POLICY_IDENTITY, "identity policy",
-                                        &broken);
+        struct policy *p = parse_stored(docs[i], POLICY_IDENTITY, "identity policy", &broken);
         if (broken)
             ci->broken = "one of its identity policies no longer parses";
         else if (p)
@@ -578,4 +577,10 @@ pier_err authz_create_or_import(struct ctx *c, const char *repo, bool exists, bo
     if (import && (rc = authz_check(c, "ecr:BatchImportUpstreamImage", repo, e)) != PIER_OK)
         return rc;
     return PIER_OK;
+}
+
+pier_err repository_policy_init(struct ctx *c, const char *repo_id, const char *doc,
+                                struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_repo_init, e, repo_id, doc) ? PIER_OK : e->code;
 }

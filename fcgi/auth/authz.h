@@ -1,7 +1,8 @@
 /* authz: who is asking (struct identity, filled by authn) and whether they
  * may: identity policies of the principal, the registry policy and the
  * repository's policy, evaluated with the policy engine. Stores the registry
- * and repository policies. Policies are kept per worker for policy_cache_ms. */
+ * and repository policies (the only module with SQL on registry_policy and
+ * repository_policies). Policies are kept per worker for policy_cache_ms. */
 #ifndef PIER_AUTHZ_H
 #define PIER_AUTHZ_H
 
@@ -66,5 +67,10 @@ pier_err registry_policy_delete(struct ctx *c, struct perr *e);
 pier_err repository_policy_put(struct ctx *c, const char *repo, const char *doc, struct perr *e);
 pier_err repository_policy_get(struct ctx *c, const char *repo, const char **doc, struct perr *e);
 pier_err repository_policy_delete(struct ctx *c, const char *repo, struct perr *e);
+/* A creation template's policy doc (not parsed here: templates_check did)
+ * for the repository with id repo_id, created in the caller's transaction;
+ * a policy the repository already has stays. */
+pier_err repository_policy_init(struct ctx *c, const char *repo_id, const char *doc,
+                                struct perr *e);
 
 #endif

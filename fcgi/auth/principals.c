@@ -393,3 +393,28 @@ pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out
                                              "document", PQgetvalue(res, i, 1)));
     return PIER_OK;
 }
+
+/* ---- identity policies for the policy engine ---- */
+
+/* No row: the principal does not exist (any more). */
+static const struct db_stmt st_ip_documents = {
+    "pr_ip_documents",
+    "SELECT ip.document FROM principals p"
+    " LEFT JOIN identity_policies ip ON ip.principal_id = p.id"
+    " WHERE p.id = $1::bigint ORDER BY ip.name", 1};
+
+pier_err identity_policy_documents(struct ctx *c, long long principal_id, bool *exists,
+                                   const char ***docs, int *n, struct perr *e)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", principal_id);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_documents, e, id);
+    if (!res)
+        return e->code;
+    *exists = PQntuples(res) > 0;
+    *n = PQntuples(res) == 1 && PQgetisnull(res, 0, 0) ? 0 : PQntuples(res);
+    *docs = arena_alloc(c->a, sizeof **docs * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++)
+        (*docs)[i] = PQgetvalue(res, i, 0);
+    return PIER_OK;
+}

@@ -54,5 +54,10 @@ pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *
 pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,
                                 struct perr *e);
 pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
+/* The identity policy documents of principal_id by name (*docs in the arena,
+ * *n of them), for the policy engine; *exists is false when the principal
+ * does not exist (any more). */
+pier_err identity_policy_documents(struct ctx *c, long long principal_id, bool *exists,
+                                   const char ***docs, int *n, struct perr *e);
 
 #endif

@@ -20,11 +20,6 @@ static const struct db_stmt st_put = {
     "sec_put",
     "UPDATE secrets SET value_enc = $2::bytea, version_id = $3::uuid, updated_at = now()"
     " WHERE name = $1 OR arn = $1 RETURNING arn, name", 3};
-/* Tokens and Basic markers obtained with a secret's old value must go. */
-static const struct db_stmt st_drop_tokens = {
-    "sec_drop_tokens",
-    "DELETE FROM upstream_tokens WHERE rule_id IN (SELECT id FROM cache_rules"
-    " WHERE credential_arn = $1 OR credential_arn = $2)", 2};
 static const struct db_stmt st_get = {
     "sec_get",
     "SELECT name, arn, coalesce(description, ''), extract(epoch FROM created_at)::bigint,"
@@ -105,7 +100,7 @@ pier_err secret_put(struct ctx *c, const char *id, const char *value, const char
     *arn = PQgetvalue(res, 0, 0);
     *name = PQgetvalue(res, 0, 1);
     *version = vid;
-    return db_exec(c->db, c->a, &st_drop_tokens, e, *arn, *name) ? PIER_OK : e->code;
+    return PIER_OK;
 }
 
 static json_t *meta(PGresult *res, int i)

@@ -1,5 +1,6 @@
 /* secrets: the Secrets Manager subset behind ECR's credentialArn — named
- * secrets whose values are sealed with the server key and never returned. */
+ * secrets whose values are sealed with the server key and never returned.
+ * The only module with SQL on the secrets table. */
 #ifndef PIER_SECRETS_H
 #define PIER_SECRETS_H
 
@@ -15,7 +16,9 @@ pier_err secret_check_name(const char *name, struct perr *e);
  * PIER_E_CONFLICT if the name exists. */
 pier_err secret_create(struct ctx *c, const char *name, const char *description,
                        const char *value, const char **arn, const char **version, struct perr *e);
-/* Replace the value of the secret named or ARN'd by id. */
+/* Replace the value of the secret named or ARN'd by id. Upstream tokens and
+ * Basic markers obtained with the old value must go: the caller forgets them
+ * (upstream_tokens_forget_credential with *arn and *name). */
 pier_err secret_put(struct ctx *c, const char *id, const char *value, const char **arn,
                     const char **name, const char **version, struct perr *e);
 /* Metadata of one secret (never the value). */

@@ -2,6 +2,7 @@
 #include "cache/lease.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "db/db.h"
 #include "lib/util.h"
@@ -133,4 +134,43 @@ void lease_keeper_tick(void *arg)
     k->last = now;
     struct perr ignore;
     lease_renew(k->c, k->key, k->holder, &ignore);
+}
+
+/* ---- housekeeping and rule changes ---- */
+
+/* Failures remembered for a rule's blobs are keyed b:<rule id>:<digest>. */
+static const struct db_stmt st_forget_failures = {
+    "lease_forget_failures",
+    "DELETE FROM fetch_leases WHERE state = 'failed'"
+    " AND left(key, length($1) + 3) = 'b:' || $1 || ':'", 1};
+static const struct db_stmt st_tmp_in_use = {
+    "lease_tmp_in_use",
+    "SELECT 1 FROM fetch_leases WHERE tmp_path = $1 AND state = 'running' AND expires_at > now()",
+    1};
+static const struct db_stmt st_expire = {
+    "lease_expire", "DELETE FROM fetch_leases WHERE expires_at < now() - interval '1 hour'", 0};
+
+pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    return db_exec(c->db, c->a, &st_forget_failures, e, id) ? PIER_OK : e->code;
+}
+
+pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tmp_in_use, e, tmp_path);
+    if (!res)
+        return e->code;
+    *in_use = PQntuples(res) > 0;
+    return PIER_OK;
+}
+
+pier_err lease_expire(struct ctx *c, long long *removed, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_expire, e);
+    if (!res)
+        return e->code;
+    *removed = atoll(PQcmdTuples(res));
+    return PIER_OK;
 }

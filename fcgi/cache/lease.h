@@ -1,6 +1,7 @@
-/* lease: cluster-wide "one download per key" in PostgreSQL. The holder of a
- * lease downloads; everyone else follows the lease row (which says where the
- * bytes are being written and how many are durable) until it is released.
+/* lease: cluster-wide "one download per key" in PostgreSQL (the fetch_leases
+ * table, which no other module queries). The holder of a lease downloads;
+ * everyone else follows the lease row (which says where the bytes are being
+ * written and how many are durable) until it is released.
  * The holder renews its lease every lease_ttl/4 while it lives (also while
  * the upstream sends nothing); a lease not renewed within lease_ttl expires,
  * so a crashed worker's download is taken over quickly by the next request.
@@ -66,5 +67,13 @@ pier_err lease_release(struct ctx *c, const char *key, const char *holder, struc
  * second to the next, are asked for again at once). */
 void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err code,
                 const char *message, int keep_s);
+
+/* ---- housekeeping and rule changes ---- */
+/* Forget the failed downloads of rule rule_id's blobs (its upstream changed). */
+pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e);
+/* Is a live, running lease writing tmp_path? */
+pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e);
+/* Remove leases that expired more than an hour ago; *removed counts them. */
+pier_err lease_expire(struct ctx *c, long long *removed, struct perr *e);
 
 #endif

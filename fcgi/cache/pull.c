@@ -12,6 +12,7 @@
 #include <time.h>
 #include "auth/authz.h"
 #include "cache/lease.h"
+#include "cache/memo.h"
 #include "cache/stats.h"
 #include "cache/upstream.h"
 #include "db/db.h"
@@ -21,16 +22,6 @@
 
 #define POLL_MS 40
 
-static const struct db_stmt st_negative_get = {
-    "pull_negative_get",
-    "SELECT 1 FROM cache_negative WHERE repository = $1 AND reference = $2 AND until > now()", 2};
-static const struct db_stmt st_negative_put = {
-    "pull_negative_put",
-    "INSERT INTO cache_negative(repository, reference, until)"
-    " VALUES ($1, $2, now() + make_interval(secs => $3::int))"
-    " ON CONFLICT (repository, reference) DO UPDATE SET until = EXCLUDED.until", 3};
-static const struct db_stmt st_negative_clear = {
-    "pull_negative_clear", "DELETE FROM cache_negative WHERE repository = $1 AND reference = $2", 2};
 
 /* What is cached, served because the upstream could not be asked or did
  * not answer usefully. */
@@ -85,10 +76,8 @@ static pier_err import(struct ctx *c, struct req *r, const char *name, const cha
                              .on_tick = lease_keeper_tick, .arg = &keep};
     if (upstream_do(c, &q, &resp, e) != PIER_OK) {
         if (resp.failure == UPF_NOT_FOUND) {
-            char secs[16];
-            snprintf(secs, sizeof secs, "%d", rule->negative_seconds);
             if (rule->negative_seconds > 0)
-                db_exec(c->db, c->a, &st_negative_put, &ig, name, ref, secs);
+                (void)memo_negative_put(c, name, ref, rule->negative_seconds, &ig);
             (void)lease_release(c, key, holder, &ig);
             if (stored)
                 return serve_stale(c, ref, rule, stored, resp.message, out);
@@ -135,7 +124,7 @@ static pier_err import(struct ctx *c, struct req *r, const char *name, const cha
         (void)lease_fail(c, key, holder, e->code, e->msg, 0);
         return rc;
     }
-    db_exec(c->db, c->a, &st_negative_clear, &ig, name, ref);
+    (void)memo_negative_clear(c, name, ref, &ig);
     (void)lease_release(c, key, holder, &ig);
     stats_add(c->stats, rule->id, STAT_MISS, 1);
     return serve_stored(c, r, name, ref, "miss", out, e);
@@ -176,11 +165,12 @@ static pier_err revalidate(struct ctx *c, struct req *r, const char *name, const
     return import(c, r, name, ref, upname, rule, stored, key, holder, out, e);
 }
 
+/* A failure to read the memo is no reason to refuse: ask the upstream. */
 static bool negative_cached(struct ctx *c, const char *name, const char *ref)
 {
     struct perr ig;
-    PGresult *neg = db_exec(c->db, c->a, &st_negative_get, &ig, name, ref);
-    return neg && PQntuples(neg) > 0;
+    bool remembered = false;
+    return memo_negative_get(c, name, ref, &remembered, &ig) == PIER_OK && remembered;
 }
 
 pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
@@ -267,19 +257,8 @@ pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const ch
 
 /* ---- referrers ---- */
 
-static const struct db_stmt st_ref_get = {
-    "pull_ref_get",
-    "SELECT cr.manifests::text, cr.fetched_at > now() - make_interval(secs => $3::int)"
-    " FROM cache_referrers cr JOIN repositories r ON r.id = cr.repository_id"
-    " WHERE r.name = $1 AND cr.subject = $2", 3};
 /* Stored only for a repository that exists (a referrers query alone never
  * creates one); the row goes with its repository. */
-static const struct db_stmt st_ref_put = {
-    "pull_ref_put",
-    "INSERT INTO cache_referrers(repository_id, subject, manifests)"
-    " SELECT id, $2, $3::jsonb FROM repositories WHERE name = $1"
-    " ON CONFLICT (repository_id, subject) DO UPDATE SET manifests = EXCLUDED.manifests,"
-    " fetched_at = now()", 3};
 
 /* The referrers of digest as the upstream reports them: the referrers API,
  * else the "sha256-<hex>" tag of the fallback scheme. NULL on failure. */
@@ -329,13 +308,13 @@ pier_err cache_referrers(struct ctx *c, const char *name, const char *digest,
     pier_err rc = rule_upstream_name(rule, name, upname, e);
     if (rc)
         return rc;
-    char refresh[16];
-    snprintf(refresh, sizeof refresh, "%d", rule->refresh_seconds);
-    PGresult *res = db_exec(c->db, c->a, &st_ref_get, e, name, digest, refresh);
-    if (!res)
-        return e->code;
-    json_t *cached = PQntuples(res) ? json_loads(PQgetvalue(res, 0, 0), 0, NULL) : NULL;
-    if (cached && PQgetvalue(res, 0, 1)[0] == 't') {
+    const char *text = NULL;
+    bool fresh_enough = false;
+    if ((rc = memo_referrers_get(c, name, digest, rule->refresh_seconds, &text, &fresh_enough,
+                                 e)) != PIER_OK)
+        return rc;
+    json_t *cached = text ? json_loads(text, 0, NULL) : NULL;
+    if (cached && fresh_enough) {
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         out->referrers = cached;
         out->state = "hit";
@@ -373,10 +352,10 @@ pier_err cache_referrers(struct ctx *c, const char *name, const char *digest,
                         rule->prefix, resp.message, digest);
     }
     json_decref(cached);
-    char *text = json_dumps(fresh, JSON_COMPACT);
-    if (text) {
-        db_exec(c->db, c->a, &st_ref_put, &ig, name, digest, text);
-        free(text);
+    char *list = json_dumps(fresh, JSON_COMPACT);
+    if (list) {
+        (void)memo_referrers_put(c, name, digest, list, &ig);
+        free(list);
     }
     stats_add(c->stats, rule->id, STAT_MISS, 1);
     out->referrers = fresh;

@@ -8,6 +8,7 @@
 #include "lib/arena.h"
 #include "lib/grammar.h"
 #include "lib/util.h"
+#include "store/repo.h"
 
 #define STATS_RULES 64
 
@@ -27,12 +28,6 @@ struct cache_stats {
     int npulls;
     int64_t last_flush;
 };
-
-static const struct db_stmt st_pulled = {
-    "stats_pulled",
-    "WITH m AS (UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
-    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 RETURNING r.id)"
-    " UPDATE repositories SET pulls = pulls + $3::bigint WHERE id IN (SELECT id FROM m)", 3};
 
 void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
 {
@@ -100,9 +95,7 @@ void stats_flush(struct ctx *c, int interval_ms)
         return;
     for (int i = 0; i < s->npulls; i++) {
         struct perr e;
-        char n[24];
-        snprintf(n, sizeof n, "%lld", s->pulls[i].count);
-        db_exec(c->db, c->a, &st_pulled, &e, s->pulls[i].repo, s->pulls[i].digest, n);
+        (void)repo_note_pulls(c, s->pulls[i].repo, s->pulls[i].digest, s->pulls[i].count, &e);
     }
     s->npulls = 0;
     int kept = 0;

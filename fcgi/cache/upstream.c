@@ -846,3 +846,36 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
                                realm_withheld && resp->failure == UPF_AUTH, resp->status));
     return PIER_E_UNAVAILABLE;
 }
+
+/* ---- shared tokens: what the rest of the registry may ask ---- */
+
+static const struct db_stmt st_tokens_forget = {
+    "up_tokens_forget", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint", 1};
+static const struct db_stmt st_tokens_forget_credential = {
+    "up_tokens_forget_credential",
+    "DELETE FROM upstream_tokens WHERE rule_id IN (SELECT id FROM cache_rules"
+    " WHERE credential_arn = $1 OR credential_arn = $2)", 2};
+static const struct db_stmt st_tokens_expire = {
+    "up_tokens_expire", "DELETE FROM upstream_tokens WHERE expires_at < now()", 0};
+
+pier_err upstream_tokens_forget(struct ctx *c, long long rule_id, struct perr *e)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    return db_exec(c->db, c->a, &st_tokens_forget, e, id) ? PIER_OK : e->code;
+}
+
+pier_err upstream_tokens_forget_credential(struct ctx *c, const char *arn, const char *name,
+                                           struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_tokens_forget_credential, e, arn, name) ? PIER_OK : e->code;
+}
+
+pier_err upstream_tokens_expire(struct ctx *c, long long *removed, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tokens_expire, e);
+    if (!res)
+        return e->code;
+    *removed = atoll(PQcmdTuples(res));
+    return PIER_OK;
+}

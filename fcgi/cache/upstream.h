@@ -96,4 +96,14 @@ const char *upstream_parse_token(struct arena *a, const char *body, size_t len, 
 /* Human-readable name of a failure class. */
 const char *upstream_failure_name(enum up_failure f);
 
+/* ---- shared tokens (the upstream_tokens table, which no other module queries) ---- */
+/* Forget the tokens obtained for rule rule_id (its URL or credentials changed). */
+pier_err upstream_tokens_forget(struct ctx *c, long long rule_id, struct perr *e);
+/* Forget the tokens of every rule whose credentialArn is arn or name (the
+ * secret's value changed). */
+pier_err upstream_tokens_forget_credential(struct ctx *c, const char *arn, const char *name,
+                                           struct perr *e);
+/* Remove expired tokens; *removed counts them. */
+pier_err upstream_tokens_expire(struct ctx *c, long long *removed, struct perr *e);
+
 #endif

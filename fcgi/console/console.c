@@ -14,8 +14,10 @@
 #include "auth/authn.h"
 #include "auth/authz.h"
 #include "auth/principals.h"
+#include "store/rules.h"
 #include "db/db.h"
 #include "ecrapi/api.h"
+#include "ecrapi/exceptions.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -44,45 +46,6 @@ static const struct db_stmt st_delete = {
     "con_delete", "DELETE FROM console_sessions WHERE id_hash = $1::bytea", 1};
 static const struct db_stmt st_expire = {
     "con_expire", "DELETE FROM console_sessions WHERE expires_at < now()", 0};
-static const struct db_stmt st_overview_rules = {
-    "con_overview_rules",
-    "SELECT cr.prefix, cr.upstream_url, cr.upstream_registry, cr.upstream_prefix,"
-    " cr.refresh_seconds, (cr.secret_enc IS NOT NULL OR cr.credential_arn IS NOT NULL),"
-    " coalesce(cr.credential_arn, ''), coalesce(cr.last_error, ''),"
-    " coalesce(extract(epoch FROM cr.last_error_at)::bigint, 0),"
-    " coalesce(s.hits, 0), coalesce(s.misses, 0), coalesce(s.stale, 0),"
-    " coalesce(s.upstream_bytes, 0), coalesce(s.served_bytes, 0), coalesce(s.upstream_errors, 0),"
-    " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
-    " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
-    "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
-    " extract(epoch FROM cr.created_at)::bigint, coalesce(s.storage_errors, 0),"
-    " coalesce(cr.last_storage_error, ''),"
-    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0)"
-    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
-static const struct db_stmt st_top = {
-    "con_top",
-    "SELECT r.name, r.pulls, coalesce(cr.prefix, '') FROM repositories r"
-    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.pulls > 0"
-    " ORDER BY r.pulls DESC, r.name LIMIT 50", 0};
-static const struct db_stmt st_repos = {
-    "con_repos",
-    "SELECT r.name, r.kind, coalesce(cr.prefix, ''), extract(epoch FROM r.created_at)::bigint,"
-    " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id),"
-    " (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), r.pulls"
-    " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
-    " WHERE strpos(r.name, $1) > 0 ORDER BY r.name LIMIT 500", 1};
-static const struct db_stmt st_tags = {
-    "con_tags",
-    "SELECT t.name, t.digest, m.media_type, m.size, extract(epoch FROM m.created_at)::bigint,"
-    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
-    " coalesce(extract(epoch FROM t.checked_at)::bigint, 0),"
-    " (r.kind = 'cache' AND (t.checked_at IS NULL OR t.checked_at <"
-    "   now() - make_interval(secs => coalesce(cr.refresh_seconds, 0)))),"
-    " m.body"
-    " FROM tags t JOIN repositories r ON r.id = t.repository_id"
-    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
-    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.name = $1 ORDER BY t.name", 1};
-
 /* ---- responses ---- */
 
 static void reply(struct req *r, int status, json_t *body)
@@ -92,9 +55,12 @@ static void reply(struct req *r, int status, json_t *body)
     json_decref(body);
 }
 
-static void fail(struct req *r, int status, const char *type, const char *msg)
+/* The one place the console writes an error: type and status come from the
+ * control plane's exception table. */
+static void fail(struct req *r, enum ecr_exc exc, const char *msg)
 {
-    reply(r, status, json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", msg));
+    reply(r, ecr_exc_console_status(exc),
+          json_pack("{s:{s:s, s:s}}", "error", "type", ecr_exc_type(exc), "message", msg));
 }
 
 /* The session cookie is Secure when this request came over TLS, and also when
@@ -196,7 +162,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     const char *key = json_string_value(json_object_get(in, "accessKeyId"));
     const char *secret = json_string_value(json_object_get(in, "secretAccessKey"));
     if (!key || !secret || strlen(key) > 64 || strlen(secret) > 4096) {
-        fail(r, 400, "InvalidParameterException", "Enter an access key ID and its secret access key.");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "Enter an access key ID and its secret access key.");
         return;
     }
     struct identity id;
@@ -207,16 +173,16 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
         rc = authn_key_live(c, ac, id.key_id, &e);
     if (rc == PIER_E_TOOMANYREQUESTS) {
         resp_header(r, "Retry-After", "%s", e.detail);
-        fail(r, 429, "ThrottlingException", e.msg);
+        fail(r, ECR_EXC_THROTTLING, e.msg);
         return;
     }
     if (rc != PIER_OK && rc != PIER_E_UNAUTHORIZED) {
-        fail(r, 503, "ServerException", "Sign-in is not possible right now; try again.");
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sign-in is not possible right now; try again.");
         return;
     }
     if (rc != PIER_OK || (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
-        fail(r, 401, "UnrecognizedClientException", "The access key ID or the secret access key is wrong.");
+        fail(r, ECR_EXC_UNRECOGNIZED_CLIENT, "The access key ID or the secret access key is wrong.");
         return;
     }
     /* A session never outlives the password it was opened with. */
@@ -238,7 +204,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
                             {.value = pid}, {.value = s.csrf}, {.value = ttl},
                             {.value = id.key_id}};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
-        fail(r, 503, "ServerException", "Sessions cannot be stored right now.");
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sessions cannot be stored right now.");
         return;
     }
     struct perr ignore;
@@ -288,50 +254,54 @@ static void overview(struct ctx *c, struct req *r)
 {
     struct perr e;
     if (authz_check_arn(c, "ecr:DescribePullThroughCacheRules", authz_registry_arn(c), &e) != PIER_OK) {
-        fail(r, 403, "AccessDeniedException", e.msg);
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
-    PGresult *res = db_exec(c->db, c->a, &st_overview_rules, &e);
-    PGresult *top = res ? db_exec(c->db, c->a, &st_top, &e) : NULL;
-    if (!res || !top) {
-        fail(r, 503, "ServerException", e.msg);
+    struct rule_overview *ro;
+    struct repo_pulls *top;
+    int nrules, ntop;
+    if (rules_overview(c, &ro, &nrules, &e) != PIER_OK ||
+        repo_most_pulled(c, &top, &ntop, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *rules = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                              "prefix", PQgetvalue(res, i, 0), "upstreamUrl", PQgetvalue(res, i, 1),
-                              "upstreamRegistry", PQgetvalue(res, i, 2),
-                              "upstreamPrefix", PQgetvalue(res, i, 3),
-                              "refreshSeconds", (json_int_t)db_int(res, i, 4),
-                              "hasCredentials", PQgetvalue(res, i, 5)[0] == 't',
-                              "hits", (json_int_t)db_int(res, i, 9), "misses", (json_int_t)db_int(res, i, 10),
-                              "stale", (json_int_t)db_int(res, i, 11),
-                              "upstreamBytes", (json_int_t)db_int(res, i, 12),
-                              "servedBytes", (json_int_t)db_int(res, i, 13),
-                              "upstreamErrors", (json_int_t)db_int(res, i, 14),
-                              "repositories", (json_int_t)db_int(res, i, 15),
-                              "bytesCached", (json_int_t)db_int(res, i, 16),
-                              "createdAt", (json_int_t)db_int(res, i, 17));
-        json_object_set_new(j, "storageErrors", json_integer(db_int(res, i, 18)));
-        if (PQgetvalue(res, i, 19)[0]) {
-            json_object_set_new(j, "lastStorageError", json_string(PQgetvalue(res, i, 19)));
-            json_object_set_new(j, "lastStorageErrorAt", json_integer(db_int(res, i, 20)));
+    for (int i = 0; i < nrules; i++) {
+        const struct rule_overview *o = &ro[i];
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                              " s:I, s:I}",
+                              "prefix", o->prefix, "upstreamUrl", o->upstream_url,
+                              "upstreamRegistry", o->upstream_registry,
+                              "upstreamPrefix", o->upstream_prefix,
+                              "refreshSeconds", (json_int_t)o->refresh_seconds,
+                              "hasCredentials", o->has_credentials,
+                              "hits", (json_int_t)o->hits, "misses", (json_int_t)o->misses,
+                              "stale", (json_int_t)o->stale,
+                              "upstreamBytes", (json_int_t)o->upstream_bytes,
+                              "servedBytes", (json_int_t)o->served_bytes,
+                              "upstreamErrors", (json_int_t)o->upstream_errors,
+                              "repositories", (json_int_t)o->repositories,
+                              "bytesCached", (json_int_t)o->bytes_cached,
+                              "createdAt", (json_int_t)o->created_at);
+        json_object_set_new(j, "storageErrors", json_integer(o->storage_errors));
+        if (o->last_storage_error[0]) {
+            json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
+            json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));
         }
-        if (PQgetvalue(res, i, 6)[0])
-            json_object_set_new(j, "credentialArn", json_string(PQgetvalue(res, i, 6)));
-        if (PQgetvalue(res, i, 7)[0]) {
-            json_object_set_new(j, "lastError", json_string(PQgetvalue(res, i, 7)));
-            json_object_set_new(j, "lastErrorAt", json_integer(db_int(res, i, 8)));
+        if (o->credential_arn[0])
+            json_object_set_new(j, "credentialArn", json_string(o->credential_arn));
+        if (o->last_error[0]) {
+            json_object_set_new(j, "lastError", json_string(o->last_error));
+            json_object_set_new(j, "lastErrorAt", json_integer(o->last_error_at));
         }
         json_array_append_new(rules, j);
     }
     json_t *tops = json_array();
-    for (int i = 0; i < PQntuples(top); i++)
-        if (authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(top, i, 0)))
-            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", PQgetvalue(top, i, 0),
-                                                  "pulls", (json_int_t)db_int(top, i, 1), "rule",
-                                                  PQgetvalue(top, i, 2)));
+    for (int i = 0; i < ntop; i++)
+        if (authz_allowed(c, "ecr:DescribeRepositories", top[i].name))
+            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", top[i].name,
+                                                  "pulls", (json_int_t)top[i].pulls, "rule",
+                                                  top[i].rule_prefix));
     reply(r, 200, json_pack("{s:o, s:o}", "rules", rules, "topRepositories", tops));
 }
 
@@ -339,26 +309,27 @@ static void repositories(struct ctx *c, struct req *r)
 {
     char q[NAME_MAX_LEN + 1] = "";
     if (req_query(r, "q", q, sizeof q) < 0) {
-        fail(r, 400, "InvalidParameterException", "The search text is too long.");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "The search text is too long.");
         return;
     }
     struct perr e;
-    PGresult *res = db_exec(c->db, c->a, &st_repos, &e, q);
-    if (!res) {
-        fail(r, 503, "ServerException", e.msg);
+    struct repo_summary *found;
+    int n;
+    if (repo_search(c, q, &found, &n, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *list = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (!authz_allowed(c, "ecr:DescribeRepositories", PQgetvalue(res, i, 0)))
+    for (int i = 0; i < n; i++) {
+        const struct repo_summary *s = &found[i];
+        if (!authz_allowed(c, "ecr:DescribeRepositories", s->name))
             continue;
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", PQgetvalue(res, i, 0),
-                              "cache", !strcmp(PQgetvalue(res, i, 1), "cache"),
-                              "createdAt", (json_int_t)db_int(res, i, 3),
-                              "images", (json_int_t)db_int(res, i, 4),
-                              "tags", (json_int_t)db_int(res, i, 5), "pulls", (json_int_t)db_int(res, i, 6));
-        if (PQgetvalue(res, i, 2)[0])
-            json_object_set_new(j, "rule", json_string(PQgetvalue(res, i, 2)));
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", s->name,
+                              "cache", s->cache, "createdAt", (json_int_t)s->created_at,
+                              "images", (json_int_t)s->images, "tags", (json_int_t)s->tags,
+                              "pulls", (json_int_t)s->pulls);
+        if (s->rule_prefix[0])
+            json_object_set_new(j, "rule", json_string(s->rule_prefix));
         json_array_append_new(list, j);
     }
     reply(r, 200, json_pack("{s:o}", "repositories", list));
@@ -413,33 +384,31 @@ static void repository(struct ctx *c, struct req *r)
     char name[NAME_MAX_LEN + 2];
     struct perr e;
     if (req_query(r, "name", name, sizeof name) != 1 || grammar_name(name, &e) != PIER_OK) {
-        fail(r, 400, "InvalidParameterException", "name must be a repository name");
+        fail(r, ECR_EXC_INVALID_PARAMETER, "name must be a repository name");
         return;
     }
     if (authz_check(c, "ecr:DescribeImages", name, &e) != PIER_OK) {
-        fail(r, 403, "AccessDeniedException", e.msg);
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
-    PGresult *res = db_exec(c->db, c->a, &st_tags, &e, name);
-    if (!res) {
-        fail(r, 503, "ServerException", e.msg);
+    struct repo_tag_detail *found;
+    int n;
+    if (repo_tag_details(c, name, &found, &n, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
     json_t *tags = json_array();
-    for (int i = 0; i < PQntuples(res); i++) {
-        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", PQgetvalue(res, i, 0),
-                              "digest", PQgetvalue(res, i, 1), "mediaType", PQgetvalue(res, i, 2),
-                              "manifestBytes", (json_int_t)db_int(res, i, 3),
-                              "pushedAt", (json_int_t)db_int(res, i, 4),
-                              "lastPulledAt", (json_int_t)db_int(res, i, 5),
-                              "lastUpstreamCheck", (json_int_t)db_int(res, i, 6),
-                              "stale", PQgetvalue(res, i, 7)[0] == 't');
-        size_t blen = 0;
-        unsigned char *body = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 8), &blen);
-        if (body) {
-            describe_manifest(c, name, (const char *)body, blen, t);
-            PQfreemem(body);
-        }
+    for (int i = 0; i < n; i++) {
+        const struct repo_tag_detail *d = &found[i];
+        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", d->tag,
+                              "digest", d->digest, "mediaType", d->media_type,
+                              "manifestBytes", (json_int_t)d->size,
+                              "pushedAt", (json_int_t)d->pushed_at,
+                              "lastPulledAt", (json_int_t)d->last_pulled_at,
+                              "lastUpstreamCheck", (json_int_t)d->checked_at,
+                              "stale", d->stale);
+        if (d->body)
+            describe_manifest(c, name, d->body, d->body_len, t);
         json_array_append_new(tags, t);
     }
     reply(r, 200, json_pack("{s:s, s:o}", "name", name, "tags", tags));
@@ -462,13 +431,13 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     json_t *in = NULL;
     if (post) {
         if (req_read_body(r, BODY_MAX, &body, &len, &e) != PIER_OK) {
-            fail(r, 400, "ValidationException", e.msg);
+            fail(r, ECR_EXC_VALIDATION, e.msg);
             return;
         }
         in = len ? json_loadb(body, len, 0, NULL) : json_object();
         if (!json_is_object(in)) {
             json_decref(in);
-            fail(r, 400, "SerializationException", "The request body is not a JSON object.");
+            fail(r, ECR_EXC_SERIALIZATION, "The request body is not a JSON object.");
             return;
         }
         arena_defer(r->a, decref, in);
@@ -480,7 +449,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
          * but not application/json, and the browser says where it came from. */
         if (!json_request(r) || !same_origin(r)) {
             log_warn("console: sign-in refused from %s (not a same-origin JSON request)", r->remote_addr);
-            fail(r, 403, "InvalidOrigin", "Sign in from the console page itself.");
+            fail(r, ECR_EXC_INVALID_ORIGIN, "Sign in from the console page itself.");
             return;
         }
         login(c, ac, r, in);
@@ -488,7 +457,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     struct session s;
     if (!load_session(c, r, &s)) {
-        fail(r, 401, "SessionExpired", "Sign in first (or again: the session has ended).");
+        fail(r, ECR_EXC_SESSION_EXPIRED, "Sign in first (or again: the session has ended).");
         return;
     }
     c->who = &s.id;
@@ -498,7 +467,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     if (post && !csrf_ok(r, &s)) {
         log_warn("console: change without a valid CSRF token from %s for %s", r->remote_addr, s.id.p.arn);
-        fail(r, 403, "InvalidCsrfToken", "This change did not come from the console page; reload it and try again.");
+        fail(r, ECR_EXC_INVALID_CSRF_TOKEN, "This change did not come from the console page; reload it and try again.");
         return;
     }
     if (post && strcmp(what, "logout") == 0) {
@@ -513,15 +482,13 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         bool ecr = what[0] == 'e';
         const char *op = what + (ecr ? 4 : 15);
         json_t *out = NULL;
-        const char *type;
+        enum ecr_exc exc;
         char msg[600];
-        int status;
-        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &type, msg, sizeof msg,
-                          &status)) {
+        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg,
+                          sizeof msg))
             reply(r, 200, out);
-        } else {
-            fail(r, status == 500 ? 500 : !strcmp(type, "AccessDeniedException") ? 403 : 400, type, msg);
-        }
+        else
+            fail(r, exc, msg);
         return;
     }
     if (!post && strcmp(what, "overview") == 0) {
@@ -536,5 +503,5 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         repository(c, r);
         return;
     }
-    fail(r, 404, "UnknownOperationException", "No such console endpoint.");
+    fail(r, ECR_EXC_CONSOLE_NOT_FOUND, "No such console endpoint.");
 }

@@ -65,13 +65,11 @@ static const struct op SM_OPS[] = {
     {"DeleteSecret", op_sm_delete_secret},
 };
 
-bool api_fail(struct api *x, const char *type, const char *fmt, ...)
+bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)
 {
     if (x->err_type)
         return false;
-    x->err_type = type;
-    x->err_status = strcmp(type, "ServerException") == 0 || strcmp(type, "InternalServiceError") == 0
-                        ? 500 : 400;
+    x->err_type = exc;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(x->err_msg, sizeof x->err_msg, fmt, ap);
@@ -79,30 +77,26 @@ bool api_fail(struct api *x, const char *type, const char *fmt, ...)
     return false;
 }
 
-bool api_perr(struct api *x, const struct perr *e, const char *notfound, const char *conflict)
+bool api_perr(struct api *x, const struct perr *e, enum ecr_exc notfound, enum ecr_exc conflict)
 {
     switch (e->code) {
     case PIER_E_NAME_UNKNOWN:
     case PIER_E_MANIFEST_UNKNOWN:
     case PIER_E_BLOB_UNKNOWN:
-        return api_fail(x, notfound ? notfound : "InvalidParameterException", "%s", e->msg);
+        return api_fail(x, notfound ? notfound : ECR_EXC_INVALID_PARAMETER, "%s", e->msg);
     case PIER_E_CONFLICT:
-        return api_fail(x, conflict ? conflict : "InvalidParameterException", "%s", e->msg);
+        return api_fail(x, conflict ? conflict : ECR_EXC_INVALID_PARAMETER, "%s", e->msg);
     case PIER_E_DENIED:
     case PIER_E_UNAUTHORIZED:
-        return api_fail(x, "AccessDeniedException", "%s", e->msg);
-    case PIER_E_UNAVAILABLE:
-        api_fail(x, "ServerException", "%s", e->msg);
-        x->err_status = 503; /* SDKs retry it, after Retry-After */
-        return false;
+        return api_fail(x, ECR_EXC_ACCESS_DENIED, "%s", e->msg);
+    case PIER_E_UNAVAILABLE: /* SDKs retry it, after Retry-After */
+        return api_fail(x, ECR_EXC_SERVER_UNAVAILABLE, "%s", e->msg);
     case PIER_E_STORAGE_FULL:
-        api_fail(x, "ServerException", "%s", e->msg);
-        x->err_status = 507;
-        return false;
+        return api_fail(x, ECR_EXC_SERVER_STORAGE_FULL, "%s", e->msg);
     case PIER_E_INTERNAL:
-        return api_fail(x, "ServerException", "%s", e->msg);
+        return api_fail(x, ECR_EXC_SERVER, "%s", e->msg);
     default:
-        return api_fail(x, "InvalidParameterException", "%s", e->msg);
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e->msg);
     }
 }
 
@@ -111,16 +105,16 @@ const char *api_str(struct api *x, const char *field, bool required, size_t maxl
     json_t *v = json_object_get(x->in, field);
     if (!v || json_is_null(v)) {
         if (required)
-            api_fail(x, "InvalidParameterException", "%s is required", field);
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s is required", field);
         return NULL;
     }
     if (!json_is_string(v)) {
-        api_fail(x, "InvalidParameterException", "%s must be a string", field);
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s must be a string", field);
         return NULL;
     }
     const char *s = json_string_value(v);
     if (strlen(s) > maxlen || (required && !*s)) {
-        api_fail(x, "InvalidParameterException", "%s must be 1 to %zu characters", field, maxlen);
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s must be 1 to %zu characters", field, maxlen);
         return NULL;
     }
     return s;
@@ -132,7 +126,7 @@ bool api_int(struct api *x, const char *field, long long lo, long long hi, long 
     if (!v || json_is_null(v))
         return true;
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return api_fail(x, "InvalidParameterException", "%s must be an integer from %lld to %lld",
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s must be an integer from %lld to %lld",
                         field, lo, hi);
     *out = json_integer_value(v);
     return true;
@@ -144,7 +138,7 @@ bool api_bool(struct api *x, const char *field, bool *out)
     if (!v || json_is_null(v))
         return true;
     if (!json_is_boolean(v))
-        return api_fail(x, "InvalidParameterException", "%s must be a boolean", field);
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s must be a boolean", field);
     *out = json_is_true(v);
     return true;
 }
@@ -156,7 +150,7 @@ const char *api_repo_name(struct api *x, bool required)
         return NULL;
     struct perr e;
     if (strlen(name) < 2 || grammar_name(name, &e) != PIER_OK) {
-        api_fail(x, "InvalidParameterException",
+        api_fail(x, ECR_EXC_INVALID_PARAMETER,
                  "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy "
                  "regular expression (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'"
                  " and be 2-256 characters'%s%s", strlen(name) < 2 ? "" : ": ",
@@ -174,8 +168,8 @@ bool api_authorize(struct api *x, const char *repo)
     pier_err rc = repo ? authz_check(x->c, action, repo, &e)
                        : authz_check_arn(x->c, action, authz_registry_arn(x->c), &e);
     if (rc)
-        return api_fail(x, rc == PIER_E_DENIED || rc == PIER_E_UNAUTHORIZED ? "AccessDeniedException"
-                                                                             : "ServerException",
+        return api_fail(x, rc == PIER_E_DENIED || rc == PIER_E_UNAUTHORIZED ? ECR_EXC_ACCESS_DENIED
+                                                                             : ECR_EXC_SERVER,
                         "%s", e.msg);
     return true;
 }
@@ -186,7 +180,7 @@ bool api_registry_id(struct api *x)
     if (x->err_type)
         return false;
     if (id && strcmp(id, x->c->cfg->account_id) != 0)
-        return api_fail(x, "InvalidParameterException",
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER,
                         "registryId %s is not this registry (%s)", id, x->c->cfg->account_id);
     return true;
 }
@@ -201,7 +195,7 @@ bool api_page(struct api *x, long long max, long long *limit, long long *offset)
     if (x->err_type)
         return false;
     if (tok && (tok[0] != 'o' || !grammar_uint(tok + 1, 1LL << 40, offset)))
-        return api_fail(x, "InvalidParameterException", "nextToken is not one this registry issued");
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "nextToken is not one this registry issued");
     return true;
 }
 
@@ -241,8 +235,11 @@ static const char *cgi_header(void *arg, const char *lname)
     return req_env(r, var);
 }
 
-static void send_error(struct req *r, const char *type, const char *msg, int status)
+/* The one place control-plane errors are written. */
+static void send_error(struct req *r, enum ecr_exc exc, const char *msg)
 {
+    const char *type = ecr_exc_type(exc);
+    int status = ecr_exc_status(exc);
     json_t *body = json_pack("{s:s, s:s}", "__type", type, "message", msg);
     resp_header(r, "x-amzn-ErrorType", "%s", type);
     if (status == 503)
@@ -253,8 +250,8 @@ static void send_error(struct req *r, const char *type, const char *msg, int sta
 
 void ecrapi_error(struct req *r, const struct perr *e)
 {
-    send_error(r, "ServerException", e->msg[0] ? e->msg : "internal error",
-               e->code == PIER_E_UNAVAILABLE ? 503 : 500);
+    send_error(r, e->code == PIER_E_UNAVAILABLE ? ECR_EXC_SERVER_UNAVAILABLE : ECR_EXC_SERVER,
+               e->msg[0] ? e->msg : "internal error");
 }
 
 static const struct op *find_op(const char *service, const char *name)
@@ -269,29 +266,26 @@ static const struct op *find_op(const char *service, const char *name)
 }
 
 bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
-                   json_t *in, json_t **out, const char **err_type, char *err_msg, size_t errsz,
-                   int *status)
+                   json_t *in, json_t **out, enum ecr_exc *exc, char *err_msg, size_t errsz)
 {
     const struct op *op = find_op(service, opname);
     if (!op) {
-        *err_type = "UnknownOperationException";
+        *exc = ECR_EXC_UNKNOWN_OPERATION;
         snprintf(err_msg, errsz, "this registry does not implement %s", opname);
-        *status = 400;
         return false;
     }
     struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
     op->fn(&x);
     if (x.err_type) {
-        if (x.err_status >= 500)
+        if (ecr_exc_status(x.err_type) >= 500)
             log_error("control plane %s: %s", op->name, x.err_msg);
-        *err_type = x.err_type;
+        *exc = x.err_type;
         snprintf(err_msg, errsz, "%s", x.err_msg);
-        *status = x.err_status;
         json_decref(x.out);
         return false;
     }
     *out = x.out;
-    *status = 200;
+    *exc = ECR_EXC_NONE;
     return true;
 }
 
@@ -300,13 +294,13 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     struct perr e;
     if (strcmp(r->method, "POST") != 0) {
         req_refuse_body(r);
-        send_error(r, "UnknownOperationException", "the control plane takes POST requests", 400);
+        send_error(r, ECR_EXC_UNKNOWN_OPERATION, "the control plane takes POST requests");
         return;
     }
     char *body;
     size_t len;
     if (req_read_body(r, API_MAX_BODY, &body, &len, &e) != PIER_OK) {
-        send_error(r, "ValidationException", e.msg, 400);
+        send_error(r, ECR_EXC_VALIDATION, e.msg);
         return;
     }
     const char *target = req_header(r, "X-Amz-Target");
@@ -329,9 +323,9 @@ void ecrapi_handle(struct ctx *c, struct req *r)
         if (strcmp(table[i].name, opname) == 0)
             op = &table[i];
     if (!op) {
-        send_error(r, "UnknownOperationException",
+        send_error(r, ECR_EXC_UNKNOWN_OPERATION,
                    target ? "this registry does not implement that operation"
-                          : "X-Amz-Target is missing", 400);
+                          : "X-Amz-Target is missing");
         return;
     }
 
@@ -339,13 +333,12 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     const char *auth = req_header(r, "Authorization");
     struct sigv4_auth sa;
     if (!auth || sigv4_parse(auth, &sa, &e) != PIER_OK) {
-        send_error(r, "MissingAuthenticationTokenException",
-                   auth ? e.msg : "Missing Authentication Token (sign requests with Signature Version 4)",
-                   400);
+        send_error(r, ECR_EXC_MISSING_AUTHENTICATION_TOKEN,
+                   auth ? e.msg : "Missing Authentication Token (sign requests with Signature Version 4)");
         return;
     }
     if (strcmp(sa.service, service) != 0) {
-        send_error(r, "InvalidSignatureException", "the credential scope names the wrong service", 400);
+        send_error(r, ECR_EXC_INVALID_SIGNATURE, "the credential scope names the wrong service");
         return;
     }
     /* The operation, its time and the body's type must be signed: otherwise
@@ -357,9 +350,9 @@ void ecrapi_handle(struct ctx *c, struct req *r)
         char want[32];
         snprintf(want, sizeof want, ";%s;", must_sign[i]);
         if (!strstr(probe, want)) {
-            send_error(r, "InvalidSignatureException",
+            send_error(r, ECR_EXC_INVALID_SIGNATURE,
                        arena_printf(r->a, "the %s header must be signed (SignedHeaders: %s)",
-                                    must_sign[i], sa.signed_headers), 400);
+                                    must_sign[i], sa.signed_headers));
             return;
         }
     }
@@ -367,8 +360,8 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     struct principal p;
     if (key_secret(c, sa.key_id, secret, &p, &e) != PIER_OK) {
         if (e.code == PIER_E_UNAUTHORIZED)
-            send_error(r, "UnrecognizedClientException",
-                       "The security token included in the request is invalid.", 400);
+            send_error(r, ECR_EXC_UNRECOGNIZED_CLIENT,
+                       "The security token included in the request is invalid.");
         else
             ecrapi_error(r, &e);
         return;
@@ -386,8 +379,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     OPENSSL_cleanse(secret, sizeof secret);
     if (rc) {
         log_warn("control plane: %s signature refused: %s", sa.key_id, e.msg);
-        send_error(r, strstr(e.msg, "expired") ? "InvalidSignatureException"
-                                               : "InvalidSignatureException", e.msg, 400);
+        send_error(r, ECR_EXC_INVALID_SIGNATURE, e.msg);
         return;
     }
     struct identity *id = arena_alloc(r->a, sizeof *id);
@@ -401,18 +393,17 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     json_t *in = len ? json_loadb(body, len, 0, &jerr) : json_object();
     if (!json_is_object(in)) {
         json_decref(in);
-        send_error(r, "SerializationException", "the request body is not a JSON object", 400);
+        send_error(r, ECR_EXC_SERIALIZATION, "the request body is not a JSON object");
         return;
     }
     json_t *out = NULL;
-    const char *type;
+    enum ecr_exc exc;
     char msg[600];
-    int status;
-    if (ecrapi_invoke(c, r, service, op->name, in, &out, &type, msg, sizeof msg, &status)) {
+    if (ecrapi_invoke(c, r, service, op->name, in, &out, &exc, msg, sizeof msg)) {
         resp_json(r, 200, "application/x-amz-json-1.1", out);
         json_decref(out);
     } else {
-        send_error(r, type, msg, status);
+        send_error(r, exc, msg);
     }
     json_decref(in);
 }

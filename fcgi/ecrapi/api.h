@@ -2,16 +2,19 @@
  * Signature Version 4, the same policy engine as the registry, errors as the
  * SDKs expect ({"__type": "<Name>Exception", "message": ...}, HTTP 400).
  * Also answers the few Secrets Manager calls the pull-through-cache workflow
- * uses. Operations live in ops_*.c; this header is their toolkit. */
+ * uses. Operations live in ops_*.c, one file per concept; this header is
+ * their toolkit. */
 #ifndef PIER_ECRAPI_H
 #define PIER_ECRAPI_H
 
 #include <stdbool.h>
 #include <jansson.h>
+#include "ecrapi/exceptions.h"
 #include "http/request.h"
 #include "lib/ctx.h"
 
 struct authn_cache;
+struct repo_record;
 
 struct api {
     struct ctx *c;
@@ -19,9 +22,8 @@ struct api {
     const char *op;          /* operation name, e.g. "CreateRepository" */
     json_t *in;              /* request document (borrowed) */
     json_t *out;             /* response document (operations fill it) */
-    const char *err_type;    /* set by api_fail */
+    enum ecr_exc err_type;   /* set by api_fail; ECR_EXC_NONE while all is well */
     char err_msg[600];
-    int err_status;          /* 400, or 500 for server faults */
 };
 
 /* Answer POST / (X-Amz-Target dispatch). */
@@ -32,20 +34,21 @@ void ecrapi_handle(struct ctx *c, struct req *r);
 void ecrapi_error(struct req *r, const struct perr *e);
 /* Run one operation for c->who (already authenticated another way, e.g. the
  * console's session): service "ecr" or "secretsmanager". On success *out
- * (caller decrefs) is the response document; otherwise the error's type,
- * message and HTTP status. The same code serves both ways in. */
+ * (caller decrefs) is the response document; otherwise *exc and the message
+ * (the exception table gives the type and the status). The same code serves
+ * both ways in. */
 bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
-                   json_t *in, json_t **out, const char **err_type, char *err_msg, size_t errsz,
-                   int *status);
+                   json_t *in, json_t **out, enum ecr_exc *exc, char *err_msg, size_t errsz);
 
 /* ---- for operations ---- */
 /* Record an error (first one wins) and return false. */
-bool api_fail(struct api *x, const char *type, const char *fmt, ...)
+bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Map a pier error: NAME_UNKNOWN -> notfound (e.g. "RepositoryNotFoundException"),
- * DENIED/UNAUTHORIZED -> AccessDeniedException, bad input -> InvalidParameterException,
- * CONFLICT -> conflict, 5xx -> ServerException. */
-bool api_perr(struct api *x, const struct perr *e, const char *notfound, const char *conflict);
+/* Map a pier error: NAME_UNKNOWN -> notfound (e.g. ECR_EXC_REPOSITORY_NOT_FOUND),
+ * DENIED/UNAUTHORIZED -> AccessDenied, bad input -> InvalidParameter, CONFLICT ->
+ * conflict, 5xx -> ServerException (503 when unavailable, 507 when storage is
+ * full). ECR_EXC_NONE for notfound or conflict: InvalidParameter. */
+bool api_perr(struct api *x, const struct perr *e, enum ecr_exc notfound, enum ecr_exc conflict);
 /* Required or optional string member; type and length are checked. */
 const char *api_str(struct api *x, const char *field, bool required, size_t maxlen);
 /* Optional integer member within [lo, hi]; *out keeps its value when absent. */
@@ -64,6 +67,12 @@ bool api_page(struct api *x, long long max, long long *limit, long long *offset)
 void api_next(struct api *x, long long offset, long long limit, bool more);
 /* Registry URI host (public_url without scheme, else registry_host). */
 const char *api_registry_host(struct api *x);
+/* Repository name exists (RepositoryNotFoundException otherwise); *out (may
+ * be NULL) receives its record (ops_repos.c). */
+bool api_repo_exists(struct api *x, const char *name, struct repo_record *out);
+/* Store tags ([{Key, Value}], NULL: none) on resource arn, at most 50 in all
+ * (ops_tags.c). */
+bool api_put_tags(struct api *x, const char *arn, json_t *tags);
 
 /* Operations (ops_*.c). */
 void op_get_authorization_token(struct api *x);

@@ -8,6 +8,7 @@
 #include "auth/authz.h"
 #include "auth/secrets.h"
 #include "auth/token.h"
+#include "cache/rulechange.h"
 #include "store/rules.h"
 #include "cache/upstream.h"
 #include "ecrapi/api.h"
@@ -20,7 +21,7 @@ void op_get_authorization_token(struct api *x)
         return;
     json_t *ids = json_object_get(x->in, "registryIds");
     if (ids && !json_is_array(ids)) {
-        api_fail(x, "InvalidParameterException", "registryIds must be a list");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "registryIds must be a list");
         return;
     }
     const struct identity *who = x->c->who;
@@ -36,7 +37,7 @@ void op_get_authorization_token(struct api *x)
     char *tok = token_sign(x->r->a, x->c->tk, TOKEN_LOGIN, claims, lifetime);
     json_decref(claims);
     if (!tok) {
-        api_fail(x, "ServerException", "tokens are not available: no server key");
+        api_fail(x, ECR_EXC_SERVER, "tokens are not available: no server key");
         return;
     }
     char *plain = arena_printf(x->r->a, "AWS:%s", tok);
@@ -70,7 +71,7 @@ void op_put_registry_policy(struct api *x)
         return;
     struct perr e;
     if (registry_policy_put(x->c, doc, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     registry_policy_out(x, doc);
@@ -83,7 +84,7 @@ void op_get_registry_policy(struct api *x)
     struct perr e;
     const char *doc;
     if (registry_policy_get(x->c, &doc, &e) != PIER_OK) {
-        api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_REGISTRY_POLICY_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     registry_policy_out(x, doc);
@@ -97,7 +98,7 @@ void op_delete_registry_policy(struct api *x)
     const char *doc;
     if (registry_policy_get(x->c, &doc, &e) != PIER_OK ||
         registry_policy_delete(x->c, &e) != PIER_OK) {
-        api_perr(x, &e, "RegistryPolicyNotFoundException", NULL);
+        api_perr(x, &e, ECR_EXC_REGISTRY_POLICY_NOT_FOUND, ECR_EXC_NONE);
         return;
     }
     registry_policy_out(x, doc);
@@ -135,13 +136,13 @@ static bool check_credential_arn(struct api *x, const char *arn)
     if (!arn)
         return true;
     if (strncmp(arn, "arn:aws:secretsmanager:", 23) != 0 || !strstr(arn, ":secret:ecr-pullthroughcache/"))
-        return api_fail(x, "InvalidParameterException",
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER,
                         "credentialArn must be the ARN of a Secrets Manager secret named "
                         "ecr-pullthroughcache/...");
     json_t *meta;
     struct perr e;
     if (secret_describe(x->c, arn, &meta, &e) != PIER_OK)
-        return api_fail(x, e.code == PIER_E_NAME_UNKNOWN ? "SecretNotFoundException" : "ServerException",
+        return api_fail(x, e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_SECRET_NOT_FOUND : ECR_EXC_SERVER,
                         "The specified secret %s could not be found", arn);
     json_decref(meta);
     return true;
@@ -173,7 +174,7 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
          * stored credential to any server. */
         struct perr e;
         if (authz_check_arn(x->c, "secretsmanager:GetSecretValue", cred, &e) != PIER_OK)
-            return api_fail(x, "AccessDeniedException",
+            return api_fail(x, ECR_EXC_ACCESS_DENIED,
                             "%s (a rule sends its credentials to its upstream, so attaching a "
                             "secret needs secretsmanager:GetSecretValue on it)", e.msg);
         snprintf(r->credential_arn, sizeof r->credential_arn, "%s", cred);
@@ -188,9 +189,9 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
 static bool rule_error(struct api *x, const struct perr *e)
 {
     if (e->code == PIER_E_BAD_REQUEST && strstr(e->msg, "upstreamRegistry '"))
-        return api_fail(x, "UnsupportedUpstreamRegistryException", "%s", e->msg);
-    return api_perr(x, e, "PullThroughCacheRuleNotFoundException",
-                    "PullThroughCacheRuleAlreadyExistsException");
+        return api_fail(x, ECR_EXC_UNSUPPORTED_UPSTREAM_REGISTRY, "%s", e->msg);
+    return api_perr(x, e, ECR_EXC_PTC_RULE_NOT_FOUND,
+                    ECR_EXC_PTC_RULE_ALREADY_EXISTS);
 }
 
 void op_create_ptc_rule(struct api *x)
@@ -205,7 +206,7 @@ void op_create_ptc_rule(struct api *x)
     }
     struct cache_rule now;
     if (rules_get(x->c, r.prefix, &now, &e) != PIER_OK) {
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     copy_rule_json(x, rule_json(x, &now, false));
@@ -218,14 +219,14 @@ void op_describe_ptc_rules(struct api *x)
         return;
     json_t *want = json_object_get(x->in, "ecrRepositoryPrefixes");
     if (want && (!json_is_array(want) || json_array_size(want) > 100)) {
-        api_fail(x, "InvalidParameterException", "ecrRepositoryPrefixes must be a list of up to 100");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "ecrRepositoryPrefixes must be a list of up to 100");
         return;
     }
     struct perr e;
     json_t *all = json_array();
     if (rules_list(x->c, all, &e) != PIER_OK) {
         json_decref(all);
-        api_perr(x, &e, NULL, NULL);
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     json_t *list = json_array();
@@ -234,7 +235,7 @@ void op_describe_ptc_rules(struct api *x)
     if (want) {
         json_array_foreach(want, i, p) {
             if (!json_is_string(p)) {
-                api_fail(x, "InvalidParameterException", "ecrRepositoryPrefixes must hold strings");
+                api_fail(x, ECR_EXC_INVALID_PARAMETER, "ecrRepositoryPrefixes must hold strings");
                 break;
             }
             struct cache_rule r;
@@ -275,7 +276,7 @@ void op_update_ptc_rule(struct api *x)
     }
     if (!read_rule_fields(x, &r, false))
         return;
-    if (rules_update(x->c, &r, false, NULL, NULL, &e) != PIER_OK ||
+    if (cache_rule_update(x->c, &r, false, NULL, NULL, &e) != PIER_OK ||
         rules_get(x->c, prefix, &r, &e) != PIER_OK) {
         rule_error(x, &e);
         return;

@@ -7,6 +7,7 @@
 #include <time.h>
 #include "auth/authz.h"
 #include "auth/secrets.h"
+#include "cache/upstream.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 
@@ -14,14 +15,14 @@ static bool sm_authorize(struct api *x)
 {
     struct perr e;
     if (authz_check_arn(x->c, "ecr:CreatePullThroughCacheRule", authz_registry_arn(x->c), &e) != PIER_OK)
-        return api_fail(x, "AccessDeniedException", "%s (Secrets Manager calls need the "
+        return api_fail(x, ECR_EXC_ACCESS_DENIED, "%s (Secrets Manager calls need the "
                         "permission to manage pull-through cache rules)", e.msg);
     return true;
 }
 
 static bool sm_error(struct api *x, const struct perr *e)
 {
-    return api_perr(x, e, "ResourceNotFoundException", "ResourceExistsException");
+    return api_perr(x, e, ECR_EXC_RESOURCE_NOT_FOUND, ECR_EXC_RESOURCE_EXISTS);
 }
 
 void op_sm_create_secret(struct api *x)
@@ -32,7 +33,7 @@ void op_sm_create_secret(struct api *x)
     if (x->err_type || !sm_authorize(x))
         return;
     if (json_object_get(x->in, "SecretBinary")) {
-        api_fail(x, "InvalidParameterException", "SecretBinary is not supported; use SecretString");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "SecretBinary is not supported; use SecretString");
         return;
     }
     struct perr e;
@@ -55,7 +56,8 @@ void op_sm_put_secret_value(struct api *x)
         return;
     struct perr e;
     const char *arn, *name, *version;
-    if (secret_put(x->c, id, value, &arn, &name, &version, &e) != PIER_OK) {
+    if (secret_put(x->c, id, value, &arn, &name, &version, &e) != PIER_OK ||
+        upstream_tokens_forget_credential(x->c, arn, name, &e) != PIER_OK) {
         sm_error(x, &e);
         return;
     }
@@ -87,7 +89,7 @@ void op_sm_list_secrets(struct api *x)
     if (x->err_type || !api_int(x, "MaxResults", 1, 100, &limit) || !sm_authorize(x))
         return;
     if (tok && (tok[0] != 'o' || !grammar_uint(tok + 1, 1LL << 40, &offset))) {
-        api_fail(x, "InvalidNextTokenException", "NextToken is not one this service issued");
+        api_fail(x, ECR_EXC_INVALID_NEXT_TOKEN, "NextToken is not one this service issued");
         return;
     }
     struct perr e;

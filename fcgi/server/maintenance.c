@@ -8,6 +8,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "auth/authn.h"
+#include "cache/lease.h"
+#include "cache/memo.h"
+#include "cache/upstream.h"
 #include "lib/arena.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -15,6 +19,7 @@
 #include "store/repo.h"
 #include "db/db.h"
 #include "store/blobstore.h"
+#include "store/uploads.h"
 #include "lib/ctx.h"
 
 #define MAINT_LOCK_KEY "1885955442002"
@@ -23,26 +28,6 @@ static const struct db_stmt st_lock = {
     "maint_lock", "SELECT pg_try_advisory_lock(" MAINT_LOCK_KEY ")", 0};
 static const struct db_stmt st_unlock = {
     "maint_unlock", "SELECT pg_advisory_unlock(" MAINT_LOCK_KEY ")", 0};
-static const struct db_stmt st_stale_uploads = {
-    "maint_stale_uploads",
-    "DELETE FROM uploads WHERE updated_at < now() - make_interval(secs => $1::int)"
-    " RETURNING id::text", 1};
-static const struct db_stmt st_upload_exists = {
-    "maint_upload_exists", "SELECT 1 FROM uploads WHERE id = $1::uuid", 1};
-static const struct db_stmt st_fetch_in_use = {
-    "maint_fetch_in_use",
-    "SELECT 1 FROM fetch_leases WHERE tmp_path = $1 AND state = 'running' AND expires_at > now()",
-    1};
-static const struct db_stmt st_old_rows = {
-    "maint_old_rows",
-    "WITH l AS (DELETE FROM fetch_leases WHERE expires_at < now() - interval '1 hour' RETURNING 1),"
-    " n AS (DELETE FROM cache_negative WHERE until < now() RETURNING 1),"
-    " t AS (DELETE FROM upstream_tokens WHERE expires_at < now() RETURNING 1),"
-    " r AS (DELETE FROM cache_referrers WHERE fetched_at < now() - interval '7 days' RETURNING 1),"
-    " f AS (DELETE FROM login_failures WHERE last_at < now() - interval '1 day'"
-    "       AND (blocked_until IS NULL OR blocked_until < now()) RETURNING 1)"
-    " SELECT (SELECT count(*) FROM l) + (SELECT count(*) FROM n) + (SELECT count(*) FROM t)"
-    " + (SELECT count(*) FROM r) + (SELECT count(*) FROM f)", 0};
 
 /* For every regular file in dir older than max_age seconds: drop() decides
  * and removes it (true when it did). */
@@ -76,8 +61,8 @@ static bool drop_upload_file(struct ctx *c, const char *name, const char *path)
 {
     if (uuid_valid(name)) {
         struct perr e;
-        PGresult *res = db_exec(c->db, c->a, &st_upload_exists, &e, name);
-        if (!res || PQntuples(res) > 0)
+        bool exists;
+        if (upload_exists(c, name, &exists, &e) != PIER_OK || exists)
             return false; /* on a database error keep the file */
     }
     return unlink(path) == 0;
@@ -88,8 +73,8 @@ static bool drop_fetch_file(struct ctx *c, const char *name, const char *path)
 {
     (void)name;
     struct perr e;
-    PGresult *res = db_exec(c->db, c->a, &st_fetch_in_use, &e, path);
-    if (!res || PQntuples(res) > 0)
+    bool in_use;
+    if (lease_tmp_in_use(c, path, &in_use, &e) != PIER_OK || in_use)
         return false;
     return unlink(path) == 0;
 }
@@ -135,20 +120,9 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     if (db_value(res, 0, 0)[0] != 't')
         goto done; /* another node is at it */
     out->ran = true;
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", cfg->upload_ttl);
-    res = db_exec(db, a, &st_stale_uploads, e, ttl);
-    if (!res) {
-        rc = e->code;
+    struct ctx mc = {.cfg = cfg, .db = db, .bs = bs, .a = a};
+    if ((rc = upload_expire(&mc, cfg->upload_ttl, &out->sessions, &out->upload_files, e)))
         goto unlock;
-    }
-    out->sessions = PQntuples(res);
-    for (int i = 0; i < out->sessions; i++) {
-        char path[PATH_MAX];
-        blobstore_upload_path(bs, PQgetvalue(res, i, 0), path);
-        if (unlink(path) == 0)
-            out->upload_files++;
-    }
     char dir[PATH_MAX + 16];
     struct arena *sa = arena_new(); /* reset after every file the sweeps look at */
     struct ctx sc = {.cfg = cfg, .db = db, .bs = bs, .a = sa};
@@ -158,9 +132,16 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     out->upload_files += sweep(&sc, dir, UPLOAD_TMP_ORPHAN_AGE, drop_upload_file);
     snprintf(dir, sizeof dir, "%s/tmp/fetch", bs->root);
     out->fetch_files = sweep(&sc, dir, FETCH_TMP_MAX_AGE, drop_fetch_file);
-    res = db_exec(db, a, &st_old_rows, e);
-    if (res)
-        out->rows = (int)db_int(res, 0, 0);
+    /* Rows that only expire: each table's owner removes its own. A failure
+     * leaves them for the next run. */
+    pier_err (*const expire[])(struct ctx *, long long *, struct perr *) = {
+        lease_expire, memo_expire, upstream_tokens_expire, authn_failures_expire};
+    for (size_t i = 0; i < sizeof expire / sizeof expire[0]; i++) {
+        long long removed = 0;
+        struct perr ignore;
+        if (expire[i](&mc, &removed, &ignore) == PIER_OK)
+            out->rows += (int)removed;
+    }
     int first = 0, count = 256;
     if (!full) {
         int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;

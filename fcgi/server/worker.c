@@ -72,8 +72,8 @@ static void endpoint_error(struct req *r, const struct perr *e)
 {
     if (strncmp(r->path, "/console/", 9) == 0) {
         int status = oci_status(e->code);
-        const char *type = e->code == PIER_E_TOOMANYREQUESTS ? "ThrottlingException"
-                                                             : "ServerException";
+        const char *type = ecr_exc_type(e->code == PIER_E_TOOMANYREQUESTS ? ECR_EXC_THROTTLING
+                                                                          : ECR_EXC_SERVER);
         if (status == 503)
             resp_header(r, "Retry-After", "5");
         json_t *body = json_pack("{s:{s:s, s:s}}", "error", "type", type, "message", e->msg);
@@ -82,7 +82,8 @@ static void endpoint_error(struct req *r, const struct perr *e)
     } else if (strcmp(r->path, "/") == 0 && e->code != PIER_E_TOOMANYREQUESTS) {
         ecrapi_error(r, e);
     } else if (strcmp(r->path, "/") == 0) {
-        json_t *body = json_pack("{s:s, s:s}", "__type", "ThrottlingException", "message", e->msg);
+        json_t *body = json_pack("{s:s, s:s}", "__type", ecr_exc_type(ECR_EXC_THROTTLING),
+                                 "message", e->msg);
         resp_json(r, 400, "application/x-amz-json-1.1", body);
         json_decref(body);
     } else {

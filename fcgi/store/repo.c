@@ -690,3 +690,368 @@ pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
     }
     return PIER_OK;
 }
+
+/* ---- repository records: the control plane and the console ---- */
+
+#define RECORD_COLUMNS                                                                     \
+    "r.id, r.name, extract(epoch FROM r.created_at)::bigint, r.image_tag_mutability,"      \
+    " r.scan_on_push, r.encryption_type, r.kms_key, r.kind"
+
+static const struct db_stmt st_record_create = {
+    "repo_record_create",
+    "INSERT INTO repositories(name, kind, rule_id, image_tag_mutability, scan_on_push,"
+    " encryption_type, kms_key) VALUES ($1, CASE WHEN $2::bigint > 0 THEN 'cache' ELSE 'push' END,"
+    " nullif($2::bigint, 0), $3, $4::bool, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id", 6};
+static const struct db_stmt st_record_get = {
+    "repo_record_get", "SELECT " RECORD_COLUMNS " FROM repositories r WHERE r.name = $1", 1};
+static const struct db_stmt st_record_list = {
+    "repo_record_list",
+    "SELECT " RECORD_COLUMNS " FROM repositories r ORDER BY r.name"
+    " LIMIT $1::bigint OFFSET $2::bigint", 2};
+static const struct db_stmt st_record_delete = {
+    "repo_record_delete", "DELETE FROM repositories WHERE name = $1", 1};
+static const struct db_stmt st_record_mutability = {
+    "repo_record_mutability",
+    "UPDATE repositories SET image_tag_mutability = $2 WHERE name = $1", 2};
+static const struct db_stmt st_record_template = {
+    "repo_record_template",
+    "UPDATE repositories SET encryption_type = $2, kms_key = $3, image_tag_mutability = $4"
+    " WHERE id = $1::bigint", 4};
+
+static void record_row(const PGresult *res, int i, struct repo_record *r)
+{
+    r->id = db_int(res, i, 0);
+    r->name = PQgetvalue(res, i, 1);
+    r->created_at = db_int(res, i, 2);
+    r->tag_mutability = PQgetvalue(res, i, 3);
+    r->scan_on_push = PQgetvalue(res, i, 4)[0] == 't';
+    r->encryption_type = PQgetvalue(res, i, 5);
+    r->kms_key = db_isnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
+    r->cache = strcmp(PQgetvalue(res, i, 7), "cache") == 0;
+}
+
+pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
+                     const struct repo_settings *s, bool *created, struct perr *e)
+{
+    char rid[24];
+    snprintf(rid, sizeof rid, "%lld", rule_id > 0 ? rule_id : 0);
+    PGresult *res = db_exec(c->db, c->a, &st_record_create, e, name, rid, s->tag_mutability,
+                            s->scan_on_push ? "true" : "false", s->encryption_type, s->kms_key);
+    if (!res)
+        return e->code;
+    *created = PQntuples(res) > 0;
+    return PIER_OK;
+}
+
+pier_err repo_describe(struct ctx *c, const char *name, struct repo_record *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_record_get, e, name);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s does not exist", name);
+    record_row(res, 0, out);
+    return PIER_OK;
+}
+
+pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo_record **out,
+                   int *n, struct perr *e)
+{
+    char l[24], o[24];
+    snprintf(l, sizeof l, "%lld", limit);
+    snprintf(o, sizeof o, "%lld", offset);
+    PGresult *res = db_exec(c->db, c->a, &st_record_list, e, l, o);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++)
+        record_row(res, i, &(*out)[i]);
+    return PIER_OK;
+}
+
+pier_err repo_delete(struct ctx *c, const char *name, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_record_delete, e, name) ? PIER_OK : e->code;
+}
+
+pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
+                                 struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_record_mutability, e, name, mutability) ? PIER_OK : e->code;
+}
+
+pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
+                             const char *kms_key, const char *tag_mutability, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_record_template, e, repo_id, encryption_type, kms_key,
+                   tag_mutability) ? PIER_OK : e->code;
+}
+
+/* ---- images: manifests and their tags as the control plane lists them ---- */
+
+static const struct db_stmt st_image_count = {
+    "repo_image_count",
+    "SELECT count(*) FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " WHERE r.name = $1", 1};
+static const struct db_stmt st_image_ids = {
+    "repo_image_ids",
+    "SELECT m.digest, t.name FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest"
+    " WHERE r.name = $1 AND ($2 = 'ANY' OR ($2 = 'TAGGED') = (t.name IS NOT NULL))"
+    " ORDER BY m.digest, t.name LIMIT $3::bigint OFFSET $4::bigint", 4};
+static const struct db_stmt st_images = {
+    "repo_images",
+    "SELECT m.digest, m.media_type, m.artifact_type, m.size,"
+    " extract(epoch FROM m.created_at)::bigint,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0), m.body,"
+    " coalesce((SELECT json_agg(t.name ORDER BY t.name) FROM tags t"
+    "   WHERE t.repository_id = m.repository_id AND t.digest = m.digest), '[]')::text"
+    " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " WHERE r.name = $1 AND ($2::text IS NULL OR m.digest = $2)"
+    " AND ($5 = 'ANY' OR ($5 = 'TAGGED') = EXISTS (SELECT 1 FROM tags t"
+    "      WHERE t.repository_id = m.repository_id AND t.digest = m.digest))"
+    " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 5};
+static const struct db_stmt st_tag_digest = {
+    "repo_tag_digest",
+    "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " WHERE r.name = $1 AND t.name = $2", 2};
+static const struct db_stmt st_tags_on = {
+    "repo_tags_on",
+    "SELECT count(*) FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " WHERE r.name = $1 AND t.digest = $2", 2};
+
+/* A bytea column of a text result, decoded into the arena; NULL when it
+ * does not decode. */
+static const char *bytea_value(struct arena *a, const PGresult *res, int i, int col,
+                               size_t *len)
+{
+    *len = 0;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, col), len);
+    if (!raw)
+        return NULL;
+    arena_defer(a, PQfreemem, raw);
+    return (const char *)raw;
+}
+
+pier_err repo_image_count(struct ctx *c, const char *name, long long *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_image_count, e, name);
+    if (!res)
+        return e->code;
+    *n = db_int(res, 0, 0);
+    return PIER_OK;
+}
+
+pier_err repo_image_ids(struct ctx *c, const char *name, const char *status, long long limit,
+                        long long offset, struct repo_image_id **out, int *n, struct perr *e)
+{
+    char l[24], o[24];
+    snprintf(l, sizeof l, "%lld", limit);
+    snprintf(o, sizeof o, "%lld", offset);
+    PGresult *res = db_exec(c->db, c->a, &st_image_ids, e, name, status, l, o);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].digest = PQgetvalue(res, i, 0);
+        (*out)[i].tag = db_isnull(res, i, 1) ? NULL : PQgetvalue(res, i, 1);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_images(struct ctx *c, const char *name, const char *digest, const char *status,
+                     long long limit, long long offset, struct repo_image **out, int *n,
+                     struct perr *e)
+{
+    char l[24], o[24];
+    snprintf(l, sizeof l, "%lld", limit);
+    snprintf(o, sizeof o, "%lld", offset);
+    struct db_param p[5] = {{.value = name}, {.value = digest}, {.value = l}, {.value = o},
+                            {.value = status}};
+    PGresult *res = db_execp(c->db, c->a, &st_images, p, false, e);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct repo_image *m = &(*out)[i];
+        m->digest = PQgetvalue(res, i, 0);
+        m->media_type = PQgetvalue(res, i, 1);
+        m->artifact_type = db_isnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
+        m->size = db_int(res, i, 3);
+        m->pushed_at = db_int(res, i, 4);
+        m->last_pulled_at = db_int(res, i, 5);
+        m->body = bytea_value(c->a, res, i, 6, &m->body_len);
+        m->tags_json = PQgetvalue(res, i, 7);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_tag_digest(struct ctx *c, const char *name, const char *tag, const char **digest,
+                         struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tag_digest, e, name, tag);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "%s:%s is not a tag", name, tag);
+    *digest = PQgetvalue(res, 0, 0);
+    return PIER_OK;
+}
+
+pier_err repo_tags_on(struct ctx *c, const char *name, const char *digest, long long *n,
+                      struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tags_on, e, name, digest);
+    if (!res)
+        return e->code;
+    *n = db_int(res, 0, 0);
+    return PIER_OK;
+}
+
+/* ---- console views ---- */
+
+static const struct db_stmt st_most_pulled = {
+    "repo_most_pulled",
+    "SELECT r.name, r.pulls, coalesce(cr.prefix, '') FROM repositories r"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.pulls > 0"
+    " ORDER BY r.pulls DESC, r.name LIMIT 50", 0};
+static const struct db_stmt st_search = {
+    "repo_search",
+    "SELECT r.name, r.kind, coalesce(cr.prefix, ''), extract(epoch FROM r.created_at)::bigint,"
+    " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id),"
+    " (SELECT count(*) FROM tags t WHERE t.repository_id = r.id), r.pulls"
+    " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
+    " WHERE strpos(r.name, $1) > 0 ORDER BY r.name LIMIT 500", 1};
+static const struct db_stmt st_tag_details = {
+    "repo_tag_details",
+    "SELECT t.name, t.digest, m.media_type, m.size, extract(epoch FROM m.created_at)::bigint,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " coalesce(extract(epoch FROM t.checked_at)::bigint, 0),"
+    " (r.kind = 'cache' AND (t.checked_at IS NULL OR t.checked_at <"
+    "   now() - make_interval(secs => coalesce(cr.refresh_seconds, 0)))),"
+    " m.body"
+    " FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest"
+    " LEFT JOIN cache_rules cr ON cr.id = r.rule_id WHERE r.name = $1 ORDER BY t.name", 1};
+
+pier_err repo_most_pulled(struct ctx *c, struct repo_pulls **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_most_pulled, e);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].name = PQgetvalue(res, i, 0);
+        (*out)[i].pulls = db_int(res, i, 1);
+        (*out)[i].rule_prefix = PQgetvalue(res, i, 2);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_search(struct ctx *c, const char *q, struct repo_summary **out, int *n,
+                     struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_search, e, q);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct repo_summary *s = &(*out)[i];
+        s->name = PQgetvalue(res, i, 0);
+        s->cache = strcmp(PQgetvalue(res, i, 1), "cache") == 0;
+        s->rule_prefix = PQgetvalue(res, i, 2);
+        s->created_at = db_int(res, i, 3);
+        s->images = db_int(res, i, 4);
+        s->tags = db_int(res, i, 5);
+        s->pulls = db_int(res, i, 6);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_tag_details(struct ctx *c, const char *name, struct repo_tag_detail **out, int *n,
+                          struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tag_details, e, name);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct repo_tag_detail *t = &(*out)[i];
+        t->tag = PQgetvalue(res, i, 0);
+        t->digest = PQgetvalue(res, i, 1);
+        t->media_type = PQgetvalue(res, i, 2);
+        t->size = db_int(res, i, 3);
+        t->pushed_at = db_int(res, i, 4);
+        t->last_pulled_at = db_int(res, i, 5);
+        t->checked_at = db_int(res, i, 6);
+        t->stale = PQgetvalue(res, i, 7)[0] == 't';
+        t->body = bytea_value(c->a, res, i, 8, &t->body_len);
+    }
+    return PIER_OK;
+}
+
+/* ---- what the cache and the administrators ask of the repository tables ---- */
+
+static const struct db_stmt st_note_pulls = {
+    "repo_note_pulls",
+    "WITH m AS (UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
+    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 RETURNING r.id)"
+    " UPDATE repositories SET pulls = pulls + $3::bigint WHERE id IN (SELECT id FROM m)", 3};
+static const struct db_stmt st_pushed_under = {
+    "repo_pushed_under",
+    "SELECT name FROM repositories WHERE kind = 'push'"
+    " AND ($1 = 'ROOT' OR left(name, length($1) + 1) = $1 || '/') ORDER BY name LIMIT 1", 1};
+static const struct db_stmt st_adopt = {
+    "repo_adopt",
+    "UPDATE repositories SET rule_id = $1::bigint WHERE kind = 'cache'"
+    " AND ($2 = 'ROOT' OR left(name, length($2) + 1) = $2 || '/')"
+    " AND (rule_id IS NULL OR ($2 <> 'ROOT' AND rule_id IN (SELECT id FROM cache_rules"
+    "      WHERE prefix = 'ROOT' OR length(prefix) < length($2))))", 2};
+static const struct db_stmt st_counts = {
+    "repo_counts",
+    "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM blobs),"
+    " (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM manifests),"
+    " (SELECT count(*) FROM tags)", 0};
+
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
+                         struct perr *e)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%lld", count);
+    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, n) ? PIER_OK : e->code;
+}
+
+pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_pushed_under, e, prefix);
+    if (!res)
+        return e->code;
+    *name = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : NULL;
+    return PIER_OK;
+}
+
+pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", rule_id);
+    return db_exec(c->db, c->a, &st_adopt, e, id, prefix) ? PIER_OK : e->code;
+}
+
+pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_counts, e);
+    if (!res)
+        return e->code;
+    out->repositories = db_int(res, 0, 0);
+    out->blobs = db_int(res, 0, 1);
+    out->blob_bytes = db_int(res, 0, 2);
+    out->manifests = db_int(res, 0, 3);
+    out->tags = db_int(res, 0, 4);
+    return PIER_OK;
+}

@@ -1,8 +1,10 @@
 /* repo: the registry's metadata store — repositories, blob links, manifests,
- * tags and the listings built from them. Every statement is parameterized;
- * every name and digest passed in has already passed the grammar checks.
- * Writes that may create a repository do not authorize: the caller decided
- * with authz_create_or_import() before calling. */
+ * tags and the listings built from them. It owns the tables repositories,
+ * blobs, repository_blobs, manifests, manifest_references and tags: other
+ * modules call these functions instead of querying them. Every statement is
+ * parameterized; every name and digest passed in has already passed the
+ * grammar checks. Writes that may create a repository do not authorize: the
+ * caller decided with authz_create_or_import() before calling. */
 #ifndef PIER_REPO_H
 #define PIER_REPO_H
 
@@ -91,5 +93,153 @@ pier_err repo_catalog(struct ctx *c, const char *last, int n, json_t *out, bool 
  * only those of artifact_type, appended to out. */
 pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
                         const char *artifact_type, json_t *out, struct perr *e);
+
+/* ---- repository records: the control plane and the console ----
+ * Results live in the request arena. None of these checks authorization:
+ * the caller has (ecrapi, console, cache rules). */
+
+/* A repository as the control plane describes it. */
+struct repo_record {
+    long long id;
+    const char *name;
+    long long created_at;          /* seconds since the epoch */
+    const char *tag_mutability;    /* "MUTABLE" or "IMMUTABLE" */
+    bool scan_on_push;
+    const char *encryption_type;   /* "AES256", "KMS" or "KMS_DSSE" */
+    const char *kms_key;           /* NULL when none */
+    bool cache;                    /* a pull-through cache repository */
+};
+
+/* Settings of a repository created through the control plane (checked by
+ * the caller against the values the schema allows). */
+struct repo_settings {
+    const char *tag_mutability;
+    bool scan_on_push;
+    const char *encryption_type;
+    const char *kms_key;           /* NULL when none */
+};
+
+/* Create repository name with settings s; rule_id > 0 makes it the cache
+ * repository of that rule. *created is false (and nothing changed) when the
+ * name exists. Joins the caller's transaction when one is open. */
+pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
+                     const struct repo_settings *s, bool *created, struct perr *e);
+/* The record of repository name; PIER_E_NAME_UNKNOWN when it does not exist. */
+pier_err repo_describe(struct ctx *c, const char *name, struct repo_record *out, struct perr *e);
+/* Up to limit records by name after skipping offset: *out (arena), *n. */
+pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo_record **out,
+                   int *n, struct perr *e);
+/* Delete repository name if it exists; what it holds (manifests, tags, blob
+ * links, its policy, cached referrers) goes with it. Its resource tags are
+ * the caller's to drop (resource_tags_drop). */
+pier_err repo_delete(struct ctx *c, const char *name, struct perr *e);
+/* Set image_tag_mutability ("MUTABLE" or "IMMUTABLE") of name, if it exists. */
+pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
+                                 struct perr *e);
+/* A creation template's settings for the repository just created with id
+ * repo_id (kms_key may be NULL), in the caller's transaction. */
+pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
+                             const char *kms_key, const char *tag_mutability, struct perr *e);
+
+/* ---- images: manifests and their tags as the control plane lists them ---- */
+
+/* One manifest and one of its tags (NULL: an untagged manifest). */
+struct repo_image_id {
+    const char *digest;
+    const char *tag;
+};
+
+/* A manifest with what DescribeImages says about it. */
+struct repo_image {
+    const char *digest;
+    const char *media_type;
+    const char *artifact_type;     /* NULL when none */
+    long long size;                /* of the manifest itself */
+    long long pushed_at;           /* seconds since the epoch */
+    long long last_pulled_at;      /* 0: never pulled */
+    const char *body;              /* the manifest (arena); NULL if it did not decode */
+    size_t body_len;
+    const char *tags_json;         /* JSON array of its tags' names, by name */
+};
+
+/* How many manifests repository name holds (0 if it does not exist). */
+pier_err repo_image_count(struct ctx *c, const char *name, long long *n, struct perr *e);
+/* The manifests of name, one entry per tag (an untagged manifest once),
+ * ordered by digest and tag; status "ANY", "TAGGED" or "UNTAGGED" filters on
+ * the tag. Up to limit entries after skipping offset: *out (arena), *n. */
+pier_err repo_image_ids(struct ctx *c, const char *name, const char *status, long long limit,
+                        long long offset, struct repo_image_id **out, int *n, struct perr *e);
+/* The manifests of name in the order they were stored: only digest when it
+ * is not NULL, else those status selects ("ANY", "TAGGED", "UNTAGGED"); up to
+ * limit after skipping offset: *out (arena), *n. */
+pier_err repo_images(struct ctx *c, const char *name, const char *digest, const char *status,
+                     long long limit, long long offset, struct repo_image **out, int *n,
+                     struct perr *e);
+/* The digest tag points to in name (arena); PIER_E_MANIFEST_UNKNOWN when
+ * there is no such tag or repository. */
+pier_err repo_tag_digest(struct ctx *c, const char *name, const char *tag, const char **digest,
+                         struct perr *e);
+/* How many tags of name point to digest. */
+pier_err repo_tags_on(struct ctx *c, const char *name, const char *digest, long long *n,
+                      struct perr *e);
+
+/* ---- console views ---- */
+
+struct repo_pulls {
+    const char *name;
+    long long pulls;
+    const char *rule_prefix;       /* "" for a pushed repository */
+};
+
+struct repo_summary {
+    const char *name;
+    bool cache;
+    const char *rule_prefix;       /* "" for a pushed repository */
+    long long created_at;          /* seconds since the epoch */
+    long long images, tags, pulls;
+};
+
+/* A tag with its manifest, for the console's repository page. */
+struct repo_tag_detail {
+    const char *tag;
+    const char *digest;
+    const char *media_type;
+    long long size;                /* of the manifest */
+    long long pushed_at;           /* seconds since the epoch */
+    long long last_pulled_at;      /* 0: never */
+    long long checked_at;          /* last upstream confirmation, 0: never */
+    bool stale;                    /* cache repository, not checked within the refresh interval */
+    const char *body;              /* the manifest (arena); NULL if it did not decode */
+    size_t body_len;
+};
+
+/* The 50 most pulled repositories, most pulls first: *out (arena), *n. */
+pier_err repo_most_pulled(struct ctx *c, struct repo_pulls **out, int *n, struct perr *e);
+/* Up to 500 repositories whose name contains q ("" for all), by name. */
+pier_err repo_search(struct ctx *c, const char *q, struct repo_summary **out, int *n,
+                     struct perr *e);
+/* Every tag of name with its manifest, by tag name (none if name does not exist). */
+pier_err repo_tag_details(struct ctx *c, const char *name, struct repo_tag_detail **out, int *n,
+                          struct perr *e);
+
+/* ---- what the cache and the administrators ask of the repository tables ---- */
+
+struct repo_counts {
+    long long repositories, blobs, blob_bytes, manifests, tags;
+};
+
+/* count pulls of manifest digest in name happened: its last-pulled time
+ * becomes now and the repository's pull counter grows by count. */
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
+                         struct perr *e);
+/* A pushed repository under prefix ("ROOT": anywhere) in *name (arena), or
+ * NULL when there is none. */
+pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e);
+/* The cache repositories under prefix that have no rule, or a rule with a
+ * shorter prefix (or ROOT), now belong to rule rule_id (a new rule takes
+ * over its namespace). */
+pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e);
+/* How many repositories, blobs (and their bytes), manifests and tags exist. */
+pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);
 
 #endif

@@ -12,6 +12,7 @@
 #include "auth/secrets.h"
 #include "lib/netpolicy.h"
 #include "lib/secretbox.h"
+#include "store/repo.h"
 
 #define CTX_USER "cache_rules.username"
 #define CTX_SECRET "cache_rules.secret"
@@ -40,22 +41,12 @@ static const struct db_stmt st_get_id = {
     "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
-static const struct db_stmt st_pushed_under = {
-    "rules_pushed_under",
-    "SELECT name FROM repositories WHERE kind = 'push'"
-    " AND ($1 = 'ROOT' OR left(name, length($1) + 1) = $1 || '/') ORDER BY name LIMIT 1", 1};
 static const struct db_stmt st_insert = {
     "rules_insert",
     "INSERT INTO cache_rules(prefix, upstream_url, upstream_registry, upstream_prefix,"
     " credential_arn, custom_role_arn, username_enc, secret_enc, ca_bundle, refresh_seconds,"
     " negative_seconds) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7::bytea,"
     " $8::bytea, $9, $10::int, $11::int) ON CONFLICT (prefix) DO NOTHING RETURNING id", 11};
-static const struct db_stmt st_adopt = {
-    "rules_adopt",
-    "UPDATE repositories SET rule_id = $1::bigint WHERE kind = 'cache'"
-    " AND ($2 = 'ROOT' OR left(name, length($2) + 1) = $2 || '/')"
-    " AND (rule_id IS NULL OR ($2 <> 'ROOT' AND rule_id IN (SELECT id FROM cache_rules"
-    "      WHERE prefix = 'ROOT' OR length(prefix) < length($2))))", 2};
 static const struct db_stmt st_update = {
     "rules_update",
     "UPDATE cache_rules SET upstream_url = $2, upstream_registry = $3, upstream_prefix = $4,"
@@ -81,14 +72,6 @@ static const struct db_stmt st_note_storage_error = {
 static const struct db_stmt st_clear_error = {
     "rules_clear_error",
     "UPDATE cache_rules SET last_error = NULL, last_error_at = NULL WHERE id = $1::bigint", 1};
-static const struct db_stmt st_drop_tokens = {
-    "rules_drop_tokens", "DELETE FROM upstream_tokens WHERE rule_id = $1::bigint", 1};
-/* Failures remembered for the old upstream (fetch leases of the rule's blobs,
- * keyed b:<rule id>:<digest>) say nothing about the new one. */
-static const struct db_stmt st_drop_failures = {
-    "rules_drop_failures",
-    "DELETE FROM fetch_leases WHERE state = 'failed' AND left(key, length($1) + 3) = 'b:' || $1 || ':'",
-    1};
 
 void rule_defaults(struct cache_rule *r)
 {
@@ -432,16 +415,16 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     p[10].value = negative;
     if ((rc = db_begin(c->db, e)))
         return rc;
-    PGresult *res = db_exec(c->db, c->a, &st_pushed_under, e, r->prefix);
-    if (!res)
-        goto fail;
-    if (PQntuples(res) > 0) {
+    const char *pushed;
+    if ((rc = repo_pushed_under(c, r->prefix, &pushed, e)))
+        goto fail_rc;
+    if (pushed) {
         rc = perr_set(e, PIER_E_DENIED,
                       "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
-                      "cache rule cannot take over pushed images", r->prefix, PQgetvalue(res, 0, 0));
+                      "cache rule cannot take over pushed images", r->prefix, pushed);
         goto fail_rc;
     }
-    res = db_execp(c->db, c->a, &st_insert, p, false, e);
+    PGresult *res = db_execp(c->db, c->a, &st_insert, p, false, e);
     if (!res)
         goto fail;
     if (PQntuples(res) == 0) {
@@ -450,8 +433,8 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
         goto fail_rc;
     }
     r->id = db_int(res, 0, 0);
-    if (!db_exec(c->db, c->a, &st_adopt, e, PQgetvalue(res, 0, 0), r->prefix))
-        goto fail;
+    if ((rc = repo_adopt(c, r->id, r->prefix, e)))
+        goto fail_rc;
     if ((rc = db_commit(c->db, e)))
         goto fail_rc;
     return PIER_OK;
@@ -463,7 +446,8 @@ fail_rc:
 }
 
 pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_credentials,
-                      const char *username, const char *secret, struct perr *e)
+                      const char *username, const char *secret, long long *id_out,
+                      struct perr *e)
 {
     struct cache_rule r = *in;
     pier_err rc;
@@ -477,7 +461,8 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
     char refresh[16], negative[16];
     snprintf(refresh, sizeof refresh, "%d", r.refresh_seconds);
     snprintf(negative, sizeof negative, "%d", r.negative_seconds);
-    if ((rc = db_begin(c->db, e)))
+    bool own_tx = !db_in_tx(c->db);
+    if (own_tx && (rc = db_begin(c->db, e)))
         return rc;
     PGresult *res = db_exec(c->db, c->a, &st_update, e, r.prefix, r.upstream_url,
                             r.upstream_registry, r.upstream_prefix, r.credential_arn,
@@ -488,7 +473,7 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
         rc = perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", r.prefix);
         goto fail_rc;
     }
-    const char *id = arena_strdup(c->a, PQgetvalue(res, 0, 0));
+    long long id = db_int(res, 0, 0);
     if (set_credentials) {
         struct db_param p[3];
         memset(p, 0, sizeof p);
@@ -498,17 +483,16 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
         if (!db_execp(c->db, c->a, &st_update_creds, p, false, e))
             goto fail;
     }
-    /* Tokens obtained with the old URL or credentials must not be reused. */
-    if (!db_exec(c->db, c->a, &st_drop_tokens, e, id) ||
-        !db_exec(c->db, c->a, &st_drop_failures, e, id))
-        goto fail;
-    if ((rc = db_commit(c->db, e)))
+    if (id_out)
+        *id_out = id;
+    if (own_tx && (rc = db_commit(c->db, e)))
         goto fail_rc;
     return PIER_OK;
 fail:
     rc = e->code;
 fail_rc:
-    db_rollback(c->db);
+    if (own_tx)
+        db_rollback(c->db);
     return rc;
 }
 
@@ -638,4 +622,56 @@ pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id
         return rc == PIER_E_NAME_UNKNOWN ? PIER_OK : rc;
     }
     return rules_match(c, name, rule, found, e);
+}
+
+/* ---- the console's overview ---- */
+
+static const struct db_stmt st_overview = {
+    "rules_overview",
+    "SELECT cr.prefix, cr.upstream_url, cr.upstream_registry, cr.upstream_prefix,"
+    " cr.refresh_seconds, (cr.secret_enc IS NOT NULL OR cr.credential_arn IS NOT NULL),"
+    " coalesce(cr.credential_arn, ''), coalesce(cr.last_error, ''),"
+    " coalesce(extract(epoch FROM cr.last_error_at)::bigint, 0),"
+    " coalesce(s.hits, 0), coalesce(s.misses, 0), coalesce(s.stale, 0),"
+    " coalesce(s.upstream_bytes, 0), coalesce(s.served_bytes, 0), coalesce(s.upstream_errors, 0),"
+    " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
+    " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
+    "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
+    " extract(epoch FROM cr.created_at)::bigint, coalesce(s.storage_errors, 0),"
+    " coalesce(cr.last_storage_error, ''),"
+    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0)"
+    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
+
+pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_overview, e);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct rule_overview *o = &(*out)[i];
+        o->prefix = PQgetvalue(res, i, 0);
+        o->upstream_url = PQgetvalue(res, i, 1);
+        o->upstream_registry = PQgetvalue(res, i, 2);
+        o->upstream_prefix = PQgetvalue(res, i, 3);
+        o->refresh_seconds = db_int(res, i, 4);
+        o->has_credentials = PQgetvalue(res, i, 5)[0] == 't';
+        o->credential_arn = PQgetvalue(res, i, 6);
+        o->last_error = PQgetvalue(res, i, 7);
+        o->last_error_at = db_int(res, i, 8);
+        o->hits = db_int(res, i, 9);
+        o->misses = db_int(res, i, 10);
+        o->stale = db_int(res, i, 11);
+        o->upstream_bytes = db_int(res, i, 12);
+        o->served_bytes = db_int(res, i, 13);
+        o->upstream_errors = db_int(res, i, 14);
+        o->repositories = db_int(res, i, 15);
+        o->bytes_cached = db_int(res, i, 16);
+        o->created_at = db_int(res, i, 17);
+        o->storage_errors = db_int(res, i, 18);
+        o->last_storage_error = PQgetvalue(res, i, 19);
+        o->last_storage_error_at = db_int(res, i, 20);
+    }
+    return PIER_OK;
 }

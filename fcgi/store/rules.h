@@ -1,7 +1,8 @@
 /* rules: pull-through cache rules — a local namespace (ecrRepositoryPrefix)
  * mapped to an upstream registry, with the fields of ECR's
  * CreatePullThroughCacheRule. Validation, storage, longest-prefix lookup and
- * the mapping of local repository names to upstream names. */
+ * the mapping of local repository names to upstream names. The only module
+ * with SQL on the cache_rules table. */
 #ifndef PIER_RULES_H
 #define PIER_RULES_H
 
@@ -75,9 +76,13 @@ pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, st
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e);
 /* Update the rule with r->prefix: every field of r is written; credentials
- * change only when set_credentials (NULL username clears them). */
+ * change only when set_credentials (NULL username clears them). *id (may be
+ * NULL) receives the rule's id. Joins the caller's transaction when one is
+ * open: cache_rule_update() (cache/rulechange.h) is the operation callers
+ * want, since a changed upstream invalidates what the cache kept of the old. */
 pier_err rules_update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
-                      const char *username, const char *secret, struct perr *e);
+                      const char *username, const char *secret, long long *id,
+                      struct perr *e);
 /* Delete the rule; its repositories stay and are served from the cache only. */
 pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e);
 /* All rules as JSON objects (never with credentials) appended to out. */
@@ -96,5 +101,26 @@ void rules_note_error(struct ctx *c, long long rule_id, const char *message);
 void rules_note_storage_error(struct ctx *c, long long rule_id, const char *message);
 /* The upstream answered properly again (a successful validation). */
 void rules_clear_error(struct ctx *c, long long rule_id);
+
+/* A rule with its counters (cache_stats) and what its repositories hold,
+ * for the console's overview. Strings are "" when unset. */
+struct rule_overview {
+    const char *prefix, *upstream_url, *upstream_registry, *upstream_prefix;
+    long long refresh_seconds;
+    bool has_credentials;
+    const char *credential_arn;
+    const char *last_error;
+    long long last_error_at;                 /* epoch seconds, 0: never */
+    long long hits, misses, stale, upstream_bytes, served_bytes, upstream_errors;
+    long long storage_errors;
+    const char *last_storage_error;
+    long long last_storage_error_at;         /* epoch seconds, 0: never */
+    long long repositories;                  /* cache repositories of the rule */
+    long long bytes_cached;                  /* bytes of the blobs they hold */
+    long long created_at;                    /* epoch seconds */
+};
+
+/* Every rule by prefix with its overview: *out (arena), *n. */
+pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struct perr *e);
 
 #endif

@@ -1,13 +1,15 @@
-/* templates: creation_templates table. */
+/* templates: the creation_templates table. */
 #include "store/templates.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include "auth/authz.h"
 #include "auth/policy.h"
-#include "store/rules.h"
 #include "db/db.h"
 #include "lib/grammar.h"
+#include "store/repo.h"
+#include "store/resource_tags.h"
 
 #define TEMPLATE_COLUMNS                                                                   \
     "prefix, coalesce(description, ''), encryption_type, kms_key, resource_tags::text,"     \
@@ -39,18 +41,6 @@ static const struct db_stmt st_match = {
     " FROM creation_templates WHERE $2 = ANY(applied_for)"
     " AND (prefix = 'ROOT' OR $1 = prefix OR left($1, length(prefix) + 1) = prefix || '/')"
     " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1", 2};
-static const struct db_stmt st_apply_repo = {
-    "tpl_apply_repo",
-    "UPDATE repositories SET encryption_type = $2, kms_key = $3, image_tag_mutability = $4"
-    " WHERE id = $1::bigint", 4};
-static const struct db_stmt st_apply_policy = {
-    "tpl_apply_policy",
-    "INSERT INTO repository_policies(repository_id, document) VALUES ($1::bigint, $2)"
-    " ON CONFLICT (repository_id) DO NOTHING", 2};
-static const struct db_stmt st_apply_tags = {
-    "tpl_apply_tags",
-    "INSERT INTO resource_tags(resource_arn, key, value) SELECT $1, t->>'Key', coalesce(t->>'Value', '')"
-    " FROM jsonb_array_elements($2::jsonb) t ON CONFLICT DO NOTHING", 2};
 
 static json_t *row(PGresult *res, int i)
 {
@@ -206,13 +196,14 @@ pier_err templates_apply(struct ctx *c, const char *repo_id, const char *name, c
         return e->code;
     if (PQntuples(res) == 0)
         return PIER_OK;
-    if (!db_exec(c->db, c->a, &st_apply_repo, e, repo_id, PQgetvalue(res, 0, 0),
-                 db_value(res, 0, 1), PQgetvalue(res, 0, 2)))
-        return e->code;
-    if (!PQgetisnull(res, 0, 3) && !db_exec(c->db, c->a, &st_apply_policy, e, repo_id, PQgetvalue(res, 0, 3)))
-        return e->code;
-    char *arn = arena_printf(c->a, "arn:aws:ecr:%s:%s:repository/%s", c->cfg->region, c->cfg->account_id, name);
-    if (!db_exec(c->db, c->a, &st_apply_tags, e, arn, PQgetvalue(res, 0, 4)))
-        return e->code;
-    return PIER_OK;
+    pier_err rc = repo_apply_template(c, repo_id, PQgetvalue(res, 0, 0), db_value(res, 0, 1),
+                                      PQgetvalue(res, 0, 2), e);
+    if (rc)
+        return rc;
+    if (!PQgetisnull(res, 0, 3) &&
+        (rc = repository_policy_init(c, repo_id, PQgetvalue(res, 0, 3), e)))
+        return rc;
+    char *arn = arena_printf(c->a, "arn:aws:ecr:%s:%s:repository/%s", c->cfg->region,
+                             c->cfg->account_id, name);
+    return resource_tags_add_json(c, arn, PQgetvalue(res, 0, 4), e);
 }

@@ -341,3 +341,50 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
         unlink(path); /* (gone already when it was published) */
     return rc;
 }
+
+/* ---- housekeeping ---- */
+
+static const struct db_stmt st_expire = {
+    "upload_expire",
+    "DELETE FROM uploads WHERE updated_at < now() - make_interval(secs => $1::int)"
+    " RETURNING id::text", 1};
+static const struct db_stmt st_exists = {
+    "upload_exists", "SELECT 1 FROM uploads WHERE id = $1::uuid", 1};
+static const struct db_stmt st_count = {
+    "upload_count", "SELECT count(*) FROM uploads", 0};
+
+pier_err upload_expire(struct ctx *c, int ttl, int *sessions, int *files, struct perr *e)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_expire, e, secs);
+    if (!res)
+        return e->code;
+    *sessions = PQntuples(res);
+    *files = 0;
+    for (int i = 0; i < *sessions; i++) {
+        char path[PATH_MAX];
+        blobstore_upload_path(c->bs, PQgetvalue(res, i, 0), path);
+        if (unlink(path) == 0)
+            (*files)++;
+    }
+    return PIER_OK;
+}
+
+pier_err upload_exists(struct ctx *c, const char *id, bool *exists, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_exists, e, id);
+    if (!res)
+        return e->code;
+    *exists = PQntuples(res) > 0;
+    return PIER_OK;
+}
+
+pier_err upload_count(struct ctx *c, long long *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_count, e);
+    if (!res)
+        return e->code;
+    *n = db_int(res, 0, 0);
+    return PIER_OK;
+}

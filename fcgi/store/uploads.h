@@ -1,6 +1,7 @@
 /* uploads: blob upload sessions. The session row (offset and running hash)
  * lives in the database and the bytes in tmp/uploads/<id> on the shared blob
- * root, so consecutive chunks may arrive at different nodes. */
+ * root, so consecutive chunks may arrive at different nodes. The only module
+ * with SQL on the uploads table. */
 #ifndef PIER_UPLOADS_H
 #define PIER_UPLOADS_H
 
@@ -52,5 +53,14 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
 /* "0-<last byte>" as the Range header of upload responses ("0-0" when empty,
  * as docker registry does). */
 void upload_range(const struct upload *u, char out[48]);
+
+/* ---- housekeeping ---- */
+/* Remove the sessions idle for more than ttl seconds, and their files;
+ * *sessions and *files count what went. */
+pier_err upload_expire(struct ctx *c, int ttl, int *sessions, int *files, struct perr *e);
+/* Does session id (a UUID) exist? */
+pier_err upload_exists(struct ctx *c, const char *id, bool *exists, struct perr *e);
+/* How many sessions are open. */
+pier_err upload_count(struct ctx *c, long long *n, struct perr *e);
 
 #endif

@@ -42,7 +42,7 @@ static const char *str(struct api *x, const char *field, bool required, size_t m
         FUZZ_ASSERT(strlen(s) <= maxlen);
         FUZZ_ASSERT(!required || *s);
     } else if (required) {
-        FUZZ_ASSERT(x->err_type != NULL);
+        FUZZ_ASSERT(x->err_type != ECR_EXC_NONE);
     }
     return s;
 }
@@ -55,7 +55,7 @@ static const char *repo_name(struct api *x)
         FUZZ_ASSERT(strlen(name) >= 2 && strlen(name) <= 256);
         FUZZ_ASSERT(grammar_name(name, &e) == PIER_OK);
     } else {
-        FUZZ_ASSERT(x->err_type != NULL);
+        FUZZ_ASSERT(x->err_type != ECR_EXC_NONE);
     }
     return name;
 }
@@ -95,7 +95,7 @@ static void mutability(struct api *x, bool required)
 {
     const char *mut = str(x, "imageTagMutability", required, 16);
     if (mut && strcmp(mut, "MUTABLE") && strcmp(mut, "IMMUTABLE"))
-        api_fail(x, "InvalidParameterException", "imageTagMutability must be MUTABLE or IMMUTABLE");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageTagMutability must be MUTABLE or IMMUTABLE");
 }
 
 /* put_tags (ops_repos.c) before its queries. */
@@ -104,7 +104,7 @@ static void tags(struct api *x, json_t *t)
     if (!t)
         return;
     if (!json_is_array(t)) {
-        api_fail(x, "InvalidTagParameterException", "tags must be a list of {Key, Value}");
+        api_fail(x, ECR_EXC_INVALID_TAG_PARAMETER, "tags must be a list of {Key, Value}");
         return;
     }
     size_t i;
@@ -113,7 +113,7 @@ static void tags(struct api *x, json_t *t)
         const char *k = json_string_value(json_object_get(v, "Key"));
         const char *val = json_string_value(json_object_get(v, "Value"));
         if (!k || !*k || strlen(k) > 128 || (val && strlen(val) > 256) || strncmp(k, "aws:", 4) == 0) {
-            api_fail(x, "InvalidTagParameterException", "tags[%zu]: bad key or value", i);
+            api_fail(x, ECR_EXC_INVALID_TAG_PARAMETER, "tags[%zu]: bad key or value", i);
             return;
         }
     }
@@ -126,7 +126,7 @@ static void image_ids(struct api *x, json_t *ids, bool required)
         return;
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
         if (required)
-            api_fail(x, "InvalidParameterException", "imageIds must list 1 to 100 images");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
     size_t i;
@@ -149,7 +149,7 @@ static void tag_status(struct api *x)
         return;
     const char *status = json_string_value(json_object_get(filter, "tagStatus"));
     if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY")))
-        api_fail(x, "InvalidParameterException", "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
 }
 
 /* op_batch_get_image's Accept value from acceptedMediaTypes. */
@@ -186,7 +186,7 @@ static void rule(struct api *x, bool create)
         return;
     if (cred && (strncmp(cred, "arn:aws:secretsmanager:", 23) != 0 ||
                  !strstr(cred, ":secret:ecr-pullthroughcache/")))
-        api_fail(x, "InvalidParameterException", "credentialArn must name a secret");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "credentialArn must name a secret");
     struct cache_rule r;
     rule_defaults(&r);
     r.upstream_registry[0] = '\0';
@@ -245,7 +245,7 @@ static void resource_arn(struct api *x)
     snprintf(prefix, sizeof prefix, "arn:aws:ecr:%s:%s:repository/", cfg.region, cfg.account_id);
     struct perr e;
     if (strncmp(arn, prefix, strlen(prefix)) != 0 || grammar_name(arn + strlen(prefix), &e) != PIER_OK)
-        api_fail(x, "InvalidParameterException", "resourceArn must be a repository ARN");
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "resourceArn must be a repository ARN");
 }
 
 static void secret_name(struct api *x)
@@ -264,7 +264,7 @@ static void operation(struct api *x, const char *op)
     if (!strcmp(op, "GetAuthorizationToken")) {
         json_t *ids = json_object_get(in, "registryIds");
         if (ids && !json_is_array(ids))
-            api_fail(x, "InvalidParameterException", "registryIds must be a list");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "registryIds must be a list");
     } else if (!strcmp(op, "PutRegistryPolicy")) {
         policy_text(x);
     } else if (!strcmp(op, "CreatePullThroughCacheRule")) {
@@ -276,7 +276,7 @@ static void operation(struct api *x, const char *op)
         page(x, 1000);
         json_t *want = json_object_get(in, "ecrRepositoryPrefixes");
         if (want && (!json_is_array(want) || json_array_size(want) > 100))
-            api_fail(x, "InvalidParameterException", "ecrRepositoryPrefixes: up to 100");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "ecrRepositoryPrefixes: up to 100");
     } else if (!strcmp(op, "DeletePullThroughCacheRule") || !strcmp(op, "ValidatePullThroughCacheRule")) {
         str(x, "ecrRepositoryPrefix", true, 30);
         api_registry_id(x);
@@ -289,9 +289,9 @@ static void operation(struct api *x, const char *op)
             const char *etype = json_string_value(json_object_get(enc, "encryptionType"));
             const char *kms = json_string_value(json_object_get(enc, "kmsKey"));
             if (!etype || (strcmp(etype, "AES256") && strcmp(etype, "KMS") && strcmp(etype, "KMS_DSSE")))
-                api_fail(x, "InvalidParameterException", "encryptionType");
+                api_fail(x, ECR_EXC_INVALID_PARAMETER, "encryptionType");
             else if (!strcmp(etype, "AES256") && kms)
-                api_fail(x, "InvalidParameterException", "kmsKey");
+                api_fail(x, ECR_EXC_INVALID_PARAMETER, "kmsKey");
         }
         tags(x, json_object_get(in, "tags"));
     } else if (!strcmp(op, "DescribeRepositories")) {
@@ -357,17 +357,17 @@ static void operation(struct api *x, const char *op)
         resource_arn(x);
         json_t *t = json_object_get(in, "tags");
         if (!json_is_array(t))
-            api_fail(x, "InvalidParameterException", "tags is required");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "tags is required");
         tags(x, t);
     } else if (!strcmp(op, "UntagResource")) {
         resource_arn(x);
         json_t *keys = json_object_get(in, "tagKeys");
         if (!json_is_array(keys))
-            api_fail(x, "InvalidParameterException", "tagKeys is required");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "tagKeys is required");
     } else if (!strcmp(op, "CreateSecret")) {
         secret_name(x);
         if (json_object_get(in, "SecretBinary"))
-            api_fail(x, "InvalidParameterException", "SecretBinary is not supported");
+            api_fail(x, ECR_EXC_INVALID_PARAMETER, "SecretBinary is not supported");
     } else if (!strcmp(op, "PutSecretValue")) {
         str(x, "SecretId", true, 2048);
         str(x, "SecretString", true, SECRET_VALUE_MAX);
@@ -379,7 +379,7 @@ static void operation(struct api *x, const char *op)
         if (api_int(x, "MaxResults", 1, 100, &limit))
             FUZZ_ASSERT(limit >= 1 && limit <= 100);
         if (tok && (tok[0] != 'o' || !grammar_uint(tok + 1, 1LL << 40, &offset)))
-            api_fail(x, "InvalidNextTokenException", "NextToken is not one this service issued");
+            api_fail(x, ECR_EXC_INVALID_NEXT_TOKEN, "NextToken is not one this service issued");
     } else {
         /* Unknown or argument-free operations: the shared helpers still run. */
         repo_name(x);
@@ -411,7 +411,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct api x = {.c = &c, .op = op, .in = in, .out = json_object()};
         operation(&x, op);
         if (x.err_type) {
-            FUZZ_ASSERT(x.err_status == 400 || x.err_status == 500);
+            FUZZ_ASSERT(ecr_exc_status(x.err_type) == 400 || ecr_exc_status(x.err_type) == 500);
             FUZZ_ASSERT(memchr(x.err_msg, '\0', sizeof x.err_msg) != NULL);
         }
         json_decref(x.out);

@@ -1,0 +1,46 @@
+/* Unit tests for the control plane's exception table: every error type has a
+ * name and the statuses the SDKs and the console page rely on. */
+#include "ecrapi/exceptions.h"
+#include "tap.h"
+
+int main(void)
+{
+    int named = 1, api_ok = 1;
+    for (int x = ECR_EXC_NONE + 1; x < ECR_EXC__COUNT; x++) {
+        const char *t = ecr_exc_type((enum ecr_exc)x);
+        int s = ecr_exc_status((enum ecr_exc)x);
+        if (!t || !t[0])
+            named = 0;
+        /* AWS JSON 1.1: client errors are 400, server faults 5xx. */
+        if (x >= ECR_EXC_UNKNOWN_OPERATION && x < ECR_EXC_CONSOLE_UNAVAILABLE && s != 400)
+            api_ok = 0;
+    }
+    CHECK("every exception has a type", named);
+    CHECK("client errors are 400 on the API", api_ok);
+    CHECK("server fault", ecr_exc_status(ECR_EXC_SERVER) == 500 &&
+                              !strcmp(ecr_exc_type(ECR_EXC_SERVER), "ServerException"));
+    CHECK("unavailable is 503 (Retry-After)", ecr_exc_status(ECR_EXC_SERVER_UNAVAILABLE) == 503 &&
+                                                  !strcmp(ecr_exc_type(ECR_EXC_SERVER_UNAVAILABLE),
+                                                          "ServerException"));
+    CHECK("storage full is 507", ecr_exc_status(ECR_EXC_SERVER_STORAGE_FULL) == 507);
+    CHECK("repository not found",
+          !strcmp(ecr_exc_type(ECR_EXC_REPOSITORY_NOT_FOUND), "RepositoryNotFoundException"));
+    CHECK("access denied: 400 on the API, 403 on the console",
+          ecr_exc_status(ECR_EXC_ACCESS_DENIED) == 400 &&
+              ecr_exc_console_status(ECR_EXC_ACCESS_DENIED) == 403);
+    CHECK("console: server fault 500", ecr_exc_console_status(ECR_EXC_SERVER) == 500);
+    CHECK("console: other operation errors 400",
+          ecr_exc_console_status(ECR_EXC_REPOSITORY_NOT_FOUND) == 400 &&
+              ecr_exc_console_status(ECR_EXC_UNKNOWN_OPERATION) == 400 &&
+              ecr_exc_console_status(ECR_EXC_SERVER_UNAVAILABLE) == 400);
+    CHECK("console: own statuses",
+          ecr_exc_console_status(ECR_EXC_SESSION_EXPIRED) == 401 &&
+              ecr_exc_console_status(ECR_EXC_UNRECOGNIZED_CLIENT) == 401 &&
+              ecr_exc_console_status(ECR_EXC_INVALID_CSRF_TOKEN) == 403 &&
+              ecr_exc_console_status(ECR_EXC_INVALID_ORIGIN) == 403 &&
+              ecr_exc_console_status(ECR_EXC_THROTTLING) == 429 &&
+              ecr_exc_console_status(ECR_EXC_CONSOLE_UNAVAILABLE) == 503 &&
+              ecr_exc_console_status(ECR_EXC_CONSOLE_NOT_FOUND) == 404);
+    CHECK("out of range is a server fault", ecr_exc_status((enum ecr_exc)ECR_EXC__COUNT) == 500);
+    return TAP_DONE();
+}
