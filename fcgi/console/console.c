@@ -59,6 +59,8 @@ static void reply(struct req *r, int status, json_t *body)
  * control plane's exception table. */
 static void fail(struct req *r, enum ecr_exc exc, const char *msg)
 {
+    if (ecr_exc_console_status(exc) == 503)
+        resp_header(r, "Retry-After", "5");
     reply(r, ecr_exc_console_status(exc),
           json_pack("{s:{s:s, s:s}}", "error", "type", ecr_exc_type(exc), "message", msg));
 }

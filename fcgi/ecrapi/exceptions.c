@@ -9,14 +9,14 @@ struct exc {
     int console_status;  /* on the console */
 };
 
-/* The console passes an operation's error on with 403 for AccessDenied, 500
- * for a server fault answered with 500, and 400 for everything else — also
- * for the 503 and 507 variants of ServerException (unlike its own 503s). */
+/* The console passes an operation's error on with 403 for AccessDenied, the
+ * API's status for server faults (500, 503 to retry, 507 for a full blob
+ * root), and 400 for everything else. */
 static const struct exc EXC[ECR_EXC__COUNT] = {
     [ECR_EXC_NONE] = {"", 200, 200},
     [ECR_EXC_SERVER] = {"ServerException", 500, 500},
-    [ECR_EXC_SERVER_UNAVAILABLE] = {"ServerException", 503, 400},
-    [ECR_EXC_SERVER_STORAGE_FULL] = {"ServerException", 507, 400},
+    [ECR_EXC_SERVER_UNAVAILABLE] = {"ServerException", 503, 503},
+    [ECR_EXC_SERVER_STORAGE_FULL] = {"ServerException", 507, 507},
     [ECR_EXC_UNKNOWN_OPERATION] = {"UnknownOperationException", 400, 400},
     [ECR_EXC_VALIDATION] = {"ValidationException", 400, 400},
     [ECR_EXC_SERIALIZATION] = {"SerializationException", 400, 400},

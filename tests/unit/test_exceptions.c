@@ -31,8 +31,11 @@ int main(void)
     CHECK("console: server fault 500", ecr_exc_console_status(ECR_EXC_SERVER) == 500);
     CHECK("console: other operation errors 400",
           ecr_exc_console_status(ECR_EXC_REPOSITORY_NOT_FOUND) == 400 &&
-              ecr_exc_console_status(ECR_EXC_UNKNOWN_OPERATION) == 400 &&
-              ecr_exc_console_status(ECR_EXC_SERVER_UNAVAILABLE) == 400);
+              ecr_exc_console_status(ECR_EXC_UNKNOWN_OPERATION) == 400);
+    /* A browser retries a 503 and shows a full disk as what it is. */
+    CHECK("console: server faults keep their status",
+          ecr_exc_console_status(ECR_EXC_SERVER_UNAVAILABLE) == 503 &&
+              ecr_exc_console_status(ECR_EXC_SERVER_STORAGE_FULL) == 507);
     CHECK("console: own statuses",
           ecr_exc_console_status(ECR_EXC_SESSION_EXPIRED) == 401 &&
               ecr_exc_console_status(ECR_EXC_UNRECOGNIZED_CLIENT) == 401 &&
