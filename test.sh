@@ -5,6 +5,11 @@
 # Ends with the line "N passed, N failed"; exit status 0 only when none failed.
 #
 #   ./test.sh [pattern]      pattern filters integration tests by name
+#
+# Every runner's exit status counts, and so does the number of results each
+# suite reports: fewer than tests/expected_counts names is a failure (for the
+# integration and browser suites only in a run without a pattern). A pattern
+# that matches no integration test fails the run.
 # Environment: PIER_TEST_DIR (default /tmp/pier-test) holds every state
 # directory the run creates; PIER_TEST_PORT (default 5100) is the first of the
 # ports used (node A, node B = +1, upstreams = +10...).
@@ -21,13 +26,15 @@ PATTERN=${1:-}
 
 passed=0
 failed=0
-count() { # reads TAP-ish lines, echoes them, updates counters via a temp file
-    local line
+# count SUITE: reads TAP-ish lines, echoes them, and records each result as
+# "p SUITE" or "f SUITE" in a temp file (the pipeline runs in a subshell).
+count() {
+    local line suite=${1:-run}
     while IFS= read -r line; do
         printf '%s\n' "$line"
         case $line in
-        "ok - "*) echo p >>"$T/.counts" ;;
-        "not ok - "*) echo f >>"$T/.counts" ;;
+        "ok - "*) echo "p $suite" >>"$T/.counts" ;;
+        "not ok - "*) echo "f $suite" >>"$T/.counts" ;;
         esac
     done
 }
@@ -35,10 +42,28 @@ count() { # reads TAP-ish lines, echoes them, updates counters via a temp file
 # A runner that exits non-zero without having reported a failure (a crash
 # after k checks, "no tests matched", a suite that could not start) is a
 # failure of its own: name rc failures-counted-before.
-failures_so_far() { grep -c f "$T/.counts"; }
+failures_so_far() { grep -c '^f ' "$T/.counts"; }
 check_exit() {
     if [ "$2" -ne 0 ] && [ "$(failures_so_far)" -eq "$3" ]; then
         echo "not ok - $1 exited with status $2 without reporting a failure" | count
+    fi
+}
+
+# A suite that ran fewer tests than tests/expected_counts names has lost some
+# (a runner that stopped early, a test file that no longer imports, a binary the
+# build forgot): that is a failure of its own. More than expected is fine, and
+# says so, so that the minimum can be raised with the tests that raised it.
+check_count() { # suite
+    local suite=$1 want got
+    want=$(awk -v s="$suite" '$1 == s { print $2 }' "$SRC/tests/expected_counts" 2>/dev/null)
+    got=$(grep -c " $suite\$" "$T/.counts")
+    if [ -z "$want" ]; then
+        echo "not ok - expected_count_$suite: tests/expected_counts names no minimum for it" | count
+    elif [ "$got" -lt "$want" ]; then
+        echo "not ok - expected_count_$suite: $got results, tests/expected_counts expects at least $want" | count
+    else
+        echo "ok - expected_count_$suite: $got results (at least $want expected)" | count
+        [ "$got" -gt "$want" ] && echo "# $suite: $got results, more than the $want in tests/expected_counts: raise it"
     fi
 }
 
@@ -90,26 +115,37 @@ export PIER_LEASE_TTL=5
 export PIER_UPSTREAM_ALLOW_NETWORKS=127.0.0.1/32
 
 echo "# unit tests"
-for t in "$BUILD"/tests/unit/test_*; do
-    [ -x "$t" ] || continue
+# One binary per tests/unit/test_*.c: one the build did not make is a failure.
+for src in "$SRC"/tests/unit/test_*.c; do
+    t=$BUILD/tests/unit/$(basename "$src" .c)
+    if [ ! -x "$t" ]; then
+        echo "not ok - ${t##*/}: the build made no such binary" | count unit
+        continue
+    fi
     before=$(failures_so_far)
-    "$t" 2>&1 | count
+    "$t" 2>&1 | count unit
     check_exit "${t##*/}" "${PIPESTATUS[0]}" "$before"
 done
 
 # Fuzz targets: each seed corpus (tests/fuzz/corpus/<target>/) replayed once,
 # seconds in all; bench/fuzz.sh is what fuzzes for real.
 echo "# fuzz corpus replay"
-for t in "$BUILD"/tests/fuzz/replay_*; do
-    [ -x "$t" ] || continue
-    name=${t##*/replay_}
+for corpus in "$SRC"/tests/fuzz/corpus/*/; do
+    name=$(basename "$corpus")
+    t=$BUILD/tests/fuzz/replay_$name
+    if [ ! -x "$t" ]; then
+        echo "not ok - fuzz_replay_$name: the build made no such binary" | count fuzz
+        continue
+    fi
     rc=0
     out=$(timeout 120 "$t" "$SRC/tests/fuzz/corpus/$name" 2>&1) || rc=$?
     if [ "$rc" -ne 0 ] && [[ $out != *"not ok - "* ]]; then
         out="${out//ok - /# ok - }"$'\n'"not ok - fuzz_replay_$name (exit status $rc)"
     fi
-    printf '%s\n' "$out" | count
+    printf '%s\n' "$out" | count fuzz
 done
+check_count unit
+check_count fuzz
 
 echo "# starting node a (127.0.0.1:$PORT_A) and node b (127.0.0.1:$PORT_B, same database and blob root)"
 trap stop_all EXIT
@@ -127,7 +163,7 @@ else
         PIER_BLOB_ROOT="$T/a/blobs" PIER_DB="$DB_A" PIER_STATE_DIR="$T/a" \
         PIER_STATE_DIR_B="$T/b" PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" PIER_SRC="$SRC" \
         PIER_ADMIN_ENV="$T/a/admin.env" \
-        python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count
+        python3 "$SRC/tests/integration/harness.py" $PATTERN 2>&1 | count integration
     check_exit integration_tests "${PIPESTATUS[0]}" "$before"
     # The admin console in a real browser (headless Chromium, playwright-core);
     # skipped only when a pattern selects some integration tests.
@@ -136,7 +172,7 @@ else
         before=$(failures_so_far)
         PIER_URL="http://127.0.0.1:$PORT_A" PIER_ADMIN_ENV="$T/a/admin.env" PIER_STATE_DIR="$T/a" \
             PIER_BUILD_DIR="$BUILD" PIER_TEST_DIR="$T" "$SRC/tests/browser/run.sh" 2>&1 |
-            grep -v ' passed, .* failed$' | count
+            grep -v ' passed, .* failed$' | count browser
         check_exit browser_tests "${PIPESTATUS[0]}" "$before"
     else
         echo "# browser tests not run: the pattern '$PATTERN' selects integration tests only"
@@ -144,21 +180,26 @@ else
 fi
 stop_all
 trap - EXIT
+# A run without a pattern runs every suite: each must have run all it expects.
+if [ -z "$PATTERN" ]; then
+    check_count integration
+    check_count browser
+fi
 
 # Any sanitizer report from the servers is a failure of its own. UBSan
 # sometimes writes to the process's stderr, which pierd sends to its log.
 ubsan_in_logs=$(grep -l "runtime error:" "$T"/*/log/pier.log 2>/dev/null || true)
 if compgen -G "$T/san/*" >/dev/null || [ -n "$ubsan_in_logs" ]; then
     echo "not ok - sanitizers_report_nothing"
-    echo f >>"$T/.counts"
+    echo "f run" >>"$T/.counts"
     compgen -G "$T/san/*" >/dev/null && head -n 60 "$T"/san/* | sed 's/^/# /'
     for f in $ubsan_in_logs; do grep -B2 -A8 "runtime error:" "$f" | head -n 40 | sed 's/^/# /'; done
 else
     echo "ok - sanitizers_report_nothing"
-    echo p >>"$T/.counts"
+    echo "p run" >>"$T/.counts"
 fi
 
-passed=$(grep -c p "$T/.counts")
-failed=$(grep -c f "$T/.counts")
+passed=$(grep -c '^p ' "$T/.counts")
+failed=$(grep -c '^f ' "$T/.counts")
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -10,7 +10,7 @@ import re
 import uuid
 
 from pierlib import (
-    ACCOUNT_ID, Client, TempDir, api_error, build_image_layout, ecr_client, expect_api_error,
+    ACCOUNT_ID, Client, TempDir, api_error, assert_oci_error, build_image_layout, ecr_client, expect_api_error,
     psql_value, secrets_client, signed_api_request, sql_str, url_a, url_b,
 )
 from upstreams import CacheRule, DockerRegistry, get_manifest, pierctl, rule_count, unique_prefix, upstream_port
@@ -368,6 +368,8 @@ def test_rule_with_secret_pulls_through_the_cache():
             up.settle()
             assert r.status != 200, (f"imported with credentials the secret no longer holds: {r.summary()}; "
                                      f"upstream saw: {up.summary(mark)}")
+            # docs/pull-through-cache.md: refused credentials, nothing cached: 502 naming the rule.
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (prefix,))
         finally:
             forget_rule(prefix)
             forget_secret(sname)

@@ -8,9 +8,10 @@ import time
 import uuid
 
 from pierlib import (
-    ACCOUNT_ID, OCI_INDEX, OCI_MANIFEST, Client, api_error, api_error_body, client_a, ecr_client,
-    ecr_repo_arn, expect_api_error, iam_policy, iam_statement, push_image, push_index, push_manifest,
-    registry_host, signed_api_request, unique_repo, url_a, url_b, wait_until,
+    ACCOUNT_ID, OCI_INDEX, OCI_MANIFEST, Client, api_error, api_error_body, assert_oci_error, client_a,
+    ecr_client, ecr_repo_arn, expect_api_error, expect_status, iam_policy, iam_statement, push_image,
+    push_index, push_manifest, put_manifest, registry_host, signed_api_request, unique_repo, url_a, url_b,
+    wait_until,
 )
 from authlib import User
 
@@ -266,6 +267,34 @@ def test_put_image_tag_mutability():
                          imageTagMutability="FROZEN")
         expect_api_error("RepositoryNotFoundException", ecr.put_image_tag_mutability,
                          repositoryName=unique_repo("gone"), imageTagMutability="IMMUTABLE")
+    finally:
+        drop(repo)
+
+
+def test_an_immutable_repository_refuses_to_move_a_tag_until_it_is_mutable_again():
+    """docs/control-plane.md: PutImageTagMutability is enforced, a push cannot move a tag
+    of an immutable repository. Pushing the image the tag already names is no move."""
+    ecr = ecr_client()
+    c = client_a()
+    repo = unique_repo("immutable")
+    ecr.create_repository(repositoryName=repo, imageTagMutability="IMMUTABLE")
+    try:
+        first = push_image(c, repo, "1.0")
+        other = push_image(c, repo, None)
+        r = put_manifest(c, repo, "1.0", other.manifest)
+        assert_oci_error(r, 403, "DENIED", ("immutable",))
+        assert "1.0" in r.text, f"the refusal does not name the tag: {r.summary()}"
+        got = expect_status(c.get(f"/v2/{repo}/manifests/1.0", headers={"Accept": OCI_MANIFEST}), 200)
+        assert got.header("Docker-Content-Digest") == first.digest and got.body == first.manifest.data, \
+            f"the refused push moved the tag: {got.summary()}"
+        # The same image again under its tag, and a new image under a new tag, are pushes as usual.
+        push_manifest(c, repo, "1.0", first.manifest)
+        push_manifest(c, repo, "1.1", other.manifest)
+        # Made mutable, the tag moves.
+        ecr.put_image_tag_mutability(repositoryName=repo, imageTagMutability="MUTABLE")
+        push_manifest(c, repo, "1.0", other.manifest)
+        got = expect_status(c.get(f"/v2/{repo}/manifests/1.0", headers={"Accept": OCI_MANIFEST}), 200)
+        assert got.header("Docker-Content-Digest") == other.digest, got.summary()
     finally:
         drop(repo)
 

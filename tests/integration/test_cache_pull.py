@@ -6,10 +6,11 @@ import base64
 import os
 
 from pierlib import (
-    admin_creds,
-    OCI_INDEX, Podman, TempDir, build_image_layout, build_multiarch_layout, client_a, client_b, docker_ref,
-    expect_status, files_for_digest, image_ref, layout_blob, oci_errors, psql, psql_value, read_layout,
-    repository_row_count, sha256_digest, skopeo_copy, sql_str, url_a, url_b,
+    admin_creds, assert_oci_error,
+    OCI_INDEX, Podman, TempDir, build_image_layout, build_large_layout, build_multiarch_layout, child_pids,
+    client_a, client_b, docker_ref, expect_status, files_for_digest, image_ref, layout_blob, master_pid,
+    psql, psql_value, read_layout, repository_row_count, sha256_digest, skopeo_copy, sql_str, url_a,
+    url_b,
 )
 from upstreams import (
     CacheRule, DockerRegistry, TokenService, assert_layout_holds, cache_state, get_manifest, image_blobs,
@@ -191,10 +192,9 @@ def test_basic_auth_upstream_with_credentials_from_stdin():
             shown = rule.update(no_credentials=True)
             assert shown["hasCredentials"] is False, shown
             r = get_manifest(client_a(), repo, "2.0")
-            assert r.status >= 400, f"pull without credentials: {r.summary()}"
-            oci_errors(r)
-            r = read_blob(url_a(), f"/v2/{repo}/blobs/{other.layers[0].digest}")
-            assert r.status is not None and r.status >= 400, r.summary()
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (rule.prefix,))
+            r = client_a().get(f"/v2/{repo}/blobs/{other.layers[0].digest}")
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", ("upstream",))
             # Credentials back (update, token on stdin): the same pull works.
             shown = rule.update(username=up.username, secret=up.password)
             assert shown["hasCredentials"] is True, shown
@@ -219,8 +219,7 @@ def test_token_upstream_anonymous_for_public_credentials_for_private():
             assert any(r["granted"] and "pull" in r["granted"][0]["actions"] for r in new), new
             # Private needs credentials: a clear refusal, nothing cached.
             r = get_manifest(client_a(), anon.repo("private/demo"), "1.0")
-            assert r.status >= 400, r.summary()
-            oci_errors(r)
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (anon.prefix,))
             assert repository_row_count(anon.repo("private/demo")) == 0
         with CacheRule(up.url, username=TokenService.USERNAME, secret=TokenService.PASSWORD) as rule, \
                 Podman() as podman:
@@ -242,8 +241,7 @@ def test_token_upstream_anonymous_for_public_credentials_for_private():
             before = len(ts.requests)
             repo = bad.repo("private/demo")
             r = get_manifest(client_a(), repo, "1.0")
-            assert r.status >= 400, r.summary()
-            msg = " ".join(e.get("message", "") for e in oci_errors(r))
+            msg = assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (bad.prefix,))["message"]
             assert "token" in msg.lower() or "credential" in msg.lower() or "auth" in msg.lower(), msg
             assert any(rec["bad_credentials"] for rec in ts.requests[before:]), ts.requests[before:]
             assert repository_row_count(repo) == 0
@@ -269,3 +267,62 @@ def test_name_mapping_docker_hub_library_and_upstream_prefix():
             assert up.count("GET", up.manifest_pattern("mirror/team/alpine", "3"), since=mark) == 1, \
                 up.summary(mark)
             assert up.count("GET", up.manifest_pattern("alpine", "3"), status=None, since=mark) == 0, up.summary(mark)
+
+
+def _pool_io(master: int) -> dict[int, int]:
+    """Bytes each process under the master has read and written through read()/write()
+    and friends (files and sockets alike): pid -> rchar + wchar."""
+    out = {}
+    for pid in child_pids(master):
+        try:
+            with open(f"/proc/{pid}/io") as f:
+                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        out[pid] = int(fields["rchar"]) + int(fields["wchar"])
+    return out
+
+
+def _io_moved(before: dict[int, int], after: dict[int, int]) -> int:
+    assert set(before) == set(after), f"the pool changed while it was measured: {before} -> {after}"
+    return sum(after[pid] - before[pid] for pid in after)
+
+
+def test_cached_blobs_are_sent_by_apache_not_by_a_worker():
+    """docs/pull-through-cache.md: a blob linked in the repository is served by Apache
+    (X-Sendfile). The first GET goes through a worker, which downloads the blob and
+    streams it: the pool's I/O grows by more than its size. Once cached, whole and
+    ranged GETs (206, Apache's Range support) leave the pool's I/O about where it was."""
+    with DockerRegistry() as up, TempDir() as tmp:
+        img = build_large_layout(tmp.sub("src"), "1.0", mib=4)
+        up.push_layout(tmp.sub("src"), "1.0", "library/big")
+        with CacheRule(up.url) as rule:
+            repo = rule.repo("library/big")
+            expect_status(get_manifest(client_a(), repo, "1.0"), 200, "manifest")
+            big = max(img.layers, key=lambda layer: layer.size)
+            path = f"/v2/{repo}/blobs/{big.digest}"
+            master = master_pid()
+            before = _pool_io(master)
+            cold = read_blob(url_a(), path)
+            assert cold.complete and cold.digest == big.digest and cold.header("X-Pier-Cache") == "miss", \
+                cold.summary()
+            after_cold = _pool_io(master)
+            through_worker = _io_moved(before, after_cold)
+            assert through_worker >= big.size, \
+                f"precondition missing: a streamed miss moved only {through_worker} bytes in the pool"
+
+            warm = read_blob(url_a(), path)
+            assert warm.complete and warm.digest == big.digest and warm.header("X-Pier-Cache") == "hit", \
+                warm.summary()
+            assert warm.header("X-Sendfile") is None, f"Apache passed X-Sendfile on: {warm.summary()}"
+            after_warm = _pool_io(master)
+            moved = _io_moved(after_cold, after_warm)
+            assert moved < big.size // 4, \
+                f"the pool moved {moved} bytes serving a cached {big.size}-byte blob: a worker sent it"
+            start, end = 1_000_000, 1_999_999
+            ranged = client_a().get(path, headers={"Range": f"bytes={start}-{end}"})
+            expect_status(ranged, 206, "ranged GET of a cached blob")
+            assert ranged.header("Content-Range") == f"bytes {start}-{end}/{big.size}", ranged.summary()
+            assert ranged.body == big.data[start:end + 1], "the ranged GET returned other bytes"
+            moved = _io_moved(after_warm, _pool_io(master))
+            assert moved < (end - start + 1) // 4, f"the pool moved {moved} bytes serving a 1 MB range"

@@ -9,8 +9,8 @@ import threading
 import time
 
 from pierlib import (
-    Client, child_pids, client_a, env, expect_status, master_pid, psql, psql_value, push_image,
-    start_upload, state_dir, unique_repo, wait_until,
+    Client, add_query, child_pids, client_a, env, expect_status, master_pid, psql, psql_value, push_image,
+    sha256_digest, start_upload, state_dir, unique_repo, wait_until,
 )
 
 
@@ -25,14 +25,19 @@ def _pierctl(*args, database=None, timeout=60):
 
 
 def test_sighup_replaces_every_worker_without_failing_requests():
+    """Clients keep asking while the pool reloads, and an upload whose body is still
+    streaming when SIGHUP arrives (it goes on until a new worker exists) is served to
+    the end by its old worker: 202 with the whole range, and the blob it makes holds
+    exactly the bytes sent."""
     master = master_pid()
     before = set(child_pids(master))
     assert len(before) >= 2, f"precondition missing: expected workers under master {master}, got {before}"
     c = client_a()
     failures, done = [], threading.Event()
+    deadline = time.monotonic() + 60
 
     def hammer():
-        while not done.is_set():
+        while not done.is_set() and time.monotonic() < deadline:
             try:
                 r = c.get("/v2/")
                 if r.status != 200:
@@ -40,17 +45,64 @@ def test_sighup_replaces_every_worker_without_failing_requests():
             except Exception as e:  # noqa: BLE001
                 failures.append(repr(e))
 
+    repo = unique_repo("reload")
+    _, loc = start_upload(c, repo)
+    chunks = [os.urandom(64 * 1024) for _ in range(12)]
+    data = b"".join(chunks)
+    streaming, hup_sent = threading.Event(), threading.Event()
+    seen = {}
+
+    def body():
+        for i, chunk in enumerate(chunks):
+            if i == 4:
+                streaming.set()
+                # Hold the rest back until the reload is under way: a new worker runs
+                # while this request still sits in an old one.
+                hup_sent.wait(20)
+                seen["new_worker"] = wait_until(lambda: set(child_pids(master)) - before, 15)
+                seen["old_alive"] = bool(set(child_pids(master)) & before)
+            yield chunk
+            time.sleep(0.05)
+
+    result = {}
+
+    def upload():
+        try:
+            result["r"] = c.patch(loc, body=body(), headers={"Content-Type": "application/octet-stream"},
+                                  timeout=60)
+        except Exception as e:  # noqa: BLE001 - reported below
+            result["error"] = repr(e)
+
     threads = [threading.Thread(target=hammer, daemon=True) for _ in range(3)]
+    uploader = threading.Thread(target=upload, daemon=True)
     for t in threads:
         t.start()
-    time.sleep(0.3)
-    os.kill(master, signal.SIGHUP)
+    uploader.start()
+    try:
+        assert streaming.wait(20), "the upload did not start streaming"
+        assert "r" not in result and "error" not in result, f"the upload ended early: {result}"
+        os.kill(master, signal.SIGHUP)
+    finally:
+        hup_sent.set()
+    uploader.join(60)
     replaced = wait_until(lambda: len(set(child_pids(master))) == len(before)
-                          and not (set(child_pids(master)) & before), 15)
-    time.sleep(0.3)
+                          and not (set(child_pids(master)) & before), 30)
     done.set()
     for t in threads:
         t.join(10)
+    assert not uploader.is_alive(), "the upload in flight across the reload never finished"
+    assert not any(t.is_alive() for t in threads), "a client thread is still waiting for an answer"
+    assert seen.get("new_worker") and seen.get("old_alive"), \
+        f"the upload was not in flight while new workers ran beside the old ones: {seen}"
+    r = result.get("r")
+    assert r is not None, f"the PATCH in flight across the reload got no answer: {result}"
+    expect_status(r, 202, "PATCH in flight across the reload")
+    assert r.headers.get("Range") == f"0-{len(data) - 1}", r.summary()
+    digest = sha256_digest(data)
+    expect_status(c.put(add_query(loc, digest=digest)), 201, "finishing the upload after the reload")
+    got = c.get(f"/v2/{repo}/blobs/{digest}")
+    expect_status(got, 200, "the blob uploaded across the reload")
+    assert got.body == data, "the blob uploaded across the reload holds other bytes"
     assert replaced, f"old workers still running after SIGHUP: {set(child_pids(master)) & before}"
     assert master_pid() == master, "the master itself must survive a reload"
     assert not failures, f"requests failed during the reload: {failures[:5]}"

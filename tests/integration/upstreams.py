@@ -35,6 +35,7 @@ import re
 import shutil
 import socket
 import socketserver
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -179,6 +180,18 @@ def sign_jwt(claims: dict, keys: dict[str, str]) -> str:
     if p.returncode != 0:
         raise RuntimeError(f"openssl dgst -sign failed: {p.stderr.decode(errors='replace')}")
     return signing_input + "." + _b64url(p.stdout)
+
+
+def self_signed_cert(directory: str, name: str = "cert") -> tuple[str, str]:
+    """A new self-signed certificate for 127.0.0.1 (and localhost) and its key:
+    (<directory>/<name>.pem, <directory>/<name>.key)."""
+    cert, key = os.path.join(directory, f"{name}.pem"), os.path.join(directory, f"{name}.key")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                        "-keyout", key, "-out", cert], capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"openssl req failed: {p.stderr.decode(errors='replace')}")
+    return cert, key
 
 
 # ---------------------------------------------------------------------------
@@ -394,7 +407,8 @@ class DockerRegistry(RequestLog):
 
     BINARY = "/usr/bin/docker-registry"
 
-    def __init__(self, auth: str | None = None, port: int | None = None, realm_host: str | None = None):
+    def __init__(self, auth: str | None = None, port: int | None = None, realm_host: str | None = None,
+                 tls: tuple[str, str] | None = None):
         if not os.path.exists(self.BINARY):
             raise PreconditionError(f"precondition missing: {self.BINARY} is not installed")
         assert auth in (None, "htpasswd", "token"), auth
@@ -422,11 +436,13 @@ class DockerRegistry(RequestLog):
         # The host name the token realm is announced with (another host than the
         # registry's own, for the tests of where credentials may go).
         self.realm_host = realm_host
+        # (certificate, key) PEM files: the registry serves https only.
+        self.tls = tls
         self._write_config()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -453,6 +469,8 @@ class DockerRegistry(RequestLog):
             "  headers:",
             "    X-Content-Type-Options: [nosniff]",
         ]
+        if self.tls:
+            lines += ["  tls:", f"    certificate: {self.tls[0]}", f"    key: {self.tls[1]}"]
         if self.auth == "htpasswd":
             lines += ["auth:", "  htpasswd:", "    realm: pier-test-basic",
                       f"    path: {os.path.join(self.dir, 'htpasswd')}"]
@@ -480,7 +498,11 @@ class DockerRegistry(RequestLog):
             if self.proc.poll() is not None:
                 return "exited"
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                if self.tls:
+                    conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=1,
+                                                       context=ssl._create_unverified_context())
+                else:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
                 conn.request("GET", "/v2/")
                 status = conn.getresponse().status
                 conn.close()
