@@ -4,6 +4,8 @@
 #ifndef PIER_ERR_H
 #define PIER_ERR_H
 
+#include "lib/contract.h"
+
 typedef enum pier_err {
     PIER_OK = 0,
     /* OCI distribution-spec error codes */

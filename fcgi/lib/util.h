@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "lib/contract.h"
 
 #define UUID_STR_LEN 37 /* 36 characters and NUL */
 
