@@ -86,7 +86,8 @@ struct challenge {
     char service[256];
     char scope[512];
 };
-/* Parse the first challenge of a WWW-Authenticate value; false if malformed. */
+/* Parse the first challenge of a WWW-Authenticate value; false if malformed,
+ * or when a realm, service or scope does not fit its field. */
 bool upstream_parse_challenge(const char *value, struct challenge *out);
 /* A token service's answer ({"token": ...} or {"access_token": ...}, optional
  * "expires_in") as "Bearer <token>" in arena memory, or NULL when it holds no
