@@ -704,6 +704,41 @@ static pier_err load_credentials(struct ctx *c, const struct cache_rule *rule, c
     return PIER_OK;
 }
 
+enum login {
+    LOGIN_NONE,   /* the challenge cannot be answered: the 401 stands */
+    LOGIN_BASIC,  /* answered with the rule's credentials */
+    LOGIN_BEARER, /* answered with a token from the challenge's realm */
+    LOGIN_FAILED, /* the token service failed: resp says why */
+};
+
+/* Answer a 401's challenge, the one login exchange of every request: Basic
+ * with the rule's credentials, or Bearer through the token dance (scope is
+ * asked for when the challenge names none). *auth receives the Authorization
+ * value (arena), *lifetime a token's lifetime in seconds, *realm_withheld
+ * whether the rule's credentials were kept from the token realm. */
+static enum login login(struct ctx *c, const struct cache_rule *rule, const struct challenge *ch,
+                        const char *scope, const char *user, const char *secret,
+                        const char **auth, int *lifetime, bool *realm_withheld,
+                        struct upstream_resp *resp)
+{
+    *auth = NULL;
+    if (!strcasecmp(ch->scheme, "Basic")) {
+        char basic[AUTH_VALUE_MAX];
+        if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
+            return LOGIN_NONE;
+        *auth = arena_strdup(c->a, basic);
+        OPENSSL_cleanse(basic, sizeof basic);
+        return LOGIN_BASIC;
+    }
+    if (!strcasecmp(ch->scheme, "Bearer")) {
+        *lifetime = 60;
+        *auth = fetch_token(c, c->up, rule, ch, scope, user, secret, lifetime, realm_withheld,
+                            resp);
+        return *auth ? LOGIN_BEARER : LOGIN_FAILED;
+    }
+    return LOGIN_NONE;
+}
+
 static const char *auth_failure_text(struct arena *a, bool withheld, bool realm_withheld,
                                      long status)
 {
@@ -774,26 +809,20 @@ static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct u
             drop_auth(c, q->rule, scope);
             from_cache = false;
         }
-        char basic[9400];
-        if (!strcasecmp(ch.scheme, "Basic")) {
-            if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
-                break;
-            auth = arena_strdup(c->a, basic);
-            OPENSSL_cleanse(basic, sizeof basic);
-            store_auth(c, q->rule, "basic", auth, 86400);
-        } else if (!strcasecmp(ch.scheme, "Bearer")) {
-            int lifetime = 60;
-            auth = fetch_token(c, u, q->rule, &ch, scope, user, secret, &lifetime, &realm_withheld,
-                               resp);
-            if (!auth) {
-                OPENSSL_cleanse(secret, sizeof secret);
-                log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
-                return PIER_E_UNAVAILABLE;
-            }
-            store_auth(c, q->rule, scope, auth, lifetime > 20 ? lifetime - 10 : lifetime);
-        } else {
+        int lifetime = 60;
+        enum login how = login(c, q->rule, &ch, scope, user, secret, &auth, &lifetime,
+                               &realm_withheld, resp);
+        if (how == LOGIN_NONE)
             break;
+        if (how == LOGIN_FAILED) {
+            OPENSSL_cleanse(secret, sizeof secret);
+            log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
+            return PIER_E_UNAVAILABLE;
         }
+        if (how == LOGIN_BASIC)
+            store_auth(c, q->rule, "basic", auth, 86400);
+        else
+            store_auth(c, q->rule, scope, auth, lifetime > 20 ? lifetime - 10 : lifetime);
         cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
     }
     OPENSSL_cleanse(secret, sizeof secret);
@@ -850,25 +879,18 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
     long total = (long)c->cfg->upstream_timeout * 1000;
     bool realm_withheld = false;
     CURLcode cc = perform(c, c->up, "GET", url, NULL, NULL, rule, false, &x, total);
-    if (cc == CURLE_OK && resp->status == 401) {
-        struct challenge ch;
-        const char *auth = NULL;
-        if (x.www_auth[0] && upstream_parse_challenge(x.www_auth, &ch)) {
-            char basic[9400];
-            if (!strcasecmp(ch.scheme, "Basic") && user[0] && basic_header(user, secret, basic, sizeof basic)) {
-                auth = arena_strdup(c->a, basic);
-                OPENSSL_cleanse(basic, sizeof basic);
-            } else if (!strcasecmp(ch.scheme, "Bearer")) {
-                int lifetime;
-                auth = fetch_token(c, c->up, rule, &ch, ch.scope, user, secret, &lifetime,
-                                   &realm_withheld, resp);
-                if (!auth) {
-                    OPENSSL_cleanse(secret, sizeof secret);
-                    return PIER_E_UNAVAILABLE;
-                }
-            }
+    struct challenge ch;
+    if (cc == CURLE_OK && resp->status == 401 && x.www_auth[0] &&
+        upstream_parse_challenge(x.www_auth, &ch)) {
+        const char *auth;
+        int lifetime;
+        enum login how = login(c, rule, &ch, ch.scope, user, secret, &auth, &lifetime,
+                               &realm_withheld, resp);
+        if (how == LOGIN_FAILED) {
+            OPENSSL_cleanse(secret, sizeof secret);
+            return PIER_E_UNAVAILABLE;
         }
-        if (auth)
+        if (how != LOGIN_NONE)
             cc = perform(c, c->up, "GET", url, NULL, auth, rule, false, &x, total);
     }
     OPENSSL_cleanse(secret, sizeof secret);
