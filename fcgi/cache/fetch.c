@@ -324,16 +324,17 @@ static pier_err record(struct fetch *f, struct perr *e)
 static void hold(struct fetch *f, const char *upname)
 {
     struct ctx *c = f->c;
-    char dir[PATH_MAX + 16];
+    char dir[PATH_MAX];
     char id[UUID_STR_LEN];
-    uuid_v4(id);
-    snprintf(dir, sizeof dir, "%s/tmp/fetch", c->bs->root);
+    bool named = uuid_v4(id);
+    blobstore_tmp_dir(c->bs, BLOBSTORE_TMP_FETCH, dir);
     mkdir(dir, 0750);
-    snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    int open_errno = errno;
+    if (named)
+        blobstore_fetch_path(c->bs, id, f->tmp);
+    f->fd = named ? open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600) : -1;
+    int open_errno = named ? errno : EIO;
     enum digest_alg alg = DIGEST_SHA256;
-    grammar_digest(f->digest, &alg, NULL);
+    (void)grammar_digest(f->digest, &alg, NULL); /* checked by route_parse() */
     f->md = EVP_MD_CTX_new();
     if (f->fd < 0 || !f->md || !EVP_DigestInit_ex(f->md, alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL)) {
         log_error("cannot create %s: %s", f->tmp, strerror(open_errno));

@@ -24,6 +24,18 @@ pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e);
 void blobstore_blob_path(const struct blobstore *bs, const char *digest, char out[PATH_MAX]);
 /* Path of an upload's temporary file. id must be a valid UUID. */
 void blobstore_upload_path(const struct blobstore *bs, const char *id, char out[PATH_MAX]);
+/* Path of a download's temporary file (a pull-through fetch in progress).
+ * id must be a valid UUID, fresh for each download. */
+void blobstore_fetch_path(const struct blobstore *bs, const char *id, char out[PATH_MAX]);
+
+/* The directories that hold temporary files, for whoever creates them
+ * (blobstore_init does; the fetch holder again before each download) and for
+ * the maintenance sweep that removes what nobody owns. */
+enum blobstore_tmp {
+    BLOBSTORE_TMP_UPLOADS, /* tmp/uploads: blobstore_upload_path() files */
+    BLOBSTORE_TMP_FETCH,   /* tmp/fetch: blobstore_fetch_path() files */
+};
+void blobstore_tmp_dir(const struct blobstore *bs, enum blobstore_tmp kind, char out[PATH_MAX]);
 
 /* Size of a published blob; false if it is not there. */
 bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size);
