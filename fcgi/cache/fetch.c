@@ -46,7 +46,7 @@ struct fetch {
     char key[DIGEST_MAX_LEN + 32];
     long long declared;        /* size the repository's manifests declare, -1: unknown */
     long long limit;           /* bytes the download may have: declared, else max_blob_size */
-    char why[300];             /* why this worker stopped the transfer, if it did */
+    char why[PERR_MSG_MAX];    /* why this worker stopped the transfer, if it did */
     pier_err local;            /* set when the failure is ours (blob root full, unwritable) */
     char holder[UUID_STR_LEN];
     /* client side */
