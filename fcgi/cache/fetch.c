@@ -355,7 +355,8 @@ static void hold(struct fetch *f, const char *upname)
     f->pending = stage_bufs[1];
     f->stage_len = f->pending_len = 0;
     struct perr e;
-    lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
+    /* A lost lease shows at the next progress report. */
+    (void)lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
     char *path = arena_printf(c->a, "blobs/%s", f->digest);
     /* However slowly an upstream sends, the download ends: at the minimum
      * rate the largest blob it may send takes this long. */
@@ -423,7 +424,7 @@ static void hold(struct fetch *f, const char *upname)
                 to_client(f, f->pending, f->pending_len, f->pending_off);
             return;
         }
-        lease_release(c, f->key, f->holder, &e);
+        (void)lease_release(c, f->key, f->holder, &e);
         stats_add(c->stats, f->rule->id, STAT_MISS, 1);
         stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
         if (!f->headers_sent) {
@@ -487,7 +488,7 @@ static void follow_or_hold(struct fetch *f, const char *upname)
              * private layer that the upstream does not have at all). */
             long long size;
             if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
-                lease_release(c, f->key, f->holder, &e);
+                (void)lease_release(c, f->key, f->holder, &e);
                 if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
                     fail_client(f, e.code, e.msg);
                     return;
@@ -525,7 +526,7 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         if (l.expired)
             continue; /* the holder died: take over on the next turn */
         if (!f->following) {
-            lease_follow(c, f->key, &e);
+            (void)lease_follow(c, f->key, &e); /* the holder syncs less often, no more */
             f->following = true;
         }
         if (l.total >= 0)
@@ -638,7 +639,11 @@ void cache_blob(struct ctx *c, struct req *r, const char *name, const char *dige
     /* One download per blob and rule: another rule's upstream (perhaps one
      * an attacker runs) never feeds its unverified bytes to this request. */
     snprintf(f.key, sizeof f.key, "b:%lld:%s", rule->id, digest);
-    uuid_v4(f.holder);
+    if (!uuid_v4(f.holder)) {
+        perr_set(&e, PIER_E_INTERNAL, "the random number generator failed");
+        oci_error(r, &e);
+        return;
+    }
     follow_or_hold(&f, upname);
 }
 

@@ -30,16 +30,20 @@ struct lease {
 
 /* Try to take the lease for key (free or expired ones can be taken).
  * holder identifies this request. */
+PIER_MUST_USE
 pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
                        struct perr *e);
+PIER_MUST_USE
 pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr *e);
 /* Holder only: publish progress and renew. total < 0 keeps the stored value;
  * tmp_path NULL keeps it. *followers (may be NULL) receives how many requests
  * announced they follow. Returns PIER_E_CONFLICT when the lease was lost. */
+PIER_MUST_USE
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
                         long long total, long long durable, int *followers, struct perr *e);
 /* Holder only: extend the lease by lease_ttl without touching its progress.
  * PIER_E_CONFLICT when it was lost. */
+PIER_MUST_USE
 pier_err lease_renew(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* How often a holder renews: a quarter of lease_ttl, at least every 500 ms. */
 int lease_renew_ms(const struct ctx *c);
@@ -57,8 +61,11 @@ struct lease_keeper {
 void lease_keeper_tick(void *arg);
 /* A follower announces itself once, so the holder starts making its progress
  * durable for it. */
+PIER_MUST_USE
 pier_err lease_follow(struct ctx *c, const char *key, struct perr *e);
-/* Holder only: success, the row goes away. */
+/* Holder only: success, the row goes away. A release that fails leaves a
+ * lease that expires after lease_ttl, so callers may drop the result. */
+PIER_MUST_USE
 pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* Holder only: failure; everyone asking for key during the next keep_s
  * seconds gets code and message (0: only those already waiting may see it;

@@ -105,7 +105,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
             snprintf(secs, sizeof secs, "%d", rule->negative_seconds);
             if (rule->negative_seconds > 0)
                 db_exec(c->db, c->a, &st_negative_put, &e, name, ref, secs);
-            lease_release(c, key, holder, &e);
+            (void)lease_release(c, key, holder, &e);
             if (stored) {
                 serve_stale(c, r, name, ref, rule, stored, resp.message);
                 return;
@@ -123,7 +123,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
     enum digest_alg alg = DIGEST_SHA256;
     bool by_digest = grammar_is_digest(ref);
     if (by_digest)
-        grammar_digest(ref, &alg, NULL);
+        (void)grammar_digest(ref, &alg, NULL); /* a digest: it parses */
     char digest[DIGEST_STR_MAX];
     digest_buffer(alg, resp.body ? resp.body : "", resp.body_len, digest);
     const char *bad = NULL;
@@ -159,7 +159,7 @@ static void import(struct ctx *c, struct req *r, const char *name, const char *r
         return;
     }
     db_exec(c->db, c->a, &st_negative_clear, &e, name, ref);
-    lease_release(c, key, holder, &e);
+    (void)lease_release(c, key, holder, &e);
     stats_add(c->stats, rule->id, STAT_MISS, 1);
     serve_stored(c, r, name, ref, "miss");
 }
@@ -177,13 +177,13 @@ static void revalidate(struct ctx *c, struct req *r, const char *name, const cha
                              .accept = UPSTREAM_MANIFEST_ACCEPT,
                              .on_tick = lease_keeper_tick, .arg = &keep};
     if (upstream_do(c, &q, &resp, &e) != PIER_OK) {
-        lease_release(c, key, holder, &e);
+        (void)lease_release(c, key, holder, &e);
         upstream_failed(c, r, name, ref, rule, stored, &resp);
         return;
     }
     if (resp.digest[0] && strcmp(resp.digest, stored->digest) == 0) {
-        repo_tag_checked(c, name, ref, &e);
-        lease_release(c, key, holder, &e);
+        (void)repo_tag_checked(c, name, ref, &e); /* else it is checked again next time */
+        (void)lease_release(c, key, holder, &e);
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         h_manifest_send(c, r, name, ref, stored, "revalidated");
         return;
@@ -191,7 +191,7 @@ static void revalidate(struct ctx *c, struct req *r, const char *name, const cha
     /* The tag moved upstream: fetching the new image is an import. A caller
      * who may pull but not import keeps getting what is cached. */
     if (authz_check(c, "ecr:BatchImportUpstreamImage", name, &e) != PIER_OK) {
-        lease_release(c, key, holder, &e);
+        (void)lease_release(c, key, holder, &e);
         serve_stale(c, r, name, ref, rule, stored, "the tag moved upstream; the caller may not import");
         return;
     }
@@ -230,7 +230,11 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
     }
     char *key = arena_printf(c->a, "m:%s:%s", name, ref);
     char holder[UUID_STR_LEN];
-    uuid_v4(holder);
+    if (!uuid_v4(holder)) {
+        perr_set(&e, PIER_E_INTERNAL, "the random number generator failed");
+        oci_error(r, &e);
+        return;
+    }
     int64_t deadline = now_ms() + (int64_t)(c->cfg->upstream_timeout + 5) * 1000;
     for (;;) {
         bool mine = false;
@@ -244,7 +248,7 @@ void cache_manifest(struct ctx *c, struct req *r, const char *name, const char *
             struct stored_manifest now;
             pier_err rc = repo_manifest_get(c, name, ref, !r->head, &now, &e);
             if (rc == PIER_OK && (now.fresh || grammar_is_digest(ref))) {
-                lease_release(c, key, holder, &e);
+                (void)lease_release(c, key, holder, &e);
                 stats_add(c->stats, rule->id, STAT_HIT, 1);
                 h_manifest_send(c, r, name, ref, &now, "hit");
                 return;

@@ -67,12 +67,14 @@ void upstream_free(struct upstream *u);
 /* Perform the request, authenticating as the upstream demands. Returns
  * PIER_OK when a 2xx answer was received completely; otherwise resp->failure
  * and resp->message say what happened (e only for our own errors). */
+PIER_MUST_USE
 pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
                      struct perr *e);
 
 /* Does the upstream accept us? GET /v2/ with the rule's credentials (and the
  * token dance if challenged). PIER_OK when it answers 200; otherwise
  * resp->failure and resp->message say why. For ValidatePullThroughCacheRule. */
+PIER_MUST_USE
 pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct upstream_resp *resp,
                         struct perr *e);
 

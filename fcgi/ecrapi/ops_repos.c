@@ -8,6 +8,7 @@
 #include "db/db.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "store/manifest.h"
 #include "store/repo.h"
@@ -599,8 +600,9 @@ void op_batch_delete_image(struct api *x)
         /* ECR semantics: an image whose last tag goes is deleted with it. */
         if (tag) {
             PGresult *left = db_exec(x->c->db, x->c->a, &st_tags_left, &e, name, digest);
-            if (left && db_int(left, 0, 0) == 0)
-                repo_manifest_delete(x->c, name, digest, &e);
+            if (left && db_int(left, 0, 0) == 0 &&
+                repo_manifest_delete(x->c, name, digest, &e) != PIER_OK)
+                log_warn("BatchDeleteImage %s@%s: the untagged image stays: %s", name, digest, e.msg);
         }
         json_t *id = json_pack("{s:s}", "imageDigest", digest);
         if (tag)

@@ -62,6 +62,7 @@ void perr_clear(struct perr *e);
 const char *perr_name(pier_err code);
 /* The inverse of perr_name (for codes stored in the database); unknown
  * names are PIER_E_INTERNAL. */
+PIER_MUST_USE
 pier_err perr_from_name(const char *name);
 
 #endif

@@ -18,6 +18,7 @@ struct blobstore {
 };
 
 /* Remember root and create blobs/ and tmp/uploads/ if missing. */
+PIER_MUST_USE
 pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e);
 
 /* Path of a published blob. digest must have passed grammar_digest(). */
@@ -44,14 +45,17 @@ bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *s
  * place (creating the fan-out directory) and fsync the directory. If the blob
  * is already published (same digest, same bytes) the temporary file is simply
  * removed. On failure the temporary file is removed and nothing is published. */
+PIER_MUST_USE
 pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
                            struct perr *e);
 
 /* pwrite() all of buf at off, retrying short writes. */
+PIER_MUST_USE
 pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e);
 /* Is there room for bytes more, with keep_free bytes left over? Otherwise
  * PIER_E_STORAGE_FULL (what is free, needed and kept). Answers PIER_OK when
  * the file system cannot tell. */
+PIER_MUST_USE
 pier_err blobstore_reserve(const struct blobstore *bs, long long bytes, long long keep_free,
                            struct perr *e);
 

@@ -271,7 +271,8 @@ pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const 
         return rc;
     if (strcmp(got, digest) != 0) {
         struct perr ignore;
-        upload_delete(c, u->id, &ignore);
+        /* The mismatch is the answer; a session left behind expires (upload_ttl). */
+        (void)upload_delete(c, u->id, &ignore);
         rc = perr_set(e, PIER_E_DIGEST_INVALID,
                       "the %lld bytes received have digest %s, not %s; the upload was discarded",
                       u->size, got, digest);
