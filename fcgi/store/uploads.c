@@ -98,6 +98,7 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
 pier_err upload_get(struct ctx *c, const char *name, const char *id, struct upload *u,
                     struct perr *e)
 {
+    PIER_ASSERT(uuid_valid(id));
     struct db_param p[2] = {{.value = id}, {.value = name}};
     PGresult *res = db_execp(c->db, c->a, &st_get, p, true, e);
     if (!res)
@@ -108,6 +109,7 @@ pier_err upload_get(struct ctx *c, const char *name, const char *id, struct uplo
 pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
                      struct perr *e)
 {
+    PIER_ASSERT(uuid_valid(id));
     struct db_param p[2] = {{.value = id}, {.value = name}};
     PGresult *res = db_execp(c->db, c->a, &st_lock, p, true, e);
     if (!res) {
