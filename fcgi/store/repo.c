@@ -516,7 +516,8 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
                            const struct manifest *m, const char *body, size_t len,
                            long long rule_id, struct perr *e)
 {
-    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && m != NULL && body != NULL);
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && m != NULL &&
+                (body != NULL || len == 0));
     pier_err rc;
     if ((rc = db_begin(c->db, e)) != PIER_OK)
         return rc;
