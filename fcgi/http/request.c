@@ -22,6 +22,8 @@ void req_init(struct req *r, FCGX_Request *fx, struct arena *a)
     PIER_ASSERT(r != NULL && fx != NULL && a != NULL);
     memset(r, 0, sizeof *r);
     buf_init_arena(&r->hdr, a, RESP_HEADERS_MAX);
+    /* Room for the usual headers up front: one allocation, no regrowth. */
+    (void)buf_reserve(&r->hdr, 1024);
     r->fx = fx;
     r->a = a;
     r->status = 200;
