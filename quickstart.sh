@@ -88,12 +88,18 @@ deps() {
         apt-get install -y --no-install-recommends $missing >/dev/null
     fi
     # The Debian packages start their own services; Pier (and its tests) run
-    # their own instances.
-    local svc
+    # their own instances. Only a service this run installed is stopped and
+    # disabled: an Apache (or registry, pgbouncer, haproxy) the administrator
+    # already had keeps running as it was.
+    local svc installed=()
+    for svc in $missing; do
+        case $svc in apache2 | docker-registry | pgbouncer | haproxy) installed+=("$svc") ;; esac
+    done
+    [ ${#installed[@]} -eq 0 ] && return 0
     if [ -d /run/systemd/system ]; then
-        systemctl disable --now apache2 docker-registry pgbouncer haproxy 2>/dev/null || true
+        systemctl disable --now "${installed[@]}" 2>/dev/null || true
     else
-        for svc in apache2 docker-registry pgbouncer haproxy; do
+        for svc in "${installed[@]}"; do
             service "$svc" stop >/dev/null 2>&1 || true
         done
     fi

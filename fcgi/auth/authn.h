@@ -6,6 +6,7 @@
 
 #include "auth/authz.h"
 #include "http/request.h"
+#include "lib/contract.h"
 #include "lib/ctx.h"
 
 struct authn_cache;
@@ -15,6 +16,7 @@ void authn_cache_free(struct authn_cache *c);
 /* Fill id from the request. No Authorization header: anonymous, PIER_OK.
  * Credentials that do not check out: PIER_E_UNAUTHORIZED (never silently
  * anonymous). ac caches access-key checks for a minute. */
+PIER_MUST_USE
 pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, struct identity *id,
                         struct perr *e);
 
@@ -28,17 +30,20 @@ const char *authn_public_url(struct ctx *c, struct req *r);
 /* GET /token: issue a bearer token for the requested scopes. A refused
  * login fails with PIER_E_UNAUTHORIZED and its own Basic challenge already
  * added; the caller writes every error (registry_token). */
+PIER_MUST_USE
 pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,
                               struct perr *e);
 
 /* PIER_OK when key_id is "" or names an active access key; otherwise
  * PIER_E_UNAUTHORIZED (the key was deleted or deactivated). Cached per worker
  * for policy_cache_ms. */
+PIER_MUST_USE
 pier_err authn_key_live(struct ctx *c, struct authn_cache *ac, const char *key_id, struct perr *e);
 
 /* Basic credentials (username/password) to an identity, as /token does.
  * Access keys: PIER_E_TOOMANYREQUESTS (e->detail: seconds to wait) after
  * repeated failures from the caller's address. */
+PIER_MUST_USE
 pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, const char *pass,
                      struct identity *id, struct perr *e);
 
@@ -50,10 +55,12 @@ bool authn_decode_basic(struct arena *a, const char *b64, char **user, char **pa
  * space-separated list of "repository:<name>:<actions>" or
  * "registry:catalog:*"): appends {"n": name, "a": [actions]} to access and
  * sets *catalog. PIER_E_BAD_REQUEST or PIER_E_NAME_INVALID when one is malformed. */
+PIER_MUST_USE
 pier_err authn_scopes(const char *query, json_t *access, bool *catalog, struct perr *e);
 
 /* Housekeeping: forget failed logins older than a day that block nothing
  * (the login_failures table belongs to this module); *removed counts them. */
+PIER_MUST_USE
 pier_err authn_failures_expire(struct ctx *c, long long *removed, struct perr *e);
 
 #endif

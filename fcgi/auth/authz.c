@@ -447,11 +447,13 @@ static pier_err check(struct ctx *c, const char *action, const char *repo, const
 
 pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e)
 {
+    PIER_ASSERT(c != NULL && action != NULL && repo != NULL);
     return check(c, action, repo, NULL, e);
 }
 
 pier_err authz_check_arn(struct ctx *c, const char *action, const char *arn, struct perr *e)
 {
+    PIER_ASSERT(c != NULL && action != NULL && arn != NULL);
     return check(c, action, NULL, arn, e);
 }
 

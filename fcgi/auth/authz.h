@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "auth/principals.h"
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "lib/ctx.h"
 
@@ -34,6 +35,7 @@ void authz_cache_free(struct authz_cache *ac);
 
 /* The authenticated caller's principal still exists (tokens outlive
  * deletions otherwise). Cached like the policies. */
+PIER_MUST_USE
 pier_err authz_principal_check(struct ctx *c, struct perr *e);
 
 /* Resource ARN of a repository: arn:aws:ecr:<region>:<account>:repository/<name>. */
@@ -42,11 +44,13 @@ const char *authz_repo_arn(struct ctx *c, const char *repo);
 /* The registry itself as a resource: arn:aws:ecr:<region>:<account>:registry. */
 const char *authz_registry_arn(struct ctx *c);
 /* Like authz_check, for a resource given by its ARN (registry-wide actions). */
+PIER_MUST_USE
 pier_err authz_check_arn(struct ctx *c, const char *action, const char *arn, struct perr *e);
 
 /* May c->who perform action (e.g. "ecr:BatchGetImage") on repository repo?
  * PIER_OK, or PIER_E_DENIED / PIER_E_UNAUTHORIZED (anonymous callers) with a
  * message naming the action, the resource and the reason. Denials are logged. */
+PIER_MUST_USE
 pier_err authz_check(struct ctx *c, const char *action, const char *repo, struct perr *e);
 /* The same decision without logging or a message (catalog filtering). */
 bool authz_allowed(struct ctx *c, const char *action, const char *repo);
@@ -55,21 +59,29 @@ bool authz_allowed(struct ctx *c, const char *action, const char *repo);
  * cache's upstream (import) needs ecr:BatchImportUpstreamImage. The one
  * place these are decided; the store's write functions do not authorize.
  * A context without a caller (c->who NULL: maintenance, pierctl) is trusted. */
+PIER_MUST_USE
 pier_err authz_create_or_import(struct ctx *c, const char *repo, bool exists, bool import,
                                 struct perr *e);
 
 /* Registry policy (ECR PutRegistryPolicy); validated before it is stored. */
+PIER_MUST_USE
 pier_err registry_policy_put(struct ctx *c, const char *doc, struct perr *e);
 /* *doc is arena memory; PIER_E_NAME_UNKNOWN when there is none. */
+PIER_MUST_USE
 pier_err registry_policy_get(struct ctx *c, const char **doc, struct perr *e);
+PIER_MUST_USE
 pier_err registry_policy_delete(struct ctx *c, struct perr *e);
 /* Repository policies; the repository must exist (PIER_E_NAME_UNKNOWN). */
+PIER_MUST_USE
 pier_err repository_policy_put(struct ctx *c, const char *repo, const char *doc, struct perr *e);
+PIER_MUST_USE
 pier_err repository_policy_get(struct ctx *c, const char *repo, const char **doc, struct perr *e);
+PIER_MUST_USE
 pier_err repository_policy_delete(struct ctx *c, const char *repo, struct perr *e);
 /* A creation template's policy doc (not parsed here: templates_check did)
  * for the repository with id repo_id, created in the caller's transaction;
  * a policy the repository already has stays. */
+PIER_MUST_USE
 pier_err repository_policy_init(struct ctx *c, const char *repo_id, const char *doc,
                                 struct perr *e);
 

@@ -13,10 +13,12 @@
 
 /* Create the administrator if no principal exists (safe when several nodes
  * start at once). *created tells whether this call did it. */
+PIER_MUST_USE
 pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e);
 
 /* Write the access key to cfg->bootstrap_file (mode 0600) through a fresh
  * temporary file next to it, created with O_EXCL|O_NOFOLLOW, then rename(). */
+PIER_MUST_USE
 pier_err bootstrap_write_env(const struct config *cfg, const char *id, const char *secret,
                              struct perr *e);
 

@@ -328,7 +328,10 @@ static pier_err parse_conditions(json_t *j, const char *path, struct statement *
             for (k = 0; k < KEY__COUNT && strcasecmp(KEY_NAMES[k], keyname) != 0; k++)
                 ;
             char kpath[256];
-            snprintf(kpath, sizeof kpath, "%s.%s.%.64s", path, opname, keyname);
+            if (snprintf(kpath, sizeof kpath, "%s.%s.%.64s", path, opname, keyname) >=
+                (int)sizeof kpath)
+                return perr_set(e, PIER_E_BAD_REQUEST, "%s.%.64s: condition path too long", path,
+                                opname);
             if (k == KEY__COUNT)
                 return perr_set(e, PIER_E_BAD_REQUEST,
                                 "%s: unknown condition key (supported: aws:SourceIp, "
@@ -433,7 +436,7 @@ static pier_err parse_statement(json_t *j, const char *path, enum policy_kind ki
             if (rc)
                 return rc;
             for (size_t i = 0; i < st->nprincipals; i++) {
-                char ipath[220];
+                char ipath[sizeof sub + 24]; /* sub "[" 20 digits "]" */
                 snprintf(ipath, sizeof ipath, "%s[%zu]", sub, i);
                 if ((rc = check_principal(st->principals[i], ipath, e)))
                     return rc;
@@ -454,7 +457,7 @@ static pier_err parse_statement(json_t *j, const char *path, enum policy_kind ki
     if (rc)
         return rc;
     for (size_t i = 0; i < st->nactions; i++) {
-        char ipath[220];
+        char ipath[sizeof sub + 24];
         snprintf(ipath, sizeof ipath, "%s[%zu]", sub, i);
         if ((rc = check_action(st->actions[i], st->nactions > 1 ? ipath : sub, e)))
             return rc;
@@ -472,7 +475,7 @@ static pier_err parse_statement(json_t *j, const char *path, enum policy_kind ki
         if ((rc = string_list(res ? res : notres, sub, &st->resources, &st->nresources, e)))
             return rc;
         for (size_t i = 0; i < st->nresources; i++) {
-            char ipath[220];
+            char ipath[sizeof sub + 24];
             snprintf(ipath, sizeof ipath, "%s[%zu]", sub, i);
             if ((rc = check_resource(st->resources[i], st->nresources > 1 ? ipath : sub, e)))
                 return rc;

@@ -33,6 +33,7 @@ struct authz_request {
 /* Parse and check a document. Errors are PIER_E_BAD_REQUEST with a message
  * naming the JSON path ("Statement[1].Condition.StringLik: unknown operator").
  * On success the caller owns *out (policy_free). */
+PIER_MUST_USE
 pier_err policy_parse(const char *json, size_t len, enum policy_kind kind, struct policy **out,
                       struct perr *e);
 void policy_free(struct policy *p);

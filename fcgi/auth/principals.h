@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <jansson.h>
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "lib/ctx.h"
 
@@ -20,27 +21,40 @@ struct principal {
 };
 
 /* Names: 1-64 characters of [A-Za-z0-9+=,.@_-] (IAM user names). */
+PIER_MUST_USE
 pier_err principal_check_name(const char *name, struct perr *e);
+PIER_MUST_USE
 pier_err principal_create(struct ctx *c, const char *name, struct principal *out, struct perr *e);
+PIER_MUST_USE
 pier_err principal_get(struct ctx *c, const char *name, struct principal *out, struct perr *e);
+PIER_MUST_USE
 pier_err principal_get_id(struct ctx *c, long long id, struct principal *out, struct perr *e);
+PIER_MUST_USE
 pier_err principal_delete(struct ctx *c, const char *name, struct perr *e);
+PIER_MUST_USE
 pier_err principal_list(struct ctx *c, json_t *out, struct perr *e);
+PIER_MUST_USE
 pier_err principal_count(struct ctx *c, long long *n, struct perr *e);
 
 /* A new access key: id (20 characters) and secret (40), shown only now. */
+PIER_MUST_USE
 pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 1],
                     char secret[KEY_SECRET_LEN + 1], struct perr *e);
+PIER_MUST_USE
 pier_err key_delete(struct ctx *c, const char *id, struct perr *e);
+PIER_MUST_USE
 pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
 /* Check an id/secret pair (keyed hash, constant-time comparison; unknown
  * ids cost the same hashing).
  * PIER_E_UNAUTHORIZED for an unknown, inactive or wrong key. */
+PIER_MUST_USE
 pier_err key_verify(struct ctx *c, const char *id, const char *secret, struct principal *out,
                     struct perr *e);
 /* Does access key id exist and is it active? (*active false for unknown ids.) */
+PIER_MUST_USE
 pier_err key_active(struct ctx *c, const char *id, bool *active, struct perr *e);
 /* The secret itself (for signature checks) and its principal. */
+PIER_MUST_USE
 pier_err key_secret(struct ctx *c, const char *id, char secret[KEY_SECRET_LEN + 1],
                     struct principal *out, struct perr *e);
 
@@ -49,14 +63,18 @@ pier_err key_secret(struct ctx *c, const char *id, char secret[KEY_SECRET_LEN + 
  * principal found with more (written by an older version) is denied
  * everything until some are deleted. */
 #define IDENTITY_POLICIES_MAX 10
+PIER_MUST_USE
 pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *name,
                              const char *doc, struct perr *e);
+PIER_MUST_USE
 pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,
                                 struct perr *e);
+PIER_MUST_USE
 pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
 /* The identity policy documents of principal_id by name (*docs in the arena,
  * *n of them), for the policy engine; *exists is false when the principal
  * does not exist (any more). */
+PIER_MUST_USE
 pier_err identity_policy_documents(struct ctx *c, long long principal_id, bool *exists,
                                    const char ***docs, int *n, struct perr *e);
 

@@ -87,7 +87,8 @@ pier_err secret_put(struct ctx *c, const char *id, const char *value, const char
 {
     struct db_param p[3] = {{.value = id}};
     char *vid = arena_alloc(c->a, UUID_STR_LEN);
-    uuid_v4(vid);
+    if (!uuid_v4(vid))
+        return perr_set(e, PIER_E_INTERNAL, "the random number generator failed");
     pier_err rc = seal(c, value, &p[1], e);
     if (rc)
         return rc;

@@ -102,6 +102,7 @@ bool token_looks_like(const char *s)
 pier_err token_verify(const struct token_keys *k, enum token_kind kind, const char *token,
                       json_t **payload, struct perr *e)
 {
+    PIER_ASSERT(k != NULL && token != NULL && payload != NULL);
     *payload = NULL;
     if (!k->loaded)
         return perr_set(e, PIER_E_UNAUTHORIZED, "tokens are not available: no server key");

@@ -22,6 +22,7 @@ struct token_keys {
     unsigned char bearer[SECRETBOX_KEY_LEN];
 };
 
+PIER_MUST_USE
 pier_err token_keys_init(struct token_keys *k, const struct secretbox *sb, struct perr *e);
 
 /* Sign payload (not consumed; "typ" and "exp" = now + lifetime are added).
@@ -30,6 +31,7 @@ char *token_sign(struct arena *a, const struct token_keys *k, enum token_kind ki
                  json_t *payload, long lifetime_seconds);
 /* Verify format, signature, kind and expiry. On success *payload (caller
  * decrefs) holds the claims. PIER_E_UNAUTHORIZED with a reason otherwise. */
+PIER_MUST_USE
 pier_err token_verify(const struct token_keys *k, enum token_kind kind, const char *token,
                       json_t **payload, struct perr *e);
 /* True when s has the shape of a Pier token (cheap pre-check). */

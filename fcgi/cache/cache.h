@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include "store/rules.h"
 #include "http/request.h"
+#include "lib/contract.h"
 #include "lib/ctx.h"
 #include "store/repo.h"
 
@@ -34,12 +35,14 @@ struct cache_answer {
  * the upstream (one download cluster-wide; other requests follow it),
  * verifies, publishes, links. Fetching is an import, authorized here
  * (authz_create_or_import) before any upstream traffic. */
+PIER_MUST_USE
 pier_err cache_blob(struct ctx *c, struct req *r, const char *name, const char *digest,
                     const struct cache_rule *rule, struct cache_answer *out, struct perr *e);
 
 /* GET/HEAD of a manifest in a cache namespace: stored is what the local
  * store has (NULL when nothing). Imports, revalidates or serves stale as the
  * rule and the upstream allow; never answers itself (out->manifest). */
+PIER_MUST_USE
 pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
                         const struct cache_rule *rule, const struct stored_manifest *stored,
                         struct cache_answer *out, struct perr *e);
@@ -47,6 +50,7 @@ pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const ch
 /* The referrers of digest in a cache namespace: the upstream's list
  * (referrers API, else the tag fallback), kept for the rule's refresh
  * interval, served stale when the upstream fails (out->referrers). */
+PIER_MUST_USE
 pier_err cache_referrers(struct ctx *c, const char *name, const char *digest,
                          const struct cache_rule *rule, struct cache_answer *out,
                          struct perr *e);

@@ -43,7 +43,7 @@ struct fetch {
     char key[DIGEST_MAX_LEN + 32];
     long long declared;        /* size the repository's manifests declare, -1: unknown */
     long long limit;           /* bytes the download may have: declared, else max_blob_size */
-    char why[300];             /* why this worker stopped the transfer, if it did */
+    char why[PERR_MSG_MAX];    /* why this worker stopped the transfer, if it did */
     pier_err local;            /* set when the failure is ours (blob root full, unwritable) */
     char holder[UUID_STR_LEN];
     struct cache_answer *out;  /* what the serving module sends, when not streamed here */
@@ -329,16 +329,17 @@ static pier_err record(struct fetch *f, struct perr *e)
 static bool hold_open(struct fetch *f, enum digest_alg *alg)
 {
     struct ctx *c = f->c;
-    char dir[PATH_MAX + 16];
+    char dir[PATH_MAX];
     char id[UUID_STR_LEN];
-    uuid_v4(id);
-    snprintf(dir, sizeof dir, "%s/tmp/fetch", c->bs->root);
+    bool named = uuid_v4(id);
+    blobstore_tmp_dir(c->bs, BLOBSTORE_TMP_FETCH, dir);
     mkdir(dir, 0750);
-    snprintf(f->tmp, sizeof f->tmp, "%s/%s", dir, id);
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    int open_errno = errno;
+    if (named)
+        blobstore_fetch_path(c->bs, id, f->tmp);
+    f->fd = named ? open(f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0600) : -1;
+    int open_errno = named ? errno : EIO;
     *alg = DIGEST_SHA256;
-    grammar_digest(f->digest, alg, NULL);
+    (void)grammar_digest(f->digest, alg, NULL); /* checked by route_parse() */
     f->md = EVP_MD_CTX_new();
     if (f->fd >= 0 && f->md &&
         EVP_DigestInit_ex(f->md, *alg == DIGEST_SHA512 ? EVP_sha512() : EVP_sha256(), NULL))
@@ -370,6 +371,7 @@ static pier_err hold_download(struct fetch *f, const char *upname, enum digest_a
     f->stage = stage_bufs[0];
     f->pending = stage_bufs[1];
     f->stage_len = f->pending_len = 0;
+    /* A lost lease shows at the next progress report. */
     (void)lease_progress(c, f->key, f->holder, f->tmp, -1, 0, &f->followers, &e);
     char *path = arena_printf(c->a, "blobs/%s", f->digest);
     /* However slowly an upstream sends, the download ends: at the minimum
@@ -539,7 +541,7 @@ static void follow_or_hold(struct fetch *f, const char *upname)
              * private layer that the upstream does not have at all). */
             long long size;
             if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
-                lease_release(c, f->key, f->holder, &e);
+                (void)lease_release(c, f->key, f->holder, &e);
                 if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
                     fail_client(f, e.code, e.msg);
                     return;
@@ -577,7 +579,7 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         if (l.expired)
             continue; /* the holder died: take over on the next turn */
         if (!f->following) {
-            lease_follow(c, f->key, &e);
+            (void)lease_follow(c, f->key, &e); /* the holder syncs less often, no more */
             f->following = true;
         }
         if (l.total >= 0)
@@ -683,7 +685,8 @@ pier_err cache_blob(struct ctx *c, struct req *r, const char *name, const char *
     /* One download per blob and rule: another rule's upstream (perhaps one
      * an attacker runs) never feeds its unverified bytes to this request. */
     snprintf(f.key, sizeof f.key, "b:%lld:%s", rule->id, digest);
-    uuid_v4(f.holder);
+    if (!uuid_v4(f.holder))
+        return perr_set(e, PIER_E_INTERNAL, "the random number generator failed");
     follow_or_hold(&f, upname);
     return f.rc;
 }

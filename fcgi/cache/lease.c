@@ -133,7 +133,7 @@ void lease_keeper_tick(void *arg)
         return;
     k->last = now;
     struct perr ignore;
-    lease_renew(k->c, k->key, k->holder, &ignore);
+    (void)lease_renew(k->c, k->key, k->holder, &ignore); /* a lost lease shows at its release */
 }
 
 /* ---- housekeeping and rule changes ---- */

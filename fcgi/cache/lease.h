@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "lib/ctx.h"
 
@@ -31,16 +32,20 @@ struct lease {
 
 /* Try to take the lease for key (free or expired ones can be taken).
  * holder identifies this request. */
+PIER_MUST_USE
 pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
                        struct perr *e);
+PIER_MUST_USE
 pier_err lease_read(struct ctx *c, const char *key, struct lease *l, struct perr *e);
 /* Holder only: publish progress and renew. total < 0 keeps the stored value;
  * tmp_path NULL keeps it. *followers (may be NULL) receives how many requests
  * announced they follow. Returns PIER_E_CONFLICT when the lease was lost. */
+PIER_MUST_USE
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
                         long long total, long long durable, int *followers, struct perr *e);
 /* Holder only: extend the lease by lease_ttl without touching its progress.
  * PIER_E_CONFLICT when it was lost. */
+PIER_MUST_USE
 pier_err lease_renew(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* How often a holder renews: a quarter of lease_ttl, at least every 500 ms. */
 int lease_renew_ms(const struct ctx *c);
@@ -58,8 +63,11 @@ struct lease_keeper {
 void lease_keeper_tick(void *arg);
 /* A follower announces itself once, so the holder starts making its progress
  * durable for it. */
+PIER_MUST_USE
 pier_err lease_follow(struct ctx *c, const char *key, struct perr *e);
-/* Holder only: success, the row goes away. */
+/* Holder only: success, the row goes away. A release that fails leaves a
+ * lease that expires after lease_ttl, so callers may drop the result. */
+PIER_MUST_USE
 pier_err lease_release(struct ctx *c, const char *key, const char *holder, struct perr *e);
 /* Holder only: failure; everyone asking for key during the next keep_s
  * seconds gets code and message (0: only those already waiting may see it;
@@ -70,10 +78,13 @@ void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err cod
 
 /* ---- housekeeping and rule changes ---- */
 /* Forget the failed downloads of rule rule_id's blobs (its upstream changed). */
+PIER_MUST_USE
 pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e);
 /* Is a live, running lease writing tmp_path? */
+PIER_MUST_USE
 pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e);
 /* Remove leases that expired more than an hour ago; *removed counts them. */
+PIER_MUST_USE
 pier_err lease_expire(struct ctx *c, long long *removed, struct perr *e);
 
 #endif

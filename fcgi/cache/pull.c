@@ -91,7 +91,7 @@ static pier_err import(struct ctx *c, struct req *r, const char *name, const cha
     enum digest_alg alg = DIGEST_SHA256;
     bool by_digest = grammar_is_digest(ref);
     if (by_digest)
-        grammar_digest(ref, &alg, NULL);
+        (void)grammar_digest(ref, &alg, NULL); /* a digest: it parses */
     char digest[DIGEST_STR_MAX];
     digest_buffer(alg, resp.body ? resp.body : "", resp.body_len, digest);
     const char *bad = NULL;
@@ -148,7 +148,7 @@ static pier_err revalidate(struct ctx *c, struct req *r, const char *name, const
         return upstream_failed(c, name, ref, rule, stored, &resp, out, e);
     }
     if (resp.digest[0] && strcmp(resp.digest, stored->digest) == 0) {
-        (void)repo_tag_checked(c, name, ref, &ig);
+        (void)repo_tag_checked(c, name, ref, &ig); /* else it is checked again next time */
         (void)lease_release(c, key, holder, &ig);
         stats_add(c->stats, rule->id, STAT_HIT, 1);
         out->manifest = *stored;
@@ -198,7 +198,8 @@ pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const ch
     }
     char *key = arena_printf(c->a, "m:%s:%s", name, ref);
     char holder[UUID_STR_LEN];
-    uuid_v4(holder);
+    if (!uuid_v4(holder))
+        return perr_set(e, PIER_E_INTERNAL, "the random number generator failed");
     int64_t deadline = now_ms() + (int64_t)(c->cfg->upstream_timeout + 5) * 1000;
     for (;;) {
         bool mine = false;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include "lib/ctx.h"
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "store/rules.h"
 
@@ -13,6 +14,7 @@
  * obtained with the old URL or credentials (they must not be sent to the
  * new upstream) and the download failures remembered for the old upstream
  * (they say nothing about the new one). All or nothing. */
+PIER_MUST_USE
 pier_err cache_rule_update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
                            const char *username, const char *secret, struct perr *e);
 

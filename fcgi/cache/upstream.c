@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "db/db.h"
+#include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/netpolicy.h"
 #include "lib/secretbox.h"
@@ -21,6 +22,10 @@
 #define CTX_TOKEN "upstream_tokens.token"
 #define ERROR_BODY_MAX 4096
 #define TOKEN_BODY_MAX (64 * 1024)
+/* An Authorization value: "Basic " and the base64 of "user:secret" (the rule
+ * credentials' limits), or "Bearer " and a token (upstream_parse_token keeps
+ * them under 8000 bytes). */
+#define AUTH_VALUE_MAX 9400
 
 const char UPSTREAM_MANIFEST_ACCEPT[] = MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " MT_DOCKER_LIST
                                        ", " MT_DOCKER_MANIFEST;
@@ -125,6 +130,7 @@ bool upstream_parse_challenge(const char *v, struct challenge *out)
             p++;
         char val[512];
         size_t vlen = 0;
+        bool cut = false; /* longer than val: refused below if it is one we keep */
         if (*p == '"') {
             p++;
             while (*p && *p != '"') {
@@ -132,6 +138,8 @@ bool upstream_parse_challenge(const char *v, struct challenge *out)
                     p++;
                 if (vlen < sizeof val - 1)
                     val[vlen++] = *p;
+                else
+                    cut = true;
                 p++;
             }
             if (*p != '"')
@@ -141,6 +149,8 @@ bool upstream_parse_challenge(const char *v, struct challenge *out)
             while (*p && *p != ',' && *p != ' ') {
                 if (vlen < sizeof val - 1)
                     val[vlen++] = *p;
+                else
+                    cut = true;
                 p++;
             }
         }
@@ -157,8 +167,11 @@ bool upstream_parse_challenge(const char *v, struct challenge *out)
             dst = out->scope;
             dsz = sizeof out->scope;
         }
-        if (dst)
-            snprintf(dst, dsz, "%s", val);
+        if (dst) {
+            if (cut || vlen >= dsz)
+                return false;
+            memcpy(dst, val, vlen + 1);
+        }
     }
     return true;
 }
@@ -173,11 +186,34 @@ struct exchange {
     struct upstream_resp *resp;
     char www_auth[1024];
     bool headers_done;    /* on_headers was called for the final response */
-    char *buf;            /* buffered body */
-    size_t len, cap, max;
-    bool oversize;
+    struct buf body;      /* a 2xx body, when there is no on_data; capped at max_body */
+    bool oversize;        /* the body passed its cap */
+    const char *overlong; /* a header that does not fit where it goes ("Content-Type") */
     bool aborted;
 };
+
+/* The exchange for one upstream request; bodies of 2xx answers are kept up
+ * to max bytes in the request's arena. */
+static void exchange_init(struct exchange *x, struct ctx *c, const struct upstream_req *q,
+                          struct upstream_resp *resp, size_t max)
+{
+    memset(x, 0, sizeof *x);
+    x->a = c->a;
+    x->q = q;
+    x->resp = resp;
+    buf_init_arena(&x->body, c->a, max);
+}
+
+/* Copy a header value into a field of its size; false when it does not fit
+ * (a cut-off media type or challenge would be read as another one). */
+static bool header_value(char *dst, size_t dsz, const char *v, size_t vlen)
+{
+    if (vlen >= dsz)
+        return false;
+    memcpy(dst, v, vlen);
+    dst[vlen] = '\0';
+    return true;
+}
 
 static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
 {
@@ -189,7 +225,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
         x->resp->content_type[0] = '\0';
         x->resp->content_length = -1;
         x->www_auth[0] = '\0';
-        x->len = 0;
+        buf_reset(&x->body);
         return n;
     }
     const char *colon = memchr(data, ':', n);
@@ -204,24 +240,24 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
     }
     while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
         vlen--;
-    char val[1024];
-    if (vlen >= sizeof val)
-        vlen = sizeof val - 1;
-    memcpy(val, v, vlen);
-    val[vlen] = '\0';
     if (klen == 21 && !strncasecmp(data, "Docker-Content-Digest", 21)) {
-        if (grammar_digest(val, NULL, NULL) == PIER_OK)
-            snprintf(x->resp->digest, sizeof x->resp->digest, "%s", val);
+        /* Not a digest (whatever its length): as if not sent. */
+        char val[DIGEST_STR_MAX];
+        if (header_value(val, sizeof val, v, vlen) && grammar_digest(val, NULL, NULL) == PIER_OK)
+            memcpy(x->resp->digest, val, sizeof val);
     } else if (klen == 12 && !strncasecmp(data, "Content-Type", 12)) {
-        snprintf(x->resp->content_type, sizeof x->resp->content_type, "%s", val);
+        if (!header_value(x->resp->content_type, sizeof x->resp->content_type, v, vlen))
+            x->overlong = "Content-Type";
     } else if (klen == 14 && !strncasecmp(data, "Content-Length", 14)) {
+        char val[32];
         long long cl;
-        if (grammar_uint(val, 1LL << 50, &cl))
+        if (header_value(val, sizeof val, v, vlen) && grammar_uint(val, 1LL << 50, &cl))
             x->resp->content_length = cl;
     } else if (klen == 16 && !strncasecmp(data, "WWW-Authenticate", 16)) {
-        snprintf(x->www_auth, sizeof x->www_auth, "%s", val);
+        if (!header_value(x->www_auth, sizeof x->www_auth, v, vlen))
+            x->overlong = "WWW-Authenticate";
     }
-    return n;
+    return x->overlong ? 0 : n; /* 0 stops the transfer */
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -244,30 +280,16 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
         }
         return n;
     }
-    size_t max = ok ? x->max : ERROR_BODY_MAX;
-    if (x->len + n > max) {
-        if (ok) {
-            x->oversize = true;
-            return 0;
-        }
-        n = max > x->len ? max - x->len : 0; /* keep the start of an error body */
-        if (!n)
-            return size * nmemb;
+    if (!ok)
+        return n; /* error bodies are not kept: the status says what happened */
+    long long cl = x->resp->content_length;
+    if (buf_len(&x->body) == 0 && cl > 0 && (unsigned long long)cl <= buf_cap(&x->body))
+        (void)buf_reserve(&x->body, (size_t)cl); /* a hint: cannot pass the cap */
+    if (buf_add(&x->body, data, n) != PIER_OK) {
+        x->oversize = true;
+        return 0;
     }
-    if (x->len + n + 1 > x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 16384;
-        while (cap < x->len + n + 1)
-            cap *= 2;
-        char *nb = arena_alloc(x->a, cap);
-        if (x->len)
-            memcpy(nb, x->buf, x->len);
-        x->buf = nb;
-        x->cap = cap;
-    }
-    memcpy(x->buf + x->len, data, n);
-    x->len += n;
-    x->buf[x->len] = '\0';
-    return size * nmemb;
+    return n;
 }
 
 /* Status line callback replacement: libcurl reports the status after the
@@ -383,20 +405,32 @@ static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, c
 {
     CURL *h = u->curl;
     curl_easy_reset(h);
-    struct curl_slist *hdrs = NULL;
-    char line[8300];
-    if (accept) {
-        snprintf(line, sizeof line, "Accept: %s", accept);
-        hdrs = curl_slist_append(hdrs, line);
-    }
-    if (authorization) {
-        /* libcurl does not send a custom Authorization header to another host
-         * after a redirect (CDN, object storage), which is what we want. */
-        snprintf(line, sizeof line, "Authorization: %s", authorization);
-        hdrs = curl_slist_append(hdrs, line);
-    }
     x->policy = &u->policy;
     x->refused[0] = '\0';
+    x->overlong = NULL;
+    struct curl_slist *hdrs = NULL;
+    char line[AUTH_VALUE_MAX + 16];
+    if (accept) {
+        if (snprintf(line, sizeof line, "Accept: %s", accept) >= (int)sizeof line)
+            x->overlong = "Accept";
+        else
+            hdrs = curl_slist_append(hdrs, line);
+    }
+    if (authorization && !x->overlong) {
+        /* libcurl does not send a custom Authorization header to another host
+         * after a redirect (CDN, object storage), which is what we want. */
+        if (snprintf(line, sizeof line, "Authorization: %s", authorization) >= (int)sizeof line)
+            x->overlong = "Authorization";
+        else
+            hdrs = curl_slist_append(hdrs, line);
+    }
+    if (x->overlong) {
+        log_error("upstream %s %s: the %s header to send is over %zu bytes", method, url,
+                  x->overlong, sizeof line);
+        OPENSSL_cleanse(line, sizeof line);
+        curl_slist_free_all(hdrs);
+        return CURLE_BAD_FUNCTION_ARGUMENT;
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "pier/0.1");
@@ -442,7 +476,7 @@ static CURLcode perform(struct ctx *c, struct upstream *u, const char *method, c
     x->resp->status = 0;
     x->resp->content_length = -1;
     x->resp->bytes = 0;
-    x->len = 0;
+    buf_reset(&x->body);
     x->headers_done = false;
     CURLcode rc = curl_easy_perform(h);
     long code = 0;
@@ -465,6 +499,8 @@ static enum up_failure classify_curl(const struct exchange *x, CURLcode rc)
 {
     if (x->refused[0])
         return UPF_FORBIDDEN;
+    if (x->overlong)
+        return UPF_PROTOCOL;
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT: return UPF_TIMEOUT;
     case CURLE_WRITE_ERROR:
@@ -489,6 +525,8 @@ static const char *curl_reason(const struct exchange *x, CURLcode rc)
     if (x->refused[0])
         return arena_printf(x->a, "Pier does not connect to a %s (see upstream_allow_networks)",
                             x->refused);
+    if (x->overlong)
+        return arena_printf(x->a, "the %s header is too long", x->overlong);
     if (rc == CURLE_UNSUPPORTED_PROTOCOL)
         return "a redirect to another protocol (https never downgrades to http) was refused";
     if (rc == CURLE_OPERATION_TIMEDOUT)
@@ -600,7 +638,7 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
                              ch->service[0] ? "&scope=" : "scope=", esc_scope);
     curl_free(esc_service);
     curl_free(esc_scope);
-    char auth[9400];
+    char auth[AUTH_VALUE_MAX];
     bool creds_ok = user[0] && realm_may_get_credentials(c, rule->upstream_url, ch->realm);
     *withheld = user[0] && !creds_ok;
     if (user[0] && !creds_ok)
@@ -610,7 +648,8 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
     struct upstream_resp tr;
     memset(&tr, 0, sizeof tr);
     struct upstream_req tq = {.rule = rule, .max_body = TOKEN_BODY_MAX};
-    struct exchange x = {.a = c->a, .q = &tq, .resp = &tr, .max = TOKEN_BODY_MAX};
+    struct exchange x;
+    exchange_init(&x, c, &tq, &tr, TOKEN_BODY_MAX);
     CURLcode rc = perform(c, u, "GET", url, NULL, have_creds ? auth : NULL, rule, false, &x,
                           (long)c->cfg->upstream_connect_timeout * 1000 + 30000);
     OPENSSL_cleanse(auth, sizeof auth);
@@ -636,7 +675,7 @@ static const char *fetch_token(struct ctx *c, struct upstream *u, const struct c
                  tr.status);
         return NULL;
     }
-    const char *out = upstream_parse_token(c->a, x.buf ? x.buf : "", x.len, lifetime);
+    const char *out = upstream_parse_token(c->a, buf_str(&x.body), buf_len(&x.body), lifetime);
     if (!out) {
         resp->failure = UPF_PROTOCOL;
         snprintf(resp->message, sizeof resp->message, "the token service answered without a usable token");
@@ -663,6 +702,41 @@ static pier_err load_credentials(struct ctx *c, const struct cache_rule *rule, c
         *withheld = true;
     }
     return PIER_OK;
+}
+
+enum login {
+    LOGIN_NONE,   /* the challenge cannot be answered: the 401 stands */
+    LOGIN_BASIC,  /* answered with the rule's credentials */
+    LOGIN_BEARER, /* answered with a token from the challenge's realm */
+    LOGIN_FAILED, /* the token service failed: resp says why */
+};
+
+/* Answer a 401's challenge, the one login exchange of every request: Basic
+ * with the rule's credentials, or Bearer through the token dance (scope is
+ * asked for when the challenge names none). *auth receives the Authorization
+ * value (arena), *lifetime a token's lifetime in seconds, *realm_withheld
+ * whether the rule's credentials were kept from the token realm. */
+static enum login login(struct ctx *c, const struct cache_rule *rule, const struct challenge *ch,
+                        const char *scope, const char *user, const char *secret,
+                        const char **auth, int *lifetime, bool *realm_withheld,
+                        struct upstream_resp *resp)
+{
+    *auth = NULL;
+    if (!strcasecmp(ch->scheme, "Basic")) {
+        char basic[AUTH_VALUE_MAX];
+        if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
+            return LOGIN_NONE;
+        *auth = arena_strdup(c->a, basic);
+        OPENSSL_cleanse(basic, sizeof basic);
+        return LOGIN_BASIC;
+    }
+    if (!strcasecmp(ch->scheme, "Bearer")) {
+        *lifetime = 60;
+        *auth = fetch_token(c, c->up, rule, ch, scope, user, secret, lifetime, realm_withheld,
+                            resp);
+        return *auth ? LOGIN_BEARER : LOGIN_FAILED;
+    }
+    return LOGIN_NONE;
 }
 
 static const char *auth_failure_text(struct arena *a, bool withheld, bool realm_withheld,
@@ -716,7 +790,8 @@ static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct u
         return rc;
     bool streaming = q->on_data != NULL;
     long total = streaming ? 0 : (long)c->cfg->upstream_timeout * 1000;
-    struct exchange x = {.a = c->a, .q = q, .resp = resp, .max = q->max_body};
+    struct exchange x;
+    exchange_init(&x, c, q, resp, q->max_body);
 
     /* A token (or the knowledge that Basic works) from any worker is reused. */
     bool basic_known;
@@ -734,26 +809,20 @@ static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct u
             drop_auth(c, q->rule, scope);
             from_cache = false;
         }
-        char basic[9400];
-        if (!strcasecmp(ch.scheme, "Basic")) {
-            if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
-                break;
-            auth = arena_strdup(c->a, basic);
-            OPENSSL_cleanse(basic, sizeof basic);
-            store_auth(c, q->rule, "basic", auth, 86400);
-        } else if (!strcasecmp(ch.scheme, "Bearer")) {
-            int lifetime = 60;
-            auth = fetch_token(c, u, q->rule, &ch, scope, user, secret, &lifetime, &realm_withheld,
-                               resp);
-            if (!auth) {
-                OPENSSL_cleanse(secret, sizeof secret);
-                log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
-                return PIER_E_UNAVAILABLE;
-            }
-            store_auth(c, q->rule, scope, auth, lifetime > 20 ? lifetime - 10 : lifetime);
-        } else {
+        int lifetime = 60;
+        enum login how = login(c, q->rule, &ch, scope, user, secret, &auth, &lifetime,
+                               &realm_withheld, resp);
+        if (how == LOGIN_NONE)
             break;
+        if (how == LOGIN_FAILED) {
+            OPENSSL_cleanse(secret, sizeof secret);
+            log_warn("upstream %s: %s", q->rule->upstream_url, resp->message);
+            return PIER_E_UNAVAILABLE;
         }
+        if (how == LOGIN_BASIC)
+            store_auth(c, q->rule, "basic", auth, 86400);
+        else
+            store_auth(c, q->rule, scope, auth, lifetime > 20 ? lifetime - 10 : lifetime);
         cc = perform(c, u, method, url, q->accept, auth, q->rule, streaming, &x, total);
     }
     OPENSSL_cleanse(secret, sizeof secret);
@@ -778,8 +847,8 @@ static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct u
                 return PIER_E_UNAVAILABLE;
             }
         }
-        resp->body = x.buf;
-        resp->body_len = x.len;
+        resp->body = x.body.p;
+        resp->body_len = buf_len(&x.body);
         return PIER_OK;
     }
     resp->failure = classify_status(resp->status);
@@ -805,29 +874,23 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
         return PIER_E_UNAVAILABLE;
     }
     struct upstream_req q = {.rule = rule, .max_body = ERROR_BODY_MAX};
-    struct exchange x = {.a = c->a, .q = &q, .resp = resp, .max = ERROR_BODY_MAX};
+    struct exchange x;
+    exchange_init(&x, c, &q, resp, q.max_body);
     long total = (long)c->cfg->upstream_timeout * 1000;
     bool realm_withheld = false;
     CURLcode cc = perform(c, c->up, "GET", url, NULL, NULL, rule, false, &x, total);
-    if (cc == CURLE_OK && resp->status == 401) {
-        struct challenge ch;
-        const char *auth = NULL;
-        if (x.www_auth[0] && upstream_parse_challenge(x.www_auth, &ch)) {
-            char basic[9400];
-            if (!strcasecmp(ch.scheme, "Basic") && user[0] && basic_header(user, secret, basic, sizeof basic)) {
-                auth = arena_strdup(c->a, basic);
-                OPENSSL_cleanse(basic, sizeof basic);
-            } else if (!strcasecmp(ch.scheme, "Bearer")) {
-                int lifetime;
-                auth = fetch_token(c, c->up, rule, &ch, ch.scope, user, secret, &lifetime,
-                                   &realm_withheld, resp);
-                if (!auth) {
-                    OPENSSL_cleanse(secret, sizeof secret);
-                    return PIER_E_UNAVAILABLE;
-                }
-            }
+    struct challenge ch;
+    if (cc == CURLE_OK && resp->status == 401 && x.www_auth[0] &&
+        upstream_parse_challenge(x.www_auth, &ch)) {
+        const char *auth;
+        int lifetime;
+        enum login how = login(c, rule, &ch, ch.scope, user, secret, &auth, &lifetime,
+                               &realm_withheld, resp);
+        if (how == LOGIN_FAILED) {
+            OPENSSL_cleanse(secret, sizeof secret);
+            return PIER_E_UNAVAILABLE;
         }
-        if (auth)
+        if (how != LOGIN_NONE)
             cc = perform(c, c->up, "GET", url, NULL, auth, rule, false, &x, total);
     }
     OPENSSL_cleanse(secret, sizeof secret);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "store/rules.h"
+#include "lib/contract.h"
 #include "lib/ctx.h"
 #include "store/digest.h"
 
@@ -67,12 +68,14 @@ void upstream_free(struct upstream *u);
 /* Perform the request, authenticating as the upstream demands. Returns
  * PIER_OK when a 2xx answer was received completely; otherwise resp->failure
  * and resp->message say what happened (e only for our own errors). */
+PIER_MUST_USE
 pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstream_resp *resp,
                      struct perr *e);
 
 /* Does the upstream accept us? GET /v2/ with the rule's credentials (and the
  * token dance if challenged). PIER_OK when it answers 200; otherwise
  * resp->failure and resp->message say why. For ValidatePullThroughCacheRule. */
+PIER_MUST_USE
 pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct upstream_resp *resp,
                         struct perr *e);
 
@@ -86,7 +89,8 @@ struct challenge {
     char service[256];
     char scope[512];
 };
-/* Parse the first challenge of a WWW-Authenticate value; false if malformed. */
+/* Parse the first challenge of a WWW-Authenticate value; false if malformed,
+ * or when a realm, service or scope does not fit its field. */
 bool upstream_parse_challenge(const char *value, struct challenge *out);
 /* A token service's answer ({"token": ...} or {"access_token": ...}, optional
  * "expires_in") as "Bearer <token>" in arena memory, or NULL when it holds no
@@ -98,12 +102,15 @@ const char *upstream_failure_name(enum up_failure f);
 
 /* ---- shared tokens (the upstream_tokens table, which no other module queries) ---- */
 /* Forget the tokens obtained for rule rule_id (its URL or credentials changed). */
+PIER_MUST_USE
 pier_err upstream_tokens_forget(struct ctx *c, long long rule_id, struct perr *e);
 /* Forget the tokens of every rule whose credentialArn is arn or name (the
  * secret's value changed). */
+PIER_MUST_USE
 pier_err upstream_tokens_forget_credential(struct ctx *c, const char *arn, const char *name,
                                            struct perr *e);
 /* Remove expired tokens; *removed counts them. */
+PIER_MUST_USE
 pier_err upstream_tokens_expire(struct ctx *c, long long *removed, struct perr *e);
 
 #endif

@@ -381,6 +381,7 @@ static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
 PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
                    const struct db_param *params, bool binary_result, struct perr *e)
 {
+    PIER_ASSERT(db != NULL && a != NULL && st != NULL && (params != NULL || st->nparams == 0));
     db->sqlstate[0] = '\0';
     if (st->nparams > DB_MAX_PARAMS) {
         perr_set(e, PIER_E_INTERNAL, "statement %s has too many parameters", st->name);
@@ -415,6 +416,7 @@ PGresult *db_exec(struct db *db, struct arena *a, const struct db_stmt *st, stru
 
 pier_err db_command(struct db *db, const char *sql, struct perr *e)
 {
+    PIER_ASSERT(db != NULL && sql != NULL);
     db->sqlstate[0] = '\0';
     struct rt q = {.kind = RT_COMMAND, .sql = sql};
     PGresult *res = round_trip(db, &q, e);

@@ -49,6 +49,7 @@ void db_close(struct db *db);
 void db_set_timeout(struct db *db, int ms);
 /* At the start of a request: forget a transaction lost by the previous one,
  * make sure the connection is usable, reconnect if the server went away. */
+PIER_MUST_USE
 pier_err db_ensure(struct db *db, struct perr *e);
 
 /* Execute st with n text parameters given as varargs (const char *, NULL for
@@ -59,11 +60,14 @@ PGresult *db_exec(struct db *db, struct arena *a, const struct db_stmt *st, stru
 PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
                    const struct db_param *params, bool binary_result, struct perr *e);
 /* Run a parameterless command (BEGIN, COMMIT, ROLLBACK, migration text). */
+PIER_MUST_USE
 pier_err db_command(struct db *db, const char *sql, struct perr *e);
 
+PIER_MUST_USE
 pier_err db_begin(struct db *db, struct perr *e);
 /* True while a transaction is open on this connection. */
 bool db_in_tx(struct db *db);
+PIER_MUST_USE
 pier_err db_commit(struct db *db, struct perr *e);
 /* Roll back if a transaction is open; never fails the caller. */
 void db_rollback(struct db *db);

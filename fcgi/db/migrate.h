@@ -20,6 +20,7 @@ struct db;
  * transaction, holding the migration lock throughout. *applied (if not NULL)
  * receives the number applied. Refuses to run against a database whose schema
  * is newer than this binary knows. */
+PIER_MUST_USE
 pier_err migrate_run(struct db *db, int *applied, struct perr *e);
 /* Current schema version of the database (0 if none), or -1 on error. */
 int migrate_version(struct db *db, struct perr *e);

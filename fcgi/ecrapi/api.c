@@ -386,7 +386,12 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     id->authenticated = true;
     id->via = VIA_ACCESS_KEY;
     id->p = p;
-    snprintf(id->key_id, sizeof id->key_id, "%s", sa.key_id);
+    if (snprintf(id->key_id, sizeof id->key_id, "%s", sa.key_id) >= (int)sizeof id->key_id) {
+        /* key_secret() found it, and stored ids are KEY_ID_LEN long */
+        perr_set(&e, PIER_E_INTERNAL, "access key id %.64s is too long", sa.key_id);
+        ecrapi_error(r, &e);
+        return;
+    }
     c->who = id;
 
     json_error_t jerr;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "store/manifest.h"
 #include "store/repo.h"
@@ -261,8 +262,9 @@ void op_batch_delete_image(struct api *x)
         /* ECR semantics: an image whose last tag goes is deleted with it. */
         if (tag) {
             long long left;
-            if (repo_tags_on(x->c, name, digest, &left, &e) == PIER_OK && left == 0)
-                repo_manifest_delete(x->c, name, digest, &e);
+            if (repo_tags_on(x->c, name, digest, &left, &e) == PIER_OK && left == 0 &&
+                repo_manifest_delete(x->c, name, digest, &e) != PIER_OK)
+                log_warn("BatchDeleteImage %s@%s: the untagged image stays: %s", name, digest, e.msg);
         }
         json_t *id = json_pack("{s:s}", "imageDigest", digest);
         if (tag)

@@ -30,6 +30,7 @@ struct sigv4_request {
 
 /* Parse "AWS4-HMAC-SHA256 Credential=<id>/<date>/<region>/<service>/aws4_request,
  * SignedHeaders=a;b, Signature=<hex>". */
+PIER_MUST_USE
 pier_err sigv4_parse(const char *authorization, struct sigv4_auth *out, struct perr *e);
 /* Compute the signature of rq under secret into hex (65 bytes); amz_date is
  * the request's X-Amz-Date (YYYYMMDDTHHMMSSZ). False if a signed header is
@@ -39,6 +40,7 @@ bool sigv4_sign(const struct sigv4_auth *a, const struct sigv4_request *rq, cons
 /* Full check: scope (region, service, date matching X-Amz-Date), clock skew
  * within max_skew seconds of now, host among the signed headers, and the
  * signature (constant-time). PIER_E_UNAUTHORIZED with the reason otherwise. */
+PIER_MUST_USE
 pier_err sigv4_verify(const struct sigv4_auth *a, const struct sigv4_request *rq,
                       const char *secret, const char *region, time_t now, int max_skew,
                       struct perr *e);

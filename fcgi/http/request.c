@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <stddef.h>
+#include "lib/contract.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
@@ -18,8 +19,11 @@
 
 void req_init(struct req *r, FCGX_Request *fx, struct arena *a)
 {
-    memset(r, 0, offsetof(struct req, hbuf));
-    r->hbuf[0] = '\0';
+    PIER_ASSERT(r != NULL && fx != NULL && a != NULL);
+    memset(r, 0, sizeof *r);
+    buf_init_arena(&r->hdr, a, RESP_HEADERS_MAX);
+    /* Room for the usual headers up front: one allocation, no regrowth. */
+    (void)buf_reserve(&r->hdr, 1024);
     r->fx = fx;
     r->a = a;
     r->status = 200;
@@ -88,49 +92,35 @@ ssize_t req_read(struct req *r, void *buf, size_t n)
 
 pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e)
 {
-    if (r->content_length > (long long)limit) {
+    PIER_ASSERT(out != NULL && len != NULL);
+    struct buf body;
+    buf_init_arena(&body, r->a, limit);
+    if (r->content_length > (long long)limit ||
+        (r->content_length >= 0 && buf_reserve(&body, (size_t)r->content_length) != PIER_OK)) {
         req_refuse_body(r);
         return perr_set(e, PIER_E_TOO_LARGE, "request body is %lld bytes; the limit is %zu",
                         r->content_length, limit);
     }
-    size_t cap = r->content_length >= 0 ? (size_t)r->content_length + 1 : 65536;
-    if (cap > limit + 1)
-        cap = limit + 1;
-    char *buf = xmalloc(cap);
-    size_t n = 0;
     for (;;) {
-        if (n == cap) {
-            if (cap > limit) {
-                free(buf);
-                req_refuse_body(r);
-                return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes",
-                                limit);
-            }
-            cap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-            buf = xrealloc(buf, cap);
-        }
-        ssize_t got = req_read(r, buf + n, cap - n);
-        if (got < 0) {
-            free(buf);
+        char piece[16384];
+        ssize_t got = req_read(r, piece, sizeof piece);
+        if (got < 0)
             return perr_set(e, PIER_E_BAD_REQUEST, "the request body was cut off");
-        }
         if (got == 0)
             break;
-        n += (size_t)got;
+        if (buf_add(&body, piece, (size_t)got) != PIER_OK) {
+            req_refuse_body(r);
+            return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes",
+                            limit);
+        }
     }
-    if (n > limit) {
-        free(buf);
-        return perr_set(e, PIER_E_TOO_LARGE, "request body exceeds the limit of %zu bytes", limit);
-    }
-    if (r->content_length >= 0 && (long long)n != r->content_length) {
-        free(buf);
+    size_t n = buf_len(&body);
+    if (r->content_length >= 0 && (long long)n != r->content_length)
         return perr_set(e, PIER_E_BAD_REQUEST,
                         "the request body was cut off after %zu of %lld bytes", n,
                         r->content_length);
-    }
-    *out = arena_memdup(r->a, buf, n);
+    *out = body.p ? body.p : arena_strdup(r->a, "");
     *len = n;
-    free(buf);
     return PIER_OK;
 }
 
@@ -185,69 +175,79 @@ void resp_status(struct req *r, int status)
     r->status = status;
 }
 
-static void hdr_append(struct req *r, const char *s, size_t n)
-{
-    if (r->hlen + n >= sizeof r->hbuf) {
-        log_error("response headers exceed %zu bytes; header dropped", sizeof r->hbuf);
-        return;
-    }
-    memcpy(r->hbuf + r->hlen, s, n);
-    r->hlen += n;
-    r->hbuf[r->hlen] = '\0';
-}
-
 void resp_header(struct req *r, const char *name, const char *fmt, ...)
 {
-    char line[4096];
-    int n = snprintf(line, sizeof line, "%s: ", name);
+    PIER_ASSERT(name != NULL && fmt != NULL);
+    if (r->hdr_err.code != PIER_OK)
+        return;
+    size_t start = buf_len(&r->hdr);
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 2, fmt, ap);
+    pier_err rc = buf_addf(&r->hdr, "%s: ", name);
+    if (rc == PIER_OK)
+        rc = buf_vaddf(&r->hdr, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 3)
-        len = sizeof line - 3;
-    for (size_t i = 0; i < len; i++)
-        if (line[i] == '\r' || line[i] == '\n')
-            line[i] = ' ';
-    line[len++] = '\r';
-    line[len++] = '\n';
-    hdr_append(r, line, len);
+    if (rc == PIER_OK) {
+        for (char *p = r->hdr.p + start; *p; p++)
+            if (*p == '\r' || *p == '\n')
+                *p = ' ';
+        rc = buf_add(&r->hdr, "\r\n", 2);
+    }
+    if (rc != PIER_OK)
+        perr_set(&r->hdr_err, rc, "the response headers pass %d bytes at %.64s", RESP_HEADERS_MAX,
+                 name);
 }
 
-static void send_headers(struct req *r)
+pier_err resp_failed(const struct req *r, struct perr *e)
+{
+    if (r->hdr_err.code != PIER_OK && e)
+        *e = r->hdr_err;
+    return r->hdr_err.code;
+}
+
+/* Send the status line and the headers once. False when the response failed
+ * while it was built: a bare 500 went out instead, and no body may follow. */
+static bool send_headers(struct req *r)
 {
     if (r->sent)
-        return;
+        return r->hdr_err.code == PIER_OK;
     r->sent = true;
-    char status[64];
+    if (r->hdr_err.code != PIER_OK) {
+        static const char failed[] = "Status: 500 Internal Server Error\r\n"
+                                     "Content-Length: 0\r\n\r\n";
+        FCGX_PutStr(failed, (int)sizeof failed - 1, r->fx->out);
+        return false;
+    }
+    char status[64]; /* "Status: " + 11 digits + the longest reason + CRLF */
     int n = snprintf(status, sizeof status, "Status: %d %s\r\n", r->status, http_reason(r->status));
     FCGX_PutStr(status, n, r->fx->out);
-    FCGX_PutStr(r->hbuf, (int)r->hlen, r->fx->out);
+    FCGX_PutStr(buf_str(&r->hdr), (int)buf_len(&r->hdr), r->fx->out);
     FCGX_PutStr("\r\n", 2, r->fx->out);
+    return true;
 }
 
 void resp_send(struct req *r, const char *content_type, const void *body, size_t len)
 {
+    PIER_ASSERT(body != NULL || len == 0);
     if (content_type)
         resp_header(r, "Content-Type", "%s", content_type);
     resp_header(r, "Content-Length", "%zu", len);
-    send_headers(r);
-    if (!r->head && len)
+    if (send_headers(r) && !r->head && len)
         FCGX_PutStr(body, (int)len, r->fx->out);
 }
 
 void resp_end(struct req *r)
 {
-    if (r->status != 204 && r->status != 304 && !strstr(r->hbuf, "Content-Length:") &&
-        !strstr(r->hbuf, "X-Sendfile:"))
+    const char *h = buf_str(&r->hdr);
+    if (r->status != 204 && r->status != 304 && !strstr(h, "Content-Length:") &&
+        !strstr(h, "X-Sendfile:"))
         resp_header(r, "Content-Length", "0");
-    send_headers(r);
+    (void)send_headers(r); /* nothing follows either way */
 }
 
 void resp_begin(struct req *r)
 {
-    send_headers(r);
+    (void)send_headers(r); /* a failed response shows in resp_write() and resp_failed() */
 }
 
 /* Bodies streamed by a worker (cache misses) are written as FastCGI records
@@ -304,7 +304,8 @@ static int write_records(struct req *r, const char *p, size_t len)
 
 int resp_write(struct req *r, const void *data, size_t len)
 {
-    send_headers(r);
+    if (!send_headers(r))
+        return -1;
     if (r->head || len == 0)
         return 0;
     if (len >= 16384)
@@ -364,7 +365,7 @@ const char *http_reason(int status)
 bool resp_has_header(const struct req *r, const char *name)
 {
     size_t n = strlen(name);
-    for (const char *line = r->hbuf; *line;) {
+    for (const char *line = buf_str(&r->hdr); *line;) {
         if (strncasecmp(line, name, n) == 0 && line[n] == ':')
             return true;
         const char *nl = strstr(line, "\r\n");

@@ -9,6 +9,7 @@
 #include <fcgiapp.h>
 #include <jansson.h>
 #include "lib/arena.h"
+#include "lib/buf.h"
 #include "lib/err.h"
 
 #define RESP_HEADERS_MAX 8192
@@ -29,8 +30,8 @@ struct req {
     int status;
     bool sent;                 /* headers written */
     bool streaming;            /* the socket buffer was enlarged for a long body */
-    size_t hlen;
-    char hbuf[RESP_HEADERS_MAX];
+    struct buf hdr;            /* header lines so far, capped at RESP_HEADERS_MAX */
+    struct perr hdr_err;       /* why the response failed while it was built (see resp_failed) */
 };
 
 /* Bind r to an accepted FastCGI request; strings live in arena a. */
@@ -47,7 +48,9 @@ int req_query(const struct req *r, const char *key, char *out, size_t outsz);
  * the connection to Apache broke (the client went away mid-body). */
 ssize_t req_read(struct req *r, void *buf, size_t n);
 /* Read the whole body into arena memory, refusing more than limit bytes with
- * PIER_E_TOO_LARGE. *out is NUL-terminated for convenience. */
+ * PIER_E_TOO_LARGE (the rest of the body is then refused); a body cut off is
+ * PIER_E_BAD_REQUEST. *out is NUL-terminated for convenience. */
+PIER_MUST_USE
 pier_err req_read_body(struct req *r, size_t limit, char **out, size_t *len, struct perr *e);
 /* The request is answered without reading the rest of its body: nothing
  * more is read (a client that trickles its body must not hold a worker), and
@@ -64,9 +67,18 @@ void req_finish(struct req *r);
 #define REQ_REFUSED_LINGER_MS 500
 
 void resp_status(struct req *r, int status);
-/* Add a header; values must not contain CR or LF (they are replaced). */
+/* Add a header; values must not contain CR or LF (they are replaced). The
+ * headers of a response are capped at RESP_HEADERS_MAX bytes in all: a header
+ * that does not fit fails the whole response (a response missing a Location,
+ * a digest or a length would mean something else). Headers added after that
+ * are ignored, and what goes out is a bare 500 with no body; resp_failed()
+ * names the error. */
 void resp_header(struct req *r, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* PIER_OK, or why the response failed while it was built (PIER_E_TOO_LARGE:
+ * its headers passed RESP_HEADERS_MAX), copied into e. */
+PIER_MUST_USE
+pier_err resp_failed(const struct req *r, struct perr *e);
 /* Finish with a complete body: adds Content-Type (when given) and
  * Content-Length; a HEAD request gets the headers only. */
 void resp_send(struct req *r, const char *content_type, const void *body, size_t len);
@@ -74,7 +86,7 @@ void resp_send(struct req *r, const char *content_type, const void *body, size_t
 void resp_end(struct req *r);
 /* Streaming: send the status and headers now (no Content-Length is added),
  * then the body piece by piece. resp_write returns -1 once the client (or
- * Apache) is gone. */
+ * Apache) is gone, or when the response failed (resp_failed). */
 void resp_begin(struct req *r);
 int resp_write(struct req *r, const void *data, size_t len);
 /* Break the response off so the client sees an incomplete transfer (used when

@@ -1,6 +1,7 @@
 /* arena: bump allocator with deferred cleanups, reset once per request. */
 #include "lib/arena.h"
 
+#include "lib/contract.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,7 @@ void arena_free(struct arena *a)
 
 void *arena_alloc(struct arena *a, size_t n)
 {
+    PIER_ASSERT(a != NULL);
     size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (need < n) {
         fprintf(stderr, "pier: arena allocation overflow\n");
@@ -139,6 +141,7 @@ void *arena_alloc(struct arena *a, size_t n)
 
 void *arena_memdup(struct arena *a, const void *p, size_t n)
 {
+    PIER_ASSERT(p != NULL || n == 0);
     void *q = arena_alloc(a, n + 1);
     if (n)
         memcpy(q, p, n);
@@ -152,11 +155,13 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 
 char *arena_strdup(struct arena *a, const char *s)
 {
+    PIER_ASSERT(s != NULL);
     return arena_strndup(a, s, strlen(s));
 }
 
 char *arena_vprintf(struct arena *a, const char *fmt, va_list ap)
 {
+    PIER_ASSERT(a != NULL && fmt != NULL);
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
@@ -179,6 +184,7 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
 
 void arena_defer(struct arena *a, void (*fn)(void *), void *p)
 {
+    PIER_ASSERT(a != NULL && fn != NULL);
     struct cleanup *c = arena_alloc(a, sizeof *c);
     c->fn = fn;
     c->p = p;

@@ -58,13 +58,17 @@ void config_defaults(struct config *c);
 /* Read path (NULL: skip the file), then apply PIER_* environment overrides.
  * Unknown keys, malformed numbers and out-of-range values are errors that name
  * the file, the line and the key. */
+PIER_MUST_USE
 pier_err config_load(struct config *c, const char *path, struct perr *e);
 /* Apply the key = value lines of an open file (name: for messages), without
  * environment overrides or validation; used by config_load and the fuzzer. */
+PIER_MUST_USE
 pier_err config_read(struct config *c, FILE *f, const char *name, struct perr *e);
 /* Apply one key=value; used by config_load and tests. */
+PIER_MUST_USE
 pier_err config_set(struct config *c, const char *key, const char *value, struct perr *e);
 /* Check cross-field constraints (required keys present). */
+PIER_MUST_USE
 pier_err config_validate(const struct config *c, struct perr *e);
 
 #endif

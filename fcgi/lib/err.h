@@ -4,6 +4,8 @@
 #ifndef PIER_ERR_H
 #define PIER_ERR_H
 
+#include "lib/contract.h"
+
 typedef enum pier_err {
     PIER_OK = 0,
     /* OCI distribution-spec error codes */
@@ -60,6 +62,7 @@ void perr_clear(struct perr *e);
 const char *perr_name(pier_err code);
 /* The inverse of perr_name (for codes stored in the database); unknown
  * names are PIER_E_INTERNAL. */
+PIER_MUST_USE
 pier_err perr_from_name(const char *name);
 
 #endif

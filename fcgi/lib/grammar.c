@@ -85,6 +85,7 @@ static pier_err component(const char *s, size_t n, size_t pos, struct perr *e)
 
 pier_err grammar_name(const char *s, struct perr *e)
 {
+    PIER_ASSERT(s != NULL);
     size_t len = strlen(s);
     if (len == 0)
         return perr_set(e, PIER_E_NAME_INVALID, "invalid repository name: empty");
@@ -106,6 +107,7 @@ pier_err grammar_name(const char *s, struct perr *e)
 
 pier_err grammar_tag(const char *s, struct perr *e)
 {
+    PIER_ASSERT(s != NULL);
     char cb[8];
     size_t len = strlen(s);
     if (len == 0)
@@ -126,11 +128,13 @@ pier_err grammar_tag(const char *s, struct perr *e)
 
 bool grammar_is_digest(const char *s)
 {
+    PIER_ASSERT(s != NULL);
     return strchr(s, ':') != NULL;
 }
 
 pier_err grammar_digest(const char *s, enum digest_alg *alg, struct perr *e)
 {
+    PIER_ASSERT(s != NULL);
     char cb[8];
     const char *colon = strchr(s, ':');
     if (!colon)
@@ -190,11 +194,13 @@ pier_err grammar_digest(const char *s, enum digest_alg *alg, struct perr *e)
 
 pier_err grammar_reference(const char *s, struct perr *e)
 {
+    PIER_ASSERT(s != NULL);
     return grammar_is_digest(s) ? grammar_digest(s, NULL, e) : grammar_tag(s, e);
 }
 
 bool grammar_uint(const char *s, long long max, long long *out)
 {
+    PIER_ASSERT(s != NULL);
     if (!s || !*s)
         return false;
     long long v = 0;
@@ -212,6 +218,7 @@ bool grammar_uint(const char *s, long long max, long long *out)
 
 pier_err grammar_content_range(const char *s, long long *start, long long *end, struct perr *e)
 {
+    PIER_ASSERT(s != NULL);
     const char *p = s;
     if (strncmp(p, "bytes ", 6) == 0 || strncmp(p, "bytes=", 6) == 0)
         p += 6;
@@ -261,6 +268,7 @@ static bool restricted_name(const char *s, size_t n)
 
 bool grammar_media_type(const char *s)
 {
+    PIER_ASSERT(s != NULL);
     size_t len = strlen(s);
     if (len == 0 || len > 255)
         return false;

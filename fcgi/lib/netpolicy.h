@@ -29,6 +29,7 @@ struct netpolicy {
 /* Parse an allow-list: CIDRs or single addresses separated by commas or
  * spaces ("127.0.0.1/32, 10.1.0.0/16, fd00::/8"); "" allows nothing extra.
  * PIER_E_BAD_REQUEST names the entry that does not parse; *out is then empty. */
+PIER_MUST_USE
 pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e);
 
 /* May a connection go to sa? When not, *why (may be NULL) names the class

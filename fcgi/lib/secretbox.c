@@ -62,6 +62,8 @@ void secretbox_wipe(struct secretbox *sb)
 pier_err secretbox_seal(const struct secretbox *sb, const char *context, const void *plain,
                         size_t len, unsigned char *out, size_t *outlen, struct perr *e)
 {
+    PIER_ASSERT(sb != NULL && context != NULL && (plain != NULL || len == 0) && out != NULL &&
+                outlen != NULL);
     if (!sb->loaded)
         return perr_set(e, PIER_E_INTERNAL,
                         "no server key is configured (server_key_file); secrets cannot be stored");
@@ -89,6 +91,7 @@ pier_err secretbox_seal(const struct secretbox *sb, const char *context, const v
 pier_err secretbox_open(const struct secretbox *sb, const char *context, const unsigned char *in,
                         size_t len, char *out, size_t outsz, size_t *plainlen, struct perr *e)
 {
+    PIER_ASSERT(sb != NULL && context != NULL && in != NULL && out != NULL && outsz > 0);
     if (!sb->loaded)
         return perr_set(e, PIER_E_INTERNAL, "no server key is configured (server_key_file)");
     if (len < SECRETBOX_OVERHEAD || in[0] != VERSION)
@@ -121,6 +124,7 @@ pier_err secretbox_open(const struct secretbox *sb, const char *context, const u
 pier_err secretbox_derive(const struct secretbox *sb, const char *label,
                           unsigned char out[SECRETBOX_KEY_LEN], struct perr *e)
 {
+    PIER_ASSERT(sb != NULL && label != NULL && out != NULL);
     if (!sb->loaded)
         return perr_set(e, PIER_E_INTERNAL, "no server key is configured (server_key_file)");
     unsigned int n = SECRETBOX_KEY_LEN;

@@ -57,6 +57,7 @@ static int hexval(char c)
 
 bool percent_decode(const char *src, size_t n, char *dst, bool query)
 {
+    PIER_ASSERT((src != NULL || n == 0) && dst != NULL);
     size_t j = 0;
     for (size_t i = 0; i < n; i++) {
         char c = src[i];
@@ -83,6 +84,7 @@ bool percent_decode(const char *src, size_t n, char *dst, bool query)
 
 int query_get(const char *query, const char *key, char *out, size_t outsz)
 {
+    PIER_ASSERT(query != NULL && key != NULL && out != NULL && outsz > 0);
     if (!query)
         return 0;
     size_t klen = strlen(key);
@@ -109,6 +111,7 @@ int query_get(const char *query, const char *key, char *out, size_t outsz)
 
 size_t percent_encode(const char *s, char *out, size_t outsz)
 {
+    PIER_ASSERT(s != NULL && out != NULL && outsz > 0);
     static const char hex[] = "0123456789ABCDEF";
     size_t j = 0;
     for (; *s; s++) {
@@ -140,6 +143,7 @@ long long size_add(long long a, long long b)
 
 void hex_encode(const unsigned char *in, size_t n, char *out)
 {
+    PIER_ASSERT((in != NULL || n == 0) && out != NULL);
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
         out[2 * i] = hex[in[i] >> 4];

@@ -5,11 +5,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "lib/contract.h"
 
 #define UUID_STR_LEN 37 /* 36 characters and NUL */
 
 /* Random (version 4) UUID from OpenSSL's CSPRNG, lowercase, into out.
  * Returns false if the random generator failed. */
+PIER_MUST_USE
 bool uuid_v4(char out[UUID_STR_LEN]);
 /* True when s is a canonical lowercase UUID (8-4-4-4-12 hex). */
 bool uuid_valid(const char *s);

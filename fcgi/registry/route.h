@@ -2,6 +2,7 @@
 #ifndef PIER_ROUTE_H
 #define PIER_ROUTE_H
 
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "lib/grammar.h"
 
@@ -27,6 +28,7 @@ struct route {
  * against the tag/digest grammar, upload ids as UUIDs. Errors:
  * PIER_E_NOT_FOUND (no such endpoint), NAME_INVALID, DIGEST_INVALID,
  * MANIFEST_INVALID (bad tag), BLOB_UPLOAD_UNKNOWN (malformed upload id). */
+PIER_MUST_USE
 pier_err route_parse(const char *path, struct route *rt, struct perr *e);
 
 #endif

@@ -123,14 +123,14 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     struct ctx mc = {.cfg = cfg, .db = db, .bs = bs, .a = a};
     if ((rc = upload_expire(&mc, cfg->upload_ttl, &out->sessions, &out->upload_files, e)))
         goto unlock;
-    char dir[PATH_MAX + 16];
+    char dir[PATH_MAX];
     struct arena *sa = arena_new(); /* reset after every file the sweeps look at */
     struct ctx sc = {.cfg = cfg, .db = db, .bs = bs, .a = sa};
-    snprintf(dir, sizeof dir, "%s/tmp/uploads", bs->root);
+    blobstore_tmp_dir(bs, BLOBSTORE_TMP_UPLOADS, dir);
     /* Session files are kept while their row lives (removed above with
      * it); files without a session are a dead monolithic upload's. */
     out->upload_files += sweep(&sc, dir, UPLOAD_TMP_ORPHAN_AGE, drop_upload_file);
-    snprintf(dir, sizeof dir, "%s/tmp/fetch", bs->root);
+    blobstore_tmp_dir(bs, BLOBSTORE_TMP_FETCH, dir);
     out->fetch_files = sweep(&sc, dir, FETCH_TMP_MAX_AGE, drop_fetch_file);
     /* Rows that only expire: each table's owner removes its own. A failure
      * leaves them for the next run. */

@@ -37,6 +37,7 @@ struct maint_report {
 };
 
 /* full: look at every blob directory for orphans (else a rotating part). */
+PIER_MUST_USE
 pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
                          bool full, struct maint_report *out, struct perr *e);
 

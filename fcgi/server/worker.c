@@ -240,6 +240,8 @@ int worker_run(const struct config *cfg, int listen_fd)
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
+        if (resp_failed(&r, &e) != PIER_OK)
+            log_error("%s %s -> 500: %s", r.method, r.path, e.msg);
         req_finish(&r);
         pool_body_end();
         stats_flush(&c, 2000);

@@ -9,7 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "lib/contract.h"
+#include "lib/grammar.h"
 #include "lib/log.h"
+#include "lib/util.h"
 
 /* Published blobs are readable by their owner (pierd) and their group (the web
  * server's, inherited from a setgid blob root), by nobody else. Files being
@@ -45,12 +48,20 @@ static int mkdir_p(const char *path)
     return mkdir_blobdir(tmp);
 }
 
+/* Every path below fits PATH_MAX: the root is at most BLOBSTORE_ROOT_MAX - 1
+ * bytes, what follows it at most "/blobs/sha512/xx/" and 128 hex digits. */
+static const char *const tmp_dirs[] = {
+    [BLOBSTORE_TMP_UPLOADS] = "tmp/uploads",
+    [BLOBSTORE_TMP_FETCH] = "tmp/fetch",
+};
+
 pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
 {
     if (strlen(root) >= BLOBSTORE_ROOT_MAX)
         return perr_set(e, PIER_E_INTERNAL, "blob_root path is too long");
     snprintf(bs->root, sizeof bs->root, "%s", root);
-    const char *subdirs[] = {"blobs/sha256", "blobs/sha512", "tmp/uploads", "tmp/fetch"};
+    const char *subdirs[] = {"blobs/sha256", "blobs/sha512", tmp_dirs[BLOBSTORE_TMP_UPLOADS],
+                             tmp_dirs[BLOBSTORE_TMP_FETCH]};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/%s", bs->root, subdirs[i]);
@@ -62,18 +73,33 @@ pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e)
 
 void blobstore_blob_path(const struct blobstore *bs, const char *digest, char out[PATH_MAX])
 {
+    PIER_ASSERT(grammar_is_digest(digest));
     const char *colon = strchr(digest, ':');
     int alen = (int)(colon - digest);
     snprintf(out, PATH_MAX, "%s/blobs/%.*s/%.2s/%s", bs->root, alen, digest, colon + 1, colon + 1);
 }
 
+void blobstore_tmp_dir(const struct blobstore *bs, enum blobstore_tmp kind, char out[PATH_MAX])
+{
+    PIER_ASSERT((size_t)kind < sizeof tmp_dirs / sizeof tmp_dirs[0]);
+    snprintf(out, PATH_MAX, "%s/%s", bs->root, tmp_dirs[kind]);
+}
+
 void blobstore_upload_path(const struct blobstore *bs, const char *id, char out[PATH_MAX])
 {
-    snprintf(out, PATH_MAX, "%s/tmp/uploads/%s", bs->root, id);
+    PIER_ASSERT(uuid_valid(id));
+    snprintf(out, PATH_MAX, "%s/%s/%s", bs->root, tmp_dirs[BLOBSTORE_TMP_UPLOADS], id);
+}
+
+void blobstore_fetch_path(const struct blobstore *bs, const char *id, char out[PATH_MAX])
+{
+    PIER_ASSERT(uuid_valid(id));
+    snprintf(out, PATH_MAX, "%s/%s/%s", bs->root, tmp_dirs[BLOBSTORE_TMP_FETCH], id);
 }
 
 bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size)
 {
+    PIER_ASSERT(grammar_is_digest(digest));
     char p[PATH_MAX];
     struct stat st;
     blobstore_blob_path(bs, digest, p);
@@ -96,6 +122,7 @@ static void fsync_dir(const char *dir)
 pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
                            struct perr *e)
 {
+    PIER_ASSERT(tmp_path != NULL && grammar_is_digest(digest));
     char dst[PATH_MAX];
     blobstore_blob_path(bs, digest, dst);
     int fd = open(tmp_path, O_RDONLY);
@@ -137,6 +164,7 @@ pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, con
 
 pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e)
 {
+    PIER_ASSERT(fd >= 0 && (buf != NULL || len == 0) && off >= 0);
     const char *p = buf;
     while (len) {
         ssize_t n = pwrite(fd, p, len, off);

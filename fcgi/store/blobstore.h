@@ -18,12 +18,25 @@ struct blobstore {
 };
 
 /* Remember root and create blobs/ and tmp/uploads/ if missing. */
+PIER_MUST_USE
 pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e);
 
 /* Path of a published blob. digest must have passed grammar_digest(). */
 void blobstore_blob_path(const struct blobstore *bs, const char *digest, char out[PATH_MAX]);
 /* Path of an upload's temporary file. id must be a valid UUID. */
 void blobstore_upload_path(const struct blobstore *bs, const char *id, char out[PATH_MAX]);
+/* Path of a download's temporary file (a pull-through fetch in progress).
+ * id must be a valid UUID, fresh for each download. */
+void blobstore_fetch_path(const struct blobstore *bs, const char *id, char out[PATH_MAX]);
+
+/* The directories that hold temporary files, for whoever creates them
+ * (blobstore_init does; the fetch holder again before each download) and for
+ * the maintenance sweep that removes what nobody owns. */
+enum blobstore_tmp {
+    BLOBSTORE_TMP_UPLOADS, /* tmp/uploads: blobstore_upload_path() files */
+    BLOBSTORE_TMP_FETCH,   /* tmp/fetch: blobstore_fetch_path() files */
+};
+void blobstore_tmp_dir(const struct blobstore *bs, enum blobstore_tmp kind, char out[PATH_MAX]);
 
 /* Size of a published blob; false if it is not there. */
 bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size);
@@ -32,14 +45,17 @@ bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *s
  * place (creating the fan-out directory) and fsync the directory. If the blob
  * is already published (same digest, same bytes) the temporary file is simply
  * removed. On failure the temporary file is removed and nothing is published. */
+PIER_MUST_USE
 pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
                            struct perr *e);
 
 /* pwrite() all of buf at off, retrying short writes. */
+PIER_MUST_USE
 pier_err blobstore_pwrite_all(int fd, const void *buf, size_t len, off_t off, struct perr *e);
 /* Is there room for bytes more, with keep_free bytes left over? Otherwise
  * PIER_E_STORAGE_FULL (what is free, needed and kept). Answers PIER_OK when
  * the file system cannot tell. */
+PIER_MUST_USE
 pier_err blobstore_reserve(const struct blobstore *bs, long long bytes, long long keep_free,
                            struct perr *e);
 

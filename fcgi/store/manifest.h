@@ -49,6 +49,7 @@ bool manifest_type_known(const char *media_type);
  * when both are given. Errors are PIER_E_MANIFEST_INVALID (or
  * PIER_E_DIGEST_INVALID for a malformed descriptor digest) with the JSON path
  * of the offending element. On success the caller owns m (manifest_free). */
+PIER_MUST_USE
 pier_err manifest_parse(const char *body, size_t len, const char *content_type,
                         struct manifest *m, struct perr *e);
 void manifest_free(struct manifest *m);

@@ -207,6 +207,7 @@ static const struct db_stmt st_holders = {
 
 pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, struct perr *e)
 {
+    PIER_ASSERT(grammar_is_digest(digest));
     pier_err rc = repo_blob_any(c, digest, size, e);
     if (rc || !c->who)
         return rc;
@@ -306,6 +307,7 @@ static char *pg_array(struct arena *a, const char *const *items, size_t n)
 pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long long *size,
                        long long *rule_id, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     PGresult *res = db_exec(c->db, c->a, &st_blob_get, e, name, digest);
     if (!res)
         return e->code;
@@ -332,6 +334,7 @@ pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struc
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
                         long long rule_id, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     bool own_tx = !db_in_tx(c->db);
     pier_err rc;
     char id[24], sz[24];
@@ -367,6 +370,7 @@ fail:
 pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
                            const char *digest, long long size, long long rule_id, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && tmp_path != NULL);
     pier_err rc;
     if ((rc = db_begin(c->db, e)) != PIER_OK)
         return rc;
@@ -418,6 +422,7 @@ pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *pa
 
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     PGresult *res = db_exec(c->db, c->a, &st_link_delete, e, name, digest);
     if (!res)
         return e->code;
@@ -445,6 +450,7 @@ static long long bin_int8(const PGresult *res, int row, int col)
 pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, bool with_body,
                            struct stored_manifest *out, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_reference(ref, NULL) == PIER_OK);
     bool by_digest = grammar_is_digest(ref);
     const struct db_stmt *st = with_body ? (by_digest ? &st_manifest_by_digest : &st_manifest_by_tag)
                                          : (by_digest ? &st_head_by_digest : &st_head_by_tag);
@@ -506,6 +512,8 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
                            const struct manifest *m, const char *body, size_t len,
                            long long rule_id, struct perr *e)
 {
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && m != NULL &&
+                (body != NULL || len == 0));
     pier_err rc;
     if ((rc = db_begin(c->db, e)) != PIER_OK)
         return rc;

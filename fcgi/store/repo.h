@@ -11,21 +11,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "store/manifest.h"
 #include "lib/ctx.h"
 
 /* Size of a blob linked to repository name: PIER_OK, or PIER_E_BLOB_UNKNOWN.
  * *rule_id (may be NULL) receives the repository's cache rule, 0 if none. */
+PIER_MUST_USE
 pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long long *size,
                        long long *rule_id, struct perr *e);
 /* Size of a blob known to the registry in any repository. */
+PIER_MUST_USE
 pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struct perr *e);
 /* Link a published blob (its file already exists) into repository name,
  * creating the repository. rule_id 0 is a push: refused (PIER_E_DENIED) for
  * cache repositories and for new names under a cache rule. rule_id > 0 links
  * into the cache repository of that rule. Joins the caller's transaction when
  * one is open, else runs in its own. */
+PIER_MUST_USE
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
                         long long rule_id, struct perr *e);
 /* Publish a verified temporary file as blob digest and link it into
@@ -33,25 +37,32 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
  * digest's lock, so that repo_blob_drop_orphan never removes a file between
  * its publication and its row. If tmp_path is gone but the blob is already
  * published with this size, that file is linked. */
+PIER_MUST_USE
 pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
                            const char *digest, long long size, long long rule_id, struct perr *e);
 /* Remove the blob file at path if no blobs row names digest and the file is
  * at least min_age seconds old, under the digest's lock. */
+PIER_MUST_USE
 pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *path, int min_age,
                                bool *removed, struct perr *e);
 /* Does repository name exist? */
+PIER_MUST_USE
 pier_err repo_exists_named(struct ctx *c, const char *name, bool *exists, struct perr *e);
 /* Like repo_blob_any, but only if the caller may read the blob from at least
  * one repository holding it (mount without from=). */
+PIER_MUST_USE
 pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, struct perr *e);
 /* May clients push to name? PIER_E_DENIED (with the reason) for cache
  * repositories and names under a pull-through cache rule. */
+PIER_MUST_USE
 pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);
 /* The size the manifests of repository name declare for blob digest, or -1
  * when no manifest there references it (or none recorded a size). */
+PIER_MUST_USE
 pier_err repo_blob_declared_size(struct ctx *c, const char *name, const char *digest,
                                  long long *size, struct perr *e);
 /* Remove the link (the file stays until garbage collection). */
+PIER_MUST_USE
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e);
 
 struct stored_manifest {
@@ -66,6 +77,7 @@ struct stored_manifest {
 
 /* Manifest by tag or digest. PIER_E_MANIFEST_UNKNOWN, or PIER_E_NAME_UNKNOWN
  * when the repository itself does not exist. */
+PIER_MUST_USE
 pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, bool with_body,
                            struct stored_manifest *out, struct perr *e);
 /* Store a parsed, digest-checked manifest and move tag (may be NULL) to it.
@@ -74,23 +86,29 @@ pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, boo
  * the first missing one). A cache import (rule_id > 0) stores what the
  * upstream sent (blobs and children are fetched on demand) and marks the tag
  * as just checked. All or nothing. */
+PIER_MUST_USE
 pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
                            const struct manifest *m, const char *body, size_t len,
                            long long rule_id, struct perr *e);
 /* The upstream confirmed that tag still points to the stored manifest. */
+PIER_MUST_USE
 pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, struct perr *e);
 /* Delete a manifest by digest (its tags go with it) or a tag by name.
  * PIER_E_DENIED in cache repositories. */
+PIER_MUST_USE
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e);
 
 /* Up to n tags after last (NULL: from the start), lexically ordered, appended
  * to the JSON array out; *more tells whether another page exists. */
+PIER_MUST_USE
 pier_err repo_tags(struct ctx *c, const char *name, const char *last, int n, json_t *out,
                    bool *more, struct perr *e);
+PIER_MUST_USE
 pier_err repo_catalog(struct ctx *c, const char *last, int n, json_t *out, bool *more,
                       struct perr *e);
 /* Descriptors of the manifests in name whose subject is digest, optionally
  * only those of artifact_type, appended to out. */
+PIER_MUST_USE
 pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
                         const char *artifact_type, json_t *out, struct perr *e);
 
@@ -122,22 +140,28 @@ struct repo_settings {
 /* Create repository name with settings s; rule_id > 0 makes it the cache
  * repository of that rule. *created is false (and nothing changed) when the
  * name exists. Joins the caller's transaction when one is open. */
+PIER_MUST_USE
 pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
                      const struct repo_settings *s, bool *created, struct perr *e);
 /* The record of repository name; PIER_E_NAME_UNKNOWN when it does not exist. */
+PIER_MUST_USE
 pier_err repo_describe(struct ctx *c, const char *name, struct repo_record *out, struct perr *e);
 /* Up to limit records by name after skipping offset: *out (arena), *n. */
+PIER_MUST_USE
 pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo_record **out,
                    int *n, struct perr *e);
 /* Delete repository name if it exists; what it holds (manifests, tags, blob
  * links, its policy, cached referrers) goes with it. Its resource tags are
  * the caller's to drop (resource_tags_drop). */
+PIER_MUST_USE
 pier_err repo_delete(struct ctx *c, const char *name, struct perr *e);
 /* Set image_tag_mutability ("MUTABLE" or "IMMUTABLE") of name, if it exists. */
+PIER_MUST_USE
 pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
                                  struct perr *e);
 /* A creation template's settings for the repository just created with id
  * repo_id (kms_key may be NULL), in the caller's transaction. */
+PIER_MUST_USE
 pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
                              const char *kms_key, const char *tag_mutability, struct perr *e);
 
@@ -163,23 +187,28 @@ struct repo_image {
 };
 
 /* How many manifests repository name holds (0 if it does not exist). */
+PIER_MUST_USE
 pier_err repo_image_count(struct ctx *c, const char *name, long long *n, struct perr *e);
 /* The manifests of name, one entry per tag (an untagged manifest once),
  * ordered by digest and tag; status "ANY", "TAGGED" or "UNTAGGED" filters on
  * the tag. Up to limit entries after skipping offset: *out (arena), *n. */
+PIER_MUST_USE
 pier_err repo_image_ids(struct ctx *c, const char *name, const char *status, long long limit,
                         long long offset, struct repo_image_id **out, int *n, struct perr *e);
 /* The manifests of name in the order they were stored: only digest when it
  * is not NULL, else those status selects ("ANY", "TAGGED", "UNTAGGED"); up to
  * limit after skipping offset: *out (arena), *n. */
+PIER_MUST_USE
 pier_err repo_images(struct ctx *c, const char *name, const char *digest, const char *status,
                      long long limit, long long offset, struct repo_image **out, int *n,
                      struct perr *e);
 /* The digest tag points to in name (arena); PIER_E_MANIFEST_UNKNOWN when
  * there is no such tag or repository. */
+PIER_MUST_USE
 pier_err repo_tag_digest(struct ctx *c, const char *name, const char *tag, const char **digest,
                          struct perr *e);
 /* How many tags of name point to digest. */
+PIER_MUST_USE
 pier_err repo_tags_on(struct ctx *c, const char *name, const char *digest, long long *n,
                       struct perr *e);
 
@@ -214,11 +243,14 @@ struct repo_tag_detail {
 };
 
 /* The 50 most pulled repositories, most pulls first: *out (arena), *n. */
+PIER_MUST_USE
 pier_err repo_most_pulled(struct ctx *c, struct repo_pulls **out, int *n, struct perr *e);
 /* Up to 500 repositories whose name contains q ("" for all), by name. */
+PIER_MUST_USE
 pier_err repo_search(struct ctx *c, const char *q, struct repo_summary **out, int *n,
                      struct perr *e);
 /* Every tag of name with its manifest, by tag name (none if name does not exist). */
+PIER_MUST_USE
 pier_err repo_tag_details(struct ctx *c, const char *name, struct repo_tag_detail **out, int *n,
                           struct perr *e);
 
@@ -230,16 +262,20 @@ struct repo_counts {
 
 /* count pulls of manifest digest in name happened: its last-pulled time
  * becomes now and the repository's pull counter grows by count. */
+PIER_MUST_USE
 pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
                          struct perr *e);
 /* A pushed repository under prefix ("ROOT": anywhere) in *name (arena), or
  * NULL when there is none. */
+PIER_MUST_USE
 pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e);
 /* The cache repositories under prefix that have no rule, or a rule with a
  * shorter prefix (or ROOT), now belong to rule rule_id (a new rule takes
  * over its namespace). */
+PIER_MUST_USE
 pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e);
 /* How many repositories, blobs (and their bytes), manifests and tags exist. */
+PIER_MUST_USE
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);
 
 #endif

@@ -238,8 +238,10 @@ pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char 
     /* Docker Hub keeps official images under library/. */
     if (strcmp(r->upstream_registry, "docker-hub") == 0 && !strchr(buf, '/')) {
         char tmp[sizeof buf];
-        snprintf(tmp, sizeof tmp, "library/%s", buf);
-        snprintf(buf, sizeof buf, "%s", tmp);
+        if (snprintf(tmp, sizeof tmp, "library/%s", buf) >= (int)sizeof tmp)
+            return perr_set(e, PIER_E_NAME_INVALID, "upstream repository name is longer than %d",
+                            NAME_MAX_LEN);
+        memcpy(buf, tmp, sizeof buf);
     }
     if (strlen(buf) > NAME_MAX_LEN)
         return perr_set(e, PIER_E_NAME_INVALID, "upstream repository name is longer than %d",

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <jansson.h>
+#include "lib/contract.h"
 #include "lib/err.h"
 #include "lib/grammar.h"
 #include "lib/ctx.h"
@@ -39,33 +40,42 @@ void rule_defaults(struct cache_rule *r);
 
 /* ecrRepositoryPrefix: "ROOT", or 2-30 characters of [a-z0-9._/-] that form a
  * valid repository name (no leading, trailing or double '/'). */
+PIER_MUST_USE
 pier_err rule_check_prefix(const char *prefix, struct perr *e);
 /* upstreamRepositoryPrefix: "ROOT" or a valid repository name. */
+PIER_MUST_USE
 pier_err rule_check_upstream_prefix(const char *prefix, struct perr *e);
 /* Normalize an upstream URL: https:// is implied, http:// only when written;
  * host[:port] and an optional path; no credentials, query or fragment.
  * docker.io and index.docker.io become registry-1.docker.io. */
+PIER_MUST_USE
 pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr *e);
 /* upstreamRegistry: one of the known kinds, or inferred from the URL's host
  * when empty ("oci" for any other registry). */
+PIER_MUST_USE
 pier_err rule_check_registry(const char *kind, const char *url, char out[40], struct perr *e);
 
 /* Upstream repository for a local name under rule r, e.g. prefix
  * "docker-hub", upstream prefix ROOT: "docker-hub/nginx" -> "library/nginx". */
+PIER_MUST_USE
 pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
                             struct perr *e);
 
 /* The rule whose prefix is the longest one containing name, if any. */
+PIER_MUST_USE
 pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bool *found,
                      struct perr *e);
 /* The rule with this id. */
+PIER_MUST_USE
 pier_err rules_get_id(struct ctx *c, long long id, struct cache_rule *out, struct perr *e);
 /* The rule governing repository name: its own rule when the repository
  * exists (rule_id > 0; 0: pushed, no rule), else the longest matching
  * prefix. *found says whether there is one. */
+PIER_MUST_USE
 pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id,
                               struct cache_rule *rule, bool *found, struct perr *e);
 /* The rule with this prefix; PIER_E_NAME_UNKNOWN when none. */
+PIER_MUST_USE
 pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e);
 
 /* Create a rule (fields already validated by the functions above are
@@ -73,6 +83,7 @@ pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, st
  * server key. Refuses a prefix that exists (PIER_E_CONFLICT) or that holds
  * pushed repositories (PIER_E_DENIED). Cache repositories under the new,
  * longer prefix move to it. */
+PIER_MUST_USE
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e);
 /* Update the rule with r->prefix: every field of r is written; credentials
@@ -80,18 +91,22 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
  * NULL) receives the rule's id. Joins the caller's transaction when one is
  * open: cache_rule_update() (cache/rulechange.h) is the operation callers
  * want, since a changed upstream invalidates what the cache kept of the old. */
+PIER_MUST_USE
 pier_err rules_update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
                       const char *username, const char *secret, long long *id,
                       struct perr *e);
 /* Delete the rule; its repositories stay and are served from the cache only. */
+PIER_MUST_USE
 pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e);
 /* All rules as JSON objects (never with credentials) appended to out. */
+PIER_MUST_USE
 pier_err rules_list(struct ctx *c, json_t *out, struct perr *e);
 /* A rule as JSON, ECR field names plus Pier's (never credentials). */
 json_t *rule_to_json(const struct cache_rule *r);
 
 /* The rule's decrypted credentials, for the upstream client only. Both
  * buffers are cleared when the rule has none. */
+PIER_MUST_USE
 pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user, size_t usersz,
                            char *secret, size_t secretsz, struct perr *e);
 /* Remember the last upstream error of a rule (shown by list/console). */
@@ -121,6 +136,7 @@ struct rule_overview {
 };
 
 /* Every rule by prefix with its overview: *out (arena), *n. */
+PIER_MUST_USE
 pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struct perr *e);
 
 #endif

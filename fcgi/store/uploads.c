@@ -98,6 +98,7 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
 pier_err upload_get(struct ctx *c, const char *name, const char *id, struct upload *u,
                     struct perr *e)
 {
+    PIER_ASSERT(uuid_valid(id));
     struct db_param p[2] = {{.value = id}, {.value = name}};
     PGresult *res = db_execp(c->db, c->a, &st_get, p, true, e);
     if (!res)
@@ -108,6 +109,7 @@ pier_err upload_get(struct ctx *c, const char *name, const char *id, struct uplo
 pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
                      struct perr *e)
 {
+    PIER_ASSERT(uuid_valid(id));
     struct db_param p[2] = {{.value = id}, {.value = name}};
     PGresult *res = db_execp(c->db, c->a, &st_lock, p, true, e);
     if (!res) {
@@ -263,7 +265,8 @@ pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const 
         return rc;
     if (strcmp(got, digest) != 0) {
         struct perr ignore;
-        upload_delete(c, u->id, &ignore);
+        /* The mismatch is the answer; a session left behind expires (upload_ttl). */
+        (void)upload_delete(c, u->id, &ignore);
         rc = perr_set(e, PIER_E_DIGEST_INVALID,
                       "the %lld bytes received have digest %s, not %s; the upload was discarded",
                       u->size, got, digest);

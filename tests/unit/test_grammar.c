@@ -30,10 +30,11 @@ int main(void)
     CHECK("255-character name is accepted", name(longname) == PIER_OK);
     {
         struct perr e;
-        grammar_name("A/b", &e);
-        CHECK("uppercase message names the rule", strstr(e.msg, "uppercase") != NULL);
-        grammar_name("a//b", &e);
-        CHECK("empty component message mentions '/'", strstr(e.msg, "empty path component"));
+        CHECK("uppercase message names the rule",
+              grammar_name("A/b", &e) == PIER_E_NAME_INVALID && strstr(e.msg, "uppercase") != NULL);
+        CHECK("empty component message mentions '/'",
+              grammar_name("a//b", &e) == PIER_E_NAME_INVALID &&
+                  strstr(e.msg, "empty path component"));
     }
 
     CHECK("tag latest", tag("latest") == PIER_OK);
@@ -55,8 +56,8 @@ int main(void)
     snprintf(d, sizeof d, "sha256:%s", h64);
     CHECK("sha256 digest valid", digest(d) == PIER_OK);
     enum digest_alg alg = DIGEST_SHA512;
-    grammar_digest(d, &alg, NULL);
-    CHECK("sha256 algorithm reported", alg == DIGEST_SHA256);
+    CHECK("sha256 algorithm reported", grammar_digest(d, &alg, NULL) == PIER_OK &&
+                                           alg == DIGEST_SHA256);
     snprintf(d, sizeof d, "sha512:%s%s", h64, h64);
     CHECK("sha512 digest valid", digest(d) == PIER_OK);
     snprintf(d, sizeof d, "sha256:%.63s", h64);
@@ -68,8 +69,10 @@ int main(void)
     CHECK("md5 refused", digest("md5:d41d8cd98f00b204e9800998ecf8427e") == PIER_E_DIGEST_INVALID);
     {
         struct perr e;
-        grammar_digest("md5:d41d8cd98f00b204e9800998ecf8427e", NULL, &e);
-        CHECK("unsupported algorithm named", strstr(e.msg, "unsupported digest algorithm 'md5'"));
+        CHECK("unsupported algorithm named",
+              grammar_digest("md5:d41d8cd98f00b204e9800998ecf8427e", NULL, &e) ==
+                      PIER_E_DIGEST_INVALID &&
+                  strstr(e.msg, "unsupported digest algorithm 'md5'"));
     }
     CHECK("no colon refused", digest("sha256") == PIER_E_DIGEST_INVALID);
     CHECK("empty hex refused", digest("sha256:") == PIER_E_DIGEST_INVALID);

@@ -10,7 +10,8 @@
 static struct policy *parse(const char *doc, enum policy_kind kind, struct perr *e)
 {
     struct policy *p = NULL;
-    policy_parse(doc, strlen(doc), kind, &p, e);
+    if (policy_parse(doc, strlen(doc), kind, &p, e) != PIER_OK)
+        return NULL; /* e says why; the callers check it */
     return p;
 }
 

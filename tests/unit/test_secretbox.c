@@ -46,7 +46,7 @@ int main(void)
     CHECK("tampered refused", secretbox_open(&sb, "ctx", sealed, n, out, sizeof out, &len, &e) != PIER_OK);
     unsigned char again[256];
     size_t n2;
-    secretbox_seal(&sb, "ctx", "hunter2", 7, again, &n2, &e);
+    CHECK("sealing again", secretbox_seal(&sb, "ctx", "hunter2", 7, again, &n2, &e) == PIER_OK);
     sealed[n - 1] ^= 1;
     CHECK("nonces differ", memcmp(again, sealed, n) != 0);
     struct secretbox none;

@@ -15,7 +15,7 @@ int main(void)
     close(fd);
     struct secretbox sb;
     struct perr e;
-    secretbox_load(&sb, path, &e);
+    CHECK("server key loads", secretbox_load(&sb, path, &e) == PIER_OK);
     unlink(path);
     struct token_keys tk;
     CHECK("keys derive", token_keys_init(&tk, &sb, &e) == PIER_OK);
@@ -42,7 +42,7 @@ int main(void)
     memset(&other, 0, sizeof other);
     other.loaded = true;
     struct token_keys tk2;
-    token_keys_init(&tk2, &other, &e);
+    CHECK("keys from another server key", token_keys_init(&tk2, &other, &e) == PIER_OK);
     CHECK("another server key refuses", token_verify(&tk2, TOKEN_LOGIN, login, &out, &e) == PIER_E_UNAUTHORIZED);
     json_decref(claims);
     arena_free(a);

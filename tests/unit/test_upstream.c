@@ -21,5 +21,17 @@ int main(void)
     CHECK("unterminated quote refused", !upstream_parse_challenge("Bearer realm=\"abc", &c));
     CHECK("empty refused", !upstream_parse_challenge("", &c));
     CHECK("garbage refused", !upstream_parse_challenge("Bearer ===", &c));
+    {
+        char v[700];
+        int n = snprintf(v, sizeof v, "Bearer realm=\"https://auth.example/%0*d\",service=\"s\"",
+                         (int)sizeof c.realm, 7);
+        CHECK("a realm too long for its field is refused, not cut",
+              n > 0 && (size_t)n < sizeof v && !upstream_parse_challenge(v, &c));
+        snprintf(v, sizeof v, "Bearer realm=\"r\",service=\"%0*d\"", (int)sizeof c.service, 7);
+        CHECK("a service too long for its field is refused", !upstream_parse_challenge(v, &c));
+        snprintf(v, sizeof v, "Bearer realm=\"r\",error=\"%0*d\"", 600, 7);
+        CHECK("a long parameter Pier does not read is ignored",
+              upstream_parse_challenge(v, &c) && !strcmp(c.realm, "r"));
+    }
     return TAP_DONE();
 }
