@@ -474,14 +474,15 @@ static void hold_failed(struct fetch *f, pier_err rc, const struct upstream_resp
     const char *msg;
     if (rc == PIER_OK) {
         code = PIER_E_UPSTREAM;
-        msg = arena_printf(c->a, "%s; nothing was cached", why);
+        msg = arena_printf(c->a, "the upstream of %s sent bad bytes: %s; nothing was cached",
+                           f->rule->prefix, why);
     } else if (resp->failure == UPF_NOT_FOUND) {
         code = PIER_E_BLOB_UNKNOWN;
         msg = arena_printf(c->a, "blob not found upstream: %s", resp->message);
     } else {
         code = cache_upstream_error(resp->failure);
-        msg = arena_printf(c->a, "the upstream failed (%s) and the blob is not cached",
-                           resp->message);
+        msg = arena_printf(c->a, "the upstream of %s failed (%s) and the blob is not cached",
+                           f->rule->prefix, resp->message);
     }
     /* Wrong bytes (a digest or size that does not match) are remembered
      * like a negative cache entry: nobody downloads them again soon. */
@@ -624,7 +625,8 @@ static pier_err head_miss(struct ctx *c, struct req *r, const char *digest,
         if (resp.failure == UPF_NOT_FOUND)
             return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob not found upstream: %s", resp.message);
         return perr_set(e, cache_upstream_error(resp.failure),
-                        "the upstream failed (%s) and the blob is not cached", resp.message);
+                        "the upstream of %s failed (%s) and the blob is not cached",
+                        rule->prefix, resp.message);
     }
     resp_status(r, 200);
     resp_header(r, "Content-Type", "application/octet-stream");

@@ -29,6 +29,17 @@
 #define PIER_ASSERT(cond) ((void)sizeof(!(cond)))
 #endif
 
+/* Check for leaks now (AddressSanitizer builds; nothing otherwise). For
+ * processes that end with _exit(), which skips LeakSanitizer's own check at
+ * exit: the workers and the maintenance child, so that a PGresult a handler
+ * forgot is reported and fails the test run. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define PIER_LEAK_CHECK() __lsan_do_leak_check()
+#else
+#define PIER_LEAK_CHECK() ((void)0)
+#endif
+
 /* Log the broken contract and abort (the master replaces the worker). */
 _Noreturn void pier_assert_fail(const char *cond, const char *file, int line, const char *func);
 

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "db/db.h"
+#include "lib/contract.h"
 #include "server/maintenance.h"
 #include "server/pool.h"
 #include "server/worker.h"
@@ -68,10 +69,12 @@ static void spawn_maintenance(const struct config *cfg, int listen_fd)
     if (db_ensure(db, &e) == PIER_OK && blobstore_init(&bs, cfg->blob_root, &e) == PIER_OK &&
         maintenance_run(cfg, db, &bs, false, &m, &e) == PIER_OK) {
         db_close(db);
+        PIER_LEAK_CHECK();
         _exit(0);
     }
     log_warn("maintenance failed: %s", e.msg);
     db_close(db);
+    PIER_LEAK_CHECK();
     _exit(1);
 }
 
@@ -184,7 +187,9 @@ static void spawn(const struct config *cfg, int listen_fd)
     if (pid == 0) {
         log_setup((enum log_level)log_level_parse(cfg->log_level), "pier-worker");
         pool_worker_attach(i);
-        _exit(worker_run(cfg, listen_fd));
+        int rc = worker_run(cfg, listen_fd);
+        PIER_LEAK_CHECK();
+        _exit(rc);
     }
     slots[i].pid = pid;
     slots[i].generation = generation;

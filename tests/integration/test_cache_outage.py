@@ -59,7 +59,9 @@ def test_upstream_down_serves_cache_stale_and_fails_clearly_for_the_rest():
                 assert rule.prefix in err["message"] and up.host not in err["message"], \
                     f"message should name the rule, not the upstream's URL: {err['message']!r}"
             r = client_a().get(f"/v2/{repo}/blobs/{two.layers[1].digest}")
-            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", UPSTREAM_WORDS)
+            err = assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", UPSTREAM_WORDS)
+            assert rule.prefix in err["message"] and up.host not in err["message"], \
+                f"a blob's error should name the rule too: {err['message']!r}"
             assert not files_for_digest(two.layers[1].digest)
             shown = rule.show()
             assert "connect" in shown.get("lastError", "").lower() and shown["upstreamRegistryUrl"] == up.url, \

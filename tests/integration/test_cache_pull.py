@@ -194,7 +194,7 @@ def test_basic_auth_upstream_with_credentials_from_stdin():
             r = get_manifest(client_a(), repo, "2.0")
             assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (rule.prefix,))
             r = client_a().get(f"/v2/{repo}/blobs/{other.layers[0].digest}")
-            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", ("upstream",))
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (rule.prefix,))
             # Credentials back (update, token on stdin): the same pull works.
             shown = rule.update(username=up.username, secret=up.password)
             assert shown["hasCredentials"] is True, shown

@@ -401,7 +401,7 @@ def test_upstream_urls_and_bodies_stay_out_of_client_errors():
             assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (rule.prefix,))
             assert up.marker not in r.text and f":{up.port}" not in r.text, f"{mode}: {r.text}"
             r = c.get(f"/v2/{rule.repo('app' + mode)}/blobs/{sha(mode.encode())}")
-            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", ("upstream",))
+            assert_oci_error(r, 502, "UPSTREAM_UNAVAILABLE", (rule.prefix,))
             assert up.marker not in r.text and f":{up.port}" not in r.text, r.text
 
 
