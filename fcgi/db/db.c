@@ -14,8 +14,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-#define DB_MAX_PARAMS 16
-
 struct db {
     PGconn *conn;
     char *conninfo;
@@ -388,10 +386,27 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
     }
     const char *values[DB_MAX_PARAMS];
     int lengths[DB_MAX_PARAMS], formats[DB_MAX_PARAMS];
+    char numbers[DB_MAX_PARAMS][24];
     for (int i = 0; i < st->nparams; i++) {
-        values[i] = params[i].value;
-        lengths[i] = params[i].length;
-        formats[i] = params[i].binary ? 1 : 0;
+        const struct db_param *p = &params[i];
+        lengths[i] = p->length;
+        formats[i] = p->binary ? 1 : 0;
+        switch (p->kind) {
+        case DB_INT:
+            snprintf(numbers[i], sizeof numbers[i], "%lld", p->num);
+            values[i] = numbers[i];
+            break;
+        case DB_UINT:
+            snprintf(numbers[i], sizeof numbers[i], "%llu", (unsigned long long)p->num);
+            values[i] = numbers[i];
+            break;
+        case DB_BOOL:
+            values[i] = p->num ? "true" : "false";
+            break;
+        default:
+            values[i] = p->value;
+            break;
+        }
     }
     struct rt q = {.kind = RT_EXEC, .st = st, .values = values, .lengths = lengths,
                    .formats = formats, .binary = binary_result};
@@ -401,15 +416,16 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
     return res;
 }
 
-PGresult *db_exec(struct db *db, struct arena *a, const struct db_stmt *st, struct perr *e, ...)
+PGresult *db_exec_args(struct db *db, struct arena *a, const struct db_stmt *st, struct perr *e,
+                       const struct db_param *params, int n)
 {
-    struct db_param params[DB_MAX_PARAMS];
-    memset(params, 0, sizeof params);
-    va_list ap;
-    va_start(ap, e);
-    for (int i = 0; i < st->nparams && i < DB_MAX_PARAMS; i++)
-        params[i].value = va_arg(ap, const char *);
-    va_end(ap);
+    if (n != st->nparams) {
+        /* A call site that does not match its statement: a bug, caught
+         * before anything reaches the server. */
+        log_error("statement %s takes %d parameters, %d given", st->name, st->nparams, n);
+        perr_set(e, PIER_E_INTERNAL, "database error");
+        return NULL;
+    }
     return db_execp(db, a, st, params, false, e);
 }
 
