@@ -22,6 +22,8 @@ struct db {
     char sqlstate[6];
     int timeout_ms;       /* per round trip and server statement_timeout; 0: none */
     bool tx_lost;         /* the connection died inside a transaction */
+    int tx_depth;         /* open db_tx_begin()s (or 1 after db_begin()) */
+    bool tx_doomed;       /* a joined db_tx_end() failed: the outermost rolls back */
 };
 
 enum outcome { RT_DONE, RT_LOST, RT_TIMEOUT };
@@ -215,6 +217,8 @@ static pier_err usable(struct db *db, bool check_alive, struct perr *e)
 pier_err db_ensure(struct db *db, struct perr *e)
 {
     db->tx_lost = false;
+    db->tx_depth = 0;
+    db->tx_doomed = false;
     if (db->conn && PQstatus(db->conn) == CONNECTION_OK &&
         PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         /* A previous request left a transaction open (a bug); do not inherit it. */
@@ -442,7 +446,43 @@ pier_err db_command(struct db *db, const char *sql, struct perr *e)
 
 pier_err db_begin(struct db *db, struct perr *e)
 {
-    return db_command(db, "BEGIN", e);
+    pier_err rc = db_command(db, "BEGIN", e);
+    if (rc == PIER_OK) {
+        db->tx_depth = 1;
+        db->tx_doomed = false;
+    }
+    return rc;
+}
+
+pier_err db_tx_begin(struct db *db, struct perr *e)
+{
+    if (db->tx_depth > 0) {
+        db->tx_depth++;
+        return PIER_OK;
+    }
+    return db_begin(db, e);
+}
+
+pier_err db_tx_end(struct db *db, pier_err rc, struct perr *e)
+{
+    if (db->tx_depth > 1) {
+        db->tx_depth--;
+        if (rc != PIER_OK)
+            db->tx_doomed = true;
+        return rc;
+    }
+    if (db->tx_depth == 0) {
+        /* An end without a begin (or after a db_rollback()): a bug. */
+        log_error("db_tx_end() without an open db_tx_begin()");
+        db_rollback(db);
+        return rc != PIER_OK ? rc : perr_set(e, PIER_E_INTERNAL, "database error");
+    }
+    if (rc == PIER_OK && db->tx_doomed)
+        rc = perr_set(e, PIER_E_INTERNAL, "a step of the transaction failed; nothing was changed");
+    if (rc == PIER_OK && (rc = db_commit(db, e)) == PIER_OK)
+        return PIER_OK;
+    db_rollback(db);
+    return rc;
 }
 
 bool db_in_tx(struct db *db)
@@ -452,11 +492,28 @@ bool db_in_tx(struct db *db)
 
 pier_err db_commit(struct db *db, struct perr *e)
 {
-    return db_command(db, "COMMIT", e);
+    db->tx_depth = 0;
+    db->tx_doomed = false;
+    db->sqlstate[0] = '\0';
+    struct rt q = {.kind = RT_COMMAND, .sql = "COMMIT"};
+    PGresult *res = round_trip(db, &q, e);
+    if (!res)
+        return e->code;
+    /* COMMIT of a transaction that an error aborted succeeds and says
+     * ROLLBACK: nothing was written, and the caller must not think so. */
+    bool rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
+    PQclear(res);
+    if (rolled_back) {
+        log_error("a transaction aborted by an earlier error was committed; it was rolled back");
+        return perr_set(e, PIER_E_INTERNAL, "database error");
+    }
+    return PIER_OK;
 }
 
 void db_rollback(struct db *db)
 {
+    db->tx_depth = 0;
+    db->tx_doomed = false;
     db->tx_lost = false;
     if (db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         struct perr ignore;

@@ -112,12 +112,37 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
 /* Run a parameterless command (BEGIN, COMMIT, ROLLBACK, migration text). */
 pier_err db_command(struct db *db, const char *sql, struct perr *e);
 
-pier_err db_begin(struct db *db, struct perr *e);
+/* Transactions are a pair: every db_tx_begin() that returned PIER_OK is
+ * followed by exactly one db_tx_end(), on every path:
+ *
+ *     if ((rc = db_tx_begin(c->db, e)))
+ *         return rc;
+ *     rc = step_one(c, e);
+ *     if (!rc)
+ *         rc = step_two(c, e);
+ *     return db_tx_end(c->db, rc, e);
+ *
+ * A db_tx_begin() while a transaction is open joins it: its db_tx_end() only
+ * passes rc on, and the outermost pair commits or rolls back everything (a
+ * joined pair that ended with an error makes the outermost roll back too).
+ * So a store function can be a transaction of its own or a step of a larger
+ * one. */
+pier_err db_tx_begin(struct db *db, struct perr *e);
+/* End the innermost db_tx_begin(). Outermost: commit when rc is PIER_OK and
+ * return the commit's result; otherwise (or when the commit fails, or a
+ * joined pair failed) roll back and return the error, with e describing it.
+ * rc != PIER_OK is returned unchanged, e untouched. */
+pier_err db_tx_end(struct db *db, pier_err rc, struct perr *e);
 /* True while a transaction is open on this connection. */
 bool db_in_tx(struct db *db);
-pier_err db_commit(struct db *db, struct perr *e);
-/* Roll back if a transaction is open; never fails the caller. */
+/* Roll back whatever transaction is open, however deeply joined (after a
+ * request, or when a connection is reused); never fails the caller. */
 void db_rollback(struct db *db);
+/* The older unpaired form, left for the callers not yet converted to
+ * db_tx_begin()/db_tx_end() (registry/h_uploads.c): BEGIN, and COMMIT, whose
+ * failure the caller must follow with db_rollback(). */
+pier_err db_begin(struct db *db, struct perr *e);
+pier_err db_commit(struct db *db, struct perr *e);
 
 /* SQLSTATE of the last failed statement ("" if none), e.g. "23505". */
 const char *db_sqlstate(const struct db *db);
