@@ -727,8 +727,8 @@ static pier_err do_request(struct ctx *c, const struct upstream_req *q, struct u
             drop_auth(c, q->rule, scope);
             from_cache = false;
         }
-        char basic[9400];
         if (!strcasecmp(ch.scheme, "Basic")) {
+            char basic[9400];
             if (!user[0] || !basic_header(user, secret, basic, sizeof basic))
                 break;
             auth = arena_strdup(c->a, basic);

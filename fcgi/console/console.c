@@ -458,7 +458,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         fail(r, ECR_EXC_SESSION_EXPIRED, "Sign in first (or again: the session has ended).");
         return;
     }
-    c->who = &s.id;
+    c->who = arena_memdup(c->a, &s.id, sizeof s.id); /* outlives this function */
     if (!post && strcmp(what, "session") == 0) {
         session_json(r, &s);
         return;
