@@ -423,15 +423,18 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
     struct principal p;
     if (!strcmp(argv[0], "create") && argc >= 2) {
         bool admin = argc >= 3 && !strcmp(argv[2], "--admin");
-        char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
-        if (!(rc = db_begin(t.db, &e)) && !(rc = principal_create(&t.c, argv[1], &p, &e)) &&
-            !(rc = admin ? identity_policy_put(&t.c, p.id, "AdministratorAccess", ADMIN_POLICY, &e) : PIER_OK) &&
-            !(rc = key_create(&t.c, p.id, id, secret, &e)) && !(rc = db_commit(t.db, &e))) {
-            printf("user             %s\n", p.arn);
-            printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
-            printf("(the secret is shown only now)\n");
-        } else {
-            db_rollback(t.db);
+        char secret[KEY_SECRET_LEN + 1];
+        if (!(rc = db_tx_begin(t.db, &e))) {
+            char id[KEY_ID_LEN + 1];
+            if (!(rc = principal_create(&t.c, argv[1], &p, &e)) && admin)
+                rc = identity_policy_put(&t.c, p.id, "AdministratorAccess", ADMIN_POLICY, &e);
+            if (!rc)
+                rc = key_create(&t.c, p.id, id, secret, &e);
+            if (!(rc = db_tx_end(t.db, rc, &e))) {
+                printf("user             %s\n", p.arn);
+                printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
+                printf("(the secret is shown only now)\n");
+            }
         }
         OPENSSL_cleanse(secret, sizeof secret);
     } else if (!strcmp(argv[0], "list")) {

@@ -174,12 +174,10 @@ pier_err authn_basic(struct ctx *c, struct authn_cache *ac, const char *user, co
         if (rc != PIER_E_UNAUTHORIZED)
             return rc; /* the database, not the caller: never a false 401 */
         log_warn("login with access key %.20s from %s refused: %s", user, c->remote_addr, e->msg);
-        char free_n[16], max[16];
-        snprintf(free_n, sizeof free_n, "%d", LOGIN_FREE_FAILURES);
-        snprintf(max, sizeof max, "%d", LOGIN_BACKOFF_MAX);
         struct perr ignore;
         if (well_formed)
-            db_exec(c->db, c->a, &st_fail_add, &ignore, user, c->remote_addr, free_n, max);
+            db_exec(c->db, c->a, &st_fail_add, &ignore, user, c->remote_addr, LOGIN_FREE_FAILURES,
+                    LOGIN_BACKOFF_MAX);
         return perr_set(e, PIER_E_UNAUTHORIZED, "invalid username/password");
     }
     struct perr ignore;

@@ -15,7 +15,7 @@ void authn_cache_free(struct authn_cache *c);
 
 /* Fill id from the request. No Authorization header: anonymous, PIER_OK.
  * Credentials that do not check out: PIER_E_UNAUTHORIZED (never silently
- * anonymous). ac caches access-key checks for a minute. */
+ * anonymous). ac caches access-key checks for policy_cache_ms. */
 PIER_MUST_USE
 pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, struct identity *id,
                         struct perr *e);

@@ -129,9 +129,7 @@ pier_err principal_get(struct ctx *c, const char *name, struct principal *out, s
 
 pier_err principal_get_id(struct ctx *c, long long id, struct principal *out, struct perr *e)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", id);
-    PGresult *res = db_exec(c->db, c->a, &st_get_id, e, buf);
+    PGresult *res = db_exec(c->db, c->a, &st_get_id, e, id);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
@@ -223,15 +221,12 @@ pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 
     pier_err rc = secretbox_seal(c->sb, CTX_KEY, secret, KEY_SECRET_LEN, sealed, &slen, e);
     if (rc)
         return rc;
-    char pid[24], iters[16];
-    snprintf(pid, sizeof pid, "%lld", principal_id);
-    snprintf(iters, sizeof iters, "%d", 0);
     struct db_param p[6] = {
-        {.value = id}, {.value = pid},
-        {.value = (const char *)hash, .length = HASH_LEN, .binary = true},
-        {.value = (const char *)salt, .length = SALT_LEN, .binary = true},
-        {.value = iters},
-        {.value = (const char *)sealed, .length = (int)slen, .binary = true},
+        DB_ARG(id), DB_ARG(principal_id),
+        DB_BYTES(hash, HASH_LEN),
+        DB_BYTES(salt, SALT_LEN),
+        DB_ARG(0),
+        DB_BYTES(sealed, slen),
     };
     return db_execp(c->db, c->a, &st_key_insert, p, false, e) ? PIER_OK : e->code;
 }
@@ -248,9 +243,7 @@ pier_err key_delete(struct ctx *c, const char *id, struct perr *e)
 
 pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e)
 {
-    char pid[24];
-    snprintf(pid, sizeof pid, "%lld", principal_id);
-    PGresult *res = db_exec(c->db, c->a, &st_key_list, e, pid);
+    PGresult *res = db_exec(c->db, c->a, &st_key_list, e, principal_id);
     if (!res)
         return e->code;
     for (int i = 0; i < PQntuples(res); i++)
@@ -355,10 +348,8 @@ pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *
     if (rc)
         return rc;
     policy_free(p);
-    char pid[24], max[16];
-    snprintf(pid, sizeof pid, "%lld", principal_id);
-    snprintf(max, sizeof max, "%d", IDENTITY_POLICIES_MAX);
-    PGresult *res = db_exec(c->db, c->a, &st_ip_put, e, pid, name, doc, max);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_put, e, principal_id, name, doc,
+                            IDENTITY_POLICIES_MAX);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
@@ -371,9 +362,7 @@ pier_err identity_policy_put(struct ctx *c, long long principal_id, const char *
 pier_err identity_policy_delete(struct ctx *c, long long principal_id, const char *name,
                                 struct perr *e)
 {
-    char pid[24];
-    snprintf(pid, sizeof pid, "%lld", principal_id);
-    PGresult *res = db_exec(c->db, c->a, &st_ip_delete, e, pid, name);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_delete, e, principal_id, name);
     if (!res)
         return e->code;
     if (strcmp(PQcmdTuples(res), "0") == 0)
@@ -383,9 +372,7 @@ pier_err identity_policy_delete(struct ctx *c, long long principal_id, const cha
 
 pier_err identity_policy_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e)
 {
-    char pid[24];
-    snprintf(pid, sizeof pid, "%lld", principal_id);
-    PGresult *res = db_exec(c->db, c->a, &st_ip_list, e, pid);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_list, e, principal_id);
     if (!res)
         return e->code;
     for (int i = 0; i < PQntuples(res); i++)
@@ -406,9 +393,7 @@ static const struct db_stmt st_ip_documents = {
 pier_err identity_policy_documents(struct ctx *c, long long principal_id, bool *exists,
                                    const char ***docs, int *n, struct perr *e)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", principal_id);
-    PGresult *res = db_exec(c->db, c->a, &st_ip_documents, e, id);
+    PGresult *res = db_exec(c->db, c->a, &st_ip_documents, e, principal_id);
     if (!res)
         return e->code;
     *exists = PQntuples(res) > 0;

@@ -30,7 +30,7 @@
 #define SYNC_MS 250             /* ... or every 250 ms */
 #define POLL_MS 40              /* followers look at the lease this often */
 #define COPY_BUF (256 * 1024)
-/* libcurl hands over 16 KiB at a time; bytes are gathered into 1 MiB pieces
+/* libcurl hands over 16 KiB at a time; bytes are gathered into 256 KiB pieces
  * before they are written, hashed and sent, which halves the CPU per byte. */
 #define STAGE (256 * 1024)
 

@@ -43,9 +43,7 @@ static const struct db_stmt st_fail = {
 pier_err lease_acquire(struct ctx *c, const char *key, const char *holder, bool *acquired,
                        struct perr *e)
 {
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
-    PGresult *res = db_exec(c->db, c->a, &st_acquire, e, key, holder, ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_acquire, e, key, holder, c->cfg->lease_ttl);
     if (!res)
         return e->code;
     *acquired = PQntuples(res) == 1;
@@ -79,11 +77,8 @@ pier_err lease_follow(struct ctx *c, const char *key, struct perr *e)
 pier_err lease_progress(struct ctx *c, const char *key, const char *holder, const char *tmp_path,
                         long long total, long long durable, int *followers, struct perr *e)
 {
-    char t[24], d[24], ttl[16];
-    snprintf(t, sizeof t, "%lld", total);
-    snprintf(d, sizeof d, "%lld", durable);
-    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
-    PGresult *res = db_exec(c->db, c->a, &st_progress, e, key, holder, tmp_path, t, d, ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_progress, e, key, holder, tmp_path, total, durable,
+                            c->cfg->lease_ttl);
     if (!res)
         return e->code;
     if (PQntuples(res) != 1)
@@ -101,17 +96,14 @@ pier_err lease_release(struct ctx *c, const char *key, const char *holder, struc
 void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err code,
                 const char *message, int keep_s)
 {
-    char keep[16];
-    snprintf(keep, sizeof keep, "%d", keep_s > 0 ? keep_s : 0);
     struct perr ignore;
-    db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message, perr_name(code), keep);
+    db_exec(c->db, c->a, &st_fail, &ignore, key, holder, message, perr_name(code),
+            keep_s > 0 ? keep_s : 0);
 }
 
 pier_err lease_renew(struct ctx *c, const char *key, const char *holder, struct perr *e)
 {
-    char ttl[16];
-    snprintf(ttl, sizeof ttl, "%d", c->cfg->lease_ttl);
-    PGresult *res = db_exec(c->db, c->a, &st_renew, e, key, holder, ttl);
+    PGresult *res = db_exec(c->db, c->a, &st_renew, e, key, holder, c->cfg->lease_ttl);
     if (!res)
         return e->code;
     if (PQntuples(res) != 1)
@@ -152,9 +144,7 @@ static const struct db_stmt st_expire = {
 
 pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
-    return db_exec(c->db, c->a, &st_forget_failures, e, id) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_forget_failures, e, rule_id) ? PIER_OK : e->code;
 }
 
 pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e)

@@ -46,9 +46,7 @@ pier_err memo_negative_get(struct ctx *c, const char *repo, const char *ref, boo
 pier_err memo_negative_put(struct ctx *c, const char *repo, const char *ref, int seconds,
                            struct perr *e)
 {
-    char secs[16];
-    snprintf(secs, sizeof secs, "%d", seconds);
-    return db_exec(c->db, c->a, &st_negative_put, e, repo, ref, secs) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_negative_put, e, repo, ref, seconds) ? PIER_OK : e->code;
 }
 
 pier_err memo_negative_clear(struct ctx *c, const char *repo, const char *ref, struct perr *e)
@@ -60,9 +58,7 @@ pier_err memo_referrers_get(struct ctx *c, const char *repo, const char *subject
                             int refresh_seconds, const char **manifests, bool *fresh,
                             struct perr *e)
 {
-    char refresh[16];
-    snprintf(refresh, sizeof refresh, "%d", refresh_seconds);
-    PGresult *res = db_exec(c->db, c->a, &st_referrers_get, e, repo, subject, refresh);
+    PGresult *res = db_exec(c->db, c->a, &st_referrers_get, e, repo, subject, refresh_seconds);
     if (!res)
         return e->code;
     *manifests = PQntuples(res) ? PQgetvalue(res, 0, 0) : NULL;

@@ -100,12 +100,11 @@ void stats_flush(struct ctx *c, int interval_ms)
     s->npulls = 0;
     int kept = 0;
     for (int i = 0; i < s->n; i++) {
-        char v[STAT__COUNT + 1][24];
-        snprintf(v[0], sizeof v[0], "%lld", s->rows[i].rule_id);
-        for (int k = 0; k < STAT__COUNT; k++)
-            snprintf(v[k + 1], sizeof v[k + 1], "%lld", s->rows[i].v[k]);
+        const long long *v = s->rows[i].v;
+        _Static_assert(STAT__COUNT == 7, "st_add takes the rule and one value per counter");
         struct perr e;
-        if (!db_exec(c->db, c->a, &st_add, &e, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]))
+        if (!db_exec(c->db, c->a, &st_add, &e, s->rows[i].rule_id, v[0], v[1], v[2], v[3], v[4],
+                     v[5], v[6]))
             s->rows[kept++] = s->rows[i];
     }
     s->n = kept;

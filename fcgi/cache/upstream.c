@@ -555,10 +555,8 @@ static bool basic_header(const char *user, const char *secret, char *out, size_t
 static const char *cached_auth(struct ctx *c, const struct cache_rule *rule, const char *scope,
                                bool *basic)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule->id);
     struct perr e;
-    struct db_param p[2] = {{.value = id}, {.value = scope}};
+    struct db_param p[2] = {DB_ARG(rule->id), DB_ARG(scope)};
     *basic = false;
     PGresult *res = db_execp(c->db, c->a, &st_token_get, p, true, &e);
     if (!res || PQntuples(res) == 0)
@@ -576,10 +574,7 @@ static void store_auth(struct ctx *c, const struct cache_rule *rule, const char 
                        const char *auth, int seconds)
 {
     struct perr e;
-    char id[24], secs[16];
-    snprintf(id, sizeof id, "%lld", rule->id);
-    snprintf(secs, sizeof secs, "%d", seconds);
-    struct db_param p[4] = {{.value = id}, {.value = scope}, {.binary = true}, {.value = secs}};
+    struct db_param p[4] = {DB_ARG(rule->id), DB_ARG(scope), {.binary = true}, DB_ARG(seconds)};
     if (secretbox_seal_arena(c->sb, c->a, CTX_TOKEN, auth, &p[2].value, &p[2].length, &e) != PIER_OK)
         return; /* no server key: every request does the dance, still correct */
     db_execp(c->db, c->a, &st_token_put, p, false, &e);
@@ -587,10 +582,8 @@ static void store_auth(struct ctx *c, const struct cache_rule *rule, const char 
 
 static void drop_auth(struct ctx *c, const struct cache_rule *rule, const char *scope)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule->id);
     struct perr e;
-    db_exec(c->db, c->a, &st_token_drop, &e, id, scope);
+    db_exec(c->db, c->a, &st_token_drop, &e, rule->id, scope);
 }
 
 const char *upstream_parse_token(struct arena *a, const char *body, size_t len, int *lifetime)
@@ -923,9 +916,7 @@ static const struct db_stmt st_tokens_expire = {
 
 pier_err upstream_tokens_forget(struct ctx *c, long long rule_id, struct perr *e)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
-    return db_exec(c->db, c->a, &st_tokens_forget, e, id) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_tokens_forget, e, rule_id) ? PIER_OK : e->code;
 }
 
 pier_err upstream_tokens_forget_credential(struct ctx *c, const char *arn, const char *name,

@@ -199,12 +199,8 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     random_b64url(sid, 32);
     random_b64url(s.csrf, 24);
     hash_id(sid, s.hash);
-    char pid[24], ttl[16];
-    snprintf(pid, sizeof pid, "%lld", id.p.id);
-    snprintf(ttl, sizeof ttl, "%d", lifetime);
-    struct db_param p[5] = {{.value = (const char *)s.hash, .length = 32, .binary = true},
-                            {.value = pid}, {.value = s.csrf}, {.value = ttl},
-                            {.value = id.key_id}};
+    struct db_param p[5] = {DB_BYTES(s.hash, 32), DB_ARG(id.p.id), DB_ARG(s.csrf),
+                            DB_ARG(lifetime), DB_ARG(id.key_id)};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
         fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sessions cannot be stored right now.");
         return;
@@ -462,7 +458,7 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         fail(r, ECR_EXC_SESSION_EXPIRED, "Sign in first (or again: the session has ended).");
         return;
     }
-    c->who = &s.id;
+    c->who = arena_memdup(c->a, &s.id, sizeof s.id); /* outlives this function */
     if (!post && strcmp(what, "session") == 0) {
         session_json(r, &s);
         return;

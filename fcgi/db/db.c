@@ -14,8 +14,6 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-#define DB_MAX_PARAMS 16
-
 struct db {
     PGconn *conn;
     char *conninfo;
@@ -24,6 +22,8 @@ struct db {
     char sqlstate[6];
     int timeout_ms;       /* per round trip and server statement_timeout; 0: none */
     bool tx_lost;         /* the connection died inside a transaction */
+    int tx_depth;         /* open db_tx_begin()s (or 1 after db_begin()) */
+    bool tx_doomed;       /* a joined db_tx_end() failed: the outermost rolls back */
 };
 
 enum outcome { RT_DONE, RT_LOST, RT_TIMEOUT };
@@ -217,6 +217,8 @@ static pier_err usable(struct db *db, bool check_alive, struct perr *e)
 pier_err db_ensure(struct db *db, struct perr *e)
 {
     db->tx_lost = false;
+    db->tx_depth = 0;
+    db->tx_doomed = false;
     if (db->conn && PQstatus(db->conn) == CONNECTION_OK &&
         PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         /* A previous request left a transaction open (a bug); do not inherit it. */
@@ -389,10 +391,27 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
     }
     const char *values[DB_MAX_PARAMS];
     int lengths[DB_MAX_PARAMS], formats[DB_MAX_PARAMS];
+    char numbers[DB_MAX_PARAMS][24];
     for (int i = 0; i < st->nparams; i++) {
-        values[i] = params[i].value;
-        lengths[i] = params[i].length;
-        formats[i] = params[i].binary ? 1 : 0;
+        const struct db_param *p = &params[i];
+        lengths[i] = p->length;
+        formats[i] = p->binary ? 1 : 0;
+        switch (p->kind) {
+        case DB_INT:
+            snprintf(numbers[i], sizeof numbers[i], "%lld", p->num);
+            values[i] = numbers[i];
+            break;
+        case DB_UINT:
+            snprintf(numbers[i], sizeof numbers[i], "%llu", (unsigned long long)p->num);
+            values[i] = numbers[i];
+            break;
+        case DB_BOOL:
+            values[i] = p->num ? "true" : "false";
+            break;
+        default:
+            values[i] = p->value;
+            break;
+        }
     }
     struct rt q = {.kind = RT_EXEC, .st = st, .values = values, .lengths = lengths,
                    .formats = formats, .binary = binary_result};
@@ -402,15 +421,16 @@ PGresult *db_execp(struct db *db, struct arena *a, const struct db_stmt *st,
     return res;
 }
 
-PGresult *db_exec(struct db *db, struct arena *a, const struct db_stmt *st, struct perr *e, ...)
+PGresult *db_exec_args(struct db *db, struct arena *a, const struct db_stmt *st, struct perr *e,
+                       const struct db_param *params, int n)
 {
-    struct db_param params[DB_MAX_PARAMS];
-    memset(params, 0, sizeof params);
-    va_list ap;
-    va_start(ap, e);
-    for (int i = 0; i < st->nparams && i < DB_MAX_PARAMS; i++)
-        params[i].value = va_arg(ap, const char *);
-    va_end(ap);
+    if (n != st->nparams) {
+        /* A call site that does not match its statement: a bug, caught
+         * before anything reaches the server. */
+        log_error("statement %s takes %d parameters, %d given", st->name, st->nparams, n);
+        perr_set(e, PIER_E_INTERNAL, "database error");
+        return NULL;
+    }
     return db_execp(db, a, st, params, false, e);
 }
 
@@ -428,7 +448,43 @@ pier_err db_command(struct db *db, const char *sql, struct perr *e)
 
 pier_err db_begin(struct db *db, struct perr *e)
 {
-    return db_command(db, "BEGIN", e);
+    pier_err rc = db_command(db, "BEGIN", e);
+    if (rc == PIER_OK) {
+        db->tx_depth = 1;
+        db->tx_doomed = false;
+    }
+    return rc;
+}
+
+pier_err db_tx_begin(struct db *db, struct perr *e)
+{
+    if (db->tx_depth > 0) {
+        db->tx_depth++;
+        return PIER_OK;
+    }
+    return db_begin(db, e);
+}
+
+pier_err db_tx_end(struct db *db, pier_err rc, struct perr *e)
+{
+    if (db->tx_depth > 1) {
+        db->tx_depth--;
+        if (rc != PIER_OK)
+            db->tx_doomed = true;
+        return rc;
+    }
+    if (db->tx_depth == 0) {
+        /* An end without a begin (or after a db_rollback()): a bug. */
+        log_error("db_tx_end() without an open db_tx_begin()");
+        db_rollback(db);
+        return rc != PIER_OK ? rc : perr_set(e, PIER_E_INTERNAL, "database error");
+    }
+    if (rc == PIER_OK && db->tx_doomed)
+        rc = perr_set(e, PIER_E_INTERNAL, "a step of the transaction failed; nothing was changed");
+    if (rc == PIER_OK && (rc = db_commit(db, e)) == PIER_OK)
+        return PIER_OK;
+    db_rollback(db);
+    return rc;
 }
 
 bool db_in_tx(struct db *db)
@@ -438,11 +494,28 @@ bool db_in_tx(struct db *db)
 
 pier_err db_commit(struct db *db, struct perr *e)
 {
-    return db_command(db, "COMMIT", e);
+    db->tx_depth = 0;
+    db->tx_doomed = false;
+    db->sqlstate[0] = '\0';
+    struct rt q = {.kind = RT_COMMAND, .sql = "COMMIT"};
+    PGresult *res = round_trip(db, &q, e);
+    if (!res)
+        return e->code;
+    /* COMMIT of a transaction that an error aborted succeeds and says
+     * ROLLBACK: nothing was written, and the caller must not think so. */
+    bool rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
+    PQclear(res);
+    if (rolled_back) {
+        log_error("a transaction aborted by an earlier error was committed; it was rolled back");
+        return perr_set(e, PIER_E_INTERNAL, "database error");
+    }
+    return PIER_OK;
 }
 
 void db_rollback(struct db *db)
 {
+    db->tx_depth = 0;
+    db->tx_doomed = false;
     db->tx_lost = false;
     if (db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE) {
         struct perr ignore;

@@ -62,18 +62,17 @@ pier_err migrate_run(struct db *db, int *applied, struct perr *e)
         const struct migration *m = &pier_migrations[i];
         if (m->version <= current)
             continue;
-        char version[16];
-        snprintf(version, sizeof version, "%d", m->version);
-        if ((rc = db_begin(db, e)) != PIER_OK)
+        if ((rc = db_tx_begin(db, e)) != PIER_OK)
             goto out;
-        if ((rc = db_command(db, m->sql, e)) != PIER_OK ||
-            !db_exec(db, a, &st_record, e, version, m->name)) {
+        if ((rc = db_command(db, m->sql, e)) == PIER_OK &&
+            !db_exec(db, a, &st_record, e, m->version, m->name))
             rc = e->code ? e->code : PIER_E_INTERNAL;
-            db_rollback(db);
+        if (rc != PIER_OK) {
+            (void)db_tx_end(db, rc, e); /* rolls back, returns rc */
             perr_set(e, rc, "migration %s failed (see the log)", m->name);
             goto out;
         }
-        if ((rc = db_commit(db, e)) != PIER_OK)
+        if ((rc = db_tx_end(db, PIER_OK, e)) != PIER_OK)
             goto out;
         log_info("applied migration %s", m->name);
         count++;

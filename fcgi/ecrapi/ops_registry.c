@@ -231,8 +231,8 @@ void op_describe_ptc_rules(struct api *x)
     }
     json_t *list = json_array();
     size_t i;
-    json_t *p;
     if (want) {
+        json_t *p;
         json_array_foreach(want, i, p) {
             if (!json_is_string(p)) {
                 api_fail(x, ECR_EXC_INVALID_PARAMETER, "ecrRepositoryPrefixes must hold strings");

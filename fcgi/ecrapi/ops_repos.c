@@ -82,31 +82,27 @@ void op_create_repository(struct api *x)
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
-    if (db_begin(x->c->db, &e) != PIER_OK) {
+    pier_err rc = db_tx_begin(x->c->db, &e);
+    if (rc) {
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     struct repo_settings set = {.tag_mutability = mut ? mut : "MUTABLE", .scan_on_push = scan,
                                 .encryption_type = etype, .kms_key = kms};
     bool created;
-    if (repo_create(x->c, name, under ? rule.id : 0, &set, &created, &e) != PIER_OK) {
-        db_rollback(x->c->db);
-        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
-        return;
-    }
-    if (!created) {
-        db_rollback(x->c->db);
+    if ((rc = repo_create(x->c, name, under ? rule.id : 0, &set, &created, &e)) != PIER_OK) {
+        /* e says why; answered below */
+    } else if (!created) {
+        rc = PIER_E_CONFLICT;
         api_fail(x, ECR_EXC_REPOSITORY_ALREADY_EXISTS,
                  "The repository with name '%s' already exists in the registry with id '%s'", name,
                  x->c->cfg->account_id);
-        return;
+    } else if (!api_put_tags(x, authz_repo_arn(x->c, name), json_object_get(x->in, "tags"))) {
+        rc = PIER_E_BAD_REQUEST; /* api_put_tags said why */
     }
-    if (!api_put_tags(x, authz_repo_arn(x->c, name), json_object_get(x->in, "tags"))) {
-        db_rollback(x->c->db);
-        return;
-    }
-    if (db_commit(x->c->db, &e) != PIER_OK) {
-        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+    if (db_tx_end(x->c->db, rc, &e) != PIER_OK) {
+        if (!x->err_type)
+            api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     struct repo_record row;

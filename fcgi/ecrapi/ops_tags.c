@@ -85,15 +85,13 @@ void op_tag_resource(struct api *x)
         return;
     }
     struct perr e;
-    if (db_begin(x->c->db, &e) != PIER_OK) {
+    if (db_tx_begin(x->c->db, &e) != PIER_OK) {
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
-    if (!api_put_tags(x, arn, tags) || db_commit(x->c->db, &e) != PIER_OK) {
-        db_rollback(x->c->db);
-        if (!x->err_type)
-            api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
-    }
+    pier_err rc = api_put_tags(x, arn, tags) ? PIER_OK : PIER_E_BAD_REQUEST; /* it said why */
+    if (db_tx_end(x->c->db, rc, &e) != PIER_OK && !x->err_type)
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
 }
 
 void op_untag_resource(struct api *x)

@@ -128,7 +128,8 @@ static bool canonical_query(const char *q, char *out, size_t outsz)
         if (*q == '&')
             q++;
     }
-    qsort(ps, (size_t)n, sizeof ps[0], cmp_param);
+    if (n > 1)
+        qsort(ps, (size_t)n, sizeof ps[0], cmp_param);
     size_t j = 0;
     for (int i = 0; i < n; i++) {
         j += (size_t)snprintf(out + j, j < outsz ? outsz - j : 0, "%s%s=%s", i ? "&" : "",

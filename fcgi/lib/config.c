@@ -253,9 +253,9 @@ pier_err config_load(struct config *c, const char *path, struct perr *e)
 
 pier_err config_validate(const struct config *c, struct perr *e)
 {
-    if (!c->blob_root[0] || c->blob_root[0] != '/')
+    if (c->blob_root[0] != '/')
         return perr_set(e, PIER_E_BAD_REQUEST, "blob_root must be an absolute path");
-    if (!c->socket[0] || c->socket[0] != '/')
+    if (c->socket[0] != '/')
         return perr_set(e, PIER_E_BAD_REQUEST, "socket must be an absolute path");
     if (strlen(c->account_id) != 12 || strspn(c->account_id, "0123456789") != 12)
         return perr_set(e, PIER_E_BAD_REQUEST, "account_id must be 12 digits");

@@ -1,6 +1,8 @@
 /* ctx: what a request handler may use — configuration, this worker's database
- * connection, the blob root and the request's arena. Nothing in here outlives
- * the request except the connection, which holds no request state. */
+ * connection, the blob root and the request's arena. What outlives the
+ * request belongs to the worker (the connection, the upstream client, the
+ * policy cache, the cache counters, the token keys) and holds no request
+ * state; who and remote_addr are the request's own. */
 #ifndef PIER_CTX_H
 #define PIER_CTX_H
 

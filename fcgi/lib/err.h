@@ -1,6 +1,7 @@
 /* err: the one error type of the code base. A function that can fail returns
  * pier_err and fills a struct perr with a sentence for the client. The mapping
- * to the wire lives in registry/errors.c (OCI) and, later, the ECR API module. */
+ * to the wire lives in registry/errors.c (OCI) and in ecrapi/api.c (api_perr,
+ * to the exceptions of ecrapi/exceptions.c). */
 #ifndef PIER_ERR_H
 #define PIER_ERR_H
 

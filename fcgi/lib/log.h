@@ -1,4 +1,4 @@
-/* log: one line per event on stderr (the master points stderr at log_file). */
+/* log: one line per event on stderr (pierd points stderr at log_file). */
 #ifndef PIER_LOG_H
 #define PIER_LOG_H
 

@@ -134,8 +134,9 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     out->fetch_files = sweep(&sc, dir, FETCH_TMP_MAX_AGE, drop_fetch_file);
     /* Rows that only expire: each table's owner removes its own. A failure
      * leaves them for the next run. */
-    pier_err (*const expire[])(struct ctx *, long long *, struct perr *) = {
-        lease_expire, memo_expire, upstream_tokens_expire, authn_failures_expire};
+    typedef pier_err expire_fn(struct ctx *, long long *, struct perr *);
+    expire_fn *const expire[] = {lease_expire, memo_expire, upstream_tokens_expire,
+                                 authn_failures_expire};
     for (size_t i = 0; i < sizeof expire / sizeof expire[0]; i++) {
         long long removed = 0;
         struct perr ignore;

@@ -17,7 +17,8 @@ struct blobstore {
     char root[BLOBSTORE_ROOT_MAX];
 };
 
-/* Remember root and create blobs/ and tmp/uploads/ if missing. */
+/* Remember root and create blobs/sha256, blobs/sha512, tmp/uploads and
+ * tmp/fetch if missing. */
 PIER_MUST_USE
 pier_err blobstore_init(struct blobstore *bs, const char *root, struct perr *e);
 
@@ -41,10 +42,13 @@ void blobstore_tmp_dir(const struct blobstore *bs, enum blobstore_tmp kind, char
 /* Size of a published blob; false if it is not there. */
 bool blobstore_stat(const struct blobstore *bs, const char *digest, long long *size);
 
-/* Make a verified temporary file visible as digest: fsync it, rename it into
- * place (creating the fan-out directory) and fsync the directory. If the blob
- * is already published (same digest, same bytes) the temporary file is simply
- * removed. On failure the temporary file is removed and nothing is published. */
+/* Make a verified temporary file visible as digest: fsync it, make it
+ * read-only for the web server's group, rename it into place (creating the
+ * fan-out directory) and fsync the directory. If the blob is already
+ * published the rename replaces it with the same bytes (same digest), so
+ * concurrent publishers of one blob are safe. On failure the temporary file
+ * is removed and nothing is published; a temporary file that is already gone
+ * is PIER_E_INTERNAL. */
 PIER_MUST_USE
 pier_err blobstore_publish(const struct blobstore *bs, const char *tmp_path, const char *digest,
                            struct perr *e);

@@ -244,8 +244,6 @@ pier_err repo_blob_declared_size(struct ctx *c, const char *name, const char *di
 static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_id, char id[24],
                                struct perr *e)
 {
-    char rid[24];
-    snprintf(rid, sizeof rid, "%lld", rule_id);
     for (int attempt = 0; attempt < 3; attempt++) {
         PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
         if (!res)
@@ -258,7 +256,8 @@ static pier_err repo_for_write(struct ctx *c, const char *name, long long rule_i
             }
             /* Creating a repository is an action of its own (ECR's model):
              * the caller authorized it (authz_create_or_import). */
-            res = db_exec(c->db, c->a, &st_repo_insert, e, name, rule_id ? "cache" : "push", rid);
+            res = db_exec(c->db, c->a, &st_repo_insert, e, name, rule_id ? "cache" : "push",
+                          rule_id);
             if (!res)
                 return e->code;
             if (PQntuples(res) == 0)
@@ -335,12 +334,10 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
                         long long rule_id, struct perr *e)
 {
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
-    bool own_tx = !db_in_tx(c->db);
     pier_err rc;
-    char id[24], sz[24];
-    snprintf(sz, sizeof sz, "%lld", size);
-    if (own_tx) {
-        PGresult *res = db_exec(c->db, c->a, &st_link_fast, e, name, digest, sz,
+    char id[24];
+    if (!db_in_tx(c->db)) {
+        PGresult *res = db_exec(c->db, c->a, &st_link_fast, e, name, digest, size,
                                 rule_id ? "cache" : "push");
         if (!res)
             return e->code;
@@ -349,22 +346,13 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
         /* No such repository (or of the other kind): the full path creates it
          * or says why not. */
     }
-    if (own_tx && (rc = db_begin(c->db, e)) != PIER_OK)
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
         return rc;
-    if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
-        goto fail;
-    if (!db_exec(c->db, c->a, &st_blob_insert, e, digest, sz) ||
-        !db_exec(c->db, c->a, &st_link_insert, e, id, digest)) {
+    if ((rc = repo_for_write(c, name, rule_id, id, e)) == PIER_OK &&
+        (!db_exec(c->db, c->a, &st_blob_insert, e, digest, size) ||
+         !db_exec(c->db, c->a, &st_link_insert, e, id, digest)))
         rc = e->code;
-        goto fail;
-    }
-    if (own_tx && (rc = db_commit(c->db, e)) != PIER_OK)
-        goto fail;
-    return PIER_OK;
-fail:
-    if (own_tx)
-        db_rollback(c->db);
-    return rc;
+    return db_tx_end(c->db, rc, e);
 }
 
 pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
@@ -372,28 +360,23 @@ pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path
 {
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && tmp_path != NULL);
     pier_err rc;
-    if ((rc = db_begin(c->db, e)) != PIER_OK)
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
         return rc;
     if (!db_exec(c->db, c->a, &st_blob_lock, e, digest)) {
         rc = e->code;
-        goto fail;
+        goto end;
     }
     if ((rc = blobstore_publish(c->bs, tmp_path, digest, e)) != PIER_OK) {
         /* The temporary file may be gone (swept while its writer stalled);
          * the same verified bytes published by someone else will do. */
         long long have;
         if (!blobstore_stat(c->bs, digest, &have) || have != size)
-            goto fail;
+            goto end;
         log_warn("blob %s was published by another request meanwhile; using it", digest);
     }
-    if ((rc = repo_blob_link(c, name, digest, size, rule_id, e)) != PIER_OK)
-        goto fail;
-    if ((rc = db_commit(c->db, e)) != PIER_OK)
-        goto fail;
-    return PIER_OK;
-fail:
-    db_rollback(c->db);
-    return rc;
+    rc = repo_blob_link(c, name, digest, size, rule_id, e);
+end:
+    return db_tx_end(c->db, rc, e);
 }
 
 pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *path, int min_age,
@@ -401,23 +384,19 @@ pier_err repo_blob_drop_orphan(struct ctx *c, const char *digest, const char *pa
 {
     *removed = false;
     pier_err rc;
-    if ((rc = db_begin(c->db, e)) != PIER_OK)
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
         return rc;
     PGresult *res;
     if (!db_exec(c->db, c->a, &st_blob_lock, e, digest) ||
-        !(res = db_exec(c->db, c->a, &st_blob_row, e, digest))) {
-        rc = e->code;
-        db_rollback(c->db);
-        return rc;
-    }
+        !(res = db_exec(c->db, c->a, &st_blob_row, e, digest)))
+        return db_tx_end(c->db, e->code, e);
     /* Under the lock nobody publishes this digest: if there is still no row
      * and the file is still old, it is nobody's. */
     struct stat st;
     if (PQntuples(res) == 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
         time(NULL) - st.st_mtime >= min_age && unlink(path) == 0)
         *removed = true;
-    db_rollback(c->db); /* nothing was written */
-    return PIER_OK;
+    return db_tx_end(c->db, PIER_OK, e); /* nothing was written: only the lock ends */
 }
 
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e)
@@ -515,22 +494,22 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest) && m != NULL &&
                 (body != NULL || len == 0));
     pier_err rc;
-    if ((rc = db_begin(c->db, e)) != PIER_OK)
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
         return rc;
     char id[24];
     if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
-        goto fail;
+        goto end;
     if (tag && rule_id == 0) {
         PGresult *imm = db_exec(c->db, c->a, &st_tag_immutable, e, id, tag);
         if (!imm) {
             rc = e->code;
-            goto fail;
+            goto end;
         }
         if (PQntuples(imm) > 0 && strcmp(PQgetvalue(imm, 0, 0), digest) != 0) {
             rc = perr_set(e, PIER_E_DENIED,
                           "the image tag '%s' already exists in repository %s and cannot be "
                           "overwritten because the repository's tags are immutable", tag, name);
-            goto fail;
+            goto end;
         }
     }
 
@@ -556,7 +535,7 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     PGresult *res = rule_id ? NULL : db_exec(c->db, c->a, check, e, id, arr);
     if (!rule_id && !res) {
         rc = e->code;
-        goto fail;
+        goto end;
     }
     const struct descriptor *bad_size = NULL;
     const char *missing = rule_id ? NULL : first_missing(res, want, nwant, true, &bad_size);
@@ -567,18 +546,16 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
                           : "index references manifest %s, which is not in repository %s; push it first",
                       missing, name);
         perr_detail(e, "%s", missing);
-        goto fail;
+        goto end;
     }
     if (bad_size) {
         rc = perr_set(e, PIER_E_MANIFEST_INVALID,
                       "descriptor for %s says size %lld, but the stored content has a different size",
                       bad_size->digest, bad_size->size);
         perr_detail(e, "%s", bad_size->digest);
-        goto fail;
+        goto end;
     }
 
-    char size[24];
-    snprintf(size, sizeof size, "%zu", len);
     char *ann = NULL;
     if (m->annotations) {
         ann = json_dumps(m->annotations, JSON_COMPACT);
@@ -592,7 +569,7 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
         {.value = m->artifact_type},
         {.value = m->has_subject ? m->subject.digest : NULL},
         {.value = ann},
-        {.value = size},
+        DB_ARG(len),
         {.value = body, .length = (int)len, .binary = true},
     };
     if (!db_execp(c->db, c->a, &st_manifest_insert, p, false, e) ||
@@ -600,14 +577,11 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
                  m->kind == MANIFEST_IMAGE ? "blob" : "manifest", size_arr) ||
         (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest, rule_id ? "t" : "f"))) {
         rc = e->code;
-        goto fail;
+        goto end;
     }
-    if ((rc = db_commit(c->db, e)) != PIER_OK)
-        goto fail;
-    return PIER_OK;
-fail:
-    db_rollback(c->db);
-    return rc;
+    rc = PIER_OK;
+end:
+    return db_tx_end(c->db, rc, e);
 }
 
 pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, struct perr *e)
@@ -650,9 +624,7 @@ static pier_err page(struct ctx *c, PGresult *res, int n, json_t *out, bool *mor
 pier_err repo_tags(struct ctx *c, const char *name, const char *last, int n, json_t *out,
                    bool *more, struct perr *e)
 {
-    char limit[16];
-    snprintf(limit, sizeof limit, "%d", n + 1);
-    PGresult *res = db_exec(c->db, c->a, &st_tags, e, name, last, limit);
+    PGresult *res = db_exec(c->db, c->a, &st_tags, e, name, last, n + 1);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0) {
@@ -668,9 +640,7 @@ pier_err repo_tags(struct ctx *c, const char *name, const char *last, int n, jso
 pier_err repo_catalog(struct ctx *c, const char *last, int n, json_t *out, bool *more,
                       struct perr *e)
 {
-    char limit[16];
-    snprintf(limit, sizeof limit, "%d", n + 1);
-    PGresult *res = db_exec(c->db, c->a, &st_catalog, e, last, limit);
+    PGresult *res = db_exec(c->db, c->a, &st_catalog, e, last, n + 1);
     if (!res)
         return e->code;
     return page(c, res, n, out, more);
@@ -741,10 +711,9 @@ static void record_row(const PGresult *res, int i, struct repo_record *r)
 pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
                      const struct repo_settings *s, bool *created, struct perr *e)
 {
-    char rid[24];
-    snprintf(rid, sizeof rid, "%lld", rule_id > 0 ? rule_id : 0);
-    PGresult *res = db_exec(c->db, c->a, &st_record_create, e, name, rid, s->tag_mutability,
-                            s->scan_on_push ? "true" : "false", s->encryption_type, s->kms_key);
+    PGresult *res = db_exec(c->db, c->a, &st_record_create, e, name, rule_id > 0 ? rule_id : 0,
+                            s->tag_mutability, s->scan_on_push ? "true" : "false",
+                            s->encryption_type, s->kms_key);
     if (!res)
         return e->code;
     *created = PQntuples(res) > 0;
@@ -765,10 +734,7 @@ pier_err repo_describe(struct ctx *c, const char *name, struct repo_record *out,
 pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo_record **out,
                    int *n, struct perr *e)
 {
-    char l[24], o[24];
-    snprintf(l, sizeof l, "%lld", limit);
-    snprintf(o, sizeof o, "%lld", offset);
-    PGresult *res = db_exec(c->db, c->a, &st_record_list, e, l, o);
+    PGresult *res = db_exec(c->db, c->a, &st_record_list, e, limit, offset);
     if (!res)
         return e->code;
     *n = PQntuples(res);
@@ -854,10 +820,7 @@ pier_err repo_image_count(struct ctx *c, const char *name, long long *n, struct 
 pier_err repo_image_ids(struct ctx *c, const char *name, const char *status, long long limit,
                         long long offset, struct repo_image_id **out, int *n, struct perr *e)
 {
-    char l[24], o[24];
-    snprintf(l, sizeof l, "%lld", limit);
-    snprintf(o, sizeof o, "%lld", offset);
-    PGresult *res = db_exec(c->db, c->a, &st_image_ids, e, name, status, l, o);
+    PGresult *res = db_exec(c->db, c->a, &st_image_ids, e, name, status, limit, offset);
     if (!res)
         return e->code;
     *n = PQntuples(res);
@@ -873,12 +836,7 @@ pier_err repo_images(struct ctx *c, const char *name, const char *digest, const 
                      long long limit, long long offset, struct repo_image **out, int *n,
                      struct perr *e)
 {
-    char l[24], o[24];
-    snprintf(l, sizeof l, "%lld", limit);
-    snprintf(o, sizeof o, "%lld", offset);
-    struct db_param p[5] = {{.value = name}, {.value = digest}, {.value = l}, {.value = o},
-                            {.value = status}};
-    PGresult *res = db_execp(c->db, c->a, &st_images, p, false, e);
+    PGresult *res = db_exec(c->db, c->a, &st_images, e, name, digest, limit, offset, status);
     if (!res)
         return e->code;
     *n = PQntuples(res);
@@ -1030,9 +988,7 @@ static const struct db_stmt st_counts = {
 pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
                          struct perr *e)
 {
-    char n[24];
-    snprintf(n, sizeof n, "%lld", count);
-    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, n) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, count) ? PIER_OK : e->code;
 }
 
 pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e)
@@ -1046,9 +1002,7 @@ pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name,
 
 pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
-    return db_exec(c->db, c->a, &st_adopt, e, id, prefix) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_adopt, e, rule_id, prefix) ? PIER_OK : e->code;
 }
 
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)

@@ -33,10 +33,11 @@ PIER_MUST_USE
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
                         long long rule_id, struct perr *e);
 /* Publish a verified temporary file as blob digest and link it into
- * repository name (as repo_blob_link), in one transaction that holds the
- * digest's lock, so that repo_blob_drop_orphan never removes a file between
- * its publication and its row. If tmp_path is gone but the blob is already
- * published with this size, that file is linked. */
+ * repository name (as repo_blob_link), in one transaction (the caller's, when
+ * one is open) that holds the digest's lock, so that repo_blob_drop_orphan
+ * never removes a file between its publication and its row. If tmp_path is
+ * gone but the blob is already published with this size, that file is
+ * linked. */
 PIER_MUST_USE
 pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
                            const char *digest, long long size, long long rule_id, struct perr *e);
@@ -61,7 +62,8 @@ pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);
 PIER_MUST_USE
 pier_err repo_blob_declared_size(struct ctx *c, const char *name, const char *digest,
                                  long long *size, struct perr *e);
-/* Remove the link (the file stays until garbage collection). */
+/* Remove the link. The blobs row and the file stay: nothing collects blobs
+ * that no repository links any more (yet). */
 PIER_MUST_USE
 pier_err repo_blob_unlink(struct ctx *c, const char *name, const char *digest, struct perr *e);
 

@@ -285,28 +285,26 @@ pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bo
     return PIER_OK;
 }
 
-static pier_err get_one(struct ctx *c, const struct db_stmt *st, const char *key,
-                        struct cache_rule *out, struct perr *e)
+pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e)
 {
-    PGresult *res = db_exec(c->db, c->a, st, e, key);
+    PGresult *res = db_exec(c->db, c->a, &st_get, e, prefix);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
-        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", key);
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", prefix);
     from_row(c, res, 0, out);
     return PIER_OK;
 }
 
-pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e)
-{
-    return get_one(c, &st_get, prefix, out, e);
-}
-
 pier_err rules_get_id(struct ctx *c, long long id, struct cache_rule *out, struct perr *e)
 {
-    char buf[24];
-    snprintf(buf, sizeof buf, "%lld", id);
-    return get_one(c, &st_get_id, buf, out, e);
+    PGresult *res = db_exec(c->db, c->a, &st_get_id, e, id);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %lld", id);
+    from_row(c, res, 0, out);
+    return PIER_OK;
 }
 
 static pier_err validate(struct cache_rule *r, struct perr *e)
@@ -392,6 +390,28 @@ static pier_err check_credentials(const char *username, const char *secret, stru
     return PIER_OK;
 }
 
+/* rules_create's steps, inside its transaction. */
+static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_param *p,
+                       struct perr *e)
+{
+    const char *pushed;
+    pier_err rc = repo_pushed_under(c, r->prefix, &pushed, e);
+    if (rc)
+        return rc;
+    if (pushed)
+        return perr_set(e, PIER_E_DENIED,
+                        "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
+                        "cache rule cannot take over pushed images", r->prefix, pushed);
+    PGresult *res = db_execp(c->db, c->a, &st_insert, p, false, e);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_CONFLICT,
+                        "a pull-through cache rule with prefix %s already exists", r->prefix);
+    r->id = db_int(res, 0, 0);
+    return repo_adopt(c, r->id, r->prefix, e);
+}
+
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e)
 {
@@ -403,9 +423,6 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     memset(p, 0, sizeof p);
     if ((rc = seal(c, CTX_USER, username, &p[6], e)) || (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
         return rc;
-    char refresh[16], negative[16];
-    snprintf(refresh, sizeof refresh, "%d", r->refresh_seconds);
-    snprintf(negative, sizeof negative, "%d", r->negative_seconds);
     p[0].value = r->prefix;
     p[1].value = r->upstream_url;
     p[2].value = r->upstream_registry;
@@ -413,38 +430,42 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     p[4].value = r->credential_arn;
     p[5].value = r->custom_role_arn;
     p[8].value = r->ca_bundle;
-    p[9].value = refresh;
-    p[10].value = negative;
-    if ((rc = db_begin(c->db, e)))
+    p[9] = DB_ARG(r->refresh_seconds);
+    p[10] = DB_ARG(r->negative_seconds);
+    if ((rc = db_tx_begin(c->db, e)))
         return rc;
-    const char *pushed;
-    if ((rc = repo_pushed_under(c, r->prefix, &pushed, e)))
-        goto fail_rc;
-    if (pushed) {
-        rc = perr_set(e, PIER_E_DENIED,
-                      "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
-                      "cache rule cannot take over pushed images", r->prefix, pushed);
-        goto fail_rc;
-    }
-    PGresult *res = db_execp(c->db, c->a, &st_insert, p, false, e);
+    rc = insert(c, r, p, e);
+    return db_tx_end(c->db, rc, e);
+}
+
+/* rules_update's steps, inside its transaction (the caller's, when open). */
+static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
+                       const char *username, const char *secret, long long *id_out,
+                       struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_update, e, r->prefix, r->upstream_url,
+                            r->upstream_registry, r->upstream_prefix, r->credential_arn,
+                            r->custom_role_arn, r->ca_bundle, r->refresh_seconds,
+                            r->negative_seconds);
     if (!res)
-        goto fail;
-    if (PQntuples(res) == 0) {
-        rc = perr_set(e, PIER_E_CONFLICT, "a pull-through cache rule with prefix %s already exists",
-                      r->prefix);
-        goto fail_rc;
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s",
+                        r->prefix);
+    long long id = db_int(res, 0, 0);
+    if (set_credentials) {
+        struct db_param p[3];
+        memset(p, 0, sizeof p);
+        pier_err rc;
+        if ((rc = seal(c, CTX_USER, username, &p[1], e)) || (rc = seal(c, CTX_SECRET, secret, &p[2], e)))
+            return rc;
+        p[0].value = r->prefix;
+        if (!db_execp(c->db, c->a, &st_update_creds, p, false, e))
+            return e->code;
     }
-    r->id = db_int(res, 0, 0);
-    if ((rc = repo_adopt(c, r->id, r->prefix, e)))
-        goto fail_rc;
-    if ((rc = db_commit(c->db, e)))
-        goto fail_rc;
+    if (id_out)
+        *id_out = id;
     return PIER_OK;
-fail:
-    rc = e->code;
-fail_rc:
-    db_rollback(c->db);
-    return rc;
 }
 
 pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_credentials,
@@ -460,42 +481,10 @@ pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_crede
     bool creds = set_credentials ? username != NULL : r.has_credentials;
     if ((rc = check_destination(c, &r, creds || r.credential_arn[0], e)))
         return rc;
-    char refresh[16], negative[16];
-    snprintf(refresh, sizeof refresh, "%d", r.refresh_seconds);
-    snprintf(negative, sizeof negative, "%d", r.negative_seconds);
-    bool own_tx = !db_in_tx(c->db);
-    if (own_tx && (rc = db_begin(c->db, e)))
+    if ((rc = db_tx_begin(c->db, e)))
         return rc;
-    PGresult *res = db_exec(c->db, c->a, &st_update, e, r.prefix, r.upstream_url,
-                            r.upstream_registry, r.upstream_prefix, r.credential_arn,
-                            r.custom_role_arn, r.ca_bundle, refresh, negative);
-    if (!res)
-        goto fail;
-    if (PQntuples(res) == 0) {
-        rc = perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", r.prefix);
-        goto fail_rc;
-    }
-    long long id = db_int(res, 0, 0);
-    if (set_credentials) {
-        struct db_param p[3];
-        memset(p, 0, sizeof p);
-        if ((rc = seal(c, CTX_USER, username, &p[1], e)) || (rc = seal(c, CTX_SECRET, secret, &p[2], e)))
-            goto fail_rc;
-        p[0].value = r.prefix;
-        if (!db_execp(c->db, c->a, &st_update_creds, p, false, e))
-            goto fail;
-    }
-    if (id_out)
-        *id_out = id;
-    if (own_tx && (rc = db_commit(c->db, e)))
-        goto fail_rc;
-    return PIER_OK;
-fail:
-    rc = e->code;
-fail_rc:
-    if (own_tx)
-        db_rollback(c->db);
-    return rc;
+    rc = update(c, &r, set_credentials, username, secret, id_out, e);
+    return db_tx_end(c->db, rc, e);
 }
 
 pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e)
@@ -571,9 +560,7 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
     }
     if (!r->has_credentials)
         return PIER_OK;
-    char id[24];
-    snprintf(id, sizeof id, "%lld", r->id);
-    struct db_param p[1] = {{.value = id}};
+    struct db_param p[1] = {DB_ARG(r->id)};
     PGresult *res = db_execp(c->db, c->a, &st_creds, p, true, e);
     if (!res)
         return e->code;
@@ -593,26 +580,20 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
 
 void rules_note_storage_error(struct ctx *c, long long rule_id, const char *message)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
     struct perr ignore;
-    db_exec(c->db, c->a, &st_note_storage_error, &ignore, id, message);
+    db_exec(c->db, c->a, &st_note_storage_error, &ignore, rule_id, message);
 }
 
 void rules_note_error(struct ctx *c, long long rule_id, const char *message)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
     struct perr ignore;
-    db_exec(c->db, c->a, &st_note_error, &ignore, id, message);
+    db_exec(c->db, c->a, &st_note_error, &ignore, rule_id, message);
 }
 
 void rules_clear_error(struct ctx *c, long long rule_id)
 {
-    char id[24];
-    snprintf(id, sizeof id, "%lld", rule_id);
     struct perr ignore;
-    db_exec(c->db, c->a, &st_clear_error, &ignore, id);
+    db_exec(c->db, c->a, &st_clear_error, &ignore, rule_id);
 }
 
 pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id,

@@ -61,15 +61,14 @@ static pier_err load_row(PGresult *res, const char *id, struct upload *u, struct
 }
 
 static pier_err save_state(struct ctx *c, const struct db_stmt *st, const char *a1,
-                           const char *a2, const struct upload *u, struct perr *e)
+                           struct db_param a2, const struct upload *u, struct perr *e)
 {
     unsigned char state[HASHSTATE_EXPORT_MAX];
     size_t slen = u->have_state ? hashstate_export(&u->hs, state) : 0;
     struct db_param p[3] = {
-        {.value = a1},
-        {.value = a2},
-        {.value = u->have_state ? (const char *)state : NULL, .length = (int)slen,
-         .binary = true},
+        DB_ARG(a1),
+        a2,
+        DB_BYTES(u->have_state ? state : NULL, slen),
     };
     return db_execp(c->db, c->a, st, p, false, e) ? PIER_OK : e->code;
 }
@@ -89,7 +88,7 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
         return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
     }
     close(fd);
-    pier_err rc = save_state(c, &st_create, u->id, name, u, e);
+    pier_err rc = save_state(c, &st_create, u->id, DB_ARG(name), u, e);
     if (rc)
         unlink(path);
     return rc;
@@ -214,9 +213,7 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
 
 pier_err upload_save(struct ctx *c, const struct upload *u, struct perr *e)
 {
-    char size[24];
-    snprintf(size, sizeof size, "%lld", u->size);
-    return save_state(c, &st_save, u->id, size, u, e);
+    return save_state(c, &st_save, u->id, DB_ARG(u->size), u, e);
 }
 
 /* Compute the digest of what was received, in the algorithm of want. */
@@ -358,9 +355,7 @@ static const struct db_stmt st_count = {
 
 pier_err upload_expire(struct ctx *c, int ttl, int *sessions, int *files, struct perr *e)
 {
-    char secs[16];
-    snprintf(secs, sizeof secs, "%d", ttl);
-    PGresult *res = db_exec(c->db, c->a, &st_expire, e, secs);
+    PGresult *res = db_exec(c->db, c->a, &st_expire, e, ttl);
     if (!res)
         return e->code;
     *sessions = PQntuples(res);
