@@ -22,7 +22,7 @@ struct db {
     char sqlstate[6];
     int timeout_ms;       /* per round trip and server statement_timeout; 0: none */
     bool tx_lost;         /* the connection died inside a transaction */
-    int tx_depth;         /* open db_tx_begin()s (or 1 after db_begin()) */
+    int tx_depth;         /* open db_tx_begin()s */
     bool tx_doomed;       /* a joined db_tx_end() failed: the outermost rolls back */
 };
 
@@ -446,7 +446,10 @@ pier_err db_command(struct db *db, const char *sql, struct perr *e)
     return PIER_OK;
 }
 
-pier_err db_begin(struct db *db, struct perr *e)
+static pier_err db_commit(struct db *db, struct perr *e);
+
+/* BEGIN: the outermost db_tx_begin(). */
+static pier_err db_begin(struct db *db, struct perr *e)
 {
     pier_err rc = db_command(db, "BEGIN", e);
     if (rc == PIER_OK) {
@@ -492,7 +495,8 @@ bool db_in_tx(struct db *db)
     return db->tx_lost || (db->conn && PQtransactionStatus(db->conn) != PQTRANS_IDLE);
 }
 
-pier_err db_commit(struct db *db, struct perr *e)
+/* COMMIT: the outermost db_tx_end() of a transaction that went well. */
+static pier_err db_commit(struct db *db, struct perr *e)
 {
     db->tx_depth = 0;
     db->tx_doomed = false;

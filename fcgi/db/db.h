@@ -150,13 +150,6 @@ bool db_in_tx(struct db *db);
 /* Roll back whatever transaction is open, however deeply joined (after a
  * request, or when a connection is reused); never fails the caller. */
 void db_rollback(struct db *db);
-/* The older unpaired form, left for the callers not yet converted to
- * db_tx_begin()/db_tx_end() (registry/h_uploads.c): BEGIN, and COMMIT, whose
- * failure the caller must follow with db_rollback(). */
-PIER_MUST_USE
-pier_err db_begin(struct db *db, struct perr *e);
-PIER_MUST_USE
-pier_err db_commit(struct db *db, struct perr *e);
 
 /* SQLSTATE of the last failed statement ("" if none), e.g. "23505". */
 const char *db_sqlstate(const struct db *db);

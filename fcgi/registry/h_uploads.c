@@ -116,22 +116,18 @@ static pier_err patch(struct ctx *c, struct req *r, const struct route *rt, stru
 {
     struct upload u;
     long long start, end;
-    pier_err rc = db_begin(c->db, e);
-    if (!rc)
-        rc = upload_lock(c, rt->name, rt->ref, &u, e);
-    if (rc) {
-        db_rollback(c->db);
+    pier_err rc = db_tx_begin(c->db, e);
+    if (rc)
         return rc;
-    }
+    rc = upload_lock(c, rt->name, rt->ref, &u, e);
+    if (rc)
+        return db_tx_end(c->db, rc, e);
     rc = chunk_range(r, &start, &end, e);
     if (!rc)
         rc = upload_append(c, r, &u, start, end, e);
     if (!rc)
         rc = upload_save(c, &u, e);
-    if (!rc)
-        rc = db_commit(c->db, e);
-    if (rc) {
-        db_rollback(c->db);
+    if ((rc = db_tx_end(c->db, rc, e)) != PIER_OK) {
         if (rc == PIER_E_RANGE_INVALID)
             session_headers(r, rt->name, &u);
         return rc;
@@ -156,25 +152,24 @@ static pier_err finish(struct ctx *c, struct req *r, const struct route *rt, str
     struct upload u;
     long long start, end;
     bool locked = false;
-    rc = db_begin(c->db, e);
-    if (!rc)
-        locked = (rc = upload_lock(c, rt->name, rt->ref, &u, e)) == PIER_OK;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        return rc;
+    locked = (rc = upload_lock(c, rt->name, rt->ref, &u, e)) == PIER_OK;
     if (!rc)
         rc = chunk_range(r, &start, &end, e);
     if (!rc)
         rc = upload_append(c, r, &u, start, end, e);
     if (!rc)
         rc = upload_finish(c, rt->name, &u, digest, e);
-    if (!rc || rc == PIER_E_DIGEST_INVALID) {
-        /* A mismatch discarded the session; that must stick too. */
+    if (rc == PIER_E_DIGEST_INVALID) {
+        /* A mismatch discarded the session; that must stick too, and the
+         * answer stays the mismatch. */
         struct perr ce;
-        if (db_commit(c->db, &ce) != PIER_OK && !rc) {
-            rc = ce.code;
-            *e = ce;
-        }
+        (void)db_tx_end(c->db, PIER_OK, &ce);
+    } else {
+        rc = db_tx_end(c->db, rc, e);
     }
     if (rc) {
-        db_rollback(c->db);
         if (rc == PIER_E_RANGE_INVALID && locked)
             session_headers(r, rt->name, &u);
         return rc;
