@@ -174,16 +174,28 @@ void op_describe_images(struct api *x)
     json_object_set_new(x->out, "imageDetails", details);
 }
 
-void op_batch_get_image(struct api *x)
+/* The repository and the imageIds (1 to 100) of a batch operation, after the
+ * checks every batch makes first; NULL when one failed (x holds the error). */
+static json_t *batch_ids(struct api *x, const char **name)
 {
-    const char *name = api_repo_name(x, true);
-    if (x->err_type || !api_registry_id(x) || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
-        return;
+    *name = api_repo_name(x, true);
+    if (x->err_type || !api_registry_id(x) || !api_authorize(x, *name) ||
+        !api_repo_exists(x, *name, NULL))
+        return NULL;
     json_t *ids = json_object_get(x->in, "imageIds");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
-        return;
+        return NULL;
     }
+    return ids;
+}
+
+void op_batch_get_image(struct api *x)
+{
+    const char *name;
+    json_t *ids = batch_ids(x, &name);
+    if (!ids)
+        return;
     json_t *accepted = json_object_get(x->in, "acceptedMediaTypes");
     char accept[2048] = "";
     size_t i;
@@ -230,14 +242,10 @@ void op_batch_get_image(struct api *x)
 
 void op_batch_delete_image(struct api *x)
 {
-    const char *name = api_repo_name(x, true);
-    if (x->err_type || !api_registry_id(x) || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
+    const char *name;
+    json_t *ids = batch_ids(x, &name);
+    if (!ids)
         return;
-    json_t *ids = json_object_get(x->in, "imageIds");
-    if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
-        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
-        return;
-    }
     json_t *done = json_array(), *failures = json_array();
     size_t i;
     json_t *v;
