@@ -10,6 +10,21 @@
 #include "store/manifest.h"
 #include "store/repo.h"
 
+/* filter.tagStatus of ListImages and DescribeImages: "ANY" when absent,
+ * NULL when malformed (x holds the error). */
+static const char *tag_status_filter(struct api *x)
+{
+    json_t *filter = json_object_get(x->in, "filter");
+    if (!filter)
+        return "ANY";
+    const char *status = json_string_value(json_object_get(filter, "tagStatus"));
+    if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
+        return NULL;
+    }
+    return status;
+}
+
 void op_list_images(struct api *x)
 {
     const char *name = api_repo_name(x, true);
@@ -17,15 +32,9 @@ void op_list_images(struct api *x)
     if (x->err_type || !api_registry_id(x) || !api_page(x, 1000, &limit, &offset) ||
         !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
-    const char *status = "ANY";
-    json_t *filter = json_object_get(x->in, "filter");
-    if (filter) {
-        status = json_string_value(json_object_get(filter, "tagStatus"));
-        if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
-            api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
-            return;
-        }
-    }
+    const char *status = tag_status_filter(x);
+    if (!status)
+        return;
     struct perr e;
     struct repo_image_id *found;
     int rows;
@@ -116,15 +125,9 @@ void op_describe_images(struct api *x)
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
-    const char *status = "ANY";
-    json_t *filter = json_object_get(x->in, "filter");
-    if (filter) {
-        status = json_string_value(json_object_get(filter, "tagStatus"));
-        if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
-            api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
-            return;
-        }
-    }
+    const char *status = tag_status_filter(x);
+    if (!status)
+        return;
     json_t *details = json_array();
     struct perr e;
     size_t nwant = json_is_array(want) ? json_array_size(want) : 1;

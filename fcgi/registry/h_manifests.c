@@ -2,25 +2,11 @@
 #include "registry/handlers.h"
 
 #include <string.h>
-#include "auth/authz.h"
 #include "lib/grammar.h"
 #include "serve/manifest.h"
 #include "store/digest.h"
 #include "store/manifest.h"
 #include "store/repo.h"
-
-/* A push that creates the repository needs ecr:CreateRepository; one into a
- * cache namespace is refused first, with the reason. */
-static pier_err may_push(struct ctx *c, const char *name, struct perr *e)
-{
-    bool exists = true;
-    pier_err rc = repo_exists_named(c, name, &exists, e);
-    if (rc || exists)
-        return rc;
-    if ((rc = repo_check_push(c, name, e)) != PIER_OK)
-        return rc;
-    return authz_create_or_import(c, name, false, false, e);
-}
 
 static pier_err put(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
@@ -47,7 +33,7 @@ static pier_err put(struct ctx *c, struct req *r, const struct route *rt, struct
     struct manifest m;
     if ((rc = manifest_parse(body, len, req_header(r, "Content-Type"), &m, e)) != PIER_OK)
         return rc;
-    if ((rc = may_push(c, rt->name, e)) == PIER_OK)
+    if ((rc = registry_may_push(c, rt->name, e)) == PIER_OK)
         rc = repo_manifest_put(c, rt->name, by_digest ? NULL : rt->ref, digest, &m, body, len, 0,
                                e);
     if (rc) {

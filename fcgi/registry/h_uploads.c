@@ -58,16 +58,20 @@ static pier_err try_mount(struct ctx *c, struct req *r, const struct route *rt,
     return PIER_OK;
 }
 
-pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
+pier_err registry_may_push(struct ctx *c, const char *name, struct perr *e)
 {
-    pier_err rc = repo_check_push(c, rt->name, e);
+    bool exists = true;
+    pier_err rc = repo_check_push(c, name, &exists, e);
     if (rc)
         return rc;
-    /* A push that would create the repository needs ecr:CreateRepository,
-     * decided before any byte is accepted. */
-    bool exists = true;
-    if ((rc = repo_exists_named(c, rt->name, &exists, e)) != PIER_OK ||
-        (rc = authz_create_or_import(c, rt->name, exists, false, e)) != PIER_OK)
+    return authz_create_or_import(c, name, exists, false, e);
+}
+
+pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
+{
+    /* Decided before any byte is accepted. */
+    pier_err rc = registry_may_push(c, rt->name, e);
+    if (rc)
         return rc;
     char digest[DIGEST_MAX_LEN + 2];
     int have = req_query(r, "mount", digest, sizeof digest);

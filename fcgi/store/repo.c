@@ -220,11 +220,12 @@ pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, 
     return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known to this registry", digest);
 }
 
-pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e)
+pier_err repo_check_push(struct ctx *c, const char *name, bool *exists, struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_repo_find, e, name);
     if (!res)
         return e->code;
+    *exists = PQntuples(res) > 0;
     return push_allowed(c, name, res, e);
 }
 

@@ -54,9 +54,10 @@ pier_err repo_exists_named(struct ctx *c, const char *name, bool *exists, struct
 PIER_MUST_USE
 pier_err repo_blob_readable(struct ctx *c, const char *digest, long long *size, struct perr *e);
 /* May clients push to name? PIER_E_DENIED (with the reason) for cache
- * repositories and names under a pull-through cache rule. */
+ * repositories and names under a pull-through cache rule. *exists says
+ * whether the repository exists (one lookup answers both). */
 PIER_MUST_USE
-pier_err repo_check_push(struct ctx *c, const char *name, struct perr *e);
+pier_err repo_check_push(struct ctx *c, const char *name, bool *exists, struct perr *e);
 /* The size the manifests of repository name declare for blob digest, or -1
  * when no manifest there references it (or none recorded a size). */
 PIER_MUST_USE
