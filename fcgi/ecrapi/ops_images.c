@@ -261,21 +261,25 @@ void op_batch_delete_image(struct api *x)
         }
         const char *tag = json_string_value(json_object_get(v, "imageTag"));
         struct perr e;
-        pier_err rc = repo_manifest_delete(x->c, name, tag ? tag : digest, &e);
-        if (rc == PIER_E_DENIED) {
-            api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e.msg);
-            break;
+        /* ECR semantics: a tag goes alone unless it is the image's last; an
+         * image goes with all its tags. Cache repositories too: the next pull
+         * fetches it again. */
+        long long tags = 0;
+        pier_err rc = tag ? repo_tags_on(x->c, name, digest, &tags, &e) : PIER_OK;
+        if (rc == PIER_OK)
+            rc = tag && tags > 1 ? repo_tag_delete(x->c, name, tag, &e)
+                                 : repo_image_delete(x->c, name, digest, &e);
+        if (rc == PIER_E_CONFLICT) {
+            json_array_append_new(failures, failure(v, "ImageReferencedByManifestList", e.msg));
+            continue;
         }
-        if (rc) {
+        if (rc == PIER_E_MANIFEST_UNKNOWN || rc == PIER_E_NAME_UNKNOWN) {
             json_array_append_new(failures, failure(v, "ImageNotFound", "Requested image not found"));
             continue;
         }
-        /* ECR semantics: an image whose last tag goes is deleted with it. */
-        if (tag) {
-            long long left;
-            if (repo_tags_on(x->c, name, digest, &left, &e) == PIER_OK && left == 0 &&
-                repo_manifest_delete(x->c, name, digest, &e) != PIER_OK)
-                log_warn("BatchDeleteImage %s@%s: the untagged image stays: %s", name, digest, e.msg);
+        if (rc) {
+            api_perr(x, &e, ECR_EXC_IMAGE_NOT_FOUND, ECR_EXC_INVALID_PARAMETER);
+            break;
         }
         json_t *id = json_pack("{s:s}", "imageDigest", digest);
         if (tag)

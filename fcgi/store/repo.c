@@ -103,14 +103,26 @@ static const struct db_stmt st_head_by_digest = {
     " LEFT JOIN (SELECT NULL::timestamptz AS checked_at) t ON true"
     " LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " WHERE r.name = $1 AND m.digest = $2", 2};
+/* The blobs a pushed manifest references; the caller holds their digests'
+ * locks (shared), so garbage collection cannot take them meanwhile. */
 static const struct db_stmt st_blobs_present = {
     "repo_blobs_present",
     "SELECT rb.digest, b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest"
     " WHERE rb.repository_id = $1::bigint AND rb.digest = ANY($2::text[])", 2};
+/* The children a pushed index lists, locked until it is stored: a delete of
+ * one of them (repo_image_delete locks it FOR UPDATE first) waits and then
+ * sees the new reference. */
 static const struct db_stmt st_manifests_present = {
     "repo_manifests_present",
     "SELECT digest, size FROM manifests"
-    " WHERE repository_id = $1::bigint AND digest = ANY($2::text[])", 2};
+    " WHERE repository_id = $1::bigint AND digest = ANY($2::text[]) FOR KEY SHARE", 2};
+/* Shared locks on the digests a manifest or a link is about to make live
+ * (sorted, so two holders of several never deadlock); garbage collection
+ * takes them exclusively (repo_gc_collect). */
+static const struct db_stmt st_blob_lock_shared = {
+    "repo_blob_lock_shared",
+    "SELECT pg_advisory_xact_lock_shared(hashtextextended(d, 7039))"
+    " FROM unnest($1::text[]) AS d ORDER BY d", 1};
 static const struct db_stmt st_manifest_insert = {
     "repo_manifest_insert",
     "INSERT INTO manifests(repository_id, digest, media_type, artifact_type, subject,"
@@ -130,14 +142,23 @@ static const struct db_stmt st_tag_upsert = {
     " checked_at = EXCLUDED.checked_at,"
     " updated_at = CASE WHEN tags.digest IS DISTINCT FROM EXCLUDED.digest THEN now()"
     " ELSE tags.updated_at END", 4};
-static const struct db_stmt st_manifest_delete = {
-    "repo_manifest_delete",
-    "DELETE FROM manifests m USING repositories r"
-    " WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 AND r.kind = 'push'", 2};
+/* repo_image_delete: lock the manifest, then look for an index that lists
+ * it, then delete it (its tags and references go by cascade). */
+static const struct db_stmt st_image_lock = {
+    "repo_image_lock",
+    "SELECT m.repository_id FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " WHERE r.name = $1 AND m.digest = $2 FOR UPDATE OF m", 2};
+static const struct db_stmt st_image_parent = {
+    "repo_image_parent",
+    "SELECT manifest FROM manifest_references WHERE repository_id = $1::bigint AND child = $2"
+    " AND child_kind = 'manifest' AND manifest <> $2 ORDER BY manifest LIMIT 1", 2};
+static const struct db_stmt st_image_delete = {
+    "repo_image_delete",
+    "DELETE FROM manifests WHERE repository_id = $1::bigint AND digest = $2", 2};
 static const struct db_stmt st_tag_delete = {
     "repo_tag_delete",
     "DELETE FROM tags t USING repositories r"
-    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2 AND r.kind = 'push'", 2};
+    " WHERE t.repository_id = r.id AND r.name = $1 AND t.name = $2", 2};
 static const struct db_stmt st_tags = {
     "repo_tags",
     "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id"
@@ -533,7 +554,12 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     char *size_arr = pg_array(c->a, sizes, nd);
     const struct db_stmt *check = m->kind == MANIFEST_IMAGE ? &st_blobs_present
                                                             : &st_manifests_present;
-    PGresult *res = rule_id ? NULL : db_exec(c->db, c->a, check, e, id, arr);
+    PGresult *res = NULL;
+    if (!rule_id && m->kind == MANIFEST_IMAGE && !db_exec(c->db, c->a, &st_blob_lock_shared, e, arr)) {
+        rc = e->code;
+        goto end;
+    }
+    res = rule_id ? NULL : db_exec(c->db, c->a, check, e, id, arr);
     if (!rule_id && !res) {
         rc = e->code;
         goto end;
@@ -590,24 +616,67 @@ pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, stru
     return db_exec(c->db, c->a, &st_tag_checked, e, name, tag) ? PIER_OK : e->code;
 }
 
+pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e)
+{
+    PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
+    pier_err rc;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        return rc;
+    PGresult *res = db_exec(c->db, c->a, &st_image_lock, e, name, digest);
+    if (!res) {
+        rc = e->code;
+        goto end;
+    }
+    if (PQntuples(res) == 0) {
+        bool exists = repo_exists(c, name, e, &rc);
+        if (rc == PIER_OK)
+            rc = exists ? perr_set(e, PIER_E_MANIFEST_UNKNOWN,
+                                   "manifest %s is not known in repository %s", digest, name)
+                        : perr_set(e, PIER_E_NAME_UNKNOWN,
+                                   "repository %s is not known to this registry", name);
+        goto end;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%s", db_value(res, 0, 0));
+    /* A new statement sees every index committed while we waited for the lock. */
+    PGresult *parent = db_exec(c->db, c->a, &st_image_parent, e, id, digest);
+    if (!parent) {
+        rc = e->code;
+        goto end;
+    }
+    if (PQntuples(parent) > 0) {
+        rc = perr_set(e, PIER_E_CONFLICT,
+                      "manifest %s is referenced by the image index %s in repository %s; "
+                      "delete the index first", digest, db_value(parent, 0, 0), name);
+        perr_detail(e, "%s", db_value(parent, 0, 0));
+        goto end;
+    }
+    rc = db_exec(c->db, c->a, &st_image_delete, e, id, digest) ? PIER_OK : e->code;
+end:
+    return db_tx_end(c->db, rc, e);
+}
+
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e)
 {
     bool by_digest = grammar_is_digest(ref);
-    PGresult *res = db_exec(c->db, c->a, by_digest ? &st_manifest_delete : &st_tag_delete, e,
-                            name, ref);
-    if (!res)
-        return e->code;
-    if (strcmp(PQcmdTuples(res), "0") != 0)
-        return PIER_OK;
     PGresult *r = db_exec(c->db, c->a, &st_repo_find, e, name);
     if (!r)
         return e->code;
     if (PQntuples(r) == 0)
         return perr_set(e, PIER_E_NAME_UNKNOWN, "repository %s is not known to this registry", name);
     if (strcmp(db_value(r, 0, 1), "cache") == 0)
-        return cache_denied(e, name, "deleted");
-    return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "%s %s is not known in repository %s",
-                    by_digest ? "manifest" : "tag", ref, name);
+        return cache_denied(e, name, "deleted through the registry API (BatchDeleteImage can)");
+    return by_digest ? repo_image_delete(c, name, ref, e) : repo_tag_delete(c, name, ref, e);
+}
+
+pier_err repo_tag_delete(struct ctx *c, const char *name, const char *tag, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_tag_delete, e, name, tag);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") != 0)
+        return PIER_OK;
+    return perr_set(e, PIER_E_MANIFEST_UNKNOWN, "tag %s is not known in repository %s", tag, name);
 }
 
 /* ---- listings ---- */

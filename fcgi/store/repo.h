@@ -96,10 +96,22 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
 /* The upstream confirmed that tag still points to the stored manifest. */
 PIER_MUST_USE
 pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, struct perr *e);
-/* Delete a manifest by digest (its tags go with it) or a tag by name.
- * PIER_E_DENIED in cache repositories. */
+/* The registry API's DELETE: a manifest by digest (repo_image_delete) or a
+ * tag by name (repo_tag_delete). PIER_E_DENIED in cache repositories, whose
+ * images only the control plane deletes. */
 PIER_MUST_USE
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e);
+/* Delete image digest from repository name, a push or a cache repository:
+ * the manifest, its tags and its references. PIER_E_NAME_UNKNOWN,
+ * PIER_E_MANIFEST_UNKNOWN, or PIER_E_CONFLICT (detail: the index's digest)
+ * when an image index in the same repository still lists it. The blobs it
+ * referenced stay until garbage collection finds them unreferenced. */
+PIER_MUST_USE
+pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e);
+/* Delete tag from repository name (any kind); the image stays, untagged.
+ * PIER_E_MANIFEST_UNKNOWN when there is no such tag. */
+PIER_MUST_USE
+pier_err repo_tag_delete(struct ctx *c, const char *name, const char *tag, struct perr *e);
 
 /* Up to n tags after last (NULL: from the start), lexically ordered, appended
  * to the JSON array out; *more tells whether another page exists. */
@@ -280,5 +292,49 @@ pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct
 /* How many repositories, blobs (and their bytes), manifests and tags exist. */
 PIER_MUST_USE
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);
+
+/* ---- garbage collection (the protocol is in docs/storage.md) ---- */
+
+struct repo_gc_candidate {
+    const char *digest;
+    long long size;
+};
+
+struct repo_gc_result {
+    long long links;   /* repository_blobs rows removed (or that would be) */
+    long long blobs;   /* blobs rows and files removed (or that would be) */
+    long long bytes;   /* their sizes */
+    long long busy;    /* digests skipped: someone held their lock */
+};
+
+/* Up to n digests ordered after `after` ("" from the start) that a sweep
+ * looks at: a blob row older than grace seconds that no manifest references,
+ * or one with a link older than grace that no manifest of that repository
+ * references. rule_id > 0 adds the blobs linked in that rule's cache
+ * repositories that no manifest there references, whatever their age.
+ * *out lives in the arena. */
+PIER_MUST_USE
+pier_err repo_gc_candidates(struct ctx *c, const char *after, int grace, long long rule_id, int n,
+                            struct repo_gc_candidate **out, int *nout, struct perr *e);
+/* Collect the candidates. Per digest: its lock exclusively (a session lock,
+ * tried: a busy digest is skipped), then one transaction removes its links
+ * older than grace (any age in rule_id's cache repositories) that no
+ * manifest of their repository references, and its blobs row if nothing
+ * links or references it any more, leaving a tombstone; after the commit the
+ * file goes, then the tombstone, then the lock. dry_run: only counts. Adds to
+ * *r. */
+PIER_MUST_USE
+pier_err repo_gc_collect(struct ctx *c, const struct repo_gc_candidate *cand, int n, int grace,
+                         long long rule_id, bool dry_run, struct repo_gc_result *r,
+                         struct perr *e);
+/* Finish what a sweep that died left: for every tombstone whose blobs row is
+ * gone, remove the file (under the digest's lock) and the tombstone. */
+PIER_MUST_USE
+pier_err repo_gc_finish(struct ctx *c, long long *finished, struct perr *e);
+/* What a sweep with this grace would free now: blobs that no manifest
+ * references and that nothing linked within grace seconds. */
+PIER_MUST_USE
+pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long long *bytes,
+                             struct perr *e);
 
 #endif
