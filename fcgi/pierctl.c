@@ -164,6 +164,9 @@ static int cmd_cleanup(const struct config *cfg)
            m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
            m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s",
            m.orphan_blobs, m.orphan_blobs == 1 ? "" : "s");
+    if (m.gc_ran)
+        printf("garbage collection (due after gc_interval) removed %lld blobs (%lld bytes)\n",
+               m.gc_blobs, m.gc_bytes);
     return 0;
 }
 
