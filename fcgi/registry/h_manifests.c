@@ -4,8 +4,7 @@
 #include <string.h>
 #include "lib/grammar.h"
 #include "serve/manifest.h"
-#include "store/digest.h"
-#include "store/manifest.h"
+#include "serve/push.h"
 #include "store/repo.h"
 
 static pier_err put(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
@@ -18,28 +17,12 @@ static pier_err put(struct ctx *c, struct req *r, const struct route *rt, struct
                  "(max_manifest_size)", c->cfg->max_manifest_size);
     if (rc)
         return rc;
-    enum digest_alg alg = DIGEST_SHA256;
     bool by_digest = grammar_is_digest(rt->ref);
-    if (by_digest)
-        (void)grammar_digest(rt->ref, &alg, NULL); /* a digest: it parses */
     char digest[DIGEST_STR_MAX];
-    digest_buffer(alg, body, len, digest);
-    if (by_digest && strcmp(digest, rt->ref) != 0) {
-        perr_set(e, PIER_E_DIGEST_INVALID, "the manifest's digest is %s, not %s", digest,
-                 rt->ref);
-        perr_detail(e, "%s", digest);
-        return e->code;
-    }
     struct manifest m;
-    if ((rc = manifest_parse(body, len, req_header(r, "Content-Type"), &m, e)) != PIER_OK)
+    if ((rc = push_manifest(c, rt->name, by_digest ? NULL : rt->ref, by_digest ? rt->ref : NULL,
+                            body, len, req_header(r, "Content-Type"), digest, &m, e)) != PIER_OK)
         return rc;
-    if ((rc = registry_may_push(c, rt->name, e)) == PIER_OK)
-        rc = repo_manifest_put(c, rt->name, by_digest ? NULL : rt->ref, digest, &m, body, len, 0,
-                               e);
-    if (rc) {
-        manifest_free(&m);
-        return rc;
-    }
     resp_status(r, 201);
     resp_header(r, "Location", "/v2/%s/manifests/%s", rt->name, digest);
     resp_header(r, "Docker-Content-Digest", "%s", digest);

@@ -4,8 +4,8 @@
 
 #include <string.h>
 #include "auth/authz.h"
-#include "db/db.h"
 #include "lib/grammar.h"
+#include "serve/push.h"
 #include "store/repo.h"
 #include "store/uploads.h"
 
@@ -60,19 +60,10 @@ static pier_err try_mount(struct ctx *c, struct req *r, const struct route *rt,
     return PIER_OK;
 }
 
-pier_err registry_may_push(struct ctx *c, const char *name, struct perr *e)
-{
-    bool exists = true;
-    pier_err rc = repo_check_push(c, name, &exists, e);
-    if (rc)
-        return rc;
-    return authz_create_or_import(c, name, exists, false, e);
-}
-
 pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
     /* Decided before any byte is accepted. */
-    pier_err rc = registry_may_push(c, rt->name, e);
+    pier_err rc = push_check(c, rt->name, e);
     if (rc)
         return rc;
     char digest[DIGEST_MAX_LEN + 2];
@@ -108,33 +99,42 @@ pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, st
     return PIER_OK;
 }
 
-/* Content-Range of the request, if any: *start = -1 when absent. */
-static pier_err chunk_range(struct req *r, long long *start, long long *end, struct perr *e)
+/* Content-Range of the request, if any: *start = -1 when absent. A malformed
+ * one is refused like a chunk that does not follow, saying where the session
+ * stands (or that there is none). */
+static pier_err chunk_range(struct ctx *c, struct req *r, const struct route *rt,
+                            long long *start, long long *end, struct perr *e)
 {
     const char *cr = req_header(r, "Content-Range");
     *start = *end = -1;
     if (!cr || !*cr)
         return PIER_OK;
-    return grammar_content_range(cr, start, end, e);
+    pier_err rc = grammar_content_range(cr, start, end, e);
+    if (rc) {
+        struct upload u;
+        struct perr ue;
+        if (upload_get(c, rt->name, rt->ref, &u, &ue) != PIER_OK) {
+            *e = ue;
+            return e->code;
+        }
+        if (rc == PIER_E_RANGE_INVALID)
+            session_headers(r, rt->name, &u);
+    }
+    return rc;
 }
 
 static pier_err patch(struct ctx *c, struct req *r, const struct route *rt, struct perr *e)
 {
     struct upload u;
     long long start, end;
-    pier_err rc = db_tx_begin(c->db, e);
+    bool found;
+    pier_err rc = chunk_range(c, r, rt, &start, &end, e);
     if (rc)
         return rc;
-    rc = upload_lock(c, rt->name, rt->ref, &u, e);
-    if (rc)
-        return db_tx_end(c->db, rc, e);
-    rc = chunk_range(r, &start, &end, e);
-    if (!rc)
-        rc = upload_append(c, r, &u, start, end, e);
-    if (!rc)
-        rc = upload_save(c, &u, e);
-    if ((rc = db_tx_end(c->db, rc, e)) != PIER_OK) {
-        if (rc == PIER_E_RANGE_INVALID)
+    struct upload_src body = {.r = r};
+    rc = upload_part(c, rt->name, rt->ref, &body, start, end, 0, &u, &found, e);
+    if (rc) {
+        if (rc == PIER_E_RANGE_INVALID && found)
             session_headers(r, rt->name, &u);
         return rc;
     }
@@ -157,26 +157,14 @@ static pier_err finish(struct ctx *c, struct req *r, const struct route *rt, str
         return rc;
     struct upload u;
     long long start, end;
-    bool locked = false;
-    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+    bool found;
+    if ((rc = chunk_range(c, r, rt, &start, &end, e)) != PIER_OK)
         return rc;
-    locked = (rc = upload_lock(c, rt->name, rt->ref, &u, e)) == PIER_OK;
-    if (!rc)
-        rc = chunk_range(r, &start, &end, e);
-    if (!rc)
-        rc = upload_append(c, r, &u, start, end, e);
-    if (!rc)
-        rc = upload_finish(c, rt->name, &u, digest, e);
-    if (rc == PIER_E_DIGEST_INVALID) {
-        /* A mismatch discarded the session; that must stick too, and the
-         * answer stays the mismatch. */
-        struct perr ce;
-        (void)db_tx_end(c->db, PIER_OK, &ce);
-    } else {
-        rc = db_tx_end(c->db, rc, e);
-    }
+    struct upload_src body = {.r = r};
+    rc = upload_complete(c, rt->name, rt->ref, &body, start, end, digest, NULL, NULL, &u, &found,
+                         e);
     if (rc) {
-        if (rc == PIER_E_RANGE_INVALID && locked)
+        if (rc == PIER_E_RANGE_INVALID && found)
             session_headers(r, rt->name, &u);
         return rc;
     }

@@ -10,7 +10,6 @@
 #define PIER_HANDLERS_H
 
 #include "http/request.h"
-#include "lib/contract.h"
 #include "lib/ctx.h"
 #include "lib/err.h"
 #include "registry/route.h"
@@ -19,11 +18,5 @@ typedef pier_err handler_fn(struct ctx *c, struct req *r, const struct route *rt
                             struct perr *e);
 
 handler_fn h_blob, h_upload_start, h_upload, h_manifest, h_tags, h_catalog, h_referrers;
-
-/* May the caller push to repository name? Refused (with the reason) in a
- * cache namespace; a push that would create the repository needs
- * ecr:CreateRepository. One lookup of the repository. */
-PIER_MUST_USE
-pier_err registry_may_push(struct ctx *c, const char *name, struct perr *e);
 
 #endif

@@ -22,15 +22,16 @@ static const struct db_stmt st_create = {
     3};
 static const struct db_stmt st_get = {
     "upload_get",
-    "SELECT size, hash_state FROM uploads WHERE id = $1::uuid AND repository = $2", 2};
+    "SELECT size, hash_state, coalesce(short_part_end, -1) FROM uploads"
+    " WHERE id = $1::uuid AND repository = $2", 2};
 static const struct db_stmt st_lock = {
     "upload_lock",
-    "SELECT size, hash_state FROM uploads WHERE id = $1::uuid AND repository = $2"
-    " FOR UPDATE NOWAIT", 2};
+    "SELECT size, hash_state, coalesce(short_part_end, -1) FROM uploads"
+    " WHERE id = $1::uuid AND repository = $2 FOR UPDATE NOWAIT", 2};
 static const struct db_stmt st_save = {
     "upload_save",
-    "UPDATE uploads SET size = $2::bigint, hash_state = $3::bytea, updated_at = now()"
-    " WHERE id = $1::uuid", 3};
+    "UPDATE uploads SET size = $2::bigint, hash_state = $3::bytea,"
+    " short_part_end = nullif($4::bigint, -1), updated_at = now() WHERE id = $1::uuid", 4};
 static const struct db_stmt st_delete = {
     "upload_delete", "DELETE FROM uploads WHERE id = $1::uuid", 1};
 
@@ -41,6 +42,15 @@ void upload_range(const struct upload *u, char out[48])
     snprintf(out, 48, "0-%lld", u->size > 0 ? u->size - 1 : 0);
 }
 
+static long long bin_int8(PGresult *res, int col)
+{
+    const unsigned char *b = (const unsigned char *)PQgetvalue(res, 0, col);
+    unsigned long long v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return (long long)v;
+}
+
 static pier_err load_row(PGresult *res, const char *id, struct upload *u, struct perr *e)
 {
     if (PQntuples(res) == 0)
@@ -48,27 +58,26 @@ static pier_err load_row(PGresult *res, const char *id, struct upload *u, struct
                         "upload %s is not known in this repository (finished, cancelled, expired "
                         "or started for another repository)", id);
     snprintf(u->id, sizeof u->id, "%s", id);
-    /* Binary result: size is int8 big-endian, hash_state raw bytes. */
-    const unsigned char *sz = (const unsigned char *)PQgetvalue(res, 0, 0);
-    long long size = 0;
-    for (int i = 0; i < 8; i++)
-        size = (size << 8) | sz[i];
-    u->size = size;
+    /* Binary result: sizes are int8 big-endian, hash_state raw bytes. */
+    u->size = bin_int8(res, 0);
+    u->short_end = bin_int8(res, 2);
     u->have_state = !PQgetisnull(res, 0, 1) &&
                     hashstate_import(&u->hs, (const unsigned char *)PQgetvalue(res, 0, 1),
                                      (size_t)PQgetlength(res, 0, 1));
     return PIER_OK;
 }
 
+/* st's parameters: a1, a2, the hash state, and (st_save) the short part's end. */
 static pier_err save_state(struct ctx *c, const struct db_stmt *st, const char *a1,
                            struct db_param a2, const struct upload *u, struct perr *e)
 {
     unsigned char state[HASHSTATE_EXPORT_MAX];
     size_t slen = u->have_state ? hashstate_export(&u->hs, state) : 0;
-    struct db_param p[3] = {
+    struct db_param p[4] = {
         DB_ARG(a1),
         a2,
         DB_BYTES(u->have_state ? state : NULL, slen),
+        DB_ARG(u->short_end),
     };
     return db_execp(c->db, c->a, st, p, false, e) ? PIER_OK : e->code;
 }
@@ -76,6 +85,7 @@ static pier_err save_state(struct ctx *c, const struct db_stmt *st, const char *
 pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct perr *e)
 {
     memset(u, 0, sizeof *u);
+    u->short_end = -1;
     if (!uuid_v4(u->id))
         return perr_set(e, PIER_E_INTERNAL, "random number generator failed");
     hashstate_init(&u->hs);
@@ -105,8 +115,9 @@ pier_err upload_get(struct ctx *c, const char *name, const char *id, struct uplo
     return load_row(res, id, u, e);
 }
 
-pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
-                     struct perr *e)
+/* Inside a transaction: lock the session row for this request. */
+static pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
+                            struct perr *e)
 {
     PIER_ASSERT(uuid_valid(id));
     struct db_param p[2] = {{.value = id}, {.value = name}};
@@ -120,14 +131,38 @@ pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upl
     return load_row(res, id, u, e);
 }
 
-/* Copy the request body into fd at offset off, updating hs. Stops with
- * PIER_E_TOO_LARGE once more than max bytes would be written in total. */
-static pier_err copy_body(struct req *r, int fd, long long off, struct hashstate *hs,
-                          bool hashing, long long max_total, long long *written, struct perr *e)
+/* The length src announces: the request's Content-Length (-1: none), or
+ * the length of the bytes in memory. */
+static long long src_length(const struct upload_src *src)
+{
+    return src->r ? src->r->content_length : (long long)src->len;
+}
+
+/* Next piece of src: a pointer to up to COPY_BUF bytes, their count (0 at
+ * the end, -1 when the request body broke off). */
+static ssize_t src_next(const struct upload_src *src, size_t *pos, const unsigned char **p)
+{
+    if (src->r) {
+        *p = copybuf;
+        return req_read(src->r, copybuf, sizeof copybuf);
+    }
+    size_t n = src->len - *pos < COPY_BUF ? src->len - *pos : COPY_BUF;
+    *p = src->buf + *pos;
+    *pos += n;
+    return (ssize_t)n;
+}
+
+/* Copy src into fd at offset off, updating hs. Stops with PIER_E_TOO_LARGE
+ * once more than max bytes would be written in total. */
+static pier_err copy_body(const struct upload_src *src, int fd, long long off,
+                          struct hashstate *hs, bool hashing, long long max_total,
+                          long long *written, struct perr *e)
 {
     long long total = 0;
+    size_t pos = 0;
     for (;;) {
-        ssize_t n = req_read(r, copybuf, sizeof copybuf);
+        const unsigned char *piece;
+        ssize_t n = src_next(src, &pos, &piece);
         if (n < 0)
             return perr_set(e, PIER_E_BLOB_UPLOAD_INVALID,
                             "the request body was cut off after %lld bytes", total);
@@ -137,25 +172,30 @@ static pier_err copy_body(struct req *r, int fd, long long off, struct hashstate
             return perr_set(e, PIER_E_TOO_LARGE,
                             "upload exceeds the size limit of %lld bytes", max_total);
         }
-        pier_err rc = blobstore_pwrite_all(fd, copybuf, (size_t)n, (off_t)(off + total), e);
+        pier_err rc = blobstore_pwrite_all(fd, piece, (size_t)n, (off_t)(off + total), e);
         if (rc) {
             return rc;
         }
         if (hashing)
-            hashstate_update(hs, copybuf, (size_t)n);
+            hashstate_update(hs, piece, (size_t)n);
         total += n;
     }
-    if (r->content_length >= 0 && total != r->content_length)
+    if (src_length(src) >= 0 && total != src_length(src))
         return perr_set(e, PIER_E_BLOB_UPLOAD_INVALID,
                         "the request body was cut off after %lld of %lld bytes", total,
-                        r->content_length);
+                        src_length(src));
     *written = total;
     return PIER_OK;
 }
 
-pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long start,
-                       long long end, struct perr *e)
+/* Append src at u->size, hashing as it goes; start and end as in
+ * upload_part. On failure the file is cut back to u->size and u is
+ * unchanged. */
+static pier_err upload_append(struct ctx *c, const struct upload_src *src, struct upload *u,
+                              long long start, long long end, long long min_part,
+                              struct perr *e)
 {
+    long long length = src_length(src);
     if (start >= 0) {
         /* grammar_content_range() bounds both ends; anything else is refused here,
          * before end - start + 1 could overflow. */
@@ -168,23 +208,23 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
                             "chunk starts at byte %lld but the upload has %lld bytes; "
                             "send the chunk that starts at %lld", start, u->size, u->size);
         }
-        if (r->content_length >= 0 && r->content_length != end - start + 1) {
+        if (length >= 0 && length != end - start + 1) {
             return perr_set(e, PIER_E_RANGE_INVALID,
                             "Content-Range %lld-%lld announces %lld bytes but Content-Length "
-                            "is %lld", start, end, end - start + 1, r->content_length);
+                            "is %lld", start, end, end - start + 1, length);
         }
     }
     long long max_total = c->cfg->max_blob_size;
     if (u->size + c->cfg->max_chunk_size < max_total)
         max_total = u->size + c->cfg->max_chunk_size;
-    if (r->content_length >= 0 && u->size + r->content_length > max_total) {
+    if (length >= 0 && u->size + length > max_total) {
         return perr_set(e, PIER_E_TOO_LARGE,
                         "upload would reach %lld bytes; the limit is %lld bytes",
-                        u->size + r->content_length, max_total);
+                        u->size + length, max_total);
     }
     /* No room for the announced bytes: refused before any is read. */
-    if (r->content_length > 0 &&
-        blobstore_reserve(c->bs, r->content_length, c->cfg->min_free_space, e) != PIER_OK) {
+    if (length > 0 &&
+        blobstore_reserve(c->bs, length, c->cfg->min_free_space, e) != PIER_OK) {
         return e->code;
     }
     char path[PATH_MAX];
@@ -197,7 +237,7 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
     }
     struct hashstate hs = u->hs;
     long long written = 0;
-    pier_err rc = copy_body(r, fd, u->size, &hs, u->have_state, max_total, &written, e);
+    pier_err rc = copy_body(src, fd, u->size, &hs, u->have_state, max_total, &written, e);
     if (rc) {
         /* Forget the partial chunk: the next one starts at the old offset. */
         if (ftruncate(fd, (off_t)u->size) < 0)
@@ -206,12 +246,16 @@ pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long
         return rc;
     }
     close(fd);
+    if (min_part > 0 && written < min_part && u->short_end < 0)
+        u->short_end = u->size + written;
     u->size += written;
     u->hs = hs;
     return PIER_OK;
 }
 
-pier_err upload_save(struct ctx *c, const struct upload *u, struct perr *e)
+/* Persist u->size, the hash state and the short part (inside the caller's
+ * transaction). */
+static pier_err upload_save(struct ctx *c, const struct upload *u, struct perr *e)
 {
     return save_state(c, &st_save, u->id, DB_ARG(u->size), u, e);
 }
@@ -246,8 +290,12 @@ static pier_err received_digest(const char *path, struct upload *u,
     return PIER_OK;
 }
 
-pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const char *digest,
-                       struct perr *e)
+/* Verify the received bytes against digest and publish them as that blob,
+ * linking it into name and removing the session, all inside the caller's
+ * transaction. On a digest mismatch the session is discarded (row and file)
+ * and PIER_E_DIGEST_INVALID returned. */
+static pier_err upload_finish(struct ctx *c, const char *name, struct upload *u,
+                              const char *digest, struct perr *e)
 {
     enum digest_alg alg;
     pier_err rc = grammar_digest(digest, &alg, e);
@@ -285,6 +333,60 @@ pier_err upload_delete(struct ctx *c, const char *id, struct perr *e)
     return res ? PIER_OK : e->code;
 }
 
+pier_err upload_part(struct ctx *c, const char *name, const char *id,
+                     const struct upload_src *src, long long start, long long end,
+                     long long min_part, struct upload *u, bool *found, struct perr *e)
+{
+    *found = false;
+    pier_err rc = db_tx_begin(c->db, e);
+    if (rc)
+        return rc;
+    rc = upload_lock(c, name, id, u, e);
+    *found = rc == PIER_OK;
+    if (!rc) {
+        struct upload before = *u;
+        rc = upload_append(c, src, u, start, end, min_part, e);
+        if (!rc)
+            rc = upload_save(c, u, e);
+        if (rc)
+            *u = before; /* what the session still holds */
+    }
+    return db_tx_end(c->db, rc, e);
+}
+
+pier_err upload_complete(struct ctx *c, const char *name, const char *id,
+                         const struct upload_src *src, long long start, long long end,
+                         const char *digest, upload_check_fn *check, void *arg,
+                         struct upload *u, bool *found, struct perr *e)
+{
+    *found = false;
+    pier_err rc = grammar_digest(digest, NULL, e);
+    if (rc)
+        return rc;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        return rc;
+    if ((rc = upload_lock(c, name, id, u, e)) != PIER_OK)
+        return db_tx_end(c->db, rc, e);
+    *found = true;
+    struct upload before = *u;
+    if (src)
+        rc = upload_append(c, src, u, start, end, 0, e);
+    if (!rc && check)
+        rc = check(c, u, arg, e);
+    if (!rc)
+        rc = upload_finish(c, name, u, digest, e);
+    if (rc == PIER_E_DIGEST_INVALID) {
+        /* A mismatch discarded the session; that must stick too, and the
+         * answer stays the mismatch. */
+        struct perr ce;
+        (void)db_tx_end(c->db, PIER_OK, &ce);
+        return rc;
+    }
+    if (rc)
+        *u = before; /* rolled back: what the session still holds */
+    return db_tx_end(c->db, rc, e);
+}
+
 pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const char *digest,
                            long long *size, struct perr *e)
 {
@@ -305,6 +407,7 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
     }
     struct upload u;
     memset(&u, 0, sizeof u);
+    u.short_end = -1;
     if (!uuid_v4(u.id))
         return perr_set(e, PIER_E_INTERNAL, "random number generator failed");
     hashstate_init(&u.hs);
@@ -317,7 +420,8 @@ pier_err upload_monolithic(struct ctx *c, struct req *r, const char *name, const
         return perr_set(e, PIER_E_UNAVAILABLE, "cannot create an upload file on the blob store");
     }
     long long written = 0;
-    rc = copy_body(r, fd, 0, &u.hs, true, limit, &written, e);
+    struct upload_src src = {.r = r};
+    rc = copy_body(&src, fd, 0, &u.hs, true, limit, &written, e);
     close(fd);
     if (rc) {
         unlink(path);

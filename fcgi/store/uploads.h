@@ -15,8 +15,18 @@
 struct upload {
     char id[UUID_STR_LEN];
     long long size;            /* bytes received so far */
+    long long short_end;       /* where the first chunk shorter than the minimum
+                                  upload_part() was given ended, -1 when none */
     bool have_state;           /* hs is valid for the first size bytes */
     struct hashstate hs;
+};
+
+/* Where a chunk's bytes come from: the request body (the registry API) or
+ * bytes in memory (a layer part of the control plane, already decoded). */
+struct upload_src {
+    struct req *r;                 /* the request body, when not NULL */
+    const unsigned char *buf;      /* else these len bytes */
+    size_t len;
 };
 
 /* Open a new session for repository name: a row and an empty file. */
@@ -26,29 +36,41 @@ pier_err upload_create(struct ctx *c, const char *name, struct upload *u, struct
 PIER_MUST_USE
 pier_err upload_get(struct ctx *c, const char *name, const char *id, struct upload *u,
                     struct perr *e);
-/* Inside a transaction: lock the session row for this request. Errors:
+/* Append one chunk to session id of repository name, in a transaction of its
+ * own: lock the session row, append src, save the new offset and hash state.
+ * start >= 0 (a Content-Range, a part's first byte) must equal the bytes
+ * received so far and end - start + 1 the chunk's length; start -1 appends
+ * wherever the session ends. min_part > 0 remembers in u->short_end the end
+ * of the first chunk shorter than min_part. Enforces max_chunk_size and
+ * max_blob_size; a chunk that fails half-way is cut off again. Errors:
  * PIER_E_BLOB_UPLOAD_UNKNOWN (no such session in this repository),
- * PIER_E_RANGE_INVALID (another request is writing to it right now). */
+ * PIER_E_RANGE_INVALID (the chunk does not follow, or another request is
+ * writing to the session right now), PIER_E_TOO_LARGE, body and storage
+ * errors. *found says whether the session was locked; then u holds its state
+ * (after the chunk on success, before it on failure). */
 PIER_MUST_USE
-pier_err upload_lock(struct ctx *c, const char *name, const char *id, struct upload *u,
-                     struct perr *e);
-/* Append the request body at u->size, hashing as it goes. When start >= 0
- * (a Content-Range was given) it must equal u->size. Enforces max_chunk_size
- * and max_blob_size. On failure the file is cut back to u->size and u is
- * unchanged. */
+pier_err upload_part(struct ctx *c, const char *name, const char *id,
+                     const struct upload_src *src, long long start, long long end,
+                     long long min_part, struct upload *u, bool *found, struct perr *e);
+
+/* A last word on a locked session before it becomes a blob (e.g. the control
+ * plane refusing an empty upload): an error refuses the completion and
+ * leaves the session as it was. */
+typedef pier_err upload_check_fn(struct ctx *c, const struct upload *u, void *arg,
+                                 struct perr *e);
+/* Complete session id of repository name as blob digest, in one
+ * transaction: lock it, append src when not NULL (start, end as in
+ * upload_part), let check (may be NULL) refuse, verify the bytes against
+ * digest, publish them, link the blob into name (creating the repository as a
+ * push does) and remove the session. A digest mismatch discards the session
+ * (row and file; that sticks) and returns PIER_E_DIGEST_INVALID naming the
+ * digest received (also in e->detail); any other failure leaves the session
+ * as it was. *found and u as in upload_part. */
 PIER_MUST_USE
-pier_err upload_append(struct ctx *c, struct req *r, struct upload *u, long long start,
-                       long long end, struct perr *e);
-/* Persist u->size and the hash state (inside the caller's transaction). */
-PIER_MUST_USE
-pier_err upload_save(struct ctx *c, const struct upload *u, struct perr *e);
-/* Verify the received bytes against digest and publish them as that blob,
- * linking it into name and removing the session, all inside the caller's
- * transaction. On a digest mismatch the session is discarded (row and file)
- * and PIER_E_DIGEST_INVALID returned. */
-PIER_MUST_USE
-pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const char *digest,
-                       struct perr *e);
+pier_err upload_complete(struct ctx *c, const char *name, const char *id,
+                         const struct upload_src *src, long long start, long long end,
+                         const char *digest, upload_check_fn *check, void *arg,
+                         struct upload *u, bool *found, struct perr *e);
 /* Remove the session row and its file. */
 PIER_MUST_USE
 pier_err upload_delete(struct ctx *c, const char *id, struct perr *e);
