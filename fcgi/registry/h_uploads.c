@@ -102,8 +102,8 @@ pier_err h_upload_start(struct ctx *c, struct req *r, const struct route *rt, st
 /* Content-Range of the request, if any: *start = -1 when absent. A malformed
  * one is refused like a chunk that does not follow, saying where the session
  * stands (or that there is none). */
-static pier_err chunk_range(struct ctx *c, struct req *r, const struct route *rt,
-                            long long *start, long long *end, struct perr *e)
+static pier_err chunk_range(struct ctx *c, struct req *r, const struct route *rt, long long *start,
+                            long long *end, struct perr *e)
 {
     const char *cr = req_header(r, "Content-Range");
     *start = *end = -1;

@@ -19,6 +19,7 @@ pier_err push_manifest(struct ctx *c, const char *name, const char *tag, const c
                        const char *body, size_t len, const char *media_type,
                        char digest[DIGEST_STR_MAX], struct manifest *m, struct perr *e)
 {
+    memset(m, 0, sizeof *m);
     enum digest_alg alg = DIGEST_SHA256;
     pier_err rc;
     if (want && (rc = grammar_digest(want, &alg, e)) != PIER_OK)

@@ -25,7 +25,9 @@ pier_err push_check(struct ctx *c, const char *name, struct perr *e);
  * e->detail. media_type (NULL: none) is what the client says the body is
  * (manifest_parse()'s content_type). On success digest holds the manifest's
  * digest and *m (the caller frees it with manifest_free) the parsed
- * manifest; on failure nothing is stored and nothing is left to free.
+ * manifest; on failure nothing is stored and nothing is left to free, but
+ * m->kind still says whether the body was an image or an index (an image
+ * when it did not parse).
  * Errors: those of manifest_parse(), push_check() and repo_manifest_put(). */
 PIER_MUST_USE
 pier_err push_manifest(struct ctx *c, const char *name, const char *tag, const char *want,

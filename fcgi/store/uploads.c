@@ -154,9 +154,8 @@ static ssize_t src_next(const struct upload_src *src, size_t *pos, const unsigne
 
 /* Copy src into fd at offset off, updating hs. Stops with PIER_E_TOO_LARGE
  * once more than max bytes would be written in total. */
-static pier_err copy_body(const struct upload_src *src, int fd, long long off,
-                          struct hashstate *hs, bool hashing, long long max_total,
-                          long long *written, struct perr *e)
+static pier_err copy_body(const struct upload_src *src, int fd, long long off, struct hashstate *hs,
+                          bool hashing, long long max_total, long long *written, struct perr *e)
 {
     long long total = 0;
     size_t pos = 0;
@@ -192,8 +191,7 @@ static pier_err copy_body(const struct upload_src *src, int fd, long long off,
  * upload_part. On failure the file is cut back to u->size and u is
  * unchanged. */
 static pier_err upload_append(struct ctx *c, const struct upload_src *src, struct upload *u,
-                              long long start, long long end, long long min_part,
-                              struct perr *e)
+                              long long start, long long end, long long min_part, struct perr *e)
 {
     long long length = src_length(src);
     if (start >= 0) {
@@ -211,7 +209,8 @@ static pier_err upload_append(struct ctx *c, const struct upload_src *src, struc
         if (length >= 0 && length != end - start + 1) {
             return perr_set(e, PIER_E_RANGE_INVALID,
                             "Content-Range %lld-%lld announces %lld bytes but Content-Length "
-                            "is %lld", start, end, end - start + 1, length);
+                            "is %lld",
+                            start, end, end - start + 1, length);
         }
     }
     long long max_total = c->cfg->max_blob_size;
@@ -219,12 +218,11 @@ static pier_err upload_append(struct ctx *c, const struct upload_src *src, struc
         max_total = u->size + c->cfg->max_chunk_size;
     if (length >= 0 && u->size + length > max_total) {
         return perr_set(e, PIER_E_TOO_LARGE,
-                        "upload would reach %lld bytes; the limit is %lld bytes",
-                        u->size + length, max_total);
+                        "upload would reach %lld bytes; the limit is %lld bytes", u->size + length,
+                        max_total);
     }
     /* No room for the announced bytes: refused before any is read. */
-    if (length > 0 &&
-        blobstore_reserve(c->bs, length, c->cfg->min_free_space, e) != PIER_OK) {
+    if (length > 0 && blobstore_reserve(c->bs, length, c->cfg->min_free_space, e) != PIER_OK) {
         return e->code;
     }
     char path[PATH_MAX];
@@ -294,8 +292,8 @@ static pier_err received_digest(const char *path, struct upload *u,
  * linking it into name and removing the session, all inside the caller's
  * transaction. On a digest mismatch the session is discarded (row and file)
  * and PIER_E_DIGEST_INVALID returned. */
-static pier_err upload_finish(struct ctx *c, const char *name, struct upload *u,
-                              const char *digest, struct perr *e)
+static pier_err upload_finish(struct ctx *c, const char *name, struct upload *u, const char *digest,
+                              struct perr *e)
 {
     enum digest_alg alg;
     pier_err rc = grammar_digest(digest, &alg, e);
@@ -333,9 +331,9 @@ pier_err upload_delete(struct ctx *c, const char *id, struct perr *e)
     return res ? PIER_OK : e->code;
 }
 
-pier_err upload_part(struct ctx *c, const char *name, const char *id,
-                     const struct upload_src *src, long long start, long long end,
-                     long long min_part, struct upload *u, bool *found, struct perr *e)
+pier_err upload_part(struct ctx *c, const char *name, const char *id, const struct upload_src *src,
+                     long long start, long long end, long long min_part, struct upload *u,
+                     bool *found, struct perr *e)
 {
     *found = false;
     pier_err rc = db_tx_begin(c->db, e);
@@ -356,8 +354,8 @@ pier_err upload_part(struct ctx *c, const char *name, const char *id,
 
 pier_err upload_complete(struct ctx *c, const char *name, const char *id,
                          const struct upload_src *src, long long start, long long end,
-                         const char *digest, upload_check_fn *check, void *arg,
-                         struct upload *u, bool *found, struct perr *e)
+                         const char *digest, upload_check_fn *check, void *arg, struct upload *u,
+                         bool *found, struct perr *e)
 {
     *found = false;
     pier_err rc = grammar_digest(digest, NULL, e);

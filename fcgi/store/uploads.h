@@ -24,8 +24,8 @@ struct upload {
 /* Where a chunk's bytes come from: the request body (the registry API) or
  * bytes in memory (a layer part of the control plane, already decoded). */
 struct upload_src {
-    struct req *r;                 /* the request body, when not NULL */
-    const unsigned char *buf;      /* else these len bytes */
+    struct req *r;            /* the request body, when not NULL */
+    const unsigned char *buf; /* else these len bytes */
     size_t len;
 };
 
@@ -49,15 +49,14 @@ pier_err upload_get(struct ctx *c, const char *name, const char *id, struct uplo
  * errors. *found says whether the session was locked; then u holds its state
  * (after the chunk on success, before it on failure). */
 PIER_MUST_USE
-pier_err upload_part(struct ctx *c, const char *name, const char *id,
-                     const struct upload_src *src, long long start, long long end,
-                     long long min_part, struct upload *u, bool *found, struct perr *e);
+pier_err upload_part(struct ctx *c, const char *name, const char *id, const struct upload_src *src,
+                     long long start, long long end, long long min_part, struct upload *u,
+                     bool *found, struct perr *e);
 
 /* A last word on a locked session before it becomes a blob (e.g. the control
  * plane refusing an empty upload): an error refuses the completion and
  * leaves the session as it was. */
-typedef pier_err upload_check_fn(struct ctx *c, const struct upload *u, void *arg,
-                                 struct perr *e);
+typedef pier_err upload_check_fn(struct ctx *c, const struct upload *u, void *arg, struct perr *e);
 /* Complete session id of repository name as blob digest, in one
  * transaction: lock it, append src when not NULL (start, end as in
  * upload_part), let check (may be NULL) refuse, verify the bytes against
@@ -69,8 +68,8 @@ typedef pier_err upload_check_fn(struct ctx *c, const struct upload *u, void *ar
 PIER_MUST_USE
 pier_err upload_complete(struct ctx *c, const char *name, const char *id,
                          const struct upload_src *src, long long start, long long end,
-                         const char *digest, upload_check_fn *check, void *arg,
-                         struct upload *u, bool *found, struct perr *e);
+                         const char *digest, upload_check_fn *check, void *arg, struct upload *u,
+                         bool *found, struct perr *e);
 /* Remove the session row and its file. */
 PIER_MUST_USE
 pier_err upload_delete(struct ctx *c, const char *id, struct perr *e);
