@@ -101,6 +101,26 @@ void authn_challenge(struct ctx *c, struct req *r, const char *scope)
                     authn_public_url(c, r));
 }
 
+/* The principal a login password or a download token names: its "sub"
+ * (ARN), "pid", "kid" and "exp" claims. False when they are malformed. */
+static bool claims_identity(json_t *claims, enum auth_via via, struct identity *id)
+{
+    const char *arn = json_string_value(json_object_get(claims, "sub"));
+    json_t *pid = json_object_get(claims, "pid");
+    if (!arn || !*arn || !json_is_integer(pid))
+        return false;
+    id->authenticated = true;
+    id->via = via;
+    id->expires = (long long)json_integer_value(json_object_get(claims, "exp"));
+    const char *kid = json_string_value(json_object_get(claims, "kid"));
+    snprintf(id->key_id, sizeof id->key_id, "%s", kid ? kid : "");
+    id->p.id = json_integer_value(pid);
+    snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
+    const char *slash = strrchr(arn, '/');
+    snprintf(id->p.name, sizeof id->p.name, "%s", slash ? slash + 1 : arn);
+    return true;
+}
+
 static pier_err from_login_token(struct ctx *c, const char *token, struct identity *id,
                                  struct perr *e)
 {
@@ -111,22 +131,10 @@ static pier_err from_login_token(struct ctx *c, const char *token, struct identi
         snprintf(why, sizeof why, "%s", e->msg);
         return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: %s", why);
     }
-    const char *arn = json_string_value(json_object_get(claims, "sub"));
-    json_t *pid = json_object_get(claims, "pid");
-    if (!arn || !*arn || !json_is_integer(pid)) {
-        json_decref(claims);
-        return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: malformed claims");
-    }
-    id->authenticated = true;
-    id->via = VIA_LOGIN_TOKEN;
-    id->expires = (long long)json_integer_value(json_object_get(claims, "exp"));
-    const char *kid = json_string_value(json_object_get(claims, "kid"));
-    snprintf(id->key_id, sizeof id->key_id, "%s", kid ? kid : "");
-    id->p.id = json_integer_value(pid);
-    snprintf(id->p.arn, sizeof id->p.arn, "%s", arn);
-    const char *slash = strrchr(arn, '/');
-    snprintf(id->p.name, sizeof id->p.name, "%s", slash ? slash + 1 : arn);
+    bool ok = claims_identity(claims, VIA_LOGIN_TOKEN, id);
     json_decref(claims);
+    if (!ok)
+        return perr_set(e, PIER_E_UNAUTHORIZED, "login password rejected: malformed claims");
     return PIER_OK;
 }
 
@@ -249,6 +257,56 @@ static pier_err from_bearer(struct ctx *c, const char *token, struct identity *i
     snprintf(id->key_id, sizeof id->key_id, "%s", kid ? kid : "");
     json_decref(claims);
     return PIER_OK;
+}
+
+char *authn_download_token(struct ctx *c, const char *name, const char *digest, long lifetime)
+{
+    const struct identity *who = c->who;
+    if (!who || !who->authenticated)
+        return NULL;
+    json_t *claims = json_pack("{s:s, s:I, s:s, s:s}", "sub", who->p.arn, "pid",
+                               (json_int_t)who->p.id, "n", name, "d", digest);
+    if (!claims)
+        return NULL;
+    if (who->key_id[0])
+        json_object_set_new(claims, "kid", json_string(who->key_id));
+    /* Never longer than the credential it was asked with. */
+    long long left = who->expires - (long long)time(NULL);
+    if (who->expires > 0 && left < lifetime)
+        lifetime = left > 1 ? (long)left : 1;
+    char *tok = token_sign(c->a, c->tk, TOKEN_DOWNLOAD, claims, lifetime);
+    json_decref(claims);
+    return tok;
+}
+
+pier_err authn_download(struct ctx *c, struct authn_cache *ac, const char *token, const char *name,
+                        const char *digest, struct identity *id, struct perr *e)
+{
+    memset(id, 0, sizeof *id);
+    json_t *claims;
+    if (token_verify(c->tk, TOKEN_DOWNLOAD, token, &claims, e) != PIER_OK) {
+        char why[PERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return perr_set(e, PIER_E_DENIED, "download URL refused: %s", why);
+    }
+    const char *n = json_string_value(json_object_get(claims, "n"));
+    const char *d = json_string_value(json_object_get(claims, "d"));
+    bool ok = n && d && claims_identity(claims, VIA_DOWNLOAD_URL, id);
+    bool same = ok && strcmp(n, name) == 0 && strcmp(d, digest) == 0;
+    json_decref(claims);
+    if (!ok)
+        return perr_set(e, PIER_E_DENIED, "download URL refused: malformed claims");
+    if (!same)
+        return perr_set(e, PIER_E_DENIED,
+                        "download URL refused: it was issued for another layer or repository");
+    /* It dies with the access key it was asked with, as a login password does. */
+    pier_err rc = authn_key_live(c, ac, id->key_id, e);
+    if (rc == PIER_E_UNAUTHORIZED) {
+        char why[PERR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", e->msg);
+        return perr_set(e, PIER_E_DENIED, "download URL refused: %s", why);
+    }
+    return rc;
 }
 
 bool authn_decode_basic(struct arena *a, const char *b64, char **user, char **pass)

@@ -20,6 +20,24 @@ PIER_MUST_USE
 pier_err authn_identify(struct ctx *c, struct authn_cache *ac, struct req *r, struct identity *id,
                         struct perr *e);
 
+/* The query parameter of a layer download URL that carries its token:
+ * /v2/<name>/blobs/<digest>?download_token=<token>. */
+#define AUTHN_DOWNLOAD_PARAM "download_token"
+
+/* A token for a layer download URL (GetDownloadUrlForLayer): who holds it
+ * may GET (or HEAD) blob digest of repository name for lifetime seconds, as
+ * c->who — and only while c->who may still do so. In arena memory; NULL when
+ * c->who is no authenticated principal or there is no server key. */
+char *authn_download_token(struct ctx *c, const char *name, const char *digest, long lifetime);
+/* The identity the download token of a request for blob digest of
+ * repository name carries (the principal that asked for the URL). Refused
+ * with PIER_E_DENIED — never a login challenge: the URL is the credential —
+ * when the token is malformed, altered, expired or issued for another blob,
+ * or the access key it was asked with was deleted or deactivated. */
+PIER_MUST_USE
+pier_err authn_download(struct ctx *c, struct authn_cache *ac, const char *token, const char *name,
+                        const char *digest, struct identity *id, struct perr *e);
+
 /* Add the WWW-Authenticate challenge (scope may be NULL, e.g.
  * "repository:x:pull"). */
 void authn_challenge(struct ctx *c, struct req *r, const char *scope);

@@ -13,7 +13,9 @@
 #include "lib/err.h"
 #include "lib/ctx.h"
 
-enum auth_via { VIA_ANONYMOUS, VIA_ACCESS_KEY, VIA_LOGIN_TOKEN, VIA_BEARER };
+/* How the caller proved who they are; VIA_DOWNLOAD_URL: a layer download
+ * URL (GetDownloadUrlForLayer), which acts as the principal that asked for it. */
+enum auth_via { VIA_ANONYMOUS, VIA_ACCESS_KEY, VIA_LOGIN_TOKEN, VIA_BEARER, VIA_DOWNLOAD_URL };
 
 struct identity {
     bool authenticated;       /* false: anonymous */

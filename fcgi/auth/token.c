@@ -16,6 +16,8 @@ pier_err token_keys_init(struct token_keys *k, const struct secretbox *sb, struc
     pier_err rc = secretbox_derive(sb, "pier login password v1", k->login, e);
     if (!rc)
         rc = secretbox_derive(sb, "pier bearer token v1", k->bearer, e);
+    if (!rc)
+        rc = secretbox_derive(sb, "pier download url v1", k->download, e);
     k->loaded = rc == PIER_OK;
     return rc;
 }
@@ -69,7 +71,13 @@ static int unb64url(const char *in, size_t n, unsigned char *out, size_t outsz)
 
 static const unsigned char *key_of(const struct token_keys *k, enum token_kind kind)
 {
-    return kind == TOKEN_LOGIN ? k->login : k->bearer;
+    return kind == TOKEN_LOGIN ? k->login : kind == TOKEN_BEARER ? k->bearer : k->download;
+}
+
+/* The "typ" claim of each kind. */
+static const char *kind_name(enum token_kind kind)
+{
+    return kind == TOKEN_LOGIN ? "login" : kind == TOKEN_BEARER ? "bearer" : "download";
 }
 
 char *token_sign(struct arena *a, const struct token_keys *k, enum token_kind kind,
@@ -78,7 +86,7 @@ char *token_sign(struct arena *a, const struct token_keys *k, enum token_kind ki
     if (!k->loaded)
         return NULL;
     json_t *claims = json_deep_copy(payload);
-    json_object_set_new(claims, "typ", json_string(kind == TOKEN_LOGIN ? "login" : "bearer"));
+    json_object_set_new(claims, "typ", json_string(kind_name(kind)));
     json_object_set_new(claims, "exp", json_integer((json_int_t)time(NULL) + lifetime_seconds));
     char *text = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(claims);
@@ -132,7 +140,7 @@ pier_err token_verify(const struct token_keys *k, enum token_kind kind, const ch
         return perr_set(e, PIER_E_UNAUTHORIZED, "malformed token");
     }
     const char *typ = json_string_value(json_object_get(claims, "typ"));
-    if (!typ || strcmp(typ, kind == TOKEN_LOGIN ? "login" : "bearer") != 0) {
+    if (!typ || strcmp(typ, kind_name(kind)) != 0) {
         json_decref(claims);
         return perr_set(e, PIER_E_UNAUTHORIZED, "wrong kind of token");
     }

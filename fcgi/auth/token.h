@@ -1,5 +1,6 @@
 /* token: signed, self-contained credentials — login passwords (the ECR
- * model: user "AWS", valid 12 h) and bearer tokens from /token. Format
+ * model: user "AWS", valid 12 h), bearer tokens from /token and the tokens
+ * of layer download URLs (GetDownloadUrlForLayer). Format
  * "PIER1.<base64url JSON payload>.<base64url HMAC-SHA256>", each kind signed
  * with its own key derived from the server key. Verifying one is a single
  * HMAC: no database, no slow hash. */
@@ -14,12 +15,13 @@
 
 #define TOKEN_MAX 8192
 
-enum token_kind { TOKEN_LOGIN, TOKEN_BEARER };
+enum token_kind { TOKEN_LOGIN, TOKEN_BEARER, TOKEN_DOWNLOAD };
 
 struct token_keys {
     bool loaded;
     unsigned char login[SECRETBOX_KEY_LEN];
     unsigned char bearer[SECRETBOX_KEY_LEN];
+    unsigned char download[SECRETBOX_KEY_LEN];
 };
 
 PIER_MUST_USE

@@ -41,6 +41,7 @@ static const struct key keys[] = {
     {"max_chunk_size", Z(max_chunk_size, 1024, 1LL << 50)},
     {"max_page", I(max_page, 1, 100000)},
     {"upload_ttl", I(upload_ttl, 60, 30 * 86400)},
+    {"download_url_ttl", I(download_url_ttl, 1, 7 * 86400)},
     {"registry_host", S(registry_host)},
     {"log_file", S(log_file)},
     {"log_level", S(log_level)},
@@ -84,6 +85,7 @@ void config_defaults(struct config *c)
     c->max_chunk_size = 64LL << 30;
     c->max_page = 1000;
     c->upload_ttl = 86400;
+    c->download_url_ttl = 3600;
     snprintf(c->log_level, sizeof c->log_level, "info");
     c->allow_delete = true;
     c->upstream_connect_timeout = 10;

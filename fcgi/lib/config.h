@@ -22,6 +22,7 @@ struct config {
     long long max_chunk_size;   /* bytes in one PATCH/PUT request body */
     int max_page;               /* upper bound and default for n= in lists */
     int upload_ttl;             /* seconds an idle upload session lives */
+    int download_url_ttl;       /* seconds a GetDownloadUrlForLayer URL works */
     char registry_host[256];    /* public host[:port] of the registry, for absolute URLs */
     char log_file[PATH_MAX];    /* empty: stderr */
     char log_level[16];

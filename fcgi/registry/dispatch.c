@@ -4,6 +4,7 @@
 #include <string.h>
 #include "auth/authn.h"
 #include "auth/authz.h"
+#include "auth/token.h"
 #include "db/db.h"
 #include "lib/log.h"
 #include "registry/errors.h"
@@ -36,7 +37,8 @@ static const char *scope_for(struct req *r, const struct route *rt)
 {
     switch (rt->kind) {
     case ROUTE_BASE: return NULL;
-    case ROUTE_CATALOG: return "registry:catalog:*";
+    case ROUTE_CATALOG:
+        return "registry:catalog:*";
     default: break;
     }
     const char *m = r->method;
@@ -64,6 +66,20 @@ static void fail(struct ctx *c, struct req *r, const char *scope, const struct p
     if (e->code == PIER_E_TOOMANYREQUESTS && e->detail[0])
         resp_header(r, "Retry-After", "%s", e->detail);
     oci_error(r, e);
+}
+
+/* The token of a layer download URL (GET or HEAD of a blob with
+ * ?download_token=), or NULL when the request is not one. A parameter that
+ * does not decode is an empty token, which authn_download() refuses. */
+static const char *download_token(struct req *r, const struct route *rt)
+{
+    if (rt->kind != ROUTE_BLOB || (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")))
+        return NULL;
+    char *tok = arena_alloc(r->a, TOKEN_MAX + 2);
+    int have = req_query(r, AUTHN_DOWNLOAD_PARAM, tok, TOKEN_MAX + 2);
+    if (have == 0)
+        return NULL;
+    return have > 0 ? tok : "";
 }
 
 static void clear_identity(void *p)
@@ -152,8 +168,12 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         return;
     }
     /* Every request is authenticated and authorized before any work. */
+    /* A download URL carries its own credential, the principal that asked
+     * for it (GetDownloadUrlForLayer), and is authorized as that principal. */
     struct identity *id = arena_alloc(r->a, sizeof *id);
-    pier_err rc = authn_identify(c, ac, r, id, &e);
+    const char *download = download_token(r, &rt);
+    pier_err rc = download ? authn_download(c, ac, download, rt.name, rt.ref, id, &e)
+                           : authn_identify(c, ac, r, id, &e);
     arena_defer(r->a, clear_identity, id);
     c->who = id;
     if (rc) {
@@ -162,6 +182,9 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     const char *action = action_for(rt.kind, r->method);
     if (action && authz_check(c, action, rt.name, &e) != PIER_OK) {
+        /* The URL is the credential: no login challenge, whatever refused it. */
+        if (download && e.code == PIER_E_UNAUTHORIZED)
+            e.code = PIER_E_DENIED;
         fail(c, r, scope_for(r, &rt), &e);
         return;
     }

@@ -55,6 +55,15 @@ int main(void)
     CHECK("out of range refused", config_load(&c, p, &e) != PIER_OK);
     unlink(p);
     config_defaults(&c);
+    CHECK("download URLs live an hour by default", c.download_url_ttl == 3600);
+    p = write_tmp("download_url_ttl = 0\n");
+    CHECK("download URLs live at least a second", config_load(&c, p, &e) != PIER_OK);
+    unlink(p);
+    config_defaults(&c);
+    p = write_tmp("download_url_ttl = 604801\n");
+    CHECK("download URLs live at most 7 days", config_load(&c, p, &e) != PIER_OK);
+    unlink(p);
+    config_defaults(&c);
     p = write_tmp("max_blob_size = 12XB\n");
     CHECK("bad size refused", config_load(&c, p, &e) != PIER_OK);
     unlink(p);

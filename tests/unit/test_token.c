@@ -38,6 +38,19 @@ int main(void)
     CHECK("expired refused", token_verify(&tk, TOKEN_LOGIN, expired, &out, &e) == PIER_E_UNAUTHORIZED &&
                                  strstr(e.msg, "expired"));
     CHECK("garbage refused", token_verify(&tk, TOKEN_LOGIN, "PIER1.x.y", &out, &e) == PIER_E_UNAUTHORIZED);
+    /* A download URL's token is a credential of its own kind: neither a login
+     * password nor a bearer token, nor the other way round. */
+    char *download = token_sign(a, &tk, TOKEN_DOWNLOAD, claims, 60);
+    CHECK("download token verifies",
+          token_verify(&tk, TOKEN_DOWNLOAD, download, &out, &e) == PIER_OK &&
+              json_integer_value(json_object_get(out, "pid")) == 7);
+    json_decref(out);
+    CHECK("download token is neither login nor bearer",
+          token_verify(&tk, TOKEN_LOGIN, download, &out, &e) == PIER_E_UNAUTHORIZED &&
+              token_verify(&tk, TOKEN_BEARER, download, &out, &e) == PIER_E_UNAUTHORIZED);
+    CHECK("login and bearer are no download tokens",
+          token_verify(&tk, TOKEN_DOWNLOAD, login, &out, &e) == PIER_E_UNAUTHORIZED &&
+              token_verify(&tk, TOKEN_DOWNLOAD, bearer, &out, &e) == PIER_E_UNAUTHORIZED);
     struct secretbox other;
     memset(&other, 0, sizeof other);
     other.loaded = true;
