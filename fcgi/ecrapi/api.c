@@ -55,6 +55,12 @@ static const struct op ECR_OPS[] = {
     {"ListTagsForResource", op_list_tags_for_resource},
     {"TagResource", op_tag_resource},
     {"UntagResource", op_untag_resource},
+    {"BatchCheckLayerAvailability", op_batch_check_layer_availability},
+    {"InitiateLayerUpload", op_initiate_layer_upload},
+    {"UploadLayerPart", op_upload_layer_part},
+    {"CompleteLayerUpload", op_complete_layer_upload},
+    {"PutImage", op_put_image},
+    {"GetDownloadUrlForLayer", op_get_download_url_for_layer},
 };
 
 static const struct op SM_OPS[] = {
@@ -70,6 +76,21 @@ bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)
     if (x->err_type)
         return false;
     x->err_type = exc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err_msg, sizeof x->err_msg, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool api_fail_fields(struct api *x, json_t *fields, enum ecr_exc exc, const char *fmt, ...)
+{
+    if (x->err_type) {
+        json_decref(fields);
+        return false;
+    }
+    x->err_type = exc;
+    x->err_fields = fields;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(x->err_msg, sizeof x->err_msg, fmt, ap);
@@ -235,17 +256,25 @@ static const char *cgi_header(void *arg, const char *lname)
     return req_env(r, var);
 }
 
-/* The one place control-plane errors are written. */
-static void send_error(struct req *r, enum ecr_exc exc, const char *msg)
+/* The one place control-plane errors are written; fields (may be NULL) are
+ * the exception's members besides its message. */
+static void send_error_fields(struct req *r, enum ecr_exc exc, const char *msg, json_t *fields)
 {
     const char *type = ecr_exc_type(exc);
     int status = ecr_exc_status(exc);
     json_t *body = json_pack("{s:s, s:s}", "__type", type, "message", msg);
+    if (fields)
+        json_object_update_missing(body, fields);
     resp_header(r, "x-amzn-ErrorType", "%s", type);
     if (status == 503)
         resp_header(r, "Retry-After", "5");
     resp_json(r, status, "application/x-amz-json-1.1", body);
     json_decref(body);
+}
+
+static void send_error(struct req *r, enum ecr_exc exc, const char *msg)
+{
+    send_error_fields(r, exc, msg, NULL);
 }
 
 void ecrapi_error(struct req *r, const struct perr *e)
@@ -265,6 +294,31 @@ static const struct op *find_op(const char *service, const char *name)
     return NULL;
 }
 
+/* Run op as ecrapi_invoke() does; *fields (NULL: not wanted) receives the
+ * error's members besides its message, if it has any (caller decrefs). */
+static bool invoke(struct ctx *c, struct req *r, const struct op *op, json_t *in, json_t **out,
+                   enum ecr_exc *exc, char *err_msg, size_t errsz, json_t **fields)
+{
+    struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
+    op->fn(&x);
+    if (x.err_type) {
+        if (ecr_exc_status(x.err_type) >= 500)
+            log_error("control plane %s: %s", op->name, x.err_msg);
+        *exc = x.err_type;
+        snprintf(err_msg, errsz, "%s", x.err_msg);
+        json_decref(x.out);
+        if (fields)
+            *fields = x.err_fields;
+        else
+            json_decref(x.err_fields);
+        return false;
+    }
+    json_decref(x.err_fields);
+    *out = x.out;
+    *exc = ECR_EXC_NONE;
+    return true;
+}
+
 bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
                    json_t *in, json_t **out, enum ecr_exc *exc, char *err_msg, size_t errsz)
 {
@@ -274,19 +328,7 @@ bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char
         snprintf(err_msg, errsz, "this registry does not implement %s", opname);
         return false;
     }
-    struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
-    op->fn(&x);
-    if (x.err_type) {
-        if (ecr_exc_status(x.err_type) >= 500)
-            log_error("control plane %s: %s", op->name, x.err_msg);
-        *exc = x.err_type;
-        snprintf(err_msg, errsz, "%s", x.err_msg);
-        json_decref(x.out);
-        return false;
-    }
-    *out = x.out;
-    *exc = ECR_EXC_NONE;
-    return true;
+    return invoke(c, r, op, in, out, exc, err_msg, errsz, NULL);
 }
 
 void ecrapi_handle(struct ctx *c, struct req *r)
@@ -299,11 +341,14 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     }
     char *body;
     size_t len;
-    if (req_read_body(r, API_MAX_BODY, &body, &len, &e) != PIER_OK) {
+    const char *target = req_header(r, "X-Amz-Target");
+    size_t limit = target && strncmp(target, ECR_PREFIX, strlen(ECR_PREFIX)) == 0
+                       ? layers_body_limit(target + strlen(ECR_PREFIX))
+                       : 0;
+    if (req_read_body(r, limit ? limit : API_MAX_BODY, &body, &len, &e) != PIER_OK) {
         send_error(r, ECR_EXC_VALIDATION, e.msg);
         return;
     }
-    const char *target = req_header(r, "X-Amz-Target");
     const struct op *table = NULL;
     size_t ntable = 0;
     const char *opname = NULL, *service = NULL;
@@ -401,14 +446,15 @@ void ecrapi_handle(struct ctx *c, struct req *r)
         send_error(r, ECR_EXC_SERIALIZATION, "the request body is not a JSON object");
         return;
     }
-    json_t *out = NULL;
+    json_t *out = NULL, *fields = NULL;
     enum ecr_exc exc;
     char msg[600];
-    if (ecrapi_invoke(c, r, service, op->name, in, &out, &exc, msg, sizeof msg)) {
+    if (invoke(c, r, op, in, &out, &exc, msg, sizeof msg, &fields)) {
         resp_json(r, 200, "application/x-amz-json-1.1", out);
         json_decref(out);
     } else {
-        send_error(r, exc, msg);
+        send_error_fields(r, exc, msg, fields);
+        json_decref(fields);
     }
     json_decref(in);
 }

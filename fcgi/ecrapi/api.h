@@ -24,6 +24,7 @@ struct api {
     json_t *out;             /* response document (operations fill it) */
     enum ecr_exc err_type;   /* set by api_fail; ECR_EXC_NONE while all is well */
     char err_msg[600];
+    json_t *err_fields; /* members the error carries besides its message (owned), or NULL */
 };
 
 /* Answer POST / (X-Amz-Target dispatch). */
@@ -44,6 +45,11 @@ bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char
 /* Record an error (first one wins) and return false. */
 bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* api_fail for an exception whose shape has members besides the message
+ * (e.g. InvalidLayerPartException's lastValidByteReceived): fields (a JSON
+ * object, stolen) go into the error document. */
+bool api_fail_fields(struct api *x, json_t *fields, enum ecr_exc exc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Map a pier error: NAME_UNKNOWN -> notfound (e.g. ECR_EXC_REPOSITORY_NOT_FOUND),
  * DENIED/UNAUTHORIZED -> AccessDenied, bad input -> InvalidParameter, CONFLICT ->
  * conflict, 5xx -> ServerException (503 when unavailable, 507 when storage is
@@ -74,6 +80,11 @@ bool api_repo_exists(struct api *x, const char *name, struct repo_record *out);
  * (ops_tags.c). */
 bool api_put_tags(struct api *x, const char *arn, json_t *tags);
 
+/* The largest request body operation op accepts when it takes more than the
+ * API's 1 MiB: a layer part (20 MiB, base64) or a manifest (ops_layers.c);
+ * 0 for every other operation. */
+size_t layers_body_limit(const char *op);
+
 /* Operations (ops_*.c). */
 void op_get_authorization_token(struct api *x);
 void op_describe_registry(struct api *x);
@@ -103,6 +114,12 @@ void op_delete_template(struct api *x);
 void op_list_tags_for_resource(struct api *x);
 void op_tag_resource(struct api *x);
 void op_untag_resource(struct api *x);
+void op_batch_check_layer_availability(struct api *x);
+void op_initiate_layer_upload(struct api *x);
+void op_upload_layer_part(struct api *x);
+void op_complete_layer_upload(struct api *x);
+void op_put_image(struct api *x);
+void op_get_download_url_for_layer(struct api *x);
 void op_sm_create_secret(struct api *x);
 void op_sm_put_secret_value(struct api *x);
 void op_sm_describe_secret(struct api *x);

@@ -41,6 +41,20 @@ enum ecr_exc {
     ECR_EXC_SECRET_NOT_FOUND,         /* ecr:ValidatePullThroughCacheRule's missing secret */
     ECR_EXC_RESOURCE_NOT_FOUND,       /* Secrets Manager */
     ECR_EXC_RESOURCE_EXISTS,          /* Secrets Manager */
+    /* The layer and image API (ops_layers.c). */
+    ECR_EXC_UPLOAD_NOT_FOUND,
+    ECR_EXC_INVALID_LAYER_PART,       /* with lastValidByteReceived (api_fail_fields) */
+    ECR_EXC_LAYER_PART_TOO_SMALL,
+    ECR_EXC_EMPTY_UPLOAD,
+    ECR_EXC_INVALID_LAYER,
+    ECR_EXC_LAYER_ALREADY_EXISTS,
+    ECR_EXC_LAYERS_NOT_FOUND,
+    ECR_EXC_LAYER_INACCESSIBLE,
+    ECR_EXC_LIMIT_EXCEEDED,
+    ECR_EXC_IMAGE_ALREADY_EXISTS,
+    ECR_EXC_IMAGE_TAG_ALREADY_EXISTS,
+    ECR_EXC_IMAGE_DIGEST_DOES_NOT_MATCH,
+    ECR_EXC_REFERENCED_IMAGES_NOT_FOUND,
     /* The console's own. */
     ECR_EXC_CONSOLE_UNAVAILABLE,      /* ServerException, 503: sessions or views unreadable */
     ECR_EXC_CONSOLE_NOT_FOUND,        /* UnknownOperationException, 404: no such endpoint */

@@ -44,6 +44,31 @@ int main(void)
               ecr_exc_console_status(ECR_EXC_THROTTLING) == 429 &&
               ecr_exc_console_status(ECR_EXC_CONSOLE_UNAVAILABLE) == 503 &&
               ecr_exc_console_status(ECR_EXC_CONSOLE_NOT_FOUND) == 404);
+    /* The layer and image API answers with the model's exception names. */
+    static const struct {
+        enum ecr_exc x;
+        const char *type;
+    } layers[] = {
+        {ECR_EXC_UPLOAD_NOT_FOUND, "UploadNotFoundException"},
+        {ECR_EXC_INVALID_LAYER_PART, "InvalidLayerPartException"},
+        {ECR_EXC_LAYER_PART_TOO_SMALL, "LayerPartTooSmallException"},
+        {ECR_EXC_EMPTY_UPLOAD, "EmptyUploadException"},
+        {ECR_EXC_INVALID_LAYER, "InvalidLayerException"},
+        {ECR_EXC_LAYER_ALREADY_EXISTS, "LayerAlreadyExistsException"},
+        {ECR_EXC_LAYERS_NOT_FOUND, "LayersNotFoundException"},
+        {ECR_EXC_LAYER_INACCESSIBLE, "LayerInaccessibleException"},
+        {ECR_EXC_LIMIT_EXCEEDED, "LimitExceededException"},
+        {ECR_EXC_IMAGE_ALREADY_EXISTS, "ImageAlreadyExistsException"},
+        {ECR_EXC_IMAGE_TAG_ALREADY_EXISTS, "ImageTagAlreadyExistsException"},
+        {ECR_EXC_IMAGE_DIGEST_DOES_NOT_MATCH, "ImageDigestDoesNotMatchException"},
+        {ECR_EXC_REFERENCED_IMAGES_NOT_FOUND, "ReferencedImagesNotFoundException"},
+    };
+    int layer_names = 1;
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        if (strcmp(ecr_exc_type(layers[i].x), layers[i].type) != 0 ||
+            ecr_exc_status(layers[i].x) != 400)
+            layer_names = 0;
+    CHECK("layer and image exceptions: the model's names, 400", layer_names);
     CHECK("out of range is a server fault", ecr_exc_status((enum ecr_exc)ECR_EXC__COUNT) == 500);
     return TAP_DONE();
 }
