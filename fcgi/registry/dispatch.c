@@ -73,7 +73,8 @@ static void fail(struct ctx *c, struct req *r, const char *scope, const struct p
  * does not decode is an empty token, which authn_download() refuses. */
 static const char *download_token(struct req *r, const struct route *rt)
 {
-    if (rt->kind != ROUTE_BLOB || (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")))
+    if (rt->kind != ROUTE_BLOB || (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) ||
+        !strstr(r->query, AUTHN_DOWNLOAD_PARAM))
         return NULL;
     char *tok = arena_alloc(r->a, TOKEN_MAX + 2);
     int have = req_query(r, AUTHN_DOWNLOAD_PARAM, tok, TOKEN_MAX + 2);
