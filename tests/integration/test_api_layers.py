@@ -560,3 +560,40 @@ def test_download_url_acts_as_the_principal_that_asked_for_it():
             assert status == 403 and b"ecr:GetDownloadUrlForLayer" in body, (status, body[:300])
     finally:
         drop(repo)
+
+
+def test_each_layer_operation_needs_its_own_action():
+    """ecr:<Operation> on the repository, as the registry asks for the same steps."""
+    repo = unique_repo("layers-authz")
+    ecr = ecr_client()
+    ecr.create_repository(repositoryName=repo)
+    try:
+        manifest = push_compact_image(repo, "v1")
+        layer_digest = json.loads(manifest.data)["layers"][0]["digest"]
+        uid = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+        check_only = iam_policy(iam_statement(["ecr:BatchCheckLayerAvailability"], ecr_repo_arn(repo)))
+        with User("layers-authz", {"check": check_only}) as u:
+            time.sleep(POLICY_SETTLE)
+            mine = ecr_client(u.creds)
+            out = mine.batch_check_layer_availability(repositoryName=repo, layerDigests=[layer_digest])
+            assert out["layers"][0]["layerAvailability"] == "AVAILABLE", out
+            calls = [
+                ("ecr:InitiateLayerUpload", mine.initiate_layer_upload, {}),
+                ("ecr:UploadLayerPart", mine.upload_layer_part,
+                 {"uploadId": uid, "partFirstByte": 0, "partLastByte": 0, "layerPartBlob": b"x"}),
+                ("ecr:CompleteLayerUpload", mine.complete_layer_upload,
+                 {"uploadId": uid, "layerDigests": [layer_digest]}),
+                ("ecr:PutImage", mine.put_image, {"imageManifest": manifest.data.decode(), "imageTag": "v2"}),
+                ("ecr:GetDownloadUrlForLayer", mine.get_download_url_for_layer, {"layerDigest": layer_digest}),
+            ]
+            for action, call, kw in calls:
+                msg = expect_api_error("AccessDeniedException", call, repositoryName=repo, **kw)
+                assert action in msg and u.arn in msg, msg
+        # Nothing of it happened: the session is still empty and v2 does not exist.
+        out = ecr.upload_layer_part(repositoryName=repo, uploadId=uid, partFirstByte=0, partLastByte=0,
+                                    layerPartBlob=b"x")
+        assert out["lastByteReceived"] == 0, out
+        expect_api_error("ImageNotFoundException", ecr.describe_images, repositoryName=repo,
+                         imageIds=[{"imageTag": "v2"}])
+    finally:
+        drop(repo)
