@@ -1,6 +1,7 @@
 /* maintenance: cluster-wide housekeeping — expired upload sessions, temporary
  * files left by crashed uploads and downloads, stale fetch leases, expired
- * negative-cache entries and upstream tokens. Whichever node takes the
+ * negative-cache entries and upstream tokens, the pull-through cache's byte
+ * budgets (cache/budget.h). Whichever node takes the
  * maintenance lock does it; `pierctl cleanup` runs it by hand. */
 #ifndef PIER_MAINTENANCE_H
 #define PIER_MAINTENANCE_H
@@ -34,6 +35,7 @@ struct maint_report {
     int fetch_files;    /* files under tmp/fetch removed */
     int rows;           /* expired leases, negative entries and tokens removed */
     int orphan_blobs;   /* blob files without a row removed */
+    long long expired_images; /* cache images expired to keep the byte budgets */
 };
 
 /* full: look at every blob directory for orphans (else a rotating part). */
