@@ -84,6 +84,11 @@ static pier_err expire(struct ctx *c, const struct repo_cache_image *m, enum out
     if (rc)
         return rc;
     *out = n > 0 ? EXPIRED : EXPIRED_INDEX;
+    /* What the store holds of them goes; a blob never fetched has nothing to collect. */
+    int held = 0;
+    for (int i = 0; i < n; i++)
+        if (blobs[i].size >= 0)
+            blobs[held++] = blobs[i];
     char pulled[32], stored[32];
     utc(m->last_pulled_at, pulled);
     utc(m->pushed_at, stored);
@@ -93,8 +98,8 @@ static pier_err expire(struct ctx *c, const struct repo_cache_image *m, enum out
     struct repo_gc_result r;
     memset(&r, 0, sizeof r);
     struct perr ge;
-    if (n > 0 &&
-        repo_gc_collect(c, blobs, n, c->cfg->gc_grace, m->rule_id, false, &r, &ge) != PIER_OK)
+    if (held > 0 &&
+        repo_gc_collect(c, blobs, held, c->cfg->gc_grace, m->rule_id, false, &r, &ge) != PIER_OK)
         log_warn("budget: the blobs of %s@%s were not all collected (garbage collection will): %s",
                  m->name, m->digest, ge.msg);
     *freed = r.bytes;

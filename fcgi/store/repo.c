@@ -1117,9 +1117,9 @@ static const struct db_stmt st_cache_lru = {
     4};
 static const struct db_stmt st_image_blobs = {
     "repo_image_blobs",
-    "SELECT mr.child, b.size FROM repositories r"
+    "SELECT mr.child, coalesce(b.size, -1) FROM repositories r"
     " JOIN manifest_references mr ON mr.repository_id = r.id"
-    " JOIN blobs b ON b.digest = mr.child"
+    " LEFT JOIN blobs b ON b.digest = mr.child"
     " WHERE r.name = $1 AND mr.manifest = $2 AND mr.child_kind = 'blob' ORDER BY mr.child",
     2};
 

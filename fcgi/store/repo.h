@@ -324,8 +324,8 @@ PIER_MUST_USE
 pier_err repo_cache_lru(struct ctx *c, long long rule_id, int idle, int skip, int n,
                         struct repo_cache_image **out, int *nout, struct perr *e);
 /* The blobs (config, layers) manifest digest of repository name references,
- * with their sizes (blobs not stored here yet are left out): *out (arena),
- * *n; an index references none. */
+ * with their sizes; size -1 for a blob the store does not hold (yet: a cache
+ * fetches blobs on demand). *out (arena), *n; an index references none. */
 PIER_MUST_USE
 pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
                           struct repo_gc_candidate **out, int *n, struct perr *e);
