@@ -309,9 +309,15 @@ static int cmd_budget(const struct config *cfg, int argc, char **argv)
         return 2;
     }
     struct db *db = connect_or_die(cfg);
-    struct arena *a = arena_new();
-    struct ctx c = {.cfg = cfg, .db = db, .a = a};
     struct perr e;
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        db_close(db);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
     pier_err rc;
     if (run) {
         /* Every expiry is logged at info: on standard error here. */

@@ -194,7 +194,7 @@ static pier_err enforce_all(struct ctx *c, struct budget_report *out, struct per
 pier_err budget_enforce(struct ctx *c, struct budget_report *out, struct perr *e)
 {
     memset(out, 0, sizeof *out);
-    PIER_ASSERT(!db_in_tx(c->db));
+    PIER_ASSERT(c->bs && !db_in_tx(c->db));
     PGresult *res = db_exec(c->db, c->a, &st_lock, e);
     if (!res)
         return e->code;

@@ -37,7 +37,8 @@ struct budget_report {
 };
 
 /* Enforce every rule's budget, then the registry-wide one (c->cfg's
- * cache_max_bytes), outside any transaction. Logs every expiry
+ * cache_max_bytes), outside any transaction; c needs the blob store (c->bs),
+ * whose files the collection removes. Logs every expiry
  * ("budget: expired <repo>@<digest> (rule <prefix>, last pulled <time>)")
  * and adds it to the rule's counters (stats_note_expiry). PIER_E_CONFLICT
  * when another enforcement runs somewhere; a database error ends the run
