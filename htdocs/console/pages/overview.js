@@ -128,7 +128,7 @@ export async function overviewPage(container) {
       h('tbody', {}, rules.map((r) => h('tr', {class: 'budget-row', dataset: {prefix: r.prefix}},
         h('th', {scope: 'row'}, h('a', {href: `#/rules?rule=${encodeURIComponent(r.prefix)}`}, h('code', label(r.prefix)))),
         h('td', {class: 'num'}, bytes(r.bytesCached)),
-        h('td', {}, budgetCell(r)),
+        h('td', {class: 'budget-cell'}, budgetCell(r)),
         h('td', {class: 'nowrap'}, time(r.oldestLastPull, 'nothing cached'))))))) : h('p', {class: 'muted'}, 'No rules.'),
     h('p', {class: 'help'}, 'Above its budget, a rule\'s least recently pulled images are removed from the blob root ',
       'and fetched again on their next pull. ',

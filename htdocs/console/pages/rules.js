@@ -69,15 +69,20 @@ export function sizeText(n) {
   return String(n);
 }
 
-/** What a rule's images take on disk against its budget (a <meter>: no inline style under the CSP). */
-export function budgetCell(rule) {
+/**
+ * What a rule's images take on disk against its budget (a <meter>: no inline style under the
+ * CSP), and what the budget gave back. label: say "budget" (where no column header does).
+ */
+export function budgetCell(rule, label) {
   const max = Number(rule.maxBytes || 0);
   const cached = Number(rule.bytesCached || 0);
   const reclaimed = h('div', {class: 'small muted nowrap budget-reclaimed'}, 'reclaimed ', bytes(rule.bytesReclaimed || 0));
-  if (!max) return h('div', {class: 'budget'}, h('span', {class: 'muted budget-none'}, 'None'), reclaimed);
+  if (!max) {
+    return h('div', {class: 'budget'}, h('div', {class: 'small muted budget-none'}, label ? 'no budget' : 'None'), reclaimed);
+  }
   const over = cached > max;
   return h('div', {class: ['budget', over ? 'budget-over' : '']},
-    h('div', {class: 'nowrap budget-limit'}, bytes(max)),
+    h('div', {class: ['nowrap budget-limit', label ? 'small' : '']}, label ? 'budget ' : null, bytes(max)),
     h('meter', {min: '0', max: String(max), value: String(Math.min(cached, max)), low: String(max * 0.8),
       high: String(max * 0.95), optimum: '0', class: 'budget-meter',
       'aria-label': `${formatBytes(cached)} of ${formatBytes(max)} used${over ? ', over budget' : ''}`,
@@ -170,8 +175,6 @@ export async function rulesPage(container, {ctx, query}) {
       h('th', {scope: 'col'}, 'Credentials'),
       h('th', {scope: 'col'}, 'Refresh'),
       h('th', {scope: 'col'}, 'Cached'),
-      h('th', {scope: 'col'}, 'Budget'),
-      h('th', {scope: 'col'}, 'Oldest pull'),
       h('th', {scope: 'col'}, 'Last upstream error'),
       h('th', {scope: 'col', class: 'actions-col'}, h('span', {class: 'visually-hidden'}, 'Actions')))));
   const tbody = h('tbody');
@@ -179,7 +182,7 @@ export async function rulesPage(container, {ctx, query}) {
 
   for (const rule of rules) {
     const resultRow = h('tr', {class: 'result-row', hidden: true});
-    const resultCell = h('td', {colspan: '9'});
+    const resultCell = h('td', {colspan: '7'});
     resultRow.appendChild(resultCell);
     const errorCell = h('td', {class: 'error-cell'});
     const showLastError = (text, at) => {
@@ -255,10 +258,11 @@ export async function rulesPage(container, {ctx, query}) {
       h('td', {}, upstream),
       h('td', {}, creds),
       h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds)),
-      h('td', {class: 'nowrap'}, h('div', {}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
-        h('div', {class: 'small muted'}, bytes(rule.bytesCached))),
-      h('td', {class: 'budget-cell'}, budgetCell(rule)),
-      h('td', {class: 'nowrap oldest-pull-cell'}, time(rule.oldestLastPull, 'nothing cached')),
+      // What is cached, against the rule's byte budget, and how far back its last pulls go.
+      h('td', {class: 'cached-cell'}, h('div', {class: 'nowrap'}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
+        h('div', {class: 'small muted nowrap bytes-cached'}, bytes(rule.bytesCached)),
+        budgetCell(rule, true),
+        h('div', {class: 'small muted oldest-pull'}, 'oldest pull ', time(rule.oldestLastPull, 'none'))),
       errorCell,
       h('td', {class: 'actions'}, h('div', {class: 'button-row'}, validate, edit, del)));
     tbody.append(row, resultRow);
