@@ -66,7 +66,7 @@ struct cached_identity {
     const char *broken;   /* static text, or NULL */
 };
 
-/* A repository has at most 50 tags (ops_tags.c); more are not read. */
+/* Room for the 50 tags a resource may have (ops_tags.c); more are not read. */
 #define MAX_REPO_TAGS 64
 
 struct cached_repo {
