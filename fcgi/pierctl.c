@@ -49,9 +49,10 @@ static void usage(FILE *f)
             "                  nothing linked within the grace (default gc_grace); pierd\n"
             "                  sweeps every gc_interval seconds\n"
             "  gc status       reclaimable bytes and the last sweeps\n"
-            "  user create NAME [--admin]   a principal and its first access key (printed once);\n"
-            "                               --admin attaches a policy allowing ecr:*\n"
-            "  user list | user delete NAME\n"
+            "  user create NAME [--role] [--admin]   a principal and its first access key\n"
+            "                  (printed once); --role makes it a role (arn:...:role/NAME)\n"
+            "                  instead of a user; --admin attaches a policy allowing ecr:*\n"
+            "  user list | user delete NAME   (users and roles alike)\n"
             "  key create USER | key list USER | key delete KEYID\n"
             "  login-password USER [--hours N]   a password for `login -u AWS` (default 12 h)\n"
             "  policy identity put USER NAME FILE|-  | policy identity delete USER NAME\n"
@@ -639,16 +640,27 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
     pier_err rc = PIER_OK;
     struct principal p;
     if (!strcmp(argv[0], "create") && argc >= 2) {
-        bool admin = argc >= 3 && !strcmp(argv[2], "--admin");
+        bool admin = false, role = false;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--admin")) {
+                admin = true;
+            } else if (!strcmp(argv[i], "--role")) {
+                role = true;
+            } else {
+                usage(stderr);
+                return ctl_close(&t, PIER_OK, &e), 2;
+            }
+        }
         char secret[KEY_SECRET_LEN + 1];
         if (!(rc = db_tx_begin(t.db, &e))) {
             char id[KEY_ID_LEN + 1];
-            if (!(rc = principal_create(&t.c, argv[1], &p, &e)) && admin)
+            if (!(rc = principal_create(&t.c, argv[1], role ? PRINCIPAL_ROLE : PRINCIPAL_USER, &p,
+                                        &e)) && admin)
                 rc = identity_policy_put(&t.c, p.id, "AdministratorAccess", ADMIN_POLICY, &e);
             if (!rc)
                 rc = key_create(&t.c, p.id, id, secret, &e);
             if (!(rc = db_tx_end(t.db, rc, &e))) {
-                printf("user             %s\n", p.arn);
+                printf("%-17s%s\n", role ? "role" : "user", p.arn);
                 printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
                 printf("(the secret is shown only now)\n");
             }
@@ -662,7 +674,7 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
             json_decref(l);
     } else if (!strcmp(argv[0], "delete") && argc == 2) {
         if (!(rc = principal_delete(&t.c, argv[1], &e)))
-            printf("deleted user %s\n", argv[1]);
+            printf("deleted principal %s\n", argv[1]);
     } else {
         usage(stderr);
         return ctl_close(&t, PIER_OK, &e), 2;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth/principals.h"
 #include "db/db.h"
 #include "lib/arena.h"
 #include "lib/grammar.h"
@@ -23,18 +24,23 @@ struct cache_stats {
     struct {
         char repo[NAME_MAX_LEN + 1];
         char digest[DIGEST_MAX_LEN + 1];
+        char principal[ARN_MAX]; /* "" for anonymous callers */
         long long count;
     } pulls[PULLS];
     int npulls;
     int64_t last_flush;
 };
 
-void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
+void stats_pulled(struct cache_stats *s, const char *repo, const char *digest,
+                  const char *principal)
 {
     if (!s)
         return;
+    if (!principal || strlen(principal) >= ARN_MAX)
+        principal = ""; /* ARNs are shorter; counted as anonymous rather than cut */
     for (int i = 0; i < s->npulls; i++)
-        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo)) {
+        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo) &&
+            !strcmp(s->pulls[i].principal, principal)) {
             s->pulls[i].count++;
             return;
         }
@@ -42,6 +48,7 @@ void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
         return; /* full until the next flush */
     snprintf(s->pulls[s->npulls].repo, sizeof s->pulls[0].repo, "%s", repo);
     snprintf(s->pulls[s->npulls].digest, sizeof s->pulls[0].digest, "%s", digest);
+    snprintf(s->pulls[s->npulls].principal, sizeof s->pulls[0].principal, "%s", principal);
     s->pulls[s->npulls].count = 1;
     s->npulls++;
 }
@@ -105,7 +112,9 @@ void stats_flush(struct ctx *c, int interval_ms)
         return;
     for (int i = 0; i < s->npulls; i++) {
         struct perr e;
-        (void)repo_note_pulls(c, s->pulls[i].repo, s->pulls[i].digest, s->pulls[i].count, &e);
+        const char *who = s->pulls[i].principal[0] ? s->pulls[i].principal : NULL;
+        (void)repo_note_pulls(c, s->pulls[i].repo, s->pulls[i].digest, who, s->pulls[i].count,
+                              &e);
     }
     s->npulls = 0;
     int kept = 0;

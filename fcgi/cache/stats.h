@@ -18,9 +18,12 @@ struct cache_stats;
 struct cache_stats *stats_new(void);
 void stats_free(struct cache_stats *s);
 void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n);
-/* Remember that a manifest was pulled (for DescribeImages' lastRecordedPullTime);
- * written with the counters. */
-void stats_pulled(struct cache_stats *s, const char *repo, const char *digest);
+/* Remember that principal (an ARN; NULL for anonymous callers) pulled a
+ * manifest (for DescribeImages' lastRecordedPullTime, which the pulls of
+ * principals excluded from pull-time updates leave alone); written with the
+ * counters. */
+void stats_pulled(struct cache_stats *s, const char *repo, const char *digest,
+                  const char *principal);
 /* Write the counters to the database if the last flush is older than
  * interval_ms (0: now). Counters that fail to flush are kept for next time. */
 void stats_flush(struct ctx *c, int interval_ms);

@@ -55,6 +55,28 @@ static const struct op ECR_OPS[] = {
     {"ListTagsForResource", op_list_tags_for_resource},
     {"TagResource", op_tag_resource},
     {"UntagResource", op_untag_resource},
+    /* ops_account.c */
+    {"GetAccountSetting", op_get_account_setting},
+    {"PutAccountSetting", op_put_account_setting},
+    {"RegisterPullTimeUpdateExclusion", op_register_pull_time_exclusion},
+    {"DeregisterPullTimeUpdateExclusion", op_deregister_pull_time_exclusion},
+    {"ListPullTimeUpdateExclusions", op_list_pull_time_exclusions},
+    /* ops_referrers.c */
+    {"ListImageReferrers", op_list_image_referrers},
+    /* ops_unsupported.c */
+    {"PutReplicationConfiguration", op_put_replication_configuration},
+    {"DescribeImageReplicationStatus", op_describe_image_replication_status},
+    {"StartImageScan", op_start_image_scan},
+    {"DescribeImageScanFindings", op_describe_image_scan_findings},
+    {"PutImageScanningConfiguration", op_put_image_scanning_configuration},
+    {"PutRegistryScanningConfiguration", op_put_registry_scanning_configuration},
+    {"GetRegistryScanningConfiguration", op_get_registry_scanning_configuration},
+    {"BatchGetRepositoryScanningConfiguration", op_batch_get_repository_scanning_configuration},
+    {"PutSigningConfiguration", op_put_signing_configuration},
+    {"GetSigningConfiguration", op_get_signing_configuration},
+    {"DeleteSigningConfiguration", op_delete_signing_configuration},
+    {"DescribeImageSigningStatus", op_describe_image_signing_status},
+    {"UpdateImageStorageClass", op_update_image_storage_class},
 };
 
 static const struct op SM_OPS[] = {

@@ -103,6 +103,29 @@ void op_delete_template(struct api *x);
 void op_list_tags_for_resource(struct api *x);
 void op_tag_resource(struct api *x);
 void op_untag_resource(struct api *x);
+/* ops_account.c: account settings and pull-time update exclusions. */
+void op_get_account_setting(struct api *x);
+void op_put_account_setting(struct api *x);
+void op_register_pull_time_exclusion(struct api *x);
+void op_deregister_pull_time_exclusion(struct api *x);
+void op_list_pull_time_exclusions(struct api *x);
+/* ops_referrers.c */
+void op_list_image_referrers(struct api *x);
+/* ops_unsupported.c: replication, scanning, signing and archival storage,
+ * which need engines Pier does not have. */
+void op_put_replication_configuration(struct api *x);
+void op_describe_image_replication_status(struct api *x);
+void op_start_image_scan(struct api *x);
+void op_describe_image_scan_findings(struct api *x);
+void op_put_image_scanning_configuration(struct api *x);
+void op_put_registry_scanning_configuration(struct api *x);
+void op_get_registry_scanning_configuration(struct api *x);
+void op_batch_get_repository_scanning_configuration(struct api *x);
+void op_put_signing_configuration(struct api *x);
+void op_get_signing_configuration(struct api *x);
+void op_delete_signing_configuration(struct api *x);
+void op_describe_image_signing_status(struct api *x);
+void op_update_image_storage_class(struct api *x);
 void op_sm_create_secret(struct api *x);
 void op_sm_put_secret_value(struct api *x);
 void op_sm_describe_secret(struct api *x);

@@ -3,6 +3,7 @@
 #include "serve/manifest.h"
 
 #include <string.h>
+#include "auth/authz.h"
 #include "cache/cache.h"
 #include "cache/stats.h"
 #include "lib/grammar.h"
@@ -34,7 +35,8 @@ static pier_err send_stored(struct ctx *c, struct req *r, const char *name, cons
         resp_end(r);
         return PIER_OK;
     }
-    stats_pulled(c->stats, name, sm->digest);
+    stats_pulled(c->stats, name, sm->digest,
+                 c->who && c->who->authenticated ? c->who->p.arn : NULL);
     resp_send(r, sm->media_type, sm->body, (size_t)sm->size);
     return PIER_OK;
 }

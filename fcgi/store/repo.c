@@ -1079,11 +1079,17 @@ pier_err repo_tag_details(struct ctx *c, const char *name, struct repo_tag_detai
 
 /* ---- what the cache and the administrators ask of the repository tables ---- */
 
+/* The counter counts every pull; the time only those of principals that
+ * are not excluded (ECR's pull-time update exclusions). */
 static const struct db_stmt st_note_pulls = {
     "repo_note_pulls",
     "WITH m AS (UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
-    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 RETURNING r.id)"
-    " UPDATE repositories SET pulls = pulls + $3::bigint WHERE id IN (SELECT id FROM m)", 3};
+    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2"
+    "   AND ($4::text IS NULL OR NOT EXISTS (SELECT 1 FROM pull_time_exclusions x"
+    "        WHERE x.principal_arn = $4::text)) RETURNING r.id)"
+    " UPDATE repositories r SET pulls = pulls + $3::bigint WHERE r.name = $1"
+    " AND EXISTS (SELECT 1 FROM manifests mm WHERE mm.repository_id = r.id AND mm.digest = $2)",
+    4};
 static const struct db_stmt st_pushed_under = {
     "repo_pushed_under",
     "SELECT name FROM repositories WHERE kind = 'push'"
@@ -1100,10 +1106,11 @@ static const struct db_stmt st_counts = {
     " (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM manifests),"
     " (SELECT count(*) FROM tags)", 0};
 
-pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
-                         struct perr *e)
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest,
+                         const char *principal, long long count, struct perr *e)
 {
-    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, count) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, count, principal) ? PIER_OK
+                                                                                  : e->code;
 }
 
 pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e)

@@ -277,11 +277,13 @@ struct repo_counts {
     long long repositories, blobs, blob_bytes, manifests, tags;
 };
 
-/* count pulls of manifest digest in name happened: its last-pulled time
- * becomes now and the repository's pull counter grows by count. */
+/* count pulls of manifest digest in name by principal (an ARN, NULL for
+ * anonymous callers) happened: the repository's pull counter grows by count,
+ * and the manifest's last-pulled time becomes now unless principal is
+ * excluded from pull-time updates (pull_time_exclusions, store/account.c). */
 PIER_MUST_USE
-pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
-                         struct perr *e);
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest,
+                         const char *principal, long long count, struct perr *e);
 /* A pushed repository under prefix ("ROOT": anywhere) in *name (arena), or
  * NULL when there is none. */
 PIER_MUST_USE
