@@ -20,6 +20,9 @@
 #define MAX_SKEW 900
 #define ECR_PREFIX "AmazonEC2ContainerRegistry_V20150921."
 #define SM_PREFIX "secretsmanager."
+/* Significant digits of the JSON numbers in answers: the only ones are
+ * timestamps, epoch seconds with milliseconds (13 digits until 2286). */
+#define API_NUMBER_DIGITS 13
 
 struct op {
     const char *name;
@@ -230,6 +233,11 @@ void api_next(struct api *x, long long offset, long long limit, bool more)
     }
 }
 
+json_t *api_time(long long ms)
+{
+    return json_real((double)ms / 1000.0);
+}
+
 const char *api_registry_host(struct api *x)
 {
     const char *u = x->c->cfg->public_url;
@@ -427,8 +435,16 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     enum ecr_exc exc;
     char msg[600];
     if (ecrapi_invoke(c, r, service, op->name, in, &out, &exc, msg, sizeof msg)) {
-        resp_json(r, 200, "application/x-amz-json-1.1", out);
+        /* Timestamps print as 1700000000.123, not 1700000000.1229999 */
+        char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(API_NUMBER_DIGITS));
         json_decref(out);
+        if (text) {
+            resp_status(r, 200);
+            resp_send(r, "application/x-amz-json-1.1", text, strlen(text));
+            free(text);
+        } else {
+            send_error(r, ECR_EXC_SERVER, "the answer could not be encoded");
+        }
     } else {
         send_error(r, exc, msg);
     }

@@ -65,6 +65,10 @@ bool api_registry_id(struct api *x);
 bool api_page(struct api *x, long long max, long long *limit, long long *offset);
 /* Set nextToken when more results remain after offset+limit. */
 void api_next(struct api *x, long long offset, long long limit, bool more);
+/* A timestamp as ECR writes it: epoch seconds with their milliseconds, a
+ * JSON number with a fraction (1700000000.123); ms is milliseconds since the
+ * epoch. */
+json_t *api_time(long long ms);
 /* Registry URI host (public_url without scheme, else registry_host). */
 const char *api_registry_host(struct api *x);
 /* Repository name exists (RepositoryNotFoundException otherwise); *out (may

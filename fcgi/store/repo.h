@@ -77,7 +77,8 @@ struct stored_manifest {
     long long size;
     long long rule_id;  /* cache rule of the repository, 0 for pushed repositories */
     bool cache;         /* the repository is a pull-through cache repository */
-    bool fresh;         /* by tag in a cache repository: checked within the refresh interval */
+    bool fresh;         /* by tag in a cache repository: checked within the refresh interval,
+                           or a tag the repository's mutability setting keeps where it is */
 };
 
 /* Manifest by tag or digest. PIER_E_MANIFEST_UNKNOWN, or PIER_E_NAME_UNKNOWN
@@ -90,7 +91,10 @@ pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, boo
  * manifest is present in this repository (PIER_E_MANIFEST_BLOB_UNKNOWN names
  * the first missing one). A cache import (rule_id > 0) stores what the
  * upstream sent (blobs and children are fetched on demand) and marks the tag
- * as just checked. All or nothing. */
+ * as just checked. A tag that exists and that the repository's mutability
+ * setting makes immutable (store/mutability.h) does not move: a push gets
+ * PIER_E_DENIED naming it; a cache import succeeds and changes nothing (the
+ * tag keeps its image). All or nothing. */
 PIER_MUST_USE
 pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
                            const struct manifest *m, const char *body, size_t len,
@@ -137,8 +141,9 @@ pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
 struct repo_record {
     long long id;
     const char *name;
-    long long created_at;          /* seconds since the epoch */
-    const char *tag_mutability;    /* "MUTABLE" or "IMMUTABLE" */
+    long long created_ms;                  /* milliseconds since the epoch */
+    const char *tag_mutability;            /* one of ECR's four modes (store/mutability.h) */
+    const char *tag_mutability_exclusions; /* JSON array of its filter values, e.g. ["dev-*"] */
     bool scan_on_push;
     const char *encryption_type;   /* "AES256", "KMS" or "KMS_DSSE" */
     const char *kms_key;           /* NULL when none */
@@ -149,6 +154,7 @@ struct repo_record {
  * the caller against the values the schema allows). */
 struct repo_settings {
     const char *tag_mutability;
+    const char *tag_mutability_exclusions; /* JSON array of filter values; NULL: none */
     bool scan_on_push;
     const char *encryption_type;
     const char *kms_key;           /* NULL when none */
@@ -172,15 +178,19 @@ pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo
  * the caller's to drop (resource_tags_drop). */
 PIER_MUST_USE
 pier_err repo_delete(struct ctx *c, const char *name, struct perr *e);
-/* Set image_tag_mutability ("MUTABLE" or "IMMUTABLE") of name, if it exists. */
+/* Set the tag mutability of name, if it exists: one of ECR's four modes and
+ * its filter values (JSON array text; NULL: none), checked by the caller
+ * with mutability_parse(). Pushes and cache imports after it obey it (see
+ * repo_manifest_put). */
 PIER_MUST_USE
 pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
-                                 struct perr *e);
+                                 const char *exclusions, struct perr *e);
 /* A creation template's settings for the repository just created with id
- * repo_id (kms_key may be NULL), in the caller's transaction. */
+ * repo_id (kms_key and exclusions may be NULL), in the caller's transaction. */
 PIER_MUST_USE
 pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
-                             const char *kms_key, const char *tag_mutability, struct perr *e);
+                             const char *kms_key, const char *tag_mutability,
+                             const char *exclusions, struct perr *e);
 
 /* ---- images: manifests and their tags as the control plane lists them ---- */
 
@@ -196,11 +206,13 @@ struct repo_image {
     const char *media_type;
     const char *artifact_type;     /* NULL when none */
     long long size;                /* of the manifest itself */
-    long long pushed_at;           /* seconds since the epoch */
-    long long last_pulled_at;      /* 0: never pulled */
+    long long pushed_ms;           /* milliseconds since the epoch */
+    long long last_pulled_ms;      /* milliseconds since the epoch, 0: never pulled */
     const char *body;              /* the manifest (arena); NULL if it did not decode */
     size_t body_len;
     const char *tags_json;         /* JSON array of its tags' names, by name */
+    long long largest_child;       /* an index: the bytes of the largest image it lists that
+                                      the repository holds (its blobs' sizes), else 0 */
 };
 
 /* How many manifests repository name holds (0 if it does not exist). */

@@ -29,7 +29,10 @@ static const char *const KINDS[] = {
     " secret_enc IS NOT NULL, refresh_seconds, negative_seconds, ca_bundle,"           \
     " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint," \
     " last_error, coalesce(extract(epoch FROM last_error_at)::bigint, 0),"             \
-    " coalesce(max_bytes, 0)"
+    " coalesce(max_bytes, 0),"                                                         \
+    " coalesce(upstream_url_given, regexp_replace(upstream_url, '^https://', '')),"    \
+    " (extract(epoch FROM created_at) * 1000)::bigint,"                                \
+    " (extract(epoch FROM updated_at) * 1000)::bigint"
 
 static const struct db_stmt st_match = {
     "rules_match",
@@ -49,19 +52,17 @@ static const struct db_stmt st_insert = {
     "rules_insert",
     "INSERT INTO cache_rules(prefix, upstream_url, upstream_registry, upstream_prefix,"
     " credential_arn, custom_role_arn, username_enc, secret_enc, ca_bundle, refresh_seconds,"
-    " negative_seconds, max_bytes) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''),"
-    " $7::bytea, $8::bytea, $9, $10::int, $11::int, nullif($12::bigint, 0))"
-    " ON CONFLICT (prefix) DO NOTHING RETURNING id",
-    12};
+    " negative_seconds, max_bytes, upstream_url_given) VALUES ($1, $2, $3, $4, nullif($5, ''),"
+    " nullif($6, ''), $7::bytea, $8::bytea, $9, $10::int, $11::int, nullif($12::bigint, 0), $13)"
+    " ON CONFLICT (prefix) DO NOTHING RETURNING id", 13};
 static const struct db_stmt st_update = {
     "rules_update",
     "UPDATE cache_rules SET upstream_url = $2, upstream_registry = $3, upstream_prefix = $4,"
     " credential_arn = nullif($5, ''), custom_role_arn = nullif($6, ''), ca_bundle = $7,"
     " refresh_seconds = $8::int, negative_seconds = $9::int,"
-    " max_bytes = nullif($10::bigint, 0), updated_at = now(),"
+    " max_bytes = nullif($10::bigint, 0), upstream_url_given = $11, updated_at = now(),"
     " last_error = NULL, last_error_at = NULL"
-    " WHERE prefix = $1 RETURNING id",
-    10};
+    " WHERE prefix = $1 RETURNING id", 11};
 static const struct db_stmt st_update_creds = {
     "rules_update_creds",
     "UPDATE cache_rules SET username_enc = $2::bytea, secret_enc = $3::bytea, updated_at = now()"
@@ -239,6 +240,14 @@ pier_err rule_check_registry(const char *kind, const char *url, char out[40], st
                     "gitlab-container-registry, chainguard, oci", kind);
 }
 
+bool rule_registry_is_ecr(const char *kind)
+{
+    for (size_t i = 0; kind && i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(kind, KINDS[i]) == 0)
+            return strcmp(kind, "oci") != 0;
+    return false;
+}
+
 pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
                             struct perr *e)
 {
@@ -290,6 +299,9 @@ static void from_row(struct ctx *c, PGresult *res, int row, struct cache_rule *r
     r->last_error = db_isnull(res, row, 13) ? NULL : arena_strdup(c->a, PQgetvalue(res, row, 13));
     r->last_error_at = db_int(res, row, 14);
     r->max_bytes = db_int(res, row, 15);
+    snprintf(r->upstream_url_given, sizeof r->upstream_url_given, "%s", PQgetvalue(res, row, 16));
+    r->created_ms = db_int(res, row, 17);
+    r->updated_ms = db_int(res, row, 18);
 }
 
 pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bool *found,
@@ -333,6 +345,14 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
     if ((rc = rule_check_prefix(r->prefix, e)) || (rc = rule_check_upstream_prefix(r->upstream_prefix, e)) ||
         (rc = rule_normalize_url(r->upstream_url, url, e)))
         return rc;
+    /* upstreamRegistryUrl is answered as it was written (Terraform compares
+     * it with its configuration): a new URL replaces what was written, the
+     * normalized form of the same URL (what an update reads back) keeps it. */
+    char was[RULE_URL_MAX];
+    struct perr ig;
+    if (!r->upstream_url_given[0] ||
+        rule_normalize_url(r->upstream_url_given, was, &ig) != PIER_OK || strcmp(was, url) != 0)
+        snprintf(r->upstream_url_given, sizeof r->upstream_url_given, "%s", r->upstream_url);
     snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
     char kind[40];
     if ((rc = rule_check_registry(r->upstream_registry, r->upstream_url, kind, e)))
@@ -417,10 +437,16 @@ static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_para
     pier_err rc = repo_pushed_under(c, r->prefix, &pushed, e);
     if (rc)
         return rc;
-    if (pushed)
-        return perr_set(e, PIER_E_DENIED,
-                        "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
-                        "cache rule cannot take over pushed images", r->prefix, pushed);
+    if (pushed) {
+        /* A conflict with what is stored, not a permission: who may create
+         * rules still may not create this one. */
+        perr_set(e, PIER_E_CONFLICT,
+                 "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
+                 "cache rule cannot take over pushed images",
+                 r->prefix, pushed);
+        perr_detail(e, "%s", pushed);
+        return e->code;
+    }
     PGresult *res = db_execp(c->db, c->a, &st_insert, p, false, e);
     if (!res)
         return e->code;
@@ -438,7 +464,7 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)) ||
         (rc = check_destination(c, r, username || r->credential_arn[0], e)))
         return rc;
-    struct db_param p[12];
+    struct db_param p[13];
     memset(p, 0, sizeof p);
     if ((rc = seal(c, CTX_USER, username, &p[6], e)) || (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
         return rc;
@@ -452,6 +478,7 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     p[9] = DB_ARG(r->refresh_seconds);
     p[10] = DB_ARG(r->negative_seconds);
     p[11] = DB_ARG(r->max_bytes);
+    p[12].value = r->upstream_url_given;
     if ((rc = db_tx_begin(c->db, e)))
         return rc;
     rc = insert(c, r, p, e);
@@ -466,7 +493,7 @@ static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_crede
     PGresult *res = db_exec(c->db, c->a, &st_update, e, r->prefix, r->upstream_url,
                             r->upstream_registry, r->upstream_prefix, r->credential_arn,
                             r->custom_role_arn, r->ca_bundle, r->refresh_seconds,
-                            r->negative_seconds, r->max_bytes);
+                            r->negative_seconds, r->max_bytes, r->upstream_url_given);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)

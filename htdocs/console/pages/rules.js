@@ -491,7 +491,9 @@ export async function ruleFormPage(container, {params, ctx}) {
           ctx.flash('success', `The rule ${editing} was saved.`);
           ctx.navigate(`#/rules?rule=${encodeURIComponent(editing)}`);
         } else {
-          const input = {ecrRepositoryPrefix: p, upstreamRegistryUrl: url.value.trim(), upstreamRegistry: current().id};
+          const input = {ecrRepositoryPrefix: p, upstreamRegistryUrl: url.value.trim()};
+          // ECR's upstreamRegistry has no value for "any other registry": left out, Pier infers it.
+          if (current().id !== 'oci') input.upstreamRegistry = current().id;
           if (up !== 'ROOT') input.upstreamRepositoryPrefix = up;
           if (maxBytes) input.pierMaxBytes = maxBytes;
           // A taken prefix is refused before any secret is written.
