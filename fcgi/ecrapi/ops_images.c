@@ -10,9 +10,7 @@
 #include "store/manifest.h"
 #include "store/repo.h"
 
-/* filter.tagStatus of ListImages and DescribeImages: "ANY" when absent,
- * NULL when malformed (x holds the error). */
-static const char *tag_status_filter(struct api *x)
+const char *api_tag_status(struct api *x)
 {
     json_t *filter = json_object_get(x->in, "filter");
     if (!filter)
@@ -32,7 +30,7 @@ void op_list_images(struct api *x)
     if (x->err_type || !api_registry_id(x) || !api_page(x, 1000, &limit, &offset) ||
         !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
-    const char *status = tag_status_filter(x);
+    const char *status = api_tag_status(x);
     if (!status)
         return;
     struct perr e;
@@ -125,7 +123,7 @@ void op_describe_images(struct api *x)
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
-    const char *status = tag_status_filter(x);
+    const char *status = api_tag_status(x);
     if (!status)
         return;
     json_t *details = json_array();
