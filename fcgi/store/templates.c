@@ -167,8 +167,8 @@ pier_err templates_put(struct ctx *c, const char *prefix, json_t *t, bool create
     json_t *enc = json_object_get(t, "encryptionConfiguration");
     const char *et = json_string_value(json_object_get(enc, "encryptionType"));
     const char *mut = json_string_value(json_object_get(t, "imageTagMutability"));
-    char *tags = json_dumps(json_object_get(t, "resourceTags") ? json_object_get(t, "resourceTags")
-                                                              : json_array(), JSON_COMPACT);
+    json_t *given = json_object_get(t, "resourceTags");
+    char *tags = given ? json_dumps(given, JSON_COMPACT) : strdup("[]");
     char *applied = json_dumps(json_object_get(t, "appliedFor"), JSON_COMPACT);
     arena_defer(c->a, free, tags);
     arena_defer(c->a, free, applied);
