@@ -832,6 +832,9 @@ static int cmd_lifecycle(const struct config *cfg, int argc, char **argv)
     pier_err rc = PIER_OK;
     char *text = NULL;
     if (run) {
+        /* Each expiry is logged as a node's maintenance logs it (to stderr),
+         * and printed. */
+        log_setup(PIER_LOG_INFO, "pierctl");
         struct lifecycle_report r = {0};
         rc = argc == 2 ? lifecycle_run_repository(&c, argv[1], 0, print_expiry, a, &r, &e)
                        : lifecycle_run_due(&c, INT_MAX, 0, print_expiry, a, &r, &e);
