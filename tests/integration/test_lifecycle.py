@@ -14,7 +14,7 @@ import subprocess
 from pierlib import (
     ACCOUNT_ID, TempDir, api_error, aws_cli, aws_cli_error, aws_json, client_a, docker_ref, ecr_client,
     expect_api_error, push_image, push_index, push_manifest, psql, signed_api_request, skopeo, sql_str,
-    state_dir, unique_repo, wait_until, ExtraNode,
+    state_dir, unique_repo, url_b, wait_until, ExtraNode,
 )
 from upstreams import pierctl, unique_prefix
 
@@ -209,7 +209,7 @@ def test_lifecycle_policy_put_get_delete_and_their_errors():
         ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=newer)
         assert ecr.get_lifecycle_policy(repositoryName=repo)["lifecyclePolicyText"] == newer
         # Node B sees the same policy.
-        assert ecr_client(base_url=os.environ["PIER_URL_B"]).get_lifecycle_policy(
+        assert ecr_client(base_url=url_b()).get_lifecycle_policy(
             repositoryName=repo)["lifecyclePolicyText"] == newer
         out = ecr.delete_lifecycle_policy(repositoryName=repo)
         assert (out["repositoryName"], out["lifecyclePolicyText"]) == (repo, newer), out
@@ -425,6 +425,13 @@ def test_lifecycle_with_aws_cli_then_skopeo_pulls_the_survivors():
         p = aws_cli("ecr", "get-lifecycle-policy-preview", "--repository-name", unique_repo("lc-none"), check=False)
         assert aws_cli_error(p)[0] == "RepositoryNotFoundException", p.stderr
 
+        # pierctl's preview of the stored policy says the same, and changes nothing.
+        p = pierctl("lifecycle", "preview", repo)
+        assert p.returncode == 0, p.stderr
+        assert sorted(p.stdout.splitlines()) == sorted([
+            f"would expire {repo}@{imgs['v1'].digest} (tags v1) by rule 1",
+            f"would expire {repo}@{imgs['v2'].digest} (tags v2) by rule 1", "2 images would expire"]), p.stdout
+        assert len(remaining(repo)) == 3
         ran = run_expiries(lifecycle_run(repo))
         assert ran == {imgs["v1"].digest: ("tags v1", 1), imgs["v2"].digest: ("tags v2", 1)}, ran
         with TempDir() as d:
