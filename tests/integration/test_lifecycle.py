@@ -99,6 +99,43 @@ def run_expiries(p: subprocess.CompletedProcess) -> dict:
     return out
 
 
+def _node_log_paths() -> list[str]:
+    return [os.path.join(d, "log", "pier.log") for d in (state_dir(), os.environ.get("PIER_STATE_DIR_B", "")) if d]
+
+
+def log_mark() -> list[int]:
+    """Where the logs of nodes A and B end now (for node_logs)."""
+    return [os.path.getsize(p) if os.path.exists(p) else 0 for p in _node_log_paths()]
+
+
+def node_logs(mark: list[int] | None = None) -> str:
+    """What nodes A and B logged (since mark)."""
+    out = ""
+    for i, path in enumerate(_node_log_paths()):
+        try:
+            with open(path, "rb") as f:
+                f.seek(mark[i] if mark else 0)
+                out += f.read().decode(errors="replace")
+        except OSError:
+            pass
+    return out
+
+
+def run_and_log(repo: str, mark: list[int]) -> tuple[subprocess.CompletedProcess, dict, str]:
+    """pierctl lifecycle run REPO; what it and (since mark) the nodes' maintenance expired in
+    repo — maintenance may run a policy between its put and pierctl — and the log lines."""
+    p = lifecycle_run(repo)
+    logged = p.stderr + node_logs(mark)
+    return p, run_expiries(p) | logged_expiries(logged, repo), logged
+
+
+def logged_expiries(log: str, repo: str) -> dict:
+    """digest -> (tag words, rule) from "lifecycle: expired <repo>@..." log lines."""
+    pat = re.compile(r"lifecycle: expired " + re.escape(repo) +
+                     r"@(sha256:[0-9a-f]{64}) \((tags \S+|untagged)\) by rule (\d+)")
+    return {m.group(1): (m.group(2), int(m.group(3))) for m in pat.finditer(log)}
+
+
 def tag_words(tags) -> str:
     return "tags " + ",".join(sorted(tags)) if tags else "untagged"
 
@@ -160,17 +197,17 @@ def test_lifecycle_each_rule_kind_preview_equals_run():
                 assert isinstance(r["imagePushedAt"], datetime.datetime), r
             if preview != want_d:
                 problems.append(f"{name}: preview {preview}, expected {want_d} ({digests})")
-            # The run expires exactly what the preview listed.
+            # The run expires exactly what the preview listed. (A node's maintenance may
+            # run the policy between the put and pierctl: then its log has the lines.)
+            mark = log_mark()
             ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=text)
-            p = lifecycle_run(repo)
-            ran = run_expiries(p)
+            p, ran, logged = run_and_log(repo, mark)
             if ran != {d: (tag_words(tags[d]), prio) for d, prio in preview.items()}:
                 problems.append(f"{name}: the run expired {ran}, the preview listed {preview}:\n{p.stdout}")
             for d, prio in preview.items():
                 line = f"lifecycle: expired {repo}@{d} ({tag_words(tags[d])}) by rule {prio}"
-                if line not in p.stderr:
+                if line not in logged:
                     problems.append(f"{name}: no log line {line!r} in {p.stderr!r}")
-            assert f"{len(preview)} image" in p.stdout.splitlines()[-1], p.stdout
             left = remaining(repo)
             if left != set(digests.values()) - set(want_d):
                 problems.append(f"{name}: left {left}, expected {set(digests.values()) - set(want_d)}")
@@ -287,9 +324,8 @@ def test_lifecycle_preview_pages_and_filters():
     spec.update({"t1": (["t1"], 9, None), "t2": (["t2"], 8, None), "t3": (["t3"], 1, None)})
     try:
         d = make_images(repo, spec)
-        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=policy(
+        ecr.start_lifecycle_policy_preview(repositoryName=repo, lifecyclePolicyText=policy(
             rule(1, "untagged", "sinceImagePushed", 2), rule(2, "tagged", "imageCountMoreThan", 1, prefixes=["t"])))
-        ecr.start_lifecycle_policy_preview(repositoryName=repo)
         want = {d[f"u{i}"]: 1 for i in range(5)} | {d["t1"]: 2, d["t2"]: 2}
         pages = list(ecr.get_paginator("get_lifecycle_policy_preview").paginate(
             repositoryName=repo, PaginationConfig={"PageSize": 3}))
@@ -352,23 +388,28 @@ def test_lifecycle_images_an_index_lists_go_with_their_index():
         index, children = push_index(client_a(), repo, "multi-1")
         for digest in [index.digest] + [c.digest for c in children]:
             set_times(repo, digest, 10)
+        mark = log_mark()
         ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=policy(
             rule(1, "untagged", "sinceImagePushed", 1)))
         ecr.start_lifecycle_policy_preview(repositoryName=repo)
         assert preview_results(repo) == [], "a platform image its index lists would expire"
-        assert run_expiries(lifecycle_run(repo)) == {}
+        assert run_and_log(repo, mark)[1] == {}
         r = client_a().get(f"/v2/{repo}/manifests/multi-1", headers={"Accept": index.media_type})
         assert r.status == 200, r.summary()
 
-        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=policy(
-            rule(1, "tagged", "sinceImagePushed", 1, prefixes=["multi"]), rule(2, "untagged", "sinceImagePushed", 1)))
-        ecr.start_lifecycle_policy_preview(repositoryName=repo)
+        # Preview first, then the policy (and its run) in one go: each run is the one previewed.
+        two_rules = policy(rule(1, "tagged", "sinceImagePushed", 1, prefixes=["multi"]),
+                           rule(2, "untagged", "sinceImagePushed", 1))
+        ecr.start_lifecycle_policy_preview(repositoryName=repo, lifecyclePolicyText=two_rules)
         assert {r["imageDigest"]: r["appliedRulePriority"] for r in preview_results(repo)} == {index.digest: 1}
-        assert run_expiries(lifecycle_run(repo)) == {index.digest: ("tags multi-1", 1)}
+        mark = log_mark()
+        ecr.put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=two_rules)
+        assert run_and_log(repo, mark)[1] == {index.digest: ("tags multi-1", 1)}
         ecr.start_lifecycle_policy_preview(repositoryName=repo)
         want = {c.digest: 2 for c in children}
         assert {r["imageDigest"]: r["appliedRulePriority"] for r in preview_results(repo)} == want
-        assert run_expiries(lifecycle_run(repo)) == {c.digest: ("untagged", 2) for c in children}
+        mark = log_mark()
+        assert run_and_log(repo, mark)[1] == {c.digest: ("untagged", 2) for c in children}
         assert remaining(repo) == set()
     finally:
         drop(repo)
@@ -381,13 +422,14 @@ def test_creation_template_gives_its_lifecycle_policy_to_a_pushed_repository():
     text = policy(rule(1, "tagged", "imageCountMoreThan", 1, prefixes=["v"]))
     ecr.create_repository_creation_template(prefix=prefix, appliedFor=["CREATE_ON_PUSH"], lifecyclePolicy=text)
     try:
+        mark = log_mark()
         old = push_image(client_a(), repo, "v1")
         new = push_image(client_a(), repo, "v2")
         set_times(repo, old.digest, 3)
         got = ecr.get_lifecycle_policy(repositoryName=repo)
         assert json.loads(got["lifecyclePolicyText"]) == json.loads(text), got
         # It is the repository's policy: maintenance and pierctl run it.
-        assert run_expiries(lifecycle_run(repo)) == {old.digest: ("tags v1", 1)}
+        assert run_and_log(repo, mark)[1] == {old.digest: ("tags v1", 1)}
         assert remaining(repo) == {new.digest}
         # A repository pushed outside the prefix gets none.
         other = unique_repo("lc-notpl")
@@ -410,12 +452,10 @@ def test_lifecycle_with_aws_cli_then_skopeo_pulls_the_survivors():
             set_times(repo, imgs[tag].digest, days)
         text = policy(rule(1, "tagged", "imageCountMoreThan", 1, prefixes=["v"],
                            description="keep the newest v image"))
-        out = aws_json("ecr", "put-lifecycle-policy", "--repository-name", repo, "--lifecycle-policy-text", text)
-        assert out["repositoryName"] == repo and json.loads(out["lifecyclePolicyText"]) == json.loads(text), out
-        got = aws_json("ecr", "get-lifecycle-policy", "--repository-name", repo)
-        assert json.loads(got["lifecyclePolicyText"]) == json.loads(text), got
-        started = aws_json("ecr", "start-lifecycle-policy-preview", "--repository-name", repo)
-        assert started["status"] == "COMPLETE", started
+        # Preview the text (nothing is stored yet), then store it and run it.
+        started = aws_json("ecr", "start-lifecycle-policy-preview", "--repository-name", repo,
+                           "--lifecycle-policy-text", text)
+        assert started["status"] == "COMPLETE" and json.loads(started["lifecyclePolicyText"]) == json.loads(text)
         aws_cli("ecr", "wait", "lifecycle-policy-preview-complete", "--repository-name", repo)
         preview = aws_json("ecr", "get-lifecycle-policy-preview", "--repository-name", repo)
         assert preview["status"] == "COMPLETE" and preview["summary"] == {"expiringImageTotalCount": 2}, preview
@@ -424,16 +464,25 @@ def test_lifecycle_with_aws_cli_then_skopeo_pulls_the_survivors():
         assert listed == {(imgs["v1"].digest, ("v1",), 1, "EXPIRE"), (imgs["v2"].digest, ("v2",), 1, "EXPIRE")}, preview
         p = aws_cli("ecr", "get-lifecycle-policy-preview", "--repository-name", unique_repo("lc-none"), check=False)
         assert aws_cli_error(p)[0] == "RepositoryNotFoundException", p.stderr
-
-        # pierctl's preview of the stored policy says the same, and changes nothing.
-        p = pierctl("lifecycle", "preview", repo)
+        # pierctl's preview of the same text says the same, and changes nothing.
+        p = pierctl("lifecycle", "preview", repo, "-", input=text)
         assert p.returncode == 0, p.stderr
         assert sorted(p.stdout.splitlines()) == sorted([
             f"would expire {repo}@{imgs['v1'].digest} (tags v1) by rule 1",
             f"would expire {repo}@{imgs['v2'].digest} (tags v2) by rule 1", "2 images would expire"]), p.stdout
         assert len(remaining(repo)) == 3
-        ran = run_expiries(lifecycle_run(repo))
+
+        mark = log_mark()
+        out = aws_json("ecr", "put-lifecycle-policy", "--repository-name", repo, "--lifecycle-policy-text", text)
+        assert out["repositoryName"] == repo and json.loads(out["lifecyclePolicyText"]) == json.loads(text), out
+        p, ran, _ = run_and_log(repo, mark)
         assert ran == {imgs["v1"].digest: ("tags v1", 1), imgs["v2"].digest: ("tags v2", 1)}, ran
+        assert re.fullmatch(r"[0-2] images? expired \(0 kept\) in 1 repository", p.stdout.splitlines()[-1]), p.stdout
+        got = aws_json("ecr", "get-lifecycle-policy", "--repository-name", repo)
+        assert json.loads(got["lifecyclePolicyText"]) == json.loads(text) and "lastEvaluatedAt" in got, got
+        # The stored policy has nothing left to expire.
+        p = pierctl("lifecycle", "preview", repo)
+        assert p.returncode == 0 and p.stdout.splitlines() == ["0 images would expire"], (p.stdout, p.stderr)
         with TempDir() as d:
             skopeo("copy", docker_ref(repo, "v3"), f"oci:{d.sub('v3')}:v3")
             for tag in ("v1", "v2"):
@@ -442,8 +491,6 @@ def test_lifecycle_with_aws_cli_then_skopeo_pulls_the_survivors():
                     assert p.returncode != 0, f"skopeo pulled the expired {repo}:{ref}"
                     err = p.stderr.lower()
                     assert b"manifest unknown" in err or b"not found" in err, p.stderr
-        got = aws_json("ecr", "get-lifecycle-policy", "--repository-name", repo)
-        assert "lastEvaluatedAt" in got, got
     finally:
         drop(repo)
 
@@ -464,13 +511,7 @@ def test_maintenance_runs_lifecycle_policies_and_logs_each_expiry():
                 rule(1, "untagged", "sinceImagePushed", 7)))
             gone = wait_until(lambda: old.digest not in remaining(repo), 60, interval=0.5)
             line = f"lifecycle: expired {repo}@{old.digest} (untagged) by rule 1"
-            logs = node.log()
-            for d in (state_dir(), os.environ.get("PIER_STATE_DIR_B", "")):
-                try:
-                    with open(os.path.join(d, "log", "pier.log"), errors="replace") as f:
-                        logs += f.read()
-                except OSError:
-                    pass
+            logs = node.log() + node_logs()
             assert gone, f"maintenance did not expire {old.digest} within 60 s: {node.log()[-2000:]}"
             assert line in logs, f"no log line {line!r}: {node.log()[-2000:]}"
         assert remaining(repo) == {young.digest, kept.digest}
