@@ -1,7 +1,9 @@
-/* pierctl: the operator's command — migrations, status, cleanup. */
+/* pierctl: the operator's command — migrations, status, cleanup, users,
+ * policies, cache rules, lifecycle runs. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +33,7 @@
 #include "lib/util.h"
 #include "store/blobstore.h"
 #include "store/gc.h"
+#include "store/lifecycle_run.h"
 #include "store/repo.h"
 #include "store/uploads.h"
 
@@ -72,6 +75,10 @@ static void usage(FILE *f)
             "  budget status   per rule: bytes cached, budget, bytes reclaimed, oldest last pull\n"
             "  budget run      expire the least recently pulled cached images until every\n"
             "                  budget fits (pierd also does this every maintenance_interval)\n"
+            "  lifecycle run [REPO]     run the lifecycle policy of REPO (default: of every\n"
+            "                           repository that has one) now; prints each expiry\n"
+            "  lifecycle preview REPO [FILE|-]   what the stored policy (or the one in FILE)\n"
+            "                           would expire now; changes nothing\n"
             "  version         print the version\n");
 }
 
@@ -170,6 +177,9 @@ static int cmd_cleanup(const struct config *cfg)
            m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
            m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s",
            m.orphan_blobs, m.orphan_blobs == 1 ? "" : "s");
+    printf("lifecycle policies of %lld repositor%s ran: %lld image%s expired\n", m.lifecycle_repos,
+           m.lifecycle_repos == 1 ? "y" : "ies", m.lifecycle_expired,
+           m.lifecycle_expired == 1 ? "" : "s");
     if (m.gc_ran)
         printf("garbage collection (due after gc_interval) removed %lld blobs (%lld bytes)\n",
                m.gc_blobs, m.gc_bytes);
@@ -807,6 +817,71 @@ static int cmd_policy(const struct config *cfg, int argc, char **argv)
     return ctl_close(&t, rc, &e);
 }
 
+/* ---- lifecycle policies ---- */
+
+static void print_expiry(void *arg, const char *repo, const struct lifecycle_expiry *x,
+                         const char *why)
+{
+    struct arena *a = arg;
+    if (why)
+        printf("kept %s@%s, which rule %d expires: %s\n", repo, x->digest, x->rule, why);
+    else
+        printf("expired %s@%s (%s) by rule %d\n", repo, x->digest,
+               lifecycle_tag_words(a, x->tags_json), x->rule);
+    fflush(stdout);
+}
+
+static int cmd_lifecycle(const struct config *cfg, int argc, char **argv)
+{
+    bool run = argc >= 1 && argc <= 2 && !strcmp(argv[0], "run");
+    bool preview = argc >= 2 && argc <= 3 && !strcmp(argv[0], "preview");
+    if (!run && !preview)
+        return usage(stderr), 2;
+    struct perr e;
+    struct db *db = connect_or_die(cfg);
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .a = a};
+    pier_err rc = PIER_OK;
+    char *text = NULL;
+    if (run) {
+        /* Each expiry is logged as a node's maintenance logs it (to stderr),
+         * and printed. */
+        log_setup(PIER_LOG_INFO, "pierctl");
+        struct lifecycle_report r = {0};
+        rc = argc == 2 ? lifecycle_run_repository(&c, argv[1], 0, print_expiry, a, &r, &e)
+                       : lifecycle_run_due(&c, INT_MAX, 0, print_expiry, a, &r, &e);
+        if (!rc)
+            printf("%lld image%s expired (%lld kept) in %lld repositor%s%s\n", r.expired,
+                   r.expired == 1 ? "" : "s", r.kept, r.repositories,
+                   r.repositories == 1 ? "y" : "ies",
+                   r.failed ? "; some policies failed (see the log)" : "");
+        if (!rc && r.failed)
+            rc = perr_set(&e, PIER_E_INTERNAL, "the policies of %lld repositories failed",
+                          r.failed);
+    } else {
+        struct lifecycle_record stored;
+        struct lifecycle_expiry *x = NULL;
+        size_t n = 0;
+        if (argc == 3 && !(text = read_doc(argv[2])))
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[2]);
+        else if (!text && !(rc = lifecycle_policy_get(&c, argv[1], &stored, &e)))
+            text = xstrdup(stored.text);
+        if (!rc)
+            rc = lifecycle_plan(&c, argv[1], text, (long long)time(NULL), &x, &n, &e);
+        for (size_t i = 0; !rc && i < n; i++)
+            printf("would expire %s@%s (%s) by rule %d\n", argv[1], x[i].digest,
+                   lifecycle_tag_words(a, x[i].tags_json), x[i].rule);
+        if (!rc)
+            printf("%zu image%s would expire\n", n, n == 1 ? "" : "s");
+    }
+    if (rc)
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+    free(text);
+    arena_free(a);
+    db_close(db);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("PIER_CONFIG");
@@ -857,6 +932,8 @@ int main(int argc, char **argv)
         return cmd_login_password(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "lifecycle") == 0)
+        return cmd_lifecycle(&cfg, argc - optind - 1, argv + optind + 1);
     fprintf(stderr, "pierctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -77,6 +77,9 @@ bool api_repo_exists(struct api *x, const char *name, struct repo_record *out);
 /* Store tags ([{Key, Value}], NULL: none) on resource arn, at most 50 in all
  * (ops_tags.c). */
 bool api_put_tags(struct api *x, const char *arn, json_t *tags);
+/* filter.tagStatus of the request: "ANY" when absent, NULL when malformed
+ * (x holds the error) (ops_images.c). */
+const char *api_tag_status(struct api *x);
 
 /* Operations (ops_*.c). */
 void op_get_authorization_token(struct api *x);
@@ -100,6 +103,11 @@ void op_describe_images(struct api *x);
 void op_batch_get_image(struct api *x);
 void op_batch_delete_image(struct api *x);
 void op_put_image_tag_mutability(struct api *x);
+void op_put_lifecycle_policy(struct api *x);
+void op_get_lifecycle_policy(struct api *x);
+void op_delete_lifecycle_policy(struct api *x);
+void op_start_lifecycle_preview(struct api *x);
+void op_get_lifecycle_preview(struct api *x);
 void op_create_template(struct api *x);
 void op_describe_templates(struct api *x);
 void op_update_template(struct api *x);

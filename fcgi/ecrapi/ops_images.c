@@ -46,6 +46,12 @@ static const char *read_filter(struct api *x, bool *none)
     return tag;
 }
 
+const char *api_tag_status(struct api *x)
+{
+    bool none;
+    return read_filter(x, &none);
+}
+
 void op_list_images(struct api *x)
 {
     const char *name = api_repo_name(x, true);

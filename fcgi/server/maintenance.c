@@ -1,8 +1,10 @@
-/* maintenance: age-based cleanup under a PostgreSQL advisory lock. */
+/* maintenance: age-based cleanup and lifecycle policies under a PostgreSQL
+ * advisory lock. */
 #include "server/maintenance.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +23,7 @@
 #include "store/repo.h"
 #include "db/db.h"
 #include "store/blobstore.h"
+#include "store/lifecycle_run.h"
 #include "store/uploads.h"
 #include "lib/ctx.h"
 
@@ -144,6 +147,23 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
         struct perr ignore;
         if (expire[i](&mc, &removed, &ignore) == PIER_OK)
             out->rows += (int)removed;
+    }
+    /* Lifecycle policies; a failure is logged and left for the next run. */
+    {
+        struct lifecycle_report lr = {0};
+        struct perr le;
+        if (lifecycle_run_due(&mc, full ? INT_MAX : LIFECYCLE_REPOS_PER_RUN,
+                              full ? 0 : LIFECYCLE_EXPIRIES_PER_RUN, NULL, NULL, &lr,
+                              &le) != PIER_OK)
+            log_warn("maintenance: lifecycle policies: %s", le.msg);
+        out->lifecycle_repos = lr.repositories;
+        out->lifecycle_expired = lr.expired;
+        if (lr.expired || lr.kept || lr.failed)
+            log_info("maintenance: lifecycle policies of %lld repositories ran: %lld images "
+                     "expired, %lld kept, %lld repositories failed%s",
+                     lr.repositories, lr.expired, lr.kept, lr.failed,
+                     lr.more ? " (more next run)" : "");
+        arena_reset(a);
     }
     /* The cache within its byte budgets (a database error leaves the rest
      * for the next run; another enforcement, e.g. pierctl's, is enough). */

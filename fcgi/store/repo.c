@@ -178,6 +178,13 @@ static const struct db_stmt st_image_parent = {
 static const struct db_stmt st_image_delete = {
     "repo_image_delete",
     "DELETE FROM manifests WHERE repository_id = $1::bigint AND digest = $2", 2};
+/* repo_image_expire: are the image's tags still those its evaluation saw?
+ * (Asked under the manifest's lock: a tag cannot move onto it meanwhile.) */
+static const struct db_stmt st_image_same_tags = {
+    "repo_image_same_tags",
+    "SELECT coalesce((SELECT json_agg(t.name ORDER BY t.name) FROM tags t"
+    " WHERE t.repository_id = $1::bigint AND t.digest = $2), '[]')::jsonb = $3::jsonb",
+    3};
 static const struct db_stmt st_tag_delete = {
     "repo_tag_delete",
     "DELETE FROM tags t USING repositories r"
@@ -678,7 +685,9 @@ pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, stru
     return db_exec(c->db, c->a, &st_tag_checked, e, name, tag) ? PIER_OK : e->code;
 }
 
-pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e)
+/* repo_image_delete, and with expect_tags (a JSON array) repo_image_expire. */
+static pier_err image_delete(struct ctx *c, const char *name, const char *digest,
+                             const char *expect_tags, struct perr *e)
 {
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     pier_err rc;
@@ -713,9 +722,34 @@ pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, 
         perr_detail(e, "%s", db_value(parent, 0, 0));
         goto end;
     }
+    if (expect_tags) {
+        PGresult *same = db_exec(c->db, c->a, &st_image_same_tags, e, id, digest, expect_tags);
+        if (!same) {
+            rc = e->code;
+            goto end;
+        }
+        if (db_value(same, 0, 0)[0] != 't') {
+            rc = perr_set(e, PIER_E_CONFLICT,
+                          "the tags of %s in repository %s changed since it was evaluated", digest,
+                          name);
+            goto end;
+        }
+    }
     rc = db_exec(c->db, c->a, &st_image_delete, e, id, digest) ? PIER_OK : e->code;
 end:
     return db_tx_end(c->db, rc, e);
+}
+
+pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e)
+{
+    return image_delete(c, name, digest, NULL, e);
+}
+
+pier_err repo_image_expire(struct ctx *c, const char *name, const char *digest,
+                           const char *tags_json, struct perr *e)
+{
+    PIER_ASSERT(tags_json != NULL);
+    return image_delete(c, name, digest, tags_json, e);
 }
 
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e)
@@ -937,6 +971,21 @@ static const struct db_stmt st_images = {
     " AND ($5 = 'ANY' OR ($5 = 'TAGGED') = EXISTS (SELECT 1 FROM tags t"
     "      WHERE t.repository_id = m.repository_id AND t.digest = m.digest))"
     " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 5};
+/* The images a lifecycle policy evaluates: the manifests no image index of
+ * the repository lists, each with its tags, in the order they were stored. */
+static const struct db_stmt st_lifecycle_images = {
+    "repo_lifecycle_images",
+    "SELECT m.digest, extract(epoch FROM m.created_at)::bigint,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " coalesce(json_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '[]')::text"
+    " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest"
+    " WHERE r.name = $1 AND NOT EXISTS (SELECT 1 FROM manifest_references x"
+    "   WHERE x.repository_id = m.repository_id AND x.child = m.digest"
+    "   AND x.child_kind = 'manifest' AND x.manifest <> m.digest)"
+    " GROUP BY m.repository_id, m.digest, m.created_at, m.last_pulled_at"
+    " ORDER BY m.created_at, m.digest LIMIT $2::bigint",
+    2};
 static const struct db_stmt st_tag_digest = {
     "repo_tag_digest",
     "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
@@ -1003,6 +1052,25 @@ pier_err repo_images(struct ctx *c, const char *name, const char *digest, const 
         m->body = bytea_value(c->a, res, i, 6, &m->body_len);
         m->tags_json = PQgetvalue(res, i, 7);
         m->largest_child = db_int(res, i, 8);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_lifecycle_images(struct ctx *c, const char *name, long long limit,
+                               struct repo_image **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_lifecycle_images, e, name, limit);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct repo_image *m = &(*out)[i];
+        memset(m, 0, sizeof *m);
+        m->digest = PQgetvalue(res, i, 0);
+        m->pushed_at = db_int(res, i, 1);
+        m->last_pulled_at = db_int(res, i, 2);
+        m->tags_json = PQgetvalue(res, i, 3);
     }
     return PIER_OK;
 }

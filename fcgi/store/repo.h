@@ -114,6 +114,12 @@ pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, 
  * referenced stay until garbage collection finds them unreferenced. */
 PIER_MUST_USE
 pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e);
+/* repo_image_delete for a lifecycle expiry: also PIER_E_CONFLICT when the
+ * image's tags (checked under its lock) are no longer tags_json, the JSON
+ * array of names, by name, that repo_lifecycle_images gave. */
+PIER_MUST_USE
+pier_err repo_image_expire(struct ctx *c, const char *name, const char *digest,
+                           const char *tags_json, struct perr *e);
 /* Delete tag from repository name (any kind); the image stays, untagged.
  * PIER_E_MANIFEST_UNKNOWN when there is no such tag. */
 PIER_MUST_USE
@@ -231,6 +237,13 @@ PIER_MUST_USE
 pier_err repo_images(struct ctx *c, const char *name, const char *digest, const char *status,
                      long long limit, long long offset, struct repo_image **out, int *n,
                      struct perr *e);
+/* The images a lifecycle policy evaluates in name: every manifest that no
+ * image index of the repository lists (a listed one goes with its index),
+ * in the order they were stored, up to limit: digest, pushed_at,
+ * last_pulled_at and tags_json only (the rest is zero). *out (arena), *n. */
+PIER_MUST_USE
+pier_err repo_lifecycle_images(struct ctx *c, const char *name, long long limit,
+                               struct repo_image **out, int *n, struct perr *e);
 /* The digest tag points to in name (arena); PIER_E_MANIFEST_UNKNOWN when
  * there is no such tag or repository. */
 PIER_MUST_USE

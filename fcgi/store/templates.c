@@ -8,6 +8,8 @@
 #include "auth/policy.h"
 #include "db/db.h"
 #include "lib/grammar.h"
+#include "store/lifecycle.h"
+#include "store/lifecycle_store.h"
 #include "store/mutability.h"
 #include "store/repo.h"
 #include "store/resource_tags.h"
@@ -45,9 +47,11 @@ static const struct db_stmt st_delete = {
 static const struct db_stmt st_match = {
     "tpl_match",
     "SELECT encryption_type, kms_key, image_tag_mutability, repository_policy, resource_tags::text,"
-    " array_to_json(image_tag_mutability_exclusions)::text FROM creation_templates WHERE $2 = ANY(applied_for)"
+    " array_to_json(image_tag_mutability_exclusions)::text, lifecycle_policy"
+    " FROM creation_templates WHERE $2 = ANY(applied_for)"
     " AND (prefix = 'ROOT' OR $1 = prefix OR left($1, length(prefix) + 1) = prefix || '/')"
-    " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1", 2};
+    " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1",
+    2};
 
 static json_t *row(PGresult *res, int i)
 {
@@ -144,11 +148,14 @@ static pier_err validate(json_t *t, struct perr *e)
     }
     const char *lc = doc_or_null(t, "lifecyclePolicy");
     if (lc) {
-        json_t *j = json_loads(lc, 0, NULL);
-        bool ok = json_is_object(j);
-        json_decref(j);
-        if (!ok || strlen(lc) > 30720)
-            return perr_set(e, PIER_E_BAD_REQUEST, "lifecyclePolicy must be a JSON document of at most 30720 characters");
+        struct lifecycle_policy *p;
+        struct perr sub;
+        if (strlen(lc) > LIFECYCLE_TEXT_MAX)
+            return perr_set(e, PIER_E_BAD_REQUEST, "lifecyclePolicy must be at most %d characters",
+                            LIFECYCLE_TEXT_MAX);
+        if (lifecycle_parse(lc, &p, &sub) != PIER_OK)
+            return perr_set(e, PIER_E_BAD_REQUEST, "lifecyclePolicy: %s", sub.msg);
+        lifecycle_free(p);
     }
     json_t *tags = json_object_get(t, "resourceTags");
     if (tags && (!json_is_array(tags) || json_array_size(tags) > 50))
@@ -229,6 +236,9 @@ pier_err templates_apply(struct ctx *c, const char *repo_id, const char *name, c
         return rc;
     if (!PQgetisnull(res, 0, 3) &&
         (rc = repository_policy_init(c, repo_id, PQgetvalue(res, 0, 3), e)))
+        return rc;
+    if (!PQgetisnull(res, 0, 6) &&
+        (rc = lifecycle_policy_init(c, repo_id, PQgetvalue(res, 0, 6), e)))
         return rc;
     char *arn = arena_printf(c->a, "arn:aws:ecr:%s:%s:repository/%s", c->cfg->region,
                              c->cfg->account_id, name);

@@ -21,8 +21,6 @@ import ecrmodel
 BEING_ADDED = {
     "BatchCheckLayerAvailability", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload",
     "PutImage", "GetDownloadUrlForLayer",
-    "PutLifecyclePolicy", "GetLifecyclePolicy", "DeleteLifecyclePolicy", "StartLifecyclePolicyPreview",
-    "GetLifecyclePolicyPreview",
 }
 
 STATUSES = ("supported", "partly", "not supported")

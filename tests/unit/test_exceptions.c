@@ -42,6 +42,13 @@ int main(void)
                       "SigningConfigurationNotFoundException") &&
               !strcmp(ecr_exc_type(ECR_EXC_IMAGE_STORAGE_CLASS_UPDATE_NOT_SUPPORTED),
                       "ImageStorageClassUpdateNotSupportedException"));
+    CHECK("lifecycle exceptions carry the model's names",
+          !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_POLICY_NOT_FOUND),
+                  "LifecyclePolicyNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_PREVIEW_NOT_FOUND),
+                      "LifecyclePolicyPreviewNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_PREVIEW_IN_PROGRESS),
+                      "LifecyclePolicyPreviewInProgressException"));
     CHECK("console: server fault 500", ecr_exc_console_status(ECR_EXC_SERVER) == 500);
     CHECK("console: other operation errors 400",
           ecr_exc_console_status(ECR_EXC_REPOSITORY_NOT_FOUND) == 400 &&
