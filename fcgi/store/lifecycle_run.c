@@ -69,8 +69,8 @@ pier_err lifecycle_plan(struct ctx *c, const char *name, const char *text, long 
     for (int i = 0; i < count; i++) {
         li[i].digest = imgs[i].digest;
         li[i].tags = tag_array(c->a, imgs[i].tags_json, &li[i].ntags);
-        li[i].pushed_at = imgs[i].pushed_at;
-        li[i].pulled_at = imgs[i].last_pulled_at;
+        li[i].pushed_at = imgs[i].pushed_ms / 1000;
+        li[i].pulled_at = imgs[i].last_pulled_ms / 1000;
     }
     lifecycle_evaluate(p, li, (size_t)count, now, by);
     lifecycle_free(p);
@@ -83,7 +83,7 @@ pier_err lifecycle_plan(struct ctx *c, const char *name, const char *text, long 
             continue;
         (*out)[*n] = (struct lifecycle_expiry){.digest = imgs[i].digest,
                                                .tags_json = imgs[i].tags_json,
-                                               .pushed_at = imgs[i].pushed_at,
+                                               .pushed_at = imgs[i].pushed_ms / 1000,
                                                .rule = by[i]};
         (*n)++;
     }

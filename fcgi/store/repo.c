@@ -1068,8 +1068,8 @@ pier_err repo_lifecycle_images(struct ctx *c, const char *name, long long limit,
         struct repo_image *m = &(*out)[i];
         memset(m, 0, sizeof *m);
         m->digest = PQgetvalue(res, i, 0);
-        m->pushed_at = db_int(res, i, 1);
-        m->last_pulled_at = db_int(res, i, 2);
+        m->pushed_ms = db_int(res, i, 1) * 1000; /* whole seconds: what the rules count */
+        m->last_pulled_ms = db_int(res, i, 2) * 1000;
         m->tags_json = PQgetvalue(res, i, 3);
     }
     return PIER_OK;
