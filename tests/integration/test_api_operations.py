@@ -53,6 +53,11 @@ def docs_table() -> dict[str, str]:
     path = os.path.join(env("PIER_SRC"), "docs", "control-plane.md")
     with open(path) as f:
         text = f.read()
+    # Only the section of that table: other tables of the page (tag mutability modes) are not
+    # operations.
+    start = text.index("## Every operation of the model")
+    end = text.find("\n## ", start + 1)
+    text = text[start:end if end > 0 else len(text)]
     rows = {}
     for m in re.finditer(r"^\|\s*`?([A-Z][A-Za-z]+)`?\s*\|\s*([a-z ]+?)\s*\|", text, re.M):
         rows[m.group(1)] = m.group(2)
