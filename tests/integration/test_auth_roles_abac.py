@@ -8,6 +8,7 @@ import base64
 import json
 
 from pierlib import (
+    wait_until,
     Client, OCI_MANIFEST, SavedRegistryPolicy, ecr_client, ecr_repo_arn, expect_api_error, psql_value, push_image,
     sql_str, url_a, url_b,
 )
@@ -105,7 +106,9 @@ def test_abac_resource_tags_in_identity_policies():
     try:
         with User("abac", {"team": team_a}) as u:
             c = u.client()
-            assert c.get(f"/v2/{a}/manifests/v1", headers=ACCEPT).status == 200
+            # Tags reach the workers' policy caches within policy_cache_ms (documented).
+            assert wait_until(lambda: c.get(f"/v2/{a}/manifests/v1", headers=ACCEPT).status == 200, 10, 0.2), \
+                c.get(f"/v2/{a}/manifests/v1", headers=ACCEPT).summary()
             assert c.get(f"/v2/{a}/tags/list").status == 200
             no_statement_allows(c.get(f"/v2/{b}/manifests/v1", headers=ACCEPT), "ecr:BatchGetImage", b)
             no_statement_allows(c.get(f"/v2/{untagged}/manifests/v1", headers=ACCEPT), "ecr:BatchGetImage",
