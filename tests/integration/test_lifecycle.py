@@ -312,7 +312,9 @@ def test_lifecycle_policy_validation_errors_name_the_element():
                                  appliedFor=["CREATE_ON_PUSH"], lifecyclePolicy=policy(good, count_with_unit))
         assert code == "InvalidParameterException" and "lifecyclePolicy" in msg and \
             "rules[1].selection.countUnit" in msg, (code, msg)
-        expect_api_error("TemplateNotFoundException", ecr.describe_repository_creation_templates, prefixes=[prefix])
+        # Nothing was stored: the prefix lists no template (an unknown prefix is an empty list, as the model says).
+        got = ecr.describe_repository_creation_templates(prefixes=[prefix])["repositoryCreationTemplates"]
+        assert got == [], got
     finally:
         drop(repo)
 
