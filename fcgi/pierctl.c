@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "store/blobstore.h"
+#include "store/gc.h"
 #include "store/repo.h"
 #include "store/uploads.h"
 
@@ -42,6 +44,10 @@ static void usage(FILE *f)
             "                  files, abandoned download files and expired cache rows\n"
             "                  (pierd also does this every maintenance_interval seconds)\n"
             "  check-config    validate the configuration and print it\n"
+            "  gc [--dry-run] [--grace SECONDS]   remove blobs no manifest references that\n"
+            "                  nothing linked within the grace (default gc_grace); pierd\n"
+            "                  sweeps every gc_interval seconds\n"
+            "  gc status       reclaimable bytes and the last sweeps\n"
             "  user create NAME [--admin]   a principal and its first access key (printed once);\n"
             "                               --admin attaches a policy allowing ecr:*\n"
             "  user list | user delete NAME\n"
@@ -158,7 +164,92 @@ static int cmd_cleanup(const struct config *cfg)
            m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
            m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s",
            m.orphan_blobs, m.orphan_blobs == 1 ? "" : "s");
+    if (m.gc_ran)
+        printf("garbage collection (due after gc_interval) removed %lld blobs (%lld bytes)\n",
+               m.gc_blobs, m.gc_bytes);
     return 0;
+}
+
+/* pierctl gc [--dry-run] [--grace SECONDS] | gc status */
+static int cmd_gc(const struct config *cfg, int argc, char **argv)
+{
+    bool dry_run = false, status = false;
+    int grace = -1;
+    for (int i = 0; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--dry-run") == 0) {
+            dry_run = true;
+        } else if (strcmp(argv[i], "status") == 0 && i == 0) {
+            status = true;
+        } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 30L * 86400) {
+                fprintf(stderr, "pierctl: --grace takes seconds from 0 to 2592000\n");
+                return 2;
+            }
+            grace = (int)v;
+        } else {
+            fprintf(stderr, "usage: pierctl gc [--dry-run] [--grace SECONDS] | pierctl gc status\n");
+            return 2;
+        }
+    }
+    struct db *db = connect_or_die(cfg);
+    struct perr e;
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        db_close(db);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+    int ret = 0;
+    if (status) {
+        long long blobs, bytes;
+        struct gc_run *runs;
+        int n;
+        if (repo_gc_reclaimable(&c, cfg->gc_grace, &blobs, &bytes, &e) != PIER_OK ||
+            gc_history(&c, 10, &runs, &n, &e) != PIER_OK) {
+            fprintf(stderr, "pierctl: %s\n", e.msg);
+            ret = 1;
+        } else {
+            printf("reclaimable: %lld blobs (%lld bytes) unreferenced for more than %d s\n",
+                   blobs, bytes, cfg->gc_grace);
+            for (int i = 0; i < n; i++) {
+                char when[32];
+                time_t t = (time_t)runs[i].started_at;
+                struct tm tm;
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+                printf("%s %s%s grace %d s: %lld blobs (%lld bytes), %lld links, %lld busy, "
+                       "%lld finished, %lld ms%s%s\n", when, runs[i].node,
+                       runs[i].dry_run ? " (dry run)" : "", runs[i].grace, runs[i].blobs,
+                       runs[i].bytes, runs[i].links, runs[i].busy, runs[i].finished,
+                       runs[i].seconds_ms, runs[i].error ? ": " : "",
+                       runs[i].error ? runs[i].error : "");
+            }
+        }
+    } else {
+        struct gc_report g;
+        pier_err rc = gc_sweep(&c, grace, dry_run, &g, &e);
+        if (rc == PIER_E_CONFLICT) {
+            fprintf(stderr, "gc: another sweep is running\n");
+            ret = 3;
+        } else if (rc) {
+            fprintf(stderr, "pierctl: %s\n", e.msg);
+            ret = 1;
+        } else if (dry_run) {
+            printf("gc (dry run): would remove %lld blobs (%lld bytes) and %lld links; "
+                   "%lld busy digests skipped; %lld ms\n", g.blobs, g.bytes, g.links, g.busy,
+                   g.seconds_ms);
+        } else {
+            printf("gc: removed %lld blobs (%lld bytes) and %lld links; %lld busy digests "
+                   "skipped; %lld interrupted deletions finished; %lld ms\n", g.blobs, g.bytes,
+                   g.links, g.busy, g.finished, g.seconds_ms);
+        }
+    }
+    arena_free(a);
+    db_close(db);
+    return ret;
 }
 
 static int cmd_check_config(const struct config *cfg)
@@ -614,6 +705,8 @@ int main(int argc, char **argv)
         return cmd_cleanup(&cfg);
     if (strcmp(cmd, "check-config") == 0)
         return cmd_check_config(&cfg);
+    if (strcmp(cmd, "gc") == 0)
+        return cmd_gc(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "rule") == 0)
         return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "user") == 0)

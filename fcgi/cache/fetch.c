@@ -542,13 +542,17 @@ static void follow_or_hold(struct fetch *f, const char *upname)
              * private layer that the upstream does not have at all). */
             long long size;
             if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
-                (void)lease_release(c, f->key, f->holder, &e);
-                if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
+                pier_err lrc = repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e);
+                if (lrc == PIER_OK) {
+                    (void)lease_release(c, f->key, f->holder, &e);
+                    finish_published(f, size);
+                    return;
+                }
+                if (lrc != PIER_E_BLOB_UNKNOWN) { /* else: collected meanwhile, download it */
+                    (void)lease_release(c, f->key, f->holder, &e);
                     fail_client(f, e.code, e.msg);
                     return;
                 }
-                finish_published(f, size);
-                return;
             }
             hold(f, upname);
             return;
@@ -561,7 +565,10 @@ static void follow_or_hold(struct fetch *f, const char *upname)
         if (l.state == LEASE_NONE) {
             long long size;
             if (repo_blob_readable(c, f->digest, &size, &e) == PIER_OK) {
-                if (repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e) != PIER_OK) {
+                pier_err lrc = repo_blob_link(c, f->name, f->digest, size, f->rule->id, &e);
+                if (lrc == PIER_E_BLOB_UNKNOWN)
+                    continue; /* collected meanwhile: take the lease and download it */
+                if (lrc != PIER_OK) {
                     fail_client(f, e.code, e.msg);
                     break;
                 }

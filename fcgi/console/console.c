@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -21,7 +22,9 @@
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "store/gc.h"
 #include "store/repo.h"
+#include "store/blobstore.h"
 
 #define SESSION_SECONDS (8 * 3600)
 #define BODY_MAX (256 * 1024)
@@ -303,6 +306,54 @@ static void overview(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:o, s:o}", "rules", rules, "topRepositories", tops));
 }
 
+/* The blob root and garbage collection: what is used, what a sweep would
+ * free, the last sweeps. Registry-wide, so a registry-level permission. */
+static void storage(struct ctx *c, struct req *r)
+{
+    struct perr e;
+    if (authz_check_arn(c, "ecr:DescribeRegistry", authz_registry_arn(c), &e) != PIER_OK) {
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
+        return;
+    }
+    struct repo_counts counts;
+    long long rblobs, rbytes;
+    struct gc_run *runs;
+    int n;
+    if (repo_counts(c, &counts, &e) != PIER_OK ||
+        repo_gc_reclaimable(c, c->cfg->gc_grace, &rblobs, &rbytes, &e) != PIER_OK ||
+        gc_history(c, 20, &runs, &n, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
+        return;
+    }
+    json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "blobs",
+                            (json_int_t)counts.blobs, "blobBytes", (json_int_t)counts.blob_bytes,
+                            "manifests", (json_int_t)counts.manifests, "reclaimableBlobs",
+                            (json_int_t)rblobs, "reclaimableBytes", (json_int_t)rbytes,
+                            "gcGrace", c->cfg->gc_grace, "gcInterval", c->cfg->gc_interval);
+    struct statvfs vfs;
+    if (statvfs(c->bs->root, &vfs) == 0) {
+        json_object_set_new(out, "diskBytes",
+                            json_integer((json_int_t)vfs.f_blocks * (json_int_t)vfs.f_frsize));
+        json_object_set_new(out, "diskFreeBytes",
+                            json_integer((json_int_t)vfs.f_bavail * (json_int_t)vfs.f_frsize));
+    }
+    json_t *sweeps = json_array();
+    for (int i = 0; i < n; i++) {
+        const struct gc_run *g = &runs[i];
+        json_t *j = json_pack("{s:I, s:I, s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:I}", "startedAt",
+                              (json_int_t)g->started_at, "durationMs", (json_int_t)g->seconds_ms,
+                              "node", g->node, "dryRun", g->dry_run, "grace", g->grace, "links",
+                              (json_int_t)g->links, "blobs", (json_int_t)g->blobs, "bytes",
+                              (json_int_t)g->bytes, "busy", (json_int_t)g->busy, "finished",
+                              (json_int_t)g->finished);
+        if (g->error)
+            json_object_set_new(j, "error", json_string(g->error));
+        json_array_append_new(sweeps, j);
+    }
+    json_object_set_new(out, "sweeps", sweeps);
+    reply(r, 200, out);
+}
+
 static void repositories(struct ctx *c, struct req *r)
 {
     char q[NAME_MAX_LEN + 1] = "";
@@ -491,6 +542,10 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     if (!post && strcmp(what, "overview") == 0) {
         overview(c, r);
+        return;
+    }
+    if (!post && strcmp(what, "storage") == 0) {
+        storage(c, r);
         return;
     }
     if (!post && strcmp(what, "repositories") == 0) {

@@ -53,6 +53,8 @@ static const struct key keys[] = {
     {"upstream_timeout", I(upstream_timeout, 1, 3600)},
     {"lease_ttl", I(lease_ttl, 2, 3600)},
     {"maintenance_interval", I(maintenance_interval, 0, 86400)},
+    {"gc_grace", I(gc_grace, 0, 30 * 86400)},
+    {"gc_interval", I(gc_interval, 0, 30 * 86400)},
     {"account_id", S(account_id)},
     {"region", S(region)},
     {"auth_scheme", S(auth_scheme)},
@@ -89,6 +91,8 @@ void config_defaults(struct config *c)
     c->upstream_timeout = 60;
     c->lease_ttl = 10;
     c->maintenance_interval = 300;
+    c->gc_grace = 3600;
+    c->gc_interval = 3600;
     snprintf(c->account_id, sizeof c->account_id, "111122223333");
     snprintf(c->region, sizeof c->region, "us-east-1");
     snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");

@@ -34,6 +34,8 @@ struct config {
     int upstream_timeout;           /* seconds for a whole manifest or token request */
     int lease_ttl;                  /* seconds a fetch lease outlives its holder's last renewal */
     int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
+    int gc_grace;                   /* seconds an unreferenced blob or link is kept */
+    int gc_interval;                /* seconds between garbage-collection sweeps (0: never) */
     char account_id[16];            /* the registry's 12-digit account id (ARNs) */
     char region[32];                /* the registry's region (ARNs, SigV4) */
     char auth_scheme[16];           /* "bearer" or "basic": the challenge on GET /v2/ */

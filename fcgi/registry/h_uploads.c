@@ -51,6 +51,8 @@ static pier_err try_mount(struct ctx *c, struct req *r, const struct route *rt,
         return PIER_OK; /* the spec says: fall back to a regular upload session */
     if (rc == PIER_OK)
         rc = repo_blob_link(c, rt->name, digest, size, 0, e);
+    if (rc == PIER_E_BLOB_UNKNOWN)
+        return PIER_OK; /* collected meanwhile: an upload brings it back */
     if (rc)
         return rc;
     created(r, rt->name, digest);

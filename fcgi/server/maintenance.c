@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/grammar.h"
+#include "store/gc.h"
 #include "store/repo.h"
 #include "db/db.h"
 #include "store/blobstore.h"
@@ -156,6 +157,18 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
         out->orphan_blobs += sweep(&sc, dir, BLOB_ORPHAN_AGE, drop_orphan_sha512);
     }
     arena_free(sa);
+    /* Garbage collection: every gc_interval seconds, cluster-wide (it takes
+     * its own lock too, so that `pierctl gc` and this never overlap). */
+    bool due = false;
+    struct perr ge;
+    if (gc_due(&mc, &due, &ge) == PIER_OK && due) {
+        struct gc_report g;
+        if (gc_sweep(&mc, -1, false, &g, &ge) == PIER_OK) {
+            out->gc_ran = true;
+            out->gc_blobs = g.blobs;
+            out->gc_bytes = g.bytes;
+        }
+    }
     if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs)
         log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
                  "%d expired rows, %d blob files without a row", out->sessions, out->upload_files,

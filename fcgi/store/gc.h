@@ -24,9 +24,13 @@ struct gc_report {
 PIER_MUST_USE
 pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out, struct perr *e);
 
+/* Is a sweep due (gc_interval seconds since the last completed one)? */
+PIER_MUST_USE
+pier_err gc_due(struct ctx *c, bool *due, struct perr *e);
+
 struct gc_run {
     long long started_at;                /* seconds since the epoch */
-    long long seconds_ms;
+    long long seconds_ms;                /* -1: did not finish */
     const char *node;
     bool dry_run;
     int grace;

@@ -1,6 +1,7 @@
 /* repo: SQL for repositories, blob links, manifests, tags and listings. */
 #include "store/repo.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,10 +55,12 @@ static const struct db_stmt st_blob_row = {
     "repo_blob_row", "SELECT 1 FROM blobs WHERE digest = $1", 1};
 static const struct db_stmt st_link_insert = {
     "repo_link_insert",
-    "INSERT INTO repository_blobs(repository_id, digest) VALUES ($1::bigint, $2)"
+    "INSERT INTO repository_blobs(repository_id, digest)"
+    " SELECT $1::bigint, digest FROM blobs WHERE digest = $2"
     " ON CONFLICT DO NOTHING", 2};
-/* The common case of repo_blob_link in one round trip: the repository exists
- * and is of the expected kind. Returns how many repositories matched (0 or 1). */
+/* Linking a published file (repo_blob_publish) in one round trip when the
+ * repository exists and is of the expected kind: records the blob's row and
+ * the link. Returns how many repositories matched (0 or 1). */
 static const struct db_stmt st_link_fast = {
     "repo_link_fast",
     "WITH r AS (SELECT id FROM repositories WHERE name = $1 AND kind = $4),"
@@ -66,6 +69,20 @@ static const struct db_stmt st_link_fast = {
     " l AS (INSERT INTO repository_blobs(repository_id, digest) SELECT id, $2 FROM r"
     "       ON CONFLICT DO NOTHING)"
     " SELECT count(*) FROM r", 4};
+/* Linking a blob that is already stored (a mount, a cache hit from another
+ * repository): never creates its row — garbage collection may just have
+ * removed it, and then the file is gone too. The digest's shared lock waits
+ * for a sweep holding it; a row deleted after this statement's snapshot
+ * fails the foreign key (23503), which the caller reports as unknown.
+ * Returns (repositories matched, blob rows seen). */
+static const struct db_stmt st_link_existing = {
+    "repo_link_existing",
+    "WITH lk AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(hashtextextended($2, 7039))),"
+    " r AS (SELECT id FROM repositories, lk WHERE name = $1 AND kind = $3),"
+    " b AS (SELECT digest FROM blobs WHERE digest = $2),"
+    " l AS (INSERT INTO repository_blobs(repository_id, digest) SELECT r.id, b.digest FROM r, b"
+    "       ON CONFLICT DO NOTHING)"
+    " SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM b)", 3};
 static const struct db_stmt st_link_delete = {
     "repo_link_delete",
     "DELETE FROM repository_blobs rb USING repositories r"
@@ -352,17 +369,34 @@ pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struc
     return PIER_OK;
 }
 
-pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
-                        long long rule_id, struct perr *e)
+/* A foreign-key violation on a link: the blob's row went meanwhile. */
+static pier_err link_lost(struct ctx *c, const char *name, const char *digest, struct perr *e)
+{
+    if (e->code == PIER_E_INTERNAL && strcmp(db_sqlstate(c->db), "23503") == 0)
+        return perr_set(e, PIER_E_BLOB_UNKNOWN,
+                        "blob %s was garbage-collected while it was being linked into %s",
+                        digest, name);
+    return e->code;
+}
+
+/* Link digest into name. published: the caller just published the file
+ * under the digest's lock, and the row is recorded if missing; otherwise the
+ * row must exist (PIER_E_BLOB_UNKNOWN). */
+static pier_err blob_link(struct ctx *c, const char *name, const char *digest, long long size,
+                          long long rule_id, bool published, struct perr *e)
 {
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     pier_err rc;
     char id[24];
+    const char *kind = rule_id ? "cache" : "push";
     if (!db_in_tx(c->db)) {
-        PGresult *res = db_exec(c->db, c->a, &st_link_fast, e, name, digest, size,
-                                rule_id ? "cache" : "push");
+        PGresult *res = published ? db_exec(c->db, c->a, &st_link_fast, e, name, digest, size, kind)
+                                  : db_exec(c->db, c->a, &st_link_existing, e, name, digest, kind);
         if (!res)
-            return e->code;
+            return link_lost(c, name, digest, e);
+        if (!published && db_int(res, 0, 1) == 0)
+            return perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known to this registry",
+                            digest);
         if (db_int(res, 0, 0) > 0)
             return PIER_OK;
         /* No such repository (or of the other kind): the full path creates it
@@ -370,11 +404,22 @@ pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, lon
     }
     if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
         return rc;
+    PGresult *res = NULL;
     if ((rc = repo_for_write(c, name, rule_id, id, e)) == PIER_OK &&
-        (!db_exec(c->db, c->a, &st_blob_insert, e, digest, size) ||
+        (!(published ? db_exec(c->db, c->a, &st_blob_insert, e, digest, size)
+                     : db_exec(c->db, c->a, &st_blob_lock_shared, e, pg_array(c->a, &digest, 1))) ||
+         !(res = db_exec(c->db, c->a, &st_blob_row, e, digest)) ||
          !db_exec(c->db, c->a, &st_link_insert, e, id, digest)))
-        rc = e->code;
+        rc = link_lost(c, name, digest, e);
+    if (rc == PIER_OK && PQntuples(res) == 0)
+        rc = perr_set(e, PIER_E_BLOB_UNKNOWN, "blob %s is not known to this registry", digest);
     return db_tx_end(c->db, rc, e);
+}
+
+pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,
+                        long long rule_id, struct perr *e)
+{
+    return blob_link(c, name, digest, size, rule_id, false, e);
 }
 
 pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path,
@@ -396,7 +441,7 @@ pier_err repo_blob_publish(struct ctx *c, const char *name, const char *tmp_path
             goto end;
         log_warn("blob %s was published by another request meanwhile; using it", digest);
     }
-    rc = repo_blob_link(c, name, digest, size, rule_id, e);
+    rc = blob_link(c, name, digest, size, rule_id, true, e);
 end:
     return db_tx_end(c->db, rc, e);
 }
@@ -1085,5 +1130,252 @@ pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)
     out->blob_bytes = db_int(res, 0, 2);
     out->manifests = db_int(res, 0, 3);
     out->tags = db_int(res, 0, 4);
+    return PIER_OK;
+}
+
+/* ---- garbage collection (docs/storage.md) ---- */
+
+#define GC_AGE "make_interval(secs => $2::int)"
+/* A link a sweep removes: older than the grace (or in the cache repositories
+ * of the rule being brought within its budget) and referenced by no manifest
+ * of its repository. Over rb (repository_blobs) and r (its repository). */
+#define GC_LINK_GOES                                                                       \
+    "(rb.created_at < now() - " GC_AGE " OR coalesce(r.rule_id = $3::bigint, false))"     \
+    " AND NOT EXISTS (SELECT 1 FROM manifest_references mr"                                \
+    "                 WHERE mr.repository_id = rb.repository_id AND mr.child = rb.digest)"
+/* A blob a sweep removes once its links are gone: old enough (any age for a
+ * budget) and referenced by no manifest anywhere. Over b (blobs). */
+#define GC_BLOB_GOES                                                                       \
+    "(b.created_at < now() - " GC_AGE " OR $3::bigint > 0)"                               \
+    " AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child = b.digest)"
+
+static const struct db_stmt st_gc_candidates = {
+    "repo_gc_candidates",
+    "SELECT b.digest, b.size FROM blobs b WHERE b.digest > $1 AND ((" GC_BLOB_GOES ")"
+    " OR EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
+    "            WHERE rb.digest = b.digest AND " GC_LINK_GOES "))"
+    " ORDER BY b.digest LIMIT $4::int", 4};
+/* Session locks, tried: a digest someone publishes, links or references
+ * right now is skipped, not waited for. */
+static const struct db_stmt st_gc_lock = {
+    "repo_gc_lock",
+    "SELECT d, pg_try_advisory_lock(hashtextextended(d, 7039)) FROM unnest($1::text[]) AS d", 1};
+static const struct db_stmt st_gc_unlock = {
+    "repo_gc_unlock",
+    "SELECT pg_advisory_unlock(hashtextextended(d, 7039)) FROM unnest($1::text[]) AS d", 1};
+static const struct db_stmt st_gc_links = {
+    "repo_gc_links",
+    "DELETE FROM repository_blobs rb USING repositories r"
+    " WHERE rb.digest = ANY($1::text[]) AND r.id = rb.repository_id AND " GC_LINK_GOES, 3};
+static const struct db_stmt st_gc_blobs = {
+    "repo_gc_blobs",
+    "WITH gone AS (DELETE FROM blobs b WHERE b.digest = ANY($1::text[]) AND " GC_BLOB_GOES
+    "   AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)"
+    "   RETURNING b.digest, b.size)"
+    " INSERT INTO blob_tombstones(digest, size) SELECT digest, size FROM gone"
+    " ON CONFLICT (digest) DO UPDATE SET size = EXCLUDED.size, created_at = now()"
+    " RETURNING digest, size", 3};
+/* What the two statements above would do, without doing it. */
+static const struct db_stmt st_gc_dry = {
+    "repo_gc_dry",
+    "SELECT (SELECT count(*) FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
+    "        WHERE rb.digest = ANY($1::text[]) AND " GC_LINK_GOES "),"
+    " count(*), coalesce(sum(b.size), 0)::bigint FROM blobs b"
+    " WHERE b.digest = ANY($1::text[]) AND " GC_BLOB_GOES
+    " AND NOT EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
+    "                 WHERE rb.digest = b.digest AND NOT (" GC_LINK_GOES "))", 3};
+static const struct db_stmt st_gc_tomb_done = {
+    "repo_gc_tomb_done", "DELETE FROM blob_tombstones WHERE digest = ANY($1::text[])", 1};
+static const struct db_stmt st_gc_tombs = {
+    "repo_gc_tombs",
+    "SELECT digest FROM blob_tombstones WHERE digest > $1 ORDER BY digest LIMIT 500", 1};
+static const struct db_stmt st_gc_rows = {
+    "repo_gc_rows", "SELECT digest FROM blobs WHERE digest = ANY($1::text[])", 1};
+static const struct db_stmt st_gc_reclaimable = {
+    "repo_gc_reclaimable",
+    "SELECT count(*), coalesce(sum(b.size), 0)::bigint FROM blobs b"
+    " WHERE b.created_at < now() - make_interval(secs => $1::int)"
+    " AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child = b.digest)"
+    " AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest"
+    "                 AND rb.created_at >= now() - make_interval(secs => $1::int))", 1};
+
+pier_err repo_gc_candidates(struct ctx *c, const char *after, int grace, long long rule_id, int n,
+                            struct repo_gc_candidate **out, int *nout, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_gc_candidates, e, after ? after : "", grace,
+                            rule_id, n);
+    if (!res)
+        return e->code;
+    *nout = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*nout ? *nout : 1));
+    for (int i = 0; i < *nout; i++) {
+        (*out)[i].digest = PQgetvalue(res, i, 0);
+        (*out)[i].size = db_int(res, i, 1);
+    }
+    return PIER_OK;
+}
+
+/* Remove the files of digests whose rows are gone, then their tombstones. A
+ * file that cannot be removed keeps its tombstone for the next sweep. */
+static pier_err unlink_tombstoned(struct ctx *c, PGresult *gone, long long *blobs,
+                                  long long *bytes, struct perr *e)
+{
+    int n = PQntuples(gone);
+    const char **done = arena_alloc(c->a, sizeof *done * (size_t)(n ? n : 1));
+    size_t nd = 0;
+    for (int i = 0; i < n; i++) {
+        const char *digest = PQgetvalue(gone, i, 0);
+        if (!grammar_is_digest(digest))
+            continue; /* never a path from a value that is not a digest */
+        char path[PATH_MAX];
+        blobstore_blob_path(c->bs, digest, path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            log_warn("gc: cannot remove %s (%s); the next sweep tries again", path,
+                     strerror(errno));
+            continue;
+        }
+        done[nd++] = digest;
+        (*blobs)++;
+        *bytes += db_int(gone, i, 1);
+    }
+    if (nd && !db_exec(c->db, c->a, &st_gc_tomb_done, e, pg_array(c->a, done, nd)))
+        return e->code;
+    return PIER_OK;
+}
+
+/* Try the session locks of ds: the locked ones in *locked (arena), *nl. */
+static pier_err gc_lock(struct ctx *c, const char *const *ds, int n, const char ***locked,
+                        size_t *nl, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_gc_lock, e, pg_array(c->a, ds, (size_t)n));
+    if (!res)
+        return e->code;
+    *locked = arena_alloc(c->a, sizeof **locked * (size_t)(n ? n : 1));
+    *nl = 0;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (PQgetvalue(res, i, 1)[0] == 't')
+            (*locked)[(*nl)++] = PQgetvalue(res, i, 0);
+    return PIER_OK;
+}
+
+static void gc_unlock(struct ctx *c, const char *const *ds, size_t n)
+{
+    struct perr ignore; /* a broken connection has released them already */
+    if (n)
+        (void)db_exec(c->db, c->a, &st_gc_unlock, &ignore, pg_array(c->a, ds, n));
+}
+
+pier_err repo_gc_collect(struct ctx *c, const struct repo_gc_candidate *cand, int n, int grace,
+                         long long rule_id, bool dry_run, struct repo_gc_result *r,
+                         struct perr *e)
+{
+    if (n <= 0)
+        return PIER_OK;
+    const char **ds = arena_alloc(c->a, sizeof *ds * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        PIER_ASSERT(grammar_is_digest(cand[i].digest));
+        ds[i] = cand[i].digest;
+    }
+    if (dry_run) {
+        PGresult *res = db_exec(c->db, c->a, &st_gc_dry, e, pg_array(c->a, ds, (size_t)n), grace,
+                                rule_id);
+        if (!res)
+            return e->code;
+        r->links += db_int(res, 0, 0);
+        r->blobs += db_int(res, 0, 1);
+        r->bytes += db_int(res, 0, 2);
+        return PIER_OK;
+    }
+    const char **locked;
+    size_t nl;
+    pier_err rc = gc_lock(c, ds, n, &locked, &nl, e);
+    if (rc)
+        return rc;
+    r->busy += n - (long long)nl;
+    if (nl == 0)
+        return PIER_OK;
+    char *arr = pg_array(c->a, locked, nl);
+    PGresult *links = NULL, *gone = NULL;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        goto unlock;
+    if (!(links = db_exec(c->db, c->a, &st_gc_links, e, arr, grace, rule_id)) ||
+        !(gone = db_exec(c->db, c->a, &st_gc_blobs, e, arr, grace, rule_id)))
+        rc = e->code;
+    if ((rc = db_tx_end(c->db, rc, e)) != PIER_OK)
+        goto unlock;
+    r->links += atoll(PQcmdTuples(links));
+    /* Committed: the rows are gone and their tombstones recorded. The files
+     * go while the locks still keep publishers of the same digests out. */
+    rc = unlink_tombstoned(c, gone, &r->blobs, &r->bytes, e);
+unlock:
+    gc_unlock(c, locked, nl);
+    return rc;
+}
+
+/* Is digest among the first column of res? */
+static bool has_row(const PGresult *res, const char *digest)
+{
+    for (int j = 0; j < PQntuples(res); j++)
+        if (strcmp(PQgetvalue(res, j, 0), digest) == 0)
+            return true;
+    return false;
+}
+
+pier_err repo_gc_finish(struct ctx *c, long long *finished, struct perr *e)
+{
+    *finished = 0;
+    char after[DIGEST_MAX_LEN + 2] = "";
+    for (;;) {
+        PGresult *res = db_exec(c->db, c->a, &st_gc_tombs, e, after);
+        if (!res)
+            return e->code;
+        int n = PQntuples(res);
+        if (n == 0)
+            return PIER_OK;
+        snprintf(after, sizeof after, "%s", PQgetvalue(res, n - 1, 0));
+        const char **ds = arena_alloc(c->a, sizeof *ds * (size_t)n);
+        for (int i = 0; i < n; i++)
+            ds[i] = PQgetvalue(res, i, 0);
+        const char **locked;
+        size_t nl;
+        pier_err rc = gc_lock(c, ds, n, &locked, &nl, e);
+        if (rc)
+            return rc;
+        if (nl == 0)
+            continue;
+        PGresult *rows = db_exec(c->db, c->a, &st_gc_rows, e, pg_array(c->a, locked, nl));
+        const char **done = arena_alloc(c->a, sizeof *done * nl);
+        size_t nd = 0;
+        for (size_t i = 0; rows && i < nl; i++) {
+            /* A row that exists again was published after the sweep died:
+             * the file is the new one, only the tombstone goes. */
+            if (!has_row(rows, locked[i])) {
+                char path[PATH_MAX];
+                blobstore_blob_path(c->bs, locked[i], path);
+                if (unlink(path) != 0 && errno != ENOENT) {
+                    log_warn("gc: cannot remove %s (%s); the next sweep tries again", path,
+                             strerror(errno));
+                    continue;
+                }
+                (*finished)++;
+            }
+            done[nd++] = locked[i];
+        }
+        if (!rows || (nd && !db_exec(c->db, c->a, &st_gc_tomb_done, e, pg_array(c->a, done, nd))))
+            rc = e->code;
+        gc_unlock(c, locked, nl);
+        if (rc)
+            return rc;
+    }
+}
+
+pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long long *bytes,
+                             struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_gc_reclaimable, e, grace);
+    if (!res)
+        return e->code;
+    *blobs = db_int(res, 0, 0);
+    *bytes = db_int(res, 0, 1);
     return PIER_OK;
 }

@@ -24,10 +24,12 @@ pier_err repo_blob_get(struct ctx *c, const char *name, const char *digest, long
 /* Size of a blob known to the registry in any repository. */
 PIER_MUST_USE
 pier_err repo_blob_any(struct ctx *c, const char *digest, long long *size, struct perr *e);
-/* Link a published blob (its file already exists) into repository name,
- * creating the repository. rule_id 0 is a push: refused (PIER_E_DENIED) for
- * cache repositories and for new names under a cache rule. rule_id > 0 links
- * into the cache repository of that rule. Joins the caller's transaction when
+/* Link a stored blob (its row exists) into repository name, creating the
+ * repository. rule_id 0 is a push: refused (PIER_E_DENIED) for cache
+ * repositories and for new names under a cache rule. rule_id > 0 links into
+ * the cache repository of that rule. PIER_E_BLOB_UNKNOWN when the blob is not
+ * stored (any more: garbage collection may have taken it a moment ago; the
+ * caller uploads or fetches it again). Joins the caller's transaction when
  * one is open, else runs in its own. */
 PIER_MUST_USE
 pier_err repo_blob_link(struct ctx *c, const char *name, const char *digest, long long size,

@@ -69,6 +69,7 @@ export const api = {
   login: (accessKeyId, secretAccessKey) => request('POST', 'login', {accessKeyId, secretAccessKey}),
   logout: () => request('POST', 'logout', {}),
   overview: () => request('GET', 'overview'),
+  storage: () => request('GET', 'storage'),
   repositories: (q) => request('GET', `repositories?q=${encodeURIComponent(q || '')}`),
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),

@@ -8,6 +8,7 @@ import {rulesPage, ruleFormPage} from './pages/rules.js';
 import {permissionsPage} from './pages/permissions.js';
 import {repositoriesPage, repositoryPage} from './pages/repositories.js';
 import {templatesPage, templateFormPage} from './pages/templates.js';
+import {storagePage} from './pages/storage.js';
 
 const ROUTES = [
   {re: /^overview$/, nav: 'overview', page: overviewPage},
@@ -18,6 +19,7 @@ const ROUTES = [
   {re: /^repositories$/, nav: 'repositories', page: repositoriesPage},
   {re: /^repositories\/(.+)$/, nav: 'repositories', page: repositoryPage},
   {re: /^templates$/, nav: 'templates', page: templatesPage},
+  {re: /^storage$/, nav: 'storage', page: storagePage},
   {re: /^templates\/new$/, nav: 'templates', page: templateFormPage},
   {re: /^templates\/edit\/(.+)$/, nav: 'templates', page: templateFormPage},
 ];

@@ -806,6 +806,23 @@ async function main() {
       await shot('overview');
     });
 
+    await check('storage_page_shows_reclaimable_bytes_and_sweeps', ['sign_in_with_the_keyboard'], async () => {
+      const out = pierctlOk(['gc', '--dry-run', '--grace', '0']);
+      const m = /would remove (\d+) blobs \((\d+) bytes\)/.exec(out);
+      assert(m, `pierctl gc --dry-run printed ${oneLine(out)}`);
+      await go('#/storage');
+      await heading('Storage');
+      const api = await page.evaluate(async () => (await fetch('api/storage')).json());
+      const tile = await page.locator('#reclaimable data.bytes').getAttribute('value');
+      eq(tile, String(api.reclaimableBytes), 'the reclaimable tile against GET api/storage');
+      const first = page.locator('table.sweeps-table tbody tr').first();
+      const text = await first.innerText();
+      assert(/dry run/.test(text), `the newest sweep row does not say dry run: ${oneLine(text)}`);
+      const shown = await first.locator('data.bytes').getAttribute('value');
+      eq(shown, m[2], 'bytes of the newest sweep row against what pierctl printed');
+      await shot('storage');
+    });
+
     // ---- session end ----
     await check('expired_session_returns_to_sign_in', ['sign_in_with_the_keyboard'], async () => {
       await context.clearCookies();
