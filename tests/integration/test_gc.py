@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 from pierlib import (
     OCI_LAYER, Client, Content, Image, OciLayout, TempDir, add_query, blob_row_count, ecr_client, env,
-    expect_status, files_for_digest, location_path, make_config, oci_manifest, psql, push_blob_chunked,
+    expect_status, files_for_digest, location_path, make_config, oci_manifest, psql,
     push_blob_monolithic, push_manifest, random_layer, sha256_digest, sql_str, unique_repo, url_a, url_b,
     wait_until,
 )
-from upstreams import CacheRule, DockerRegistry, get_manifest, pierctl, read_blob
+from upstreams import CacheRule, DockerRegistry, pierctl, read_blob
 
 # ---------------------------------------------------------------------------
 # pierctl gc
@@ -100,7 +100,7 @@ class GcLoop:
             try:
                 s = gc_try("--grace", "0", state=self.state, timeout=60)
             except BaseException as e:  # noqa: BLE001 - reported by the test
-                self.errors.append(f"{self.state}: {e}")
+                self.errors.append(f"{self.state}: {str(e)[:300]}")
                 time.sleep(0.2)
                 continue
             if s is None:
@@ -209,8 +209,41 @@ def assert_store_collected(what: str) -> None:
 # clients
 
 
+def send(c: Client, method: str, path: str, **kw):
+    """A request, again after Retry-After (at most 1 s here) while the node answers 429: a
+    node takes only so many request bodies at once, and clients are told to come back."""
+    for _ in range(120):
+        r = c.request(method, path, **kw)
+        if r.status != 429:
+            return r
+        time.sleep(min(1.0, float(r.header("Retry-After") or 1)))
+    raise AssertionError(f"{method} {path}: 429 for two minutes: {r.summary()}")
+
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def upload(c: Client, repo: str, data: bytes, chunk_clients=None) -> None:
+    """Upload a blob: one POST ?digest= with the body, or (chunk_clients) POST, then a PATCH
+    of 1 KiB from each client in turn (another node each time), then the closing PUT."""
+    digest = sha256_digest(data)
+    if not chunk_clients:
+        expect_status(send(c, "POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", body=data, headers=OCTET),
+                      201, f"monolithic upload of {digest} to {repo}")
+        return
+    r = expect_status(send(c, "POST", f"/v2/{repo}/blobs/uploads/"), 202, f"upload session in {repo}")
+    loc = location_path(r.header("Location"))
+    for k, off in enumerate(range(0, len(data), 1024)):
+        chunk = data[off:off + 1024]
+        r = send(chunk_clients[k % len(chunk_clients)], "PATCH", loc, body=chunk,
+                 headers={**OCTET, "Content-Range": f"{off}-{off + len(chunk) - 1}"})
+        expect_status(r, 202, f"PATCH {off}-{off + len(chunk) - 1} of {digest} in {repo}")
+        loc = location_path(r.header("Location"))
+    expect_status(send(c, "PUT", add_query(loc, digest=digest)), 201, f"closing PUT of {digest} in {repo}")
+
+
 def blob_present(c: Client, repo: str, digest: str) -> bool:
-    r = c.head(f"/v2/{repo}/blobs/{digest}")
+    r = send(c, "HEAD", f"/v2/{repo}/blobs/{digest}")
     expect_status(r, (200, 404), f"HEAD blob {digest} in {repo}")
     return r.status == 200
 
@@ -218,12 +251,17 @@ def blob_present(c: Client, repo: str, digest: str) -> bool:
 def pull_problems(base: str, repo: str, ref: str, image: Image) -> list[str]:
     """GET the manifest and every blob of image from repo on a node; what did not verify."""
     out = []
-    r = get_manifest(Client(base, timeout=60), repo, ref)
+    c = Client(base, timeout=60)
+    r = send(c, "GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": image.manifest.media_type})
     if r.status != 200 or sha256_digest(r.body) != image.digest:
         return [f"{base} {repo}@{ref}: manifest {r.status}, digest {sha256_digest(r.body)} "
                 f"(expected {image.digest}): {r.body[:200]!r}"]
     for blob in (image.config, *image.layers):
-        b = read_blob(base, f"/v2/{repo}/blobs/{blob.digest}", timeout=60)
+        for _ in range(120):
+            b = read_blob(base, f"/v2/{repo}/blobs/{blob.digest}", timeout=60)
+            if b.status != 429:
+                break
+            time.sleep(min(1.0, float(b.header("Retry-After") or 1)))
         if not b.complete or b.digest != blob.digest:
             out.append(f"{base} {repo}@{ref}: blob {blob.digest}: {b.summary()[:300]}")
     return out
@@ -311,7 +349,7 @@ def test_gc_keeps_a_blob_younger_than_the_grace_and_removes_it_once_older():
 # ---------------------------------------------------------------------------
 # a sweep killed half-way
 
-CRASH_BLOBS = 4000
+CRASH_BLOBS = 20000   # a sweep takes them in rounds of 500, a few thousand a second
 
 
 def _plant_blobs(n: int, repo_id: int, age: str) -> list[str]:
@@ -356,25 +394,32 @@ def test_gc_killed_mid_sweep_leaves_no_row_without_its_file_and_the_next_sweep_f
     conf = os.path.join(env("PIER_STATE_DIR"), "pier.conf")
     exe = os.path.join(env("PIER_BUILD_DIR"), "pierctl")
     kills = []   # (blob rows before, after, tombstones after) of each killed sweep
+    ended = None  # the summary of a sweep that ended before it could be killed
     for _ in range(3):   # several kills, each at another point of a sweep
         left_before = int(psql("SELECT count(*) FROM blobs")[0][0])
+        dead_before = len(tombstones())
         proc = subprocess.Popen([exe, "-c", conf, "gc", "--grace", "0"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             dropped = wait_until(lambda: proc.poll() is not None or
-                                 int(psql("SELECT count(*) FROM blobs")[0][0]) < left_before - 50, 60, 0.02)
+                                 int(psql("SELECT count(*) FROM blobs")[0][0]) < left_before, 60, 0.01)
             assert dropped, "the sweep removed nothing for a minute"
             if proc.poll() is None:
-                time.sleep(random.uniform(0, 0.2))
+                time.sleep(random.uniform(0, 0.15))
                 proc.send_signal(signal.SIGKILL)
         finally:
             if proc.poll() is None:
                 proc.kill()
             out, err = proc.communicate(timeout=30)
         if proc.returncode != -signal.SIGKILL:
-            assert kills, (f"the first sweep ended ({proc.returncode}) before it could be killed: "
-                           f"{out!r} {err!r}; plant more blobs")
-            break   # this one finished: the next sweep below has nothing of a dead one to do
+            assert kills and proc.returncode == 0, (f"the sweep ended ({proc.returncode}) before it could be "
+                                                    f"killed: {out!r} {err!r}; plant more blobs")
+            m = GC_LINE.fullmatch(out.strip())
+            assert m, f"unexpected summary {out!r}"
+            ended = Sweep(*[int(x) for x in m.groups()], False)
+            assert ended.finished == dead_before, \
+                f"{ended}: the sweep after the kills {kills} left {dead_before} tombstones to finish"
+            break
         missing = rows_without_file()
         assert not missing, (f"after a SIGKILL mid-sweep {len(missing)} blob rows name a missing file, "
                              f"e.g. {sorted(missing)[:3]}")
@@ -390,7 +435,8 @@ def test_gc_killed_mid_sweep_leaves_no_row_without_its_file_and_the_next_sweep_f
     assert not files & set(planted), f"{len(files & set(planted))} planted files left"
     assert_store_collected(f"after the sweep that followed {len(kills)} killed ones")
     assert int(psql("SELECT count(*) FROM blobs")[0][0]) == total_before - CRASH_BLOBS
-    print(f"# kills (blob rows before, after, tombstones): {kills}; next sweep: {s}")
+    print(f"# kills (blob rows before, after, tombstones): {kills}; a sweep that ended: {ended}; "
+          f"the next sweep: {s}")
 
 
 def test_gc_finishes_a_dead_sweeps_deletions_and_keeps_a_blob_pushed_again_meanwhile():
@@ -401,15 +447,17 @@ def test_gc_finishes_a_dead_sweeps_deletions_and_keeps_a_blob_pushed_again_meanw
     repo = unique_repo("gc-dead")
     gc("--grace", "0")
     dead_digests = [push_blob_monolithic(c, repo, os.urandom(700)) for _ in range(5)]
-    again = Content(os.urandom(900), OCI_LAYER)
+    data = os.urandom(900)
+    again = Content(data, OCI_LAYER, diff_id=sha256_digest(data))
     push_blob_monolithic(c, repo, again.data)
     arr = "{" + ",".join(dead_digests) + "}"
     # The dead sweep's committed transactions: rows gone and tombstones written for the
     # five, and for `again`, whose row is back because it was pushed again since.
     psql_script(f"BEGIN; DELETE FROM repository_blobs WHERE digest = ANY('{arr}'::text[]);"
                 f" DELETE FROM blobs WHERE digest = ANY('{arr}'::text[]);"
-                f" INSERT INTO blob_tombstones(digest) SELECT unnest('{arr}'::text[]);"
-                f" INSERT INTO blob_tombstones(digest) VALUES ({sql_str(again.digest)}); COMMIT;")
+                f" INSERT INTO blob_tombstones(digest, size) SELECT unnest('{arr}'::text[]), 700;"
+                f" INSERT INTO blob_tombstones(digest, size) VALUES ({sql_str(again.digest)}, {again.size});"
+                " COMMIT;")
     img = image_with([again])   # referenced now: not garbage
     push_blob_monolithic(c, repo, img.config.data)
     push_manifest(c, repo, "again", img.manifest)
@@ -446,17 +494,15 @@ def test_gc_racing_pushes_mounts_and_deletes_on_two_nodes_never_takes_what_a_pus
     repos = [unique_repo(f"gc-race{i}") for i in range(RACE_REPOS)]
     shared = [random_layer(2048) for _ in range(SHARED_LAYERS)]
     seed = Client(url_a())
-    for repo in repos:   # every repository exists and holds the shared layers once
-        img = image_with(shared)
-        for blob in (img.config, *img.layers):
-            push_blob_monolithic(seed, repo, blob.data)
-        push_manifest(seed, repo, "seed", img.manifest)
+    for repo in repos:   # the repositories exist (what is in them now is garbage)
+        upload(seed, repo, os.urandom(100))
     nodes = [url_a(), url_b()]
     deadline = time.monotonic() + RACE_SECONDS
     live: dict[tuple[str, str], Image] = {}
     tags: dict[tuple[str, str], Image] = {}
     lock = threading.Lock()
-    stats = {"pushes": 0, "repushes": 0, "deletes": 0, "retries": 0, "mounts": 0, "uploads": 0, "skipped": 0}
+    stats = {"pushes": 0, "repushes": 0, "deletes": 0, "retries": 0, "mounts": 0, "failed mounts": 0,
+             "uploads": 0, "present": 0}
     problems: list[str] = []
 
     def bump(key: str, n: int = 1):
@@ -465,32 +511,33 @@ def test_gc_racing_pushes_mounts_and_deletes_on_two_nodes_never_takes_what_a_pus
 
     def send_blob(c: Client, other: Client, repo: str, blob, force: bool):
         if not force and blob_present(c, repo, blob.digest):
-            bump("skipped")
+            bump("present")
             return
         r = random.random()
-        if blob in shared and r < 0.5:
+        if any(blob is x for x in shared) and r < 0.6:
             src = random.choice([x for x in repos if x != repo])
-            m = c.post(f"/v2/{repo}/blobs/uploads/?mount={blob.digest}&from={src}")
+            m = send(c, "POST", f"/v2/{repo}/blobs/uploads/?mount={blob.digest}&from={src}")
             expect_status(m, (201, 202), f"mount {blob.digest} from {src}")
             if m.status == 201:
                 bump("mounts")
                 return
-            put = c.put(add_query(location_path(m.header("Location")), digest=blob.digest), body=blob.data,
-                        headers={"Content-Type": "application/octet-stream"})
+            bump("failed mounts")   # not there (any more): upload into the session it opened
+            put = send(c, "PUT", add_query(location_path(m.header("Location")), digest=blob.digest),
+                       body=blob.data, headers=OCTET)
             expect_status(put, 201, f"upload into the session a failed mount opened ({repo})")
-        elif r < 0.75:
-            push_blob_chunked(c, repo, blob.data, chunk_size=1024, clients=[c, other])
+        elif r < 0.8:
+            upload(c, repo, blob.data, chunk_clients=[c, other])
         else:
-            push_blob_monolithic(c, repo, blob.data)
+            upload(c, repo, blob.data)
         bump("uploads")
 
     def push(c: Client, other: Client, repo: str, ref: str, img: Image):
         force = False
-        for attempt in range(6):
+        for _ in range(6):
             for blob in (img.config, *img.layers):
                 send_blob(c, other, repo, blob, force)
-            r = c.put(f"/v2/{repo}/manifests/{ref}", body=img.manifest.data,
-                      headers={"Content-Type": img.manifest.media_type})
+            r = send(c, "PUT", f"/v2/{repo}/manifests/{ref}", body=img.manifest.data,
+                     headers={"Content-Type": img.manifest.media_type})
             if r.status == 201:
                 assert r.header("Docker-Content-Digest") == img.digest, r.summary()
                 return
@@ -521,7 +568,7 @@ def test_gc_racing_pushes_mounts_and_deletes_on_two_nodes_never_takes_what_a_pus
                     old = mine.pop(0)
                     with lock:
                         del live[(repo, old.digest)]
-                    expect_status(other.delete(f"/v2/{repo}/manifests/{old.digest}"), 202,
+                    expect_status(send(other, "DELETE", f"/v2/{repo}/manifests/{old.digest}"), 202,
                                   f"DELETE {repo}@{old.digest}")
                     bump("deletes")
                     if it % 2:
@@ -566,7 +613,7 @@ def test_gc_racing_pushes_mounts_and_deletes_on_two_nodes_never_takes_what_a_pus
     assert_store_collected("after the race and a final sweep")
 
 
-PULL_IMAGES = 6
+PULL_IMAGES = 12
 
 
 def test_gc_racing_pull_through_imports_and_batch_deletes_on_two_nodes_every_pull_verifies():
@@ -594,11 +641,23 @@ def test_gc_racing_pull_through_imports_and_batch_deletes_on_two_nodes_every_pul
             problems: list[str] = []
             stats = {"pulls": 0, "deleted": 0}
 
+            def blob_problems(base: str, repo: str, image: Image) -> list[str]:
+                out = []
+                for blob in (image.config, *image.layers):
+                    b = read_blob(base, f"/v2/{repo}/blobs/{blob.digest}", timeout=60)
+                    if not b.complete or b.digest != blob.digest:
+                        out.append(f"{base} {repo}: blob {blob.digest} alone: {b.summary()[:300]}")
+                return out
+
             def puller(i: int):
                 k = 0
                 while time.monotonic() < deadline:
                     j = random.randrange(PULL_IMAGES)
-                    found = pull_problems(nodes[(i + k) % 2], names[j], "1.0", images[j])
+                    node = nodes[(i + k) % 2]
+                    if i % 4 == 3:   # blobs alone: each an import no manifest references
+                        found = blob_problems(node, names[j], images[j])
+                    else:
+                        found = pull_problems(node, names[j], "1.0", images[j])
                     with lock:
                         stats["pulls"] += 1
                         problems.extend(f"client {i}: {p}" for p in found)
@@ -606,20 +665,21 @@ def test_gc_racing_pull_through_imports_and_batch_deletes_on_two_nodes_every_pul
 
             def deleter():
                 while time.monotonic() < deadline:
-                    j = random.randrange(PULL_IMAGES)
-                    try:
-                        out = ecr.batch_delete_image(repositoryName=names[j],
-                                                     imageIds=[{"imageDigest": images[j].digest}])
-                    except Exception as e:  # noqa: BLE001 - not pulled yet, or the API failed
-                        if "RepositoryNotFoundException" not in str(e):
-                            with lock:
-                                problems.append(f"BatchDeleteImage {names[j]}: {e}")
-                        continue
-                    bad = [f for f in out.get("failures", []) if f.get("failureCode") != "ImageNotFound"]
-                    with lock:
-                        stats["deleted"] += len(out.get("imageIds", []))
-                        problems.extend(f"BatchDeleteImage {names[j]}: {f}" for f in bad)
-                    time.sleep(0.2)
+                    js = random.sample(range(PULL_IMAGES), 3)
+                    for j in js:
+                        try:
+                            out = ecr.batch_delete_image(repositoryName=names[j],
+                                                         imageIds=[{"imageDigest": images[j].digest}])
+                        except Exception as e:  # noqa: BLE001 - not pulled yet, or the API failed
+                            if "RepositoryNotFoundException" not in str(e):
+                                with lock:
+                                    problems.append(f"BatchDeleteImage {names[j]}: {e}")
+                            continue
+                        bad = [f for f in out.get("failures", []) if f.get("failureCode") != "ImageNotFound"]
+                        with lock:
+                            stats["deleted"] += len(out.get("imageIds", []))
+                            problems.extend(f"BatchDeleteImage {names[j]}: {f}" for f in bad)
+                    time.sleep(0.05)
 
             with GcLoop(env("PIER_STATE_DIR")) as loop_a, GcLoop(state_b()) as loop_b:
                 threads = [threading.Thread(target=puller, args=(i,), daemon=True) for i in range(CLIENTS)]
