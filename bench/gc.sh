@@ -77,6 +77,20 @@ quickstart() {
 pierctl() { "$BUILD/pierctl" -c "$STATE/pier.conf" "$@"; }
 psql_pier() { psql "host=$STATE/pgrun port=5432 user=pier dbname=pier" -XAtq "$@"; }
 blob_rows() { psql_pier -c "SELECT count(*) FROM blobs"; }
+CLK_TCK=$(getconf CLK_TCK)
+# Clock ticks (user + system, reaped children included) of PostgreSQL: the
+# postmaster and its children, the backends. Nothing but the sweep uses the
+# database in step 1, so the difference over a sweep is its backend's work.
+pg_ticks() {
+    local pm
+    pm=$(head -n 1 "$STATE/pg/postmaster.pid")
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$pm" '
+        { p = match($0, /\) [A-Za-z] /); if (!p) next
+          split(substr($0, p + 2), f, " ")
+          if ($1 == pm || f[2] == pm) s += f[12] + f[13] + f[14] + f[15] }
+        END { print s + 0 }'
+}
+secs() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz }'; }
 
 STATUS=failed
 SWEEP_PID=""
@@ -119,13 +133,17 @@ gendata() {
 }
 
 # timed NAME ARGS...: pierctl gc ARGS under /usr/bin/time -v; sets
-# T_WALL (s), T_RSS (KiB), T_LINE (pierctl's summary line).
+# T_WALL (s), T_RSS (KiB), T_LINE (pierctl's summary line), T_CPU (pierctl's
+# user + system s), T_PG (PostgreSQL's CPU s meanwhile).
 timed() {
-    local name=$1
+    local name=$1 pg0
     shift
+    pg0=$(pg_ticks)
     /usr/bin/time -v -o "$WORK/$name.time" "$BUILD/pierctl" -c "$STATE/pier.conf" gc "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" || { cat "$WORK/$name.err" >&2; die "pierctl gc $* failed"; }
+    T_PG=$(secs "$(($(pg_ticks) - pg0))")
     T_LINE=$(cat "$WORK/$name.out")
+    T_CPU=$(awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.1f", s }' "$WORK/$name.time")
     T_RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/$name.time")
     T_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0
         for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$WORK/$name.time")
@@ -174,11 +192,11 @@ sync
 ROWS_BEFORE=$(blob_rows)
 log "dry run"
 timed dry --grace 0 --dry-run
-DRY_WALL=$T_WALL DRY_RSS=$T_RSS DRY_LINE=$T_LINE
+DRY_WALL=$T_WALL DRY_RSS=$T_RSS DRY_LINE=$T_LINE DRY_CPU="$T_CPU / $T_PG"
 [ "$(field "$DRY_LINE" blobs)" = "$GARBAGE" ] || die "the dry run would remove other than $GARBAGE blobs: $DRY_LINE"
 log "sweep"
 timed sweep --grace 0
-SWEEP_WALL=$T_WALL SWEEP_RSS=$T_RSS SWEEP_LINE=$T_LINE
+SWEEP_WALL=$T_WALL SWEEP_RSS=$T_RSS SWEEP_LINE=$T_LINE SWEEP_CPU="$T_CPU / $T_PG"
 SW_BLOBS=$(field "$SWEEP_LINE" blobs)
 SW_LINKS=$(field "$SWEEP_LINE" links)
 [ "$SW_BLOBS" = "$GARBAGE" ] || die "the sweep removed other than $GARBAGE blobs: $SWEEP_LINE"
@@ -188,7 +206,7 @@ SW_ROWRATE=$(awk -v n="$((SW_BLOBS + SW_LINKS))" -v t="$SWEEP_WALL" 'BEGIN { pri
 log "sweep: $SWEEP_LINE; ${SWEEP_WALL} s, maxrss ${SWEEP_RSS} KiB"
 log "a sweep with nothing to remove"
 timed idle --grace 0
-IDLE_WALL=$T_WALL IDLE_RSS=$T_RSS IDLE_LINE=$T_LINE
+IDLE_WALL=$T_WALL IDLE_RSS=$T_RSS IDLE_LINE=$T_LINE IDLE_CPU="$T_CPU / $T_PG"
 [ "$(field "$IDLE_LINE" blobs)" = 0 ] || die "a second sweep removed more: $IDLE_LINE"
 
 # ---- 2. tag GETs with and without a sweep ---------------------------------------
@@ -250,11 +268,14 @@ report() {
 | --- | ---: |
 | Dry run over $BLOBS blobs / $MANIFESTS manifests: wall time (s) | $(fmt "$DRY_WALL" 2) |
 | Dry run: pierctl peak RSS (MiB) | $(mib "$DRY_RSS") |
+| Dry run: CPU s, pierctl / PostgreSQL | $DRY_CPU |
 | Sweep removing $SW_BLOBS blobs and $SW_LINKS links: wall time (s) | $(fmt "$SWEEP_WALL" 2) |
 | Sweep: pierctl peak RSS (MiB) | $(mib "$SWEEP_RSS") |
+| Sweep: CPU s, pierctl / PostgreSQL | $SWEEP_CPU |
 | Sweep: blobs removed per second | $SW_RATE |
 | Sweep: rows removed per second (blobs + links) | $SW_ROWRATE |
 | Sweep with nothing to remove over $((BLOBS - GARBAGE)) blobs: wall time (s) | $(fmt "$IDLE_WALL" 2) |
+| Sweep with nothing to remove: CPU s, pierctl / PostgreSQL | $IDLE_CPU |
 | Tag GET without a sweep, wrk -t2 -c32 -d${WRK_SECONDS}s (requests/s, median of $ROUNDS) | $(fmt "$(median "${RPS_OFF[@]}")" 0) |
 | Tag GET while a sweep of $SWEEP_GARBAGE garbage blobs runs (requests/s, median) | $(fmt "$(median "${RPS_ON[@]}")" 0) |
 | Tag GET p99 without / with a sweep (ms, median) | $(fmt "$(median "${P99_OFF[@]}")" 2) / $(fmt "$(median "${P99_ON[@]}")" 2) |
