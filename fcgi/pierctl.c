@@ -18,6 +18,7 @@
 #include "auth/principals.h"
 #include "auth/policy.h"
 #include "auth/token.h"
+#include "cache/budget.h"
 #include "cache/rulechange.h"
 #include "store/rules.h"
 #include "db/db.h"
@@ -64,8 +65,12 @@ static void usage(FILE *f)
             "  rule delete PREFIX\n"
             "      options: --registry KIND  --upstream-prefix P  --refresh SECONDS\n"
             "               --negative SECONDS  --ca-bundle FILE|none  --credential-arn ARN\n"
+            "               --max-bytes SIZE|none (the rule's cache budget, e.g. 50G)\n"
             "               --username USER (the access token is read from stdin)\n"
             "               --url URL (update)  --no-credentials (update: remove them)\n"
+            "  budget status   per rule: bytes cached, budget, bytes reclaimed, oldest last pull\n"
+            "  budget run      expire the least recently pulled cached images until every\n"
+            "                  budget fits (pierd also does this every maintenance_interval)\n"
             "  version         print the version\n");
 }
 
@@ -269,7 +274,109 @@ static int cmd_check_config(const struct config *cfg)
     return 0;
 }
 
-/* ---- rules ---- */
+/* ---- rules and their budgets ---- */
+
+/* "1.5 GiB" (arena), for people; JSON output keeps exact numbers. */
+static const char *human_bytes(struct arena *a, long long n)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)n;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    return u == 0 ? arena_printf(a, "%lld bytes", n) : arena_printf(a, "%.1f %s", v, units[u]);
+}
+
+static const char *utc_time(struct arena *a, long long t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return "-";
+    return arena_strdup(a, buf);
+}
+
+static int cmd_budget(const struct config *cfg, int argc, char **argv)
+{
+    bool run = argc == 1 && strcmp(argv[0], "run") == 0;
+    bool status = argc >= 1 && strcmp(argv[0], "status") == 0 &&
+                  (argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0));
+    if (!run && !status) {
+        usage(stderr);
+        return 2;
+    }
+    struct db *db = connect_or_die(cfg);
+    struct perr e;
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        db_close(db);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+    pier_err rc;
+    if (run) {
+        /* Every expiry is logged at info: on standard error here. */
+        log_setup(PIER_LOG_INFO, "pierctl");
+        struct budget_report r;
+        rc = budget_enforce(&c, &r, &e);
+        if (!rc)
+            printf("%d budget%s looked at: %lld image%s expired, %lld bytes removed from the blob "
+                   "root, %lld image%s kept (being downloaded or listed by an index), %d budget%s "
+                   "still exceeded\n",
+                   r.budgets, r.budgets == 1 ? "" : "s", r.expired, r.expired == 1 ? "" : "s",
+                   r.reclaimed, r.kept, r.kept == 1 ? "" : "s", r.over, r.over == 1 ? "" : "s");
+    } else {
+        struct rule_overview *o;
+        int n;
+        long long total = 0, oldest = 0;
+        rc = rules_overview(&c, &o, &n, &e);
+        if (!rc)
+            rc = repo_cache_usage(&c, 0, &total, &oldest, &e);
+        if (!rc && argc == 2) {
+            json_t *list = json_array();
+            for (int i = 0; i < n; i++) {
+                json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "ecrRepositoryPrefix",
+                                      o[i].prefix, "bytesCached", (json_int_t)o[i].bytes_cached,
+                                      "bytesReclaimed", (json_int_t)o[i].budget_reclaimed,
+                                      "imagesExpired", (json_int_t)o[i].budget_expired,
+                                      "oldestLastPull", (json_int_t)o[i].oldest_last_pull,
+                                      "lastExpiredAt", (json_int_t)o[i].budget_last_expired_at);
+                if (o[i].max_bytes > 0)
+                    json_object_set_new(j, "maxBytes", json_integer(o[i].max_bytes));
+                json_array_append_new(list, j);
+            }
+            json_t *doc = json_pack("{s:o, s:I}", "rules", list, "bytesCached", (json_int_t)total);
+            if (cfg->cache_max_bytes > 0)
+                json_object_set_new(doc, "maxBytes", json_integer(cfg->cache_max_bytes));
+            json_dumpf(doc, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(doc);
+        } else if (!rc) {
+            printf("%-30s %-12s %-12s %-12s %-8s %s\n", "PREFIX", "CACHED", "BUDGET", "RECLAIMED",
+                   "EXPIRED", "OLDEST LAST PULL");
+            for (int i = 0; i < n; i++)
+                printf("%-30s %-12s %-12s %-12s %-8lld %s\n", o[i].prefix,
+                       human_bytes(a, o[i].bytes_cached),
+                       o[i].max_bytes > 0 ? human_bytes(a, o[i].max_bytes) : "none",
+                       human_bytes(a, o[i].budget_reclaimed), o[i].budget_expired,
+                       utc_time(a, o[i].oldest_last_pull));
+            printf("all rules: %s cached (a layer several rules hold counted once), registry-wide "
+                   "budget %s\n",
+                   human_bytes(a, total),
+                   cfg->cache_max_bytes > 0 ? human_bytes(a, cfg->cache_max_bytes) : "none");
+        }
+    }
+    if (rc)
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+    arena_free(a);
+    db_close(db);
+    return rc ? 1 : 0;
+}
 
 static char *read_file_text(const char *path, size_t max)
 {
@@ -323,17 +430,19 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             json_dumpf(list, stdout, JSON_INDENT(2));
             printf("\n");
         } else if (!rc) {
-            printf("%-30s %-40s %-12s %-9s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
-                   "CREDENTIALS");
+            printf("%-30s %-40s %-12s %-9s %-11s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
+                   "CREDENTIALS", "BUDGET");
             size_t i;
             json_t *r;
             json_array_foreach(list, i, r) {
-                printf("%-30s %-40s %-12s %-9lld %s\n",
+                json_t *max = json_object_get(r, "maxBytes");
+                printf("%-30s %-40s %-12s %-9lld %-11s %s\n",
                        json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
                        json_string_value(json_object_get(r, "upstreamRegistryUrl")),
                        json_string_value(json_object_get(r, "upstreamRegistry")),
                        (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
-                       json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no");
+                       json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no",
+                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none");
             }
         }
         json_decref(list);
@@ -365,12 +474,17 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             rc = perr_set(&e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix is longer than 30 characters");
             goto done;
         }
-        static const struct option opts[] = {
-            {"registry", required_argument, 0, 'r'}, {"upstream-prefix", required_argument, 0, 'p'},
-            {"refresh", required_argument, 0, 'f'}, {"negative", required_argument, 0, 'n'},
-            {"ca-bundle", required_argument, 0, 'a'}, {"credential-arn", required_argument, 0, 'c'},
-            {"username", required_argument, 0, 'u'}, {"url", required_argument, 0, 'l'},
-            {"no-credentials", no_argument, 0, 'x'}, {0, 0, 0, 0}};
+        static const struct option opts[] = {{"registry", required_argument, 0, 'r'},
+                                             {"upstream-prefix", required_argument, 0, 'p'},
+                                             {"refresh", required_argument, 0, 'f'},
+                                             {"negative", required_argument, 0, 'n'},
+                                             {"ca-bundle", required_argument, 0, 'a'},
+                                             {"credential-arn", required_argument, 0, 'c'},
+                                             {"username", required_argument, 0, 'u'},
+                                             {"url", required_argument, 0, 'l'},
+                                             {"no-credentials", no_argument, 0, 'x'},
+                                             {"max-bytes", required_argument, 0, 'm'},
+                                             {0, 0, 0, 0}};
         const char *user = NULL;
         bool clear_creds = false;
         optind = create ? 3 : 2;
@@ -384,6 +498,18 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
             case 'u': user = optarg; break;
             case 'x': clear_creds = true; break;
+            case 'm':
+                if (strcmp(optarg, "none") == 0 || strcmp(optarg, "0") == 0) {
+                    r.max_bytes = 0;
+                } else if (!config_parse_size(optarg, &r.max_bytes) ||
+                           rule_check_budget(r.max_bytes, &e) != PIER_OK) {
+                    rc = perr_set(&e, PIER_E_BAD_REQUEST,
+                                  "--max-bytes needs a size from 1MiB to 1EiB (e.g. 50G, 512MiB, "
+                                  "1073741824) or none, got '%s'",
+                                  optarg);
+                    goto done;
+                }
+                break;
             case 'f':
             case 'n':
                 if (!grammar_uint(optarg, 365LL * 86400, &v)) {
@@ -709,6 +835,8 @@ int main(int argc, char **argv)
         return cmd_gc(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "rule") == 0)
         return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "budget") == 0)
+        return cmd_budget(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "key") == 0)

@@ -59,6 +59,16 @@ static const struct db_stmt st_add = {
     " upstream_errors = cache_stats.upstream_errors + EXCLUDED.upstream_errors,"
     " storage_errors = cache_stats.storage_errors + EXCLUDED.storage_errors", 8};
 
+static const struct db_stmt st_expiry = {
+    "stats_expiry",
+    "INSERT INTO cache_stats(rule_id, budget_expired, budget_reclaimed_bytes,"
+    " budget_last_expired_at) SELECT $1::bigint, 1, $2::bigint, now()"
+    " WHERE EXISTS (SELECT 1 FROM cache_rules WHERE id = $1::bigint)"
+    " ON CONFLICT (rule_id) DO UPDATE SET budget_expired = cache_stats.budget_expired + 1,"
+    " budget_reclaimed_bytes = cache_stats.budget_reclaimed_bytes + EXCLUDED.budget_reclaimed_bytes,"
+    " budget_last_expired_at = now()",
+    2};
+
 struct cache_stats *stats_new(void)
 {
     struct cache_stats *s = xcalloc(1, sizeof *s);
@@ -114,4 +124,9 @@ void stats_flush(struct ctx *c, int interval_ms)
 bool stats_pending(const struct cache_stats *s)
 {
     return s && (s->n > 0 || s->npulls > 0);
+}
+
+pier_err stats_note_expiry(struct ctx *c, long long rule_id, long long bytes, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_expiry, e, rule_id, bytes) ? PIER_OK : e->code;
 }

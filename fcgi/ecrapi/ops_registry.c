@@ -104,7 +104,20 @@ void op_delete_registry_policy(struct api *x)
     registry_policy_out(x, doc);
 }
 
-/* ---- pull-through cache rules ---- */
+/* ---- pull-through cache rules ----
+ * Pier's extension: pierMaxBytes, the rule's byte budget (0: none), read by
+ * Create/UpdatePullThroughCacheRule and echoed by them and by Describe when
+ * set. The SDKs and the aws CLI ignore output members their model lacks;
+ * they do not send unknown input members, so it is set with a plain signed
+ * request, pierctl or the console. */
+
+#define RULE_EXT_MAX_BYTES "pierMaxBytes"
+
+static void budget_json(json_t *j, const struct cache_rule *r)
+{
+    if (r->max_bytes > 0)
+        json_object_set_new(j, RULE_EXT_MAX_BYTES, json_integer(r->max_bytes));
+}
 
 static json_t *rule_json(struct api *x, const struct cache_rule *r, bool updated)
 {
@@ -119,6 +132,7 @@ static json_t *rule_json(struct api *x, const struct cache_rule *r, bool updated
         json_object_set_new(j, "customRoleArn", json_string(r->custom_role_arn));
     if (updated)
         json_object_set_new(j, "updatedAt", json_integer(r->updated_at));
+    budget_json(j, r);
     return j;
 }
 
@@ -148,6 +162,8 @@ static bool check_credential_arn(struct api *x, const char *arn)
     return true;
 }
 
+/* r: the defaults (create) or the stored rule (update); the request's
+ * fields go over it. */
 static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
 {
     const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
@@ -156,13 +172,15 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
     const char *cred = api_str(x, "credentialArn", false, RULE_ARN_MAX - 1);
     const char *role = api_str(x, "customRoleArn", false, RULE_ARN_MAX - 1);
     const char *upfx = api_str(x, "upstreamRepositoryPrefix", false, 30);
-    if (x->err_type || !api_registry_id(x))
+    long long max_bytes = r->max_bytes; /* absent: none, or unchanged */
+    if (x->err_type || !api_int(x, RULE_EXT_MAX_BYTES, 0, RULE_BUDGET_MAX, &max_bytes) ||
+        !api_registry_id(x))
         return false;
     if (create) {
-        rule_defaults(r);
         r->upstream_registry[0] = '\0';
         snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
     }
+    r->max_bytes = max_bytes;
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
     if (kind)
         snprintf(r->upstream_registry, sizeof r->upstream_registry, "%s", kind);
@@ -197,6 +215,7 @@ static bool rule_error(struct api *x, const struct perr *e)
 void op_create_ptc_rule(struct api *x)
 {
     struct cache_rule r;
+    rule_defaults(&r);
     if (!api_authorize(x, NULL) || !read_rule_fields(x, &r, true))
         return;
     struct perr e;
@@ -288,6 +307,7 @@ void op_update_ptc_rule(struct api *x)
         json_object_set_new(j, "credentialArn", json_string(r.credential_arn));
     if (r.custom_role_arn[0])
         json_object_set_new(j, "customRoleArn", json_string(r.custom_role_arn));
+    budget_json(j, &r);
     copy_rule_json(x, j);
 }
 

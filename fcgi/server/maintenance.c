@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "auth/authn.h"
+#include "cache/budget.h"
 #include "cache/lease.h"
 #include "cache/memo.h"
 #include "cache/upstream.h"
@@ -144,6 +145,16 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
         if (expire[i](&mc, &removed, &ignore) == PIER_OK)
             out->rows += (int)removed;
     }
+    /* The cache within its byte budgets (a database error leaves the rest
+     * for the next run; another enforcement, e.g. pierctl's, is enough). */
+    {
+        struct budget_report br;
+        struct perr be;
+        if (budget_enforce(&mc, &br, &be) == PIER_OK)
+            out->expired_images = br.expired;
+        else if (be.code != PIER_E_CONFLICT)
+            log_warn("maintenance: cache budgets: %s", be.msg);
+    }
     int first = 0, count = 256;
     if (!full) {
         int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;
@@ -169,10 +180,13 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
             out->gc_bytes = g.bytes;
         }
     }
-    if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs)
+    if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs ||
+        out->expired_images)
         log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
-                 "%d expired rows, %d blob files without a row", out->sessions, out->upload_files,
-                 out->fetch_files, out->rows, out->orphan_blobs);
+                 "%d expired rows, %d blob files without a row; the cache budgets expired %lld "
+                 "images",
+                 out->sessions, out->upload_files, out->fetch_files, out->rows, out->orphan_blobs,
+                 out->expired_images);
 unlock:
     {
         struct perr ignore;

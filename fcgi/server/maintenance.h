@@ -1,7 +1,8 @@
 /* maintenance: cluster-wide housekeeping — expired upload sessions, temporary
  * files left by crashed uploads and downloads, stale fetch leases, expired
- * negative-cache entries and upstream tokens, and (every gc_interval) a
- * garbage-collection sweep (store/gc.h). Whichever node takes the
+ * negative-cache entries and upstream tokens, the pull-through cache's byte
+ * budgets (cache/budget.h), and (every gc_interval) a garbage-collection
+ * sweep (store/gc.h). Whichever node takes the
  * maintenance lock does it; `pierctl cleanup` runs it by hand. */
 #ifndef PIER_MAINTENANCE_H
 #define PIER_MAINTENANCE_H
@@ -35,6 +36,7 @@ struct maint_report {
     int fetch_files;    /* files under tmp/fetch removed */
     int rows;           /* expired leases, negative entries and tokens removed */
     int orphan_blobs;   /* blob files without a row removed */
+    long long expired_images; /* cache images expired to keep the byte budgets */
     bool gc_ran;        /* a garbage-collection sweep ran (gc_interval was due) */
     long long gc_blobs, gc_bytes; /* what it removed */
 };

@@ -1379,3 +1379,85 @@ pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long lo
     *bytes = db_int(res, 0, 1);
     return PIER_OK;
 }
+
+/* ---- the pull-through cache's byte budgets ---- */
+
+/* The cache repositories of rule $1, or of every rule when $1 is 0. */
+#define CACHE_REPOS_OF_RULE \
+    " r.kind = 'cache' AND (r.rule_id = $1::bigint OR ($1::bigint = 0 AND r.rule_id IS NOT NULL))"
+
+static const struct db_stmt st_cache_usage = {
+    "repo_cache_usage",
+    "SELECT (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN"
+    "   (SELECT rb.digest FROM repositories r JOIN repository_blobs rb ON rb.repository_id = r.id"
+    "    WHERE" CACHE_REPOS_OF_RULE ")),"
+    " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
+    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE" CACHE_REPOS_OF_RULE
+    ")",
+    1};
+static const struct db_stmt st_cache_lru = {
+    "repo_cache_lru",
+    "SELECT r.name, m.digest, r.rule_id, cr.prefix,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " extract(epoch FROM m.created_at)::bigint"
+    " FROM repositories r JOIN cache_rules cr ON cr.id = r.rule_id"
+    " JOIN manifests m ON m.repository_id = r.id"
+    " WHERE" CACHE_REPOS_OF_RULE
+    " AND coalesce(m.last_pulled_at, m.created_at) < now() - make_interval(secs => $2::int)"
+    " ORDER BY coalesce(m.last_pulled_at, m.created_at), m.created_at, r.id, m.digest"
+    " OFFSET $3::int LIMIT $4::int",
+    4};
+static const struct db_stmt st_image_blobs = {
+    "repo_image_blobs",
+    "SELECT mr.child, coalesce(b.size, -1) FROM repositories r"
+    " JOIN manifest_references mr ON mr.repository_id = r.id"
+    " LEFT JOIN blobs b ON b.digest = mr.child"
+    " WHERE r.name = $1 AND mr.manifest = $2 AND mr.child_kind = 'blob' ORDER BY mr.child",
+    2};
+
+pier_err repo_cache_usage(struct ctx *c, long long rule_id, long long *bytes, long long *oldest,
+                          struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_cache_usage, e, rule_id);
+    if (!res)
+        return e->code;
+    *bytes = db_int(res, 0, 0);
+    if (oldest)
+        *oldest = db_int(res, 0, 1);
+    return PIER_OK;
+}
+
+pier_err repo_cache_lru(struct ctx *c, long long rule_id, int idle, int skip, int n,
+                        struct repo_cache_image **out, int *nout, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_cache_lru, e, rule_id, idle, skip, n);
+    if (!res)
+        return e->code;
+    *nout = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*nout ? *nout : 1));
+    for (int i = 0; i < *nout; i++) {
+        struct repo_cache_image *m = &(*out)[i];
+        m->name = PQgetvalue(res, i, 0);
+        m->digest = PQgetvalue(res, i, 1);
+        m->rule_id = db_int(res, i, 2);
+        m->rule_prefix = PQgetvalue(res, i, 3);
+        m->last_pulled_at = db_int(res, i, 4);
+        m->pushed_at = db_int(res, i, 5);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
+                          struct repo_gc_candidate **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_image_blobs, e, name, digest);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].digest = PQgetvalue(res, i, 0);
+        (*out)[i].size = db_int(res, i, 1);
+    }
+    return PIER_OK;
+}

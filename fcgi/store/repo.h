@@ -295,6 +295,43 @@ pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct
 PIER_MUST_USE
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);
 
+/* ---- the pull-through cache's byte budgets (cache/budget.c) ---- */
+
+struct repo_gc_candidate;
+
+/* An image of a cache repository, as budget enforcement sees it. */
+struct repo_cache_image {
+    const char *name; /* its repository */
+    const char *digest;
+    long long rule_id; /* the repository's rule */
+    const char *rule_prefix;
+    long long last_pulled_at; /* seconds since the epoch, 0: never pulled */
+    long long pushed_at;      /* when it was stored (imported) */
+};
+
+/* What the cache repositories of rule rule_id (0: of every rule) hold on the
+ * blob root: *bytes, the sizes of the distinct blobs linked in them (a layer
+ * several of them hold is one file, counted once); manifests live in the
+ * database and are not counted. *oldest (may be NULL): the least recent last
+ * pull (a never pulled image: its push) of their images, 0 when they hold none. */
+PIER_MUST_USE
+pier_err repo_cache_usage(struct ctx *c, long long rule_id, long long *bytes, long long *oldest,
+                          struct perr *e);
+/* Up to n images of the cache repositories of rule rule_id (0: of every
+ * rule), least recently pulled first (a never pulled image counts as pulled
+ * when it was stored; ties by storage time), after skipping the first skip;
+ * only images neither pulled nor stored within the last idle seconds (as far
+ * as the pull times were flushed). *out lives in the arena. */
+PIER_MUST_USE
+pier_err repo_cache_lru(struct ctx *c, long long rule_id, int idle, int skip, int n,
+                        struct repo_cache_image **out, int *nout, struct perr *e);
+/* The blobs (config, layers) manifest digest of repository name references,
+ * with their sizes; size -1 for a blob the store does not hold (yet: a cache
+ * fetches blobs on demand). *out (arena), *n; an index references none. */
+PIER_MUST_USE
+pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
+                          struct repo_gc_candidate **out, int *n, struct perr *e);
+
 /* ---- garbage collection (the protocol is in docs/storage.md) ---- */
 
 struct repo_gc_candidate {

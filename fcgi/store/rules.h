@@ -17,6 +17,9 @@
 #define RULE_URL_MAX 512
 #define RULE_ARN_MAX 512
 #define RULE_CA_MAX (256 * 1024)
+/* A rule's byte budget, when it has one: at least 1 MiB, at most 1 EiB. */
+#define RULE_BUDGET_MIN (1LL << 20)
+#define RULE_BUDGET_MAX (1LL << 60)
 
 struct cache_rule {
     long long id;
@@ -29,6 +32,7 @@ struct cache_rule {
     bool has_credentials;
     int refresh_seconds;                     /* 0: ask the upstream on every tag pull */
     int negative_seconds;                    /* how long "not found upstream" is remembered */
+    long long max_bytes;                     /* byte budget of its cache repositories, 0: none */
     const char *ca_bundle;                   /* PEM in the request arena, or NULL */
     long long created_at, updated_at;        /* epoch seconds */
     const char *last_error;                  /* arena, or NULL */
@@ -50,6 +54,9 @@ pier_err rule_check_upstream_prefix(const char *prefix, struct perr *e);
  * docker.io and index.docker.io become registry-1.docker.io. */
 PIER_MUST_USE
 pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr *e);
+/* A byte budget: 0 (none) or RULE_BUDGET_MIN..RULE_BUDGET_MAX. */
+PIER_MUST_USE
+pier_err rule_check_budget(long long max_bytes, struct perr *e);
 /* upstreamRegistry: one of the known kinds, or inferred from the URL's host
  * when empty ("oci" for any other registry). */
 PIER_MUST_USE
@@ -131,9 +138,19 @@ struct rule_overview {
     const char *last_storage_error;
     long long last_storage_error_at;         /* epoch seconds, 0: never */
     long long repositories;                  /* cache repositories of the rule */
-    long long bytes_cached;                  /* bytes of the blobs they hold */
+    long long bytes_cached;                  /* bytes of the distinct blobs they hold */
     long long created_at;                    /* epoch seconds */
+    long long max_bytes;                     /* the rule's byte budget, 0: none */
+    long long budget_expired;                /* images the budget expired */
+    long long budget_reclaimed;              /* bytes that removed from the blob root */
+    long long budget_last_expired_at;        /* epoch seconds, 0: never */
+    long long oldest_last_pull;              /* the least recent last pull (else push) of
+                                                the images they hold, epoch seconds; 0: none */
 };
+
+/* The rules that have a byte budget, by prefix: *out (arena), *n. */
+PIER_MUST_USE
+pier_err rules_with_budget(struct ctx *c, struct cache_rule **out, int *n, struct perr *e);
 
 /* Every rule by prefix with its overview: *out (arena), *n. */
 PIER_MUST_USE
