@@ -44,9 +44,9 @@ def main() -> int:
         data = os.urandom(64 + os.urandom(1)[0])
         hexd = hashlib.sha256(data).hexdigest()
         if hexd[:2] not in made_dirs:
-            os.makedirs(os.path.join(top, hexd[:2]), exist_ok=True)
+            os.makedirs(os.path.join(top, hexd[:2]), mode=0o750, exist_ok=True)  # as Pier makes them
             made_dirs.add(hexd[:2])
-        fd = os.open(os.path.join(top, hexd[:2], hexd), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(os.path.join(top, hexd[:2], hexd), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             os.write(fd, data)
         finally:
