@@ -1,7 +1,9 @@
-/* pierctl: the operator's command — migrations, status, cleanup. */
+/* pierctl: the operator's command — migrations, status, cleanup, users,
+ * policies, cache rules, lifecycle runs. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "auth/principals.h"
 #include "auth/policy.h"
 #include "auth/token.h"
+#include "cache/budget.h"
 #include "cache/rulechange.h"
 #include "store/rules.h"
 #include "db/db.h"
@@ -30,6 +33,7 @@
 #include "lib/util.h"
 #include "store/blobstore.h"
 #include "store/gc.h"
+#include "store/lifecycle_run.h"
 #include "store/repo.h"
 #include "store/uploads.h"
 
@@ -48,9 +52,10 @@ static void usage(FILE *f)
             "                  nothing linked within the grace (default gc_grace); pierd\n"
             "                  sweeps every gc_interval seconds\n"
             "  gc status       reclaimable bytes and the last sweeps\n"
-            "  user create NAME [--admin]   a principal and its first access key (printed once);\n"
-            "                               --admin attaches a policy allowing ecr:*\n"
-            "  user list | user delete NAME\n"
+            "  user create NAME [--role] [--admin]   a principal and its first access key\n"
+            "                  (printed once); --role makes it a role (arn:...:role/NAME)\n"
+            "                  instead of a user; --admin attaches a policy allowing ecr:*\n"
+            "  user list | user delete NAME   (users and roles alike)\n"
             "  key create USER | key list USER | key delete KEYID\n"
             "  login-password USER [--hours N]   a password for `login -u AWS` (default 12 h)\n"
             "  policy identity put USER NAME FILE|-  | policy identity delete USER NAME\n"
@@ -64,8 +69,16 @@ static void usage(FILE *f)
             "  rule delete PREFIX\n"
             "      options: --registry KIND  --upstream-prefix P  --refresh SECONDS\n"
             "               --negative SECONDS  --ca-bundle FILE|none  --credential-arn ARN\n"
+            "               --max-bytes SIZE|none (the rule's cache budget, e.g. 50G)\n"
             "               --username USER (the access token is read from stdin)\n"
             "               --url URL (update)  --no-credentials (update: remove them)\n"
+            "  budget status   per rule: bytes cached, budget, bytes reclaimed, oldest last pull\n"
+            "  budget run      expire the least recently pulled cached images until every\n"
+            "                  budget fits (pierd also does this every maintenance_interval)\n"
+            "  lifecycle run [REPO]     run the lifecycle policy of REPO (default: of every\n"
+            "                           repository that has one) now; prints each expiry\n"
+            "  lifecycle preview REPO [FILE|-]   what the stored policy (or the one in FILE)\n"
+            "                           would expire now; changes nothing\n"
             "  version         print the version\n");
 }
 
@@ -164,6 +177,9 @@ static int cmd_cleanup(const struct config *cfg)
            m.sessions, m.sessions == 1 ? "" : "s", m.upload_files, m.upload_files == 1 ? "" : "s",
            m.fetch_files, m.fetch_files == 1 ? "" : "s", m.rows, m.rows == 1 ? "" : "s",
            m.orphan_blobs, m.orphan_blobs == 1 ? "" : "s");
+    printf("lifecycle policies of %lld repositor%s ran: %lld image%s expired\n", m.lifecycle_repos,
+           m.lifecycle_repos == 1 ? "y" : "ies", m.lifecycle_expired,
+           m.lifecycle_expired == 1 ? "" : "s");
     if (m.gc_ran)
         printf("garbage collection (due after gc_interval) removed %lld blobs (%lld bytes)\n",
                m.gc_blobs, m.gc_bytes);
@@ -269,7 +285,109 @@ static int cmd_check_config(const struct config *cfg)
     return 0;
 }
 
-/* ---- rules ---- */
+/* ---- rules and their budgets ---- */
+
+/* "1.5 GiB" (arena), for people; JSON output keeps exact numbers. */
+static const char *human_bytes(struct arena *a, long long n)
+{
+    static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)n;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    return u == 0 ? arena_printf(a, "%lld bytes", n) : arena_printf(a, "%.1f %s", v, units[u]);
+}
+
+static const char *utc_time(struct arena *a, long long t)
+{
+    char buf[32];
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return "-";
+    return arena_strdup(a, buf);
+}
+
+static int cmd_budget(const struct config *cfg, int argc, char **argv)
+{
+    bool run = argc == 1 && strcmp(argv[0], "run") == 0;
+    bool status = argc >= 1 && strcmp(argv[0], "status") == 0 &&
+                  (argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0));
+    if (!run && !status) {
+        usage(stderr);
+        return 2;
+    }
+    struct db *db = connect_or_die(cfg);
+    struct perr e;
+    struct blobstore bs;
+    if (blobstore_init(&bs, cfg->blob_root, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        db_close(db);
+        return 1;
+    }
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+    pier_err rc;
+    if (run) {
+        /* Every expiry is logged at info: on standard error here. */
+        log_setup(PIER_LOG_INFO, "pierctl");
+        struct budget_report r;
+        rc = budget_enforce(&c, &r, &e);
+        if (!rc)
+            printf("%d budget%s looked at: %lld image%s expired, %lld bytes removed from the blob "
+                   "root, %lld image%s kept (being downloaded or listed by an index), %d budget%s "
+                   "still exceeded\n",
+                   r.budgets, r.budgets == 1 ? "" : "s", r.expired, r.expired == 1 ? "" : "s",
+                   r.reclaimed, r.kept, r.kept == 1 ? "" : "s", r.over, r.over == 1 ? "" : "s");
+    } else {
+        struct rule_overview *o;
+        int n;
+        long long total = 0, oldest = 0;
+        rc = rules_overview(&c, &o, &n, &e);
+        if (!rc)
+            rc = repo_cache_usage(&c, 0, &total, &oldest, &e);
+        if (!rc && argc == 2) {
+            json_t *list = json_array();
+            for (int i = 0; i < n; i++) {
+                json_t *j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "ecrRepositoryPrefix",
+                                      o[i].prefix, "bytesCached", (json_int_t)o[i].bytes_cached,
+                                      "bytesReclaimed", (json_int_t)o[i].budget_reclaimed,
+                                      "imagesExpired", (json_int_t)o[i].budget_expired,
+                                      "oldestLastPull", (json_int_t)o[i].oldest_last_pull,
+                                      "lastExpiredAt", (json_int_t)o[i].budget_last_expired_at);
+                if (o[i].max_bytes > 0)
+                    json_object_set_new(j, "maxBytes", json_integer(o[i].max_bytes));
+                json_array_append_new(list, j);
+            }
+            json_t *doc = json_pack("{s:o, s:I}", "rules", list, "bytesCached", (json_int_t)total);
+            if (cfg->cache_max_bytes > 0)
+                json_object_set_new(doc, "maxBytes", json_integer(cfg->cache_max_bytes));
+            json_dumpf(doc, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(doc);
+        } else if (!rc) {
+            printf("%-30s %-12s %-12s %-12s %-8s %s\n", "PREFIX", "CACHED", "BUDGET", "RECLAIMED",
+                   "EXPIRED", "OLDEST LAST PULL");
+            for (int i = 0; i < n; i++)
+                printf("%-30s %-12s %-12s %-12s %-8lld %s\n", o[i].prefix,
+                       human_bytes(a, o[i].bytes_cached),
+                       o[i].max_bytes > 0 ? human_bytes(a, o[i].max_bytes) : "none",
+                       human_bytes(a, o[i].budget_reclaimed), o[i].budget_expired,
+                       utc_time(a, o[i].oldest_last_pull));
+            printf("all rules: %s cached (a layer several rules hold counted once), registry-wide "
+                   "budget %s\n",
+                   human_bytes(a, total),
+                   cfg->cache_max_bytes > 0 ? human_bytes(a, cfg->cache_max_bytes) : "none");
+        }
+    }
+    if (rc)
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+    arena_free(a);
+    db_close(db);
+    return rc ? 1 : 0;
+}
 
 static char *read_file_text(const char *path, size_t max)
 {
@@ -323,17 +441,19 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             json_dumpf(list, stdout, JSON_INDENT(2));
             printf("\n");
         } else if (!rc) {
-            printf("%-30s %-40s %-12s %-9s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
-                   "CREDENTIALS");
+            printf("%-30s %-40s %-12s %-9s %-11s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
+                   "CREDENTIALS", "BUDGET");
             size_t i;
             json_t *r;
             json_array_foreach(list, i, r) {
-                printf("%-30s %-40s %-12s %-9lld %s\n",
+                json_t *max = json_object_get(r, "maxBytes");
+                printf("%-30s %-40s %-12s %-9lld %-11s %s\n",
                        json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
                        json_string_value(json_object_get(r, "upstreamRegistryUrl")),
                        json_string_value(json_object_get(r, "upstreamRegistry")),
                        (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
-                       json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no");
+                       json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no",
+                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none");
             }
         }
         json_decref(list);
@@ -365,12 +485,17 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             rc = perr_set(&e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix is longer than 30 characters");
             goto done;
         }
-        static const struct option opts[] = {
-            {"registry", required_argument, 0, 'r'}, {"upstream-prefix", required_argument, 0, 'p'},
-            {"refresh", required_argument, 0, 'f'}, {"negative", required_argument, 0, 'n'},
-            {"ca-bundle", required_argument, 0, 'a'}, {"credential-arn", required_argument, 0, 'c'},
-            {"username", required_argument, 0, 'u'}, {"url", required_argument, 0, 'l'},
-            {"no-credentials", no_argument, 0, 'x'}, {0, 0, 0, 0}};
+        static const struct option opts[] = {{"registry", required_argument, 0, 'r'},
+                                             {"upstream-prefix", required_argument, 0, 'p'},
+                                             {"refresh", required_argument, 0, 'f'},
+                                             {"negative", required_argument, 0, 'n'},
+                                             {"ca-bundle", required_argument, 0, 'a'},
+                                             {"credential-arn", required_argument, 0, 'c'},
+                                             {"username", required_argument, 0, 'u'},
+                                             {"url", required_argument, 0, 'l'},
+                                             {"no-credentials", no_argument, 0, 'x'},
+                                             {"max-bytes", required_argument, 0, 'm'},
+                                             {0, 0, 0, 0}};
         const char *user = NULL;
         bool clear_creds = false;
         optind = create ? 3 : 2;
@@ -384,6 +509,18 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
             case 'u': user = optarg; break;
             case 'x': clear_creds = true; break;
+            case 'm':
+                if (strcmp(optarg, "none") == 0 || strcmp(optarg, "0") == 0) {
+                    r.max_bytes = 0;
+                } else if (!config_parse_size(optarg, &r.max_bytes) ||
+                           rule_check_budget(r.max_bytes, &e) != PIER_OK) {
+                    rc = perr_set(&e, PIER_E_BAD_REQUEST,
+                                  "--max-bytes needs a size from 1MiB to 1EiB (e.g. 50G, 512MiB, "
+                                  "1073741824) or none, got '%s'",
+                                  optarg);
+                    goto done;
+                }
+                break;
             case 'f':
             case 'n':
                 if (!grammar_uint(optarg, 365LL * 86400, &v)) {
@@ -513,16 +650,27 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
     pier_err rc = PIER_OK;
     struct principal p;
     if (!strcmp(argv[0], "create") && argc >= 2) {
-        bool admin = argc >= 3 && !strcmp(argv[2], "--admin");
+        bool admin = false, role = false;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--admin")) {
+                admin = true;
+            } else if (!strcmp(argv[i], "--role")) {
+                role = true;
+            } else {
+                usage(stderr);
+                return ctl_close(&t, PIER_OK, &e), 2;
+            }
+        }
         char secret[KEY_SECRET_LEN + 1];
         if (!(rc = db_tx_begin(t.db, &e))) {
             char id[KEY_ID_LEN + 1];
-            if (!(rc = principal_create(&t.c, argv[1], &p, &e)) && admin)
+            if (!(rc = principal_create(&t.c, argv[1], role ? PRINCIPAL_ROLE : PRINCIPAL_USER, &p,
+                                        &e)) && admin)
                 rc = identity_policy_put(&t.c, p.id, "AdministratorAccess", ADMIN_POLICY, &e);
             if (!rc)
                 rc = key_create(&t.c, p.id, id, secret, &e);
             if (!(rc = db_tx_end(t.db, rc, &e))) {
-                printf("user             %s\n", p.arn);
+                printf("%-17s%s\n", role ? "role" : "user", p.arn);
                 printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
                 printf("(the secret is shown only now)\n");
             }
@@ -536,7 +684,7 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
             json_decref(l);
     } else if (!strcmp(argv[0], "delete") && argc == 2) {
         if (!(rc = principal_delete(&t.c, argv[1], &e)))
-            printf("deleted user %s\n", argv[1]);
+            printf("deleted principal %s\n", argv[1]);
     } else {
         usage(stderr);
         return ctl_close(&t, PIER_OK, &e), 2;
@@ -669,6 +817,71 @@ static int cmd_policy(const struct config *cfg, int argc, char **argv)
     return ctl_close(&t, rc, &e);
 }
 
+/* ---- lifecycle policies ---- */
+
+static void print_expiry(void *arg, const char *repo, const struct lifecycle_expiry *x,
+                         const char *why)
+{
+    struct arena *a = arg;
+    if (why)
+        printf("kept %s@%s, which rule %d expires: %s\n", repo, x->digest, x->rule, why);
+    else
+        printf("expired %s@%s (%s) by rule %d\n", repo, x->digest,
+               lifecycle_tag_words(a, x->tags_json), x->rule);
+    fflush(stdout);
+}
+
+static int cmd_lifecycle(const struct config *cfg, int argc, char **argv)
+{
+    bool run = argc >= 1 && argc <= 2 && !strcmp(argv[0], "run");
+    bool preview = argc >= 2 && argc <= 3 && !strcmp(argv[0], "preview");
+    if (!run && !preview)
+        return usage(stderr), 2;
+    struct perr e;
+    struct db *db = connect_or_die(cfg);
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .a = a};
+    pier_err rc = PIER_OK;
+    char *text = NULL;
+    if (run) {
+        /* Each expiry is logged as a node's maintenance logs it (to stderr),
+         * and printed. */
+        log_setup(PIER_LOG_INFO, "pierctl");
+        struct lifecycle_report r = {0};
+        rc = argc == 2 ? lifecycle_run_repository(&c, argv[1], 0, print_expiry, a, &r, &e)
+                       : lifecycle_run_due(&c, INT_MAX, 0, print_expiry, a, &r, &e);
+        if (!rc)
+            printf("%lld image%s expired (%lld kept) in %lld repositor%s%s\n", r.expired,
+                   r.expired == 1 ? "" : "s", r.kept, r.repositories,
+                   r.repositories == 1 ? "y" : "ies",
+                   r.failed ? "; some policies failed (see the log)" : "");
+        if (!rc && r.failed)
+            rc = perr_set(&e, PIER_E_INTERNAL, "the policies of %lld repositories failed",
+                          r.failed);
+    } else {
+        struct lifecycle_record stored;
+        struct lifecycle_expiry *x = NULL;
+        size_t n = 0;
+        if (argc == 3 && !(text = read_doc(argv[2])))
+            rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[2]);
+        else if (!text && !(rc = lifecycle_policy_get(&c, argv[1], &stored, &e)))
+            text = xstrdup(stored.text);
+        if (!rc)
+            rc = lifecycle_plan(&c, argv[1], text, (long long)time(NULL), &x, &n, &e);
+        for (size_t i = 0; !rc && i < n; i++)
+            printf("would expire %s@%s (%s) by rule %d\n", argv[1], x[i].digest,
+                   lifecycle_tag_words(a, x[i].tags_json), x[i].rule);
+        if (!rc)
+            printf("%zu image%s would expire\n", n, n == 1 ? "" : "s");
+    }
+    if (rc)
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+    free(text);
+    arena_free(a);
+    db_close(db);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = getenv("PIER_CONFIG");
@@ -709,6 +922,8 @@ int main(int argc, char **argv)
         return cmd_gc(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "rule") == 0)
         return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "budget") == 0)
+        return cmd_budget(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "user") == 0)
         return cmd_user(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "key") == 0)
@@ -717,6 +932,8 @@ int main(int argc, char **argv)
         return cmd_login_password(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "lifecycle") == 0)
+        return cmd_lifecycle(&cfg, argc - optind - 1, argv + optind + 1);
     fprintf(stderr, "pierctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

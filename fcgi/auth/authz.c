@@ -32,6 +32,13 @@ static const struct db_stmt st_repo_get = {
     "az_repo_get",
     "SELECT r.id, rp.document FROM repositories r"
     " LEFT JOIN repository_policies rp ON rp.repository_id = r.id WHERE r.name = $1", 1};
+/* What a decision about a repository needs: its policy and its resource
+ * tags (the condition keys aws:ResourceTag/<key>), in one round trip. */
+static const struct db_stmt st_repo_load = {
+    "az_repo_load",
+    "SELECT r.id, rp.document, (SELECT json_agg(json_build_array(t.key, t.value) ORDER BY t.key)"
+    "   FROM resource_tags t WHERE t.resource_arn = $2) FROM repositories r"
+    " LEFT JOIN repository_policies rp ON rp.repository_id = r.id WHERE r.name = $1", 2};
 static const struct db_stmt st_repo_put = {
     "az_repo_put",
     "INSERT INTO repository_policies(repository_id, document) SELECT id, $2 FROM repositories"
@@ -59,11 +66,16 @@ struct cached_identity {
     const char *broken;   /* static text, or NULL */
 };
 
+/* Room for the 50 tags a resource may have (ops_tags.c); more are not read. */
+#define MAX_REPO_TAGS 64
+
 struct cached_repo {
     char name[NAME_MAX_LEN + 1];
     int64_t at;
     struct policy *p; /* NULL: none */
     bool broken;
+    struct policy_tag tags[MAX_REPO_TAGS]; /* keys and values owned (malloc) */
+    size_t ntags;
 };
 
 /* Decisions reached from condition-free policies, reused while the policies
@@ -103,6 +115,36 @@ struct authz_cache *authz_cache_new(void)
     return xcalloc(1, sizeof(struct authz_cache));
 }
 
+static void forget_repo(struct cached_repo *cr)
+{
+    policy_free(cr->p);
+    cr->p = NULL;
+    for (size_t i = 0; i < cr->ntags; i++) {
+        free((char *)cr->tags[i].key);
+        free((char *)cr->tags[i].value);
+    }
+    cr->ntags = 0;
+}
+
+/* The tags of a repository from st_repo_load's [[key, value], ...] (NULL:
+ * none). */
+static void load_tags(struct cached_repo *cr, const char *text)
+{
+    json_t *list = text ? json_loads(text, 0, NULL) : NULL;
+    size_t i;
+    json_t *pair;
+    json_array_foreach(list, i, pair) {
+        const char *k = json_string_value(json_array_get(pair, 0));
+        const char *v = json_string_value(json_array_get(pair, 1));
+        if (!k || !v || cr->ntags == MAX_REPO_TAGS)
+            continue;
+        cr->tags[cr->ntags].key = xstrdup(k);
+        cr->tags[cr->ntags].value = xstrdup(v);
+        cr->ntags++;
+    }
+    json_decref(list);
+}
+
 static void forget_identity(struct cached_identity *ci)
 {
     for (size_t i = 0; i < ci->n; i++)
@@ -118,7 +160,7 @@ void authz_cache_free(struct authz_cache *ac)
     for (int i = 0; i < CACHE_PRINCIPALS; i++)
         forget_identity(&ac->ids[i]);
     for (int i = 0; i < CACHE_REPOS; i++)
-        policy_free(ac->repos[i].p);
+        forget_repo(&ac->repos[i]);
     free(ac);
 }
 
@@ -141,9 +183,6 @@ static bool fresh(struct ctx *c, int64_t at)
 }
 
 static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e);
-static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
-                             bool *broken, struct perr *e);
-
 static pier_err load_registry(struct ctx *c, struct policy **out, struct perr *e)
 {
     struct authz_cache *ac = c->acache;
@@ -219,18 +258,18 @@ static pier_err load_identity(struct ctx *c, long long pid, struct cached_identi
     return PIER_OK;
 }
 
-static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **out, int64_t *at,
-                             bool *broken, struct perr *e)
+/* The cached entry of repo (its policy and tags), read again when it is
+ * older than policy_cache_ms. */
+static pier_err load_repo(struct ctx *c, const char *repo, const struct cached_repo **out,
+                          struct perr *e)
 {
     struct authz_cache *ac = c->acache;
     for (int i = 0; i < CACHE_REPOS; i++)
         if (fresh(c, ac->repos[i].at) && strcmp(ac->repos[i].name, repo) == 0) {
-            *out = ac->repos[i].p;
-            *at = ac->repos[i].at;
-            *broken = ac->repos[i].broken;
+            *out = &ac->repos[i];
             return PIER_OK;
         }
-    PGresult *res = db_exec(c->db, c->a, &st_repo_get, e, repo);
+    PGresult *res = db_exec(c->db, c->a, &st_repo_load, e, repo, authz_repo_arn(c, repo));
     if (!res)
         return e->code;
     struct cached_repo *cr = NULL;
@@ -239,17 +278,16 @@ static pier_err load_repo_at(struct ctx *c, const char *repo, struct policy **ou
             cr = &ac->repos[i];
     if (!cr)
         cr = &ac->repos[ac->next_repo++ % CACHE_REPOS];
-    policy_free(cr->p);
+    forget_repo(cr);
     snprintf(cr->name, sizeof cr->name, "%s", repo);
     cr->broken = false;
     cr->p = (PQntuples(res) && !PQgetisnull(res, 0, 1))
                 ? parse_stored(PQgetvalue(res, 0, 1), POLICY_RESOURCE, "repository policy",
                                &cr->broken)
                 : NULL;
+    load_tags(cr, PQntuples(res) && !PQgetisnull(res, 0, 2) ? PQgetvalue(res, 0, 2) : NULL);
     cr->at = now_ms();
-    *out = cr->p;
-    *at = cr->at;
-    *broken = cr->broken;
+    *out = cr;
     return PIER_OK;
 }
 
@@ -360,16 +398,20 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
         docs[n] = reg;
         names[n++] = "registry policy";
     }
-    int64_t repo_at = 0;
-    bool repo_broken = false;
-    if (repo && (rc = load_repo_at(c, repo, &rp, &repo_at, &repo_broken, e)))
+    const struct cached_repo *cr = NULL;
+    if (repo && (rc = load_repo(c, repo, &cr, e)))
         return rc;
-    if (repo_broken) {
+    if (cr && cr->broken) {
         d->effect = EFFECT_DENY;
         d->broken = "the stored repository policy no longer parses";
         return PIER_OK;
     }
-    epoch += repo_at;
+    if (cr) {
+        epoch += cr->at;
+        rp = cr->p;
+        rq.tags = cr->tags;
+        rq.ntags = cr->ntags;
+    }
     if (rp) {
         docs[n] = rp;
         names[n++] = "repository policy";

@@ -71,7 +71,7 @@ pier_err bootstrap_admin(struct ctx *c, bool *created, struct perr *e)
     char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
     if ((rc = db_tx_begin(c->db, e)))
         goto out;
-    if (!(rc = principal_create(c, "admin", &p, e)) &&
+    if (!(rc = principal_create(c, "admin", PRINCIPAL_USER, &p, e)) &&
         !(rc = identity_policy_put(c, p.id, "AdministratorAccess", ADMIN_POLICY, e)) &&
         !(rc = key_create(c, p.id, id, secret, e)) && c->cfg->bootstrap_file[0])
         rc = bootstrap_write_env(c->cfg, id, secret, e);

@@ -13,15 +13,20 @@
 
 enum cond_key {
     KEY_SOURCE_IP, KEY_CURRENT_TIME, KEY_EPOCH_TIME, KEY_PRINCIPAL_ARN, KEY_PRINCIPAL_ACCOUNT,
-    KEY_USERNAME, KEY_USERID, KEY__COUNT
+    KEY_USERNAME, KEY_USERID,
+    KEY_RESOURCE_TAG, /* aws:ResourceTag/<key> or ecr:ResourceTag/<key> (ABAC) */
+    KEY__COUNT
 };
 
 static const char *const KEY_NAMES[KEY__COUNT] = {
     "aws:SourceIp", "aws:CurrentTime", "aws:EpochTime", "aws:PrincipalArn",
-    "aws:PrincipalAccount", "aws:username", "aws:userid",
+    "aws:PrincipalAccount", "aws:username", "aws:userid", "aws:ResourceTag/",
 };
 
-enum op_kind { OPK_STRING, OPK_IP, OPK_DATE };
+/* The tag part of a resource-tag condition key, as long as a tag key may be. */
+#define TAG_KEY_MAX 128
+
+enum op_kind { OPK_STRING, OPK_IP, OPK_DATE, OPK_NULL };
 
 static const struct {
     const char *name;
@@ -49,6 +54,7 @@ static const struct {
     {"DateLessThanEquals", OPK_DATE, false, false, false, -1},
     {"DateGreaterThan", OPK_DATE, false, false, false, 2},
     {"DateGreaterThanEquals", OPK_DATE, false, false, false, 1},
+    {"Null", OPK_NULL, false, false, false, 0},
 };
 #define NOPS (sizeof OPS / sizeof OPS[0])
 
@@ -60,11 +66,14 @@ struct cidr {
 
 struct condition {
     int op;                 /* index into OPS */
+    bool if_exists;         /* <op>IfExists: a missing key satisfies it */
     enum cond_key key;
+    char *tag_key;          /* KEY_RESOURCE_TAG: the tag's key */
     size_t n;
     char **strings;         /* OPK_STRING */
     struct cidr *cidrs;     /* OPK_IP */
     time_t *times;          /* OPK_DATE */
+    bool *absent;           /* OPK_NULL: "true" (the key must be absent) or "false" */
 };
 
 struct statement {
@@ -141,6 +150,8 @@ void policy_free(struct policy *p)
             free_strings(s->conds[j].strings, s->conds[j].strings ? s->conds[j].n : 0);
             free(s->conds[j].cidrs);
             free(s->conds[j].times);
+            free(s->conds[j].absent);
+            free(s->conds[j].tag_key);
         }
         free(s->conds);
     }
@@ -227,8 +238,9 @@ static pier_err check_principal(const char *p, const char *path, struct perr *e)
                     !strpbrk(p, "*?")))
         return PIER_OK;
     return perr_set(e, PIER_E_BAD_REQUEST,
-                    "%s: '%.64s' is not a principal (\"*\", a 12-digit account id or "
-                    "arn:aws:iam::<account>:user/<name>, without wildcards)", path, p);
+                    "%s: '%.64s' is not a principal (\"*\", a 12-digit account id, "
+                    "arn:aws:iam::<account>:user/<name> or arn:aws:iam::<account>:role/<name>, "
+                    "without wildcards)", path, p);
 }
 
 static bool parse_time(const char *s, time_t *out)
@@ -302,6 +314,64 @@ static bool cidr_contains(const struct cidr *c, const char *ip)
     return true;
 }
 
+/* The operator named opname (an index into OPS) and whether it carries the
+ * IfExists suffix; -1 when there is no such operator. */
+static int find_operator(const char *opname, bool *if_exists)
+{
+    static const char suffix[] = "IfExists";
+    size_t len = strlen(opname), slen = sizeof suffix - 1;
+    *if_exists = len > slen && strcmp(opname + len - slen, suffix) == 0;
+    if (*if_exists)
+        len -= slen;
+    for (size_t op = 0; op < NOPS; op++)
+        if (strlen(OPS[op].name) == len && strncmp(OPS[op].name, opname, len) == 0)
+            return *if_exists && OPS[op].kind == OPK_NULL ? -1 : (int)op;
+    return -1;
+}
+
+/* The condition key keyname; KEY__COUNT when it is unknown. A resource-tag
+ * key returns its tag part in *tag (IAM's key names ignore case, the tag's
+ * included). */
+static enum cond_key find_key(const char *keyname, const char **tag)
+{
+    *tag = NULL;
+    size_t plen = strlen(KEY_NAMES[KEY_RESOURCE_TAG]);
+    if (strncasecmp(keyname, "aws:ResourceTag/", plen) == 0 ||
+        strncasecmp(keyname, "ecr:ResourceTag/", plen) == 0) {
+        *tag = keyname + plen;
+        return KEY_RESOURCE_TAG;
+    }
+    int k;
+    for (k = 0; k < KEY__COUNT && (k == KEY_RESOURCE_TAG || strcasecmp(KEY_NAMES[k], keyname) != 0);
+         k++)
+        ;
+    return (enum cond_key)k;
+}
+
+/* The values of a Null condition: "true" (the key must be absent) or
+ * "false" (it must be present), as strings or JSON booleans. */
+static pier_err null_values(json_t *vals, const char *kpath, struct condition *c, struct perr *e)
+{
+    json_t *one = json_is_array(vals) ? NULL : vals;
+    size_t n = one ? 1 : json_array_size(vals);
+    if (n == 0)
+        return perr_set(e, PIER_E_BAD_REQUEST, "%s: must be \"true\" or \"false\"", kpath);
+    c->absent = xcalloc(n, sizeof *c->absent);
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = one ? one : json_array_get(vals, i);
+        if (json_is_boolean(v))
+            c->absent[i] = json_is_true(v);
+        else if (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0)
+            c->absent[i] = true;
+        else if (json_is_string(v) && strcasecmp(json_string_value(v), "false") == 0)
+            c->absent[i] = false;
+        else
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s: must be \"true\" or \"false\"", kpath);
+    }
+    return PIER_OK;
+}
+
 static pier_err parse_conditions(json_t *j, const char *path, struct statement *st, struct perr *e)
 {
     if (!json_is_object(j))
@@ -309,24 +379,23 @@ static pier_err parse_conditions(json_t *j, const char *path, struct statement *
     const char *opname;
     json_t *block;
     json_object_foreach(j, opname, block) {
-        size_t op;
-        for (op = 0; op < NOPS && strcmp(OPS[op].name, opname) != 0; op++)
-            ;
-        if (op == NOPS)
+        bool if_exists;
+        int op = find_operator(opname, &if_exists);
+        if (op < 0)
             return perr_set(e, PIER_E_BAD_REQUEST,
                             "%s.%.64s: unknown condition operator (supported: StringEquals, "
                             "StringNotEquals, StringLike, StringNotLike, StringEqualsIgnoreCase, "
                             "ArnEquals, ArnLike, IpAddress, NotIpAddress, DateEquals, "
-                            "DateLessThan, DateGreaterThan and their variants)", path, opname);
+                            "DateLessThan, DateGreaterThan and their variants, each also with "
+                            "IfExists, and Null)", path, opname);
         if (!json_is_object(block) || json_object_size(block) == 0)
             return perr_set(e, PIER_E_BAD_REQUEST, "%s.%s: must be an object of condition keys",
                             path, opname);
         const char *keyname;
         json_t *vals;
         json_object_foreach(block, keyname, vals) {
-            int k;
-            for (k = 0; k < KEY__COUNT && strcasecmp(KEY_NAMES[k], keyname) != 0; k++)
-                ;
+            const char *tag;
+            enum cond_key k = find_key(keyname, &tag);
             char kpath[256];
             if (snprintf(kpath, sizeof kpath, "%s.%s.%.64s", path, opname, keyname) >=
                 (int)sizeof kpath)
@@ -336,7 +405,12 @@ static pier_err parse_conditions(json_t *j, const char *path, struct statement *
                 return perr_set(e, PIER_E_BAD_REQUEST,
                                 "%s: unknown condition key (supported: aws:SourceIp, "
                                 "aws:CurrentTime, aws:EpochTime, aws:PrincipalArn, "
-                                "aws:PrincipalAccount, aws:username, aws:userid)", kpath);
+                                "aws:PrincipalAccount, aws:username, aws:userid, "
+                                "aws:ResourceTag/<key>, ecr:ResourceTag/<key>)", kpath);
+            if (k == KEY_RESOURCE_TAG && (!*tag || strlen(tag) > TAG_KEY_MAX || !printable(tag)))
+                return perr_set(e, PIER_E_BAD_REQUEST,
+                                "%s: the tag key after ResourceTag/ must be 1 to %d printable "
+                                "characters", kpath, TAG_KEY_MAX);
             if (OPS[op].kind == OPK_IP && k != KEY_SOURCE_IP)
                 return perr_set(e, PIER_E_BAD_REQUEST, "%s: %s applies only to aws:SourceIp",
                                 kpath, opname);
@@ -347,8 +421,17 @@ static pier_err parse_conditions(json_t *j, const char *path, struct statement *
             st->conds = xrealloc(st->conds, (st->nconds + 1) * sizeof *st->conds);
             struct condition *c = &st->conds[st->nconds++];
             memset(c, 0, sizeof *c);
-            c->op = (int)op;
-            c->key = (enum cond_key)k;
+            c->op = op;
+            c->if_exists = if_exists;
+            c->key = k;
+            if (tag)
+                c->tag_key = xstrdup(tag);
+            if (OPS[op].kind == OPK_NULL) {
+                pier_err rc = null_values(vals, kpath, c, e);
+                if (rc)
+                    return rc;
+                continue;
+            }
             pier_err rc = string_list(vals, kpath, &c->strings, &c->n, e);
             if (rc)
                 return rc;
@@ -605,15 +688,32 @@ static bool any_match(char *const *patterns, size_t n, const char *s, bool ic)
     return false;
 }
 
-static const char *context_value(enum cond_key k, const struct authz_request *rq, char *buf,
-                                 size_t bufsz)
+/* The value of resource tag key (exact first, then ignoring case, as IAM's
+ * condition keys do), or NULL when the resource has no such tag. */
+static const char *tag_value(const struct authz_request *rq, const char *key)
+{
+    for (size_t i = 0; i < rq->ntags; i++)
+        if (strcmp(rq->tags[i].key, key) == 0)
+            return rq->tags[i].value;
+    for (size_t i = 0; i < rq->ntags; i++)
+        if (strcasecmp(rq->tags[i].key, key) == 0)
+            return rq->tags[i].value;
+    return NULL;
+}
+
+static const char *context_value(const struct condition *c, const struct authz_request *rq,
+                                 char *buf, size_t bufsz)
 {
     char acct[32];
-    switch (k) {
+    switch (c->key) {
     case KEY_SOURCE_IP: return rq->source_ip;
     case KEY_PRINCIPAL_ARN: return rq->principal;
     case KEY_PRINCIPAL_ACCOUNT: return account_of(rq->principal, acct) ? (snprintf(buf, bufsz, "%s", acct), buf) : NULL;
-    case KEY_USERNAME:
+    case KEY_USERNAME: {
+        /* IAM sets aws:username for users only, not for roles. */
+        const char *u = rq->principal ? strstr(rq->principal, ":user/") : NULL;
+        return u ? strrchr(u, '/') + 1 : NULL;
+    }
     case KEY_USERID: {
         const char *slash = rq->principal ? strrchr(rq->principal, '/') : NULL;
         return slash ? slash + 1 : NULL;
@@ -622,6 +722,7 @@ static const char *context_value(enum cond_key k, const struct authz_request *rq
     case KEY_EPOCH_TIME:
         snprintf(buf, bufsz, "%lld", (long long)rq->now);
         return buf;
+    case KEY_RESOURCE_TAG: return tag_value(rq, c->tag_key);
     default: return NULL;
     }
 }
@@ -629,10 +730,16 @@ static const char *context_value(enum cond_key k, const struct authz_request *rq
 static bool condition_holds(const struct condition *c, const struct authz_request *rq)
 {
     char buf[64];
-    const char *v = context_value(c->key, rq, buf, sizeof buf);
+    const char *v = context_value(c, rq, buf, sizeof buf);
+    if (OPS[c->op].kind == OPK_NULL) {
+        for (size_t i = 0; i < c->n; i++)
+            if (c->absent[i] == (v == NULL))
+                return true;
+        return false;
+    }
     bool neg = OPS[c->op].negated;
     if (!v)
-        return neg; /* a missing key satisfies only negated operators */
+        return c->if_exists || neg; /* a missing key satisfies only negated and IfExists operators */
     bool any = false;
     switch (OPS[c->op].kind) {
     case OPK_STRING:
@@ -658,6 +765,7 @@ static bool condition_holds(const struct condition *c, const struct authz_reques
             }
         }
         break;
+    case OPK_NULL: break; /* answered above */
     }
     return neg ? !any : any;
 }

@@ -21,13 +21,23 @@ enum effect { EFFECT_NONE = 0, EFFECT_ALLOW, EFFECT_DENY };
 
 struct policy;
 
-/* What is being asked. principal is an ARN, or NULL for an anonymous caller. */
+/* One tag of the resource a request is about (aws:ResourceTag/<key>). */
+struct policy_tag {
+    const char *key;
+    const char *value;
+};
+
+/* What is being asked. principal is an ARN (a user's or a role's), or NULL
+ * for an anonymous caller. */
 struct authz_request {
     const char *principal;
     const char *action;      /* e.g. "ecr:BatchGetImage" */
     const char *resource;    /* e.g. "arn:aws:ecr:us-east-1:123456789012:repository/x/y" */
     const char *source_ip;   /* textual IPv4 or IPv6, may be NULL */
     time_t now;
+    const struct policy_tag *tags; /* the resource's tags (ntags of them), for the condition
+                                      keys aws:ResourceTag/<key> and ecr:ResourceTag/<key> */
+    size_t ntags;
 };
 
 /* Parse and check a document. Errors are PIER_E_BAD_REQUEST with a message
@@ -44,7 +54,7 @@ void policy_free(struct policy *p);
 enum effect policy_evaluate(const struct policy *p, const struct authz_request *rq, const char **sid);
 
 /* True when some statement has a Condition (its decisions then depend on the
- * request's address and time and must not be reused). */
+ * request's address, time or resource tags and must not be reused). */
 bool policy_has_conditions(const struct policy *p);
 
 /* IAM wildcard match: '*' any run, '?' one character. */

@@ -82,11 +82,11 @@ pier_err principal_check_name(const char *name, struct perr *e)
 {
     size_t n = strlen(name);
     if (n < 1 || n > PRINCIPAL_NAME_MAX)
-        return perr_set(e, PIER_E_BAD_REQUEST, "user name must be 1-64 characters");
+        return perr_set(e, PIER_E_BAD_REQUEST, "user and role names must be 1-64 characters");
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)name[i]) && !strchr("+=,.@_-", name[i]))
             return perr_set(e, PIER_E_BAD_REQUEST,
-                            "user name may contain only letters, digits and +=,.@_- "
+                            "user and role names may contain only letters, digits and +=,.@_- "
                             "(character %zu is '%c')", i, name[i]);
     return PIER_OK;
 }
@@ -98,18 +98,20 @@ static void fill(PGresult *res, struct principal *out)
     snprintf(out->arn, sizeof out->arn, "%s", PQgetvalue(res, 0, 2));
 }
 
-pier_err principal_create(struct ctx *c, const char *name, struct principal *out, struct perr *e)
+pier_err principal_create(struct ctx *c, const char *name, enum principal_kind kind,
+                          struct principal *out, struct perr *e)
 {
     pier_err rc = principal_check_name(name, e);
     if (rc)
         return rc;
     char arn[ARN_MAX];
-    snprintf(arn, sizeof arn, "arn:aws:iam::%s:user/%s", c->cfg->account_id, name);
+    snprintf(arn, sizeof arn, "arn:aws:iam::%s:%s/%s", c->cfg->account_id,
+             kind == PRINCIPAL_ROLE ? "role" : "user", name);
     PGresult *res = db_exec(c->db, c->a, &st_insert, e, name, arn);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
-        return perr_set(e, PIER_E_CONFLICT, "user %s already exists", name);
+        return perr_set(e, PIER_E_CONFLICT, "a user or role named %s already exists", name);
     out->id = db_int(res, 0, 0);
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->arn, sizeof out->arn, "%s", arn);
@@ -122,7 +124,7 @@ pier_err principal_get(struct ctx *c, const char *name, struct principal *out, s
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
-        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user named %s", name);
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user or role named %s", name);
     fill(res, out);
     return PIER_OK;
 }
@@ -144,7 +146,7 @@ pier_err principal_delete(struct ctx *c, const char *name, struct perr *e)
     if (!res)
         return e->code;
     if (strcmp(PQcmdTuples(res), "0") == 0)
-        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user named %s", name);
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no user or role named %s", name);
     return PIER_OK;
 }
 

@@ -1,5 +1,7 @@
 /* principals: users and machine identities, their access keys and identity
- * policies. ARNs are arn:aws:iam::<account_id>:user/<name>. */
+ * policies. A principal is a user (arn:aws:iam::<account_id>:user/<name>) or
+ * a role (arn:aws:iam::<account_id>:role/<name>); both sign requests with
+ * their access keys, and names are unique across the two. */
 #ifndef PIER_PRINCIPALS_H
 #define PIER_PRINCIPALS_H
 
@@ -20,11 +22,16 @@ struct principal {
     char arn[ARN_MAX];
 };
 
-/* Names: 1-64 characters of [A-Za-z0-9+=,.@_-] (IAM user names). */
+enum principal_kind { PRINCIPAL_USER, PRINCIPAL_ROLE };
+
+/* Names: 1-64 characters of [A-Za-z0-9+=,.@_-] (IAM user and role names). */
 PIER_MUST_USE
 pier_err principal_check_name(const char *name, struct perr *e);
+/* A new user or role named name; PIER_E_CONFLICT when a principal (of
+ * either kind) has that name. */
 PIER_MUST_USE
-pier_err principal_create(struct ctx *c, const char *name, struct principal *out, struct perr *e);
+pier_err principal_create(struct ctx *c, const char *name, enum principal_kind kind,
+                          struct principal *out, struct perr *e);
 PIER_MUST_USE
 pier_err principal_get(struct ctx *c, const char *name, struct principal *out, struct perr *e);
 PIER_MUST_USE

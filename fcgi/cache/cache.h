@@ -41,7 +41,10 @@ pier_err cache_blob(struct ctx *c, struct req *r, const char *name, const char *
 
 /* GET/HEAD of a manifest in a cache namespace: stored is what the local
  * store has (NULL when nothing). Imports, revalidates or serves stale as the
- * rule and the upstream allow; never answers itself (out->manifest). */
+ * rule and the upstream allow; never answers itself (out->manifest). When
+ * the upstream refused the rule's credentials and nothing is cached, the
+ * PIER_E_UPSTREAM has upstream_failure_name(UPF_AUTH) as its detail (when
+ * this request asked the upstream itself). */
 PIER_MUST_USE
 pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
                         const struct cache_rule *rule, const struct stored_manifest *stored,

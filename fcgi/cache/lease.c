@@ -135,6 +135,12 @@ static const struct db_stmt st_forget_failures = {
     "lease_forget_failures",
     "DELETE FROM fetch_leases WHERE state = 'failed'"
     " AND left(key, length($1) + 3) = 'b:' || $1 || ':'", 1};
+static const struct db_stmt st_downloads = {
+    "lease_downloads",
+    "SELECT substr(key, length($1) + 4) FROM fetch_leases"
+    " WHERE left(key, length($1) + 3) = 'b:' || $1 || ':' AND state = 'running'"
+    " AND expires_at > now()",
+    1};
 static const struct db_stmt st_tmp_in_use = {
     "lease_tmp_in_use",
     "SELECT 1 FROM fetch_leases WHERE tmp_path = $1 AND state = 'running' AND expires_at > now()",
@@ -145,6 +151,19 @@ static const struct db_stmt st_expire = {
 pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e)
 {
     return db_exec(c->db, c->a, &st_forget_failures, e, rule_id) ? PIER_OK : e->code;
+}
+
+pier_err lease_downloads(struct ctx *c, long long rule_id, const char ***out, int *n,
+                         struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_downloads, e, rule_id);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++)
+        (*out)[i] = PQgetvalue(res, i, 0);
+    return PIER_OK;
 }
 
 pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e)

@@ -80,6 +80,11 @@ void lease_fail(struct ctx *c, const char *key, const char *holder, pier_err cod
 /* Forget the failed downloads of rule rule_id's blobs (its upstream changed). */
 PIER_MUST_USE
 pier_err lease_forget_failures(struct ctx *c, long long rule_id, struct perr *e);
+/* The digests of rule rule_id's blobs that are being downloaded right now
+ * (a running lease that is alive): *out (arena), *n. */
+PIER_MUST_USE
+pier_err lease_downloads(struct ctx *c, long long rule_id, const char ***out, int *n,
+                         struct perr *e);
 /* Is a live, running lease writing tmp_path? */
 PIER_MUST_USE
 pier_err lease_tmp_in_use(struct ctx *c, const char *tmp_path, bool *in_use, struct perr *e);

@@ -46,9 +46,15 @@ static pier_err upstream_failed(struct ctx *c, const char *name, const char *ref
     rules_note_error(c, rule->id, resp->message);
     if (stored)
         return serve_stale(c, ref, rule, stored, resp->message, out);
-    return perr_set(e, cache_upstream_error(resp->failure),
-                    "the upstream of %s failed (%s: %s) and %s:%s is not cached",
-                    rule->prefix, upstream_failure_name(resp->failure), resp->message, name, ref);
+    perr_set(e, cache_upstream_error(resp->failure),
+             "the upstream of %s failed (%s: %s) and %s:%s is not cached", rule->prefix,
+             upstream_failure_name(resp->failure), resp->message, name, ref);
+    /* Refused credentials are told from an outage (the control plane's
+     * failure codes); the detail of a 429 is its Retry-After, so only this
+     * class is named. */
+    if (resp->failure == UPF_AUTH)
+        perr_detail(e, "%s", upstream_failure_name(resp->failure));
+    return e->code;
 }
 
 /* Re-read what is stored now and serve it. */

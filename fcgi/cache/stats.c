@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "auth/principals.h"
 #include "db/db.h"
 #include "lib/arena.h"
 #include "lib/grammar.h"
@@ -23,18 +24,23 @@ struct cache_stats {
     struct {
         char repo[NAME_MAX_LEN + 1];
         char digest[DIGEST_MAX_LEN + 1];
+        char principal[ARN_MAX]; /* "" for anonymous callers */
         long long count;
     } pulls[PULLS];
     int npulls;
     int64_t last_flush;
 };
 
-void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
+void stats_pulled(struct cache_stats *s, const char *repo, const char *digest,
+                  const char *principal)
 {
     if (!s)
         return;
+    if (!principal || strlen(principal) >= ARN_MAX)
+        principal = ""; /* ARNs are shorter; counted as anonymous rather than cut */
     for (int i = 0; i < s->npulls; i++)
-        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo)) {
+        if (!strcmp(s->pulls[i].digest, digest) && !strcmp(s->pulls[i].repo, repo) &&
+            !strcmp(s->pulls[i].principal, principal)) {
             s->pulls[i].count++;
             return;
         }
@@ -42,6 +48,7 @@ void stats_pulled(struct cache_stats *s, const char *repo, const char *digest)
         return; /* full until the next flush */
     snprintf(s->pulls[s->npulls].repo, sizeof s->pulls[0].repo, "%s", repo);
     snprintf(s->pulls[s->npulls].digest, sizeof s->pulls[0].digest, "%s", digest);
+    snprintf(s->pulls[s->npulls].principal, sizeof s->pulls[0].principal, "%s", principal);
     s->pulls[s->npulls].count = 1;
     s->npulls++;
 }
@@ -58,6 +65,16 @@ static const struct db_stmt st_add = {
     " served_bytes = cache_stats.served_bytes + EXCLUDED.served_bytes,"
     " upstream_errors = cache_stats.upstream_errors + EXCLUDED.upstream_errors,"
     " storage_errors = cache_stats.storage_errors + EXCLUDED.storage_errors", 8};
+
+static const struct db_stmt st_expiry = {
+    "stats_expiry",
+    "INSERT INTO cache_stats(rule_id, budget_expired, budget_reclaimed_bytes,"
+    " budget_last_expired_at) SELECT $1::bigint, 1, $2::bigint, now()"
+    " WHERE EXISTS (SELECT 1 FROM cache_rules WHERE id = $1::bigint)"
+    " ON CONFLICT (rule_id) DO UPDATE SET budget_expired = cache_stats.budget_expired + 1,"
+    " budget_reclaimed_bytes = cache_stats.budget_reclaimed_bytes + EXCLUDED.budget_reclaimed_bytes,"
+    " budget_last_expired_at = now()",
+    2};
 
 struct cache_stats *stats_new(void)
 {
@@ -95,7 +112,9 @@ void stats_flush(struct ctx *c, int interval_ms)
         return;
     for (int i = 0; i < s->npulls; i++) {
         struct perr e;
-        (void)repo_note_pulls(c, s->pulls[i].repo, s->pulls[i].digest, s->pulls[i].count, &e);
+        const char *who = s->pulls[i].principal[0] ? s->pulls[i].principal : NULL;
+        (void)repo_note_pulls(c, s->pulls[i].repo, s->pulls[i].digest, who, s->pulls[i].count,
+                              &e);
     }
     s->npulls = 0;
     int kept = 0;
@@ -114,4 +133,9 @@ void stats_flush(struct ctx *c, int interval_ms)
 bool stats_pending(const struct cache_stats *s)
 {
     return s && (s->n > 0 || s->npulls > 0);
+}
+
+pier_err stats_note_expiry(struct ctx *c, long long rule_id, long long bytes, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_expiry, e, rule_id, bytes) ? PIER_OK : e->code;
 }

@@ -261,8 +261,10 @@ static void overview(struct ctx *c, struct req *r)
     struct rule_overview *ro;
     struct repo_pulls *top;
     int nrules, ntop;
+    long long cached = 0, oldest = 0;
     if (rules_overview(c, &ro, &nrules, &e) != PIER_OK ||
-        repo_most_pulled(c, &top, &ntop, &e) != PIER_OK) {
+        repo_most_pulled(c, &top, &ntop, &e) != PIER_OK ||
+        repo_cache_usage(c, 0, &cached, &oldest, &e) != PIER_OK) {
         fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;
     }
@@ -285,6 +287,12 @@ static void overview(struct ctx *c, struct req *r)
                               "bytesCached", (json_int_t)o->bytes_cached,
                               "createdAt", (json_int_t)o->created_at);
         json_object_set_new(j, "storageErrors", json_integer(o->storage_errors));
+        /* The byte budget: 0 when the rule has none. */
+        json_object_set_new(j, "maxBytes", json_integer(o->max_bytes));
+        json_object_set_new(j, "bytesReclaimed", json_integer(o->budget_reclaimed));
+        json_object_set_new(j, "imagesExpired", json_integer(o->budget_expired));
+        json_object_set_new(j, "lastExpiredAt", json_integer(o->budget_last_expired_at));
+        json_object_set_new(j, "oldestLastPull", json_integer(o->oldest_last_pull));
         if (o->last_storage_error[0]) {
             json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
             json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));
@@ -303,7 +311,14 @@ static void overview(struct ctx *c, struct req *r)
             json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", top[i].name,
                                                   "pulls", (json_int_t)top[i].pulls, "rule",
                                                   top[i].rule_prefix));
-    reply(r, 200, json_pack("{s:o, s:o}", "rules", rules, "topRepositories", tops));
+    /* All rules together, a layer several of them hold counted once, and
+     * the registry-wide budget (0: none). */
+    json_t *budget = json_pack("{s:I, s:I, s:I}", "bytesCached", (json_int_t)cached, "maxBytes",
+                               (json_int_t)c->cfg->cache_max_bytes, "oldestLastPull",
+                               (json_int_t)oldest);
+    reply(r, 200,
+          json_pack("{s:o, s:o, s:o}", "rules", rules, "topRepositories", tops, "cacheBudget",
+                    budget));
 }
 
 /* The blob root and garbage collection: what is used, what a sweep would

@@ -15,6 +15,8 @@ static const struct db_stmt st_unlock = {
     "migrate_unlock", "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", 0};
 static const struct db_stmt st_version = {
     "migrate_version", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0};
+static const struct db_stmt st_applied = {
+    "migrate_applied", "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1};
 static const struct db_stmt st_record = {
     "migrate_record", "INSERT INTO schema_migrations(version, name) VALUES ($1::int, $2)", 2};
 
@@ -60,7 +62,14 @@ pier_err migrate_run(struct db *db, int *applied, struct perr *e)
     }
     for (int i = 0; i < pier_migrations_count; i++) {
         const struct migration *m = &pier_migrations[i];
-        if (m->version <= current)
+        /* Every migration not recorded yet, also one numbered below the
+         * newest applied (branches that landed out of order). */
+        PGresult *done = m->version <= current ? db_exec(db, a, &st_applied, e, m->version) : NULL;
+        if (m->version <= current && !done) {
+            rc = e->code;
+            goto out;
+        }
+        if (done && PQntuples(done) > 0)
             continue;
         if ((rc = db_tx_begin(db, e)) != PIER_OK)
             goto out;

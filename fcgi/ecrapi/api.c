@@ -20,6 +20,9 @@
 #define MAX_SKEW 900
 #define ECR_PREFIX "AmazonEC2ContainerRegistry_V20150921."
 #define SM_PREFIX "secretsmanager."
+/* Significant digits of the JSON numbers in answers: the only ones are
+ * timestamps, epoch seconds with milliseconds (13 digits until 2286). */
+#define API_NUMBER_DIGITS 13
 
 struct op {
     const char *name;
@@ -48,6 +51,11 @@ static const struct op ECR_OPS[] = {
     {"BatchGetImage", op_batch_get_image},
     {"BatchDeleteImage", op_batch_delete_image},
     {"PutImageTagMutability", op_put_image_tag_mutability},
+    {"PutLifecyclePolicy", op_put_lifecycle_policy},
+    {"GetLifecyclePolicy", op_get_lifecycle_policy},
+    {"DeleteLifecyclePolicy", op_delete_lifecycle_policy},
+    {"StartLifecyclePolicyPreview", op_start_lifecycle_preview},
+    {"GetLifecyclePolicyPreview", op_get_lifecycle_preview},
     {"CreateRepositoryCreationTemplate", op_create_template},
     {"DescribeRepositoryCreationTemplates", op_describe_templates},
     {"UpdateRepositoryCreationTemplate", op_update_template},
@@ -55,6 +63,28 @@ static const struct op ECR_OPS[] = {
     {"ListTagsForResource", op_list_tags_for_resource},
     {"TagResource", op_tag_resource},
     {"UntagResource", op_untag_resource},
+    /* ops_account.c */
+    {"GetAccountSetting", op_get_account_setting},
+    {"PutAccountSetting", op_put_account_setting},
+    {"RegisterPullTimeUpdateExclusion", op_register_pull_time_exclusion},
+    {"DeregisterPullTimeUpdateExclusion", op_deregister_pull_time_exclusion},
+    {"ListPullTimeUpdateExclusions", op_list_pull_time_exclusions},
+    /* ops_referrers.c */
+    {"ListImageReferrers", op_list_image_referrers},
+    /* ops_unsupported.c */
+    {"PutReplicationConfiguration", op_put_replication_configuration},
+    {"DescribeImageReplicationStatus", op_describe_image_replication_status},
+    {"StartImageScan", op_start_image_scan},
+    {"DescribeImageScanFindings", op_describe_image_scan_findings},
+    {"PutImageScanningConfiguration", op_put_image_scanning_configuration},
+    {"PutRegistryScanningConfiguration", op_put_registry_scanning_configuration},
+    {"GetRegistryScanningConfiguration", op_get_registry_scanning_configuration},
+    {"BatchGetRepositoryScanningConfiguration", op_batch_get_repository_scanning_configuration},
+    {"PutSigningConfiguration", op_put_signing_configuration},
+    {"GetSigningConfiguration", op_get_signing_configuration},
+    {"DeleteSigningConfiguration", op_delete_signing_configuration},
+    {"DescribeImageSigningStatus", op_describe_image_signing_status},
+    {"UpdateImageStorageClass", op_update_image_storage_class},
     {"BatchCheckLayerAvailability", op_batch_check_layer_availability},
     {"InitiateLayerUpload", op_initiate_layer_upload},
     {"UploadLayerPart", op_upload_layer_part},
@@ -227,6 +257,11 @@ void api_next(struct api *x, long long offset, long long limit, bool more)
         snprintf(tok, sizeof tok, "o%lld", offset + limit);
         json_object_set_new(x->out, "nextToken", json_string(tok));
     }
+}
+
+json_t *api_time(long long ms)
+{
+    return json_real((double)ms / 1000.0);
 }
 
 const char *api_registry_host(struct api *x)
@@ -450,8 +485,16 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     enum ecr_exc exc;
     char msg[600];
     if (invoke(c, r, op, in, &out, &exc, msg, sizeof msg, &fields)) {
-        resp_json(r, 200, "application/x-amz-json-1.1", out);
+        /* Timestamps print as 1700000000.123, not 1700000000.1229999 */
+        char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(API_NUMBER_DIGITS));
         json_decref(out);
+        if (text) {
+            resp_status(r, 200);
+            resp_send(r, "application/x-amz-json-1.1", text, strlen(text));
+            free(text);
+        } else {
+            send_error(r, ECR_EXC_SERVER, "the answer could not be encoded");
+        }
     } else {
         send_error_fields(r, exc, msg, fields);
         json_decref(fields);

@@ -71,6 +71,10 @@ bool api_registry_id(struct api *x);
 bool api_page(struct api *x, long long max, long long *limit, long long *offset);
 /* Set nextToken when more results remain after offset+limit. */
 void api_next(struct api *x, long long offset, long long limit, bool more);
+/* A timestamp as ECR writes it: epoch seconds with their milliseconds, a
+ * JSON number with a fraction (1700000000.123); ms is milliseconds since the
+ * epoch. */
+json_t *api_time(long long ms);
 /* Registry URI host (public_url without scheme, else registry_host). */
 const char *api_registry_host(struct api *x);
 /* Repository name exists (RepositoryNotFoundException otherwise); *out (may
@@ -79,6 +83,9 @@ bool api_repo_exists(struct api *x, const char *name, struct repo_record *out);
 /* Store tags ([{Key, Value}], NULL: none) on resource arn, at most 50 in all
  * (ops_tags.c). */
 bool api_put_tags(struct api *x, const char *arn, json_t *tags);
+/* filter.tagStatus of the request: "ANY" when absent, NULL when malformed
+ * (x holds the error) (ops_images.c). */
+const char *api_tag_status(struct api *x);
 
 /* The largest request body operation op accepts when it takes more than the
  * API's 1 MiB: a layer part (20 MiB, base64) or a manifest (ops_layers.c);
@@ -107,6 +114,11 @@ void op_describe_images(struct api *x);
 void op_batch_get_image(struct api *x);
 void op_batch_delete_image(struct api *x);
 void op_put_image_tag_mutability(struct api *x);
+void op_put_lifecycle_policy(struct api *x);
+void op_get_lifecycle_policy(struct api *x);
+void op_delete_lifecycle_policy(struct api *x);
+void op_start_lifecycle_preview(struct api *x);
+void op_get_lifecycle_preview(struct api *x);
 void op_create_template(struct api *x);
 void op_describe_templates(struct api *x);
 void op_update_template(struct api *x);
@@ -114,6 +126,29 @@ void op_delete_template(struct api *x);
 void op_list_tags_for_resource(struct api *x);
 void op_tag_resource(struct api *x);
 void op_untag_resource(struct api *x);
+/* ops_account.c: account settings and pull-time update exclusions. */
+void op_get_account_setting(struct api *x);
+void op_put_account_setting(struct api *x);
+void op_register_pull_time_exclusion(struct api *x);
+void op_deregister_pull_time_exclusion(struct api *x);
+void op_list_pull_time_exclusions(struct api *x);
+/* ops_referrers.c */
+void op_list_image_referrers(struct api *x);
+/* ops_unsupported.c: replication, scanning, signing and archival storage,
+ * which need engines Pier does not have. */
+void op_put_replication_configuration(struct api *x);
+void op_describe_image_replication_status(struct api *x);
+void op_start_image_scan(struct api *x);
+void op_describe_image_scan_findings(struct api *x);
+void op_put_image_scanning_configuration(struct api *x);
+void op_put_registry_scanning_configuration(struct api *x);
+void op_get_registry_scanning_configuration(struct api *x);
+void op_batch_get_repository_scanning_configuration(struct api *x);
+void op_put_signing_configuration(struct api *x);
+void op_get_signing_configuration(struct api *x);
+void op_delete_signing_configuration(struct api *x);
+void op_describe_image_signing_status(struct api *x);
+void op_update_image_storage_class(struct api *x);
 void op_batch_check_layer_availability(struct api *x);
 void op_initiate_layer_upload(struct api *x);
 void op_upload_layer_part(struct api *x);

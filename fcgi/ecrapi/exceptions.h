@@ -38,6 +38,9 @@ enum ecr_exc {
     ECR_EXC_PTC_RULE_NOT_FOUND,
     ECR_EXC_PTC_RULE_ALREADY_EXISTS,
     ECR_EXC_UNSUPPORTED_UPSTREAM_REGISTRY,
+    ECR_EXC_LIFECYCLE_POLICY_NOT_FOUND,
+    ECR_EXC_LIFECYCLE_PREVIEW_NOT_FOUND,
+    ECR_EXC_LIFECYCLE_PREVIEW_IN_PROGRESS,
     ECR_EXC_SECRET_NOT_FOUND,         /* ecr:ValidatePullThroughCacheRule's missing secret */
     ECR_EXC_RESOURCE_NOT_FOUND,       /* Secrets Manager */
     ECR_EXC_RESOURCE_EXISTS,          /* Secrets Manager */
@@ -55,6 +58,15 @@ enum ecr_exc {
     ECR_EXC_IMAGE_TAG_ALREADY_EXISTS,
     ECR_EXC_IMAGE_DIGEST_DOES_NOT_MATCH,
     ECR_EXC_REFERENCED_IMAGES_NOT_FOUND,
+    ECR_EXC_EXCLUSION_ALREADY_EXISTS,
+    ECR_EXC_EXCLUSION_NOT_FOUND,
+    ECR_EXC_UNABLE_TO_LIST_UPSTREAM_REFERRERS,
+    /* What Pier has no engine for (scanning, signing, archival storage):
+     * the model's closest exception, with a message saying so. */
+    ECR_EXC_UNSUPPORTED_IMAGE_TYPE,
+    ECR_EXC_SCAN_NOT_FOUND,
+    ECR_EXC_SIGNING_CONFIGURATION_NOT_FOUND,
+    ECR_EXC_IMAGE_STORAGE_CLASS_UPDATE_NOT_SUPPORTED,
     /* The console's own. */
     ECR_EXC_CONSOLE_UNAVAILABLE,      /* ServerException, 503: sessions or views unreadable */
     ECR_EXC_CONSOLE_NOT_FOUND,        /* UnknownOperationException, 404: no such endpoint */

@@ -3,26 +3,53 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cache/upstream.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "serve/manifest.h"
 #include "store/manifest.h"
 #include "store/repo.h"
+#include "store/rules.h"
 
-/* filter.tagStatus of ListImages and DescribeImages: "ANY" when absent,
- * NULL when malformed (x holds the error). */
-static const char *tag_status_filter(struct api *x)
+/* The filter of ListImages and DescribeImages: filter.tagStatus (TAGGED,
+ * UNTAGGED or ANY, the default) is returned; filter.imageStatus (ACTIVE, the
+ * default, ARCHIVED, ACTIVATING or ANY) sets *none when it selects nothing:
+ * Pier archives no image, so every image is ACTIVE. Either member may be
+ * left out. NULL when malformed (x holds the error). */
+static const char *read_filter(struct api *x, bool *none)
 {
+    *none = false;
     json_t *filter = json_object_get(x->in, "filter");
-    if (!filter)
+    if (!filter || json_is_null(filter))
         return "ANY";
-    const char *status = json_string_value(json_object_get(filter, "tagStatus"));
-    if (!status || (strcmp(status, "TAGGED") && strcmp(status, "UNTAGGED") && strcmp(status, "ANY"))) {
+    if (!json_is_object(filter)) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter must be an object");
+        return NULL;
+    }
+    json_t *t = json_object_get(filter, "tagStatus");
+    json_t *i = json_object_get(filter, "imageStatus");
+    const char *tag = t && !json_is_null(t) ? json_string_value(t) : "ANY";
+    const char *image = i && !json_is_null(i) ? json_string_value(i) : "ACTIVE";
+    if (!tag || (strcmp(tag, "TAGGED") && strcmp(tag, "UNTAGGED") && strcmp(tag, "ANY"))) {
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "filter.tagStatus must be TAGGED, UNTAGGED or ANY");
         return NULL;
     }
-    return status;
+    if (!image || (strcmp(image, "ACTIVE") && strcmp(image, "ARCHIVED") &&
+                   strcmp(image, "ACTIVATING") && strcmp(image, "ANY"))) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER,
+                 "filter.imageStatus must be ACTIVE, ARCHIVED, ACTIVATING or ANY");
+        return NULL;
+    }
+    *none = strcmp(image, "ARCHIVED") == 0 || strcmp(image, "ACTIVATING") == 0;
+    return tag;
+}
+
+const char *api_tag_status(struct api *x)
+{
+    bool none;
+    return read_filter(x, &none);
 }
 
 void op_list_images(struct api *x)
@@ -32,13 +59,15 @@ void op_list_images(struct api *x)
     if (x->err_type || !api_registry_id(x) || !api_page(x, 1000, &limit, &offset) ||
         !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
-    const char *status = tag_status_filter(x);
+    bool none;
+    const char *status = read_filter(x, &none);
     if (!status)
         return;
     struct perr e;
     struct repo_image_id *found;
-    int rows;
-    if (repo_image_ids(x->c, name, status, limit + 1, offset, &found, &rows, &e) != PIER_OK) {
+    int rows = 0;
+    if (!none &&
+        repo_image_ids(x->c, name, status, limit + 1, offset, &found, &rows, &e) != PIER_OK) {
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
@@ -53,29 +82,42 @@ void op_list_images(struct api *x)
     json_object_set_new(x->out, "imageIds", ids);
 }
 
-/* Digest named by an imageId ({imageDigest} or {imageTag}); NULL with
- * *code set when it cannot be resolved. */
+/* The digest (*d) and tag (*t) of an imageId, either may be NULL but not
+ * both, checked against the grammars; false with *code (one of the model's
+ * ImageFailureCode values) and *reason set when they are not usable. */
+static bool check_id(json_t *id, const char **d, const char **t, const char **code,
+                     const char **reason)
+{
+    *d = json_string_value(json_object_get(id, "imageDigest"));
+    *t = json_string_value(json_object_get(id, "imageTag"));
+    struct perr e;
+    if (!*d && !*t) {
+        *code = "MissingDigestAndTag";
+        *reason = "Requested image needs a digest or a tag";
+        return false;
+    }
+    if (*d && grammar_digest(*d, NULL, &e) != PIER_OK) {
+        *code = "InvalidImageDigest";
+        *reason = "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'";
+        return false;
+    }
+    if (*t && grammar_tag(*t, &e) != PIER_OK) {
+        *code = "InvalidImageTag";
+        *reason = "Invalid request parameters: image tag should satisfy the OCI tag grammar";
+        return false;
+    }
+    return true;
+}
+
+/* Digest named by an imageId ({imageDigest} or {imageTag}) in the local
+ * store; NULL with *code set when it cannot be resolved. */
 static const char *resolve(struct api *x, const char *name, json_t *id, const char **code,
                            const char **reason)
 {
-    const char *d = json_string_value(json_object_get(id, "imageDigest"));
-    const char *t = json_string_value(json_object_get(id, "imageTag"));
+    const char *d, *t;
     struct perr e;
-    if (!d && !t) {
-        *code = "MissingDigestAndTag";
-        *reason = "Requested image needs a digest or a tag";
+    if (!check_id(id, &d, &t, code, reason))
         return NULL;
-    }
-    if (d && grammar_digest(d, NULL, &e) != PIER_OK) {
-        *code = "InvalidImageDigest";
-        *reason = "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'";
-        return NULL;
-    }
-    if (t && grammar_tag(t, &e) != PIER_OK) {
-        *code = "InvalidImageTag";
-        *reason = "Invalid request parameters: image tag should satisfy the OCI tag grammar";
-        return NULL;
-    }
     if (!t)
         return d;
     const char *got;
@@ -97,11 +139,21 @@ static json_t *failure(json_t *id, const char *code, const char *reason)
     return json_pack("{s:O, s:s, s:s}", "imageId", id, "failureCode", code, "failureReason", reason);
 }
 
-/* imageSizeInBytes: the manifest's own descriptors (config and layers). */
-static long long image_size(const char *body, long long len)
+/* imageSizeInBytes as ECR reports it: for an image the sizes of its
+ * manifest's descriptors (config and layers); for an index ("a manifest
+ * list") the largest of the images it lists, of those the repository holds
+ * (a cache repository fetches the others on demand: until then they do not
+ * count, and an index none of whose images is here has size 0). */
+static long long image_size(const struct repo_image *m)
 {
-    json_t *j = json_loadb(body, (size_t)len, 0, NULL);
+    if (!m->body)
+        return 0;
+    json_t *j = json_loadb(m->body, m->body_len, 0, NULL);
     long long n = 0;
+    if (json_is_array(json_object_get(j, "manifests"))) {
+        json_decref(j);
+        return m->largest_child;
+    }
     json_t *cfg = json_object_get(j, "config");
     if (cfg)
         n = size_add(n, json_integer_value(json_object_get(cfg, "size")));
@@ -110,7 +162,7 @@ static long long image_size(const char *body, long long len)
     json_array_foreach(json_object_get(j, "layers"), i, l)
         n = size_add(n, json_integer_value(json_object_get(l, "size")));
     json_decref(j);
-    return n ? n : len;
+    return n ? n : (long long)m->body_len;
 }
 
 void op_describe_images(struct api *x)
@@ -125,12 +177,15 @@ void op_describe_images(struct api *x)
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageIds must list 1 to 100 images");
         return;
     }
-    const char *status = tag_status_filter(x);
+    bool none;
+    const char *status = read_filter(x, &none);
     if (!status)
         return;
     json_t *details = json_array();
     struct perr e;
-    size_t nwant = json_is_array(want) ? json_array_size(want) : 1;
+    /* imageStatus selecting nothing lists nothing; named images are
+     * described whatever the filter says, as tagStatus has always been. */
+    size_t nwant = json_is_array(want) ? json_array_size(want) : none ? 0 : 1;
     for (size_t k = 0; k < nwant && !x->err_type; k++) {
         const char *digest = NULL;
         if (json_is_array(want)) {
@@ -156,17 +211,16 @@ void op_describe_images(struct api *x)
         }
         for (int i = 0; i < rows && (digest || i < limit); i++) {
             const struct repo_image *m = &imgs[i];
-            json_int_t size = m->body ? image_size(m->body, (long long)m->body_len) : 0;
-            json_t *d = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I, s:s}", "registryId",
+            json_t *d = json_pack("{s:s, s:s, s:s, s:o, s:I, s:o, s:s, s:s}", "registryId",
                                   x->c->cfg->account_id, "repositoryName", name, "imageDigest",
                                   m->digest, "imageTags", json_loads(m->tags_json, 0, NULL),
-                                  "imageSizeInBytes", size, "imagePushedAt",
-                                  (json_int_t)m->pushed_at, "imageManifestMediaType",
-                                  m->media_type);
+                                  "imageSizeInBytes", (json_int_t)image_size(m), "imagePushedAt",
+                                  api_time(m->pushed_ms), "imageManifestMediaType", m->media_type,
+                                  "imageStatus", "ACTIVE");
             if (m->artifact_type)
                 json_object_set_new(d, "artifactMediaType", json_string(m->artifact_type));
-            if (m->last_pulled_at)
-                json_object_set_new(d, "lastRecordedPullTime", json_integer(m->last_pulled_at));
+            if (m->last_pulled_ms)
+                json_object_set_new(d, "lastRecordedPullTime", api_time(m->last_pulled_ms));
             if (json_array_size(json_object_get(d, "imageTags")) == 0)
                 json_object_del(d, "imageTags");
             json_array_append_new(details, d);
@@ -178,12 +232,23 @@ void op_describe_images(struct api *x)
 }
 
 /* The repository and the imageIds (1 to 100) of a batch operation, after the
- * checks every batch makes first; NULL when one failed (x holds the error). */
-static json_t *batch_ids(struct api *x, const char **name)
+ * checks every batch makes first; NULL when one failed (x holds the error).
+ * pull: a repository that does not exist yet is fine in the namespace of a
+ * pull-through cache rule (pulling creates it, as docker pull does). */
+static json_t *batch_ids(struct api *x, const char **name, bool pull)
 {
     *name = api_repo_name(x, true);
-    if (x->err_type || !api_registry_id(x) || !api_authorize(x, *name) ||
-        !api_repo_exists(x, *name, NULL))
+    if (x->err_type || !api_registry_id(x) || !api_authorize(x, *name))
+        return NULL;
+    struct perr e;
+    bool exists = false, under = false;
+    struct cache_rule rule;
+    if (repo_exists_named(x->c, *name, &exists, &e) != PIER_OK ||
+        (!exists && pull && rules_match(x->c, *name, &rule, &under, &e) != PIER_OK)) {
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+        return NULL;
+    }
+    if (!exists && !under && !api_repo_exists(x, *name, NULL))
         return NULL;
     json_t *ids = json_object_get(x->in, "imageIds");
     if (!json_is_array(ids) || json_array_size(ids) == 0 || json_array_size(ids) > 100) {
@@ -193,10 +258,35 @@ static json_t *batch_ids(struct api *x, const char **name)
     return ids;
 }
 
+/* A pull that failed for one image: its ImageFailureCode and reason (true),
+ * or false when the whole call fails (the caller's permissions, the
+ * server's faults). */
+static bool pull_failure(const struct perr *e, const char **code, const char **reason)
+{
+    *reason = e->msg;
+    switch (e->code) {
+    case PIER_E_NAME_UNKNOWN:
+    case PIER_E_MANIFEST_UNKNOWN:
+        *code = "ImageNotFound";
+        *reason = "Requested image not found";
+        return true;
+    case PIER_E_TOOMANYREQUESTS:
+        *code = "UpstreamTooManyRequests";
+        return true;
+    case PIER_E_UPSTREAM:
+    case PIER_E_UPSTREAM_TIMEOUT:
+        *code = strcmp(e->detail, upstream_failure_name(UPF_AUTH)) == 0 ? "UpstreamAccessDenied"
+                                                                        : "UpstreamUnavailable";
+        return true;
+    default:
+        return false;
+    }
+}
+
 void op_batch_get_image(struct api *x)
 {
     const char *name;
-    json_t *ids = batch_ids(x, &name);
+    json_t *ids = batch_ids(x, &name, true);
     if (!ids)
         return;
     json_t *accepted = json_object_get(x->in, "acceptedMediaTypes");
@@ -212,25 +302,42 @@ void op_batch_get_image(struct api *x)
     }
     json_t *images = json_array(), *failures = json_array();
     json_array_foreach(ids, i, v) {
-        const char *code, *reason;
-        const char *digest = resolve(x, name, v, &code, &reason);
-        if (!digest) {
+        const char *code, *reason, *digest, *tag;
+        if (!check_id(v, &digest, &tag, &code, &reason)) {
             json_array_append_new(failures, failure(v, code, reason));
             continue;
         }
+        /* As a pull: the local store, else (a cache repository) the
+         * upstream, which may create the repository. */
         struct stored_manifest sm;
+        const char *state;
         struct perr e;
-        if (repo_manifest_get(x->c, name, digest, true, &sm, &e) != PIER_OK) {
-            json_array_append_new(failures, failure(v, "ImageNotFound", "Requested image not found"));
+        if (serve_manifest_find(x->c, x->r, name, tag ? tag : digest, &sm, &state, &e) != PIER_OK) {
+            if (!pull_failure(&e, &code, &reason)) {
+                api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+                break;
+            }
+            json_array_append_new(failures, failure(v, code, reason));
+            continue;
+        }
+        if (tag && digest && strcmp(digest, sm.digest) != 0) {
+            json_array_append_new(failures,
+                                  failure(v, "ImageTagDoesNotMatchDigest",
+                                          "Invalid request parameters: the image tag does "
+                                          "not match the digest"));
             continue;
         }
         if (accept[0] && !manifest_accepts(accept, sm.media_type)) {
-            json_array_append_new(failures, failure(v, "UnsupportedImageType",
-                                                    "The image's media type is not among acceptedMediaTypes"));
+            /* The model has no code of its own for it: no image of an
+             * accepted type is found (Pier converts no manifest). */
+            json_array_append_new(failures, failure(v, "ImageNotFound",
+                                                    arena_printf(x->r->a,
+                                                                 "Requested image not found in an "
+                                                                 "accepted media type (it is %s)",
+                                                                 sm.media_type)));
             continue;
         }
         json_t *id = json_pack("{s:s}", "imageDigest", sm.digest);
-        const char *tag = json_string_value(json_object_get(v, "imageTag"));
         if (tag)
             json_object_set_new(id, "imageTag", json_string(tag));
         json_array_append_new(images, json_pack("{s:s, s:s, s:o, s:s%, s:s}", "registryId",
@@ -246,7 +353,7 @@ void op_batch_get_image(struct api *x)
 void op_batch_delete_image(struct api *x)
 {
     const char *name;
-    json_t *ids = batch_ids(x, &name);
+    json_t *ids = batch_ids(x, &name, false);
     if (!ids)
         return;
     json_t *done = json_array(), *failures = json_array();

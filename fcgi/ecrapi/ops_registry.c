@@ -44,8 +44,8 @@ void op_get_authorization_token(struct api *x)
     size_t n = strlen(plain);
     char *b64 = arena_alloc(x->r->a, 4 * ((n + 2) / 3) + 1);
     EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
-    json_t *data = json_pack("{s:s, s:I, s:s}", "authorizationToken", b64, "expiresAt",
-                             (json_int_t)(time(NULL) + lifetime), "proxyEndpoint",
+    json_t *data = json_pack("{s:s, s:o, s:s}", "authorizationToken", b64, "expiresAt",
+                             api_time(((long long)time(NULL) + lifetime) * 1000), "proxyEndpoint",
                              authn_public_url(x->c, x->r));
     json_object_set_new(x->out, "authorizationData", json_pack("[o]", data));
 }
@@ -104,21 +104,39 @@ void op_delete_registry_policy(struct api *x)
     registry_policy_out(x, doc);
 }
 
-/* ---- pull-through cache rules ---- */
+/* ---- pull-through cache rules ----
+ * Pier's extension: pierMaxBytes, the rule's byte budget (0: none), read by
+ * Create/UpdatePullThroughCacheRule and echoed by them and by Describe when
+ * set. The SDKs and the aws CLI ignore output members their model lacks;
+ * they do not send unknown input members, so it is set with a plain signed
+ * request, pierctl or the console. */
 
+#define RULE_EXT_MAX_BYTES "pierMaxBytes"
+
+static void budget_json(json_t *j, const struct cache_rule *r)
+{
+    if (r->max_bytes > 0)
+        json_object_set_new(j, RULE_EXT_MAX_BYTES, json_integer(r->max_bytes));
+}
+
+/* A rule as ECR describes it: upstreamRegistryUrl as it was written, and
+ * upstreamRegistry only when one of ECR's values describes the upstream (an
+ * upstream none of them fits, "oci" in Pier, goes without the field). */
 static json_t *rule_json(struct api *x, const struct cache_rule *r, bool updated)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ecrRepositoryPrefix", r->prefix,
-                          "upstreamRegistryUrl", r->upstream_url, "registryId",
-                          x->c->cfg->account_id, "upstreamRegistry", r->upstream_registry,
-                          "upstreamRepositoryPrefix", r->upstream_prefix, "createdAt",
-                          (json_int_t)r->created_at);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o}", "ecrRepositoryPrefix", r->prefix,
+                          "upstreamRegistryUrl", r->upstream_url_given, "registryId",
+                          x->c->cfg->account_id, "upstreamRepositoryPrefix", r->upstream_prefix,
+                          "createdAt", api_time(r->created_ms));
+    if (rule_registry_is_ecr(r->upstream_registry))
+        json_object_set_new(j, "upstreamRegistry", json_string(r->upstream_registry));
     if (r->credential_arn[0])
         json_object_set_new(j, "credentialArn", json_string(r->credential_arn));
     if (r->custom_role_arn[0])
         json_object_set_new(j, "customRoleArn", json_string(r->custom_role_arn));
     if (updated)
-        json_object_set_new(j, "updatedAt", json_integer(r->updated_at));
+        json_object_set_new(j, "updatedAt", api_time(r->updated_ms));
+    budget_json(j, r);
     return j;
 }
 
@@ -148,6 +166,8 @@ static bool check_credential_arn(struct api *x, const char *arn)
     return true;
 }
 
+/* r: the defaults (create) or the stored rule (update); the request's
+ * fields go over it. */
 static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
 {
     const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
@@ -156,13 +176,25 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
     const char *cred = api_str(x, "credentialArn", false, RULE_ARN_MAX - 1);
     const char *role = api_str(x, "customRoleArn", false, RULE_ARN_MAX - 1);
     const char *upfx = api_str(x, "upstreamRepositoryPrefix", false, 30);
-    if (x->err_type || !api_registry_id(x))
+    long long max_bytes = r->max_bytes; /* absent: none, or unchanged */
+    if (x->err_type || !api_int(x, RULE_EXT_MAX_BYTES, 0, RULE_BUDGET_MAX, &max_bytes) ||
+        !api_registry_id(x))
         return false;
+    /* The model's enum only: Pier's "oci" is what an upstream none of its
+     * values fits gets when upstreamRegistry is left out. */
+    if (kind && !rule_registry_is_ecr(kind))
+        return api_fail(
+            x, ECR_EXC_UNSUPPORTED_UPSTREAM_REGISTRY,
+            "upstreamRegistry '%s' is not one of ecr, ecr-public, quay, k8s, docker-hub, "
+            "github-container-registry, azure-container-registry, "
+            "gitlab-container-registry, chainguard (leave it out for any other OCI "
+            "registry)",
+            kind);
     if (create) {
-        rule_defaults(r);
         r->upstream_registry[0] = '\0';
         snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
     }
+    r->max_bytes = max_bytes;
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
     if (kind)
         snprintf(r->upstream_registry, sizeof r->upstream_registry, "%s", kind);
@@ -190,6 +222,11 @@ static bool rule_error(struct api *x, const struct perr *e)
 {
     if (e->code == PIER_E_BAD_REQUEST && strstr(e->msg, "upstreamRegistry '"))
         return api_fail(x, ECR_EXC_UNSUPPORTED_UPSTREAM_REGISTRY, "%s", e->msg);
+    /* A prefix that holds pushed repositories (the detail names one): the
+     * request cannot be done as it is, which the model calls an invalid
+     * parameter; the rule does not exist already. */
+    if (e->code == PIER_E_CONFLICT && e->detail[0])
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e->msg);
     return api_perr(x, e, ECR_EXC_PTC_RULE_NOT_FOUND,
                     ECR_EXC_PTC_RULE_ALREADY_EXISTS);
 }
@@ -197,6 +234,7 @@ static bool rule_error(struct api *x, const struct perr *e)
 void op_create_ptc_rule(struct api *x)
 {
     struct cache_rule r;
+    rule_defaults(&r);
     if (!api_authorize(x, NULL) || !read_rule_fields(x, &r, true))
         return;
     struct perr e;
@@ -281,13 +319,14 @@ void op_update_ptc_rule(struct api *x)
         rule_error(x, &e);
         return;
     }
-    json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "ecrRepositoryPrefix", r.prefix, "registryId",
-                          x->c->cfg->account_id, "updatedAt", (json_int_t)r.updated_at,
+    json_t *j = json_pack("{s:s, s:s, s:o, s:s}", "ecrRepositoryPrefix", r.prefix, "registryId",
+                          x->c->cfg->account_id, "updatedAt", api_time(r.updated_ms),
                           "upstreamRepositoryPrefix", r.upstream_prefix);
     if (r.credential_arn[0])
         json_object_set_new(j, "credentialArn", json_string(r.credential_arn));
     if (r.custom_role_arn[0])
         json_object_set_new(j, "customRoleArn", json_string(r.custom_role_arn));
+    budget_json(j, &r);
     copy_rule_json(x, j);
 }
 
@@ -302,7 +341,9 @@ void op_delete_ptc_rule(struct api *x)
         rule_error(x, &e);
         return;
     }
-    copy_rule_json(x, rule_json(x, &r, false));
+    json_t *j = rule_json(x, &r, false);
+    json_object_del(j, "upstreamRegistry"); /* not in DeletePullThroughCacheRule's answer */
+    copy_rule_json(x, j);
 }
 
 void op_validate_ptc_rule(struct api *x)

@@ -7,6 +7,7 @@
 #include "store/rules.h"
 #include "db/db.h"
 #include "store/repo.h"
+#include "store/mutability.h"
 #include "store/resource_tags.h"
 #include "ecrapi/api.h"
 #include "lib/grammar.h"
@@ -14,20 +15,50 @@
 static json_t *repo_json(struct api *x, const struct repo_record *rec)
 {
     const char *name = rec->name;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:{s:b}, s:{s:s}}",
-                          "repositoryArn", authz_repo_arn(x->c, name),
-                          "registryId", x->c->cfg->account_id,
-                          "repositoryName", name,
-                          "repositoryUri",
-                          arena_printf(x->r->a, "%s/%s", api_registry_host(x), name),
-                          "createdAt", (json_int_t)rec->created_at,
-                          "imageTagMutability", rec->tag_mutability,
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:{s:b}, s:{s:s}}", "repositoryArn",
+                          authz_repo_arn(x->c, name), "registryId", x->c->cfg->account_id,
+                          "repositoryName", name, "repositoryUri",
+                          arena_printf(x->r->a, "%s/%s", api_registry_host(x), name), "createdAt",
+                          api_time(rec->created_ms), "imageTagMutability", rec->tag_mutability,
                           "imageScanningConfiguration", "scanOnPush", rec->scan_on_push,
                           "encryptionConfiguration", "encryptionType", rec->encryption_type);
     if (rec->kms_key)
         json_object_set_new(json_object_get(j, "encryptionConfiguration"), "kmsKey",
                             json_string(rec->kms_key));
+    json_t *values = json_loads(rec->tag_mutability_exclusions, 0, NULL);
+    if (json_array_size(values) > 0)
+        json_object_set_new(j, "imageTagMutabilityExclusionFilters",
+                            mutability_filters_json(values));
+    json_decref(values);
     return j;
+}
+
+/* imageTagMutability (required or not; absent: MUTABLE) with its
+ * imageTagMutabilityExclusionFilters, as the JSON text of the filter values
+ * (arena); NULL when refused (x holds the error). */
+static const char *read_mutability(struct api *x, bool required, const char **mode)
+{
+    *mode = api_str(x, "imageTagMutability", required, 32);
+    if (x->err_type)
+        return NULL;
+    if (!*mode)
+        *mode = "MUTABLE";
+    json_t *values;
+    struct perr e;
+    if (mutability_parse(*mode, json_object_get(x->in, "imageTagMutabilityExclusionFilters"),
+                         &values, &e) != PIER_OK) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e.msg);
+        return NULL;
+    }
+    char *text = json_dumps(values, JSON_COMPACT);
+    json_decref(values);
+    if (!text) {
+        api_fail(x, ECR_EXC_SERVER, "out of memory");
+        return NULL;
+    }
+    const char *out = arena_strdup(x->r->a, text);
+    free(text);
+    return out;
 }
 
 bool api_repo_exists(struct api *x, const char *name, struct repo_record *out)
@@ -49,13 +80,10 @@ bool api_repo_exists(struct api *x, const char *name, struct repo_record *out)
 void op_create_repository(struct api *x)
 {
     const char *name = api_repo_name(x, true);
-    const char *mut = api_str(x, "imageTagMutability", false, 16);
+    const char *mut;
+    const char *exclusions = read_mutability(x, false, &mut);
     if (x->err_type || !api_registry_id(x) || !api_authorize(x, name))
         return;
-    if (mut && strcmp(mut, "MUTABLE") && strcmp(mut, "IMMUTABLE")) {
-        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageTagMutability must be MUTABLE or IMMUTABLE");
-        return;
-    }
     bool scan = false;
     json_t *sc = json_object_get(x->in, "imageScanningConfiguration");
     if (json_is_object(sc) && json_is_true(json_object_get(sc, "scanOnPush")))
@@ -87,8 +115,11 @@ void op_create_repository(struct api *x)
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
-    struct repo_settings set = {.tag_mutability = mut ? mut : "MUTABLE", .scan_on_push = scan,
-                                .encryption_type = etype, .kms_key = kms};
+    struct repo_settings set = {.tag_mutability = mut,
+                                .tag_mutability_exclusions = exclusions,
+                                .scan_on_push = scan,
+                                .encryption_type = etype,
+                                .kms_key = kms};
     bool created;
     if ((rc = repo_create(x->c, name, under ? rule.id : 0, &set, &created, &e)) != PIER_OK) {
         /* e says why; answered below */
@@ -196,19 +227,21 @@ void op_delete_repository(struct api *x)
 void op_put_image_tag_mutability(struct api *x)
 {
     const char *name = api_repo_name(x, true);
-    const char *mut = api_str(x, "imageTagMutability", true, 16);
+    const char *mut = NULL;
+    const char *exclusions = x->err_type ? NULL : read_mutability(x, true, &mut);
     if (x->err_type || !api_registry_id(x) || !api_authorize(x, name) || !api_repo_exists(x, name, NULL))
         return;
-    if (strcmp(mut, "MUTABLE") && strcmp(mut, "IMMUTABLE")) {
-        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageTagMutability must be MUTABLE or IMMUTABLE");
-        return;
-    }
     struct perr e;
-    if (repo_set_tag_mutability(x->c, name, mut, &e) != PIER_OK) {
+    if (repo_set_tag_mutability(x->c, name, mut, exclusions, &e) != PIER_OK) {
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
         return;
     }
     json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
     json_object_set_new(x->out, "repositoryName", json_string(name));
     json_object_set_new(x->out, "imageTagMutability", json_string(mut));
+    json_t *values = json_loads(exclusions, 0, NULL);
+    if (json_array_size(values) > 0)
+        json_object_set_new(x->out, "imageTagMutabilityExclusionFilters",
+                            mutability_filters_json(values));
+    json_decref(values);
 }

@@ -68,6 +68,7 @@ static const struct key keys[] = {
     {"body_workers", I(body_workers, 0, 1024)},
     {"db_timeout_ms", I(db_timeout_ms, 0, 3600000)},
     {"min_free_space", Z(min_free_space, 0, 1LL << 50)},
+    {"cache_max_bytes", Z(cache_max_bytes, 0, 1LL << 60)},
 };
 
 void config_defaults(struct config *c)
@@ -104,8 +105,7 @@ void config_defaults(struct config *c)
     c->min_free_space = 64LL << 20;
 }
 
-/* Parse "123", "4MiB", "2 GiB", "512k": binary units, case-insensitive. */
-static bool parse_size(const char *s, long long *out)
+bool config_parse_size(const char *s, long long *out)
 {
     errno = 0;
     char *end;
@@ -157,7 +157,7 @@ pier_err config_set(struct config *c, const char *key, const char *value, struct
                 return perr_set(e, PIER_E_BAD_REQUEST, "%s: '%s' is not an integer", key, value);
             break;
         case K_SIZE:
-            if (!parse_size(value, &v))
+            if (!config_parse_size(value, &v))
                 return perr_set(e, PIER_E_BAD_REQUEST,
                                 "%s: '%s' is not a size (e.g. 4194304, 4MiB, 2GiB)", key, value);
             break;

@@ -54,6 +54,8 @@ struct config {
                                        (also the server's statement_timeout; 0: no bound) */
     long long min_free_space;       /* bytes a download of known size leaves free on the
                                        blob root, or it is refused before its body starts */
+    long long cache_max_bytes;      /* bytes all pull-through cache rules together may
+                                       keep on the blob root (0: no registry-wide budget) */
 };
 
 /* Fill c with defaults. */
@@ -70,6 +72,9 @@ pier_err config_read(struct config *c, FILE *f, const char *name, struct perr *e
 /* Apply one key=value; used by config_load and tests. */
 PIER_MUST_USE
 pier_err config_set(struct config *c, const char *key, const char *value, struct perr *e);
+/* Parse a size: "123", "4MiB", "2 GiB", "512k", "10G" (binary units,
+ * case-insensitive, at most LLONG_MAX). false when s is not one. */
+bool config_parse_size(const char *s, long long *out);
 /* Check cross-field constraints (required keys present). */
 PIER_MUST_USE
 pier_err config_validate(const struct config *c, struct perr *e);

@@ -26,6 +26,7 @@ typedef enum pier_err {
     PIER_E_TOOMANYREQUESTS,
     /* Same wire codes as above, different HTTP status */
     PIER_E_RANGE_INVALID,      /* 416, BLOB_UPLOAD_INVALID: chunk does not follow */
+    PIER_E_RANGE_UNSATISFIABLE, /* 416, SIZE_INVALID: a read Range outside the blob */
     PIER_E_TOO_LARGE,          /* 413, SIZE_INVALID: over a configured limit */
     PIER_E_METHOD,             /* 405, UNSUPPORTED: method not allowed on route */
     PIER_E_PAGINATION_INVALID, /* 400, PAGINATION_NUMBER_INVALID (as docker registry) */

@@ -37,8 +37,11 @@ static const char *scope_for(struct req *r, const struct route *rt)
 {
     switch (rt->kind) {
     case ROUTE_BASE: return NULL;
-    case ROUTE_CATALOG:
-        return "registry:catalog:*";
+    case ROUTE_CATALOG: return "registry:catalog:*";
+    /* Every upload request (status included) needs push: a pull token
+     * would only earn the client a second 401. */
+    case ROUTE_UPLOAD_START:
+    case ROUTE_UPLOAD: return arena_printf(r->a, "repository:%s:push,pull", rt->name);
     default: break;
     }
     const char *m = r->method;
@@ -140,6 +143,15 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     struct route rt;
     resp_header(r, "Docker-Distribution-API-Version", "registry/2.0");
     if (route_parse(r->path, &rt, &e) != PIER_OK) {
+        /* The spec's endpoint table lists only 404 for GET and HEAD of a
+         * manifest: a reference that is no tag or digest names nothing. */
+        if (rt.kind == ROUTE_MANIFEST && rt.name[0] &&
+            (e.code == PIER_E_MANIFEST_INVALID || e.code == PIER_E_DIGEST_INVALID) &&
+            (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"))) {
+            char msg[PERR_MSG_MAX];
+            snprintf(msg, sizeof msg, "%s", e.msg);
+            perr_set(&e, PIER_E_MANIFEST_UNKNOWN, "no manifest has that reference: %s", msg);
+        }
         fail(c, r, NULL, &e);
         return;
     }

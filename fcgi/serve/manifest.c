@@ -3,6 +3,7 @@
 #include "serve/manifest.h"
 
 #include <string.h>
+#include "auth/authz.h"
 #include "cache/cache.h"
 #include "cache/stats.h"
 #include "lib/grammar.h"
@@ -34,24 +35,28 @@ static pier_err send_stored(struct ctx *c, struct req *r, const char *name, cons
         resp_end(r);
         return PIER_OK;
     }
-    stats_pulled(c->stats, name, sm->digest);
+    stats_pulled(c->stats, name, sm->digest,
+                 c->who && c->who->authenticated ? c->who->p.arn : NULL);
     resp_send(r, sm->media_type, sm->body, (size_t)sm->size);
     return PIER_OK;
 }
 
-pier_err serve_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
-                        struct perr *e)
+pier_err serve_manifest_find(struct ctx *c, struct req *r, const char *name, const char *ref,
+                             struct stored_manifest *out, const char **state, struct perr *e)
 {
     struct stored_manifest sm;
     memset(&sm, 0, sizeof sm);
+    *state = NULL;
     pier_err rc = repo_manifest_get(c, name, ref, !r->head, &sm, e);
     if (rc == PIER_OK && (!sm.cache || sm.fresh || grammar_is_digest(ref))) {
         if (sm.cache) {
             stats_add(c->stats, sm.rule_id, STAT_HIT, 1);
             if (!r->head)
                 stats_add(c->stats, sm.rule_id, STAT_SERVED_BYTES, sm.size);
+            *state = "hit";
         }
-        return send_stored(c, r, name, ref, &sm, sm.cache ? "hit" : NULL, e);
+        *out = sm;
+        return PIER_OK;
     }
     if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN && rc != PIER_E_MANIFEST_UNKNOWN)
         return rc;
@@ -65,13 +70,28 @@ pier_err serve_manifest(struct ctx *c, struct req *r, const char *name, const ch
         return e->code;
     }
     if (!cached) {
-        if (rc == PIER_OK) /* a cache repository whose rule is gone: serve what it has */
-            return send_stored(c, r, name, ref, &sm, "hit", e);
-        return rc;
+        if (rc != PIER_OK)
+            return rc;
+        *out = sm; /* a cache repository whose rule is gone: serve what it has */
+        *state = "hit";
+        return PIER_OK;
     }
     struct cache_answer ans;
     if ((rc = cache_manifest(c, r, name, ref, &rule, rc == PIER_OK ? &sm : NULL, &ans, e)) !=
         PIER_OK)
         return rc;
-    return send_stored(c, r, name, ref, &ans.manifest, ans.state, e);
+    *out = ans.manifest;
+    *state = ans.state;
+    return PIER_OK;
+}
+
+pier_err serve_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
+                        struct perr *e)
+{
+    struct stored_manifest sm;
+    const char *state;
+    pier_err rc = serve_manifest_find(c, r, name, ref, &sm, &state, e);
+    if (rc)
+        return rc;
+    return send_stored(c, r, name, ref, &sm, state, e);
 }

@@ -7,8 +7,9 @@
 #include "store/manifest.h"
 #include "store/repo.h"
 
-static void send_index(struct req *r, json_t *list, const char *artifact_type,
-                       const char *cache_state)
+/* The descriptors of list whose artifactType is artifact_type (NULL: all),
+ * as a new list. */
+static json_t *only_type(json_t *list, const char *artifact_type)
 {
     json_t *keep = json_array();
     size_t i;
@@ -21,19 +22,15 @@ static void send_index(struct req *r, json_t *list, const char *artifact_type,
             continue;
         json_array_append(keep, d);
     }
-    json_t *body = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
-                             "manifests", keep);
-    if (artifact_type)
-        resp_header(r, "OCI-Filters-Applied", "artifactType");
-    if (cache_state)
-        resp_header(r, "X-Pier-Cache", "%s", cache_state);
-    resp_json(r, 200, MT_OCI_INDEX, body);
-    json_decref(body);
+    return keep;
 }
 
-pier_err serve_referrers(struct ctx *c, struct req *r, const char *name, const char *digest,
-                         const char *artifact_type, struct perr *e)
+pier_err serve_referrers_list(struct ctx *c, const char *name, const char *digest,
+                              const char *artifact_type, json_t **list, const char **cache_state,
+                              struct perr *e)
 {
+    *list = NULL;
+    *cache_state = NULL;
     struct cache_rule rule;
     bool cached = false;
     pier_err rc = rules_for_repository(c, name, 0, &rule, &cached, e);
@@ -43,17 +40,36 @@ pier_err serve_referrers(struct ctx *c, struct req *r, const char *name, const c
         struct cache_answer ans;
         if ((rc = cache_referrers(c, name, digest, &rule, &ans, e)) != PIER_OK)
             return rc;
-        send_index(r, ans.referrers, artifact_type, ans.state);
+        *list = only_type(ans.referrers, artifact_type);
+        *cache_state = ans.state;
         json_decref(ans.referrers);
         return PIER_OK;
     }
     /* The store filters by artifact type itself. */
-    json_t *list = json_array();
-    if ((rc = repo_referrers(c, name, digest, artifact_type, list, e)) != PIER_OK) {
-        json_decref(list);
+    json_t *found = json_array();
+    if ((rc = repo_referrers(c, name, digest, artifact_type, found, e)) != PIER_OK) {
+        json_decref(found);
         return rc;
     }
-    send_index(r, list, artifact_type, NULL);
-    json_decref(list);
+    *list = found;
+    return PIER_OK;
+}
+
+pier_err serve_referrers(struct ctx *c, struct req *r, const char *name, const char *digest,
+                         const char *artifact_type, struct perr *e)
+{
+    json_t *list;
+    const char *state;
+    pier_err rc = serve_referrers_list(c, name, digest, artifact_type, &list, &state, e);
+    if (rc)
+        return rc;
+    json_t *body = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
+                             "manifests", list);
+    if (artifact_type)
+        resp_header(r, "OCI-Filters-Applied", "artifactType");
+    if (state)
+        resp_header(r, "X-Pier-Cache", "%s", state);
+    resp_json(r, 200, MT_OCI_INDEX, body);
+    json_decref(body);
     return PIER_OK;
 }

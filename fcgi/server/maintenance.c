@@ -1,14 +1,17 @@
-/* maintenance: age-based cleanup under a PostgreSQL advisory lock. */
+/* maintenance: age-based cleanup and lifecycle policies under a PostgreSQL
+ * advisory lock. */
 #include "server/maintenance.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "auth/authn.h"
+#include "cache/budget.h"
 #include "cache/lease.h"
 #include "cache/memo.h"
 #include "cache/upstream.h"
@@ -20,6 +23,7 @@
 #include "store/repo.h"
 #include "db/db.h"
 #include "store/blobstore.h"
+#include "store/lifecycle_run.h"
 #include "store/uploads.h"
 #include "lib/ctx.h"
 
@@ -144,6 +148,33 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
         if (expire[i](&mc, &removed, &ignore) == PIER_OK)
             out->rows += (int)removed;
     }
+    /* Lifecycle policies; a failure is logged and left for the next run. */
+    {
+        struct lifecycle_report lr = {0};
+        struct perr le;
+        if (lifecycle_run_due(&mc, full ? INT_MAX : LIFECYCLE_REPOS_PER_RUN,
+                              full ? 0 : LIFECYCLE_EXPIRIES_PER_RUN, NULL, NULL, &lr,
+                              &le) != PIER_OK)
+            log_warn("maintenance: lifecycle policies: %s", le.msg);
+        out->lifecycle_repos = lr.repositories;
+        out->lifecycle_expired = lr.expired;
+        if (lr.expired || lr.kept || lr.failed)
+            log_info("maintenance: lifecycle policies of %lld repositories ran: %lld images "
+                     "expired, %lld kept, %lld repositories failed%s",
+                     lr.repositories, lr.expired, lr.kept, lr.failed,
+                     lr.more ? " (more next run)" : "");
+        arena_reset(a);
+    }
+    /* The cache within its byte budgets (a database error leaves the rest
+     * for the next run; another enforcement, e.g. pierctl's, is enough). */
+    {
+        struct budget_report br;
+        struct perr be;
+        if (budget_enforce(&mc, &br, &be) == PIER_OK)
+            out->expired_images = br.expired;
+        else if (be.code != PIER_E_CONFLICT)
+            log_warn("maintenance: cache budgets: %s", be.msg);
+    }
     int first = 0, count = 256;
     if (!full) {
         int interval = cfg->maintenance_interval > 0 ? cfg->maintenance_interval : 300;
@@ -169,10 +200,13 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
             out->gc_bytes = g.bytes;
         }
     }
-    if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs)
+    if (out->sessions || out->upload_files || out->fetch_files || out->rows || out->orphan_blobs ||
+        out->expired_images)
         log_info("maintenance: removed %d upload sessions, %d upload files, %d download files, "
-                 "%d expired rows, %d blob files without a row", out->sessions, out->upload_files,
-                 out->fetch_files, out->rows, out->orphan_blobs);
+                 "%d expired rows, %d blob files without a row; the cache budgets expired %lld "
+                 "images",
+                 out->sessions, out->upload_files, out->fetch_files, out->rows, out->orphan_blobs,
+                 out->expired_images);
 unlock:
     {
         struct perr ignore;

@@ -1,7 +1,9 @@
 /* maintenance: cluster-wide housekeeping — expired upload sessions, temporary
  * files left by crashed uploads and downloads, stale fetch leases, expired
- * negative-cache entries and upstream tokens, and (every gc_interval) a
- * garbage-collection sweep (store/gc.h). Whichever node takes the
+ * negative-cache entries and upstream tokens, the lifecycle policies of
+ * repositories (store/lifecycle_run.h), the pull-through cache's byte
+ * budgets (cache/budget.h), and (every gc_interval) a garbage-collection
+ * sweep (store/gc.h). Whichever node takes the
  * maintenance lock does it; `pierctl cleanup` runs it by hand. */
 #ifndef PIER_MAINTENANCE_H
 #define PIER_MAINTENANCE_H
@@ -28,6 +30,13 @@
  * 16 runs without one run reading all of it. */
 #define BLOB_SHARDS_PER_RUN 16
 
+/* Lifecycle policies: each run evaluates the policies of at most this many
+ * repositories (those evaluated longest ago first) and deletes at most this
+ * many images in all; what is left waits for the next run. `pierctl cleanup`
+ * and `pierctl lifecycle run` are not bounded. */
+#define LIFECYCLE_REPOS_PER_RUN 100
+#define LIFECYCLE_EXPIRIES_PER_RUN 1000
+
 struct maint_report {
     bool ran;           /* false: another node holds the maintenance lock */
     int sessions;       /* expired upload sessions removed */
@@ -35,11 +44,15 @@ struct maint_report {
     int fetch_files;    /* files under tmp/fetch removed */
     int rows;           /* expired leases, negative entries and tokens removed */
     int orphan_blobs;   /* blob files without a row removed */
+    long long lifecycle_repos;   /* repositories whose lifecycle policy ran to the end */
+    long long lifecycle_expired; /* images their policies expired */
+    long long expired_images; /* cache images expired to keep the byte budgets */
     bool gc_ran;        /* a garbage-collection sweep ran (gc_interval was due) */
     long long gc_blobs, gc_bytes; /* what it removed */
 };
 
-/* full: look at every blob directory for orphans (else a rotating part). */
+/* full: look at every blob directory for orphans (else a rotating part) and
+ * run every lifecycle policy to its end (else a bounded part). */
 PIER_MUST_USE
 pier_err maintenance_run(const struct config *cfg, struct db *db, const struct blobstore *bs,
                          bool full, struct maint_report *out, struct perr *e);

@@ -1,8 +1,8 @@
 /* lifecycle: ECR's lifecycle policy language — parsing with the errors ECR
  * names, and the evaluation that decides which images a policy expires.
  * Pure: no database, no clock of its own; the caller passes the images and
- * "now". (Running policies, storing them and the ECR operations build on
- * this; see docs/storage.md once they exist.) */
+ * "now". Storing policies is store/lifecycle_store.h's; planning, previewing
+ * and running them store/lifecycle_run.h's (docs/lifecycle.md). */
 #ifndef PIER_LIFECYCLE_H
 #define PIER_LIFECYCLE_H
 

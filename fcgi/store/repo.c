@@ -12,6 +12,7 @@
 #include "store/rules.h"
 #include "db/db.h"
 #include "store/blobstore.h"
+#include "store/mutability.h"
 #include "store/templates.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
@@ -36,10 +37,13 @@ static const struct db_stmt st_declared_size = {
     "repo_declared_size",
     "SELECT max(mr.size) FROM manifest_references mr JOIN repositories r ON r.id = mr.repository_id"
     " WHERE r.name = $1 AND mr.child = $2 AND mr.child_kind = 'blob'", 2};
+/* The image a tag names now, in a repository whose tags may be immutable
+ * (the mode and its filters decide: store/mutability.h). */
 static const struct db_stmt st_tag_immutable = {
     "repo_tag_immutable",
-    "SELECT t.digest FROM repositories r JOIN tags t ON t.repository_id = r.id AND t.name = $2"
-    " WHERE r.id = $1::bigint AND r.image_tag_mutability = 'IMMUTABLE'", 2};
+    "SELECT t.digest, r.image_tag_mutability, array_to_json(r.image_tag_mutability_exclusions)::text"
+    " FROM repositories r JOIN tags t ON t.repository_id = r.id AND t.name = $2"
+    " WHERE r.id = $1::bigint AND r.image_tag_mutability <> 'MUTABLE'", 2};
 static const struct db_stmt st_tag_checked = {
     "repo_tag_checked",
     "UPDATE tags t SET checked_at = now() FROM repositories r"
@@ -88,10 +92,12 @@ static const struct db_stmt st_link_delete = {
     "DELETE FROM repository_blobs rb USING repositories r"
     " WHERE rb.repository_id = r.id AND r.name = $1 AND rb.digest = $2 AND r.kind = 'push'", 2};
 /* Manifest lookups return: digest, media_type, size, rule_id (0: pushed),
- * fresh (tag checked within the rule's refresh interval), then the body. */
+ * fresh (tag checked within the rule's refresh interval), the repository's
+ * tag mutability and its filters, then the body. */
 #define MANIFEST_COLUMNS                                                                  \
     "m.digest, m.media_type, m.size, coalesce(r.rule_id, 0), r.kind = 'cache',"           \
-    " coalesce(t.checked_at > now() - make_interval(secs => cr.refresh_seconds), false)"
+    " coalesce(t.checked_at > now() - make_interval(secs => cr.refresh_seconds), false)," \
+    " r.image_tag_mutability, array_to_json(r.image_tag_mutability_exclusions)::text"
 static const struct db_stmt st_manifest_by_tag = {
     "repo_manifest_by_tag",
     "SELECT " MANIFEST_COLUMNS ", m.body FROM repositories r"
@@ -172,6 +178,13 @@ static const struct db_stmt st_image_parent = {
 static const struct db_stmt st_image_delete = {
     "repo_image_delete",
     "DELETE FROM manifests WHERE repository_id = $1::bigint AND digest = $2", 2};
+/* repo_image_expire: are the image's tags still those its evaluation saw?
+ * (Asked under the manifest's lock: a tag cannot move onto it meanwhile.) */
+static const struct db_stmt st_image_same_tags = {
+    "repo_image_same_tags",
+    "SELECT coalesce((SELECT json_agg(t.name ORDER BY t.name) FROM tags t"
+    " WHERE t.repository_id = $1::bigint AND t.digest = $2), '[]')::jsonb = $3::jsonb",
+    3};
 static const struct db_stmt st_tag_delete = {
     "repo_tag_delete",
     "DELETE FROM tags t USING repositories r"
@@ -523,8 +536,13 @@ pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, boo
     out->rule_id = bin_int8(res, 0, 3);
     out->cache = PQgetvalue(res, 0, 4)[0] != 0;
     out->fresh = PQgetvalue(res, 0, 5)[0] != 0;
-    out->body = with_body ? PQgetvalue(res, 0, 6) : NULL;
-    if (with_body && PQgetlength(res, 0, 6) != size)
+    /* A tag the cache may not move is never due for a check: asking the
+     * upstream could only find an image the tag must not name. */
+    if (out->cache && !by_digest && !out->fresh &&
+        mutability_tag_immutable(PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7), ref))
+        out->fresh = true;
+    out->body = with_body ? PQgetvalue(res, 0, 8) : NULL;
+    if (with_body && PQgetlength(res, 0, 8) != size)
         return perr_set(e, PIER_E_INTERNAL, "stored manifest %s has an inconsistent size",
                         out->digest);
     return PIER_OK;
@@ -566,16 +584,22 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     char id[24];
     if ((rc = repo_for_write(c, name, rule_id, id, e)) != PIER_OK)
         goto end;
-    if (tag && rule_id == 0) {
+    if (tag) {
         PGresult *imm = db_exec(c->db, c->a, &st_tag_immutable, e, id, tag);
         if (!imm) {
             rc = e->code;
             goto end;
         }
-        if (PQntuples(imm) > 0 && strcmp(PQgetvalue(imm, 0, 0), digest) != 0) {
-            rc = perr_set(e, PIER_E_DENIED,
-                          "the image tag '%s' already exists in repository %s and cannot be "
-                          "overwritten because the repository's tags are immutable", tag, name);
+        if (PQntuples(imm) > 0 && strcmp(PQgetvalue(imm, 0, 0), digest) != 0 &&
+            mutability_tag_immutable(PQgetvalue(imm, 0, 1), PQgetvalue(imm, 0, 2), tag)) {
+            /* A push is refused; the cache keeps the image the tag names
+             * (ECR: an immutable tag stops the cache from updating it). */
+            rc = rule_id
+                     ? PIER_OK
+                     : perr_set(e, PIER_E_DENIED,
+                                "the image tag '%s' already exists in repository %s and cannot "
+                                "be overwritten because the repository's tags are immutable (%s)",
+                                tag, name, PQgetvalue(imm, 0, 1));
             goto end;
         }
     }
@@ -661,7 +685,9 @@ pier_err repo_tag_checked(struct ctx *c, const char *name, const char *tag, stru
     return db_exec(c->db, c->a, &st_tag_checked, e, name, tag) ? PIER_OK : e->code;
 }
 
-pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e)
+/* repo_image_delete, and with expect_tags (a JSON array) repo_image_expire. */
+static pier_err image_delete(struct ctx *c, const char *name, const char *digest,
+                             const char *expect_tags, struct perr *e)
 {
     PIER_ASSERT(grammar_name(name, NULL) == PIER_OK && grammar_is_digest(digest));
     pier_err rc;
@@ -696,9 +722,34 @@ pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, 
         perr_detail(e, "%s", db_value(parent, 0, 0));
         goto end;
     }
+    if (expect_tags) {
+        PGresult *same = db_exec(c->db, c->a, &st_image_same_tags, e, id, digest, expect_tags);
+        if (!same) {
+            rc = e->code;
+            goto end;
+        }
+        if (db_value(same, 0, 0)[0] != 't') {
+            rc = perr_set(e, PIER_E_CONFLICT,
+                          "the tags of %s in repository %s changed since it was evaluated", digest,
+                          name);
+            goto end;
+        }
+    }
     rc = db_exec(c->db, c->a, &st_image_delete, e, id, digest) ? PIER_OK : e->code;
 end:
     return db_tx_end(c->db, rc, e);
+}
+
+pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e)
+{
+    return image_delete(c, name, digest, NULL, e);
+}
+
+pier_err repo_image_expire(struct ctx *c, const char *name, const char *digest,
+                           const char *tags_json, struct perr *e)
+{
+    PIER_ASSERT(tags_json != NULL);
+    return image_delete(c, name, digest, tags_json, e);
 }
 
 pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, struct perr *e)
@@ -786,15 +837,18 @@ pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
 
 /* ---- repository records: the control plane and the console ---- */
 
-#define RECORD_COLUMNS                                                                     \
-    "r.id, r.name, extract(epoch FROM r.created_at)::bigint, r.image_tag_mutability,"      \
-    " r.scan_on_push, r.encryption_type, r.kms_key, r.kind"
+#define RECORD_COLUMNS                                                                         \
+    "r.id, r.name, (extract(epoch FROM r.created_at) * 1000)::bigint, r.image_tag_mutability," \
+    " r.scan_on_push, r.encryption_type, r.kms_key, r.kind,"                                   \
+    " array_to_json(r.image_tag_mutability_exclusions)::text"
 
 static const struct db_stmt st_record_create = {
     "repo_record_create",
     "INSERT INTO repositories(name, kind, rule_id, image_tag_mutability, scan_on_push,"
-    " encryption_type, kms_key) VALUES ($1, CASE WHEN $2::bigint > 0 THEN 'cache' ELSE 'push' END,"
-    " nullif($2::bigint, 0), $3, $4::bool, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id", 6};
+    " encryption_type, kms_key, image_tag_mutability_exclusions)"
+    " VALUES ($1, CASE WHEN $2::bigint > 0 THEN 'cache' ELSE 'push' END,"
+    " nullif($2::bigint, 0), $3, $4::bool, $5, $6, ARRAY(SELECT json_array_elements_text($7::json)))"
+    " ON CONFLICT (name) DO NOTHING RETURNING id", 7};
 static const struct db_stmt st_record_get = {
     "repo_record_get", "SELECT " RECORD_COLUMNS " FROM repositories r WHERE r.name = $1", 1};
 static const struct db_stmt st_record_list = {
@@ -805,22 +859,26 @@ static const struct db_stmt st_record_delete = {
     "repo_record_delete", "DELETE FROM repositories WHERE name = $1", 1};
 static const struct db_stmt st_record_mutability = {
     "repo_record_mutability",
-    "UPDATE repositories SET image_tag_mutability = $2 WHERE name = $1", 2};
+    "UPDATE repositories SET image_tag_mutability = $2,"
+    " image_tag_mutability_exclusions = ARRAY(SELECT json_array_elements_text($3::json))"
+    " WHERE name = $1", 3};
 static const struct db_stmt st_record_template = {
     "repo_record_template",
-    "UPDATE repositories SET encryption_type = $2, kms_key = $3, image_tag_mutability = $4"
-    " WHERE id = $1::bigint", 4};
+    "UPDATE repositories SET encryption_type = $2, kms_key = $3, image_tag_mutability = $4,"
+    " image_tag_mutability_exclusions = ARRAY(SELECT json_array_elements_text($5::json))"
+    " WHERE id = $1::bigint", 5};
 
 static void record_row(const PGresult *res, int i, struct repo_record *r)
 {
     r->id = db_int(res, i, 0);
     r->name = PQgetvalue(res, i, 1);
-    r->created_at = db_int(res, i, 2);
+    r->created_ms = db_int(res, i, 2);
     r->tag_mutability = PQgetvalue(res, i, 3);
     r->scan_on_push = PQgetvalue(res, i, 4)[0] == 't';
     r->encryption_type = PQgetvalue(res, i, 5);
     r->kms_key = db_isnull(res, i, 6) ? NULL : PQgetvalue(res, i, 6);
     r->cache = strcmp(PQgetvalue(res, i, 7), "cache") == 0;
+    r->tag_mutability_exclusions = PQgetvalue(res, i, 8);
 }
 
 pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
@@ -828,7 +886,8 @@ pier_err repo_create(struct ctx *c, const char *name, long long rule_id,
 {
     PGresult *res = db_exec(c->db, c->a, &st_record_create, e, name, rule_id > 0 ? rule_id : 0,
                             s->tag_mutability, s->scan_on_push ? "true" : "false",
-                            s->encryption_type, s->kms_key);
+                            s->encryption_type, s->kms_key,
+                            s->tag_mutability_exclusions ? s->tag_mutability_exclusions : "[]");
     if (!res)
         return e->code;
     *created = PQntuples(res) > 0;
@@ -865,16 +924,22 @@ pier_err repo_delete(struct ctx *c, const char *name, struct perr *e)
 }
 
 pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
-                                 struct perr *e)
+                                 const char *exclusions, struct perr *e)
 {
-    return db_exec(c->db, c->a, &st_record_mutability, e, name, mutability) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_record_mutability, e, name, mutability,
+                   exclusions ? exclusions : "[]")
+               ? PIER_OK
+               : e->code;
 }
 
 pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
-                             const char *kms_key, const char *tag_mutability, struct perr *e)
+                             const char *kms_key, const char *tag_mutability,
+                             const char *exclusions, struct perr *e)
 {
     return db_exec(c->db, c->a, &st_record_template, e, repo_id, encryption_type, kms_key,
-                   tag_mutability) ? PIER_OK : e->code;
+                   tag_mutability, exclusions ? exclusions : "[]")
+               ? PIER_OK
+               : e->code;
 }
 
 /* ---- images: manifests and their tags as the control plane lists them ---- */
@@ -892,15 +957,35 @@ static const struct db_stmt st_image_ids = {
 static const struct db_stmt st_images = {
     "repo_images",
     "SELECT m.digest, m.media_type, m.artifact_type, m.size,"
-    " extract(epoch FROM m.created_at)::bigint,"
-    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0), m.body,"
+    " (extract(epoch FROM m.created_at) * 1000)::bigint,"
+    " coalesce((extract(epoch FROM m.last_pulled_at) * 1000)::bigint, 0), m.body,"
     " coalesce((SELECT json_agg(t.name ORDER BY t.name) FROM tags t"
-    "   WHERE t.repository_id = m.repository_id AND t.digest = m.digest), '[]')::text"
+    "   WHERE t.repository_id = m.repository_id AND t.digest = m.digest), '[]')::text,"
+    /* an index: its largest child held here, by the blobs that child references */
+    " coalesce((SELECT max(k.s) FROM (SELECT sum(b.size) AS s FROM manifest_references c"
+    "   JOIN manifest_references b ON b.repository_id = c.repository_id AND b.manifest = c.child"
+    "   AND b.child_kind = 'blob' WHERE c.repository_id = m.repository_id AND c.manifest = m.digest"
+    "   AND c.child_kind = 'manifest' GROUP BY c.child) k), 0)"
     " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
     " WHERE r.name = $1 AND ($2::text IS NULL OR m.digest = $2)"
     " AND ($5 = 'ANY' OR ($5 = 'TAGGED') = EXISTS (SELECT 1 FROM tags t"
     "      WHERE t.repository_id = m.repository_id AND t.digest = m.digest))"
     " ORDER BY m.created_at, m.digest LIMIT $3::bigint OFFSET $4::bigint", 5};
+/* The images a lifecycle policy evaluates: the manifests no image index of
+ * the repository lists, each with its tags, in the order they were stored. */
+static const struct db_stmt st_lifecycle_images = {
+    "repo_lifecycle_images",
+    "SELECT m.digest, extract(epoch FROM m.created_at)::bigint,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " coalesce(json_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '[]')::text"
+    " FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " LEFT JOIN tags t ON t.repository_id = m.repository_id AND t.digest = m.digest"
+    " WHERE r.name = $1 AND NOT EXISTS (SELECT 1 FROM manifest_references x"
+    "   WHERE x.repository_id = m.repository_id AND x.child = m.digest"
+    "   AND x.child_kind = 'manifest' AND x.manifest <> m.digest)"
+    " GROUP BY m.repository_id, m.digest, m.created_at, m.last_pulled_at"
+    " ORDER BY m.created_at, m.digest LIMIT $2::bigint",
+    2};
 static const struct db_stmt st_tag_digest = {
     "repo_tag_digest",
     "SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id"
@@ -962,10 +1047,30 @@ pier_err repo_images(struct ctx *c, const char *name, const char *digest, const 
         m->media_type = PQgetvalue(res, i, 1);
         m->artifact_type = db_isnull(res, i, 2) ? NULL : PQgetvalue(res, i, 2);
         m->size = db_int(res, i, 3);
-        m->pushed_at = db_int(res, i, 4);
-        m->last_pulled_at = db_int(res, i, 5);
+        m->pushed_ms = db_int(res, i, 4);
+        m->last_pulled_ms = db_int(res, i, 5);
         m->body = bytea_value(c->a, res, i, 6, &m->body_len);
         m->tags_json = PQgetvalue(res, i, 7);
+        m->largest_child = db_int(res, i, 8);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_lifecycle_images(struct ctx *c, const char *name, long long limit,
+                               struct repo_image **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_lifecycle_images, e, name, limit);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        struct repo_image *m = &(*out)[i];
+        memset(m, 0, sizeof *m);
+        m->digest = PQgetvalue(res, i, 0);
+        m->pushed_ms = db_int(res, i, 1) * 1000; /* whole seconds: what the rules count */
+        m->last_pulled_ms = db_int(res, i, 2) * 1000;
+        m->tags_json = PQgetvalue(res, i, 3);
     }
     return PIER_OK;
 }
@@ -1079,11 +1184,17 @@ pier_err repo_tag_details(struct ctx *c, const char *name, struct repo_tag_detai
 
 /* ---- what the cache and the administrators ask of the repository tables ---- */
 
+/* The counter counts every pull; the time only those of principals that
+ * are not excluded (ECR's pull-time update exclusions). */
 static const struct db_stmt st_note_pulls = {
     "repo_note_pulls",
     "WITH m AS (UPDATE manifests m SET last_pulled_at = now() FROM repositories r"
-    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2 RETURNING r.id)"
-    " UPDATE repositories SET pulls = pulls + $3::bigint WHERE id IN (SELECT id FROM m)", 3};
+    "   WHERE m.repository_id = r.id AND r.name = $1 AND m.digest = $2"
+    "   AND ($4::text IS NULL OR NOT EXISTS (SELECT 1 FROM pull_time_exclusions x"
+    "        WHERE x.principal_arn = $4::text)) RETURNING r.id)"
+    " UPDATE repositories r SET pulls = pulls + $3::bigint WHERE r.name = $1"
+    " AND EXISTS (SELECT 1 FROM manifests mm WHERE mm.repository_id = r.id AND mm.digest = $2)",
+    4};
 static const struct db_stmt st_pushed_under = {
     "repo_pushed_under",
     "SELECT name FROM repositories WHERE kind = 'push'"
@@ -1100,10 +1211,11 @@ static const struct db_stmt st_counts = {
     " (SELECT coalesce(sum(size), 0) FROM blobs), (SELECT count(*) FROM manifests),"
     " (SELECT count(*) FROM tags)", 0};
 
-pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
-                         struct perr *e)
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest,
+                         const char *principal, long long count, struct perr *e)
 {
-    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, count) ? PIER_OK : e->code;
+    return db_exec(c->db, c->a, &st_note_pulls, e, name, digest, count, principal) ? PIER_OK
+                                                                                  : e->code;
 }
 
 pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name, struct perr *e)
@@ -1377,5 +1489,87 @@ pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long lo
         return e->code;
     *blobs = db_int(res, 0, 0);
     *bytes = db_int(res, 0, 1);
+    return PIER_OK;
+}
+
+/* ---- the pull-through cache's byte budgets ---- */
+
+/* The cache repositories of rule $1, or of every rule when $1 is 0. */
+#define CACHE_REPOS_OF_RULE \
+    " r.kind = 'cache' AND (r.rule_id = $1::bigint OR ($1::bigint = 0 AND r.rule_id IS NOT NULL))"
+
+static const struct db_stmt st_cache_usage = {
+    "repo_cache_usage",
+    "SELECT (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN"
+    "   (SELECT rb.digest FROM repositories r JOIN repository_blobs rb ON rb.repository_id = r.id"
+    "    WHERE" CACHE_REPOS_OF_RULE ")),"
+    " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
+    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE" CACHE_REPOS_OF_RULE
+    ")",
+    1};
+static const struct db_stmt st_cache_lru = {
+    "repo_cache_lru",
+    "SELECT r.name, m.digest, r.rule_id, cr.prefix,"
+    " coalesce(extract(epoch FROM m.last_pulled_at)::bigint, 0),"
+    " extract(epoch FROM m.created_at)::bigint"
+    " FROM repositories r JOIN cache_rules cr ON cr.id = r.rule_id"
+    " JOIN manifests m ON m.repository_id = r.id"
+    " WHERE" CACHE_REPOS_OF_RULE
+    " AND coalesce(m.last_pulled_at, m.created_at) < now() - make_interval(secs => $2::int)"
+    " ORDER BY coalesce(m.last_pulled_at, m.created_at), m.created_at, r.id, m.digest"
+    " OFFSET $3::int LIMIT $4::int",
+    4};
+static const struct db_stmt st_image_blobs = {
+    "repo_image_blobs",
+    "SELECT mr.child, coalesce(b.size, -1) FROM repositories r"
+    " JOIN manifest_references mr ON mr.repository_id = r.id"
+    " LEFT JOIN blobs b ON b.digest = mr.child"
+    " WHERE r.name = $1 AND mr.manifest = $2 AND mr.child_kind = 'blob' ORDER BY mr.child",
+    2};
+
+pier_err repo_cache_usage(struct ctx *c, long long rule_id, long long *bytes, long long *oldest,
+                          struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_cache_usage, e, rule_id);
+    if (!res)
+        return e->code;
+    *bytes = db_int(res, 0, 0);
+    if (oldest)
+        *oldest = db_int(res, 0, 1);
+    return PIER_OK;
+}
+
+pier_err repo_cache_lru(struct ctx *c, long long rule_id, int idle, int skip, int n,
+                        struct repo_cache_image **out, int *nout, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_cache_lru, e, rule_id, idle, skip, n);
+    if (!res)
+        return e->code;
+    *nout = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*nout ? *nout : 1));
+    for (int i = 0; i < *nout; i++) {
+        struct repo_cache_image *m = &(*out)[i];
+        m->name = PQgetvalue(res, i, 0);
+        m->digest = PQgetvalue(res, i, 1);
+        m->rule_id = db_int(res, i, 2);
+        m->rule_prefix = PQgetvalue(res, i, 3);
+        m->last_pulled_at = db_int(res, i, 4);
+        m->pushed_at = db_int(res, i, 5);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
+                          struct repo_gc_candidate **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_image_blobs, e, name, digest);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].digest = PQgetvalue(res, i, 0);
+        (*out)[i].size = db_int(res, i, 1);
+    }
     return PIER_OK;
 }

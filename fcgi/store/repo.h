@@ -77,7 +77,8 @@ struct stored_manifest {
     long long size;
     long long rule_id;  /* cache rule of the repository, 0 for pushed repositories */
     bool cache;         /* the repository is a pull-through cache repository */
-    bool fresh;         /* by tag in a cache repository: checked within the refresh interval */
+    bool fresh;         /* by tag in a cache repository: checked within the refresh interval,
+                           or a tag the repository's mutability setting keeps where it is */
 };
 
 /* Manifest by tag or digest. PIER_E_MANIFEST_UNKNOWN, or PIER_E_NAME_UNKNOWN
@@ -90,7 +91,10 @@ pier_err repo_manifest_get(struct ctx *c, const char *name, const char *ref, boo
  * manifest is present in this repository (PIER_E_MANIFEST_BLOB_UNKNOWN names
  * the first missing one). A cache import (rule_id > 0) stores what the
  * upstream sent (blobs and children are fetched on demand) and marks the tag
- * as just checked. All or nothing. */
+ * as just checked. A tag that exists and that the repository's mutability
+ * setting makes immutable (store/mutability.h) does not move: a push gets
+ * PIER_E_DENIED naming it; a cache import succeeds and changes nothing (the
+ * tag keeps its image). All or nothing. */
 PIER_MUST_USE
 pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, const char *digest,
                            const struct manifest *m, const char *body, size_t len,
@@ -110,6 +114,12 @@ pier_err repo_manifest_delete(struct ctx *c, const char *name, const char *ref, 
  * referenced stay until garbage collection finds them unreferenced. */
 PIER_MUST_USE
 pier_err repo_image_delete(struct ctx *c, const char *name, const char *digest, struct perr *e);
+/* repo_image_delete for a lifecycle expiry: also PIER_E_CONFLICT when the
+ * image's tags (checked under its lock) are no longer tags_json, the JSON
+ * array of names, by name, that repo_lifecycle_images gave. */
+PIER_MUST_USE
+pier_err repo_image_expire(struct ctx *c, const char *name, const char *digest,
+                           const char *tags_json, struct perr *e);
 /* Delete tag from repository name (any kind); the image stays, untagged.
  * PIER_E_MANIFEST_UNKNOWN when there is no such tag. */
 PIER_MUST_USE
@@ -137,8 +147,9 @@ pier_err repo_referrers(struct ctx *c, const char *name, const char *digest,
 struct repo_record {
     long long id;
     const char *name;
-    long long created_at;          /* seconds since the epoch */
-    const char *tag_mutability;    /* "MUTABLE" or "IMMUTABLE" */
+    long long created_ms;                  /* milliseconds since the epoch */
+    const char *tag_mutability;            /* one of ECR's four modes (store/mutability.h) */
+    const char *tag_mutability_exclusions; /* JSON array of its filter values, e.g. ["dev-*"] */
     bool scan_on_push;
     const char *encryption_type;   /* "AES256", "KMS" or "KMS_DSSE" */
     const char *kms_key;           /* NULL when none */
@@ -149,6 +160,7 @@ struct repo_record {
  * the caller against the values the schema allows). */
 struct repo_settings {
     const char *tag_mutability;
+    const char *tag_mutability_exclusions; /* JSON array of filter values; NULL: none */
     bool scan_on_push;
     const char *encryption_type;
     const char *kms_key;           /* NULL when none */
@@ -172,15 +184,19 @@ pier_err repo_list(struct ctx *c, long long limit, long long offset, struct repo
  * the caller's to drop (resource_tags_drop). */
 PIER_MUST_USE
 pier_err repo_delete(struct ctx *c, const char *name, struct perr *e);
-/* Set image_tag_mutability ("MUTABLE" or "IMMUTABLE") of name, if it exists. */
+/* Set the tag mutability of name, if it exists: one of ECR's four modes and
+ * its filter values (JSON array text; NULL: none), checked by the caller
+ * with mutability_parse(). Pushes and cache imports after it obey it (see
+ * repo_manifest_put). */
 PIER_MUST_USE
 pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
-                                 struct perr *e);
+                                 const char *exclusions, struct perr *e);
 /* A creation template's settings for the repository just created with id
- * repo_id (kms_key may be NULL), in the caller's transaction. */
+ * repo_id (kms_key and exclusions may be NULL), in the caller's transaction. */
 PIER_MUST_USE
 pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,
-                             const char *kms_key, const char *tag_mutability, struct perr *e);
+                             const char *kms_key, const char *tag_mutability,
+                             const char *exclusions, struct perr *e);
 
 /* ---- images: manifests and their tags as the control plane lists them ---- */
 
@@ -196,11 +212,13 @@ struct repo_image {
     const char *media_type;
     const char *artifact_type;     /* NULL when none */
     long long size;                /* of the manifest itself */
-    long long pushed_at;           /* seconds since the epoch */
-    long long last_pulled_at;      /* 0: never pulled */
+    long long pushed_ms;           /* milliseconds since the epoch */
+    long long last_pulled_ms;      /* milliseconds since the epoch, 0: never pulled */
     const char *body;              /* the manifest (arena); NULL if it did not decode */
     size_t body_len;
     const char *tags_json;         /* JSON array of its tags' names, by name */
+    long long largest_child;       /* an index: the bytes of the largest image it lists that
+                                      the repository holds (its blobs' sizes), else 0 */
 };
 
 /* How many manifests repository name holds (0 if it does not exist). */
@@ -219,6 +237,13 @@ PIER_MUST_USE
 pier_err repo_images(struct ctx *c, const char *name, const char *digest, const char *status,
                      long long limit, long long offset, struct repo_image **out, int *n,
                      struct perr *e);
+/* The images a lifecycle policy evaluates in name: every manifest that no
+ * image index of the repository lists (a listed one goes with its index),
+ * in the order they were stored, up to limit: digest, pushed_at,
+ * last_pulled_at and tags_json only (the rest is zero). *out (arena), *n. */
+PIER_MUST_USE
+pier_err repo_lifecycle_images(struct ctx *c, const char *name, long long limit,
+                               struct repo_image **out, int *n, struct perr *e);
 /* The digest tag points to in name (arena); PIER_E_MANIFEST_UNKNOWN when
  * there is no such tag or repository. */
 PIER_MUST_USE
@@ -277,11 +302,13 @@ struct repo_counts {
     long long repositories, blobs, blob_bytes, manifests, tags;
 };
 
-/* count pulls of manifest digest in name happened: its last-pulled time
- * becomes now and the repository's pull counter grows by count. */
+/* count pulls of manifest digest in name by principal (an ARN, NULL for
+ * anonymous callers) happened: the repository's pull counter grows by count,
+ * and the manifest's last-pulled time becomes now unless principal is
+ * excluded from pull-time updates (pull_time_exclusions, store/account.c). */
 PIER_MUST_USE
-pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest, long long count,
-                         struct perr *e);
+pier_err repo_note_pulls(struct ctx *c, const char *name, const char *digest,
+                         const char *principal, long long count, struct perr *e);
 /* A pushed repository under prefix ("ROOT": anywhere) in *name (arena), or
  * NULL when there is none. */
 PIER_MUST_USE
@@ -294,6 +321,43 @@ pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct
 /* How many repositories, blobs (and their bytes), manifests and tags exist. */
 PIER_MUST_USE
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);
+
+/* ---- the pull-through cache's byte budgets (cache/budget.c) ---- */
+
+struct repo_gc_candidate;
+
+/* An image of a cache repository, as budget enforcement sees it. */
+struct repo_cache_image {
+    const char *name; /* its repository */
+    const char *digest;
+    long long rule_id; /* the repository's rule */
+    const char *rule_prefix;
+    long long last_pulled_at; /* seconds since the epoch, 0: never pulled */
+    long long pushed_at;      /* when it was stored (imported) */
+};
+
+/* What the cache repositories of rule rule_id (0: of every rule) hold on the
+ * blob root: *bytes, the sizes of the distinct blobs linked in them (a layer
+ * several of them hold is one file, counted once); manifests live in the
+ * database and are not counted. *oldest (may be NULL): the least recent last
+ * pull (a never pulled image: its push) of their images, 0 when they hold none. */
+PIER_MUST_USE
+pier_err repo_cache_usage(struct ctx *c, long long rule_id, long long *bytes, long long *oldest,
+                          struct perr *e);
+/* Up to n images of the cache repositories of rule rule_id (0: of every
+ * rule), least recently pulled first (a never pulled image counts as pulled
+ * when it was stored; ties by storage time), after skipping the first skip;
+ * only images neither pulled nor stored within the last idle seconds (as far
+ * as the pull times were flushed). *out lives in the arena. */
+PIER_MUST_USE
+pier_err repo_cache_lru(struct ctx *c, long long rule_id, int idle, int skip, int n,
+                        struct repo_cache_image **out, int *nout, struct perr *e);
+/* The blobs (config, layers) manifest digest of repository name references,
+ * with their sizes; size -1 for a blob the store does not hold (yet: a cache
+ * fetches blobs on demand). *out (arena), *n; an index references none. */
+PIER_MUST_USE
+pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
+                          struct repo_gc_candidate **out, int *n, struct perr *e);
 
 /* ---- garbage collection (the protocol is in docs/storage.md) ---- */
 

@@ -23,12 +23,16 @@ static const char *const KINDS[] = {
 };
 
 /* Columns every SELECT of a rule returns, in this order. */
-#define RULE_COLUMNS                                                                       \
-    "id, prefix, upstream_url, upstream_registry, upstream_prefix,"                        \
-    " coalesce(credential_arn, ''), coalesce(custom_role_arn, ''),"                        \
-    " secret_enc IS NOT NULL, refresh_seconds, negative_seconds, ca_bundle,"               \
-    " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint,"     \
-    " last_error, coalesce(extract(epoch FROM last_error_at)::bigint, 0)"
+#define RULE_COLUMNS                                                                   \
+    "id, prefix, upstream_url, upstream_registry, upstream_prefix,"                    \
+    " coalesce(credential_arn, ''), coalesce(custom_role_arn, ''),"                    \
+    " secret_enc IS NOT NULL, refresh_seconds, negative_seconds, ca_bundle,"           \
+    " extract(epoch FROM created_at)::bigint, extract(epoch FROM updated_at)::bigint," \
+    " last_error, coalesce(extract(epoch FROM last_error_at)::bigint, 0),"             \
+    " coalesce(max_bytes, 0),"                                                         \
+    " coalesce(upstream_url_given, regexp_replace(upstream_url, '^https://', '')),"    \
+    " (extract(epoch FROM created_at) * 1000)::bigint,"                                \
+    " (extract(epoch FROM updated_at) * 1000)::bigint"
 
 static const struct db_stmt st_match = {
     "rules_match",
@@ -41,19 +45,24 @@ static const struct db_stmt st_get_id = {
     "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
+static const struct db_stmt st_with_budget = {
+    "rules_with_budget",
+    "SELECT " RULE_COLUMNS " FROM cache_rules WHERE max_bytes IS NOT NULL ORDER BY prefix", 0};
 static const struct db_stmt st_insert = {
     "rules_insert",
     "INSERT INTO cache_rules(prefix, upstream_url, upstream_registry, upstream_prefix,"
     " credential_arn, custom_role_arn, username_enc, secret_enc, ca_bundle, refresh_seconds,"
-    " negative_seconds) VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7::bytea,"
-    " $8::bytea, $9, $10::int, $11::int) ON CONFLICT (prefix) DO NOTHING RETURNING id", 11};
+    " negative_seconds, max_bytes, upstream_url_given) VALUES ($1, $2, $3, $4, nullif($5, ''),"
+    " nullif($6, ''), $7::bytea, $8::bytea, $9, $10::int, $11::int, nullif($12::bigint, 0), $13)"
+    " ON CONFLICT (prefix) DO NOTHING RETURNING id", 13};
 static const struct db_stmt st_update = {
     "rules_update",
     "UPDATE cache_rules SET upstream_url = $2, upstream_registry = $3, upstream_prefix = $4,"
     " credential_arn = nullif($5, ''), custom_role_arn = nullif($6, ''), ca_bundle = $7,"
-    " refresh_seconds = $8::int, negative_seconds = $9::int, updated_at = now(),"
+    " refresh_seconds = $8::int, negative_seconds = $9::int,"
+    " max_bytes = nullif($10::bigint, 0), upstream_url_given = $11, updated_at = now(),"
     " last_error = NULL, last_error_at = NULL"
-    " WHERE prefix = $1 RETURNING id", 9};
+    " WHERE prefix = $1 RETURNING id", 11};
 static const struct db_stmt st_update_creds = {
     "rules_update_creds",
     "UPDATE cache_rules SET username_enc = $2::bytea, secret_enc = $3::bytea, updated_at = now()"
@@ -99,6 +108,16 @@ pier_err rule_check_prefix(const char *p, struct perr *e)
     if (grammar_name(p, &sub) != PIER_OK)
         return perr_set(e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix '%s' is not a valid "
                         "repository name prefix: %s", p, sub.msg);
+    return PIER_OK;
+}
+
+pier_err rule_check_budget(long long max_bytes, struct perr *e)
+{
+    if (max_bytes != 0 && (max_bytes < RULE_BUDGET_MIN || max_bytes > RULE_BUDGET_MAX))
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "a rule's byte budget must be at least %lld bytes (1 MiB) and at most "
+                        "%lld (1 EiB), or none; got %lld",
+                        RULE_BUDGET_MIN, RULE_BUDGET_MAX, max_bytes);
     return PIER_OK;
 }
 
@@ -221,6 +240,14 @@ pier_err rule_check_registry(const char *kind, const char *url, char out[40], st
                     "gitlab-container-registry, chainguard, oci", kind);
 }
 
+bool rule_registry_is_ecr(const char *kind)
+{
+    for (size_t i = 0; kind && i < sizeof KINDS / sizeof KINDS[0]; i++)
+        if (strcmp(kind, KINDS[i]) == 0)
+            return strcmp(kind, "oci") != 0;
+    return false;
+}
+
 pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
                             struct perr *e)
 {
@@ -271,6 +298,10 @@ static void from_row(struct ctx *c, PGresult *res, int row, struct cache_rule *r
     r->updated_at = db_int(res, row, 12);
     r->last_error = db_isnull(res, row, 13) ? NULL : arena_strdup(c->a, PQgetvalue(res, row, 13));
     r->last_error_at = db_int(res, row, 14);
+    r->max_bytes = db_int(res, row, 15);
+    snprintf(r->upstream_url_given, sizeof r->upstream_url_given, "%s", PQgetvalue(res, row, 16));
+    r->created_ms = db_int(res, row, 17);
+    r->updated_ms = db_int(res, row, 18);
 }
 
 pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bool *found,
@@ -314,6 +345,14 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
     if ((rc = rule_check_prefix(r->prefix, e)) || (rc = rule_check_upstream_prefix(r->upstream_prefix, e)) ||
         (rc = rule_normalize_url(r->upstream_url, url, e)))
         return rc;
+    /* upstreamRegistryUrl is answered as it was written (Terraform compares
+     * it with its configuration): a new URL replaces what was written, the
+     * normalized form of the same URL (what an update reads back) keeps it. */
+    char was[RULE_URL_MAX];
+    struct perr ig;
+    if (!r->upstream_url_given[0] ||
+        rule_normalize_url(r->upstream_url_given, was, &ig) != PIER_OK || strcmp(was, url) != 0)
+        snprintf(r->upstream_url_given, sizeof r->upstream_url_given, "%s", r->upstream_url);
     snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
     char kind[40];
     if ((rc = rule_check_registry(r->upstream_registry, r->upstream_url, kind, e)))
@@ -326,7 +365,7 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
     if (r->ca_bundle && (strlen(r->ca_bundle) > RULE_CA_MAX ||
                          !strstr(r->ca_bundle, "-----BEGIN CERTIFICATE-----")))
         return perr_set(e, PIER_E_BAD_REQUEST, "CA bundle must be PEM certificates, at most 256 KiB");
-    return PIER_OK;
+    return rule_check_budget(r->max_bytes, e);
 }
 
 /* Is the rule's upstream somewhere Pier may connect to, and may its
@@ -398,10 +437,16 @@ static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_para
     pier_err rc = repo_pushed_under(c, r->prefix, &pushed, e);
     if (rc)
         return rc;
-    if (pushed)
-        return perr_set(e, PIER_E_DENIED,
-                        "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
-                        "cache rule cannot take over pushed images", r->prefix, pushed);
+    if (pushed) {
+        /* A conflict with what is stored, not a permission: who may create
+         * rules still may not create this one. */
+        perr_set(e, PIER_E_CONFLICT,
+                 "prefix %s already holds pushed repositories (e.g. %s); a pull-through "
+                 "cache rule cannot take over pushed images",
+                 r->prefix, pushed);
+        perr_detail(e, "%s", pushed);
+        return e->code;
+    }
     PGresult *res = db_execp(c->db, c->a, &st_insert, p, false, e);
     if (!res)
         return e->code;
@@ -419,7 +464,7 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)) ||
         (rc = check_destination(c, r, username || r->credential_arn[0], e)))
         return rc;
-    struct db_param p[11];
+    struct db_param p[13];
     memset(p, 0, sizeof p);
     if ((rc = seal(c, CTX_USER, username, &p[6], e)) || (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
         return rc;
@@ -432,6 +477,8 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
     p[8].value = r->ca_bundle;
     p[9] = DB_ARG(r->refresh_seconds);
     p[10] = DB_ARG(r->negative_seconds);
+    p[11] = DB_ARG(r->max_bytes);
+    p[12].value = r->upstream_url_given;
     if ((rc = db_tx_begin(c->db, e)))
         return rc;
     rc = insert(c, r, p, e);
@@ -446,7 +493,7 @@ static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_crede
     PGresult *res = db_exec(c->db, c->a, &st_update, e, r->prefix, r->upstream_url,
                             r->upstream_registry, r->upstream_prefix, r->credential_arn,
                             r->custom_role_arn, r->ca_bundle, r->refresh_seconds,
-                            r->negative_seconds);
+                            r->negative_seconds, r->max_bytes, r->upstream_url_given);
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
@@ -517,6 +564,8 @@ json_t *rule_to_json(const struct cache_rule *r)
         json_object_set_new(j, "lastError", json_string(r->last_error));
         json_object_set_new(j, "lastErrorAt", json_integer(r->last_error_at));
     }
+    if (r->max_bytes > 0)
+        json_object_set_new(j, "maxBytes", json_integer(r->max_bytes));
     return j;
 }
 
@@ -530,6 +579,18 @@ pier_err rules_list(struct ctx *c, json_t *out, struct perr *e)
         from_row(c, res, i, &r);
         json_array_append_new(out, rule_to_json(&r));
     }
+    return PIER_OK;
+}
+
+pier_err rules_with_budget(struct ctx *c, struct cache_rule **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_with_budget, e);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++)
+        from_row(c, res, i, &(*out)[i]);
     return PIER_OK;
 }
 
@@ -618,12 +679,20 @@ static const struct db_stmt st_overview = {
     " coalesce(s.hits, 0), coalesce(s.misses, 0), coalesce(s.stale, 0),"
     " coalesce(s.upstream_bytes, 0), coalesce(s.served_bytes, 0), coalesce(s.upstream_errors, 0),"
     " (SELECT count(*) FROM repositories r WHERE r.rule_id = cr.id),"
-    " (SELECT coalesce(sum(b.size), 0) FROM repositories r JOIN repository_blobs rb"
-    "   ON rb.repository_id = r.id JOIN blobs b ON b.digest = rb.digest WHERE r.rule_id = cr.id),"
+    /* a layer several of the rule's repositories hold is one file: counted once */
+    " (SELECT coalesce(sum(b.size), 0) FROM blobs b WHERE b.digest IN (SELECT rb.digest"
+    "   FROM repositories r JOIN repository_blobs rb ON rb.repository_id = r.id"
+    "   WHERE r.rule_id = cr.id)),"
     " extract(epoch FROM cr.created_at)::bigint, coalesce(s.storage_errors, 0),"
     " coalesce(cr.last_storage_error, ''),"
-    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0)"
-    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix", 0};
+    " coalesce(extract(epoch FROM cr.last_storage_error_at)::bigint, 0),"
+    " coalesce(cr.max_bytes, 0), coalesce(s.budget_expired, 0),"
+    " coalesce(s.budget_reclaimed_bytes, 0),"
+    " coalesce(extract(epoch FROM s.budget_last_expired_at)::bigint, 0),"
+    " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
+    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id)"
+    " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix",
+    0};
 
 pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struct perr *e)
 {
@@ -655,6 +724,11 @@ pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struc
         o->storage_errors = db_int(res, i, 18);
         o->last_storage_error = PQgetvalue(res, i, 19);
         o->last_storage_error_at = db_int(res, i, 20);
+        o->max_bytes = db_int(res, i, 21);
+        o->budget_expired = db_int(res, i, 22);
+        o->budget_reclaimed = db_int(res, i, 23);
+        o->budget_last_expired_at = db_int(res, i, 24);
+        o->oldest_last_pull = db_int(res, i, 25);
     }
     return PIER_OK;
 }

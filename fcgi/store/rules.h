@@ -17,11 +17,16 @@
 #define RULE_URL_MAX 512
 #define RULE_ARN_MAX 512
 #define RULE_CA_MAX (256 * 1024)
+/* A rule's byte budget, when it has one: at least 1 MiB, at most 1 EiB. */
+#define RULE_BUDGET_MIN (1LL << 20)
+#define RULE_BUDGET_MAX (1LL << 60)
 
 struct cache_rule {
     long long id;
     char prefix[RULE_PREFIX_MAX + 1];        /* "ROOT" or a name prefix */
     char upstream_url[RULE_URL_MAX];         /* scheme://host[:port][/path], no trailing '/' */
+    char upstream_url_given[RULE_URL_MAX];   /* upstreamRegistryUrl as written ("": take
+                                                upstream_url as written when validating) */
     char upstream_registry[40];              /* ecr-public, docker-hub, quay, ..., oci */
     char upstream_prefix[NAME_MAX_LEN + 1];  /* "ROOT" or a name prefix */
     char credential_arn[RULE_ARN_MAX];
@@ -29,8 +34,10 @@ struct cache_rule {
     bool has_credentials;
     int refresh_seconds;                     /* 0: ask the upstream on every tag pull */
     int negative_seconds;                    /* how long "not found upstream" is remembered */
+    long long max_bytes;                     /* byte budget of its cache repositories, 0: none */
     const char *ca_bundle;                   /* PEM in the request arena, or NULL */
     long long created_at, updated_at;        /* epoch seconds */
+    long long created_ms, updated_ms;        /* the same in milliseconds */
     const char *last_error;                  /* arena, or NULL */
     long long last_error_at;
 };
@@ -50,10 +57,16 @@ pier_err rule_check_upstream_prefix(const char *prefix, struct perr *e);
  * docker.io and index.docker.io become registry-1.docker.io. */
 PIER_MUST_USE
 pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr *e);
+/* A byte budget: 0 (none) or RULE_BUDGET_MIN..RULE_BUDGET_MAX. */
+PIER_MUST_USE
+pier_err rule_check_budget(long long max_bytes, struct perr *e);
 /* upstreamRegistry: one of the known kinds, or inferred from the URL's host
  * when empty ("oci" for any other registry). */
 PIER_MUST_USE
 pier_err rule_check_registry(const char *kind, const char *url, char out[40], struct perr *e);
+/* Is kind one of the values of ECR's UpstreamRegistry (every kind but Pier's
+ * own "oci", which stands for a registry none of them describes)? */
+bool rule_registry_is_ecr(const char *kind);
 
 /* Upstream repository for a local name under rule r, e.g. prefix
  * "docker-hub", upstream prefix ROOT: "docker-hub/nginx" -> "library/nginx". */
@@ -79,14 +92,16 @@ PIER_MUST_USE
 pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e);
 
 /* Create a rule (fields already validated by the functions above are
- * re-checked here). username/secret may be NULL; they are sealed with the
- * server key. Refuses a prefix that exists (PIER_E_CONFLICT) or that holds
- * pushed repositories (PIER_E_DENIED). Cache repositories under the new,
- * longer prefix move to it. */
+ * re-checked here; upstream_url is normalized, upstream_url_given keeps what
+ * was written). username/secret may be NULL; they are sealed with the
+ * server key. Refuses a prefix that exists (PIER_E_CONFLICT, no detail) or
+ * that holds pushed repositories (PIER_E_CONFLICT, the detail names one of
+ * them). Cache repositories under the new, longer prefix move to it. */
 PIER_MUST_USE
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e);
-/* Update the rule with r->prefix: every field of r is written; credentials
+/* Update the rule with r->prefix: every field of r is written (a URL that
+ * normalizes to another upstream than upstream_url_given replaces it); credentials
  * change only when set_credentials (NULL username clears them). *id (may be
  * NULL) receives the rule's id. Joins the caller's transaction when one is
  * open: cache_rule_update() (cache/rulechange.h) is the operation callers
@@ -131,9 +146,19 @@ struct rule_overview {
     const char *last_storage_error;
     long long last_storage_error_at;         /* epoch seconds, 0: never */
     long long repositories;                  /* cache repositories of the rule */
-    long long bytes_cached;                  /* bytes of the blobs they hold */
+    long long bytes_cached;                  /* bytes of the distinct blobs they hold */
     long long created_at;                    /* epoch seconds */
+    long long max_bytes;                     /* the rule's byte budget, 0: none */
+    long long budget_expired;                /* images the budget expired */
+    long long budget_reclaimed;              /* bytes that removed from the blob root */
+    long long budget_last_expired_at;        /* epoch seconds, 0: never */
+    long long oldest_last_pull;              /* the least recent last pull (else push) of
+                                                the images they hold, epoch seconds; 0: none */
 };
+
+/* The rules that have a byte budget, by prefix: *out (arena), *n. */
+PIER_MUST_USE
+pier_err rules_with_budget(struct ctx *c, struct cache_rule **out, int *n, struct perr *e);
 
 /* Every rule by prefix with its overview: *out (arena), *n. */
 PIER_MUST_USE

@@ -123,7 +123,7 @@ export function relativeTime(epoch, now) {
 /** <time> with a relative text and the exact UTC time as its title; 0 means never. */
 export function time(epoch, never) {
   if (!epoch) return h('span', {class: 'muted'}, never || 'never');
-  const iso = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
+  const iso = new Date(Math.floor(epoch) * 1000).toISOString().replace('.000Z', 'Z'); // API times have ms
   return h('time', {datetime: iso, title: iso.replace('T', ' ').replace('Z', ' UTC')}, relativeTime(epoch));
 }
 

@@ -516,6 +516,45 @@ async function main() {
       eq(await result.getAttribute('data-valid'), 'true', `validation after the edit (${await result.innerText()})`);
     });
 
+    await check('rule_form_sets_and_removes_a_cache_budget', ['edit_rule_replaces_credentials'], async () => {
+      const edit = async () => {
+        await go('#/rules');
+        await page.getByRole('link', {name: `Edit rule ${prefix}`}).click();
+        await heading(`Edit rule ${prefix}`);
+      };
+      await edit();
+      eq(await page.inputValue('input[name=maxBytes]'), '', 'the budget field of a rule without one');
+      // Not a size: refused next to the field, nothing saved.
+      await page.fill('input[name=maxBytes]', '12 parsecs');
+      await page.getByRole('button', {name: 'Save changes'}).click();
+      const err = page.locator('input[name=maxBytes] ~ .field-error');
+      await err.waitFor();
+      assert(/size/.test(await err.innerText()), `the budget field says ${await err.innerText()}`);
+      eq(await page.locator('input[name=maxBytes]').getAttribute('aria-invalid'), 'true', 'aria-invalid of the budget');
+      await page.fill('input[name=maxBytes]', '2 GiB');
+      await page.getByRole('button', {name: 'Save changes'}).click();
+      await heading('Pull through cache');
+      const d = await apiAdmin.ecr('DescribePullThroughCacheRules', {ecrRepositoryPrefixes: [prefix]});
+      eq(d.pullThroughCacheRules[0].pierMaxBytes, 2 ** 31, 'pierMaxBytes after saving 2 GiB');
+      const row = page.locator(`tr.rule-row[data-prefix="${prefix}"]`);
+      await row.waitFor();
+      const cached = row.locator('.cached-cell');
+      eq(await cached.locator('meter').getAttribute('max'), String(2 ** 31), 'the budget meter of the row');
+      eq(await cached.locator('.budget-limit data.bytes').getAttribute('value'), String(2 ** 31), 'the budget shown');
+      const text = await cached.innerText();
+      assert(/reclaimed/.test(text) && /oldest pull/.test(text), `the row does not show bytes reclaimed and the oldest pull: ${oneLine(text)}`);
+      await shot('rule-budget');
+      // The form shows it exactly, and emptying it removes it.
+      await edit();
+      eq(await page.inputValue('input[name=maxBytes]'), '2 GiB', 'the budget field of the rule');
+      await page.fill('input[name=maxBytes]', '');
+      await page.getByRole('button', {name: 'Save changes'}).click();
+      await heading('Pull through cache');
+      const after = await apiAdmin.ecr('DescribePullThroughCacheRules', {ecrRepositoryPrefixes: [prefix]});
+      assert(!('pierMaxBytes' in after.pullThroughCacheRules[0]), `the budget is still there: ${JSON.stringify(after)}`);
+      await page.locator(`tr.rule-row[data-prefix="${prefix}"] .cached-cell .budget-none`).waitFor();
+    });
+
     // ---- registry permissions: the helper, then a second user's pull ----
     let user = null;
     await check('second_user_is_denied_before_the_statement', ['create_rule_with_credentials', 'console_api_for_setup'], async () => {
@@ -804,6 +843,26 @@ async function main() {
       const labels = await page.locator('#page svg .chart-label').allTextContents();
       assert(labels.includes(prefix), `the rule ${prefix} is not in the charts (${labels.join(', ')})`);
       await shot('overview');
+    });
+
+    await check('overview_shows_cache_budgets_per_rule', ['overview_draws_charts'], async () => {
+      await apiAdmin.ecr('UpdatePullThroughCacheRule', {ecrRepositoryPrefix: prefix, pierMaxBytes: 5 * 2 ** 30});
+      await go('#/rules'); // away and back: the overview is drawn anew
+      await heading('Pull through cache');
+      await go('#/overview');
+      await heading('Overview');
+      const api = await page.evaluate(async () => (await fetch('api/overview')).json());
+      const mine = api.rules.find((r) => r.prefix === prefix);
+      assert(mine && mine.maxBytes === 5 * 2 ** 30 && mine.bytesCached > 0 && mine.oldestLastPull > 0,
+        `GET api/overview for the rule: ${JSON.stringify(mine)}`);
+      const row = page.locator(`tr.budget-row[data-prefix="${prefix}"]`);
+      await row.waitFor();
+      eq(await row.locator('td.num data.bytes').getAttribute('value'), String(mine.bytesCached), 'bytes cached of the row');
+      eq(await row.locator('meter').getAttribute('max'), String(5 * 2 ** 30), 'the budget meter of the row');
+      eq(await row.locator('.budget-reclaimed data.bytes').getAttribute('value'), String(mine.bytesReclaimed), 'bytes reclaimed');
+      assert((await row.locator('time').count()) === 1, `no oldest last pull: ${oneLine(await row.innerText())}`);
+      await shot('overview-budgets');
+      await apiAdmin.ecr('UpdatePullThroughCacheRule', {ecrRepositoryPrefix: prefix, pierMaxBytes: 0});
     });
 
     await check('storage_page_shows_reclaimable_bytes_and_sweeps', ['sign_in_with_the_keyboard'], async () => {

@@ -2,8 +2,9 @@
 
 Python 3.11 standard library only.
 
-  User            a principal made with `pierctl user create`, with its access
-                  key; identity policies, login passwords; deleted on exit
+  User            a principal made with `pierctl user create` (a role with
+                  role=True), with its access key; identity policies, login
+                  passwords; deleted on exit
   RegistryPolicy  sets the registry policy for a block and puts the previous
                   one (or none) back on exit
   RepositoryPolicy  the same for one repository's policy
@@ -61,6 +62,10 @@ def repo_arn(name: str) -> str:
 
 def user_arn(name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT}:user/{name}"
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
 
 
 def unique_ns(label: str = "auth") -> str:
@@ -128,20 +133,23 @@ class User:
             u.client().get(...)
     """
 
-    def __init__(self, label: str = "u", policies: dict[str, str] | None = None, admin: bool = False):
+    def __init__(self, label: str = "u", policies: dict[str, str] | None = None, admin: bool = False,
+                 role: bool = False):
         self.name = f"{label}-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-        self.arn = user_arn(self.name)
+        self.role = role
+        self.arn = role_arn(self.name) if role else user_arn(self.name)
         self.key_id = self.secret = None
         self.admin = admin
         self.initial_policies = policies or {}
         self.created = False
 
     def create(self) -> "User":
-        args = ["user", "create", self.name] + (["--admin"] if self.admin else [])
+        args = ["user", "create", self.name] + (["--admin"] if self.admin else []) + \
+            (["--role"] if self.role else [])
         out = ctl_ok(*args)
         vals = {}
         for line in out.splitlines():
-            if line.startswith("user"):
+            if line.startswith("role " if self.role else "user "):
                 vals["user"] = line.split(None, 1)[1].strip()
             elif "=" in line:
                 k, v = line.strip().split("=", 1)

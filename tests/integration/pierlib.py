@@ -1489,3 +1489,87 @@ def aws_login(podman: "Podman", creds: tuple[str, str], authfile: str, version: 
                input=(password + "\n").encode(), check=False)
     assert p.returncode == 0, f"podman login to {host} with the ECR password failed: {p.stderr.decode(errors='replace')}"
     return password
+
+
+_MODELS: dict = {}
+
+
+def service_model(service: str = "ecr"):
+    """The installed botocore's model of service (what boto3 and the aws CLI v1 speak)."""
+    if service not in _MODELS:
+        session = _need_module("botocore.session")
+        _MODELS[service] = session.get_session().get_service_model(service)
+    return _MODELS[service]
+
+
+def assert_model_shape(op: str, doc, service: str = "ecr") -> list[tuple[str, object]]:
+    """doc, the raw JSON answer of op, holds only what the output shape of op in the installed
+    botocore model names, every member of its type: strings of an enum among the enum's values,
+    numbers for timestamps, lists and structures member by member, required members present.
+    Returns the timestamps found as (path, raw JSON value)."""
+    model = service_model(service)
+    shape = model.operation_model(op).output_shape
+    problems: list[str] = []
+    times: list[tuple[str, object]] = []
+
+    def check(s, v, path):
+        t = s.type_name
+        if t == "structure":
+            if not isinstance(v, dict):
+                problems.append(f"{path}: {type(v).__name__}, the model says structure {s.name}")
+                return
+            for k, sub in v.items():
+                if k not in s.members:
+                    problems.append(f"{path}.{k}: not a member of {s.name} in the model")
+                else:
+                    check(s.members[k], sub, f"{path}.{k}")
+            for k in getattr(s, "required_members", []) or []:
+                if k not in v:
+                    problems.append(f"{path}.{k}: required by {s.name} but missing")
+        elif t == "list":
+            if not isinstance(v, list):
+                problems.append(f"{path}: {type(v).__name__}, the model says list {s.name}")
+                return
+            for i, sub in enumerate(v):
+                check(s.member, sub, f"{path}[{i}]")
+        elif t == "map":
+            if not isinstance(v, dict):
+                problems.append(f"{path}: {type(v).__name__}, the model says map {s.name}")
+                return
+            for k, sub in v.items():
+                check(s.value, sub, f"{path}[{k!r}]")
+        elif t == "string":
+            if not isinstance(v, str):
+                problems.append(f"{path}: {v!r} is not a string ({s.name})")
+            elif s.enum and v not in s.enum:
+                problems.append(f"{path}: {v!r} is not one of {s.name}'s values {s.enum}")
+        elif t in ("integer", "long"):
+            if not isinstance(v, int) or isinstance(v, bool):
+                problems.append(f"{path}: {v!r} is not an integer ({s.name})")
+        elif t in ("float", "double"):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                problems.append(f"{path}: {v!r} is not a number ({s.name})")
+        elif t == "boolean":
+            if not isinstance(v, bool):
+                problems.append(f"{path}: {v!r} is not a boolean ({s.name})")
+        elif t == "timestamp":
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                problems.append(f"{path}: {v!r} is not epoch seconds ({s.name})")
+            times.append((path, v))
+        elif t == "blob":
+            if not isinstance(v, str):
+                problems.append(f"{path}: {v!r} is not base64 text ({s.name})")
+
+    if shape is not None:
+        check(shape, doc, op)
+    assert not problems, f"{op}: the answer does not match the botocore model:\n  " + "\n  ".join(problems)
+    return times
+
+
+def api_call(op: str, body=None, service: str = "ecr", **kw):
+    """A signed call that must succeed; its raw JSON answer, checked with assert_model_shape."""
+    r = signed_api_request(op, body, service=service, **kw)
+    assert r.status == 200, f"{op}: {r.summary()}"
+    doc = r.json()
+    assert_model_shape(op, doc, service)
+    return doc

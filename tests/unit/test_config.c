@@ -82,5 +82,22 @@ int main(void)
     config_defaults(&c);
     CHECK("relative blob root refused", config_load(&c, NULL, &e) != PIER_OK);
     unsetenv("PIER_BLOB_ROOT");
+
+    /* The registry-wide cache budget: none by default, sizes with units. */
+    config_defaults(&c);
+    CHECK("no cache budget by default", c.cache_max_bytes == 0);
+    CHECK("cache budget with a unit", config_set(&c, "cache_max_bytes", "50G", &e) == PIER_OK &&
+                                          c.cache_max_bytes == 50LL << 30);
+    CHECK("cache budget 0 is none",
+          config_set(&c, "cache_max_bytes", "0", &e) == PIER_OK && c.cache_max_bytes == 0);
+    CHECK("negative cache budget refused", config_set(&c, "cache_max_bytes", "-1", &e) != PIER_OK);
+    long long v = 0;
+    CHECK("size 512MiB", config_parse_size("512MiB", &v) && v == 512LL << 20);
+    CHECK("size 10 g", config_parse_size("10 g", &v) && v == 10LL << 30);
+    CHECK("size 1T", config_parse_size("1T", &v) && v == 1LL << 40);
+    CHECK("size plain bytes", config_parse_size("1073741824", &v) && v == 1LL << 30);
+    CHECK("size with a bad unit refused", !config_parse_size("5X", &v));
+    CHECK("size that overflows refused", !config_parse_size("9999999999T", &v));
+    CHECK("size that is no number refused", !config_parse_size("G", &v));
     return TAP_DONE();
 }

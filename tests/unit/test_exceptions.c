@@ -28,6 +28,27 @@ int main(void)
     CHECK("access denied: 400 on the API, 403 on the console",
           ecr_exc_status(ECR_EXC_ACCESS_DENIED) == 400 &&
               ecr_exc_console_status(ECR_EXC_ACCESS_DENIED) == 403);
+    CHECK("account, referrers, scanning and signing exceptions carry the model's names",
+          !strcmp(ecr_exc_type(ECR_EXC_LIMIT_EXCEEDED), "LimitExceededException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_EXCLUSION_ALREADY_EXISTS),
+                      "ExclusionAlreadyExistsException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_EXCLUSION_NOT_FOUND), "ExclusionNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_UNABLE_TO_LIST_UPSTREAM_REFERRERS),
+                      "UnableToListUpstreamImageReferrersException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_UNSUPPORTED_IMAGE_TYPE),
+                      "UnsupportedImageTypeException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_SCAN_NOT_FOUND), "ScanNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_SIGNING_CONFIGURATION_NOT_FOUND),
+                      "SigningConfigurationNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_IMAGE_STORAGE_CLASS_UPDATE_NOT_SUPPORTED),
+                      "ImageStorageClassUpdateNotSupportedException"));
+    CHECK("lifecycle exceptions carry the model's names",
+          !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_POLICY_NOT_FOUND),
+                  "LifecyclePolicyNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_PREVIEW_NOT_FOUND),
+                      "LifecyclePolicyPreviewNotFoundException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_PREVIEW_IN_PROGRESS),
+                      "LifecyclePolicyPreviewInProgressException"));
     CHECK("console: server fault 500", ecr_exc_console_status(ECR_EXC_SERVER) == 500);
     CHECK("console: other operation errors 400",
           ecr_exc_console_status(ECR_EXC_REPOSITORY_NOT_FOUND) == 400 &&

@@ -6,6 +6,7 @@
 #define REPO(x) "arn:aws:ecr:us-east-1:123456789012:repository/" x
 #define ALICE "arn:aws:iam::123456789012:user/alice"
 #define BOB "arn:aws:iam::123456789012:user/bob"
+#define BUILDER "arn:aws:iam::123456789012:role/builder"
 
 static struct policy *parse(const char *doc, enum policy_kind kind, struct perr *e)
 {
@@ -32,6 +33,121 @@ static enum effect eval(struct policy *p, const char *who, const char *action, c
     struct authz_request rq = {.principal = who, .action = action, .resource = res,
                                .source_ip = ip, .now = now};
     return policy_evaluate(p, &rq, sid);
+}
+
+/* The effect of p on who's action on repository x, which has the given tags. */
+static enum effect eval_tagged(struct policy *p, const char *who, const char *action,
+                               const struct policy_tag *tags, size_t ntags)
+{
+    struct authz_request rq = {.principal = who, .action = action, .resource = REPO("x"),
+                               .now = 1800000000, .tags = tags, .ntags = ntags};
+    const char *sid;
+    return policy_evaluate(p, &rq, &sid);
+}
+
+/* Attribute-based access control: resource tags in conditions. */
+static void test_resource_tags(void)
+{
+    struct perr e;
+    static const struct policy_tag team_a[] = {{"team", "a"}, {"env", "prod"}};
+    static const struct policy_tag team_b[] = {{"team", "b"}};
+    static const struct policy_tag team_upper[] = {{"Team", "a"}};
+    struct policy *p = parse(
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"TeamA\",\"Effect\":\"Allow\","
+        "\"Action\":\"ecr:BatchGetImage\",\"Resource\":\"*\","
+        "\"Condition\":{\"StringEquals\":{\"aws:ResourceTag/team\":\"a\"}}}]}", POLICY_IDENTITY, &e);
+    CHECK("aws:ResourceTag/<key> parses", p != NULL);
+    CHECK("ResourceTag: a matching tag allows",
+          eval_tagged(p, ALICE, "ecr:BatchGetImage", team_a, 2) == EFFECT_ALLOW);
+    CHECK("ResourceTag: another value does not",
+          eval_tagged(p, ALICE, "ecr:BatchGetImage", team_b, 1) == EFFECT_NONE);
+    CHECK("ResourceTag: an untagged resource does not",
+          eval_tagged(p, ALICE, "ecr:BatchGetImage", NULL, 0) == EFFECT_NONE);
+    CHECK("ResourceTag: the tag key matches without regard to case",
+          eval_tagged(p, ALICE, "ecr:BatchGetImage", team_upper, 1) == EFFECT_ALLOW);
+    policy_free(p);
+
+    p = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":"
+              "{\"AWS\":\"" ALICE "\"},\"Action\":\"ecr:*\",\"Condition\":{\"StringLike\":"
+              "{\"ecr:ResourceTag/env\":\"pro*\"}}}]}", POLICY_RESOURCE, &e);
+    CHECK("ecr:ResourceTag/<key> parses in a resource policy", p != NULL);
+    CHECK("ecr:ResourceTag with StringLike",
+          eval_tagged(p, ALICE, "ecr:PutImage", team_a, 2) == EFFECT_ALLOW &&
+              eval_tagged(p, ALICE, "ecr:PutImage", team_b, 1) == EFFECT_NONE &&
+              eval_tagged(p, BOB, "ecr:PutImage", team_a, 2) == EFFECT_NONE);
+    policy_free(p);
+
+    p = parse("{\"Version\":\"2012-10-17\",\"Statement\":["
+              "{\"Effect\":\"Allow\",\"Action\":\"ecr:*\",\"Resource\":\"*\"},"
+              "{\"Sid\":\"OnlyOwnTeam\",\"Effect\":\"Deny\",\"Action\":\"ecr:*\",\"Resource\":\"*\","
+              "\"Condition\":{\"StringNotEquals\":{\"aws:ResourceTag/team\":\"a\"}}}]}",
+              POLICY_IDENTITY, &e);
+    CHECK("deny unless tagged: tagged a passes",
+          eval_tagged(p, ALICE, "ecr:PutImage", team_a, 2) == EFFECT_ALLOW);
+    CHECK("deny unless tagged: tagged b is denied",
+          eval_tagged(p, ALICE, "ecr:PutImage", team_b, 1) == EFFECT_DENY);
+    CHECK("deny unless tagged: untagged is denied (a missing key satisfies StringNotEquals)",
+          eval_tagged(p, ALICE, "ecr:PutImage", NULL, 0) == EFFECT_DENY);
+    policy_free(p);
+
+    p = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+              "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"StringEqualsIfExists\":"
+              "{\"aws:ResourceTag/team\":\"a\"}}}]}", POLICY_IDENTITY, &e);
+    CHECK("IfExists parses", p != NULL);
+    CHECK("IfExists: a missing key satisfies it, another value does not",
+          eval_tagged(p, ALICE, "ecr:PutImage", NULL, 0) == EFFECT_ALLOW &&
+              eval_tagged(p, ALICE, "ecr:PutImage", team_a, 2) == EFFECT_ALLOW &&
+              eval_tagged(p, ALICE, "ecr:PutImage", team_b, 1) == EFFECT_NONE);
+    policy_free(p);
+
+    p = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Action\":"
+              "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"Null\":{\"aws:ResourceTag/env\":"
+              "\"true\"}}}]}", POLICY_IDENTITY, &e);
+    CHECK("Null parses", p != NULL);
+    CHECK("Null true: denies where the tag is missing, not where it is set",
+          eval_tagged(p, ALICE, "ecr:PutImage", team_b, 1) == EFFECT_DENY &&
+              eval_tagged(p, ALICE, "ecr:PutImage", team_a, 2) == EFFECT_NONE);
+    policy_free(p);
+
+    const char *m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                             "\"Action\":\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"StringEquals\":"
+                             "{\"aws:ResourceTag/\":\"a\"}}}]}", POLICY_IDENTITY);
+    CHECK("ResourceTag without a tag key is refused", m && strstr(m, "ResourceTag/"));
+    m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+                 "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"NullIfExists\":{\"aws:username\":"
+                 "\"true\"}}}]}", POLICY_IDENTITY);
+    CHECK("NullIfExists is not an operator", m && strstr(m, "NullIfExists"));
+    m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+                 "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"Null\":{\"aws:username\":"
+                 "\"maybe\"}}}]}", POLICY_IDENTITY);
+    CHECK("Null takes true or false", m && strstr(m, "true"));
+    m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+                 "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"IpAddress\":"
+                 "{\"aws:ResourceTag/team\":\"10.0.0.0/8\"}}}]}", POLICY_IDENTITY);
+    CHECK("IpAddress on a resource tag is refused", m && strstr(m, "aws:SourceIp"));
+}
+
+/* A role has no aws:username (IAM sets it for users only). */
+static void test_roles(void)
+{
+    struct perr e;
+    const char *sid;
+    struct policy *p = parse(
+        "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+        "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"Null\":{\"aws:username\":\"false\"}}}]}",
+        POLICY_IDENTITY, &e);
+    CHECK("aws:username is set for users, not for roles",
+          p && eval(p, ALICE, "ecr:PutImage", REPO("x"), NULL, 0, &sid) == EFFECT_ALLOW &&
+              eval(p, BUILDER, "ecr:PutImage", REPO("x"), NULL, 0, &sid) == EFFECT_NONE);
+    policy_free(p);
+    p = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":"
+              "\"ecr:*\",\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"aws:username\":"
+              "\"builder\"}}}]}", POLICY_IDENTITY, &e);
+    CHECK("a role does not match an aws:username condition with its name",
+          p && eval(p, BUILDER, "ecr:PutImage", REPO("x"), NULL, 0, &sid) == EFFECT_NONE &&
+              eval(p, "arn:aws:iam::123456789012:user/builder", "ecr:PutImage", REPO("x"), NULL, 0,
+                   &sid) == EFFECT_ALLOW);
+    policy_free(p);
 }
 
 int main(void)
@@ -184,5 +300,7 @@ int main(void)
     big[sizeof big - 1] = '\0';
     m = error_of(big, POLICY_IDENTITY);
     CHECK("oversize refused", m && strstr(m, "limit"));
+    test_resource_tags();
+    test_roles();
     return TAP_DONE();
 }

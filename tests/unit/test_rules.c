@@ -77,5 +77,16 @@ int main(void)
     CHECK("root mapping", m && !strcmp(m, "anything/here"));
     CHECK("prefix itself has no upstream name", mapped("quay", "quay", "ROOT", "quay") == NULL);
     CHECK("other namespace refused", mapped("quay", "quay", "ROOT", "quayx/a") == NULL);
+
+    CHECK("no budget", rule_check_budget(0, &e) == PIER_OK);
+    CHECK("budget of 1 MiB", rule_check_budget(1LL << 20, &e) == PIER_OK);
+    CHECK("budget under 1 MiB refused",
+          rule_check_budget((1LL << 20) - 1, &e) != PIER_OK && strstr(e.msg, "budget"));
+    CHECK("negative budget refused", rule_check_budget(-5, &e) != PIER_OK);
+    CHECK("budget of 1 EiB", rule_check_budget(1LL << 60, &e) == PIER_OK);
+    CHECK("budget over 1 EiB refused", rule_check_budget((1LL << 60) + 1, &e) != PIER_OK);
+    struct cache_rule d;
+    rule_defaults(&d);
+    CHECK("a new rule has no budget", d.max_bytes == 0);
     return TAP_DONE();
 }

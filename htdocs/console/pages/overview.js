@@ -1,8 +1,9 @@
 // Overview: how the pull through cache is doing, as small SVG charts.
 
 import {api} from '../api.js';
-import {h, pageHeader, formatBytes, formatCount, time} from '../dom.js';
+import {h, pageHeader, bytes, formatBytes, formatCount, time} from '../dom.js';
 import {donut, barChart, pairedBytes, legend} from '../charts.js';
+import {budgetCell} from './rules.js';
 
 function card(title, ...children) {
   const id = `card-${title.toLowerCase().replace(/[^a-z]+/g, '-')}`;
@@ -24,6 +25,8 @@ export async function overviewPage(container) {
   const served = sum('servedBytes');
   const upstream = sum('upstreamBytes');
   const errors = sum('upstreamErrors');
+  // All rules together, a layer several of them hold counted once.
+  const cache = data.cacheBudget || {bytesCached: sum('bytesCached'), maxBytes: 0};
 
   container.appendChild(pageHeader('Overview', 'Pull through cache activity since the rules were created.',
     h('a', {class: 'button', href: '#/rules/new'}, 'Create rule')));
@@ -40,8 +43,9 @@ export async function overviewPage(container) {
       h('a', {href: '#/rules'}, rules.length === 1 ? 'cache rule' : 'cache rules'))),
     h('div', {class: 'tile'}, h('div', {class: 'tile-value'}, formatCount(sum('repositories'))),
       h('div', {class: 'tile-label'}, 'cache repositories')),
-    h('div', {class: 'tile'}, h('div', {class: 'tile-value'}, formatBytes(sum('bytesCached'))),
-      h('div', {class: 'tile-label'}, 'cached')),
+    h('div', {class: ['tile', cache.maxBytes && cache.bytesCached > cache.maxBytes ? 'tile-bad' : '']},
+      h('div', {class: 'tile-value'}, formatBytes(cache.bytesCached)),
+      h('div', {class: 'tile-label'}, cache.maxBytes ? `cached of ${formatBytes(cache.maxBytes)} (registry budget)` : 'cached')),
     h('div', {class: ['tile', errors ? 'tile-bad' : '']}, h('div', {class: 'tile-value'}, formatCount(errors)),
       h('div', {class: 'tile-label'}, errors === 1 ? 'upstream error' : 'upstream errors')));
   container.appendChild(tiles);
@@ -112,5 +116,24 @@ export async function overviewPage(container) {
         href: `#/repositories/${encodeURIComponent(t.name)}`})),
     }) : h('p', {class: 'muted'}, 'No pulls recorded yet.'));
 
-  container.appendChild(h('div', {class: 'chart-grid'}, hitCard, bytesCard, errorCard, topCard));
+  // ---- byte budgets ----
+  const budgetCard = card('Cache budgets',
+    rules.length ? h('div', {class: 'table-scroll'}, h('table', {class: 'table budget-table'},
+      h('caption', {class: 'visually-hidden'}, 'Bytes cached, budget, bytes reclaimed and oldest last pull by rule'),
+      h('thead', {}, h('tr', {},
+        h('th', {scope: 'col'}, 'Rule'),
+        h('th', {scope: 'col', class: 'num'}, 'Cached'),
+        h('th', {scope: 'col'}, 'Budget'),
+        h('th', {scope: 'col'}, 'Oldest last pull'))),
+      h('tbody', {}, rules.map((r) => h('tr', {class: 'budget-row', dataset: {prefix: r.prefix}},
+        h('th', {scope: 'row'}, h('a', {href: `#/rules?rule=${encodeURIComponent(r.prefix)}`}, h('code', label(r.prefix)))),
+        h('td', {class: 'num'}, bytes(r.bytesCached)),
+        h('td', {class: 'budget-cell'}, budgetCell(r)),
+        h('td', {class: 'nowrap'}, time(r.oldestLastPull, 'nothing cached'))))))) : h('p', {class: 'muted'}, 'No rules.'),
+    h('p', {class: 'help'}, 'Above its budget, a rule\'s least recently pulled images are removed from the blob root ',
+      'and fetched again on their next pull. ',
+      cache.maxBytes ? ['All rules together: ', bytes(cache.bytesCached), ' of the registry-wide budget of ', bytes(cache.maxBytes), '.']
+        : 'There is no registry-wide budget (cache_max_bytes).'));
+
+  container.appendChild(h('div', {class: 'chart-grid'}, hitCard, bytesCard, errorCard, topCard, budgetCard));
 }

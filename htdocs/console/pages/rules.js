@@ -2,7 +2,7 @@
 
 import {api, ApiError, ecrAll} from '../api.js';
 import {
-  h, clear, pageHeader, field, notice, errorNotice, badge, bytes, time, formatDuration, formatCount,
+  h, clear, pageHeader, field, notice, errorNotice, badge, bytes, time, formatBytes, formatDuration, formatCount,
   confirmDialog, busy, nextId,
 } from '../dom.js';
 
@@ -41,6 +41,54 @@ function prefixProblem(p) {
   if (bad) return `Character '${bad[0]}' is not allowed: use a-z, 0-9, '.', '_', '-' and '/'.`;
   if (/^[._/-]|[._/-]$/.test(p)) return 'The prefix must start and end with a letter or a digit.';
   return PREFIX_RE.test(p) ? null : 'This is not a valid prefix.';
+}
+
+// ---- byte budgets ----------------------------------------------------------------
+
+// A rule's budget is at least 1 MiB and at most 1 EiB (the server checks it too).
+const BUDGET_MIN = 2 ** 20;
+const BUDGET_MAX = 2 ** 60;
+const UNITS = {'': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40, p: 2 ** 50, e: 2 ** 60};
+
+/**
+ * A size typed by a person ("50G", "512 MiB", "1.5 GiB", "1073741824") in bytes,
+ * binary units as pierctl and the configuration file read them; null when it is not one.
+ */
+export function parseSize(text) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(?:i?b)?\s*$/i.exec(text);
+  if (!m) return null;
+  const n = Math.round(Number(m[1]) * UNITS[m[2].toLowerCase()]);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** A budget as the form shows it: exact, in the largest binary unit that divides it. */
+export function sizeText(n) {
+  for (const [u, f] of [['EiB', 2 ** 60], ['PiB', 2 ** 50], ['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]]) {
+    if (n >= f && n % f === 0) return `${n / f} ${u}`;
+  }
+  return String(n);
+}
+
+/**
+ * What a rule's images take on disk against its budget (a <meter>: no inline style under the
+ * CSP), and what the budget gave back. label: say "budget" (where no column header does).
+ */
+export function budgetCell(rule, label) {
+  const max = Number(rule.maxBytes || 0);
+  const cached = Number(rule.bytesCached || 0);
+  const reclaimed = h('div', {class: 'small muted nowrap budget-reclaimed'}, 'reclaimed ', bytes(rule.bytesReclaimed || 0));
+  if (!max) {
+    return h('div', {class: 'budget'}, h('div', {class: 'small muted budget-none'}, label ? 'no budget' : 'None'), reclaimed);
+  }
+  const over = cached > max;
+  return h('div', {class: ['budget', over ? 'budget-over' : '']},
+    h('div', {class: ['nowrap budget-limit', label ? 'small' : '']}, label ? 'budget ' : null, bytes(max)),
+    h('meter', {min: '0', max: String(max), value: String(Math.min(cached, max)), low: String(max * 0.8),
+      high: String(max * 0.95), optimum: '0', class: 'budget-meter',
+      'aria-label': `${formatBytes(cached)} of ${formatBytes(max)} used${over ? ', over budget' : ''}`,
+      title: `${formatBytes(cached)} of ${formatBytes(max)}`}),
+    over ? h('div', {class: 'small error-text'}, 'over budget') : null,
+    reclaimed);
 }
 
 function prefixLabel(prefix) {
@@ -210,8 +258,11 @@ export async function rulesPage(container, {ctx, query}) {
       h('td', {}, upstream),
       h('td', {}, creds),
       h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds)),
-      h('td', {class: 'nowrap'}, h('div', {}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
-        h('div', {class: 'small muted'}, bytes(rule.bytesCached))),
+      // What is cached, against the rule's byte budget, and how far back its last pulls go.
+      h('td', {class: 'cached-cell'}, h('div', {class: 'nowrap'}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
+        h('div', {class: 'small muted nowrap bytes-cached'}, bytes(rule.bytesCached)),
+        budgetCell(rule, true),
+        h('div', {class: 'small muted oldest-pull'}, 'oldest pull ', time(rule.oldestLastPull, 'none'))),
       errorCell,
       h('td', {class: 'actions'}, h('div', {class: 'button-row'}, validate, edit, del)));
     tbody.append(row, resultRow);
@@ -257,6 +308,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     autocomplete: 'off', maxlength: '30'});
   const upPrefix = h('input', {type: 'text', name: 'upstreamRepositoryPrefix', spellcheck: 'false', autocapitalize: 'off',
     autocomplete: 'off', placeholder: 'ROOT'});
+  const budget = h('input', {type: 'text', name: 'maxBytes', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', inputmode: 'text', placeholder: 'e.g. 50 GiB'});
   const username = h('input', {type: 'text', name: 'username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
   const token = h('input', {type: 'password', name: 'accessToken', autocomplete: 'new-password'});
   const typeNote = h('p', {class: 'help', id: nextId('note')});
@@ -328,6 +381,7 @@ export async function ruleFormPage(container, {params, ctx}) {
     updatePreview();
   });
   for (const i of [url, upPrefix]) i.addEventListener('input', () => { fieldError(i, null); updatePreview(); });
+  budget.addEventListener('input', () => fieldError(budget, null));
 
   const credsHelpText = editing
     ? (stats && stats.hasCredentials
@@ -340,6 +394,7 @@ export async function ruleFormPage(container, {params, ctx}) {
     url.value = rule.upstreamRegistryUrl;
     prefix.value = rule.ecrRepositoryPrefix;
     upPrefix.value = rule.upstreamRepositoryPrefix || 'ROOT';
+    budget.value = rule.pierMaxBytes ? sizeText(rule.pierMaxBytes) : '';
     form.append(h('dl', {class: 'facts'},
       h('dt', 'Prefix'), h('dd', prefixLabel(rule.ecrRepositoryPrefix)),
       h('dt', 'Upstream'), h('dd', upstreamName(rule.upstreamRegistry), ' ', h('code', rule.upstreamRegistryUrl)),
@@ -359,6 +414,12 @@ export async function ruleFormPage(container, {params, ctx}) {
   form.append(field('Upstream repository prefix', upPrefix,
     ['Only upstream repositories under this path are reachable; ', h('code', 'ROOT'), ' (or empty) means all.'],
     {optional: true}));
+  form.append(field('Cache budget', budget,
+    ['The most this rule\'s images may take on the blob root (a layer they share counted once), e.g. ',
+      h('code', '50 GiB'), ' or ', h('code', '512M'), '. Above it, the least recently pulled images are removed and fetched ',
+      'again on their next pull; images pulled within the last minute stay. Empty: no budget.',
+      stats ? [' Now cached: ', bytes(stats.bytesCached), '.'] : null],
+    {optional: true}));
   form.append(h('fieldset', {class: 'fieldset'},
     h('legend', {}, editing ? 'Replace credentials' : 'Upstream credentials', h('span', {class: 'optional'}, ' – optional')),
     h('p', {class: 'help'}, credsHelpText),
@@ -374,7 +435,7 @@ export async function ruleFormPage(container, {params, ctx}) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(status);
-    for (const i of [url, prefix, upPrefix, username, token]) fieldError(i, null);
+    for (const i of [url, prefix, upPrefix, budget, username, token]) fieldError(i, null);
     const p = prefix.value.trim();
     const up = upPrefix.value.trim() || 'ROOT';
     const user = username.value.trim();
@@ -395,6 +456,10 @@ export async function ruleFormPage(container, {params, ctx}) {
     if (up !== 'ROOT' && !/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(up)) {
       problem(upPrefix, 'Use ROOT or a repository path such as library or team/images (a-z, 0-9, . _ - /).');
     }
+    const budgetText = budget.value.trim();
+    const maxBytes = budgetText ? parseSize(budgetText) : 0;
+    if (maxBytes === null) problem(budget, 'Enter a size such as 50 GiB, 512 MiB or 1073741824 (bytes), or leave it empty for no budget.');
+    else if (maxBytes && (maxBytes < BUDGET_MIN || maxBytes > BUDGET_MAX)) problem(budget, 'A budget must be at least 1 MiB and at most 1 EiB.');
     if (Boolean(user) !== Boolean(secret)) problem(user ? token : username, 'Enter both the username and the access token, or neither.');
     if (bad) {
       bad.focus();
@@ -407,6 +472,10 @@ export async function ruleFormPage(container, {params, ctx}) {
           let changed = false;
           if (up !== (rule.upstreamRepositoryPrefix || 'ROOT')) {
             input.upstreamRepositoryPrefix = up;
+            changed = true;
+          }
+          if (maxBytes !== (rule.pierMaxBytes || 0)) {
+            input.pierMaxBytes = maxBytes; // 0 removes the budget
             changed = true;
           }
           if (user) {
@@ -422,8 +491,11 @@ export async function ruleFormPage(container, {params, ctx}) {
           ctx.flash('success', `The rule ${editing} was saved.`);
           ctx.navigate(`#/rules?rule=${encodeURIComponent(editing)}`);
         } else {
-          const input = {ecrRepositoryPrefix: p, upstreamRegistryUrl: url.value.trim(), upstreamRegistry: current().id};
+          const input = {ecrRepositoryPrefix: p, upstreamRegistryUrl: url.value.trim()};
+          // ECR's upstreamRegistry has no value for "any other registry": left out, Pier infers it.
+          if (current().id !== 'oci') input.upstreamRegistry = current().id;
           if (up !== 'ROOT') input.upstreamRepositoryPrefix = up;
+          if (maxBytes) input.pierMaxBytes = maxBytes;
           // A taken prefix is refused before any secret is written.
           let taken = false;
           try {
@@ -451,8 +523,9 @@ export async function ruleFormPage(container, {params, ctx}) {
         const msg = e.message || '';
         const target = /^ecrRepositoryPrefix|prefix \S+ already exists/.test(msg) || e.type === 'PullThroughCacheRuleAlreadyExistsException' ? prefix
           : /^upstreamRegistryUrl/.test(msg) ? url
-            : /^upstreamRepositoryPrefix/.test(msg) ? upPrefix : null;
-        if (target && !(editing && target !== upPrefix)) {
+            : /^upstreamRepositoryPrefix/.test(msg) ? upPrefix
+              : /^pierMaxBytes|byte budget/.test(msg) ? budget : null;
+        if (target && !(editing && target !== upPrefix && target !== budget)) {
           fieldError(target, msg);
           target.focus();
         } else {
