@@ -126,6 +126,7 @@ void op_delete_template(struct api *x);
 void op_list_tags_for_resource(struct api *x);
 void op_tag_resource(struct api *x);
 void op_untag_resource(struct api *x);
+void op_put_image_scanning_configuration(struct api *x); /* ops_repos.c */
 /* ops_account.c: account settings and pull-time update exclusions. */
 void op_get_account_setting(struct api *x);
 void op_put_account_setting(struct api *x);
@@ -140,7 +141,6 @@ void op_put_replication_configuration(struct api *x);
 void op_describe_image_replication_status(struct api *x);
 void op_start_image_scan(struct api *x);
 void op_describe_image_scan_findings(struct api *x);
-void op_put_image_scanning_configuration(struct api *x);
 void op_put_registry_scanning_configuration(struct api *x);
 void op_get_registry_scanning_configuration(struct api *x);
 void op_batch_get_repository_scanning_configuration(struct api *x);

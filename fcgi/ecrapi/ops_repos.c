@@ -245,3 +245,34 @@ void op_put_image_tag_mutability(struct api *x)
                             mutability_filters_json(values));
     json_decref(values);
 }
+
+/* Stored and reported like CreateRepository's scanOnPush, so that a tool that
+ * sets it on an existing repository (Terraform's image_scanning_configuration)
+ * reads back what it set; Pier has no scanner, so nothing is scanned. */
+void op_put_image_scanning_configuration(struct api *x)
+{
+    const char *name = api_repo_name(x, true);
+    if (x->err_type || !api_registry_id(x))
+        return;
+    json_t *sc = json_object_get(x->in, "imageScanningConfiguration");
+    json_t *flag = json_object_get(sc, "scanOnPush");
+    if (!json_is_object(sc)) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageScanningConfiguration is required");
+        return;
+    }
+    if (flag && !json_is_boolean(flag)) {
+        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageScanningConfiguration.scanOnPush must be a boolean");
+        return;
+    }
+    if (!api_authorize(x, name) || !api_repo_exists(x, name, NULL))
+        return;
+    struct perr e;
+    if (repo_set_scan_on_push(x->c, name, json_is_true(flag), &e) != PIER_OK) {
+        api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+        return;
+    }
+    json_object_set_new(x->out, "registryId", json_string(x->c->cfg->account_id));
+    json_object_set_new(x->out, "repositoryName", json_string(name));
+    json_object_set_new(x->out, "imageScanningConfiguration",
+                        json_pack("{s:b}", "scanOnPush", json_is_true(flag)));
+}

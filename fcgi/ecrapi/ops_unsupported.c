@@ -136,22 +136,6 @@ void op_describe_image_scan_findings(struct api *x)
     json_decref(id);
 }
 
-void op_put_image_scanning_configuration(struct api *x)
-{
-    const char *name = api_repo_name(x, true);
-    if (x->err_type || !api_registry_id(x))
-        return;
-    if (!json_is_object(json_object_get(x->in, "imageScanningConfiguration"))) {
-        api_fail(x, ECR_EXC_INVALID_PARAMETER, "imageScanningConfiguration is required");
-        return;
-    }
-    if (!api_authorize(x, name) || !api_repo_exists(x, name, NULL))
-        return;
-    api_fail(x, ECR_EXC_VALIDATION,
-             NO_SCANNER " (the scanOnPush that CreateRepository accepts is stored and reported, "
-             "and scans nothing)");
-}
-
 void op_put_registry_scanning_configuration(struct api *x)
 {
     if (api_authorize(x, NULL))

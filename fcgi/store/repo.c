@@ -862,6 +862,8 @@ static const struct db_stmt st_record_mutability = {
     "UPDATE repositories SET image_tag_mutability = $2,"
     " image_tag_mutability_exclusions = ARRAY(SELECT json_array_elements_text($3::json))"
     " WHERE name = $1", 3};
+static const struct db_stmt st_record_scan = {
+    "repo_record_scan", "UPDATE repositories SET scan_on_push = $2 WHERE name = $1", 2};
 static const struct db_stmt st_record_template = {
     "repo_record_template",
     "UPDATE repositories SET encryption_type = $2, kms_key = $3, image_tag_mutability = $4,"
@@ -930,6 +932,11 @@ pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mu
                    exclusions ? exclusions : "[]")
                ? PIER_OK
                : e->code;
+}
+
+pier_err repo_set_scan_on_push(struct ctx *c, const char *name, bool scan_on_push, struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_record_scan, e, name, scan_on_push) ? PIER_OK : e->code;
 }
 
 pier_err repo_apply_template(struct ctx *c, const char *repo_id, const char *encryption_type,

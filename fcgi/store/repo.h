@@ -191,6 +191,10 @@ pier_err repo_delete(struct ctx *c, const char *name, struct perr *e);
 PIER_MUST_USE
 pier_err repo_set_tag_mutability(struct ctx *c, const char *name, const char *mutability,
                                  const char *exclusions, struct perr *e);
+/* Record scanOnPush for name, if it exists: stored and reported, it scans
+ * nothing (Pier has no scanner). */
+PIER_MUST_USE
+pier_err repo_set_scan_on_push(struct ctx *c, const char *name, bool scan_on_push, struct perr *e);
 /* A creation template's settings for the repository just created with id
  * repo_id (kms_key and exclusions may be NULL), in the caller's transaction. */
 PIER_MUST_USE

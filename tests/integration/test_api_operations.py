@@ -142,7 +142,7 @@ def test_replication_answers_that_nothing_replicates():
         drop(repo)
 
 
-def test_scanning_operations_say_pier_has_no_scanner():
+def test_scanning_operations_say_pier_has_no_scanner_and_scan_on_push_is_stored():
     ecr = ecr_client()
     repo = unique_repo("scan")
     img = push_image(client_a(), repo, "v1")
@@ -152,9 +152,6 @@ def test_scanning_operations_say_pier_has_no_scanner():
                 (ecr.start_image_scan, {"repositoryName": repo, "imageId": image}, "UnsupportedImageTypeException"),
                 (ecr.describe_image_scan_findings, {"repositoryName": repo, "imageId": {"imageTag": "v1"}},
                  "ScanNotFoundException"),
-                (ecr.put_image_scanning_configuration, {"repositoryName": repo,
-                                                        "imageScanningConfiguration": {"scanOnPush": True}},
-                 "ValidationException"),
                 (ecr.put_registry_scanning_configuration, {"scanType": "BASIC"}, "ValidationException"),
                 (ecr.get_registry_scanning_configuration, {}, "ValidationException"),
                 (ecr.batch_get_repository_scanning_configuration, {"repositoryNames": [repo]},
@@ -168,9 +165,22 @@ def test_scanning_operations_say_pier_has_no_scanner():
         expect_api_error("RepositoryNotFoundException", ecr.put_image_scanning_configuration,
                          repositoryName=repo + "-none", imageScanningConfiguration={"scanOnPush": False})
         raw_error("BatchGetRepositoryScanningConfiguration", {"repositoryNames": []}, "InvalidParameterException")
-        # The repository's setting did not change.
-        assert ecr.describe_repositories(repositoryNames=[repo])["repositories"][0][
-            "imageScanningConfiguration"] == {"scanOnPush": False}
+        raw_error("PutImageScanningConfiguration", {"repositoryName": repo,
+                  "imageScanningConfiguration": {"scanOnPush": "yes"}}, "InvalidParameterException")
+        # scanOnPush is stored and read back as CreateRepository's is (Terraform
+        # updates it with this call), and scans nothing.
+        def scan_on_push():
+            return ecr.describe_repositories(repositoryNames=[repo])["repositories"][0]["imageScanningConfiguration"]
+        assert scan_on_push() == {"scanOnPush": False}
+        out = ecr.put_image_scanning_configuration(repositoryName=repo,
+                                                   imageScanningConfiguration={"scanOnPush": True})
+        assert out["repositoryName"] == repo and out["imageScanningConfiguration"] == {"scanOnPush": True}, out
+        assert scan_on_push() == {"scanOnPush": True}
+        for cli, flag in ((1, "false"), (2, "true")):
+            out = aws_json("ecr", "put-image-scanning-configuration", "--repository-name", repo,
+                           "--image-scanning-configuration", f"scanOnPush={flag}", version=cli)
+            assert out["imageScanningConfiguration"] == {"scanOnPush": flag == "true"}, out
+            assert scan_on_push() == {"scanOnPush": flag == "true"}
         for cli in (1, 2):
             for args, code in ((["start-image-scan", "--repository-name", repo, "--image-id", "imageTag=v1"],
                                 "UnsupportedImageTypeException"),
@@ -180,9 +190,7 @@ def test_scanning_operations_say_pier_has_no_scanner():
                                (["put-registry-scanning-configuration", "--scan-type", "BASIC"],
                                 "ValidationException"),
                                (["batch-get-repository-scanning-configuration", "--repository-names", repo],
-                                "ValidationException"),
-                               (["put-image-scanning-configuration", "--repository-name", repo,
-                                 "--image-scanning-configuration", "scanOnPush=true"], "ValidationException")):
+                                "ValidationException")):
                 got, msg = aws_cli_error(aws_cli("ecr", *args, version=cli, check=False))
                 assert got == code and "scanning engine" in msg, f"aws v{cli} {args[0]}: {got}: {msg}"
         # Authorization comes first: a caller without the permission is refused as such.
