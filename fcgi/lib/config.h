@@ -56,6 +56,9 @@ struct config {
                                        blob root, or it is refused before its body starts */
     long long cache_max_bytes;      /* bytes all pull-through cache rules together may
                                        keep on the blob root (0: no registry-wide budget) */
+    char audit_log[PATH_MAX];       /* file the audit trail is appended to as JSON lines
+                                       (empty: the database table only) */
+    int audit_retention_days;       /* days audit_events rows are kept (0: forever) */
 };
 
 /* Fill c with defaults. */

@@ -2,7 +2,7 @@
  * connection, the blob root and the request's arena. What outlives the
  * request belongs to the worker (the connection, the upstream client, the
  * policy cache, the cache counters, the token keys) and holds no request
- * state; who and remote_addr are the request's own. */
+ * state; who, remote_addr and request_id are the request's own. */
 #ifndef PIER_CTX_H
 #define PIER_CTX_H
 
@@ -30,6 +30,7 @@ struct ctx {
     struct authz_cache *acache;   /* this worker's recently read policies */
     const struct token_keys *tk;  /* keys of login passwords and bearer tokens */
     const char *remote_addr;      /* the client's address, for policy conditions */
+    const char *request_id;       /* X-Request-Id of this request (audit); NULL outside one */
 };
 
 #endif

@@ -29,6 +29,7 @@
 #include "registry/errors.h"
 #include "lib/ctx.h"
 #include "server/pool.h"
+#include "store/audit.h"
 #include "store/blobstore.h"
 #include <stdio.h>
 
@@ -230,6 +231,7 @@ int worker_run(const struct config *cfg, int listen_fd)
         struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a, .sb = &sb, .up = up,
                         .stats = stats, .who = &anonymous, .acache = acache, .tk = &tk,
                         .remote_addr = r.remote_addr};
+        c.request_id = audit_begin(&r);
         if (req_has_body(&r) && !pool_body_begin(cfg))
             too_busy(cfg, &r);
         else if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
@@ -240,6 +242,7 @@ int worker_run(const struct config *cfg, int listen_fd)
         else
             not_found(&r);
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
+        audit_end(&c);   /* the request's audit rows, outside any transaction */
         if (resp_failed(&r, &e) != PIER_OK)
             log_error("%s %s -> 500: %s", r.method, r.path, e.msg);
         req_finish(&r);
