@@ -495,6 +495,8 @@ pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req 
         if (id.expires > 0 && left < lifetime)
             lifetime = left > 1 ? (long)left : 1;
     }
+    if (id.authenticated) /* for the audit trail of this sign-in */
+        c->who = arena_memdup(r->a, &id, sizeof id);
     char *tok = token_sign(r->a, c->tk, TOKEN_BEARER, claims, lifetime);
     json_decref(claims);
     if (!tok)

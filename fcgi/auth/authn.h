@@ -47,7 +47,8 @@ const char *authn_public_url(struct ctx *c, struct req *r);
 
 /* GET /token: issue a bearer token for the requested scopes. A refused
  * login fails with PIER_E_UNAUTHORIZED and its own Basic challenge already
- * added; the caller writes every error (registry_token). */
+ * added; the caller writes every error (registry_token). When credentials
+ * were accepted, c->who is their identity afterwards (the audit trail). */
 PIER_MUST_USE
 pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,
                               struct perr *e);

@@ -9,6 +9,7 @@
 #include "db/db.h"
 #include "lib/arena.h"
 #include "lib/log.h"
+#include "store/audit.h"
 #include "store/repo.h"
 #include "store/rules.h"
 
@@ -107,6 +108,10 @@ static pier_err expire(struct ctx *c, const struct repo_cache_image *m, enum out
              "blob root",
              m->name, m->digest, m->rule_prefix, pulled, m->last_pulled_at ? "" : ", cached ",
              m->last_pulled_at ? "" : stored, r.bytes);
+    struct audit_event ev = {.action = "budget:ExpireImage", .repository = m->name,
+                             .target = arena_printf(c->a, "%s (rule %s, %lld bytes)", m->digest,
+                                                    m->rule_prefix, r.bytes)};
+    audit_record(c, &ev);
     struct perr se;
     if (stats_note_expiry(c, m->rule_id, r.bytes, &se) != PIER_OK)
         log_warn("budget: the expiry of %s@%s was not counted: %s", m->name, m->digest, se.msg);

@@ -24,6 +24,7 @@
 #include "db/db.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "store/audit.h"
 #include "store/blobstore.h"
 
 #define SYNC_BYTES (8LL << 20)  /* publish durable progress at least every 8 MiB */
@@ -449,6 +450,8 @@ static void hold_publish(struct fetch *f)
         return;
     }
     (void)lease_release(c, f->key, f->holder, &e);
+    struct audit_event ev = {.action = "cache:Import", .repository = f->name, .target = f->digest};
+    audit_record(c, &ev);
     stats_add(c->stats, f->rule->id, STAT_MISS, 1);
     stats_add(c->stats, f->rule->id, STAT_SERVED_BYTES, f->written);
     if (!f->headers_sent) {

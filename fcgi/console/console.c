@@ -24,6 +24,7 @@
 #include "lib/util.h"
 #include "store/gc.h"
 #include "store/repo.h"
+#include "store/audit.h"
 #include "store/blobstore.h"
 
 #define SESSION_SECONDS (8 * 3600)
@@ -160,6 +161,24 @@ static void session_json(struct req *r, const struct session *s)
                             "csrfToken", s->csrf, "expiresAt", (json_int_t)s->expires));
 }
 
+/* A console sign-in in the audit trail. The key id typed is kept only when it
+ * looks like one ("AWS" or an access key id): anything else might be a
+ * secret typed into the wrong field. */
+static void audit_signin(struct ctx *c, const char *key, const struct identity *id,
+                         enum ecr_exc exc)
+{
+    bool like_key = key && strlen(key) >= 16 && strlen(key) <= 32;
+    for (const char *p = key; like_key && *p; p++)
+        like_key = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+    if (key && !like_key && strcmp(key, "AWS") != 0)
+        key = "";
+    struct audit_event ev = {.action = "console:SignIn", .resource = authz_registry_arn(c),
+                             .result = exc == ECR_EXC_NONE ? NULL : ecr_exc_type(exc),
+                             .principal = id ? id->p.arn : "unknown",
+                             .key_id = id ? id->key_id : key ? key : ""};
+    audit_record(c, &ev);
+}
+
 static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *in)
 {
     /* An access key, or the registry's own user name and password: "AWS" and a
@@ -177,6 +196,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     if (rc == PIER_OK && id.via == VIA_LOGIN_TOKEN)
         rc = authn_key_live(c, ac, id.key_id, &e);
     if (rc == PIER_E_TOOMANYREQUESTS) {
+        audit_signin(c, key, NULL, ECR_EXC_THROTTLING);
         resp_header(r, "Retry-After", "%s", e.detail);
         fail(r, ECR_EXC_THROTTLING, e.msg);
         return;
@@ -187,6 +207,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     }
     if (rc != PIER_OK || (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
+        audit_signin(c, key, NULL, ECR_EXC_UNRECOGNIZED_CLIENT);
         fail(r, ECR_EXC_UNRECOGNIZED_CLIENT, "The access key ID or the secret access key is wrong.");
         return;
     }
@@ -215,6 +236,7 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
                 sid, lifetime, cookie_secure(c, r) ? "; Secure" : "");
     OPENSSL_cleanse(sid, sizeof sid);
     log_info("console sign-in: %s from %s", id.p.arn, r->remote_addr);
+    audit_signin(c, key, &id, ECR_EXC_NONE);
     session_json(r, &s);
 }
 
@@ -399,6 +421,58 @@ static void repositories(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:o}", "repositories", list));
 }
 
+/* GET activity?principal=&repository=&action=&since=&limit=: the audit
+ * trail, newest first; needs ecr:LookupAuditEvents on the registry. */
+static void activity(struct ctx *c, struct req *r)
+{
+    struct perr e;
+    if (authz_check_arn(c, "ecr:LookupAuditEvents", authz_registry_arn(c), &e) != PIER_OK) {
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
+        return;
+    }
+    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64],
+        limit[16];
+    struct {
+        const char *key;
+        char *buf;
+        size_t size;
+    } params[] = {{"principal", principal, sizeof principal}, {"repository", repo, sizeof repo},
+                  {"action", action, sizeof action}, {"since", since, sizeof since},
+                  {"limit", limit, sizeof limit}};
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        int have = req_query(r, params[i].key, params[i].buf, params[i].size);
+        if (have < 0) {
+            fail(r, ECR_EXC_INVALID_PARAMETER,
+                 arena_printf(r->a, "The %s parameter is malformed or too long.", params[i].key));
+            return;
+        }
+        if (have == 0)
+            params[i].buf[0] = '\0';
+    }
+    struct audit_filter f = {.principal = principal, .repository = repo, .action = action,
+                             .limit = 100};
+    long long n;
+    if (since[0] && !audit_parse_since(since, (long long)time(NULL), &f.since)) {
+        fail(r, ECR_EXC_INVALID_PARAMETER,
+             "since is unix seconds, an age such as 24h or 7d, or a date YYYY-MM-DD[THH:MM:SSZ].");
+        return;
+    }
+    if (limit[0]) {
+        if (!grammar_uint(limit, AUDIT_QUERY_MAX, &n) || n < 1) {
+            fail(r, ECR_EXC_INVALID_PARAMETER,
+                 arena_printf(r->a, "limit is a number from 1 to %d.", AUDIT_QUERY_MAX));
+            return;
+        }
+        f.limit = (int)n;
+    }
+    json_t *events;
+    if (audit_query(c, &f, &events, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
+        return;
+    }
+    reply(r, 200, json_pack("{s:o}", "events", events));
+}
+
 /* Bytes of an image: its config and layers as its manifest declares them. */
 static long long image_bytes(json_t *m)
 {
@@ -539,6 +613,8 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         db_execp(c->db, c->a, &st_delete, p, false, &e);
         resp_header(r, "Set-Cookie", COOKIE "=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0%s",
                     cookie_secure(c, r) ? "; Secure" : "");
+        struct audit_event ev = {.action = "console:SignOut", .resource = authz_registry_arn(c)};
+        audit_record(c, &ev);
         reply(r, 200, json_pack("{s:b}", "signedOut", 1));
         return;
     }
@@ -565,6 +641,10 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     if (!post && strcmp(what, "repositories") == 0) {
         repositories(c, r);
+        return;
+    }
+    if (!post && strcmp(what, "activity") == 0) {
+        activity(c, r);
         return;
     }
     if (!post && strcmp(what, "repository") == 0) {

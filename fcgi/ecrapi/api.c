@@ -15,6 +15,7 @@
 #include "lib/grammar.h"
 #include "lib/log.h"
 #include "lib/util.h"
+#include "store/audit.h"
 
 #define API_MAX_BODY (1 << 20)
 #define MAX_SKEW 900
@@ -329,13 +330,69 @@ static const struct op *find_op(const char *service, const char *name)
     return NULL;
 }
 
+/* The tags and digests an operation names (imageIds, imageTag,
+ * imageDigest), joined with ",", or NULL. */
+static const char *image_targets(struct arena *a, json_t *in)
+{
+    struct buf b;
+    buf_init_arena(&b, a, AUDIT_FIELD_MAX + 1);
+    json_t *ids = json_object_get(in, "imageIds"), *one;
+    size_t i;
+    json_array_foreach(ids, i, one) {
+        const char *t = json_string_value(json_object_get(one, "imageTag"));
+        const char *d = json_string_value(json_object_get(one, "imageDigest"));
+        const char *v = t ? t : d;
+        if (v && (buf_len(&b) ? buf_add(&b, ",", 1) : PIER_OK) == PIER_OK)
+            (void)buf_add(&b, v, strlen(v));
+    }
+    static const char *const single[] = {"imageTag", "imageDigest"};
+    for (size_t k = 0; k < 2 && !buf_len(&b); k++) {
+        const char *v = json_string_value(json_object_get(in, single[k]));
+        if (v)
+            (void)buf_add(&b, v, strlen(v));
+    }
+    if (!buf_len(&b) || buf_add(&b, "", 1) != PIER_OK)
+        return NULL;
+    return b.p;
+}
+
+/* Every control-plane call is an audit event: the operation, the resource it
+ * names (a repository, else the first of the fields below, else the
+ * registry), the images it names, and the exception it ended with. Only
+ * names are taken from the input: never a secret's value or a policy text. */
+static void audit_call(struct ctx *c, const char *service, const char *opname, json_t *in,
+                       enum ecr_exc exc)
+{
+    static const char *const named[] = {"resourceArn", "ecrRepositoryPrefix", "prefix",
+                                        "SecretId", "Name", "name", "principalArn"};
+    struct perr ignore;
+    const char *repo = in ? json_string_value(json_object_get(in, "repositoryName")) : NULL;
+    if (repo && grammar_name(repo, &ignore) != PIER_OK)
+        repo = NULL;
+    const char *resource = NULL;
+    for (size_t i = 0; !repo && in && i < sizeof named / sizeof named[0]; i++)
+        resource = json_string_value(json_object_get(in, named[i]));
+    if (!repo && !resource && strcmp(service, "ecr") == 0)
+        resource = authz_registry_arn(c);
+    struct audit_event ev = {
+        .action = arena_printf(c->a, "%s:%s", service, opname),
+        .repository = repo,
+        .resource = resource,
+        .target = in ? image_targets(c->a, in) : NULL,
+        .result = exc == ECR_EXC_NONE ? NULL : ecr_exc_type(exc),
+    };
+    audit_record(c, &ev);
+}
+
 /* Run op as ecrapi_invoke() does; *fields (NULL: not wanted) receives the
  * error's members besides its message, if it has any (caller decrefs). */
-static bool invoke(struct ctx *c, struct req *r, const struct op *op, json_t *in, json_t **out,
-                   enum ecr_exc *exc, char *err_msg, size_t errsz, json_t **fields)
+static bool invoke(struct ctx *c, struct req *r, const char *service, const struct op *op,
+                   json_t *in, json_t **out, enum ecr_exc *exc, char *err_msg, size_t errsz,
+                   json_t **fields)
 {
     struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
     op->fn(&x);
+    audit_call(c, service, op->name, in, x.err_type);
     if (x.err_type) {
         if (ecr_exc_status(x.err_type) >= 500)
             log_error("control plane %s: %s", op->name, x.err_msg);
@@ -363,7 +420,17 @@ bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char
         snprintf(err_msg, errsz, "this registry does not implement %s", opname);
         return false;
     }
-    return invoke(c, r, op, in, out, exc, err_msg, errsz, NULL);
+    return invoke(c, r, service, op, in, out, exc, err_msg, errsz, NULL);
+}
+
+/* A signed request refused before its operation ran: a failed sign-in. */
+static void refused(struct ctx *c, const char *service, const char *opname, const char *who,
+                    const char *key_id, enum ecr_exc exc)
+{
+    struct audit_event ev = {.action = arena_printf(c->a, "%s:%s", service, opname),
+                             .resource = strcmp(service, "ecr") == 0 ? authz_registry_arn(c) : "",
+                             .result = ecr_exc_type(exc), .principal = who, .key_id = key_id};
+    audit_record(c, &ev);
 }
 
 void ecrapi_handle(struct ctx *c, struct req *r)
@@ -439,9 +506,11 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     char secret[KEY_SECRET_LEN + 1];
     struct principal p;
     if (key_secret(c, sa.key_id, secret, &p, &e) != PIER_OK) {
-        if (e.code == PIER_E_UNAUTHORIZED)
+        if (e.code == PIER_E_UNAUTHORIZED) {
+            refused(c, service, opname, "unknown", sa.key_id, ECR_EXC_UNRECOGNIZED_CLIENT);
             send_error(r, ECR_EXC_UNRECOGNIZED_CLIENT,
                        "The security token included in the request is invalid.");
+        }
         else
             ecrapi_error(r, &e);
         return;
@@ -459,6 +528,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     OPENSSL_cleanse(secret, sizeof secret);
     if (rc) {
         log_warn("control plane: %s signature refused: %s", sa.key_id, e.msg);
+        refused(c, service, opname, p.arn, sa.key_id, ECR_EXC_INVALID_SIGNATURE);
         send_error(r, ECR_EXC_INVALID_SIGNATURE, e.msg);
         return;
     }
@@ -484,7 +554,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
     json_t *out = NULL, *fields = NULL;
     enum ecr_exc exc;
     char msg[600];
-    if (invoke(c, r, op, in, &out, &exc, msg, sizeof msg, &fields)) {
+    if (invoke(c, r, service, op, in, &out, &exc, msg, sizeof msg, &fields)) {
         /* Timestamps print as 1700000000.123, not 1700000000.1229999 */
         char *text = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(API_NUMBER_DIGITS));
         json_decref(out);

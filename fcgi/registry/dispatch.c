@@ -2,6 +2,7 @@
 #include "registry/dispatch.h"
 
 #include <string.h>
+#include <strings.h>
 #include "auth/authn.h"
 #include "auth/authz.h"
 #include "auth/token.h"
@@ -10,6 +11,7 @@
 #include "registry/errors.h"
 #include "registry/handlers.h"
 #include "registry/route.h"
+#include "store/audit.h"
 
 struct endpoint {
     enum route_kind kind;
@@ -137,6 +139,38 @@ static bool method_allowed(const char *methods, const char *m)
     return false;
 }
 
+/* Who a refused Basic login claimed to be, for the audit trail: "AWS" or an
+ * access key id as sent; anything else ("unknown") might be a mistyped
+ * secret, and secrets never reach the trail. */
+static const char *claimed_user(struct req *r)
+{
+    const char *h = req_header(r, "Authorization");
+    char *user, *pass;
+    if (!h || strncasecmp(h, "Basic ", 6) != 0 || !authn_decode_basic(r->a, h + 6, &user, &pass))
+        return "unknown";
+    size_t n = strlen(user);
+    bool key = n >= 16 && n <= 32;
+    for (size_t i = 0; key && i < n; i++)
+        key = (user[i] >= 'A' && user[i] <= 'Z') || (user[i] >= '0' && user[i] <= '9');
+    return key || strcmp(user, "AWS") == 0 ? user : "unknown";
+}
+
+/* The registry's audit events: sign-ins (a login's GET /v2/ with Basic
+ * credentials, refused credentials), denials of an authenticated caller,
+ * and deletes. Pulls, pushes and anonymous challenges are not recorded. */
+static void audit_registry(struct ctx *c, struct req *r, const struct route *rt,
+                           const char *action, pier_err rc)
+{
+    struct audit_event ev = {.action = action, .result = rc ? oci_code(rc) : NULL};
+    if (rt && rt->name[0]) {
+        ev.repository = rt->name;
+        ev.target = rt->ref[0] ? rt->ref : NULL;
+    }
+    if (rc == PIER_E_UNAUTHORIZED && !c->who->authenticated)
+        ev.principal = claimed_user(r);
+    audit_record(c, &ev);
+}
+
 void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
@@ -190,6 +224,8 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     arena_defer(r->a, clear_identity, id);
     c->who = id;
     if (rc) {
+        if (rc == PIER_E_UNAUTHORIZED || rc == PIER_E_DENIED || rc == PIER_E_TOOMANYREQUESTS)
+            audit_registry(c, r, &rt, "registry:SignIn", rc);
         fail(c, r, NULL, &e);
         return;
     }
@@ -198,16 +234,33 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         /* The URL is the credential: no login challenge, whatever refused it. */
         if (download && e.code == PIER_E_UNAUTHORIZED)
             e.code = PIER_E_DENIED;
+        if (c->who->authenticated)
+            audit_registry(c, r, &rt, action, e.code);
         fail(c, r, scope_for(r, &rt), &e);
         return;
     }
-    if (ep->fn(c, r, &rt, &e) != PIER_OK)
+    rc = ep->fn(c, r, &rt, &e);
+    bool del = !strcmp(r->method, "DELETE");
+    if (del && rt.kind == ROUTE_MANIFEST)
+        audit_registry(c, r, &rt, "registry:DeleteManifest", rc);
+    else if (del && rt.kind == ROUTE_BLOB)
+        audit_registry(c, r, &rt, "registry:DeleteBlob", rc);
+    else if (rc == PIER_E_DENIED && c->who->authenticated)
+        audit_registry(c, r, &rt, action ? action : "registry:Access", rc);
+    else if (rt.kind == ROUTE_BASE && !rc &&
+             (c->who->via == VIA_ACCESS_KEY || c->who->via == VIA_LOGIN_TOKEN))
+        audit_registry(c, r, NULL, "registry:SignIn", rc);
+    if (rc)
         fail(c, r, scope_for(r, &rt), &e);
 }
 
 void registry_token(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
-    if (authn_token_endpoint(c, ac, r, &e) != PIER_OK)
+    pier_err rc = authn_token_endpoint(c, ac, r, &e);
+    /* A sign-in when credentials came (anonymous tokens are pulls). */
+    if (c->who->authenticated || (rc && req_header(r, "Authorization")))
+        audit_registry(c, r, NULL, "registry:GetToken", rc);
+    if (rc)
         fail(c, r, NULL, &e);
 }

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/grammar.h"
+#include "store/audit.h"
 #include "store/gc.h"
 #include "store/repo.h"
 #include "db/db.h"
@@ -141,7 +142,7 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
      * leaves them for the next run. */
     typedef pier_err expire_fn(struct ctx *, long long *, struct perr *);
     expire_fn *const expire[] = {lease_expire, memo_expire, upstream_tokens_expire,
-                                 authn_failures_expire};
+                                 authn_failures_expire, audit_expire};
     for (size_t i = 0; i < sizeof expire / sizeof expire[0]; i++) {
         long long removed = 0;
         struct perr ignore;

@@ -10,6 +10,7 @@
 #include "lib/config.h"
 #include "lib/grammar.h"
 #include "lib/log.h"
+#include "store/audit.h"
 #include "store/repo.h"
 
 /* One sweep at a time, cluster-wide ("pier" in ASCII, then 3). */
@@ -130,6 +131,14 @@ pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out,
                       out->links, out->blobs, out->bytes, out->busy, out->finished,
                       rc ? e->msg : NULL);
         (void)db_exec(c->db, c->a, &st_prune, &ignore);
+    }
+    if (!dry_run && (out->blobs || out->links || out->finished)) {
+        struct audit_event ev = {
+            .action = "gc:DeleteBlobs", .resource = "blobs",
+            .target = arena_printf(c->a, "%lld blobs, %lld bytes, %lld links", out->blobs,
+                                   out->bytes, out->links),
+            .result = rc ? perr_name(rc) : NULL};
+        audit_record(c, &ev);
     }
     if (!dry_run && (out->blobs || out->links || out->finished))
         log_info("gc: removed %lld blobs (%lld bytes) and %lld links; %lld busy digests skipped; "

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include "db/db.h"
 #include "lib/log.h"
+#include "store/audit.h"
 #include "store/lifecycle.h"
 #include "store/repo.h"
 
@@ -140,6 +141,11 @@ pier_err lifecycle_run_repository(struct ctx *c, const char *name, long long max
             r->expired++;
             log_info("lifecycle: expired %s@%s (%s) by rule %d", name, x[i].digest,
                      lifecycle_tag_words(c->a, x[i].tags_json), x[i].rule);
+            struct audit_event ev = {
+                .action = "lifecycle:ExpireImage", .repository = name,
+                .target = arena_printf(c->a, "%s (%s; rule %d)", x[i].digest,
+                                       lifecycle_tag_words(c->a, x[i].tags_json), x[i].rule)};
+            audit_record(c, &ev);
             if (notify)
                 notify(arg, name, &x[i], NULL);
         } else if (d == PIER_E_CONFLICT) {
