@@ -296,6 +296,7 @@ workers = $WORKERS
 pid_file = $RUN/pierd.pid
 supervisor_pid_file = $RUN/pierd-supervisor.pid
 log_file = $LOG/pier.log
+audit_log = $LOG/audit.log
 registry_host = 127.0.0.1:$PORT
 server_key_file = $(server_key)
 bootstrap_file = $STATE/admin.env

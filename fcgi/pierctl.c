@@ -22,6 +22,7 @@
 #include "auth/token.h"
 #include "cache/budget.h"
 #include "cache/rulechange.h"
+#include "store/audit.h"
 #include "store/rules.h"
 #include "db/db.h"
 #include "lib/secretbox.h"
@@ -79,6 +80,11 @@ static void usage(FILE *f)
             "                           repository that has one) now; prints each expiry\n"
             "  lifecycle preview REPO [FILE|-]   what the stored policy (or the one in FILE)\n"
             "                           would expire now; changes nothing\n"
+            "  audit [--principal P] [--repository R] [--action A] [--since T] [--limit N]\n"
+            "                  the audit trail, newest first, one JSON object a line; P is an\n"
+            "                  ARN or a user or role name, A an action or a prefix ending in *\n"
+            "                  (ecr:*), T unix seconds, an age (24h, 7d) or YYYY-MM-DD[THH:MM:SSZ];\n"
+            "                  N up to 1000 (default 100)\n"
             "  version         print the version\n");
 }
 
@@ -262,6 +268,66 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
                    "skipped; %lld interrupted deletions finished; %lld ms\n", g.blobs, g.bytes,
                    g.links, g.busy, g.finished, g.seconds_ms);
         }
+    }
+    arena_free(a);
+    db_close(db);
+    return ret;
+}
+
+static int cmd_audit(const struct config *cfg, int argc, char **argv)
+{
+    struct audit_filter f = {.limit = 100};
+    for (int i = 0; i < argc; i++) {
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long long n;
+        if (!val) {
+            fprintf(stderr, "pierctl: %s needs a value\n", opt);
+            return 2;
+        }
+        i++;
+        if (strcmp(opt, "--principal") == 0) {
+            f.principal = val;
+        } else if (strcmp(opt, "--repository") == 0) {
+            f.repository = val;
+        } else if (strcmp(opt, "--action") == 0) {
+            f.action = val;
+        } else if (strcmp(opt, "--since") == 0) {
+            if (!audit_parse_since(val, (long long)time(NULL), &f.since)) {
+                fprintf(stderr, "pierctl: --since takes unix seconds, an age such as 24h or 7d, "
+                                "or a date YYYY-MM-DD[THH:MM:SSZ]\n");
+                return 2;
+            }
+        } else if (strcmp(opt, "--limit") == 0) {
+            if (!grammar_uint(val, AUDIT_QUERY_MAX, &n) || n < 1) {
+                fprintf(stderr, "pierctl: --limit takes a number from 1 to %d\n", AUDIT_QUERY_MAX);
+                return 2;
+            }
+            f.limit = (int)n;
+        } else {
+            fprintf(stderr, "usage: pierctl audit [--principal P] [--repository R] [--action A] "
+                            "[--since T] [--limit N]\n");
+            return 2;
+        }
+    }
+    struct db *db = connect_or_die(cfg);
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .a = a};
+    struct perr e;
+    json_t *events;
+    int ret = 0;
+    if (audit_query(&c, &f, &events, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        ret = 1;
+    } else {
+        size_t i;
+        json_t *ev;
+        json_array_foreach(events, i, ev) {
+            char *line = json_dumps(ev, JSON_COMPACT);
+            if (line)
+                printf("%s\n", line);
+            free(line);
+        }
+        json_decref(events);
     }
     arena_free(a);
     db_close(db);
@@ -934,6 +1000,8 @@ int main(int argc, char **argv)
         return cmd_policy(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "lifecycle") == 0)
         return cmd_lifecycle(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(&cfg, argc - optind - 1, argv + optind + 1);
     fprintf(stderr, "pierctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;
