@@ -81,10 +81,10 @@ static void usage(FILE *f)
             "  lifecycle preview REPO [FILE|-]   what the stored policy (or the one in FILE)\n"
             "                           would expire now; changes nothing\n"
             "  audit [--principal P] [--repository R] [--action A] [--since T] [--limit N]\n"
-            "                  the audit trail, newest first, one JSON object a line; P is an\n"
-            "                  ARN or a user or role name, A an action or a prefix ending in *\n"
-            "                  (ecr:*), T unix seconds, an age (24h, 7d) or YYYY-MM-DD[THH:MM:SSZ];\n"
-            "                  N up to 1000 (default 100)\n"
+            "                  the audit trail, newest first, one JSON object a line; P is\n"
+            "                  an ARN or a user or role name, A an action or a prefix\n"
+            "                  ending in * (ecr:*), T unix seconds, an age (24h, 7d) or\n"
+            "                  YYYY-MM-DD[THH:MM:SSZ]; N up to 1000 (default 100)\n"
             "  version         print the version\n");
 }
 

@@ -108,7 +108,8 @@ static pier_err expire(struct ctx *c, const struct repo_cache_image *m, enum out
              "blob root",
              m->name, m->digest, m->rule_prefix, pulled, m->last_pulled_at ? "" : ", cached ",
              m->last_pulled_at ? "" : stored, r.bytes);
-    struct audit_event ev = {.action = "budget:ExpireImage", .repository = m->name,
+    struct audit_event ev = {.action = "budget:ExpireImage",
+                             .repository = m->name,
                              .target = arena_printf(c->a, "%s (rule %s, %lld bytes)", m->digest,
                                                     m->rule_prefix, r.bytes)};
     audit_record(c, &ev);

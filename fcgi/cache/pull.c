@@ -133,8 +133,10 @@ static pier_err import(struct ctx *c, struct req *r, const char *name, const cha
     }
     (void)memo_negative_clear(c, name, ref, &ig);
     (void)lease_release(c, key, holder, &ig);
-    struct audit_event ev = {.action = "cache:Import", .repository = name,
-                             .target = by_digest ? digest : arena_printf(c->a, "%s@%s", ref, digest)};
+    struct audit_event ev = {.action = "cache:Import",
+                             .repository = name,
+                             .target = by_digest ? digest
+                                                 : arena_printf(c->a, "%s@%s", ref, digest)};
     audit_record(c, &ev);
     stats_add(c->stats, rule->id, STAT_MISS, 1);
     return serve_stored(c, r, name, ref, "miss", out, e);

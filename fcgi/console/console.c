@@ -172,10 +172,13 @@ static void audit_signin(struct ctx *c, const char *key, const struct identity *
         like_key = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
     if (key && !like_key && strcmp(key, "AWS") != 0)
         key = "";
-    struct audit_event ev = {.action = "console:SignIn", .resource = authz_registry_arn(c),
+    struct audit_event ev = {.action = "console:SignIn",
+                             .resource = authz_registry_arn(c),
                              .result = exc == ECR_EXC_NONE ? NULL : ecr_exc_type(exc),
                              .principal = id ? id->p.arn : "unknown",
-                             .key_id = id ? id->key_id : key ? key : ""};
+                             .key_id = id    ? id->key_id
+                                       : key ? key
+                                             : ""};
     audit_record(c, &ev);
 }
 
@@ -430,14 +433,15 @@ static void activity(struct ctx *c, struct req *r)
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
-    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64],
-        limit[16];
+    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64], limit[16];
     struct {
         const char *key;
         char *buf;
         size_t size;
-    } params[] = {{"principal", principal, sizeof principal}, {"repository", repo, sizeof repo},
-                  {"action", action, sizeof action}, {"since", since, sizeof since},
+    } params[] = {{"principal", principal, sizeof principal},
+                  {"repository", repo, sizeof repo},
+                  {"action", action, sizeof action},
+                  {"since", since, sizeof since},
                   {"limit", limit, sizeof limit}};
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
         int have = req_query(r, params[i].key, params[i].buf, params[i].size);
@@ -449,8 +453,8 @@ static void activity(struct ctx *c, struct req *r)
         if (have == 0)
             params[i].buf[0] = '\0';
     }
-    struct audit_filter f = {.principal = principal, .repository = repo, .action = action,
-                             .limit = 100};
+    struct audit_filter f = {
+        .principal = principal, .repository = repo, .action = action, .limit = 100};
     long long n;
     if (since[0] && !audit_parse_since(since, (long long)time(NULL), &f.since)) {
         fail(r, ECR_EXC_INVALID_PARAMETER,

@@ -338,7 +338,8 @@ static const char *image_targets(struct arena *a, json_t *in)
     buf_init_arena(&b, a, AUDIT_FIELD_MAX + 1);
     json_t *ids = json_object_get(in, "imageIds"), *one;
     size_t i;
-    json_array_foreach(ids, i, one) {
+    json_array_foreach(ids, i, one)
+    {
         const char *t = json_string_value(json_object_get(one, "imageTag"));
         const char *d = json_string_value(json_object_get(one, "imageDigest"));
         const char *v = t ? t : d;
@@ -363,8 +364,8 @@ static const char *image_targets(struct arena *a, json_t *in)
 static void audit_call(struct ctx *c, const char *service, const char *opname, json_t *in,
                        enum ecr_exc exc)
 {
-    static const char *const named[] = {"resourceArn", "ecrRepositoryPrefix", "prefix",
-                                        "SecretId", "Name", "name", "principalArn"};
+    static const char *const named[] = {
+        "resourceArn", "ecrRepositoryPrefix", "prefix", "SecretId", "Name", "name", "principalArn"};
     struct perr ignore;
     const char *repo = in ? json_string_value(json_object_get(in, "repositoryName")) : NULL;
     if (repo && grammar_name(repo, &ignore) != PIER_OK)
@@ -429,7 +430,9 @@ static void refused(struct ctx *c, const char *service, const char *opname, cons
 {
     struct audit_event ev = {.action = arena_printf(c->a, "%s:%s", service, opname),
                              .resource = strcmp(service, "ecr") == 0 ? authz_registry_arn(c) : "",
-                             .result = ecr_exc_type(exc), .principal = who, .key_id = key_id};
+                             .result = ecr_exc_type(exc),
+                             .principal = who,
+                             .key_id = key_id};
     audit_record(c, &ev);
 }
 
@@ -510,8 +513,7 @@ void ecrapi_handle(struct ctx *c, struct req *r)
             refused(c, service, opname, "unknown", sa.key_id, ECR_EXC_UNRECOGNIZED_CLIENT);
             send_error(r, ECR_EXC_UNRECOGNIZED_CLIENT,
                        "The security token included in the request is invalid.");
-        }
-        else
+        } else
             ecrapi_error(r, &e);
         return;
     }

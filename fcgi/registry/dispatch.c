@@ -158,8 +158,8 @@ static const char *claimed_user(struct req *r)
 /* The registry's audit events: sign-ins (a login's GET /v2/ with Basic
  * credentials, refused credentials), denials of an authenticated caller,
  * and deletes. Pulls, pushes and anonymous challenges are not recorded. */
-static void audit_registry(struct ctx *c, struct req *r, const struct route *rt,
-                           const char *action, pier_err rc)
+static void audit_registry(struct ctx *c, struct req *r, const struct route *rt, const char *action,
+                           pier_err rc)
 {
     struct audit_event ev = {.action = action, .result = rc ? oci_code(rc) : NULL};
     if (rt && rt->name[0]) {

@@ -50,9 +50,9 @@ struct pending {
                          target, result */
 };
 
-static const char *const FIELD_NAMES[9] = {"requestId", "principal", "accessKeyId",
-                                           "sourceAddress", "action", "repository",
-                                           "resource", "target", "result"};
+static const char *const FIELD_NAMES[9] = {"requestId",     "principal", "accessKeyId",
+                                           "sourceAddress", "action",    "repository",
+                                           "resource",      "target",    "result"};
 
 /* This request's events, waiting for audit_end(). */
 static struct pending *queue;
@@ -172,8 +172,8 @@ static void insert(struct ctx *c, const struct pending *p)
     struct perr e;
     if (!db_exec(c->db, c->a, &st_insert, &e, p->ms, p->f[0], p->f[1], p->f[2], p->f[3], p->f[4],
                  p->f[5], p->f[6], p->f[7], p->f[8]))
-        log_warn("audit: the event %s %s by %s (request %s) was not stored: %s", p->f[4],
-                 p->f[6], p->f[1], p->f[0], e.msg);
+        log_warn("audit: the event %s %s by %s (request %s) was not stored: %s", p->f[4], p->f[6],
+                 p->f[1], p->f[0], e.msg);
 }
 
 void audit_record(struct ctx *c, const struct audit_event *ev)
@@ -197,9 +197,10 @@ void audit_record(struct ctx *c, const struct audit_event *ev)
     const char *resource = ev->resource;
     if (!resource)
         resource = ev->repository && ev->repository[0] ? authz_repo_arn(c, ev->repository) : "";
-    const char *raw[9] = {c->request_id, principal, key, c->remote_addr, ev->action,
-                          ev->repository, resource, ev->target,
-                          ev->result && ev->result[0] ? ev->result : AUDIT_SUCCESS};
+    const char *raw[9] = {
+        c->request_id,  principal,  key,
+        c->remote_addr, ev->action, ev->repository,
+        resource,       ev->target, ev->result && ev->result[0] ? ev->result : AUDIT_SUCCESS};
     for (int i = 0; i < 9; i++)
         p->f[i] = bounded(c->a, raw[i]);
     write_line(c->cfg, p);
@@ -264,8 +265,11 @@ bool audit_parse_since(const char *s, long long now, long long *out)
             return true;
         }
         if (!end[1] && v <= 100LL * 365 * 86400) {
-            long long unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600
-                             : *end == 'd' ? 86400 : 0;
+            long long unit = *end == 's'   ? 1
+                             : *end == 'm' ? 60
+                             : *end == 'h' ? 3600
+                             : *end == 'd' ? 86400
+                                           : 0;
             if (unit && v <= 100LL * 365 * 86400 / unit) {
                 *out = now - v * unit;
                 return true;

@@ -22,14 +22,14 @@
 #define AUDIT_QUERY_MAX 1000
 
 struct audit_event {
-    const char *action;      /* required: "ecr:BatchDeleteImage", "registry:DeleteManifest" */
-    const char *repository;  /* the repository's name, or NULL */
-    const char *resource;    /* ARN or name acted on; NULL: the repository's ARN, or "" */
-    const char *target;      /* tags or digests inside the resource, or NULL */
-    const char *result;      /* NULL or AUDIT_SUCCESS, else the error code */
-    const char *principal;   /* NULL: the caller's ARN (c->who), "anonymous" when it has
+    const char *action;     /* required: "ecr:BatchDeleteImage", "registry:DeleteManifest" */
+    const char *repository; /* the repository's name, or NULL */
+    const char *resource;   /* ARN or name acted on; NULL: the repository's ARN, or "" */
+    const char *target;     /* tags or digests inside the resource, or NULL */
+    const char *result;     /* NULL or AUDIT_SUCCESS, else the error code */
+    const char *principal;  /* NULL: the caller's ARN (c->who), "anonymous" when it has
                                 none, AUDIT_SYSTEM outside a request (c->who NULL) */
-    const char *key_id;      /* NULL: the caller's access key id, if any */
+    const char *key_id;     /* NULL: the caller's access key id, if any */
 };
 
 /* At the start of a request: this request's id — Apache's UNIQUE_ID
@@ -53,11 +53,11 @@ PIER_MUST_USE
 pier_err audit_expire(struct ctx *c, long long *removed, struct perr *e);
 
 struct audit_filter {
-    const char *principal;   /* ARN, or a user or role name; NULL: any */
-    const char *repository;  /* NULL: any */
-    const char *action;      /* exact, or a prefix ending in '*' ("ecr:*"); NULL: any */
-    long long since;         /* unix seconds; 0: from the start */
-    int limit;               /* 1..AUDIT_QUERY_MAX */
+    const char *principal;  /* ARN, or a user or role name; NULL: any */
+    const char *repository; /* NULL: any */
+    const char *action;     /* exact, or a prefix ending in '*' ("ecr:*"); NULL: any */
+    long long since;        /* unix seconds; 0: from the start */
+    int limit;              /* 1..AUDIT_QUERY_MAX */
 };
 
 /* Events matching f, newest first, as a new JSON array of objects shaped like

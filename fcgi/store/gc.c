@@ -133,11 +133,11 @@ pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out,
         (void)db_exec(c->db, c->a, &st_prune, &ignore);
     }
     if (!dry_run && (out->blobs || out->links || out->finished)) {
-        struct audit_event ev = {
-            .action = "gc:DeleteBlobs", .resource = "blobs",
-            .target = arena_printf(c->a, "%lld blobs, %lld bytes, %lld links", out->blobs,
-                                   out->bytes, out->links),
-            .result = rc ? perr_name(rc) : NULL};
+        struct audit_event ev = {.action = "gc:DeleteBlobs",
+                                 .resource = "blobs",
+                                 .target = arena_printf(c->a, "%lld blobs, %lld bytes, %lld links",
+                                                        out->blobs, out->bytes, out->links),
+                                 .result = rc ? perr_name(rc) : NULL};
         audit_record(c, &ev);
     }
     if (!dry_run && (out->blobs || out->links || out->finished))

@@ -142,7 +142,8 @@ pier_err lifecycle_run_repository(struct ctx *c, const char *name, long long max
             log_info("lifecycle: expired %s@%s (%s) by rule %d", name, x[i].digest,
                      lifecycle_tag_words(c->a, x[i].tags_json), x[i].rule);
             struct audit_event ev = {
-                .action = "lifecycle:ExpireImage", .repository = name,
+                .action = "lifecycle:ExpireImage",
+                .repository = name,
                 .target = arena_printf(c->a, "%s (%s; rule %d)", x[i].digest,
                                        lifecycle_tag_words(c->a, x[i].tags_json), x[i].rule)};
             audit_record(c, &ev);
