@@ -321,7 +321,8 @@ static int cmd_audit(const struct config *cfg, int argc, char **argv)
     } else {
         size_t i;
         json_t *ev;
-        json_array_foreach(events, i, ev) {
+        json_array_foreach(events, i, ev)
+        {
             char *line = json_dumps(ev, JSON_COMPACT);
             if (line)
                 printf("%s\n", line);
