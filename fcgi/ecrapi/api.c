@@ -358,8 +358,8 @@ static const char *image_targets(struct arena *a, json_t *in)
 }
 
 /* Every control-plane call is an audit event: the operation, the resource it
- * names (a repository, else the first of the fields below, else the
- * registry), the images it names, and the exception it ended with. Only
+ * names (a repository, or the only one of repositoryNames, else the first of
+ * the fields below, else the registry), the images it names, and the exception it ended with. Only
  * names are taken from the input: never a secret's value or a policy text. */
 static void audit_call(struct ctx *c, const char *service, const char *opname, json_t *in,
                        enum ecr_exc exc)
@@ -371,7 +371,13 @@ static void audit_call(struct ctx *c, const char *service, const char *opname, j
     if (repo && grammar_name(repo, &ignore) != PIER_OK)
         repo = NULL;
     const char *resource = NULL;
-    for (size_t i = 0; !repo && in && i < sizeof named / sizeof named[0]; i++)
+    json_t *names = in ? json_object_get(in, "repositoryNames") : NULL;
+    if (!repo && json_array_size(names) == 1) {
+        repo = json_string_value(json_array_get(names, 0));
+        if (repo && grammar_name(repo, &ignore) != PIER_OK)
+            repo = NULL;
+    }
+    for (size_t i = 0; !repo && !resource && in && i < sizeof named / sizeof named[0]; i++)
         resource = json_string_value(json_object_get(in, named[i]));
     if (!repo && !resource && strcmp(service, "ecr") == 0)
         resource = authz_registry_arn(c);

@@ -15,7 +15,7 @@ from pierlib import (
     secrets_client, sql_str, unique_repo, url_a, url_b, wait_until,
 )
 from upstreams import CacheRule, DockerRegistry, pierctl
-from authlib import SECRETS, User, allow, basic, policy, policy_settle, remember
+from authlib import SECRETS, User, allow, basic, policy, policy_settle, remember, user_arn
 from test_console_api import Console, error_type
 from test_cache_pull import pull_http
 
@@ -179,9 +179,7 @@ def test_a_pull_through_import_is_recorded():
             repo = rule.repo("library/audited")
             pull_http(client_a(), repo, "1.0", image, expect_state="miss")
             imports = wait_rows(f"repository = {sql_str(repo)} AND action = 'cache:Import'", 1 + len(image.layers) + 1)
-            from pierlib import admin_creds
-            admin_arn = psql_value("SELECT p.arn FROM principals p JOIN access_keys k ON k.principal_id = p.id "
-                                   f"WHERE k.key_id = {sql_str(admin_creds()[0])}")
+            admin_arn = user_arn("admin")  # the first administrator, whose key client_a() uses
             assert {e["principal"] for e in imports} == {admin_arn}, imports
             targets = {e["target"] for e in imports}
             assert f"1.0@{image.digest}" in targets, targets
