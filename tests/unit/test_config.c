@@ -91,6 +91,14 @@ int main(void)
     CHECK("cache budget 0 is none",
           config_set(&c, "cache_max_bytes", "0", &e) == PIER_OK && c.cache_max_bytes == 0);
     CHECK("negative cache budget refused", config_set(&c, "cache_max_bytes", "-1", &e) != PIER_OK);
+    /* The audit trail: no file by default, 90 days in the database. */
+    config_defaults(&c);
+    CHECK("no audit file by default", c.audit_log[0] == '\0');
+    CHECK("audit retention 90 days by default", c.audit_retention_days == 90);
+    CHECK("audit retention 0 keeps all", config_set(&c, "audit_retention_days", "0", &e) == PIER_OK &&
+                                             c.audit_retention_days == 0);
+    CHECK("negative audit retention refused",
+          config_set(&c, "audit_retention_days", "-1", &e) != PIER_OK);
     long long v = 0;
     CHECK("size 512MiB", config_parse_size("512MiB", &v) && v == 512LL << 20);
     CHECK("size 10 g", config_parse_size("10 g", &v) && v == 10LL << 30);
