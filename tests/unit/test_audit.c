@@ -9,8 +9,7 @@ int main(void)
     CHECK("since: unix seconds", audit_parse_since("1690000000", now, &t) && t == 1690000000);
     CHECK("since: hours ago", audit_parse_since("24h", now, &t) && t == now - 86400);
     CHECK("since: days ago", audit_parse_since("7d", now, &t) && t == now - 7 * 86400);
-    CHECK("since: minutes and seconds ago", audit_parse_since("90m", now, &t) &&
-                                                t == now - 5400 &&
+    CHECK("since: minutes and seconds ago", audit_parse_since("90m", now, &t) && t == now - 5400 &&
                                                 audit_parse_since("30s", now, &t) && t == now - 30);
     CHECK("since: a date", audit_parse_since("2023-11-14", now, &t) && t == 1699920000);
     CHECK("since: a UTC time", audit_parse_since("2023-11-14T22:13:20Z", now, &t) && t == now);

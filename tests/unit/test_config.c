@@ -95,8 +95,9 @@ int main(void)
     config_defaults(&c);
     CHECK("no audit file by default", c.audit_log[0] == '\0');
     CHECK("audit retention 90 days by default", c.audit_retention_days == 90);
-    CHECK("audit retention 0 keeps all", config_set(&c, "audit_retention_days", "0", &e) == PIER_OK &&
-                                             c.audit_retention_days == 0);
+    CHECK("audit retention 0 keeps all",
+          config_set(&c, "audit_retention_days", "0", &e) == PIER_OK &&
+              c.audit_retention_days == 0);
     CHECK("negative audit retention refused",
           config_set(&c, "audit_retention_days", "-1", &e) != PIER_OK);
     long long v = 0;
