@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -707,6 +708,22 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
+/* A change made with pierctl, in the audit trail: the principal is the local
+ * account that ran it ("local:root"); no request id, no address. */
+static void ctl_audit(struct ctl *t, const char *action, const char *repository,
+                      const char *resource, const char *target)
+{
+    const struct passwd *pw = getpwuid(getuid());
+    struct audit_event ev = {.action = action,
+                             .repository = repository,
+                             .resource = resource,
+                             .target = target,
+                             .principal = pw ? arena_printf(t->a, "local:%s", pw->pw_name)
+                                             : arena_printf(t->a, "local:uid %ld", (long)getuid()),
+                             .key_id = ""};
+    audit_record(&t->c, &ev);
+}
+
 static int cmd_user(const struct config *cfg, int argc, char **argv)
 {
     if (argc < 1)
@@ -740,6 +757,9 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
                 printf("%-17s%s\n", role ? "role" : "user", p.arn);
                 printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", id, secret);
                 printf("(the secret is shown only now)\n");
+                ctl_audit(&t, role ? "pierctl:CreateRole" : "pierctl:CreateUser", NULL, p.arn,
+                          arena_printf(t.a, "access key %s%s", id,
+                                       admin ? ", policy AdministratorAccess" : ""));
             }
         }
         OPENSSL_cleanse(secret, sizeof secret);
@@ -750,8 +770,10 @@ static int cmd_user(const struct config *cfg, int argc, char **argv)
         else
             json_decref(l);
     } else if (!strcmp(argv[0], "delete") && argc == 2) {
-        if (!(rc = principal_delete(&t.c, argv[1], &e)))
+        if (!(rc = principal_delete(&t.c, argv[1], &e))) {
             printf("deleted principal %s\n", argv[1]);
+            ctl_audit(&t, "pierctl:DeletePrincipal", NULL, argv[1], NULL);
+        }
     } else {
         usage(stderr);
         return ctl_close(&t, PIER_OK, &e), 2;
@@ -771,9 +793,11 @@ static int cmd_key(const struct config *cfg, int argc, char **argv)
     if (!strcmp(argv[0], "create")) {
         char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
         if (!(rc = principal_get(&t.c, argv[1], &p, &e)) &&
-            !(rc = key_create(&t.c, p.id, id, secret, &e)))
+            !(rc = key_create(&t.c, p.id, id, secret, &e))) {
             printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n(the secret is shown only now)\n",
                    id, secret);
+            ctl_audit(&t, "pierctl:CreateAccessKey", NULL, p.arn, id);
+        }
         OPENSSL_cleanse(secret, sizeof secret);
     } else if (!strcmp(argv[0], "list")) {
         json_t *l = json_array();
@@ -782,8 +806,10 @@ static int cmd_key(const struct config *cfg, int argc, char **argv)
         else
             json_decref(l);
     } else if (!strcmp(argv[0], "delete")) {
-        if (!(rc = key_delete(&t.c, argv[1], &e)))
+        if (!(rc = key_delete(&t.c, argv[1], &e))) {
             printf("deleted access key %s\n", argv[1]);
+            ctl_audit(&t, "pierctl:DeleteAccessKey", NULL, NULL, argv[1]);
+        }
     } else {
         usage(stderr);
         return ctl_close(&t, PIER_OK, &e), 2;
@@ -833,14 +859,18 @@ static int cmd_policy(const struct config *cfg, int argc, char **argv)
         if (!strcmp(verb, "put") && argc == 3) {
             if (!(text = read_doc(argv[2])))
                 rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[2]);
-            else if (!(rc = registry_policy_put(&t.c, text, &e)))
+            else if (!(rc = registry_policy_put(&t.c, text, &e))) {
                 printf("registry policy stored\n");
+                ctl_audit(&t, "pierctl:PutRegistryPolicy", NULL, authz_registry_arn(&t.c), NULL);
+            }
         } else if (!strcmp(verb, "get")) {
             if (!(rc = registry_policy_get(&t.c, &doc, &e)))
                 printf("%s\n", doc);
         } else if (!strcmp(verb, "delete")) {
-            if (!(rc = registry_policy_delete(&t.c, &e)))
+            if (!(rc = registry_policy_delete(&t.c, &e))) {
                 printf("registry policy deleted\n");
+                ctl_audit(&t, "pierctl:DeleteRegistryPolicy", NULL, authz_registry_arn(&t.c), NULL);
+            }
         } else {
             rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy registry put FILE | get | delete");
         }
@@ -848,14 +878,18 @@ static int cmd_policy(const struct config *cfg, int argc, char **argv)
         if (!strcmp(verb, "put") && argc == 4) {
             if (!(text = read_doc(argv[3])))
                 rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[3]);
-            else if (!(rc = repository_policy_put(&t.c, argv[2], text, &e)))
+            else if (!(rc = repository_policy_put(&t.c, argv[2], text, &e))) {
                 printf("repository policy of %s stored\n", argv[2]);
+                ctl_audit(&t, "pierctl:SetRepositoryPolicy", argv[2], NULL, NULL);
+            }
         } else if (!strcmp(verb, "get")) {
             if (!(rc = repository_policy_get(&t.c, argv[2], &doc, &e)))
                 printf("%s\n", doc);
         } else if (!strcmp(verb, "delete")) {
-            if (!(rc = repository_policy_delete(&t.c, argv[2], &e)))
+            if (!(rc = repository_policy_delete(&t.c, argv[2], &e))) {
                 printf("repository policy of %s deleted\n", argv[2]);
+                ctl_audit(&t, "pierctl:DeleteRepositoryPolicy", argv[2], NULL, NULL);
+            }
         } else {
             rc = perr_set(&e, PIER_E_BAD_REQUEST, "policy repository put REPO FILE | get REPO | delete REPO");
         }
@@ -863,11 +897,15 @@ static int cmd_policy(const struct config *cfg, int argc, char **argv)
         if (!strcmp(verb, "put") && argc == 5) {
             if (!(text = read_doc(argv[4])))
                 rc = perr_set(&e, PIER_E_BAD_REQUEST, "cannot read %s", argv[4]);
-            else if (!(rc = identity_policy_put(&t.c, p.id, argv[3], text, &e)))
+            else if (!(rc = identity_policy_put(&t.c, p.id, argv[3], text, &e))) {
                 printf("identity policy %s of %s stored\n", argv[3], argv[2]);
+                ctl_audit(&t, "pierctl:PutIdentityPolicy", NULL, p.arn, argv[3]);
+            }
         } else if (!strcmp(verb, "delete") && argc == 4) {
-            if (!(rc = identity_policy_delete(&t.c, p.id, argv[3], &e)))
+            if (!(rc = identity_policy_delete(&t.c, p.id, argv[3], &e))) {
                 printf("identity policy %s of %s deleted\n", argv[3], argv[2]);
+                ctl_audit(&t, "pierctl:DeleteIdentityPolicy", NULL, p.arn, argv[3]);
+            }
         } else if (!strcmp(verb, "list")) {
             json_t *l = json_array();
             if (!(rc = identity_policy_list(&t.c, p.id, l, &e)))
@@ -979,6 +1017,7 @@ int main(int argc, char **argv)
     log_setup(PIER_LOG_WARN, "pierctl");
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(&cfg);
+    audit_file_create(false);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(&cfg);
     if (strcmp(cmd, "cleanup") == 0)

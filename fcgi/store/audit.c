@@ -64,6 +64,12 @@ static struct pending **queue_tail = &queue;
 static int sink_fd = -1;
 static char sink_path[PATH_MAX];
 static bool sink_warned;
+static bool sink_create = true;
+
+void audit_file_create(bool create)
+{
+    sink_create = create;
+}
 
 const char *audit_begin(struct req *r)
 {
@@ -135,9 +141,10 @@ static void write_line(const struct config *cfg, const struct pending *p)
         sink_fd = -1;
     }
     if (sink_fd < 0) {
-        sink_fd = open(cfg->audit_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        sink_fd = open(cfg->audit_log,
+                       O_WRONLY | O_APPEND | O_CLOEXEC | (sink_create ? O_CREAT : 0), 0640);
         if (sink_fd < 0) {
-            if (!sink_warned)
+            if (!sink_warned && (sink_create || errno != ENOENT))
                 log_error("audit: cannot open audit_log %s: %s", cfg->audit_log, strerror(errno));
             sink_warned = true;
             return;

@@ -43,6 +43,11 @@ const char *audit_begin(struct req *r);
  * any transaction there. Never fails its caller. */
 void audit_record(struct ctx *c, const struct audit_event *ev);
 
+/* Whether this process may create audit_log when it does not exist (default
+ * true). pierctl appends only to an existing file: one it created, as root,
+ * could shut pierd out of it. */
+void audit_file_create(bool create);
+
 /* At the end of a request, after its transaction was closed: insert the rows
  * of the events it recorded. A database failure is logged; the request's
  * answer does not change. */

@@ -205,6 +205,12 @@ def test_a_policy_change_is_recorded_without_the_policy_text():
     ev = wait_rows(f"repository = {sql_str(repo)} AND action LIKE 'ecr:%RepositoryPolicy'", 2)
     assert [e["action"] for e in ev] == ["ecr:SetRepositoryPolicy", "ecr:DeleteRepositoryPolicy"], ev
     assert ev[-1]["resource"].startswith("arn:aws:ecr:") and ev[-1]["result"] == "success", ev
+    # The same change made with pierctl: by the local account that ran it.
+    p = pierctl("policy", "repository", "put", repo, "-", input=doc)
+    assert p.returncode == 0, p.stderr
+    ev = wait_rows(f"repository = {sql_str(repo)} AND action = 'pierctl:SetRepositoryPolicy'")
+    assert ev[-1]["principal"].startswith("local:") and ev[-1]["request_id"] == "", ev
+    assert pierctl("policy", "repository", "delete", repo).returncode == 0
     n = psql_value(f"SELECT count(*) FROM audit_events WHERE position({sql_str(marker)} IN "
                    "audit_events::text) > 0")
     assert n == "0", "a policy's text reached the audit trail"
