@@ -359,8 +359,9 @@ static const char *image_targets(struct arena *a, json_t *in)
 
 /* Every control-plane call is an audit event: the operation, the resource it
  * names (a repository, or the only one of repositoryNames, else the first of
- * the fields below, else the registry), the images it names, and the exception it ended with. Only
- * names are taken from the input: never a secret's value or a policy text. */
+ * the fields below, else the registry), the images it names, and the
+ * exception it ended with. Only names are taken from the input: never a
+ * secret's value or a policy text. */
 static void audit_call(struct ctx *c, const char *service, const char *opname, json_t *in,
                        enum ecr_exc exc)
 {
