@@ -713,7 +713,10 @@ static void print_json(json_t *j)
 static void ctl_audit(struct ctl *t, const char *action, const char *repository,
                       const char *resource, const char *target)
 {
-    const struct passwd *pw = getpwuid(getuid());
+    struct passwd pwd, *pw = NULL;
+    char buf[1024];
+    if (getpwuid_r(getuid(), &pwd, buf, sizeof buf, &pw) != 0)
+        pw = NULL;
     struct audit_event ev = {.action = action,
                              .repository = repository,
                              .resource = resource,
