@@ -263,6 +263,48 @@ def test_retention_prunes_old_rows():
     assert left == ["ecr:ListImages"], f"after cleanup with 90 days' retention: {left}"
 
 
+def test_a_lifecycle_expiry_is_recorded_as_the_system():
+    repo = unique_repo("audit-lc")
+    old = push_image(client_a(), repo, "old")
+    push_image(client_a(), repo, "new")
+    keep_one = json.dumps({"rules": [{
+        "rulePriority": 1, "description": "keep only the newest image of this test repository",
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+        "action": {"type": "expire"}}]})
+    ecr_client().put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=keep_one)
+    p = pierctl("lifecycle", "run", repo, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ev = wait_rows(f"repository = {sql_str(repo)} AND action = 'lifecycle:ExpireImage'")
+    assert [(e["principal"], e["result"]) for e in ev] == [("system", "success")], ev
+    assert ev[0]["target"].startswith(old.digest) and "old" in ev[0]["target"], ev
+
+
+def test_the_audit_log_is_reopened_after_rotation_and_sighup():
+    import signal
+    from pierlib import master_pid
+    path = os.path.join(env("PIER_STATE_DIR"), "log", "audit.log")
+    rotated = path + ".1"
+    os.rename(path, rotated)
+    try:
+        os.kill(master_pid(), signal.SIGHUP)
+        repo = unique_repo("audit-rot")
+        push_image(client_a(), repo, "v1")
+
+        def answered():
+            ecr_client().describe_images(repositoryName=repo)
+            return os.path.exists(path) and repo in open(path, encoding="utf-8").read()
+        assert wait_until(answered, 15, interval=0.5), "no new audit.log after SIGHUP"
+        line = [json.loads(x) for x in open(path, encoding="utf-8") if repo in x][0]
+        assert line["action"] == "ecr:DescribeImages", line
+    finally:
+        # Keep the earlier lines for the secrets check below.
+        with open(rotated, encoding="utf-8") as f:
+            earlier = f.read()
+        os.unlink(rotated)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(earlier)
+
+
 def test_no_secret_appears_in_the_audit_trail():
     """After the tests above and a round of its own: Secrets Manager values,
     secret keys, login passwords, tokens and wrong passwords are in neither
