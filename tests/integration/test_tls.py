@@ -363,6 +363,12 @@ def test_tls_aws_cli_v1_and_v2_with_ca_bundle_and_podman_login():
             p = podman(login[0], "--cert-dir", site.cert_dir, *login[1:], input=(password + "\n").encode(),
                        check=False)
             assert p.returncode == 0, f"podman login over TLS with the v{version} password: {p.stderr[-800:]}"
-            p = podman("search", "--authfile", authfile, "--cert-dir", site.cert_dir, "--list-tags",
-                       f"{site.host}/{repo}", check=False)
-            assert p.returncode == 0, f"podman with the stored login over TLS: {p.stderr[-800:]}"
+            # The stored login (the ECR password, not the access key) pushes over TLS.
+            layout = tmp.sub(f"layout{version}")
+            image = build_image_layout(layout, layer_sizes=(1024,))
+            p = subprocess.run(["skopeo", "--insecure-policy", "copy", "--dest-authfile", authfile,
+                                "--dest-cert-dir", site.cert_dir, f"oci:{layout}:latest",
+                                f"docker://{site.host}/{repo}:login"], capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, f"push with the stored v{version} login over TLS: {p.stderr[-800:]}"
+            r = Client(url_a()).get(f"/v2/{repo}/manifests/login", headers={"Accept": image.manifest.media_type})
+            assert r.status == 200 and r.body == image.manifest.data, r.summary()
