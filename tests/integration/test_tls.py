@@ -31,7 +31,7 @@ import time
 
 from pierlib import (
     Client, ExtraNode, Headers, Podman, PreconditionError, Response, TempDir, admin_creds, aws_cli, aws_json,
-    build_image_layout, env, unique_repo, url_a,
+    build_image_layout, unique_repo, url_a,
 )
 
 SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
