@@ -33,6 +33,8 @@
 set -Eeuo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BENCH=$SRC/bench
 BDIR=${PIER_BENCH_GC_DIR:-/tmp/pier-bench-gc}
 PORT=${PIER_BENCH_GC_PORT:-5850}
@@ -55,10 +57,6 @@ BLOBS=$((5 * MANIFESTS))
 
 log() { printf '[gc %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'gc: %s\n' "$*" >&2; exit 1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
-    if (NR == 0) exit 1; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
-fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, v }'; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ensure_tools() {
     local -A pkg=([curl]=curl [wrk]=wrk [skopeo]=skopeo [python3]=python3 [psql]=postgresql-client)
