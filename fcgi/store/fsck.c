@@ -76,8 +76,8 @@ const char *fsck_line(struct arena *a, const struct fsck_finding *f)
     const char *what = f->action == FSCK_REPAIRED ? "repaired" : "kept";
     if (f->action == FSCK_FOUND || !f->outcome)
         return arena_printf(a, "%s %s: %s", fsck_kind_name(f->kind), subject, f->detail);
-    return arena_printf(a, "%s %s: %s [%s: %s]", fsck_kind_name(f->kind), subject, f->detail,
-                        what, f->outcome);
+    return arena_printf(a, "%s %s: %s [%s: %s]", fsck_kind_name(f->kind), subject, f->detail, what,
+                        f->outcome);
 }
 
 const char *fsck_summary(struct arena *a, const struct fsck_report *r)
@@ -90,8 +90,8 @@ const char *fsck_summary(struct arena *a, const struct fsck_report *r)
     return arena_printf(a,
                         "fsck: rows=%lld files=%lld bytes=%lld verified=%lld pending=%lld "
                         "problems=%lld%s repaired=%lld kept=%lld",
-                        r->rows, r->files, r->bytes, r->verified, r->pending, r->problems,
-                        counts, r->repaired, r->kept);
+                        r->rows, r->files, r->bytes, r->verified, r->pending, r->problems, counts,
+                        r->repaired, r->kept);
 }
 
 static const char *const action_names[] = {
@@ -122,8 +122,8 @@ json_t *fsck_json(const struct fsck_report *r)
                      (json_int_t)r->rows, "files", (json_int_t)r->files, "bytes",
                      (json_int_t)r->bytes, "verified", (json_int_t)r->verified, "pending",
                      (json_int_t)r->pending, "problems", (json_int_t)r->problems, "repaired",
-                     (json_int_t)r->repaired, "kept", (json_int_t)r->kept, "massLoss",
-                     r->mass_loss, "counts", counts, "findings", list);
+                     (json_int_t)r->repaired, "kept", (json_int_t)r->kept, "massLoss", r->mass_loss,
+                     "counts", counts, "findings", list);
 }
 
 /* ---- the check ---- */
@@ -266,10 +266,9 @@ static pier_err judge(struct fsck *k, const char *digest, const struct stat *has
         return PIER_OK;
     }
     if ((long long)s.st.st_size != s.size) {
-        struct fsck_finding *f =
-            add(k, FSCK_SIZE_MISMATCH, digest, path,
-                arena_printf(a, "the row says %lld bytes, the file has %lld", s.size,
-                             (long long)s.st.st_size));
+        struct fsck_finding *f = add(k, FSCK_SIZE_MISMATCH, digest, path,
+                                     arena_printf(a, "the row says %lld bytes, the file has %lld",
+                                                  s.size, (long long)s.st.st_size));
         f->st = s.st;
         return PIER_OK;
     }
@@ -395,11 +394,11 @@ static pier_err check_references(struct fsck *k, struct perr *e)
     if (rc)
         return rc;
     for (int i = 0; i < n; i++) {
-        struct fsck_finding *f =
-            add(k, refs[i].blob ? FSCK_MISSING_BLOB_ROW : FSCK_MISSING_CHILD, refs[i].child, NULL,
-                arena_printf(k->c->a, "listed by %s@%s; %s", refs[i].repository, refs[i].manifest,
-                             refs[i].blob ? "no row names the blob"
-                                          : "the repository does not hold that manifest"));
+        struct fsck_finding *f = add(
+            k, refs[i].blob ? FSCK_MISSING_BLOB_ROW : FSCK_MISSING_CHILD, refs[i].child, NULL,
+            arena_printf(k->c->a, "listed by %s@%s; %s", refs[i].repository, refs[i].manifest,
+                         refs[i].blob ? "no row names the blob"
+                                      : "the repository does not hold that manifest"));
         f->repository = refs[i].repository;
         f->manifest = refs[i].manifest;
     }
@@ -423,7 +422,8 @@ static void repair_one(struct fsck *k, struct fsck_finding *f)
         if (f->age < k->o->grace) {
             f->outcome = arena_printf(c->a,
                                       "younger than the grace (%d s): it may be a publication "
-                                      "whose row is on its way", k->o->grace);
+                                      "whose row is on its way",
+                                      k->o->grace);
             return;
         }
         rc = repo_blob_drop_orphan(c, f->digest, f->path, k->o->grace, &done, &e);
@@ -459,7 +459,8 @@ static void repair_one(struct fsck *k, struct fsck_finding *f)
             f->outcome = done ? arena_printf(c->a,
                                              "file moved to %s, row and %lld link%s removed: a "
                                              "cache fetches the blob again, a push uploads it "
-                                             "again", q, links, links == 1 ? "" : "s")
+                                             "again",
+                                             q, links, links == 1 ? "" : "s")
                               : "changed meanwhile; run fsck again";
         break;
     }
@@ -491,8 +492,8 @@ pier_err fsck_run(struct ctx *c, const struct fsck_options *o, struct fsck_repor
     const char *blobs = arena_printf(c->a, "%s/blobs", c->bs->root);
     struct stat st;
     if (stat(blobs, &st) != 0 || !S_ISDIR(st.st_mode))
-        return perr_set(e, PIER_E_UNAVAILABLE,
-                        "%s is not a directory: is the blob root mounted?", blobs);
+        return perr_set(e, PIER_E_UNAVAILABLE, "%s is not a directory: is the blob root mounted?",
+                        blobs);
     struct fsck k = {.c = c, .dc = *c, .o = o, .r = r};
     k.dc.a = arena_new();
     pier_err rc = PIER_OK;

@@ -66,7 +66,7 @@ struct fsck_report {
     long long pending;            /* files a sweep removed the row of and removes next */
     long long found[FSCK_KINDS];
     long long problems, repaired, kept;
-    bool mass_loss;               /* most rows lost their files: repair refused them */
+    bool mass_loss;                /* most rows lost their files: repair refused them */
     struct fsck_finding *findings; /* in the order found (arena of the ctx) */
     size_t nfindings;
 };

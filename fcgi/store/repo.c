@@ -1595,7 +1595,8 @@ static const struct db_stmt st_fsck_lock_shared = {
 static const struct db_stmt st_fsck_state = {
     "repo_fsck_state",
     "SELECT (SELECT size FROM blobs WHERE digest = $1),"
-    " EXISTS (SELECT 1 FROM blob_tombstones WHERE digest = $1)", 1};
+    " EXISTS (SELECT 1 FROM blob_tombstones WHERE digest = $1)",
+    1};
 static const struct db_stmt st_fsck_unlink_all = {
     "repo_fsck_unlink_all", "DELETE FROM repository_blobs WHERE digest = $1", 1};
 static const struct db_stmt st_fsck_row_delete = {
@@ -1611,10 +1612,11 @@ static const struct db_stmt st_fsck_refs = {
     "   AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.child))"
     "  OR (mr.child_kind = 'manifest' AND NOT EXISTS (SELECT 1 FROM manifests m"
     "   WHERE m.repository_id = mr.repository_id AND m.digest = mr.child)))"
-    " ORDER BY r.name, mr.manifest, mr.child LIMIT $1::int", 1};
+    " ORDER BY r.name, mr.manifest, mr.child LIMIT $1::int",
+    1};
 
-pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out,
-                        int *n, struct perr *e)
+pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out, int *n,
+                        struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_fsck_rows, e, prefix);
     if (!res)
@@ -1702,8 +1704,8 @@ pier_err repo_blob_forget(struct ctx *c, const char *digest, const struct stat *
     if ((rc = db_tx_end(c->db, PIER_OK, e)) != PIER_OK) {
         /* The row stays: put the file back where it points. */
         if (quarantine && rename(quarantine, path) != 0)
-            log_warn("fsck: %s stays in %s (%s); its row points at nothing now", digest,
-                     quarantine, strerror(errno));
+            log_warn("fsck: %s stays in %s (%s); its row points at nothing now", digest, quarantine,
+                     strerror(errno));
         return rc;
     }
     *done = true;

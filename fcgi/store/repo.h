@@ -413,15 +413,15 @@ pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long lo
 /* The blobs rows whose digest starts with prefix ("sha256:ab": one fan-out
  * directory of the blob root), by digest: *out (arena), *n. */
 PIER_MUST_USE
-pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out,
-                        int *n, struct perr *e);
+pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out, int *n,
+                        struct perr *e);
 
 /* What the store says about one digest once nobody publishes or collects it. */
 struct repo_fsck_state {
-    bool row;        /* a blobs row names it */
-    long long size;  /* the row's size, -1 without a row */
-    bool tombstone;  /* a sweep removed its row and has yet to remove the file */
-    int file_errno;  /* 0: lstat() of its file succeeded (st), else its errno */
+    bool row;       /* a blobs row names it */
+    long long size; /* the row's size, -1 without a row */
+    bool tombstone; /* a sweep removed its row and has yet to remove the file */
+    int file_errno; /* 0: lstat() of its file succeeded (st), else its errno */
     struct stat st;
 };
 

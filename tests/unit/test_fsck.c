@@ -11,18 +11,21 @@ int main(void)
     char d[DIGEST_MAX_LEN + 1];
     const char *h = H64 + 1; /* 64 hex digits starting with "b3" */
     CHECK("a sha256 file name is a blob", fsck_blob_name("sha256", "b3", h, d) &&
-                                             strcmp(d + 7, h) == 0 && strncmp(d, "sha256:", 7) == 0);
+                                              strcmp(d + 7, h) == 0 &&
+                                              strncmp(d, "sha256:", 7) == 0);
     CHECK("a name in the wrong fan-out directory is not", !fsck_blob_name("sha256", "ab", h, d));
     CHECK("63 hex digits are not", !fsck_blob_name("sha256", "3f", h + 1, d));
-    CHECK("upper case is not", !fsck_blob_name("sha256", "B3", "B3f0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d));
+    CHECK("upper case is not",
+          !fsck_blob_name("sha256", "B3",
+                          "B3f0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", d));
     CHECK("a temporary name is not", !fsck_blob_name("sha256", "b3", "b3.tmp", d));
     CHECK("64 hex digits under sha512 are not", !fsck_blob_name("sha512", "b3", h, d));
     char h128[129];
     memcpy(h128, h, 64);
     memcpy(h128 + 64, h, 64);
     h128[128] = '\0';
-    CHECK("a sha512 file name is a blob", fsck_blob_name("sha512", "b3", h128, d) &&
-                                             strncmp(d, "sha512:b3", 9) == 0);
+    CHECK("a sha512 file name is a blob",
+          fsck_blob_name("sha512", "b3", h128, d) && strncmp(d, "sha512:b3", 9) == 0);
     CHECK("an unknown algorithm is not", !fsck_blob_name("md5", "b3", h, d));
 
     CHECK("a few missing files are damage", !fsck_mass_loss(19, 19));
@@ -41,20 +44,30 @@ int main(void)
     CHECK("all repaired: 1", fsck_exit_status(&r) == 1);
 
     struct arena *a = arena_new();
-    struct fsck_finding f = {.kind = FSCK_ORPHAN_FILE, .digest = "sha256:00", .path = "/x",
-                             .detail = "no row names it"};
+    struct fsck_finding f = {
+        .kind = FSCK_ORPHAN_FILE, .digest = "sha256:00", .path = "/x", .detail = "no row names it"};
     CHECK("a finding's line", !strcmp(fsck_line(a, &f), "orphan-file sha256:00: no row names it"));
     f.action = FSCK_KEPT;
     f.outcome = "younger than the grace";
     CHECK("a kept finding says why",
-          !strcmp(fsck_line(a, &f), "orphan-file sha256:00: no row names it [kept: younger than the grace]"));
-    struct fsck_finding g = {.kind = FSCK_STRAY_PATH, .path = "/root/blobs/x", .detail = "odd",
-                             .action = FSCK_REPAIRED, .outcome = "gone"};
+          !strcmp(fsck_line(a, &f),
+                  "orphan-file sha256:00: no row names it [kept: younger than the grace]"));
+    struct fsck_finding g = {.kind = FSCK_STRAY_PATH,
+                             .path = "/root/blobs/x",
+                             .detail = "odd",
+                             .action = FSCK_REPAIRED,
+                             .outcome = "gone"};
     CHECK("a stray path names the path",
           !strcmp(fsck_line(a, &g), "stray-path /root/blobs/x: odd [repaired: gone]"));
 
-    struct fsck_report s = {.rows = 5, .files = 4, .bytes = 100, .problems = 2, .repaired = 1,
-                            .kept = 1, .findings = &f, .nfindings = 1};
+    struct fsck_report s = {.rows = 5,
+                            .files = 4,
+                            .bytes = 100,
+                            .problems = 2,
+                            .repaired = 1,
+                            .kept = 1,
+                            .findings = &f,
+                            .nfindings = 1};
     s.found[FSCK_MISSING_FILE] = 1;
     s.found[FSCK_DIGEST_MISMATCH] = 1;
     CHECK("the summary counts every kind",
@@ -65,7 +78,8 @@ int main(void)
     json_t *j = fsck_json(&s);
     json_t *first = json_array_get(json_object_get(j, "findings"), 0);
     CHECK("json carries the counts and the findings",
-          json_integer_value(json_object_get(json_object_get(j, "counts"), "digest-mismatch")) == 1 &&
+          json_integer_value(json_object_get(json_object_get(j, "counts"), "digest-mismatch")) ==
+                  1 &&
               json_integer_value(json_object_get(j, "problems")) == 2 && first &&
               !strcmp(json_string_value(json_object_get(first, "kind")), "orphan-file") &&
               !strcmp(json_string_value(json_object_get(first, "action")), "kept") &&
