@@ -20,8 +20,8 @@ import time
 
 from pierlib import (
     Client, OciLayout, TempDir, add_query, blob_path, blob_root, blob_row_count, client_a,
-    client_b, db_counts, expect_status, location_path, make_config, oci_manifest, patch_chunk, psql,
-    push_blob_monolithic, push_manifest, random_layer, sha256_digest, start_upload, unique_repo,
+    client_b, db_counts, expect_status, location_path, make_config, oci_manifest, psql,
+    push_blob_monolithic, push_manifest, random_layer, sha256_digest, unique_repo,
 )
 from upstreams import CacheRule, FakeRegistry, pierctl, read_blob
 
@@ -54,6 +54,20 @@ def lines(doc: dict) -> str:
 
 def by_subject(doc: dict) -> dict[str, dict]:
     return {f.get("digest") or f.get("path"): f for f in doc["findings"]}
+
+
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+def send(c: Client, method: str, path: str, **kw):
+    """A request, again after Retry-After while the node answers 429 (a node takes only so
+    many request bodies at once)."""
+    for _ in range(120):
+        r = c.request(method, path, **kw)
+        if r.status != 429:
+            return r
+        time.sleep(min(1.0, float(r.header("Retry-After") or 1)))
+    raise AssertionError(f"{method} {path}: 429 for two minutes: {r.summary()}")
 
 
 def make_clean() -> None:
@@ -246,17 +260,23 @@ def test_fsck_while_pushes_run_reports_no_upload_or_publication_in_flight():
                     layer = random_layer(96 * 1024)
                     data = layer.data
                     c = clients[k % 2]
-                    _, loc = start_upload(c, repo)
-                    for off in range(0, len(data), 32 * 1024):
-                        r = patch_chunk(clients[(k + off) % 2], loc, data[off:off + 32 * 1024], off)
+                    r = expect_status(send(c, "POST", f"/v2/{repo}/blobs/uploads/"), 202, "POST")
+                    loc = location_path(r.header("Location"))
+                    for n, off in enumerate(range(0, len(data), 32 * 1024)):
+                        piece = data[off:off + 32 * 1024]
+                        r = send(clients[(k + n) % 2], "PATCH", loc, body=piece, headers={
+                            **OCTET, "Content-Range": f"{off}-{off + len(piece) - 1}"})
                         expect_status(r, 202, "PATCH")
                         loc = location_path(r.header("Location"))
                         time.sleep(0.05)  # a session stays open while fsck walks
-                    expect_status(c.put(add_query(loc, digest=sha256_digest(data))), 201, "PUT")
+                    expect_status(send(c, "PUT", add_query(loc, digest=layer.digest)), 201, "PUT")
                     layers.append(layer)
                 config = make_config(layers)
-                push_blob_monolithic(c, repo, config.data)
-                expect_status(push_manifest(c, repo, f"t{k}", oci_manifest(config, layers)), 201, "manifest")
+                expect_status(send(c, "POST", f"/v2/{repo}/blobs/uploads/?digest={config.digest}",
+                                   body=config.data, headers=OCTET), 201, "config")
+                m = oci_manifest(config, layers)
+                expect_status(send(c, "PUT", f"/v2/{repo}/manifests/t{k}", body=m.data,
+                                   headers={"Content-Type": m.media_type}), 201, "manifest")
                 with lock:
                     pushed.extend(x.digest for x in (config, *layers))
                 k += 1
