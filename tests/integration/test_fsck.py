@@ -78,9 +78,12 @@ def make_clean() -> None:
 
 
 def snapshot() -> tuple[dict, dict, list]:
-    """Every file under the blob root with its size and mtime, the row counts, the blobs rows."""
+    """Every file under blobs/ and quarantine/ (what fsck looks at and writes; a node's
+    maintenance may expire files in tmp/ meanwhile) with its size, mtime and inode, the
+    row counts, the blobs rows."""
     files = {}
-    for top, _dirs, names in os.walk(blob_root()):
+    for top, _dirs, names in [*os.walk(os.path.join(blob_root(), "blobs")),
+                              *os.walk(os.path.join(blob_root(), "quarantine"))]:
         for n in names:
             p = os.path.join(top, n)
             try:
