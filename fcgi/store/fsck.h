@@ -61,7 +61,8 @@ struct fsck_options {
 };
 
 struct fsck_report {
-    long long rows, files, bytes; /* rows and regular files looked at, their bytes */
+    long long rows;               /* blobs rows looked at */
+    long long files, bytes;       /* files whose size matched their row, their bytes */
     long long verified;           /* files whose digest was computed */
     long long pending;            /* files a sweep removed the row of and removes next */
     long long found[FSCK_KINDS];
