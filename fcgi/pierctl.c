@@ -49,9 +49,10 @@ static void usage(FILE *f)
             "                  files, abandoned download files and expired cache rows\n"
             "                  (pierd also does this every maintenance_interval seconds)\n"
             "  check-config    validate the configuration and print it\n"
-            "  gc [--dry-run] [--grace SECONDS]   remove blobs no manifest references that\n"
-            "                  nothing linked within the grace (default gc_grace); pierd\n"
-            "                  sweeps every gc_interval seconds\n"
+            "  gc [--dry-run] [--grace SECONDS] [--duty PERCENT]   remove blobs no manifest\n"
+            "                  references that nothing linked within the grace (default\n"
+            "                  gc_grace), working PERCENT of the time (default gc_duty; 100:\n"
+            "                  no pauses); pierd sweeps every gc_interval seconds\n"
             "  gc status       reclaimable bytes and the last sweeps\n"
             "  fsck [--verify-digests] [--repair [--force]] [--grace SECONDS] [--json]\n"
             "                  check the blob root against the database: rows without\n"
@@ -192,11 +193,11 @@ static int cmd_cleanup(const struct config *cfg)
     return 0;
 }
 
-/* pierctl gc [--dry-run] [--grace SECONDS] | gc status */
+/* pierctl gc [--dry-run] [--grace SECONDS] [--duty PERCENT] | gc status */
 static int cmd_gc(const struct config *cfg, int argc, char **argv)
 {
     bool dry_run = false, status = false;
-    int grace = -1;
+    int grace = -1, duty = 0;
     for (int i = 0; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--dry-run") == 0) {
@@ -210,8 +211,16 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
                 return 2;
             }
             grace = (int)v;
+        } else if (strcmp(argv[i], "--duty") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 1 || v > 100) {
+                fprintf(stderr, "pierctl: --duty takes a percentage from 1 to 100\n");
+                return 2;
+            }
+            duty = (int)v;
         } else {
-            fprintf(stderr, "usage: pierctl gc [--dry-run] [--grace SECONDS] | pierctl gc status\n");
+            fprintf(stderr, "usage: pierctl gc [--dry-run] [--grace SECONDS] [--duty PERCENT] | "
+                            "pierctl gc status\n");
             return 2;
         }
     }
@@ -252,7 +261,7 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
         }
     } else {
         struct gc_report g;
-        pier_err rc = gc_sweep(&c, grace, dry_run, &g, &e);
+        pier_err rc = gc_sweep(&c, grace, duty, dry_run, &g, &e);
         if (rc == PIER_E_CONFLICT) {
             fprintf(stderr, "gc: another sweep is running\n");
             ret = 3;
@@ -261,12 +270,12 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
             ret = 1;
         } else if (dry_run) {
             printf("gc (dry run): would remove %lld blobs (%lld bytes) and %lld links; "
-                   "%lld busy digests skipped; %lld ms\n", g.blobs, g.bytes, g.links, g.busy,
-                   g.seconds_ms);
+                   "%lld busy digests skipped; %lld ms (%lld ms paused)\n", g.blobs, g.bytes,
+                   g.links, g.busy, g.seconds_ms, g.paused_ms);
         } else {
             printf("gc: removed %lld blobs (%lld bytes) and %lld links; %lld busy digests "
-                   "skipped; %lld interrupted deletions finished; %lld ms\n", g.blobs, g.bytes,
-                   g.links, g.busy, g.finished, g.seconds_ms);
+                   "skipped; %lld interrupted deletions finished; %lld ms (%lld ms paused)\n",
+                   g.blobs, g.bytes, g.links, g.busy, g.finished, g.seconds_ms, g.paused_ms);
         }
     }
     arena_free(a);

@@ -56,6 +56,7 @@ static const struct key keys[] = {
     {"maintenance_interval", I(maintenance_interval, 0, 86400)},
     {"gc_grace", I(gc_grace, 0, 30 * 86400)},
     {"gc_interval", I(gc_interval, 0, 30 * 86400)},
+    {"gc_duty", I(gc_duty, 1, 100)},
     {"account_id", S(account_id)},
     {"region", S(region)},
     {"auth_scheme", S(auth_scheme)},
@@ -96,6 +97,7 @@ void config_defaults(struct config *c)
     c->maintenance_interval = 300;
     c->gc_grace = 3600;
     c->gc_interval = 3600;
+    c->gc_duty = 10;
     snprintf(c->account_id, sizeof c->account_id, "111122223333");
     snprintf(c->region, sizeof c->region, "us-east-1");
     snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");

@@ -1268,12 +1268,33 @@ pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)
     "(b.created_at < now() - " GC_AGE " OR $3::bigint > 0)"                               \
     " AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child = b.digest)"
 
+/* The next n digests after $1 with a blob or a link to remove. Blobs and
+ * links are each walked in digest order through their own index (a) and (l),
+ * each to at most n rows; where one of them stopped at its limit, digests
+ * beyond its last are left for the next round (cut), so none is skipped.
+ * The conditions are GC_BLOB_GOES and GC_LINK_GOES, with "mr.child > $1"
+ * added so that the anti joins start their walk of manifest_references at $1
+ * rather than at its first row. One query with an OR over both would hash
+ * every link and reference of the registry in every round. */
 static const struct db_stmt st_gc_candidates = {
     "repo_gc_candidates",
-    "SELECT b.digest, b.size FROM blobs b WHERE b.digest > $1 AND ((" GC_BLOB_GOES ")"
-    " OR EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
-    "            WHERE rb.digest = b.digest AND " GC_LINK_GOES "))"
-    " ORDER BY b.digest LIMIT $4::int", 4};
+    "WITH a AS (SELECT b.digest FROM blobs b WHERE b.digest > $1"
+    "           AND (b.created_at < now() - " GC_AGE " OR $3::bigint > 0)"
+    "           AND NOT EXISTS (SELECT 1 FROM manifest_references mr"
+    "                           WHERE mr.child = b.digest AND mr.child > $1)"
+    "           ORDER BY b.digest LIMIT $4::int),"
+    " l AS (SELECT DISTINCT rb.digest FROM repository_blobs rb"
+    "       JOIN repositories r ON r.id = rb.repository_id"
+    "       WHERE rb.digest > $1"
+    "       AND (rb.created_at < now() - " GC_AGE " OR coalesce(r.rule_id = $3::bigint, false))"
+    "       AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child > $1"
+    "                       AND mr.repository_id = rb.repository_id AND mr.child = rb.digest)"
+    "       ORDER BY rb.digest LIMIT $4::int),"
+    " cut AS (SELECT least((SELECT max(digest) FROM a HAVING count(*) >= $4::int),"
+    "                      (SELECT max(digest) FROM l HAVING count(*) >= $4::int)) AS d)"
+    " SELECT u.digest, b.size FROM (SELECT digest FROM a UNION SELECT digest FROM l) u"
+    " JOIN blobs b ON b.digest = u.digest, cut"
+    " WHERE cut.d IS NULL OR u.digest <= cut.d ORDER BY u.digest LIMIT $4::int", 4};
 /* Session locks, tried: a digest someone publishes, links or references
  * right now is skipped, not waited for. */
 static const struct db_stmt st_gc_lock = {
