@@ -61,10 +61,10 @@ struct fsck_options {
 };
 
 struct fsck_report {
-    long long rows;               /* blobs rows looked at */
-    long long files, bytes;       /* files whose size matched their row, their bytes */
-    long long verified;           /* files whose digest was computed */
-    long long pending;            /* files a sweep removed the row of and removes next */
+    long long rows;         /* blobs rows looked at */
+    long long files, bytes; /* files whose size matched their row, their bytes */
+    long long verified;     /* files whose digest was computed */
+    long long pending;      /* files a sweep removed the row of and removes next */
     long long found[FSCK_KINDS];
     long long problems, repaired, kept;
     bool mass_loss;                /* most rows lost their files: repair refused them */
