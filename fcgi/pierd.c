@@ -121,8 +121,8 @@ static int prepare(const struct config *cfg, const char *config_path)
             log_error("cannot start: the database schema lacks %d migration%s this pierd needs "
                       "(up to version %d) and auto_migrate is off: run \"pierctl%s%s migrate\" "
                       "first",
-                      pending, pending == 1 ? "" : "s", migrate_newest(),
-                      config_path ? " -c " : "", config_path ? config_path : "");
+                      pending, pending == 1 ? "" : "s", migrate_newest(), config_path ? " -c " : "",
+                      config_path ? config_path : "");
             db_close(db);
             return -1;
         }

@@ -48,7 +48,8 @@ static pier_err refuse_newer(int current, struct perr *e)
 {
     return perr_set(e, PIER_E_INTERNAL,
                     "the database schema is at version %d but this binary knows only up to %d; "
-                    "upgrade this node", current, migrate_newest());
+                    "upgrade this node",
+                    current, migrate_newest());
 }
 
 pier_err migrate_check(struct db *db, int *pending, struct perr *e)
