@@ -511,20 +511,31 @@ def test_package_remove_keeps_conffiles_and_purge_keeps_blobs_and_database():
 
 
 def cleanup() -> None:
-    """Leave the machine as the tests found it."""
+    """Leave the machine as the tests found it: every step is tried, and the
+    first failure is raised at the end."""
+    failures = []
+
+    def step(fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - the next steps must run anyway
+            failures.append(e)
+
     if "pierd" in S:
-        stop_unit(S.pop("pierd"))
-    stop_apache_if_started()
+        step(stop_unit, S.pop("pierd"))
+    step(stop_apache_if_started)
     if S.get("installed") and installed_status():
-        apt("purge", "pier")
-    restore_apache_config()
+        step(apt, "purge", "pier")
+    step(restore_apache_config)
     if S.pop("database", False):
-        sh(["psql", conninfo("postgres"), "-XAtqc", f"DROP DATABASE IF EXISTS {DATABASE}"], check=False)
+        step(sh, ["psql", conninfo("postgres"), "-XAtqc", f"DROP DATABASE IF EXISTS {DATABASE}"])
     if user_exists("pier"):
-        revoke_database_access()
+        step(revoke_database_access)
     if S.pop("installed", False):
         if not S.get("state_existed"):
-            sh(["rm", "-rf", "/var/lib/pier"], check=False)
+            step(sh, ["rm", "-rf", "/var/lib/pier"])
         if not S.get("user_existed"):
-            sh(["deluser", "--system", "--quiet", "pier"], check=False)
-            sh(["delgroup", "--system", "--quiet", "pier"], check=False)
+            step(sh, ["deluser", "--system", "--quiet", "pier"], 60, False)
+            step(sh, ["delgroup", "--system", "--quiet", "pier"], 60, False)
+    if failures:
+        raise failures[0]
