@@ -371,6 +371,11 @@ def test_package_installs_pierd_the_console_the_unit_and_the_pier_user():
     assert "/var/lib/pier" in rw and "/var/log/pier" in rw, f"ReadWritePaths={rw}"
     p = sh(["systemd-analyze", "verify", UNIT], check=False)
     assert p.returncode == 0, f"systemd-analyze verify: {(p.stdout + p.stderr).strip()}"
+    # logrotate accepts its file (the user and group it names exist).
+    state = os.path.join(env("PIER_TEST_DIR"), "logrotate.state")
+    p = sh(["logrotate", "-d", "-s", state, "/etc/logrotate.d/pier"], check=False)
+    assert p.returncode == 0 and "error" not in (p.stdout + p.stderr).lower(), \
+        f"logrotate -d: {(p.stdout + p.stderr).strip()[-800:]}"
     # The user, in Apache's group; the directories and the server key.
     pw = pwd.getpwnam("pier")
     assert pw.pw_uid < 1000, f"pier is not a system user (uid {pw.pw_uid})"
