@@ -70,6 +70,7 @@ static const struct key keys[] = {
     {"db_timeout_ms", I(db_timeout_ms, 0, 3600000)},
     {"min_free_space", Z(min_free_space, 0, 1LL << 50)},
     {"cache_max_bytes", Z(cache_max_bytes, 0, 1LL << 60)},
+    {"auto_migrate", B(auto_migrate)},
 };
 
 void config_defaults(struct config *c)
@@ -105,6 +106,7 @@ void config_defaults(struct config *c)
     c->upstream_min_rate = 16 << 10;
     c->db_timeout_ms = 5000;
     c->min_free_space = 64LL << 20;
+    c->auto_migrate = true;
 }
 
 bool config_parse_size(const char *s, long long *out)

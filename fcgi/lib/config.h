@@ -57,6 +57,8 @@ struct config {
                                        blob root, or it is refused before its body starts */
     long long cache_max_bytes;      /* bytes all pull-through cache rules together may
                                        keep on the blob root (0: no registry-wide budget) */
+    bool auto_migrate;              /* pierd applies pending migrations when it starts
+                                       (false: it refuses to start on an older schema) */
 };
 
 /* Fill c with defaults. */
