@@ -37,6 +37,7 @@ struct config {
     int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
     int gc_grace;                   /* seconds an unreferenced blob or link is kept */
     int gc_interval;                /* seconds between garbage-collection sweeps (0: never) */
+    int gc_duty;                    /* percent of a sweep's time spent working (100: no pauses) */
     char account_id[16];            /* the registry's 12-digit account id (ARNs) */
     char region[32];                /* the registry's region (ARNs, SigV4) */
     char auth_scheme[16];           /* "bearer" or "basic": the challenge on GET /v2/ */
@@ -59,6 +60,8 @@ struct config {
     char audit_log[PATH_MAX];       /* file the audit trail is appended to as JSON lines
                                        (empty: the database table only) */
     int audit_retention_days;       /* days audit_events rows are kept (0: forever) */
+    bool auto_migrate;              /* pierd applies pending migrations when it starts
+                                       (false: it refuses to start on an older schema) */
 };
 
 /* Fill c with defaults. */
