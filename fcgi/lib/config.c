@@ -69,6 +69,7 @@ static const struct key keys[] = {
     {"db_timeout_ms", I(db_timeout_ms, 0, 3600000)},
     {"min_free_space", Z(min_free_space, 0, 1LL << 50)},
     {"cache_max_bytes", Z(cache_max_bytes, 0, 1LL << 60)},
+    {"metrics_allow", S(metrics_allow)},
 };
 
 void config_defaults(struct config *c)
@@ -103,6 +104,11 @@ void config_defaults(struct config *c)
     c->upstream_min_rate = 16 << 10;
     c->db_timeout_ms = 5000;
     c->min_free_space = 64LL << 20;
+}
+
+pier_err config_metrics_allow(const struct config *c, struct netpolicy *out, struct perr *e)
+{
+    return netpolicy_parse_key(c->metrics_allow, "metrics_allow", out, e);
 }
 
 bool config_parse_size(const char *s, long long *out)
@@ -277,5 +283,5 @@ pier_err config_validate(const struct config *c, struct perr *e)
     pier_err rc = netpolicy_parse(c->upstream_allow_networks, &np, e);
     if (rc)
         return rc;
-    return PIER_OK;
+    return config_metrics_allow(c, &np, e);
 }

@@ -28,6 +28,7 @@
 #include "registry/dispatch.h"
 #include "registry/errors.h"
 #include "lib/ctx.h"
+#include "server/observe.h"
 #include "server/pool.h"
 #include "store/blobstore.h"
 #include <stdio.h>
@@ -223,6 +224,7 @@ int worker_run(const struct config *cfg, int listen_fd)
             log_error("accept failed: %s", strerror(-rc));
             break;
         }
+        int64_t started = observe_begin();
         struct req r;
         req_init(&r, &fx, a);
         struct identity anonymous;
@@ -234,6 +236,8 @@ int worker_run(const struct config *cfg, int listen_fd)
             too_busy(cfg, &r);
         else if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, ncache, &r);
+        else if (observe_path(r.path))
+            observe_handle(&c, ncache, &r);
         else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0 ||
                  strncmp(r.path, "/console/api/", 13) == 0)
             control(&c, ncache, &r);
@@ -243,6 +247,7 @@ int worker_run(const struct config *cfg, int listen_fd)
         if (resp_failed(&r, &e) != PIER_OK)
             log_error("%s %s -> 500: %s", r.method, r.path, e.msg);
         req_finish(&r);
+        observe_end(&r, started);
         pool_body_end();
         stats_flush(&c, 2000);
         arena_reset(a);
