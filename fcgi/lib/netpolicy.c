@@ -232,7 +232,7 @@ pier_err netpolicy_parse_key(const char *list, const char *key, struct netpolicy
 
 bool netpolicy_contains(const struct netpolicy *np, const char *text)
 {
-    unsigned char a[16], v4[4];
+    unsigned char a[16];
     int family = text ? parse_addr(text, a) : 0;
     if (!family)
         return false;
@@ -240,9 +240,7 @@ bool netpolicy_contains(const struct netpolicy *np, const char *text)
         return true;
     /* An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d. */
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (family == AF_INET6 && memcmp(a, mapped, 12) == 0) {
-        memcpy(v4, a + 12, 4);
-        return listed(np, AF_INET, v4);
-    }
+    if (family == AF_INET6 && memcmp(a, mapped, 12) == 0)
+        return listed(np, AF_INET, a + 12);
     return false;
 }
