@@ -20,8 +20,8 @@ static const struct db_stmt st_applied = {
 static const struct db_stmt st_record = {
     "migrate_record", "INSERT INTO schema_migrations(version, name) VALUES ($1::int, $2)", 2};
 
-static const struct db_stmt st_recorded = {
-    "migrate_recorded", "SELECT version FROM schema_migrations", 0};
+static const struct db_stmt st_recorded = {"migrate_recorded",
+                                           "SELECT version FROM schema_migrations", 0};
 
 static const char create_table[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -104,7 +104,8 @@ void metrics_cache_add(long long rule_id, enum metrics_cache k, long long n)
 {
     if (!shm || (unsigned)k >= MC__COUNT || n <= 0)
         return;
-    atomic_fetch_add_explicit(&rule_row(rule_id)->v[k], (unsigned long long)n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rule_row(rule_id)->v[k], (unsigned long long)n,
+                              memory_order_relaxed);
 }
 
 void metrics_upstream(long long rule_id, int failure_class, int64_t micros)
@@ -194,8 +195,8 @@ void metrics_sample(struct metrics_out *o, const char *name, const char *const *
 }
 
 static const char *const route_names[MR__COUNT] = {
-    "base", "catalog", "tags", "manifest", "blob", "upload", "referrers", "token",
-    "ecr_api", "console", "health", "metrics", "other"};
+    "base",  "catalog", "tags",    "manifest", "blob",    "upload", "referrers",
+    "token", "ecr_api", "console", "health",   "metrics", "other"};
 
 const char *metrics_route_name(enum metrics_route r)
 {
@@ -249,7 +250,7 @@ static const struct {
 };
 
 static const char *const db_names[MDB__COUNT] = {"connect_failed", "reconnect", "unavailable",
-                                                 "timeout", "lost", "error"};
+                                                 "timeout",        "lost",      "error"};
 
 /* The rule labels of row r: rule_id and prefix. */
 static void rule_labels(const struct rule_row *r, bool overflow, metrics_rule_name_fn rule_name,
@@ -331,9 +332,9 @@ void metrics_write(struct metrics_out *o, metrics_rule_name_fn rule_name, void *
             if (!cls)
                 continue;
             const char *labels[] = {"rule_id", id, "rule", prefix, "class", cls, NULL};
-            metrics_sample(o, "pier_cache_upstream_errors_total", labels,
-                           (double)atomic_load_explicit(&rows[i]->upstream_failures[c],
-                                                        memory_order_relaxed));
+            metrics_sample(
+                o, "pier_cache_upstream_errors_total", labels,
+                (double)atomic_load_explicit(&rows[i]->upstream_failures[c], memory_order_relaxed));
         }
     }
     metrics_family(o, "pier_cache_upstream_request_duration_seconds", "histogram",

@@ -15,14 +15,32 @@
 
 /* What a request was for: a small fixed set, never a repository name. */
 enum metrics_route {
-    MR_BASE, MR_CATALOG, MR_TAGS, MR_MANIFEST, MR_BLOB, MR_UPLOAD, MR_REFERRERS, MR_TOKEN,
-    MR_ECR_API, MR_CONSOLE, MR_HEALTH, MR_METRICS, MR_OTHER, MR__COUNT
+    MR_BASE,
+    MR_CATALOG,
+    MR_TAGS,
+    MR_MANIFEST,
+    MR_BLOB,
+    MR_UPLOAD,
+    MR_REFERRERS,
+    MR_TOKEN,
+    MR_ECR_API,
+    MR_CONSOLE,
+    MR_HEALTH,
+    MR_METRICS,
+    MR_OTHER,
+    MR__COUNT
 };
 
 /* Cache counters per rule, in the order of cache/stats.h's stat_kind. */
 enum metrics_cache {
-    MC_HIT, MC_MISS, MC_STALE, MC_FETCHED_BYTES, MC_SERVED_BYTES, MC_UPSTREAM_FAILURE,
-    MC_STORAGE_ERROR, MC__COUNT
+    MC_HIT,
+    MC_MISS,
+    MC_STALE,
+    MC_FETCHED_BYTES,
+    MC_SERVED_BYTES,
+    MC_UPSTREAM_FAILURE,
+    MC_STORAGE_ERROR,
+    MC__COUNT
 };
 
 /* Upstream requests fail in at most this many classes (cache/upstream.h). */

@@ -193,8 +193,7 @@ pier_err netpolicy_parse_key(const char *list, const char *key, struct netpolicy
         p += n;
         if (out->n == NETPOLICY_MAX) {
             memset(out, 0, sizeof *out);
-            return perr_set(e, PIER_E_BAD_REQUEST, "%s: more than %d entries", key,
-                            NETPOLICY_MAX);
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s: more than %d entries", key, NETPOLICY_MAX);
         }
         struct netpolicy_net *net = &out->allow[out->n];
         char *slash = strchr(item, '/');
@@ -221,7 +220,8 @@ pier_err netpolicy_parse_key(const char *list, const char *key, struct netpolicy
             memset(out, 0, sizeof *out);
             return perr_set(e, PIER_E_BAD_REQUEST,
                             "%s: '%s' is not an address or address/prefix "
-                            "(e.g. 10.1.0.0/16 or fd00::/8)", key, item);
+                            "(e.g. 10.1.0.0/16 or fd00::/8)",
+                            key, item);
         }
         net->family = family;
         net->bits = bits;

@@ -131,8 +131,8 @@ static bool metrics_access(struct ctx *c, struct authn_cache *ac, struct req *r)
         resp_header(r, "Retry-After", "5");
         plain(r, 503, "the registry database is unavailable: credentials cannot be checked\n");
     } else {
-        plain(r, 403, "not allowed: reading /metrics needs " OBSERVE_METRICS_ACTION
-                      " on the registry\n");
+        plain(r, 403,
+              "not allowed: reading /metrics needs " OBSERVE_METRICS_ACTION " on the registry\n");
     }
     return false;
 }
@@ -263,15 +263,23 @@ static enum metrics_route route_of(const struct req *r)
         if (route_parse(p, &rt, &e) != PIER_OK)
             return MR_OTHER;
         switch (rt.kind) {
-        case ROUTE_BASE: return MR_BASE;
-        case ROUTE_CATALOG: return MR_CATALOG;
-        case ROUTE_TAGS: return MR_TAGS;
-        case ROUTE_MANIFEST: return MR_MANIFEST;
-        case ROUTE_BLOB: return MR_BLOB;
+        case ROUTE_BASE:
+            return MR_BASE;
+        case ROUTE_CATALOG:
+            return MR_CATALOG;
+        case ROUTE_TAGS:
+            return MR_TAGS;
+        case ROUTE_MANIFEST:
+            return MR_MANIFEST;
+        case ROUTE_BLOB:
+            return MR_BLOB;
         case ROUTE_UPLOAD_START:
-        case ROUTE_UPLOAD: return MR_UPLOAD;
-        case ROUTE_REFERRERS: return MR_REFERRERS;
-        default: return MR_OTHER;
+        case ROUTE_UPLOAD:
+            return MR_UPLOAD;
+        case ROUTE_REFERRERS:
+            return MR_REFERRERS;
+        default:
+            return MR_OTHER;
         }
     }
     if (!strcmp(p, "/token"))

@@ -45,8 +45,8 @@ static const struct db_stmt st_get_id = {
     "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
-static const struct db_stmt st_prefixes = {
-    "rules_prefixes", "SELECT id, prefix FROM cache_rules ORDER BY id", 0};
+static const struct db_stmt st_prefixes = {"rules_prefixes",
+                                           "SELECT id, prefix FROM cache_rules ORDER BY id", 0};
 static const struct db_stmt st_with_budget = {
     "rules_with_budget",
     "SELECT " RULE_COLUMNS " FROM cache_rules WHERE max_bytes IS NOT NULL ORDER BY prefix", 0};

@@ -103,9 +103,9 @@ int main(void)
     /* metrics_allow: a CIDR list of clients that may read /metrics. */
     config_defaults(&c);
     struct netpolicy np;
-    CHECK("metrics_allow empty by default",
-          c.metrics_allow[0] == '\0' && config_metrics_allow(&c, &np, &e) == PIER_OK && np.n == 0 &&
-              !netpolicy_contains(&np, "127.0.0.1"));
+    CHECK("metrics_allow empty by default", c.metrics_allow[0] == '\0' &&
+                                                config_metrics_allow(&c, &np, &e) == PIER_OK &&
+                                                np.n == 0 && !netpolicy_contains(&np, "127.0.0.1"));
     rc = config_set(&c, "metrics_allow", "127.0.0.1/32, 10.0.0.0/8 fd00::/8,2001:db8::7", &e);
     CHECK("metrics_allow set", rc == PIER_OK);
     rc = config_metrics_allow(&c, &np, &e);
@@ -120,10 +120,11 @@ int main(void)
     CHECK("metrics_allow: a single IPv6 address is a /128",
           netpolicy_contains(&np, "2001:db8::7") && !netpolicy_contains(&np, "2001:db8::8"));
     CHECK("metrics_allow: IPv4-mapped IPv6 counts as IPv4",
-          netpolicy_contains(&np, "::ffff:10.1.2.3") && !netpolicy_contains(&np, "::ffff:11.1.2.3"));
-    CHECK("metrics_allow: not an address is outside",
-          !netpolicy_contains(&np, "localhost") && !netpolicy_contains(&np, "") &&
-              !netpolicy_contains(&np, NULL));
+          netpolicy_contains(&np, "::ffff:10.1.2.3") &&
+              !netpolicy_contains(&np, "::ffff:11.1.2.3"));
+    CHECK("metrics_allow: not an address is outside", !netpolicy_contains(&np, "localhost") &&
+                                                          !netpolicy_contains(&np, "") &&
+                                                          !netpolicy_contains(&np, NULL));
     CHECK("metrics_allow: private addresses are not special (only the list counts)",
           !netpolicy_contains(&np, "192.168.1.1"));
     snprintf(c.blob_root, sizeof c.blob_root, "/srv/blobs");
@@ -132,16 +133,18 @@ int main(void)
     if (rc)
         printf("# %s\n", e.msg);
     CHECK("a configuration with a valid metrics_allow validates", rc == PIER_OK);
-    CHECK("metrics_allow 10.0.0.0/33 set", config_set(&c, "metrics_allow", "10.0.0.0/33", &e) == PIER_OK);
+    CHECK("metrics_allow 10.0.0.0/33 set",
+          config_set(&c, "metrics_allow", "10.0.0.0/33", &e) == PIER_OK);
     rc = config_metrics_allow(&c, &np, &e);
     CHECK("metrics_allow prefix too long refused, naming the key and entry",
-          rc == PIER_E_BAD_REQUEST && strstr(e.msg, "metrics_allow") && strstr(e.msg, "10.0.0.0/33") &&
-              np.n == 0);
+          rc == PIER_E_BAD_REQUEST && strstr(e.msg, "metrics_allow") &&
+              strstr(e.msg, "10.0.0.0/33") && np.n == 0);
     rc = config_validate(&c, &e);
     CHECK("config_validate refuses a bad metrics_allow",
           rc != PIER_OK && strstr(e.msg, "metrics_allow") != NULL);
     config_defaults(&c);
-    CHECK("metrics_allow garbage set", config_set(&c, "metrics_allow", "127.0.0.1/8x", &e) == PIER_OK);
+    CHECK("metrics_allow garbage set",
+          config_set(&c, "metrics_allow", "127.0.0.1/8x", &e) == PIER_OK);
     CHECK("metrics_allow garbage refused", config_metrics_allow(&c, &np, &e) != PIER_OK);
     CHECK("metrics_allow host name refused",
           config_set(&c, "metrics_allow", "prometheus.example.com", &e) == PIER_OK &&

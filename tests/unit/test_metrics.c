@@ -75,10 +75,10 @@ int main(void)
     CHECK("init maps the region", metrics_init() && metrics_enabled());
 
     /* Requests: by route and code; latency histogram cumulative. */
-    metrics_request(MR_MANIFEST, 200, 3000);    /* 0.003 s: first bucket */
-    metrics_request(MR_MANIFEST, 200, 200000);  /* 0.2 s: le 0.25 */
-    metrics_request(MR_MANIFEST, 404, 70000000);/* 70 s: +Inf only */
-    metrics_request(MR_BLOB, 0, 10);            /* nothing sent: counted as 500 */
+    metrics_request(MR_MANIFEST, 200, 3000);     /* 0.003 s: first bucket */
+    metrics_request(MR_MANIFEST, 200, 200000);   /* 0.2 s: le 0.25 */
+    metrics_request(MR_MANIFEST, 404, 70000000); /* 70 s: +Inf only */
+    metrics_request(MR_BLOB, 0, 10);             /* nothing sent: counted as 500 */
     metrics_request((enum metrics_route)99, 204, 10);
     /* Cache rows keyed by rule id, with an unknown prefix and an odd one. */
     metrics_cache_add(7, MC_HIT, 3);
@@ -114,36 +114,43 @@ int main(void)
     CHECK("counts of a child process are shared",
           has(s, "pier_http_requests_total{route=\"tags\",code=\"200\"} 1000") &&
               has(s, "pier_cache_hits_total{rule_id=\"7\",rule=\"docker-hub\"} 4"));
-    CHECK("histogram HELP and TYPE",
-          has(s, "# TYPE pier_http_request_duration_seconds histogram"));
-    CHECK("histogram buckets are cumulative",
-          has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.005\"} 1") &&
-              has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.1\"} 1") &&
-              has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.25\"} 2") &&
-              has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"60\"} 2") &&
-              has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"+Inf\"} 3"));
+    CHECK("histogram HELP and TYPE", has(s, "# TYPE pier_http_request_duration_seconds histogram"));
+    CHECK(
+        "histogram buckets are cumulative",
+        has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.005\"} 1") &&
+            has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.1\"} 1") &&
+            has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"0.25\"} 2") &&
+            has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"60\"} 2") &&
+            has(s, "pier_http_request_duration_seconds_bucket{route=\"manifest\",le=\"+Inf\"} 3"));
     CHECK("histogram sum in seconds and count",
           has(s, "pier_http_request_duration_seconds_sum{route=\"manifest\"} 70.203") &&
               has(s, "pier_http_request_duration_seconds_count{route=\"manifest\"} 3"));
     CHECK("routes without requests still have a histogram",
           has(s, "pier_http_request_duration_seconds_count{route=\"catalog\"} 0"));
-    CHECK("bytes fetched add up", has(s, "pier_cache_fetched_bytes_total{rule_id=\"7\",rule=\"docker-hub\"} 1024"));
+    CHECK("bytes fetched add up",
+          has(s, "pier_cache_fetched_bytes_total{rule_id=\"7\",rule=\"docker-hub\"} 1024"));
     CHECK("a rule label is escaped",
           has(s, "pier_cache_misses_total{rule_id=\"8\",rule=\"we\\\"ird\\\\name\\n\"} 1"));
     CHECK("an unknown rule keeps its id with an empty prefix",
           has(s, "pier_cache_stale_serves_total{rule_id=\"9\",rule=\"\"} 2"));
     CHECK("every counter of a used rule is written (zeros too)",
           has(s, "pier_cache_storage_errors_total{rule_id=\"7\",rule=\"docker-hub\"} 0"));
-    CHECK("upstream errors by class",
-          has(s, "pier_cache_upstream_errors_total{rule_id=\"7\",rule=\"docker-hub\",class=\"timeout\"} 1") &&
-              has(s, "pier_cache_upstream_errors_total{rule_id=\"7\",rule=\"docker-hub\",class=\"server error\"} 0"));
-    CHECK("upstream latency histogram",
-          has(s, "pier_cache_upstream_request_duration_seconds_bucket{rule_id=\"7\",rule=\"docker-hub\",le=\"0.05\"} 1") &&
-              has(s, "pier_cache_upstream_request_duration_seconds_bucket{rule_id=\"7\",rule=\"docker-hub\",le=\"5\"} 2") &&
-              has(s, "pier_cache_upstream_request_duration_seconds_sum{rule_id=\"7\",rule=\"docker-hub\"} 5.04"));
-    CHECK("database events by kind",
-          has(s, "pier_db_events_total{kind=\"reconnect\"} 2") &&
-              has(s, "pier_db_events_total{kind=\"timeout\"} 0"));
+    CHECK(
+        "upstream errors by class",
+        has(s,
+            "pier_cache_upstream_errors_total{rule_id=\"7\",rule=\"docker-hub\",class=\"timeout\"} 1") &&
+            has(s,
+                "pier_cache_upstream_errors_total{rule_id=\"7\",rule=\"docker-hub\",class=\"server error\"} 0"));
+    CHECK(
+        "upstream latency histogram",
+        has(s,
+            "pier_cache_upstream_request_duration_seconds_bucket{rule_id=\"7\",rule=\"docker-hub\",le=\"0.05\"} 1") &&
+            has(s,
+                "pier_cache_upstream_request_duration_seconds_bucket{rule_id=\"7\",rule=\"docker-hub\",le=\"5\"} 2") &&
+            has(s,
+                "pier_cache_upstream_request_duration_seconds_sum{rule_id=\"7\",rule=\"docker-hub\"} 5.04"));
+    CHECK("database events by kind", has(s, "pier_db_events_total{kind=\"reconnect\"} 2") &&
+                                         has(s, "pier_db_events_total{kind=\"timeout\"} 0"));
     CHECK("no series for the overflow row while it is unused", !strstr(s, "rule_id=\"-1\""));
     free(s);
 
@@ -154,7 +161,8 @@ int main(void)
     CHECK("rules beyond the table are counted in the overflow row",
           strstr(s, "pier_cache_hits_total{rule_id=\"-1\",rule=\"\"}") != NULL);
     long long total = 0;
-    for (const char *p = strstr(s, "pier_cache_hits_total{"); p; p = strstr(p + 1, "pier_cache_hits_total{")) {
+    for (const char *p = strstr(s, "pier_cache_hits_total{"); p;
+         p = strstr(p + 1, "pier_cache_hits_total{")) {
         const char *sp = strchr(p, ' ');
         total += atoll(sp + 1);
     }
