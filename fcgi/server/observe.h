@@ -35,8 +35,9 @@ void observe_handle(struct ctx *c, struct authn_cache *ac, struct req *r);
 /* Worker: a request was accepted; marks the worker busy. Returns the start
  * time to give observe_end(). */
 int64_t observe_begin(void);
-/* Worker: the request is over; counts it by route kind and status with its
- * duration, and marks the worker idle. */
+/* Worker: the request is answered; counts it by route kind and status with
+ * its duration, and marks the worker idle. Call it before req_finish(): the
+ * request's path belongs to libfcgi and is freed there. */
 void observe_end(const struct req *r, int64_t started);
 
 #endif

@@ -246,8 +246,8 @@ int worker_run(const struct config *cfg, int listen_fd)
         db_rollback(db); /* a handler that failed half-way must not leak a transaction */
         if (resp_failed(&r, &e) != PIER_OK)
             log_error("%s %s -> 500: %s", r.method, r.path, e.msg);
+        observe_end(&r, started); /* before req_finish: r's strings live in libfcgi's request */
         req_finish(&r);
-        observe_end(&r, started);
         pool_body_end();
         stats_flush(&c, 2000);
         arena_reset(a);

@@ -50,7 +50,7 @@ def scrape(client: Client | None = None) -> str:
     r = expect_status((client or Client()).get("/metrics"), 200, "/metrics with the administrator's key")
     ctype = r.header("Content-Type") or ""
     assert ctype.startswith("text/plain") and "version=0.0.4" in ctype, r.summary()
-    return r.text()
+    return r.text
 
 
 def tag_count(samples) -> float:
@@ -64,7 +64,7 @@ def tag_count(samples) -> float:
 def test_healthz_and_readyz_answer_without_credentials_and_readyz_names_a_stopped_database():
     anon = Client(auth=None)
     r = expect_status(anon.get("/healthz"), 200, "healthz")
-    assert r.text() == "ok\n", r.summary()
+    assert r.text == "ok\n", r.summary()
     r = expect_status(anon.get("/readyz"), 200, "readyz with everything up")
     doc = r.json()
     assert doc == {"status": "ready", "checks": {"database": "ok", "migrations": "ok", "blob_root": "ok"}}, doc
@@ -80,7 +80,7 @@ def test_healthz_and_readyz_answer_without_credentials_and_readyz_names_a_stoppe
         assert doc["checks"]["blob_root"] == "ok", doc
         assert r.header("Retry-After"), r.summary()
         # No secrets, no connection string, no path in the answer.
-        body = r.text()
+        body = r.text
         for secret in (env("PIER_DB"), admin_creds()[1], state_dir()):
             assert secret not in body, f"/readyz leaks {secret!r}: {body}"
     # Ready again once the database is back (workers reconnect).
@@ -109,7 +109,7 @@ def test_readyz_fails_while_the_blob_root_cannot_take_a_file():
             assert r.status == 503, r.summary()
             doc = r.json()
             assert doc["checks"] == {"database": "ok", "migrations": "ok", "blob_root": "not writable"}, doc
-            assert root not in r.text(), r.text()
+            assert root not in r.text, r.text
             expect_status(anon.get("/healthz"), 200, "healthz only says the node answers")
         finally:
             os.unlink(tmp)
@@ -126,19 +126,19 @@ def test_metrics_needs_an_administrator_or_an_allowed_address():
     r = anon.get("/metrics")
     assert r.status == 401, r.summary()
     assert (r.header("WWW-Authenticate") or "").startswith("Basic "), r.summary()
-    assert "pier_" not in r.text(), r.text()
+    assert "pier_" not in r.text, r.text
     # The administrator's access key, as Basic credentials (as the registry takes them).
     text = scrape(Client())
     assert "# TYPE pier_http_requests_total counter" in text, text[:500]
     # A wrong secret: 401, never the metrics.
     key_id, secret = admin_creds()
     r = Client(auth=(key_id, secret[:-1] + ("A" if secret[-1] != "A" else "B"))).get("/metrics")
-    assert r.status == 401 and "pier_" not in r.text(), r.summary()
+    assert r.status == 401 and "pier_" not in r.text, r.summary()
     # A user who may pull but not read metrics: 403; given ecr:GetMetrics alone: 200.
     with User("metrics", policies={"pull": policy(allow(["ecr:BatchGetImage"]))}) as u:
         r = u.client().get("/metrics")
         assert r.status == 403, r.summary()
-        assert "ecr:GetMetrics" in r.text() and "pier_" not in r.text(), r.text()
+        assert "ecr:GetMetrics" in r.text and "pier_" not in r.text, r.text
         u.put_policy("metrics", policy(allow(["ecr:GetMetrics"])))
         ok = wait_until(lambda: u.client().get("/metrics").status == 200, timeout=10, interval=0.3)
         assert ok, u.client().get("/metrics").summary()
