@@ -309,7 +309,9 @@ def test_prometheus_scrapes_a_node_and_answers_with_the_pulls_the_test_made():
     with Prometheus(port, target) as prom:
         q = 'sum(pier_http_requests_total{route="manifest",code="200"})'
         # Counters only change with requests: wait for Prometheus to have scraped the
-        # current value, then pull N manifests and wait for exactly N more.
+        # current value, then pull N manifests and wait for exactly N more. (One pull
+        # first, so that the series exists however the run began.)
+        expect_status(get_manifest(c, repo, "v1"), 200)
         base = sample(parse_metrics(scrape(c)), "pier_http_requests_total", route="manifest", code="200")
         ok = wait_until(lambda: prom.query_value(q) == base, timeout=30, interval=0.5)
         assert ok, f"Prometheus has {prom.query_value(q)} manifest GETs, node says {base}"
