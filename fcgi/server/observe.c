@@ -303,6 +303,9 @@ int64_t observe_begin(void)
 
 void observe_end(const struct req *r, int64_t started)
 {
-    metrics_request(route_of(r), r->status, now_us() - started);
+    struct perr e;
+    /* A response that failed while it was built went out as a bare 500. */
+    int status = resp_failed(r, &e) != PIER_OK ? 500 : r->status;
+    metrics_request(route_of(r), status, now_us() - started);
     pool_busy(false);
 }
