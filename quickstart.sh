@@ -50,7 +50,8 @@ RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansso
     libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
     libapache2-mod-xsendfile curl acl ca-certificates)
 TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium
-    pgbouncer haproxy cppcheck prometheus)
+    pgbouncer haproxy cppcheck openssl prometheus
+    debhelper dpkg-dev lintian systemd logrotate) # the Debian package: build, lint, its unit and logrotate
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }

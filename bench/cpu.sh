@@ -14,6 +14,8 @@
 set -Eeuo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BDIR=${PIER_BENCH_CPU_DIR:-/tmp/pier-bench-cpu}
 PORT=${PIER_BENCH_CPU_PORT:-5750}
 ROUNDS=${PIER_BENCH_CPU_ROUNDS:-3}
@@ -61,7 +63,6 @@ measure() {
     done
     echo "${out[*]}"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END { print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2 }'; }
 
 rm -rf "$BDIR"
 mkdir -p "$WORK"

@@ -6,11 +6,13 @@
 #      PIER_BENCH_GC_MANIFESTS manifests (default 20,000): 80 % of the blobs
 #      referenced, 20 % garbage, rows and small files made by bench/gcdata.py;
 #      `pierctl gc --grace 0 --dry-run`, then `pierctl gc --grace 0`, then a
-#      sweep with nothing left to remove, each under /usr/bin/time -v: wall
-#      time, peak memory (maxrss), rows removed per second;
+#      sweep with nothing left to remove, each at full speed (--duty 100) under
+#      /usr/bin/time -v: wall time, peak memory (maxrss), rows removed per
+#      second;
 #   2. warm manifest GET by tag (wrk, as bench/run.sh) without and with a
-#      sweep running: fresh garbage big enough to keep the sweep busy longer
-#      than the wrk run, PIER_BENCH_GC_ROUNDS rounds; the drop in requests/s.
+#      sweep running at the pace maintenance runs it (gc_duty, default 10 %):
+#      fresh garbage big enough to keep the sweep busy longer than the wrk
+#      run, PIER_BENCH_GC_ROUNDS rounds; the drop in requests/s.
 #
 # Starts its own Pier node (quickstart.sh, maintenance off so that no sweep
 # of its own interferes), stops it at exit, prints a markdown table and
@@ -21,20 +23,25 @@
 #   PIER_BENCH_GC_PORT       Pier's Apache port (default 5850)
 #   PIER_BENCH_GC_MANIFESTS  manifests of step 1 (default 20000; blobs = 5 x manifests)
 #   PIER_BENCH_GC_ROUNDS     rounds of step 2 (default 3)
+#   PIER_BENCH_GC_DUTY       --duty of the sweeps of step 2 (default 10, gc_duty's default)
 #   PIER_BENCH_GC_SWEEP_GARBAGE  garbage blobs per round of step 2 (default: what
-#                            step 1's rate removes in 1.5 x the wrk run, at least 10000)
+#                            step 1's rate removes at that duty in 1.5 x the wrk
+#                            run, at least 5000)
 #   PIER_BENCH_WRK_SECONDS   wrk duration (default 10)
 #   PIER_BENCH_KEEP=1        keep the scratch directory
 #   PIER_WORKERS, PIER_BUILD_DIR  passed to quickstart.sh (default 4, ./build)
 set -Eeuo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BENCH=$SRC/bench
 BDIR=${PIER_BENCH_GC_DIR:-/tmp/pier-bench-gc}
 PORT=${PIER_BENCH_GC_PORT:-5850}
 MANIFESTS=${PIER_BENCH_GC_MANIFESTS:-20000}
 ROUNDS=${PIER_BENCH_GC_ROUNDS:-3}
 SWEEP_GARBAGE=${PIER_BENCH_GC_SWEEP_GARBAGE:-}
+DUTY=${PIER_BENCH_GC_DUTY:-10}
 WRK_SECONDS=${PIER_BENCH_WRK_SECONDS:-10}
 KEEP=${PIER_BENCH_KEEP:-0}
 WORKERS=${PIER_WORKERS:-4}
@@ -50,10 +57,6 @@ BLOBS=$((5 * MANIFESTS))
 
 log() { printf '[gc %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'gc: %s\n' "$*" >&2; exit 1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {
-    if (NR == 0) exit 1; if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
-fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, v }'; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ensure_tools() {
     local -A pkg=([curl]=curl [wrk]=wrk [skopeo]=skopeo [python3]=python3 [psql]=postgresql-client)
@@ -191,11 +194,11 @@ log "generated in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f",
 sync
 ROWS_BEFORE=$(blob_rows)
 log "dry run"
-timed dry --grace 0 --dry-run
+timed dry --grace 0 --dry-run --duty 100
 DRY_WALL=$T_WALL DRY_RSS=$T_RSS DRY_LINE=$T_LINE DRY_CPU="$T_CPU / $T_PG"
 [ "$(field "$DRY_LINE" blobs)" = "$GARBAGE" ] || die "the dry run would remove other than $GARBAGE blobs: $DRY_LINE"
 log "sweep"
-timed sweep --grace 0
+timed sweep --grace 0 --duty 100
 SWEEP_WALL=$T_WALL SWEEP_RSS=$T_RSS SWEEP_LINE=$T_LINE SWEEP_CPU="$T_CPU / $T_PG"
 SW_BLOBS=$(field "$SWEEP_LINE" blobs)
 SW_LINKS=$(field "$SWEEP_LINE" links)
@@ -205,15 +208,15 @@ SW_RATE=$(awk -v n="$SW_BLOBS" -v t="$SWEEP_WALL" 'BEGIN { printf "%.0f", n / t 
 SW_ROWRATE=$(awk -v n="$((SW_BLOBS + SW_LINKS))" -v t="$SWEEP_WALL" 'BEGIN { printf "%.0f", n / t }')
 log "sweep: $SWEEP_LINE; ${SWEEP_WALL} s, maxrss ${SWEEP_RSS} KiB"
 log "a sweep with nothing to remove"
-timed idle --grace 0
+timed idle --grace 0 --duty 100
 IDLE_WALL=$T_WALL IDLE_RSS=$T_RSS IDLE_LINE=$T_LINE IDLE_CPU="$T_CPU / $T_PG"
 [ "$(field "$IDLE_LINE" blobs)" = 0 ] || die "a second sweep removed more: $IDLE_LINE"
 
 # ---- 2. tag GETs with and without a sweep ---------------------------------------
 if [ -z "$SWEEP_GARBAGE" ]; then
-    SWEEP_GARBAGE=$(awk -v r="$SW_RATE" -v s="$WRK_SECONDS" 'BEGIN { n = int(r * (s + 2) * 1.5); print (n < 10000 ? 10000 : n) }')
+    SWEEP_GARBAGE=$(awk -v r="$SW_RATE" -v s="$WRK_SECONDS" -v d="$DUTY" 'BEGIN { n = int(r * d / 100 * (s + 2) * 1.5); print (n < 5000 ? 5000 : n) }')
 fi
-log "2/2 tag GET, wrk -t2 -c32 -d${WRK_SECONDS}s, without and with a sweep of $SWEEP_GARBAGE garbage blobs; $ROUNDS rounds"
+log "2/2 tag GET, wrk -t2 -c32 -d${WRK_SECONDS}s, without and with a sweep of $SWEEP_GARBAGE garbage blobs at --duty $DUTY; $ROUNDS rounds"
 wrk -t2 -c32 -d2s -H "Authorization: $AUTH" -H "Accept: $OCI_MANIFEST" "$TAG_URL" >/dev/null
 RPS_OFF=() RPS_ON=() P99_OFF=() P99_ON=() DROPS=() SWEEPS_R=()
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -222,7 +225,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     off=$(wrk_run)
     check_wrk "$off" "round $r without a sweep"
     before=$(blob_rows)
-    /usr/bin/time -v -o "$WORK/bg.time" "$BUILD/pierctl" -c "$STATE/pier.conf" gc --grace 0 \
+    /usr/bin/time -v -o "$WORK/bg.time" "$BUILD/pierctl" -c "$STATE/pier.conf" gc --grace 0 --duty "$DUTY" \
         >"$WORK/bg.out" 2>"$WORK/bg.err" &
     SWEEP_PID=$!
     # Under way: the first blobs went.
@@ -266,6 +269,7 @@ report() {
 
 | Measurement | Value |
 | --- | ---: |
+| Step 1 runs at full speed (--duty 100); step 2's sweeps at --duty $DUTY (maintenance's gc_duty) | |
 | Dry run over $BLOBS blobs / $MANIFESTS manifests: wall time (s) | $(fmt "$DRY_WALL" 2) |
 | Dry run: pierctl peak RSS (MiB) | $(mib "$DRY_RSS") |
 | Dry run: CPU s, pierctl / PostgreSQL | $DRY_CPU |
@@ -277,7 +281,7 @@ report() {
 | Sweep with nothing to remove over $((BLOBS - GARBAGE)) blobs: wall time (s) | $(fmt "$IDLE_WALL" 2) |
 | Sweep with nothing to remove: CPU s, pierctl / PostgreSQL | $IDLE_CPU |
 | Tag GET without a sweep, wrk -t2 -c32 -d${WRK_SECONDS}s (requests/s, median of $ROUNDS) | $(fmt "$(median "${RPS_OFF[@]}")" 0) |
-| Tag GET while a sweep of $SWEEP_GARBAGE garbage blobs runs (requests/s, median) | $(fmt "$(median "${RPS_ON[@]}")" 0) |
+| Tag GET while a sweep of $SWEEP_GARBAGE garbage blobs runs at --duty $DUTY (requests/s, median) | $(fmt "$(median "${RPS_ON[@]}")" 0) |
 | Tag GET p99 without / with a sweep (ms, median) | $(fmt "$(median "${P99_OFF[@]}")" 2) / $(fmt "$(median "${P99_ON[@]}")" 2) |
 | Drop in requests/s while a sweep runs (%, median of the rounds) | $DROP |
 

@@ -32,6 +32,7 @@
 #include "lib/log.h"
 #include "lib/util.h"
 #include "store/blobstore.h"
+#include "store/fsck.h"
 #include "store/gc.h"
 #include "store/lifecycle_run.h"
 #include "store/repo.h"
@@ -48,10 +49,16 @@ static void usage(FILE *f)
             "                  files, abandoned download files and expired cache rows\n"
             "                  (pierd also does this every maintenance_interval seconds)\n"
             "  check-config    validate the configuration and print it\n"
-            "  gc [--dry-run] [--grace SECONDS]   remove blobs no manifest references that\n"
-            "                  nothing linked within the grace (default gc_grace); pierd\n"
-            "                  sweeps every gc_interval seconds\n"
+            "  gc [--dry-run] [--grace SECONDS] [--duty PERCENT]   remove blobs no manifest\n"
+            "                  references that nothing linked within the grace (default\n"
+            "                  gc_grace), working PERCENT of the time (default gc_duty; 100:\n"
+            "                  no pauses); pierd sweeps every gc_interval seconds\n"
             "  gc status       reclaimable bytes and the last sweeps\n"
+            "  fsck [--verify-digests] [--repair [--force]] [--grace SECONDS] [--json]\n"
+            "                  check the blob root against the database: rows without\n"
+            "                  files, files without rows, sizes (and digests); --repair\n"
+            "                  does what is safe (docs/operations.md). Exit status: 0 clean,\n"
+            "                  1 all repaired, 4 problems left, 8 the check failed\n"
             "  user create NAME [--role] [--admin]   a principal and its first access key\n"
             "                  (printed once); --role makes it a role (arn:...:role/NAME)\n"
             "                  instead of a user; --admin attaches a policy allowing ecr:*\n"
@@ -186,11 +193,11 @@ static int cmd_cleanup(const struct config *cfg)
     return 0;
 }
 
-/* pierctl gc [--dry-run] [--grace SECONDS] | gc status */
+/* pierctl gc [--dry-run] [--grace SECONDS] [--duty PERCENT] | gc status */
 static int cmd_gc(const struct config *cfg, int argc, char **argv)
 {
     bool dry_run = false, status = false;
-    int grace = -1;
+    int grace = -1, duty = 0;
     for (int i = 0; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--dry-run") == 0) {
@@ -204,8 +211,16 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
                 return 2;
             }
             grace = (int)v;
+        } else if (strcmp(argv[i], "--duty") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 1 || v > 100) {
+                fprintf(stderr, "pierctl: --duty takes a percentage from 1 to 100\n");
+                return 2;
+            }
+            duty = (int)v;
         } else {
-            fprintf(stderr, "usage: pierctl gc [--dry-run] [--grace SECONDS] | pierctl gc status\n");
+            fprintf(stderr, "usage: pierctl gc [--dry-run] [--grace SECONDS] [--duty PERCENT] | "
+                            "pierctl gc status\n");
             return 2;
         }
     }
@@ -246,7 +261,7 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
         }
     } else {
         struct gc_report g;
-        pier_err rc = gc_sweep(&c, grace, dry_run, &g, &e);
+        pier_err rc = gc_sweep(&c, grace, duty, dry_run, &g, &e);
         if (rc == PIER_E_CONFLICT) {
             fprintf(stderr, "gc: another sweep is running\n");
             ret = 3;
@@ -255,13 +270,80 @@ static int cmd_gc(const struct config *cfg, int argc, char **argv)
             ret = 1;
         } else if (dry_run) {
             printf("gc (dry run): would remove %lld blobs (%lld bytes) and %lld links; "
-                   "%lld busy digests skipped; %lld ms\n", g.blobs, g.bytes, g.links, g.busy,
-                   g.seconds_ms);
+                   "%lld busy digests skipped; %lld ms (%lld ms paused)\n", g.blobs, g.bytes,
+                   g.links, g.busy, g.seconds_ms, g.paused_ms);
         } else {
             printf("gc: removed %lld blobs (%lld bytes) and %lld links; %lld busy digests "
-                   "skipped; %lld interrupted deletions finished; %lld ms\n", g.blobs, g.bytes,
-                   g.links, g.busy, g.finished, g.seconds_ms);
+                   "skipped; %lld interrupted deletions finished; %lld ms (%lld ms paused)\n",
+                   g.blobs, g.bytes, g.links, g.busy, g.finished, g.seconds_ms, g.paused_ms);
         }
+    }
+    arena_free(a);
+    db_close(db);
+    return ret;
+}
+
+/* pierctl fsck [--verify-digests] [--repair [--force]] [--grace SECONDS] [--json] */
+static int cmd_fsck(const struct config *cfg, int argc, char **argv)
+{
+    struct fsck_options o = {.grace = cfg->gc_grace};
+    bool json = false;
+    for (int i = 0; i < argc; i++) {
+        char *end;
+        if (strcmp(argv[i], "--verify-digests") == 0) {
+            o.verify_digests = true;
+        } else if (strcmp(argv[i], "--repair") == 0) {
+            o.repair = true;
+        } else if (strcmp(argv[i], "--force") == 0) {
+            o.force = true;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(argv[i], "--grace") == 0 && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > 30L * 86400) {
+                fprintf(stderr, "pierctl: --grace takes seconds from 0 to 2592000\n");
+                return 2;
+            }
+            o.grace = (int)v;
+        } else {
+            fprintf(stderr, "usage: pierctl fsck [--verify-digests] [--repair [--force]] "
+                            "[--grace SECONDS] [--json]\n");
+            return 2;
+        }
+    }
+    struct perr e;
+    struct db *db = db_open(cfg->database, &e);
+    if (!db) {
+        fprintf(stderr, "pierctl: %s\n", e.msg);
+        return 8;
+    }
+    /* Not blobstore_init(): it would create blobs/ under a root that is not mounted. */
+    struct blobstore bs;
+    if (strlen(cfg->blob_root) >= sizeof bs.root) {
+        fprintf(stderr, "pierctl: blob_root path is too long\n");
+        db_close(db);
+        return 8;
+    }
+    memcpy(bs.root, cfg->blob_root, strlen(cfg->blob_root) + 1);
+    struct arena *a = arena_new();
+    struct ctx c = {.cfg = cfg, .db = db, .bs = &bs, .a = a};
+    struct fsck_report r;
+    int ret;
+    if (fsck_run(&c, &o, &r, &e) != PIER_OK) {
+        fprintf(stderr, "pierctl: fsck: %s\n", e.msg);
+        ret = 8;
+    } else {
+        if (json) {
+            json_t *j = fsck_json(&r);
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(j);
+        } else {
+            printf("%s\n", fsck_summary(a, &r));
+            for (size_t i = 0; i < r.nfindings; i++)
+                printf("%s\n", fsck_line(a, &r.findings[i]));
+        }
+        ret = fsck_exit_status(&r);
     }
     arena_free(a);
     db_close(db);
@@ -920,6 +1002,8 @@ int main(int argc, char **argv)
         return cmd_check_config(&cfg);
     if (strcmp(cmd, "gc") == 0)
         return cmd_gc(&cfg, argc - optind - 1, argv + optind + 1);
+    if (strcmp(cmd, "fsck") == 0)
+        return cmd_fsck(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "rule") == 0)
         return cmd_rule(&cfg, argc - optind - 1, argv + optind + 1);
     if (strcmp(cmd, "budget") == 0)

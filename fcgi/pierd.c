@@ -1,5 +1,6 @@
 /* pierd: the Pier FastCGI pool. Reads the configuration, applies database
- * migrations, prepares the blob root, opens the socket and runs the master. */
+ * migrations (or, with auto_migrate off, checks that they were applied),
+ * prepares the blob root, opens the socket and runs the master. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -80,7 +81,7 @@ static int load(struct config *cfg, const char *config_path)
 
 /* Everything before the pool runs: blob root, migrations, server key, first
  * administrator, socket. Returns the listening socket, or -1 (logged). */
-static int prepare(const struct config *cfg)
+static int prepare(const struct config *cfg, const char *config_path)
 {
     struct perr e;
     log_info("pierd %s starting", PACKAGE_VERSION);
@@ -98,14 +99,34 @@ static int prepare(const struct config *cfg)
         log_error("cannot start: %s", e.msg);
         return -1;
     }
-    int applied = 0;
-    if (migrate_run(db, &applied, &e) != PIER_OK) {
-        log_error("cannot start: %s", e.msg);
-        db_close(db);
-        return -1;
+    if (cfg->auto_migrate) {
+        int applied = 0;
+        if (migrate_run(db, &applied, &e) != PIER_OK) {
+            log_error("cannot start: %s", e.msg);
+            db_close(db);
+            return -1;
+        }
+        if (applied)
+            log_info("database schema upgraded (%d migrations)", applied);
+    } else {
+        /* Packaged installations upgrade the schema as a step of their own:
+         * a node started on an older schema says which step. */
+        int pending = 0;
+        if (migrate_check(db, &pending, &e) != PIER_OK) {
+            log_error("cannot start: %s", e.msg);
+            db_close(db);
+            return -1;
+        }
+        if (pending) {
+            log_error("cannot start: the database schema lacks %d migration%s this pierd needs "
+                      "(up to version %d) and auto_migrate is off: run \"pierctl%s%s migrate\" "
+                      "first",
+                      pending, pending == 1 ? "" : "s", migrate_newest(), config_path ? " -c " : "",
+                      config_path ? config_path : "");
+            db_close(db);
+            return -1;
+        }
     }
-    if (applied)
-        log_info("database schema upgraded (%d migrations)", applied);
     struct secretbox sb;
     memset(&sb, 0, sizeof sb);
     if (!cfg->server_key_file[0] || secretbox_load(&sb, cfg->server_key_file, &e) != PIER_OK) {
@@ -161,7 +182,7 @@ int main(int argc, char **argv)
         return rc;
     /* The first start happens in the foreground, so that its failure is this
      * command's exit status; only then do we detach and supervise. */
-    int fd = prepare(&cfg);
+    int fd = prepare(&cfg, config_path);
     if (fd < 0)
         return 1;
     if (detach)
@@ -171,7 +192,7 @@ int main(int argc, char **argv)
         rc = load(&cfg, config_path);
         if (rc != 0)
             return rc;
-        fd = prepare(&cfg);
+        fd = prepare(&cfg, config_path);
         if (fd < 0)
             return 1;
     }

@@ -64,6 +64,48 @@ int migrate_version(struct db *db, struct perr *e)
     return v;
 }
 
+int migrate_newest(void)
+{
+    return pier_migrations_count ? pier_migrations[pier_migrations_count - 1].version : 0;
+}
+
+static pier_err refuse_newer(int current, struct perr *e)
+{
+    return perr_set(e, PIER_E_INTERNAL,
+                    "the database schema is at version %d but this binary knows only up to %d; "
+                    "upgrade this node",
+                    current, migrate_newest());
+}
+
+pier_err migrate_check(struct db *db, int *pending, struct perr *e)
+{
+    int current = migrate_version(db, e);
+    if (current < 0)
+        return e->code;
+    if (current > migrate_newest())
+        return refuse_newer(current, e);
+    struct arena *a = arena_new();
+    int count = 0;
+    for (int i = 0; i < pier_migrations_count; i++) {
+        const struct migration *m = &pier_migrations[i];
+        if (m->version > current) {
+            count++;
+            continue;
+        }
+        PGresult *done = db_exec(db, a, &st_applied, e, m->version);
+        if (!done) {
+            arena_free(a);
+            return e->code;
+        }
+        if (PQntuples(done) == 0)
+            count++;
+    }
+    arena_free(a);
+    if (pending)
+        *pending = count;
+    return PIER_OK;
+}
+
 pier_err migrate_run(struct db *db, int *applied, struct perr *e)
 {
     struct arena *a = arena_new();
@@ -78,11 +120,8 @@ pier_err migrate_run(struct db *db, int *applied, struct perr *e)
         rc = e->code;
         goto out;
     }
-    int newest = pier_migrations_count ? pier_migrations[pier_migrations_count - 1].version : 0;
-    if (current > newest) {
-        rc = perr_set(e, PIER_E_INTERNAL,
-                      "the database schema is at version %d but this binary knows only up to %d; "
-                      "upgrade this node", current, newest);
+    if (current > migrate_newest()) {
+        rc = refuse_newer(current, e);
         goto out;
     }
     for (int i = 0; i < pier_migrations_count; i++) {

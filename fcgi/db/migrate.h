@@ -29,5 +29,13 @@ PIER_MUST_USE
 pier_err migrate_pending(struct db *db, int *missing, struct perr *e);
 /* Current schema version of the database (0 if none), or -1 on error. */
 int migrate_version(struct db *db, struct perr *e);
+/* The newest migration compiled into this binary. */
+int migrate_newest(void);
+/* Check without applying anything: *pending (if not NULL) receives the number
+ * of compiled-in migrations the database has not recorded. Fails (PIER_E_INTERNAL,
+ * a message that says to upgrade this node) when the schema is newer than this
+ * binary knows, like migrate_run. */
+PIER_MUST_USE
+pier_err migrate_check(struct db *db, int *pending, struct perr *e);
 
 #endif

@@ -56,6 +56,7 @@ static const struct key keys[] = {
     {"maintenance_interval", I(maintenance_interval, 0, 86400)},
     {"gc_grace", I(gc_grace, 0, 30 * 86400)},
     {"gc_interval", I(gc_interval, 0, 30 * 86400)},
+    {"gc_duty", I(gc_duty, 1, 100)},
     {"account_id", S(account_id)},
     {"region", S(region)},
     {"auth_scheme", S(auth_scheme)},
@@ -70,6 +71,7 @@ static const struct key keys[] = {
     {"min_free_space", Z(min_free_space, 0, 1LL << 50)},
     {"cache_max_bytes", Z(cache_max_bytes, 0, 1LL << 60)},
     {"metrics_allow", S(metrics_allow)},
+    {"auto_migrate", B(auto_migrate)},
 };
 
 void config_defaults(struct config *c)
@@ -97,6 +99,7 @@ void config_defaults(struct config *c)
     c->maintenance_interval = 300;
     c->gc_grace = 3600;
     c->gc_interval = 3600;
+    c->gc_duty = 10;
     snprintf(c->account_id, sizeof c->account_id, "111122223333");
     snprintf(c->region, sizeof c->region, "us-east-1");
     snprintf(c->auth_scheme, sizeof c->auth_scheme, "bearer");
@@ -104,6 +107,7 @@ void config_defaults(struct config *c)
     c->upstream_min_rate = 16 << 10;
     c->db_timeout_ms = 5000;
     c->min_free_space = 64LL << 20;
+    c->auto_migrate = true;
 }
 
 pier_err config_metrics_allow(const struct config *c, struct netpolicy *out, struct perr *e)

@@ -38,6 +38,7 @@ struct config {
     int maintenance_interval;       /* seconds between cleanups by the master (0: never) */
     int gc_grace;                   /* seconds an unreferenced blob or link is kept */
     int gc_interval;                /* seconds between garbage-collection sweeps (0: never) */
+    int gc_duty;                    /* percent of a sweep's time spent working (100: no pauses) */
     char account_id[16];            /* the registry's 12-digit account id (ARNs) */
     char region[32];                /* the registry's region (ARNs, SigV4) */
     char auth_scheme[16];           /* "bearer" or "basic": the challenge on GET /v2/ */
@@ -59,6 +60,8 @@ struct config {
                                        credentials (empty: none; administrators always may) */
     long long cache_max_bytes;      /* bytes all pull-through cache rules together may
                                        keep on the blob root (0: no registry-wide budget) */
+    bool auto_migrate;              /* pierd applies pending migrations when it starts
+                                       (false: it refuses to start on an older schema) */
 };
 
 /* Fill c with defaults. */

@@ -194,7 +194,7 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     struct perr ge;
     if (gc_due(&mc, &due, &ge) == PIER_OK && due) {
         struct gc_report g;
-        if (gc_sweep(&mc, -1, false, &g, &ge) == PIER_OK) {
+        if (gc_sweep(&mc, -1, 0, false, &g, &ge) == PIER_OK) {
             out->gc_ran = true;
             out->gc_blobs = g.blobs;
             out->gc_bytes = g.bytes;

@@ -1,6 +1,7 @@
 /* gc: the garbage-collection sweep and its history (gc_runs). */
 #include "store/gc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +75,22 @@ static pier_err collect(struct ctx *c, const struct repo_gc_candidate *cand, int
     return PIER_OK;
 }
 
-static pier_err sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out,
+/* Sleep after a round of round_ms so that the sweep works duty percent of
+ * the time. */
+static long long pause_after(long long round_ms, int duty)
+{
+    if (duty >= 100 || round_ms <= 0)
+        return 0;
+    long long ms = round_ms * (100 - duty) / duty;
+    if (ms > GC_MAX_PAUSE_MS)
+        ms = GC_MAX_PAUSE_MS;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return ms;
+}
+
+static pier_err sweep(struct ctx *c, int grace, int duty, bool dry_run, struct gc_report *out,
                       struct perr *e)
 {
     pier_err rc;
@@ -88,6 +104,7 @@ static pier_err sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *
     for (;;) {
         struct repo_gc_candidate *cand;
         int n;
+        long long t0 = now_ms();
         if ((rc = repo_gc_candidates(&bc, after, grace, 0, GC_BATCH, &cand, &n, e)) != PIER_OK)
             break;
         if (n == 0)
@@ -98,6 +115,7 @@ static pier_err sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *
         arena_reset(a);
         if (n < GC_BATCH)
             break;
+        out->paused_ms += pause_after(now_ms() - t0, duty);
     }
     arena_free(a);
     out->links = r.links;
@@ -107,8 +125,11 @@ static pier_err sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *
     return rc;
 }
 
-pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out, struct perr *e)
+pier_err gc_sweep(struct ctx *c, int grace, int duty, bool dry_run, struct gc_report *out,
+                  struct perr *e)
 {
+    if (duty <= 0 || duty > 100)
+        duty = c->cfg->gc_duty > 0 ? c->cfg->gc_duty : 100;
     memset(out, 0, sizeof *out);
     out->dry_run = dry_run;
     out->grace = grace = grace >= 0 ? grace : c->cfg->gc_grace;
@@ -122,7 +143,7 @@ pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out,
     if (gethostname(node, sizeof node - 1) != 0)
         snprintf(node, sizeof node, "unknown");
     PGresult *run = db_exec(c->db, c->a, &st_run_start, e, node, dry_run, grace);
-    pier_err rc = run ? sweep(c, grace, dry_run, out, e) : e->code;
+    pier_err rc = run ? sweep(c, grace, duty, dry_run, out, e) : e->code;
     out->seconds_ms = now_ms() - t0;
     if (run) {
         struct perr ignore;

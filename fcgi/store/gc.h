@@ -17,12 +17,20 @@ struct gc_report {
     long long links, blobs, bytes, busy; /* as struct repo_gc_result */
     long long finished;                  /* deletions a dead sweep left, finished */
     long long seconds_ms;                /* how long it took */
+    long long paused_ms;                 /* of which it slept between rounds (gc_duty) */
 };
 
-/* One sweep with grace seconds (negative: the configured gc_grace).
+#define GC_MAX_PAUSE_MS 5000 /* the longest pause between two rounds */
+
+/* One sweep with grace seconds (negative: the configured gc_grace), working
+ * duty percent of the time (0: the configured gc_duty; 100: without pauses):
+ * after each round it sleeps (100 - duty) / duty times as long as the round
+ * took, at most GC_MAX_PAUSE_MS, so that a sweep leaves the database and
+ * the CPUs to the requests.
  * PIER_E_CONFLICT when another sweep runs somewhere. Records the run. */
 PIER_MUST_USE
-pier_err gc_sweep(struct ctx *c, int grace, bool dry_run, struct gc_report *out, struct perr *e);
+pier_err gc_sweep(struct ctx *c, int grace, int duty, bool dry_run, struct gc_report *out,
+                  struct perr *e);
 
 /* Is a sweep due (gc_interval seconds since the last completed one)? */
 PIER_MUST_USE

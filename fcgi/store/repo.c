@@ -1268,12 +1268,33 @@ pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)
     "(b.created_at < now() - " GC_AGE " OR $3::bigint > 0)"                               \
     " AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child = b.digest)"
 
+/* The next n digests after $1 with a blob or a link to remove. Blobs and
+ * links are each walked in digest order through their own index (a) and (l),
+ * each to at most n rows; where one of them stopped at its limit, digests
+ * beyond its last are left for the next round (cut), so none is skipped.
+ * The conditions are GC_BLOB_GOES and GC_LINK_GOES, with "mr.child > $1"
+ * added so that the anti joins start their walk of manifest_references at $1
+ * rather than at its first row. One query with an OR over both would hash
+ * every link and reference of the registry in every round. */
 static const struct db_stmt st_gc_candidates = {
     "repo_gc_candidates",
-    "SELECT b.digest, b.size FROM blobs b WHERE b.digest > $1 AND ((" GC_BLOB_GOES ")"
-    " OR EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id"
-    "            WHERE rb.digest = b.digest AND " GC_LINK_GOES "))"
-    " ORDER BY b.digest LIMIT $4::int", 4};
+    "WITH a AS (SELECT b.digest FROM blobs b WHERE b.digest > $1"
+    "           AND (b.created_at < now() - " GC_AGE " OR $3::bigint > 0)"
+    "           AND NOT EXISTS (SELECT 1 FROM manifest_references mr"
+    "                           WHERE mr.child = b.digest AND mr.child > $1)"
+    "           ORDER BY b.digest LIMIT $4::int),"
+    " l AS (SELECT DISTINCT rb.digest FROM repository_blobs rb"
+    "       JOIN repositories r ON r.id = rb.repository_id"
+    "       WHERE rb.digest > $1"
+    "       AND (rb.created_at < now() - " GC_AGE " OR coalesce(r.rule_id = $3::bigint, false))"
+    "       AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child > $1"
+    "                       AND mr.repository_id = rb.repository_id AND mr.child = rb.digest)"
+    "       ORDER BY rb.digest LIMIT $4::int),"
+    " cut AS (SELECT least((SELECT max(digest) FROM a HAVING count(*) >= $4::int),"
+    "                      (SELECT max(digest) FROM l HAVING count(*) >= $4::int)) AS d)"
+    " SELECT u.digest, b.size FROM (SELECT digest FROM a UNION SELECT digest FROM l) u"
+    " JOIN blobs b ON b.digest = u.digest, cut"
+    " WHERE cut.d IS NULL OR u.digest <= cut.d ORDER BY u.digest LIMIT $4::int", 4};
 /* Session locks, tried: a digest someone publishes, links or references
  * right now is skipped, not waited for. */
 static const struct db_stmt st_gc_lock = {
@@ -1577,6 +1598,155 @@ pier_err repo_image_blobs(struct ctx *c, const char *name, const char *digest,
     for (int i = 0; i < *n; i++) {
         (*out)[i].digest = PQgetvalue(res, i, 0);
         (*out)[i].size = db_int(res, i, 1);
+    }
+    return PIER_OK;
+}
+
+/* ---- consistency check (store/fsck.c, docs/operations.md) ---- */
+
+/* The rows of one fan-out directory: every digest that starts with prefix
+ * ("sha256:ab"); '~' sorts after every hex digit in the C collation. */
+static const struct db_stmt st_fsck_rows = {
+    "repo_fsck_rows",
+    "SELECT digest, size FROM blobs WHERE digest >= $1 AND digest < $1 || '~' ORDER BY digest", 1};
+static const struct db_stmt st_fsck_lock_shared = {
+    "repo_fsck_lock_shared", "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 7039))", 1};
+/* Run after the lock, in a statement of its own: its snapshot then sees
+ * whatever the holder committed before letting go. */
+static const struct db_stmt st_fsck_state = {
+    "repo_fsck_state",
+    "SELECT (SELECT size FROM blobs WHERE digest = $1),"
+    " EXISTS (SELECT 1 FROM blob_tombstones WHERE digest = $1)",
+    1};
+static const struct db_stmt st_fsck_unlink_all = {
+    "repo_fsck_unlink_all", "DELETE FROM repository_blobs WHERE digest = $1", 1};
+static const struct db_stmt st_fsck_row_delete = {
+    "repo_fsck_row_delete", "DELETE FROM blobs WHERE digest = $1 RETURNING size", 1};
+/* References of pushed manifests that cannot be served: a blob without a
+ * row, a child manifest the repository does not hold. Cache repositories
+ * fetch both on demand, so theirs are not listed. */
+static const struct db_stmt st_fsck_refs = {
+    "repo_fsck_refs",
+    "SELECT r.name, mr.manifest, mr.child, mr.child_kind FROM manifest_references mr"
+    " JOIN repositories r ON r.id = mr.repository_id"
+    " WHERE r.kind = 'push' AND ((mr.child_kind = 'blob'"
+    "   AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.child))"
+    "  OR (mr.child_kind = 'manifest' AND NOT EXISTS (SELECT 1 FROM manifests m"
+    "   WHERE m.repository_id = mr.repository_id AND m.digest = mr.child)))"
+    " ORDER BY r.name, mr.manifest, mr.child LIMIT $1::int",
+    1};
+
+pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out, int *n,
+                        struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_fsck_rows, e, prefix);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].digest = PQgetvalue(res, i, 0);
+        (*out)[i].size = db_int(res, i, 1);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_fsck_settle(struct ctx *c, const char *digest, struct repo_fsck_state *out,
+                          struct perr *e)
+{
+    PIER_ASSERT(grammar_is_digest(digest));
+    memset(out, 0, sizeof *out);
+    out->size = -1;
+    pier_err rc;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        return rc;
+    PGresult *res;
+    if (!db_exec(c->db, c->a, &st_fsck_lock_shared, e, digest) ||
+        !(res = db_exec(c->db, c->a, &st_fsck_state, e, digest)))
+        return db_tx_end(c->db, e->code, e);
+    out->row = !db_isnull(res, 0, 0);
+    if (out->row)
+        out->size = db_int(res, 0, 0);
+    out->tombstone = db_value(res, 0, 1)[0] == 't';
+    char path[PATH_MAX];
+    blobstore_blob_path(c->bs, digest, path);
+    /* Still under the lock: nobody publishes or collects this file now. */
+    out->file_errno = lstat(path, &out->st) == 0 ? 0 : errno;
+    return db_tx_end(c->db, PIER_OK, e); /* nothing was written: only the lock ends */
+}
+
+/* Is the file at path still the one the caller judged: gone (was NULL), or
+ * the same inode with the same size and modification time? */
+static bool file_unchanged(const char *path, const struct stat *was)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return was == NULL && errno == ENOENT;
+    return was != NULL && S_ISREG(st.st_mode) && st.st_dev == was->st_dev &&
+           st.st_ino == was->st_ino && st.st_size == was->st_size &&
+           st.st_mtim.tv_sec == was->st_mtim.tv_sec && st.st_mtim.tv_nsec == was->st_mtim.tv_nsec;
+}
+
+pier_err repo_blob_forget(struct ctx *c, const char *digest, const struct stat *was,
+                          const char *quarantine, bool *done, long long *links, struct perr *e)
+{
+    PIER_ASSERT(grammar_is_digest(digest) && (was == NULL) == (quarantine == NULL));
+    PIER_ASSERT(!db_in_tx(c->db)); /* its commit decides where the file ends up */
+    *done = false;
+    *links = 0;
+    char path[PATH_MAX];
+    blobstore_blob_path(c->bs, digest, path);
+    pier_err rc;
+    if ((rc = db_tx_begin(c->db, e)) != PIER_OK)
+        return rc;
+    /* Exclusive, as a sweep or a publisher takes it: no link, manifest push
+     * or publication of this digest runs until the commit. */
+    if (!db_exec(c->db, c->a, &st_blob_lock, e, digest))
+        return db_tx_end(c->db, e->code, e);
+    if (!file_unchanged(path, was))
+        return db_tx_end(c->db, PIER_OK, e); /* changed meanwhile: the next check looks again */
+    PGresult *l, *row;
+    if (!(l = db_exec(c->db, c->a, &st_fsck_unlink_all, e, digest)) ||
+        !(row = db_exec(c->db, c->a, &st_fsck_row_delete, e, digest)))
+        return db_tx_end(c->db, e->code, e);
+    if (PQntuples(row) == 0) {
+        /* The row went meanwhile (a sweep): undo the links' deletion. */
+        struct perr undo;
+        pier_err undone = db_tx_end(c->db, perr_set(&undo, PIER_E_CONFLICT, "row gone"), &undo);
+        (void)undone; /* rolled back; the caller sees nothing done */
+        return PIER_OK;
+    }
+    if (quarantine && rename(path, quarantine) != 0) {
+        int err = errno;
+        rc = perr_set(e, PIER_E_INTERNAL, "cannot move %s to %s: %s", path, quarantine,
+                      strerror(err));
+        return db_tx_end(c->db, rc, e);
+    }
+    if ((rc = db_tx_end(c->db, PIER_OK, e)) != PIER_OK) {
+        /* The row stays: put the file back where it points. */
+        if (quarantine && rename(quarantine, path) != 0)
+            log_warn("fsck: %s stays in %s (%s); its row points at nothing now", digest, quarantine,
+                     strerror(errno));
+        return rc;
+    }
+    *done = true;
+    *links = atoll(PQcmdTuples(l));
+    return PIER_OK;
+}
+
+pier_err repo_fsck_references(struct ctx *c, int limit, struct repo_fsck_ref **out, int *n,
+                              struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_fsck_refs, e, limit);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, sizeof **out * (size_t)(*n ? *n : 1));
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].repository = PQgetvalue(res, i, 0);
+        (*out)[i].manifest = PQgetvalue(res, i, 1);
+        (*out)[i].child = PQgetvalue(res, i, 2);
+        (*out)[i].blob = strcmp(PQgetvalue(res, i, 3), "blob") == 0;
     }
     return PIER_OK;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include "lib/contract.h"
 #include "lib/err.h"
@@ -406,5 +407,57 @@ pier_err repo_gc_finish(struct ctx *c, long long *finished, struct perr *e);
 PIER_MUST_USE
 pier_err repo_gc_reclaimable(struct ctx *c, int grace, long long *blobs, long long *bytes,
                              struct perr *e);
+
+/* ---- consistency check (store/fsck.c; what it repairs: docs/operations.md) ---- */
+
+/* The blobs rows whose digest starts with prefix ("sha256:ab": one fan-out
+ * directory of the blob root), by digest: *out (arena), *n. */
+PIER_MUST_USE
+pier_err repo_fsck_rows(struct ctx *c, const char *prefix, struct repo_gc_candidate **out, int *n,
+                        struct perr *e);
+
+/* What the store says about one digest once nobody publishes or collects it. */
+struct repo_fsck_state {
+    bool row;       /* a blobs row names it */
+    long long size; /* the row's size, -1 without a row */
+    bool tombstone; /* a sweep removed its row and has yet to remove the file */
+    int file_errno; /* 0: lstat() of its file succeeded (st), else its errno */
+    struct stat st;
+};
+
+/* Settle digest: take its lock shared (waiting for a publisher's or a sweep's
+ * commit), then read its row and tombstone and lstat() its file, and let go.
+ * A file without a row seen this way is not a publication in flight, and a
+ * row without a file is not a sweep's work in progress. Never writes. */
+PIER_MUST_USE
+pier_err repo_fsck_settle(struct ctx *c, const char *digest, struct repo_fsck_state *out,
+                          struct perr *e);
+
+/* Forget a blob whose bytes are lost: under the digest's exclusive lock, if
+ * its file is still missing (was NULL) or still the very file was describes
+ * (inode, size, modification time), delete every repository's link to it and
+ * its blobs row and, given quarantine (a path on the same file system), move
+ * the file there; one transaction of its own (never call inside one). *done
+ * is false when the file or the row changed meanwhile (nothing was done).
+ * *links: the links removed. A pull through a cache then fetches the blob
+ * again, a push uploads it again; pushed manifests that list it stay (fsck
+ * reports them). If the commit fails the file moves back. */
+PIER_MUST_USE
+pier_err repo_blob_forget(struct ctx *c, const char *digest, const struct stat *was,
+                          const char *quarantine, bool *done, long long *links, struct perr *e);
+
+/* A reference a pushed manifest cannot serve. */
+struct repo_fsck_ref {
+    const char *repository, *manifest, *child;
+    bool blob; /* child is a blob without a row; else a manifest the repository lacks */
+};
+
+/* Up to limit references of manifests in push repositories to blobs that
+ * have no row or to child manifests their repository does not hold, by
+ * repository, manifest and child: *out (arena), *n. (Cache repositories
+ * fetch both on demand; tags cannot name a missing manifest: a foreign key.) */
+PIER_MUST_USE
+pier_err repo_fsck_references(struct ctx *c, int limit, struct repo_fsck_ref **out, int *n,
+                              struct perr *e);
 
 #endif

@@ -32,9 +32,9 @@ from upstreams import CacheRule, DockerRegistry, pierctl, read_blob
 # pierctl gc
 
 GC_LINE = re.compile(r"gc: removed (\d+) blobs \((\d+) bytes\) and (\d+) links; (\d+) busy digests skipped; "
-                     r"(\d+) interrupted deletions finished; (\d+) ms")
+                     r"(\d+) interrupted deletions finished; (\d+) ms \((?:\d+) ms paused\)")
 DRY_LINE = re.compile(r"gc \(dry run\): would remove (\d+) blobs \((\d+) bytes\) and (\d+) links; "
-                      r"(\d+) busy digests skipped; (\d+) ms")
+                      r"(\d+) busy digests skipped; (\d+) ms \((?:\d+) ms paused\)")
 BUSY_EXIT = 3
 BUSY_TEXT = "gc: another sweep is running"
 
@@ -408,7 +408,7 @@ def test_gc_killed_mid_sweep_leaves_no_row_without_its_file_and_the_next_sweep_f
     for _ in range(3):   # several kills, each at another point of a sweep
         left_before = int(psql("SELECT count(*) FROM blobs")[0][0])
         dead_before = len(tombstones())
-        proc = subprocess.Popen([exe, "-c", conf, "gc", "--grace", "0"], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([exe, "-c", conf, "gc", "--grace", "0", "--duty", "100"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
             dropped = wait_until(lambda: proc.poll() is not None or
@@ -437,7 +437,7 @@ def test_gc_killed_mid_sweep_leaves_no_row_without_its_file_and_the_next_sweep_f
     left = _count_rows(planted)
     assert left < CRASH_BLOBS, f"kills {kills}: the killed sweeps removed none of the planted blobs"
     dead = tombstones()
-    s = gc("--grace", "0")
+    s = gc("--grace", "0", "--duty", "100")
     assert s.blobs == left and s.finished == len(dead), \
         f"the next sweep: {s}; {left} planted blobs were left and {len(dead)} tombstones (kills {kills})"
     assert _count_rows(planted) == 0
@@ -447,6 +447,38 @@ def test_gc_killed_mid_sweep_leaves_no_row_without_its_file_and_the_next_sweep_f
     assert int(psql("SELECT count(*) FROM blobs")[0][0]) == total_before - CRASH_BLOBS
     print(f"# kills (blob rows before, after, tombstones): {kills}; a sweep that ended: {ended}; "
           f"the next sweep: {s}")
+
+
+PAUSED = re.compile(r".*; (\d+) ms \((\d+) ms paused\)")
+
+
+def test_gc_pauses_between_rounds_as_its_duty_says_and_not_at_duty_100():
+    """A sweep works --duty percent of the time (maintenance: gc_duty): after each full round
+    of 500 it sleeps (100 - duty) / duty times as long as the round took."""
+    repo = unique_repo("gc-pace")
+    push_blob_monolithic(Client(url_a()), repo, os.urandom(100))
+    gc("--grace", "0", "--duty", "100")
+    age = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(time.time() - 600))
+    for duty in (25, 100):
+        planted = _plant_blobs(1600, _repo_id(repo), age)   # three full rounds and a part
+        deadline = time.monotonic() + 60
+        while (p := pierctl("gc", "--grace", "0", "--duty", str(duty))).returncode == BUSY_EXIT \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)   # a node's maintenance sweeps
+        assert p.returncode == 0, p.stderr
+        m = PAUSED.fullmatch(p.stdout.strip())
+        assert m, f"no pause in the summary: {p.stdout!r}"
+        total, paused = int(m.group(1)), int(m.group(2))
+        work = total - paused
+        assert _count_rows(planted) == 0, f"--duty {duty}: planted blobs left"
+        if duty == 100:
+            assert paused == 0, f"--duty 100 paused {paused} ms"
+        else:
+            # Three full rounds, each followed by three times its own length asleep; the
+            # last round, the run's bookkeeping and the sleeps' overshoot make up the rest.
+            assert work <= paused <= 3 * work + 100, f"--duty 25: {work} ms working, {paused} ms paused"
+    p = pierctl("gc", "--duty", "0")
+    assert p.returncode == 2 and "--duty takes a percentage from 1 to 100" in p.stderr, (p.returncode, p.stderr)
 
 
 def test_gc_finishes_a_dead_sweeps_deletions_and_keeps_a_blob_pushed_again_meanwhile():

@@ -41,6 +41,15 @@ int main(void)
     CHECK("quoted string", strcmp(c.log_file, "/tmp/x.log") == 0);
     unlink(p);
 
+    /* Development nodes and the test suite migrate at start; the packaged
+     * configuration turns it off and upgrades with pierctl migrate. */
+    config_defaults(&c);
+    CHECK("auto_migrate defaults to on", c.auto_migrate);
+    p = write_tmp("auto_migrate = false\n");
+    rc = config_load(&c, p, &e);
+    CHECK("auto_migrate = false turns it off", rc == PIER_OK && !c.auto_migrate);
+    unlink(p);
+
     config_defaults(&c);
     p = write_tmp("workerz = 3\n");
     CHECK("unknown key refused", config_load(&c, p, &e) != PIER_OK && strstr(e.msg, "workerz") &&
