@@ -50,7 +50,7 @@ RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansso
     libcurl4-openssl-dev libssl-dev libpq-dev postgresql apache2
     libapache2-mod-xsendfile curl acl ca-certificates)
 TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium
-    pgbouncer haproxy cppcheck openssl
+    pgbouncer haproxy cppcheck openssl prometheus
     debhelper dpkg-dev lintian systemd logrotate) # the Debian package: build, lint, its unit and logrotate
 
 say() { printf '%s\n' "$*"; }
@@ -94,7 +94,7 @@ deps() {
     # already had keeps running as it was.
     local svc installed=()
     for svc in $missing; do
-        case $svc in apache2 | docker-registry | pgbouncer | haproxy) installed+=("$svc") ;; esac
+        case $svc in apache2 | docker-registry | pgbouncer | haproxy | prometheus) installed+=("$svc") ;; esac
     done
     [ ${#installed[@]} -eq 0 ] && return 0
     if [ -d /run/systemd/system ]; then

@@ -8,6 +8,7 @@
 #include "db/db.h"
 #include "lib/arena.h"
 #include "lib/grammar.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "store/repo.h"
 
@@ -88,8 +89,20 @@ void stats_free(struct cache_stats *s)
     free(s);
 }
 
+_Static_assert((int)STAT_HIT == (int)MC_HIT && (int)STAT_MISS == (int)MC_MISS &&
+                   (int)STAT_STALE == (int)MC_STALE &&
+                   (int)STAT_UPSTREAM_BYTES == (int)MC_FETCHED_BYTES &&
+                   (int)STAT_SERVED_BYTES == (int)MC_SERVED_BYTES &&
+                   (int)STAT_UPSTREAM_ERROR == (int)MC_UPSTREAM_FAILURE &&
+                   (int)STAT_STORAGE_ERROR == (int)MC_STORAGE_ERROR &&
+                   (int)STAT__COUNT == (int)MC__COUNT,
+               "the node's metrics count the same cache events as the table");
+
 void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n)
 {
+    /* The node's shared counters first: they do not wait for a flush. */
+    if (rule_id > 0)
+        metrics_cache_add(rule_id, (enum metrics_cache)k, n);
     if (!s || rule_id <= 0)
         return;
     int i;

@@ -13,6 +13,8 @@
 #include "db/db.h"
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/util.h"
 #include "lib/netpolicy.h"
 #include "lib/secretbox.h"
 #include "store/manifest.h"
@@ -84,6 +86,8 @@ void upstream_free(struct upstream *u)
     curl_easy_cleanup(u->curl);
     free(u);
 }
+
+_Static_assert(UPF_FORBIDDEN < METRICS_UPSTREAM_CLASSES, "every failure class has a counter");
 
 const char *upstream_failure_name(enum up_failure f)
 {
@@ -761,7 +765,9 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
 {
     c->up->tick = q->on_tick;
     c->up->tick_arg = q->arg;
+    int64_t t0 = now_us();
     pier_err rc = do_request(c, q, resp, e);
+    metrics_upstream(q->rule->id, (int)resp->failure, now_us() - t0);
     c->up->tick = NULL;
     c->up->tick_arg = NULL;
     return rc;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 struct db {
@@ -24,6 +25,7 @@ struct db {
     bool tx_lost;         /* the connection died inside a transaction */
     int tx_depth;         /* open db_tx_begin()s */
     bool tx_doomed;       /* a joined db_tx_end() failed: the outermost rolls back */
+    bool connected_once;  /* a later connection is a reconnect (metrics) */
 };
 
 enum outcome { RT_DONE, RT_LOST, RT_TIMEOUT };
@@ -127,10 +129,14 @@ static pier_err connect_now(struct db *db, struct perr *e)
     db->conn = PQconnectdbParams(kw, val, 1);
     if (PQstatus(db->conn) != CONNECTION_OK) {
         log_error("database connection failed: %s", PQerrorMessage(db->conn));
+        metrics_db(MDB_CONNECT_FAILED);
         drop(db);
         return unavailable(e);
     }
     PQsetNoticeProcessor(db->conn, notice_sink, NULL);
+    if (db->connected_once)
+        metrics_db(MDB_RECONNECT);
+    db->connected_once = true;
     if (db->timeout_ms) {
         /* The server gives up on a statement when the client would. */
         char sql[64];
@@ -264,6 +270,7 @@ static pier_err failed(struct db *db, PGresult *res, const char *what, struct pe
     snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
     bool drop_conn = false;
     if (transient_state(db->sqlstate, &drop_conn)) {
+        metrics_db(!strcmp(db->sqlstate, "57014") ? MDB_TIMEOUT : MDB_UNAVAILABLE);
         log_error("database unavailable in %s (%s): %s", what, db->sqlstate,
                   PQresultErrorMessage(res));
         PQclear(res);
@@ -276,6 +283,7 @@ static pier_err failed(struct db *db, PGresult *res, const char *what, struct pe
             return perr_set(e, PIER_E_UNAVAILABLE, "the registry database did not answer in time");
         return unavailable(e);
     }
+    metrics_db(MDB_ERROR);
     log_error("database error in %s: %s", what, PQresultErrorMessage(res));
     PQclear(res);
     return perr_set(e, PIER_E_INTERNAL, "database error");
@@ -336,6 +344,7 @@ static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
         enum outcome o = send_and_collect(db, q, &res);
         if (o == RT_DONE) {
             if (!res) {
+                metrics_db(MDB_ERROR);
                 log_error("database error in %s: %s", what, PQerrorMessage(db->conn));
                 perr_set(e, PIER_E_INTERNAL, "database error");
                 return NULL;
@@ -364,6 +373,7 @@ static PGresult *round_trip(struct db *db, const struct rt *q, struct perr *e)
             drop(db);
             continue;
         }
+        metrics_db(o == RT_TIMEOUT ? MDB_TIMEOUT : MDB_LOST);
         if (o == RT_TIMEOUT)
             log_error("database did not answer %s within %d ms; dropping the connection", what,
                       db->timeout_ms + 1000);

@@ -20,11 +20,36 @@ static const struct db_stmt st_applied = {
 static const struct db_stmt st_record = {
     "migrate_record", "INSERT INTO schema_migrations(version, name) VALUES ($1::int, $2)", 2};
 
+static const struct db_stmt st_recorded = {"migrate_recorded",
+                                           "SELECT version FROM schema_migrations", 0};
+
 static const char create_table[] =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " version integer PRIMARY KEY,"
     " name text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now())";
+
+pier_err migrate_pending(struct db *db, int *missing, struct perr *e)
+{
+    struct arena *a = arena_new();
+    pier_err rc = PIER_OK;
+    PGresult *r = db_exec(db, a, &st_recorded, e);
+    if (!r) {
+        rc = e->code;
+    } else {
+        int rows = PQntuples(r);
+        *missing = 0;
+        for (int i = 0; i < pier_migrations_count; i++) {
+            bool found = false;
+            for (int j = 0; j < rows && !found; j++)
+                found = db_int(r, j, 0) == pier_migrations[i].version;
+            if (!found)
+                ++*missing;
+        }
+    }
+    arena_free(a);
+    return rc;
+}
 
 int migrate_version(struct db *db, struct perr *e)
 {

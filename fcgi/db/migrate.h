@@ -22,6 +22,11 @@ struct db;
  * is newer than this binary knows. */
 PIER_MUST_USE
 pier_err migrate_run(struct db *db, int *applied, struct perr *e);
+/* How many of the compiled-in migrations the database has not recorded
+ * (0: the schema is current), into *missing; reads only (no table is
+ * created). A database without schema_migrations fails like any statement. */
+PIER_MUST_USE
+pier_err migrate_pending(struct db *db, int *missing, struct perr *e);
 /* Current schema version of the database (0 if none), or -1 on error. */
 int migrate_version(struct db *db, struct perr *e);
 /* The newest migration compiled into this binary. */

@@ -72,6 +72,7 @@ static const struct key keys[] = {
     {"cache_max_bytes", Z(cache_max_bytes, 0, 1LL << 60)},
     {"audit_log", S(audit_log)},
     {"audit_retention_days", I(audit_retention_days, 0, 36500)},
+    {"metrics_allow", S(metrics_allow)},
     {"auto_migrate", B(auto_migrate)},
 };
 
@@ -110,6 +111,11 @@ void config_defaults(struct config *c)
     c->min_free_space = 64LL << 20;
     c->audit_retention_days = 90;
     c->auto_migrate = true;
+}
+
+pier_err config_metrics_allow(const struct config *c, struct netpolicy *out, struct perr *e)
+{
+    return netpolicy_parse_key(c->metrics_allow, "metrics_allow", out, e);
 }
 
 bool config_parse_size(const char *s, long long *out)
@@ -284,5 +290,5 @@ pier_err config_validate(const struct config *c, struct perr *e)
     pier_err rc = netpolicy_parse(c->upstream_allow_networks, &np, e);
     if (rc)
         return rc;
-    return PIER_OK;
+    return config_metrics_allow(c, &np, e);
 }

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include "lib/err.h"
+#include "lib/netpolicy.h"
 
 struct config {
     char database[1024];        /* libpq conninfo */
@@ -55,6 +56,8 @@ struct config {
                                        (also the server's statement_timeout; 0: no bound) */
     long long min_free_space;       /* bytes a download of known size leaves free on the
                                        blob root, or it is refused before its body starts */
+    char metrics_allow[1024];       /* CIDRs whose clients may read /metrics without
+                                       credentials (empty: none; administrators always may) */
     long long cache_max_bytes;      /* bytes all pull-through cache rules together may
                                        keep on the blob root (0: no registry-wide budget) */
     char audit_log[PATH_MAX];       /* file the audit trail is appended to as JSON lines
@@ -81,6 +84,12 @@ pier_err config_set(struct config *c, const char *key, const char *value, struct
 /* Parse a size: "123", "4MiB", "2 GiB", "512k", "10G" (binary units,
  * case-insensitive, at most LLONG_MAX). false when s is not one. */
 bool config_parse_size(const char *s, long long *out);
+/* The networks of metrics_allow ("127.0.0.1/32, 10.0.0.0/8, ::1"): CIDRs
+ * or single addresses, IPv4 and IPv6, separated by commas or spaces.
+ * PIER_E_BAD_REQUEST naming the entry that does not parse (config_validate
+ * refuses such a file). */
+PIER_MUST_USE
+pier_err config_metrics_allow(const struct config *c, struct netpolicy *out, struct perr *e);
 /* Check cross-field constraints (required keys present). */
 PIER_MUST_USE
 pier_err config_validate(const struct config *c, struct perr *e);

@@ -169,6 +169,12 @@ bool netpolicy_allows_text(const struct netpolicy *np, const char *text, bool *i
 
 pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e)
 {
+    return netpolicy_parse_key(list, "upstream_allow_networks", out, e);
+}
+
+pier_err netpolicy_parse_key(const char *list, const char *key, struct netpolicy *out,
+                             struct perr *e)
+{
     memset(out, 0, sizeof *out);
     const char *p = list ? list : "";
     while (*p) {
@@ -180,15 +186,14 @@ pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e
         char item[80];
         if (n >= sizeof item) {
             memset(out, 0, sizeof *out);
-            return perr_set(e, PIER_E_BAD_REQUEST, "upstream_allow_networks: entry '%.40s...' is too long", p);
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s: entry '%.40s...' is too long", key, p);
         }
         memcpy(item, p, n);
         item[n] = '\0';
         p += n;
         if (out->n == NETPOLICY_MAX) {
             memset(out, 0, sizeof *out);
-            return perr_set(e, PIER_E_BAD_REQUEST, "upstream_allow_networks: more than %d entries",
-                            NETPOLICY_MAX);
+            return perr_set(e, PIER_E_BAD_REQUEST, "%s: more than %d entries", key, NETPOLICY_MAX);
         }
         struct netpolicy_net *net = &out->allow[out->n];
         char *slash = strchr(item, '/');
@@ -214,12 +219,28 @@ pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e
                 *slash = '/';
             memset(out, 0, sizeof *out);
             return perr_set(e, PIER_E_BAD_REQUEST,
-                            "upstream_allow_networks: '%s' is not an address or address/prefix "
-                            "(e.g. 10.1.0.0/16 or fd00::/8)", item);
+                            "%s: '%s' is not an address or address/prefix "
+                            "(e.g. 10.1.0.0/16 or fd00::/8)",
+                            key, item);
         }
         net->family = family;
         net->bits = bits;
         out->n++;
     }
     return PIER_OK;
+}
+
+bool netpolicy_contains(const struct netpolicy *np, const char *text)
+{
+    unsigned char a[16];
+    int family = text ? parse_addr(text, a) : 0;
+    if (!family)
+        return false;
+    if (listed(np, family, a))
+        return true;
+    /* An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d. */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (family == AF_INET6 && memcmp(a, mapped, 12) == 0)
+        return listed(np, AF_INET, a + 12);
+    return false;
 }

@@ -32,6 +32,17 @@ struct netpolicy {
 PIER_MUST_USE
 pier_err netpolicy_parse(const char *list, struct netpolicy *out, struct perr *e);
 
+/* The same, naming key (the configuration key the list comes from) in errors. */
+PIER_MUST_USE
+pier_err netpolicy_parse_key(const char *list, const char *key, struct netpolicy *out,
+                             struct perr *e);
+
+/* Is the address written as text (IPv4 or IPv6, as parsed above; an
+ * IPv4-mapped IPv6 address counts as its IPv4 address) inside one of np's
+ * networks? Only the list counts, not the address classes: for allow-lists
+ * of clients (metrics_allow). false for anything that is not an address. */
+bool netpolicy_contains(const struct netpolicy *np, const char *text);
+
 /* May a connection go to sa? When not, *why (may be NULL) names the class
  * of the address ("loopback", "private", ...). Unknown families are refused. */
 bool netpolicy_allows(const struct netpolicy *np, const struct sockaddr *sa, const char **why);

@@ -37,5 +37,7 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
 
 /* Monotonic milliseconds, for timeouts. */
 int64_t now_ms(void);
+/* Monotonic microseconds, for durations. */
+int64_t now_us(void);
 
 #endif

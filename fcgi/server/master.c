@@ -21,6 +21,7 @@
 #include "db/db.h"
 #include "lib/contract.h"
 #include "server/maintenance.h"
+#include "lib/metrics.h"
 #include "server/pool.h"
 #include "server/worker.h"
 #include "store/blobstore.h"
@@ -258,6 +259,7 @@ int master_run(struct config *cfg, const char *config_path, int listen_fd)
     signal(SIGPIPE, SIG_IGN);
     write_pid(cfg->pid_file);
     pool_init();
+    metrics_init(); /* shared by the workers forked below, and by their replacements */
     log_info("listening on %s with %d workers (at most %d receiving request bodies at once)",
              cfg->socket, cfg->workers, pool_body_limit(cfg));
 

@@ -9,6 +9,8 @@
 struct pool_shared {
     atomic_int bodies;                      /* workers receiving a body */
     atomic_uchar holding[POOL_SLOTS];       /* which slot holds one */
+    atomic_uchar alive[POOL_SLOTS];         /* a worker runs in the slot */
+    atomic_uchar busy[POOL_SLOTS];          /* ... and serves a request */
 };
 
 static struct pool_shared *shared;
@@ -33,12 +35,39 @@ void pool_slot_gone(int slot)
         return;
     if (atomic_exchange(&shared->holding[slot], 0))
         atomic_fetch_sub(&shared->bodies, 1);
+    atomic_store(&shared->busy[slot], 0);
+    atomic_store(&shared->alive[slot], 0);
 }
 
 void pool_worker_attach(int slot)
 {
     my_slot = slot >= 0 && slot < POOL_SLOTS ? slot : -1;
     holding = false;
+    if (shared && my_slot >= 0) {
+        atomic_store(&shared->busy[my_slot], 0);
+        atomic_store(&shared->alive[my_slot], 1);
+    }
+}
+
+void pool_busy(bool busy)
+{
+    if (shared && my_slot >= 0)
+        atomic_store(&shared->busy[my_slot], busy ? 1 : 0);
+}
+
+void pool_counts(int *alive, int *busy, int *bodies)
+{
+    *alive = *busy = *bodies = 0;
+    if (!shared)
+        return;
+    for (int i = 0; i < POOL_SLOTS; i++) {
+        if (!atomic_load(&shared->alive[i]))
+            continue;
+        ++*alive;
+        if (atomic_load(&shared->busy[i]))
+            ++*busy;
+    }
+    *bodies = atomic_load(&shared->bodies);
 }
 
 int pool_body_limit(const struct config *cfg)

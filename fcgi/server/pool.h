@@ -4,7 +4,8 @@
  * a slow (or malicious) client holds a worker for as long as it takes; at
  * most body_workers workers may do that at once, and the rest stay free for
  * everything else (pulls, logins, the API). Nothing here is request state:
- * a node that restarts loses nothing. */
+ * a node that restarts loses nothing. Also which workers are alive and busy,
+ * for /metrics. */
 #ifndef PIER_POOL_H
 #define PIER_POOL_H
 
@@ -29,5 +30,11 @@ int pool_body_limit(const struct config *cfg);
 bool pool_body_begin(const struct config *cfg);
 /* Worker: the request is over (no effect when no slot was taken). */
 void pool_body_end(void);
+
+/* Worker: this worker is serving a request now (true) or waiting for one. */
+void pool_busy(bool busy);
+/* The node's workers that are alive, and how many of them serve a request
+ * or receive a body now (for /metrics). Zeros when the table is not mapped. */
+void pool_counts(int *alive, int *busy, int *bodies);
 
 #endif

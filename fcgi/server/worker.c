@@ -28,6 +28,7 @@
 #include "registry/dispatch.h"
 #include "registry/errors.h"
 #include "lib/ctx.h"
+#include "server/observe.h"
 #include "server/pool.h"
 #include "store/audit.h"
 #include "store/blobstore.h"
@@ -224,6 +225,7 @@ int worker_run(const struct config *cfg, int listen_fd)
             log_error("accept failed: %s", strerror(-rc));
             break;
         }
+        int64_t started = observe_begin();
         struct req r;
         req_init(&r, &fx, a);
         struct identity anonymous;
@@ -236,6 +238,8 @@ int worker_run(const struct config *cfg, int listen_fd)
             too_busy(cfg, &r);
         else if (strncmp(r.path, "/v2", 3) == 0 && (r.path[3] == '\0' || r.path[3] == '/'))
             registry_handle(&c, ncache, &r);
+        else if (observe_path(r.path))
+            observe_handle(&c, ncache, &r);
         else if (strcmp(r.path, "/token") == 0 || strcmp(r.path, "/") == 0 ||
                  strncmp(r.path, "/console/api/", 13) == 0)
             control(&c, ncache, &r);
@@ -245,6 +249,7 @@ int worker_run(const struct config *cfg, int listen_fd)
         audit_end(&c);   /* the request's audit rows, outside any transaction */
         if (resp_failed(&r, &e) != PIER_OK)
             log_error("%s %s -> 500: %s", r.method, r.path, e.msg);
+        observe_end(&r, started); /* before req_finish: r's strings live in libfcgi's request */
         req_finish(&r);
         pool_body_end();
         stats_flush(&c, 2000);

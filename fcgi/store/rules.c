@@ -45,6 +45,8 @@ static const struct db_stmt st_get_id = {
     "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
+static const struct db_stmt st_prefixes = {"rules_prefixes",
+                                           "SELECT id, prefix FROM cache_rules ORDER BY id", 0};
 static const struct db_stmt st_with_budget = {
     "rules_with_budget",
     "SELECT " RULE_COLUMNS " FROM cache_rules WHERE max_bytes IS NOT NULL ORDER BY prefix", 0};
@@ -541,6 +543,23 @@ pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e)
         return e->code;
     if (PQntuples(res) == 0)
         return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", prefix);
+    return PIER_OK;
+}
+
+pier_err rules_prefixes(struct ctx *c, long long **ids, const char ***prefixes, int *n,
+                        struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_prefixes, e);
+    if (!res)
+        return e->code;
+    int rows = PQntuples(res);
+    *ids = arena_alloc(c->a, sizeof **ids * (size_t)(rows ? rows : 1));
+    *prefixes = arena_alloc(c->a, sizeof **prefixes * (size_t)(rows ? rows : 1));
+    for (int i = 0; i < rows; i++) {
+        (*ids)[i] = db_int(res, i, 0);
+        (*prefixes)[i] = PQgetvalue(res, i, 1);
+    }
+    *n = rows;
     return PIER_OK;
 }
 

@@ -116,6 +116,11 @@ pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e);
 /* All rules as JSON objects (never with credentials) appended to out. */
 PIER_MUST_USE
 pier_err rules_list(struct ctx *c, json_t *out, struct perr *e);
+/* Every rule's id and prefix, for labelling the node's metrics: ids[i] and
+ * prefixes[i] (arena memory), *n of them, ordered by id. */
+PIER_MUST_USE
+pier_err rules_prefixes(struct ctx *c, long long **ids, const char ***prefixes, int *n,
+                        struct perr *e);
 /* A rule as JSON, ECR field names plus Pier's (never credentials). */
 json_t *rule_to_json(const struct cache_rule *r);
 

@@ -117,5 +117,62 @@ int main(void)
     CHECK("size with a bad unit refused", !config_parse_size("5X", &v));
     CHECK("size that overflows refused", !config_parse_size("9999999999T", &v));
     CHECK("size that is no number refused", !config_parse_size("G", &v));
+
+    /* metrics_allow: a CIDR list of clients that may read /metrics. */
+    config_defaults(&c);
+    struct netpolicy np;
+    CHECK("metrics_allow empty by default", c.metrics_allow[0] == '\0' &&
+                                                config_metrics_allow(&c, &np, &e) == PIER_OK &&
+                                                np.n == 0 && !netpolicy_contains(&np, "127.0.0.1"));
+    rc = config_set(&c, "metrics_allow", "127.0.0.1/32, 10.0.0.0/8 fd00::/8,2001:db8::7", &e);
+    CHECK("metrics_allow set", rc == PIER_OK);
+    rc = config_metrics_allow(&c, &np, &e);
+    CHECK("metrics_allow parses IPv4 and IPv6 CIDRs and single addresses",
+          rc == PIER_OK && np.n == 4);
+    CHECK("metrics_allow: address in a /32", netpolicy_contains(&np, "127.0.0.1"));
+    CHECK("metrics_allow: neighbour of a /32 is outside", !netpolicy_contains(&np, "127.0.0.2"));
+    CHECK("metrics_allow: inside a /8", netpolicy_contains(&np, "10.200.3.4"));
+    CHECK("metrics_allow: outside every network", !netpolicy_contains(&np, "11.0.0.1"));
+    CHECK("metrics_allow: IPv6 inside fd00::/8", netpolicy_contains(&np, "fd12:3456::1"));
+    CHECK("metrics_allow: IPv6 outside", !netpolicy_contains(&np, "fe80::1"));
+    CHECK("metrics_allow: a single IPv6 address is a /128",
+          netpolicy_contains(&np, "2001:db8::7") && !netpolicy_contains(&np, "2001:db8::8"));
+    CHECK("metrics_allow: IPv4-mapped IPv6 counts as IPv4",
+          netpolicy_contains(&np, "::ffff:10.1.2.3") &&
+              !netpolicy_contains(&np, "::ffff:11.1.2.3"));
+    CHECK("metrics_allow: not an address is outside", !netpolicy_contains(&np, "localhost") &&
+                                                          !netpolicy_contains(&np, "") &&
+                                                          !netpolicy_contains(&np, NULL));
+    CHECK("metrics_allow: private addresses are not special (only the list counts)",
+          !netpolicy_contains(&np, "192.168.1.1"));
+    snprintf(c.blob_root, sizeof c.blob_root, "/srv/blobs");
+    snprintf(c.socket, sizeof c.socket, "/run/pier.sock");
+    rc = config_validate(&c, &e);
+    if (rc)
+        printf("# %s\n", e.msg);
+    CHECK("a configuration with a valid metrics_allow validates", rc == PIER_OK);
+    CHECK("metrics_allow 10.0.0.0/33 set",
+          config_set(&c, "metrics_allow", "10.0.0.0/33", &e) == PIER_OK);
+    rc = config_metrics_allow(&c, &np, &e);
+    CHECK("metrics_allow prefix too long refused, naming the key and entry",
+          rc == PIER_E_BAD_REQUEST && strstr(e.msg, "metrics_allow") &&
+              strstr(e.msg, "10.0.0.0/33") && np.n == 0);
+    rc = config_validate(&c, &e);
+    CHECK("config_validate refuses a bad metrics_allow",
+          rc != PIER_OK && strstr(e.msg, "metrics_allow") != NULL);
+    config_defaults(&c);
+    CHECK("metrics_allow garbage set",
+          config_set(&c, "metrics_allow", "127.0.0.1/8x", &e) == PIER_OK);
+    CHECK("metrics_allow garbage refused", config_metrics_allow(&c, &np, &e) != PIER_OK);
+    CHECK("metrics_allow host name refused",
+          config_set(&c, "metrics_allow", "prometheus.example.com", &e) == PIER_OK &&
+              config_metrics_allow(&c, &np, &e) != PIER_OK);
+    CHECK("metrics_allow IPv6 /129 refused",
+          config_set(&c, "metrics_allow", "::1/129", &e) == PIER_OK &&
+              config_metrics_allow(&c, &np, &e) != PIER_OK);
+    CHECK("upstream_allow_networks errors still name their own key",
+          config_set(&c, "upstream_allow_networks", "bad", &e) == PIER_OK &&
+              netpolicy_parse(c.upstream_allow_networks, &np, &e) != PIER_OK &&
+              strstr(e.msg, "upstream_allow_networks") != NULL);
     return TAP_DONE();
 }
