@@ -51,6 +51,10 @@ if [ -f "$OUT/files.last" ]; then
 fi
 mv "$OUT/files.now" "$OUT/files.last"
 
+# Objects of a build made without dependency tracking cannot tell which
+# header changed: start that build directory afresh (once).
+[ -f "$OUT/deps-tracked" ] || rm -rf "$COPY/debian/build"
+
 # dh skips a build it has a stamp for: this is a new build of the same copy.
 rm -f "$COPY"/debian/debhelper-build-stamp "$COPY"/debian/*.debhelper.log
 
@@ -75,5 +79,6 @@ if grep -q '^E: ' "$OUT/lintian.txt"; then
     echo "build-deb.sh: lintian reports errors" >&2
     exit 1
 fi
+touch "$OUT/deps-tracked"
 echo "$key" >"$OUT/key"
 echo "$deb"
