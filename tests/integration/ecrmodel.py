@@ -24,7 +24,7 @@ import json
 import os
 import re
 
-from pierlib import PreconditionError
+from pierlib import PreconditionError, api_error_body, signed_api_request
 
 # Errors any operation of an AWS JSON API may answer, beside its own.
 COMMON_ERRORS = {"AccessDeniedException", "ValidationException", "ThrottlingException",
@@ -144,3 +144,20 @@ def _check(name: str, v, path: str, problems: list[str]) -> None:
             problems.append(f"{path}: expected base64 text ({name}), got {v!r:.80}")
     else:
         problems.append(f"{path}: the checker does not know shape type {t} ({name})")
+
+
+def raw(op: str, body: dict, creds=None) -> dict:
+    """The wire answer of op (a signed request, no SDK in between), checked against the
+    model's output shape."""
+    r = signed_api_request(op, body, creds=creds)
+    assert r.status == 200, f"{op} {body}: {r.summary()}"
+    doc = r.json()
+    check_output(op, doc)
+    return doc
+
+
+def raw_error(op: str, body: dict, code: str, creds=None) -> str:
+    """op fails with code (one the model lists for it, or a common one); returns the message."""
+    msg = api_error_body(signed_api_request(op, body, creds=creds), code)
+    check_error(op, code)
+    return msg

@@ -1573,3 +1573,12 @@ def api_call(op: str, body=None, service: str = "ecr", **kw):
     doc = r.json()
     assert_model_shape(op, doc, service)
     return doc
+
+
+def drop_repositories(*names: str) -> None:
+    """Delete repositories with everything in them, if they exist (test cleanup)."""
+    for name in names:
+        try:
+            ecr_client().delete_repository(repositoryName=name, force=True)
+        except Exception:  # noqa: BLE001 - cleanup
+            pass

@@ -9,35 +9,13 @@ import datetime
 import time
 
 from pierlib import (
-    ACCOUNT_ID, OCI_MANIFEST, api_error_body, aws_cli, aws_cli_error, aws_json, client_a, ecr_client,
+    ACCOUNT_ID, OCI_MANIFEST, aws_cli, aws_cli_error, aws_json, client_a, ecr_client,
     expect_api_error, iam_policy, iam_statement, psql_value, push_image, signed_api_request, sql_str,
     unique_repo, wait_until,
 )
 from authlib import PULL_ACTIONS, User, role_arn, user_arn
-import ecrmodel
-
-
-def raw(op: str, body: dict, creds=None) -> dict:
-    """The wire answer of op, checked against the model's output shape."""
-    r = signed_api_request(op, body, creds=creds)
-    assert r.status == 200, f"{op} {body}: {r.summary()}"
-    doc = r.json()
-    ecrmodel.check_output(op, doc)
-    return doc
-
-
-def raw_error(op: str, body: dict, code: str, creds=None) -> str:
-    """op fails with code (one the model lists for it, or a common one); returns the message."""
-    msg = api_error_body(signed_api_request(op, body, creds=creds), code)
-    ecrmodel.check_error(op, code)
-    return msg
-
-
-def drop(name: str) -> None:
-    try:
-        ecr_client().delete_repository(repositoryName=name, force=True)
-    except Exception:  # noqa: BLE001 - cleanup
-        pass
+from ecrmodel import raw, raw_error
+from pierlib import drop_repositories as drop
 
 
 def forget_exclusion(*arns: str) -> None:

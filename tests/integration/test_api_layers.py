@@ -23,17 +23,11 @@ from pierlib import (
     signed_api_request, skopeo, unique_repo, url_a, url_b,
 )
 from authlib import User
+from pierlib import drop_repositories as drop
 
 PART_MIN = 5 * MIB
 PART_MAX = 20 * MIB  # bytes in one UploadLayerPart
 POLICY_SETTLE = 1.5
-
-
-def drop(name: str) -> None:
-    try:
-        ecr_client().delete_repository(repositoryName=name, force=True)
-    except Exception:  # noqa: BLE001 - cleanup
-        pass
 
 
 def error_response(call, **kwargs) -> dict:

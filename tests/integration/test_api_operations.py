@@ -9,38 +9,15 @@ import os
 import re
 
 from pierlib import (
-    ACCOUNT_ID, api_error_body, aws_cli, aws_cli_error, aws_json, client_a, ecr_client, env,
+    ACCOUNT_ID, aws_cli, aws_cli_error, aws_json, client_a, ecr_client, env,
     expect_api_error, iam_policy, iam_statement, push_image, signed_api_request, unique_repo,
 )
 from authlib import User
 import ecrmodel
+from ecrmodel import raw, raw_error
+from pierlib import drop_repositories as drop
 
-# Operations other engineers are adding while this test was written (the
-# layer/image API and lifecycle policies): not asserted here yet. Remove this
-# list once they are merged.
 STATUSES = ("supported", "partly", "not supported")
-
-
-def raw(op: str, body: dict, creds=None) -> dict:
-    r = signed_api_request(op, body, creds=creds)
-    assert r.status == 200, f"{op} {body}: {r.summary()}"
-    doc = r.json()
-    ecrmodel.check_output(op, doc)
-    return doc
-
-
-def raw_error(op: str, body: dict, code: str, creds=None) -> str:
-    msg = api_error_body(signed_api_request(op, body, creds=creds), code)
-    ecrmodel.check_error(op, code)
-    return msg
-
-
-def drop(*names: str) -> None:
-    for name in names:
-        try:
-            ecr_client().delete_repository(repositoryName=name, force=True)
-        except Exception:  # noqa: BLE001 - cleanup
-            pass
 
 
 def docs_table() -> dict[str, str]:

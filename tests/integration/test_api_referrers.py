@@ -7,38 +7,17 @@ on the wire against the installed botocore model; boto3 and the aws CLI v1
 import os
 
 from pierlib import (
-    EMPTY_CONFIG, OCI_MANIFEST, Content, api_error_body, artifact_manifest, aws_cli, aws_cli_error, aws_json,
+    EMPTY_CONFIG, OCI_MANIFEST, Content, artifact_manifest, aws_cli, aws_cli_error, aws_json,
     client_a, ecr_client, expect_api_error, expect_status, iam_policy, iam_statement, push_blob_monolithic,
-    push_image, put_manifest, signed_api_request, unique_repo,
+    push_image, put_manifest, unique_repo,
 )
 from authlib import User
 from upstreams import unique_prefix, upstream_port
-import ecrmodel
+from ecrmodel import raw, raw_error
+from pierlib import drop_repositories as drop
 
 SBOM = "application/vnd.example.sbom.v1"
 SIG = "application/vnd.example.signature.v1"
-
-
-def raw(op: str, body: dict, creds=None) -> dict:
-    r = signed_api_request(op, body, creds=creds)
-    assert r.status == 200, f"{op} {body}: {r.summary()}"
-    doc = r.json()
-    ecrmodel.check_output(op, doc)
-    return doc
-
-
-def raw_error(op: str, body: dict, code: str, creds=None) -> str:
-    msg = api_error_body(signed_api_request(op, body, creds=creds), code)
-    ecrmodel.check_error(op, code)
-    return msg
-
-
-def drop(*names: str) -> None:
-    for name in names:
-        try:
-            ecr_client().delete_repository(repositoryName=name, force=True)
-        except Exception:  # noqa: BLE001 - cleanup
-            pass
 
 
 def push_artifact(c, repo, subject, artifact_type, annotations):

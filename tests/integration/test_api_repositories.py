@@ -14,6 +14,7 @@ from pierlib import (
     wait_until,
 )
 from authlib import User
+from pierlib import drop_repositories as drop
 
 POLICY_SETTLE = 1.5
 
@@ -26,13 +27,6 @@ def recent(ts, what: str, slack: float = 120) -> None:
     assert isinstance(ts, datetime.datetime), f"{what} is not a datetime: {ts!r}"
     age = (now() - ts).total_seconds()
     assert -slack <= age <= slack, f"{what} {ts.isoformat()} is {age:.0f} s from now"
-
-
-def drop(name: str) -> None:
-    try:
-        ecr_client().delete_repository(repositoryName=name, force=True)
-    except Exception:  # noqa: BLE001 - cleanup
-        pass
 
 
 def check_repository(repo: dict, name: str, mutability="MUTABLE", encryption=None, scan=False) -> None:

@@ -17,16 +17,9 @@ from authlib import (
     ACCOUNT, PULL_ACTIONS, RepositoryPolicy, User, allow, aws_principal, deny, denied, explicitly_denied,
     no_statement_allows, policy, policy_settle, role_arn, unique_ns,
 )
+from pierlib import drop_repositories as drop
 
 ACCEPT = {"Accept": OCI_MANIFEST}
-
-
-def drop(*names: str) -> None:
-    for name in names:
-        try:
-            ecr_client().delete_repository(repositoryName=name, force=True)
-        except Exception:  # noqa: BLE001 - cleanup
-            pass
 
 
 def test_role_principal_signs_requests_and_policies_name_its_arn():

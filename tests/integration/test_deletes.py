@@ -11,13 +11,7 @@ from pierlib import (
     expect_status, psql, psql_value, push_blob_monolithic, push_index, random_layer, sql_str, unique_repo,
 )
 from upstreams import CacheRule, DockerRegistry, cache_state, get_manifest, image_blobs, pierctl, read_blob
-
-
-def drop(name: str) -> None:
-    try:
-        ecr_client().delete_repository(repositoryName=name, force=True)
-    except Exception:  # noqa: BLE001 - cleanup
-        pass
+from pierlib import drop_repositories as drop
 
 
 def test_an_image_an_index_lists_is_not_deleted_before_the_index():
