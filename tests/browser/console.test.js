@@ -12,252 +12,22 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const net = require('net');
 const crypto = require('crypto');
-const {spawn, spawnSync} = require('child_process');
-
-const HERE = __dirname;
-const VIEWPORT = {width: 1366, height: 768};
-const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.manifest.v1+json', 'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json',
-].join(', ');
-const PULL_ACTIONS = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'];
-
-// ---- reporting ----------------------------------------------------------------
-
-let passed = 0;
-let failed = 0;
-const failedNames = new Set();
-
-function oneLine(s) {
-  // eslint-disable-next-line no-control-regex
-  return String(s).replace(/\x1b\[[0-9;]*m/g, '').replace(/\s+/g, ' ').trim().slice(0, 900);
-}
-
-function report(name, error) {
-  if (error) {
-    failed += 1;
-    failedNames.add(name);
-    console.log(`not ok - ${name}: ${oneLine(error.message || error)}`);
-  } else {
-    passed += 1;
-    console.log(`ok - ${name}`);
-  }
-}
-
-/** Run one check; `needs` names checks that must have passed first. */
-async function check(name, needs, fn) {
-  const missing = (needs || []).filter((n) => failedNames.has(n) || !ran.has(n));
-  if (missing.length) {
-    report(name, new Error(`not run: it needs "${missing.join('", "')}"`));
-    return false;
-  }
-  ran.add(name);
-  try {
-    await fn();
-    report(name, null);
-    return true;
-  } catch (e) {
-    report(name, e);
-    return false;
-  }
-}
-const ran = new Set();
-
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-function eq(actual, expected, what) {
-  if (actual !== expected) throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
-}
-
-// ---- environment -----------------------------------------------------------------
-
-function need(name) {
-  const v = (process.env[name] || '').trim();
-  if (!v) throw new Error(`precondition missing: ${name} is not set`);
-  return v;
-}
-
-function readEnvFile(file) {
-  const out = {};
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]] = m[2].replace(/^"(.*)"$/, '$1');
-  }
-  return out;
-}
-
-/** The console's byte formatting (htdocs/console/dom.js formatBytes). */
-function formatBytes(n) {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i += 1;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFor(what, fn, timeoutMs) {
-  const deadline = Date.now() + (timeoutMs || 10000);
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
-    await sleep(150);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// ---- Pier from node: pierctl, the console API, the registry ---------------------
-
-function pierctl(args, input) {
-  const exe = path.join(need('PIER_BUILD_DIR'), 'pierctl');
-  const conf = path.join(need('PIER_STATE_DIR'), 'pier.conf');
-  const p = spawnSync(exe, ['-c', conf, ...args], {input: input || '', encoding: 'utf8', timeout: 60000});
-  return {code: p.status, stdout: p.stdout || '', stderr: (p.stderr || '') + (p.error ? String(p.error) : '')};
-}
-
-function pierctlOk(args, input) {
-  const p = pierctl(args, input);
-  if (p.code !== 0) throw new Error(`pierctl ${args.join(' ')} failed (${p.code}): ${oneLine(p.stderr)}`);
-  return p.stdout;
-}
-
-/** A console API session in node (for setup checks and cleanup). */
-class ConsoleApi {
-  constructor(base) {
-    this.base = base;
-    this.cookie = '';
-    this.csrf = '';
-  }
-
-  async login(keyId, secret) {
-    const r = await fetch(`${this.base}/console/api/login`, {method: 'POST', headers: {'Content-Type': 'application/json'},
-      body: JSON.stringify({accessKeyId: keyId, secretAccessKey: secret})});
-    const body = await r.json();
-    if (r.status !== 200) throw new Error(`console login: ${r.status} ${JSON.stringify(body)}`);
-    this.cookie = (r.headers.get('set-cookie') || '').split(';')[0];
-    this.csrf = body.csrfToken;
-    return body;
-  }
-
-  async call(what, input) {
-    const r = await fetch(`${this.base}/console/api/${what}`, {method: 'POST',
-      headers: {'Content-Type': 'application/json', 'X-CSRF-Token': this.csrf, Cookie: this.cookie},
-      body: JSON.stringify(input || {})});
-    const body = await r.json().catch(() => ({}));
-    if (r.status !== 200) {
-      const e = new Error(`${what}: ${r.status} ${JSON.stringify(body)}`);
-      e.type = body.error && body.error.type;
-      throw e;
-    }
-    return body;
-  }
-
-  ecr(op, input) {
-    return this.call(`ecr/${op}`, input);
-  }
-}
-
-function basic(user, password) {
-  return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-}
-
-async function getManifest(base, repo, ref, auth) {
-  const r = await fetch(`${base}/v2/${repo}/manifests/${ref}`, {headers: {Accept: MANIFEST_ACCEPT, Authorization: auth}});
-  const text = await r.text();
-  return {status: r.status, digest: r.headers.get('docker-content-digest'), text};
-}
-
-function skopeoPull(ref, creds, all, dest) {
-  const args = ['--insecure-policy', 'copy', '--src-tls-verify=false', `--src-creds=${creds}`];
-  if (all) args.push('--all');
-  args.push(ref, `oci:${dest}:x`);
-  const p = spawnSync('skopeo', args, {encoding: 'utf8', timeout: 180000});
-  if (p.status !== 0) throw new Error(`skopeo copy ${ref} failed (${p.status}): ${oneLine((p.stderr || '') + (p.error || ''))}`);
-}
-
-// ---- the upstream ---------------------------------------------------------------
-
-function startUpstream() {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [path.join(HERE, 'upstream.py')], {stdio: ['pipe', 'pipe', 'pipe'], env: process.env});
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new Error(`the upstream did not start in 120 s: ${oneLine(err).slice(-400)}`));
-    }, 120000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      let info;
-      try {
-        info = JSON.parse(out.slice(0, nl));
-      } catch (e) {
-        reject(new Error(`the upstream printed ${out.slice(0, 200)}`));
-        return;
-      }
-      if (info.error) reject(new Error(`the upstream did not start: ${info.error}`));
-      else resolve({info, child});
-    });
-    child.stderr.on('data', (d) => { err += d; });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the upstream exited (${code}) before it was ready: ${oneLine(err).slice(-600)}`));
-    });
-  });
-}
-
-async function stopUpstream(up) {
-  if (!up || up.child.exitCode !== null) return;
-  const exited = new Promise((r) => up.child.once('exit', r));
-  up.child.stdin.end();
-  const t = setTimeout(() => up.child.kill('SIGTERM'), 20000);
-  await exited;
-  clearTimeout(t);
-}
-
-// ---- main -------------------------------------------------------------------------
+const {spawnSync} = require('child_process');
+const {
+  PULL_ACTIONS, oneLine, report, check, assert, eq, need, readEnvFile, formatBytes, waitFor, freePort,
+  pierctl, pierctlOk, ConsoleApi, basic, getManifest, skopeoPull, startUpstream, stopUpstream, startBrowser, runMain,
+} = require('./lib');
 
 async function main() {
   let base;
   let admin;
-  let shots;
   try {
     base = need('PIER_URL').replace(/\/+$/, '');
     admin = readEnvFile(need('PIER_ADMIN_ENV'));
     need('PIER_STATE_DIR');
     need('PIER_BUILD_DIR');
-    shots = path.join(need('PIER_TEST_DIR'), 'screenshots');
-    fs.mkdirSync(shots, {recursive: true});
+    need('PIER_TEST_DIR');
     assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
   } catch (e) {
     report('console_test_environment', e);
@@ -272,78 +42,17 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-console-test-'));
   const state = {createdRules: new Set(), user: null, policyBefore: undefined, templates: new Set()};
 
-  let chromium;
-  try {
-    ({chromium} = require('playwright-core'));
-  } catch (e) {
-    report('console_test_environment', new Error(`playwright-core is not installed (run npm ci in ${HERE}): ${e.message}`));
-    return;
-  }
-  const executablePath = process.env.PIER_CHROMIUM || '/usr/bin/chromium';
-  if (!fs.existsSync(executablePath)) {
-    report('console_test_environment', new Error(`precondition missing: ${executablePath} (apt-get install chromium)`));
-    return;
-  }
-
   // The upstream takes a few seconds (skopeo pushes): start it while the browser starts.
   const upstreamStarting = startUpstream();
   upstreamStarting.catch(() => {});
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-console-chromium-'));
-  let context;
-  try {
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath,
-      headless: true,
-      viewport: VIEWPORT,
-      slowMo: Number(process.env.PIER_BROWSER_SLOWMO || 0),
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  } catch (e) {
-    report('chromium_starts', e);
+  const browser = await startBrowser();
+  if (!browser) {
     const up = await upstreamStarting.catch(() => null);
     await stopUpstream(up);
     return;
   }
-  report('chromium_starts', null);
-  ran.add('chromium_starts');
-
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(15000);
-  const scriptErrors = [];
-  const overflow = [];
-  page.on('pageerror', (e) => scriptErrors.push(`uncaught: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) scriptErrors.push(`console: ${m.text()}`);
-  });
-  await context.addInitScript(() => {
-    window.__csp = [];
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__csp.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`);
-    });
-  });
-
+  const {page, context, go, heading, flashText, shot, overflow} = browser;
   const consoleUrl = `${base}/console/`;
-  const go = async (hash) => {
-    await page.evaluate((h) => { location.hash = h; }, hash);
-  };
-  const heading = async (text) => {
-    await page.locator('#page h1', {hasText: text}).first().waitFor();
-  };
-  const flashText = () => page.locator('#flash').innerText();
-  async function shot(name, opts) {
-    if (!(opts && opts.keepScroll)) await page.evaluate(() => window.scrollTo(0, 0));
-    await page.waitForTimeout(120); // let fonts and layout settle
-    const width = await page.evaluate(() => document.documentElement.scrollWidth);
-    if (width > VIEWPORT.width) overflow.push(`${name}: ${width}px wide`);
-    // Tables scroll inside their frame when too wide: none should need to.
-    const wide = await page.evaluate(() => [...document.querySelectorAll('.table-wrap')]
-      .filter((w) => w.scrollWidth > w.clientWidth + 1).map((w) => `${w.scrollWidth}>${w.clientWidth}`));
-    if (wide.length) overflow.push(`${name}: a table is wider than its frame (${wide.join(', ')})`);
-    await page.screenshot({path: path.join(shots, `${name}.png`)});
-    const csp = await page.evaluate(() => window.__csp || []);
-    for (const v of csp) if (!scriptErrors.includes(v)) scriptErrors.push(v);
-  }
 
   let upstream = null;
   try {
@@ -914,13 +623,11 @@ async function main() {
       assert(!overflow.length, overflow.join('; '));
     });
     await check('no_script_errors_or_csp_violations', ['chromium_starts'], async () => {
-      const csp = await page.evaluate(() => window.__csp || []);
-      const all = scriptErrors.concat(csp.filter((v) => !scriptErrors.includes(v)));
+      const all = await browser.errors();
       assert(!all.length, all.join('; '));
     });
   } finally {
-    await context.close().catch(() => {});
-    fs.rmSync(userDataDir, {recursive: true, force: true});
+    await browser.close();
     await cleanup(base, admin, state, prefix);
     if (!upstream) upstream = await upstreamStarting.catch(() => null);
     await stopUpstream(upstream);
@@ -986,16 +693,4 @@ async function cleanup(base, admin, state, prefix) {
   if (problems.length) console.log(`# cleanup left something behind: ${problems.join('; ')}`);
 }
 
-// A stuck browser or server must not hold the suite: give up after 15 minutes.
-setTimeout(() => {
-  report('console_test_finishes_in_15_minutes', new Error('still running; stopped'));
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(1);
-}, 15 * 60 * 1000).unref();
-
-main()
-  .catch((e) => report('console_test_crashed', e))
-  .finally(() => {
-    console.log(`${passed} passed, ${failed} failed`);
-    process.exitCode = failed ? 1 : 0;
-  });
+runMain('console_test', main);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/browser/run.sh — install the browser test's one dependency (only when
 # node_modules is missing or package-lock.json changed since the last install)
-# and run the console's browser test against a running Pier node.
+# and run the console's browser tests (every *.test.js here, one Chromium each)
+# against a running Pier node. PIER_BROWSER_TESTS=word runs only the files whose
+# name contains it.
 #
 # Environment (as for the integration tests): PIER_URL, PIER_ADMIN_ENV,
 # PIER_STATE_DIR, PIER_BUILD_DIR, PIER_TEST_DIR. Needs node, npm, python3,
@@ -33,4 +35,12 @@ if [ ! -d node_modules/playwright-core ] || [ "$(cat "$stamp" 2>/dev/null)" != "
     echo "$want" >"$stamp"
 fi
 
-exec node "$HERE/console.test.js"
+# Each file prints "ok"/"not ok" lines and its own "N passed, N failed"; the run
+# fails when any file fails.
+rc=0
+for t in "$HERE"/*.test.js; do
+    case "$(basename "$t")" in *"${PIER_BROWSER_TESTS:-}"*) ;; *) continue ;; esac
+    echo "# $(basename "$t")"
+    node "$t" || rc=1
+done
+exit "$rc"
