@@ -34,6 +34,8 @@ struct shared {
     struct rule_row rules[METRICS_RULES];
     struct rule_row overflow; /* rules beyond METRICS_RULES */
     atomic_ullong db[MDB__COUNT];
+    atomic_ullong maint[MM__COUNT];
+    atomic_llong maint_last; /* unix time of the last run that held the lock; 0: none */
 };
 
 static struct shared *shm;
@@ -122,6 +124,18 @@ void metrics_db(enum metrics_db k)
 {
     if (shm && (unsigned)k < MDB__COUNT)
         atomic_fetch_add_explicit(&shm->db[k], 1, memory_order_relaxed);
+}
+
+void metrics_maint_add(enum metrics_maint k, long long n)
+{
+    if (shm && (unsigned)k < MM__COUNT && n > 0)
+        atomic_fetch_add_explicit(&shm->maint[k], (unsigned long long)n, memory_order_relaxed);
+}
+
+void metrics_maint_done(int64_t t)
+{
+    if (shm)
+        atomic_store_explicit(&shm->maint_last, (long long)t, memory_order_relaxed);
 }
 
 /* ---- exposition ---- */
@@ -275,6 +289,59 @@ static bool row_used(const struct rule_row *r, bool overflow)
     return false;
 }
 
+static unsigned long long maint(enum metrics_maint k)
+{
+    return atomic_load_explicit(&shm->maint[k], memory_order_relaxed);
+}
+
+/* The maintenance process's counters (one node's share of the cluster's
+ * work: the lock lets one node at a time do it, so a sum over nodes is the
+ * registry's). */
+static void maint_write(struct metrics_out *o)
+{
+    static const struct {
+        const char *result;
+        enum metrics_maint k;
+    } runs[] = {{"done", MM_RUN}, {"elsewhere", MM_ELSEWHERE}, {"failed", MM_FAILED}};
+    metrics_family(o, "pier_maintenance_runs_total", "counter",
+                   "Housekeeping runs of this node by result (elsewhere: another node held the "
+                   "cluster's maintenance lock).");
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        const char *labels[] = {"result", runs[i].result, NULL};
+        metrics_sample(o, "pier_maintenance_runs_total", labels, (double)maint(runs[i].k));
+    }
+    metrics_family(o, "pier_maintenance_last_run_timestamp_seconds", "gauge",
+                   "When this node's last housekeeping run that held the lock ended (0: none "
+                   "since it started).");
+    metrics_sample(o, "pier_maintenance_last_run_timestamp_seconds", NULL,
+                   (double)atomic_load_explicit(&shm->maint_last, memory_order_relaxed));
+    static const struct {
+        const char *name, *help;
+        enum metrics_maint k;
+    } fam[] = {
+        {"pier_lifecycle_repositories_total",
+         "Repositories whose lifecycle policy this node's housekeeping ran to the end.",
+         MM_LIFECYCLE_REPOS},
+        {"pier_lifecycle_expired_images_total",
+         "Images lifecycle policies expired in this node's housekeeping.", MM_LIFECYCLE_EXPIRED},
+        {"pier_lifecycle_kept_images_total",
+         "Images a lifecycle plan expired that were kept (tags or an index changed meanwhile).",
+         MM_LIFECYCLE_KEPT},
+        {"pier_lifecycle_failed_repositories_total",
+         "Repositories whose lifecycle run failed (logged; retried at the next run).",
+         MM_LIFECYCLE_FAILED},
+        {"pier_budget_expired_images_total",
+         "Cache images this node's housekeeping expired to keep the byte budgets.",
+         MM_BUDGET_EXPIRED},
+        {"pier_budget_reclaimed_bytes_total",
+         "Bytes the byte budgets' expiry removed from the blob root.", MM_BUDGET_RECLAIMED},
+    };
+    for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
+        metrics_family(o, fam[i].name, "counter", fam[i].help);
+        metrics_sample(o, fam[i].name, NULL, (double)maint(fam[i].k));
+    }
+}
+
 void metrics_write(struct metrics_out *o, metrics_rule_name_fn rule_name, void *arg,
                    metrics_class_name_fn class_name)
 {
@@ -352,4 +419,5 @@ void metrics_write(struct metrics_out *o, metrics_rule_name_fn rule_name, void *
         metrics_sample(o, "pier_db_events_total", labels,
                        (double)atomic_load_explicit(&shm->db[k], memory_order_relaxed));
     }
+    maint_write(o);
 }

@@ -56,6 +56,21 @@ enum metrics_db {
     MDB__COUNT
 };
 
+/* What the node's maintenance process did (pierd's housekeeping child; a
+ * `pierctl` run outside pierd is not counted: its audit events are). */
+enum metrics_maint {
+    MM_RUN,                 /* runs that held the cluster's maintenance lock */
+    MM_ELSEWHERE,           /* runs that found another node at it */
+    MM_FAILED,              /* runs that failed (database, blob root) */
+    MM_LIFECYCLE_REPOS,     /* repositories whose lifecycle policy ran to the end */
+    MM_LIFECYCLE_EXPIRED,   /* images lifecycle policies expired */
+    MM_LIFECYCLE_KEPT,      /* images a plan expired that were kept (changed meanwhile) */
+    MM_LIFECYCLE_FAILED,    /* repositories whose lifecycle run failed */
+    MM_BUDGET_EXPIRED,      /* cache images expired to keep the byte budgets */
+    MM_BUDGET_RECLAIMED,    /* bytes that expiry reclaimed */
+    MM__COUNT
+};
+
 /* Rules the shared table can tell apart; the rest share one row (rule_id -1). */
 #define METRICS_RULES 256
 
@@ -78,6 +93,10 @@ void metrics_cache_add(long long rule_id, enum metrics_cache k, long long n);
 void metrics_upstream(long long rule_id, int failure_class, int64_t micros);
 /* A database event. */
 void metrics_db(enum metrics_db k);
+/* Maintenance counter k grows by n. */
+void metrics_maint_add(enum metrics_maint k, long long n);
+/* A maintenance run that held the lock finished at unix time t. */
+void metrics_maint_done(int64_t t);
 
 /* Text of a metric family and its samples, in the exposition format. An
  * error in any call (the buffer's cap) is kept in o->rc and makes the

@@ -17,6 +17,7 @@
 #include "cache/upstream.h"
 #include "lib/arena.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "lib/grammar.h"
 #include "store/audit.h"
@@ -123,8 +124,10 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
         rc = e->code;
         goto done;
     }
-    if (db_value(res, 0, 0)[0] != 't')
+    if (db_value(res, 0, 0)[0] != 't') {
+        metrics_maint_add(MM_ELSEWHERE, 1);
         goto done; /* another node is at it */
+    }
     out->ran = true;
     struct ctx mc = {.cfg = cfg, .db = db, .bs = bs, .a = a};
     if ((rc = upload_expire(&mc, cfg->upload_ttl, &out->sessions, &out->upload_files, e)))
@@ -159,6 +162,10 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
             log_warn("maintenance: lifecycle policies: %s", le.msg);
         out->lifecycle_repos = lr.repositories;
         out->lifecycle_expired = lr.expired;
+        metrics_maint_add(MM_LIFECYCLE_REPOS, lr.repositories);
+        metrics_maint_add(MM_LIFECYCLE_EXPIRED, lr.expired);
+        metrics_maint_add(MM_LIFECYCLE_KEPT, lr.kept);
+        metrics_maint_add(MM_LIFECYCLE_FAILED, lr.failed);
         if (lr.expired || lr.kept || lr.failed)
             log_info("maintenance: lifecycle policies of %lld repositories ran: %lld images "
                      "expired, %lld kept, %lld repositories failed%s",
@@ -171,8 +178,11 @@ pier_err maintenance_run(const struct config *cfg, struct db *db, const struct b
     {
         struct budget_report br;
         struct perr be;
-        if (budget_enforce(&mc, &br, &be) == PIER_OK)
+        if (budget_enforce(&mc, &br, &be) == PIER_OK) {
             out->expired_images = br.expired;
+            metrics_maint_add(MM_BUDGET_EXPIRED, br.expired);
+            metrics_maint_add(MM_BUDGET_RECLAIMED, br.reclaimed);
+        }
         else if (be.code != PIER_E_CONFLICT)
             log_warn("maintenance: cache budgets: %s", be.msg);
     }
@@ -213,7 +223,13 @@ unlock:
         struct perr ignore;
         db_exec(db, a, &st_unlock, &ignore);
     }
+    if (rc == PIER_OK) {
+        metrics_maint_add(MM_RUN, 1);
+        metrics_maint_done((int64_t)time(NULL));
+    }
 done:
+    if (rc != PIER_OK)
+        metrics_maint_add(MM_FAILED, 1);
     arena_free(a);
     return rc;
 }

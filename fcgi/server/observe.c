@@ -18,6 +18,7 @@
 #include "server/pool.h"
 #include "store/blobstore.h"
 #include "store/gc.h"
+#include "store/lifecycle_store.h"
 #include "store/rules.h"
 
 bool observe_path(const char *path)
@@ -191,6 +192,24 @@ static void gc_series(struct ctx *c, struct metrics_out *o)
     metrics_sample(o, "pier_gc_last_run_reclaimed_bytes", NULL, (double)g->bytes);
 }
 
+/* Lifecycle policies of the registry (any node ran them), from their table. */
+static void lifecycle_series(struct ctx *c, struct metrics_out *o)
+{
+    struct perr e;
+    long long policies, oldest;
+    if (lifecycle_policy_staleness(c, &policies, &oldest, &e) != PIER_OK)
+        return;
+    metrics_family(o, "pier_lifecycle_policies", "gauge",
+                   "Repositories of the registry that have a lifecycle policy.");
+    metrics_sample(o, "pier_lifecycle_policies", NULL, (double)policies);
+    metrics_family(o, "pier_lifecycle_oldest_evaluation_timestamp_seconds", "gauge",
+                   "The oldest last run among the lifecycle policies (a policy never run: when "
+                   "it was put); far behind now means housekeeping stopped running them.");
+    if (policies)
+        metrics_sample(o, "pier_lifecycle_oldest_evaluation_timestamp_seconds", NULL,
+                       (double)oldest);
+}
+
 static void metrics(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     if (!metrics_access(c, ac, r))
@@ -225,8 +244,10 @@ static void metrics(struct ctx *c, struct authn_cache *ac, struct req *r)
     metrics_family(&o, "pier_db_up", "gauge",
                    "1 when the worker answering this scrape had a database connection.");
     metrics_sample(&o, "pier_db_up", NULL, db_up ? 1 : 0);
-    if (db_up)
+    if (db_up) {
         gc_series(c, &o);
+        lifecycle_series(c, &o);
+    }
     if (o.rc) {
         log_error("/metrics: the exposition passed %u bytes", OBSERVE_METRICS_MAX);
         plain(r, 500, "the metrics exceed their size limit\n");

@@ -49,6 +49,12 @@ static const struct db_stmt st_due = {
     " ORDER BY p.last_evaluated_at NULLS FIRST, r.name LIMIT $1::int",
     1};
 
+static const struct db_stmt st_staleness = {
+    "lc_staleness",
+    "SELECT count(*), coalesce(extract(epoch FROM min(coalesce(last_evaluated_at, updated_at))),"
+    " 0)::bigint FROM lifecycle_policies",
+    0};
+
 /* Previews. The lock is per repository name, for one transaction. */
 static const struct db_stmt st_preview_lock = {
     "lc_preview_lock", "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7040))", 1};
@@ -167,6 +173,17 @@ pier_err lifecycle_policy_due(struct ctx *c, int n, const char ***names, int *co
     *names = arena_alloc(c->a, sizeof **names * (size_t)(*count ? *count : 1));
     for (int i = 0; i < *count; i++)
         (*names)[i] = PQgetvalue(res, i, 0);
+    return PIER_OK;
+}
+
+pier_err lifecycle_policy_staleness(struct ctx *c, long long *policies, long long *oldest,
+                                   struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_staleness, e);
+    if (!res)
+        return e->code;
+    *policies = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *oldest = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     return PIER_OK;
 }
 

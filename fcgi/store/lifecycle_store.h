@@ -61,6 +61,13 @@ pier_err lifecycle_policy_evaluated(struct ctx *c, const char *name, struct perr
 PIER_MUST_USE
 pier_err lifecycle_policy_due(struct ctx *c, int n, const char ***names, int *count,
                               struct perr *e);
+/* How many repositories have a policy, and the unix time of the oldest
+ * last run among them (a policy never run counts from when it was put; 0
+ * when there are none): for /metrics, so that an alert sees policies that
+ * stopped running. */
+PIER_MUST_USE
+pier_err lifecycle_policy_staleness(struct ctx *c, long long *policies, long long *oldest,
+                                    struct perr *e);
 
 /* ---- previews ---- */
 

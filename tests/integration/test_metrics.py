@@ -347,3 +347,51 @@ def test_prometheus_scrapes_a_node_and_answers_with_the_pulls_the_test_made():
                 assert ok, f"Prometheus: {qh} = {prom.query_value(qh)}"
                 # The exposition with these series in it still passes promtool.
                 _promtool_check(scrape(c))
+
+
+# ---------------------------------------------------------------------------
+# housekeeping: lifecycle policies and maintenance runs
+
+def test_lifecycle_expiries_and_maintenance_runs_are_counted():
+    """A node whose maintenance runs every second expires an image by a lifecycle policy:
+    its /metrics counts the runs (done, with the time of the last), the repositories run
+    and the image expired; the registry-wide gauges count the policy and when the oldest
+    ran."""
+    from test_lifecycle import drop, policy as lc_policy, remaining, rule as lc_rule, set_times
+    from pierlib import ecr_client
+    repo = unique_repo("metrics-lc")
+    try:
+        old = push_image(Client(), repo, None)
+        young = push_image(Client(), repo, None)
+        set_times(repo, old.digest, 10)
+        with ExtraNode("metrics-maint", 12, PIER_MAINTENANCE_INTERVAL="1") as n:
+            before = parse_metrics(scrape(Client(n.url)))
+            assert sample(before, "pier_lifecycle_expired_images_total") == 0, before
+            ecr_client().put_lifecycle_policy(repositoryName=repo, lifecyclePolicyText=lc_policy(
+                lc_rule(1, "untagged", "sinceImagePushed", 7)))
+            gone = wait_until(lambda: old.digest not in remaining(repo), 60, interval=0.5)
+            assert gone, f"maintenance did not expire {old.digest} within 60 s: {n.log()[-2000:]}"
+            # Nodes A and B run maintenance too (rarely): the sum of the three is the
+            # registry's, and this node, every second, did at least the runs.
+            def counted():
+                total = 0.0
+                for url in (n.url, url_a(), env("PIER_URL_B")):
+                    total += sample(parse_metrics(scrape(Client(url))), "pier_lifecycle_expired_images_total")
+                return total >= 1
+            assert wait_until(counted, 15, interval=0.5), scrape(Client(n.url))
+            text = scrape(Client(n.url))
+            _promtool_check(text)
+            s = parse_metrics(text)
+            assert sample(s, "pier_maintenance_runs_total", result="done") >= 1, text
+            last = sample(s, "pier_maintenance_last_run_timestamp_seconds")
+            assert abs(time.time() - last) < 30, f"last run at {last}, now {time.time()}"
+            assert sample(s, "pier_lifecycle_repositories_total") >= 1, text
+            assert sample(s, "pier_lifecycle_policies") >= 1, text
+            oldest = sample(s, "pier_lifecycle_oldest_evaluation_timestamp_seconds")
+            assert 0 < oldest <= time.time() + 1, f"oldest evaluation {oldest}"
+            for fam in ("pier_lifecycle_kept_images_total", "pier_lifecycle_failed_repositories_total",
+                        "pier_budget_expired_images_total", "pier_budget_reclaimed_bytes_total"):
+                assert f"# TYPE {fam} counter" in text, f"{fam} missing"
+        assert remaining(repo) == {young.digest}
+    finally:
+        drop(repo)
