@@ -920,10 +920,14 @@ static int cmd_login_password(const struct config *cfg, int argc, char **argv)
         json_t *claims = json_pack("{s:s, s:I}", "sub", p.arn, "pid", (json_int_t)p.id);
         char *tok = token_sign(t.a, &t.tk, TOKEN_LOGIN, claims, (long)hours * 3600);
         json_decref(claims);
-        if (tok)
+        if (tok) {
             printf("%s\n", tok);
-        else
+            /* Who minted a credential for whom, never the token itself. */
+            ctl_audit(&t, "pierctl:CreateLoginPassword", NULL, p.arn,
+                      arena_printf(t.a, "valid %lld hours", hours));
+        } else {
             rc = perr_set(&e, PIER_E_INTERNAL, "cannot sign");
+        }
     }
     return ctl_close(&t, rc, &e);
 }

@@ -343,3 +343,52 @@ def test_no_secret_appears_in_the_audit_trail():
     for text in texts.values():
         found = re.search(r"Authorization\s*[:=]|Basic [A-Za-z0-9+/=]{8}|Bearer [A-Za-z0-9._-]{8}", text)
         assert not found, f"a credential header in the audit trail: {found.group(0)!r}"
+
+
+def _max_id() -> int:
+    return int(psql_value("SELECT coalesce(max(id), 0) FROM audit_events"))
+
+
+def test_a_garbage_collection_sweep_is_recorded_as_the_system_with_what_it_removed():
+    """A sweep that removes blobs leaves one gc:DeleteBlobs event (principal system) whose
+    target is the sweep's own summary; a dry run and a sweep with nothing to do leave none."""
+    from test_gc import gc
+    repo = unique_repo("audit-gc")
+    push_image(client_a(), repo, "v1")
+    ecr_client().delete_repository(repositoryName=repo, force=True)
+    gc("--grace", "0", "--duty", "100")   # this sweep or a node's removes the image's blobs
+    mark = _max_id()
+    push_image(client_a(), repo, "v2")
+    ecr_client().delete_repository(repositoryName=repo, force=True)
+    dry = gc("--grace", "0", "--dry-run")
+    assert dry.blobs >= 1, f"the dry run sees nothing to remove: {dry}"
+    assert not rows(f"id > {mark} AND action = 'gc:DeleteBlobs'"), "a dry run was recorded"
+    s = gc("--grace", "0", "--duty", "100")
+    evs = rows(f"id > {mark} AND action = 'gc:DeleteBlobs'")
+    # A node's maintenance may sweep in between: then it removed them, recorded the same way.
+    assert evs, f"no gc:DeleteBlobs event after a sweep that removed {s}"
+    assert all(e["principal"] == "system" and e["result"] == "success" and e["access_key_id"] == ""
+               for e in evs), evs
+    if s.blobs:
+        assert f"{s.blobs} blobs, {s.bytes} bytes, {s.links} links" in [e["target"] for e in evs], (s, evs)
+    # Nothing left to remove (the suite runs one test at a time): nothing recorded.
+    mark = _max_id()
+    again = gc("--grace", "0", "--duty", "100")
+    assert again.removed() == (0, 0, 0) and not again.finished, again
+    assert not rows(f"id > {mark} AND action = 'gc:DeleteBlobs'"), "a sweep that removed nothing was recorded"
+
+
+def test_pierctl_login_password_is_recorded_without_the_password():
+    with User("audit-lp", {"read": policy(allow(["ecr:DescribeRepositories"]))}) as u:
+        mark = _max_id()
+        p = pierctl("login-password", u.name, "--hours", "2")
+        assert p.returncode == 0, p.stderr
+        password = p.stdout.strip()
+        assert len(password) > 20, p.stdout
+        evs = rows(f"id > {mark} AND action = 'pierctl:CreateLoginPassword'")
+        assert [(e["resource"], e["target"], e["result"]) for e in evs] == [(u.arn, "valid 2 hours", "success")], evs
+        assert evs[0]["principal"].startswith("local:"), evs
+        dump = "\n".join(r[0] for r in psql(f"SELECT row_to_json(a)::text FROM audit_events a WHERE id > {mark}"))
+        lines = "\n".join(audit_files().values())
+        for secret in (password, password[:32], password[-32:]):
+            assert secret not in dump and secret not in lines, "the login password is in the audit trail"

@@ -210,6 +210,12 @@ def test_budget_expires_least_recently_pulled_first_and_keeps_shared_layers():
                     if blob.digest != base.digest:
                         assert not files_for_digest(blob.digest), f"{n}'s {blob.digest} is still on disk"
                         assert not blob_row(blob.digest), f"{n}'s {blob.digest} still has a row"
+            # The audit trail has each expiry, by the system, with the bytes it freed.
+            for n in "abc":
+                ev = psql(f"SELECT principal, target, result FROM audit_events WHERE action = "
+                          f"'budget:ExpireImage' AND repository = '{repo[n]}' AND target LIKE '{img[n].digest}%'")
+                want = f"{img[n].digest} (rule {rule.prefix}, {own_bytes(img[n], base)} bytes)"
+                assert ev == [["system", want, "success"]], f"audit events of {n}'s expiry: {ev}, want {want}"
             # Least recently pulled first: a (4 h), then b (never pulled, cached 3.5 h ago), then c.
             assert_expiry_order([run.stderr, *pier_logs().values()],
                                 [f"{repo[n]}@{img[n].digest}" for n in "abc"])
