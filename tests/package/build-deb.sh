@@ -21,10 +21,6 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OUT=${PIER_DEB_DIR:-$SRC/build-deb}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-COPY=$OUT/pier
 
 say() { printf '# %s\n' "$*"; }
 
@@ -93,6 +89,11 @@ if [ -n "$commit" ] || [ -n "$commit_version" ]; then
     build_commit "$commit" "$commit_version"
     exit 0
 fi
+
+OUT=${PIER_DEB_DIR:-$SRC/build-deb}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+COPY=$OUT/pier
 
 files() { git -C "$SRC" ls-files -z --cached --others --exclude-standard; }
 
