@@ -85,7 +85,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ -n "$commit" ] || [ -n "$commit_version" ]; then
-    [ -n "$commit" ] && [ -n "$commit_version" ] || { echo "build-deb.sh: --commit and --version go together" >&2; exit 2; }
+    if [ -z "$commit" ] || [ -z "$commit_version" ]; then
+        echo "build-deb.sh: --commit and --version go together" >&2
+        exit 2
+    fi
     build_commit "$commit" "$commit_version"
     exit 0
 fi
