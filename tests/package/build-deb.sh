@@ -16,7 +16,8 @@
 # package upgrade test. Such a build is made once per machine: it is kept in
 # $PIER_DEB_CACHE/<commit>-<version>/ (default ~/.cache/pier-deb), keyed by
 # the commit and the version, and reused from every clone. When the clone lacks
-# the commit (a shallow one), it is fetched from the remote "origin" first.
+# the commit (a shallow one), it is fetched from the remote "origin" first
+# (which needs REV to be a full commit id).
 # No lintian run: the package is as that commit made it.
 set -euo pipefail
 
