@@ -97,6 +97,7 @@ def pier_account() -> tuple:
 
 
 def start_serving():
+    assert "pierd" not in pkg.S, "a pierd of these tests is still running"
     proc = pkg.start_unit()
     pkg.S["pierd"] = proc
     wait_until(lambda: os.path.exists("/run/pier/pier.sock") or proc.poll() is not None, 60)
@@ -108,6 +109,12 @@ def start_serving():
 def stop_serving() -> None:
     rc = pkg.stop_unit(pkg.S.pop("pierd"))
     assert rc == 0, f"pierd exited {rc} on SIGTERM"
+
+
+def stop_if_serving() -> None:
+    """After a failure: the node stops, so that the next tests find it stopped."""
+    if "pierd" in pkg.S:
+        pkg.stop_unit(pkg.S.pop("pierd"))
 
 
 def creds() -> str:
@@ -128,7 +135,7 @@ def pull_equals(tmp: TempDir, tag: str, manifest: bytes, digest: str, layers: di
     raw, desc = read_layout(back, tag)
     assert raw == manifest, f"the pulled manifest of {tag} differs from the pushed one"
     assert sha256_digest(raw) == digest and desc["digest"] == digest, f"{tag}: {desc['digest']} != {digest}"
-    served = skopeo("inspect", f"--creds={creds()}", "--format", "{{.Digest}}", ref).stdout.strip()
+    served = skopeo("inspect", f"--creds={creds()}", "--format", "{{.Digest}}", ref).stdout.decode().strip()
     assert served == digest, f"the registry names {tag} {served}, pushed as {digest}"
     for d, data in layers.items():
         assert layout_blob(back, d) == data, f"layer {d} of {tag} differs"
@@ -177,14 +184,18 @@ def test_old_package_installs_migrates_and_takes_a_push():
     pkg.set_conf("registry_host", pkg.host())
     pkg.sh(["pierctl", "-c", CONF, "migrate"])
     assert schema_version() == OLD_SCHEMA, f"the old release migrated to {schema_version()}, not {OLD_SCHEMA}"
-    start_serving()
-    pkg.enable_apache()
-    with TempDir() as tmp:
-        image = push(tmp, "v1")
-        U["v1"] = (image.manifest.data, image.digest, {layer.digest: layer.data for layer in image.layers})
-        pull_equals(tmp, "v1", *U["v1"])
-    # Step one of the upgrade: stop the node.
-    stop_serving()
+    try:
+        start_serving()
+        pkg.enable_apache()
+        with TempDir() as tmp:
+            image = push(tmp, "v1")
+            v1 = (image.manifest.data, image.digest, {layer.digest: layer.data for layer in image.layers})
+            pull_equals(tmp, "v1", *v1)
+        # Step one of the upgrade: stop the node.
+        stop_serving()
+    finally:
+        stop_if_serving()
+    U["v1"] = v1
 
 
 def test_package_upgrade_keeps_the_admins_conffile_the_user_and_the_blob_root():
@@ -253,13 +264,17 @@ def test_upgraded_pierd_refuses_the_old_schema_until_migrate_then_serves_old_and
     out = pkg.sh(["pierctl", "-c", CONF, "migrate"]).stdout
     assert "schema at version" in out, out
     assert schema_version() == newest_migration(), f"schema {schema_version()} after pierctl migrate"
-    start_serving()
-    with TempDir() as tmp:
-        pull_equals(tmp, "v1", *U["v1"])
-        image = push(tmp, "v2")
-        U["v2"] = (image.manifest.data, image.digest, {layer.digest: layer.data for layer in image.layers})
-        pull_equals(tmp, "v2", *U["v2"])
-    stop_serving()
+    try:
+        start_serving()
+        with TempDir() as tmp:
+            pull_equals(tmp, "v1", *U["v1"])
+            image = push(tmp, "v2")
+            v2 = (image.manifest.data, image.digest, {layer.digest: layer.data for layer in image.layers})
+            pull_equals(tmp, "v2", *v2)
+        stop_serving()
+    finally:
+        stop_if_serving()
+    U["v2"] = v2
 
 
 def test_upgraded_package_purges_and_keeps_the_blobs_and_the_database():
