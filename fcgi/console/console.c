@@ -622,14 +622,20 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         reply(r, 200, json_pack("{s:b}", "signedOut", 1));
         return;
     }
-    if (post && (strncmp(what, "ecr/", 4) == 0 || strncmp(what, "secretsmanager/", 15) == 0)) {
-        bool ecr = what[0] == 'e';
-        const char *op = what + (ecr ? 4 : 15);
+    /* The control plane's operations: ecr/<Op>, secretsmanager/<Op>, and
+     * iam/<Op> (users, access keys, identity policies: ops_iam.c). */
+    const char *slash = strchr(what, '/');
+    size_t svclen = slash ? (size_t)(slash - what) : 0;
+    const char *service = svclen == 3 && strncmp(what, "ecr", 3) == 0              ? "ecr"
+                          : svclen == 14 && strncmp(what, "secretsmanager", 14) == 0 ? "secretsmanager"
+                          : svclen == 3 && strncmp(what, "iam", 3) == 0              ? "iam"
+                                                                                     : NULL;
+    if (post && service) {
+        const char *op = slash + 1;
         json_t *out = NULL;
         enum ecr_exc exc;
         char msg[600];
-        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg,
-                          sizeof msg))
+        if (ecrapi_invoke(c, r, service, op, in, &out, &exc, msg, sizeof msg))
             reply(r, 200, out);
         else
             fail(r, exc, msg);
