@@ -3,6 +3,7 @@
  * operations with the same authorization. */
 #include "console/console.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,8 +425,9 @@ static void repositories(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:o}", "repositories", list));
 }
 
-/* GET activity?principal=&repository=&action=&since=&limit=: the audit
- * trail, newest first; needs ecr:LookupAuditEvents on the registry. */
+/* GET activity?principal=&repository=&action=&since=&limit=&before=: the
+ * audit trail, newest first; needs ecr:LookupAuditEvents on the registry.
+ * before is the "cursor" of the last event of the previous page. */
 static void activity(struct ctx *c, struct req *r)
 {
     struct perr e;
@@ -433,7 +435,8 @@ static void activity(struct ctx *c, struct req *r)
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
-    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64], limit[16];
+    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64], limit[16],
+        before[48];
     struct {
         const char *key;
         char *buf;
@@ -442,7 +445,8 @@ static void activity(struct ctx *c, struct req *r)
                   {"repository", repo, sizeof repo},
                   {"action", action, sizeof action},
                   {"since", since, sizeof since},
-                  {"limit", limit, sizeof limit}};
+                  {"limit", limit, sizeof limit},
+                  {"before", before, sizeof before}};
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
         int have = req_query(r, params[i].key, params[i].buf, params[i].size);
         if (have < 0) {
@@ -460,6 +464,16 @@ static void activity(struct ctx *c, struct req *r)
         fail(r, ECR_EXC_INVALID_PARAMETER,
              "since is unix seconds, an age such as 24h or 7d, or a date YYYY-MM-DD[THH:MM:SSZ].");
         return;
+    }
+    if (before[0]) {
+        char *dot = strchr(before, '.');
+        if (dot)
+            *dot = '\0';
+        if (!dot || !grammar_uint(before, LLONG_MAX, &f.before_ms) || f.before_ms < 1 ||
+            !grammar_uint(dot + 1, LLONG_MAX, &f.before_id)) {
+            fail(r, ECR_EXC_INVALID_PARAMETER, "before is the cursor of an event (<ms>.<id>).");
+            return;
+        }
     }
     if (limit[0]) {
         if (!grammar_uint(limit, AUDIT_QUERY_MAX, &n) || n < 1) {
