@@ -293,3 +293,31 @@ def test_console_people_nobody_locks_themselves_out():
         assert c2.login(k2["AccessKeyId"], k2["SecretAccessKey"]).status == 200
         r = iam(c2, "DeleteAccessKey", {"AccessKeyId": k2["AccessKeyId"]})
         assert r.status == 400 and error_type(r) == "DeleteConflictException", r.summary()
+
+
+def test_console_activity_pages_with_the_cursor():
+    """The activity endpoint answers newest first; before=<cursor of the last event>
+    answers the next older page, without repeating or skipping an event."""
+    with User("ppl-page", policies={"p": policy(allow(["iam:ListUsers", "ecr:LookupAuditEvents"]))}) as u:
+        policy_settle()
+        c = Console(url_a())
+        assert c.login(*u.creds).status == 200
+        for _ in range(5):
+            ok(iam(c, "ListUsers"))
+        q = f"activity?principal={u.name}&action=iam:ListUsers"
+        assert wait_until(lambda: len(ok(c.call("GET", q))["events"]) >= 5, 5)
+        everything = ok(c.call("GET", q))["events"]
+        assert len(everything) == 5, everything
+        pages, before = [], ""
+        for _ in range(4):
+            evs = ok(c.call("GET", f"{q}&limit=2{'&before=' + before if before else ''}"))["events"]
+            if not evs:
+                break
+            pages.append(evs)
+            before = evs[-1]["cursor"]
+        assert [len(p) for p in pages] == [2, 2, 1], [len(p) for p in pages]
+        flat = [e for p in pages for e in p]
+        assert [e["requestId"] for e in flat] == [e["requestId"] for e in everything], (flat, everything)
+        assert len({e["requestId"] for e in flat}) == 5
+        r = c.call("GET", f"{q}&before=yesterday")
+        assert r.status == 400 and error_type(r) == "InvalidParameterException", r.summary()

@@ -92,7 +92,8 @@ export async function activityPage(container, {query, ctx}) {
     const refused = e.result && e.result !== 'success';
     const target = [e.resource && e.resource !== e.repository ? h('div', {class: 'small mono wrap-anywhere'}, e.resource) : null,
       e.target ? h('div', {class: 'mono wrap-anywhere'}, e.target) : null];
-    const cell = (label, attrs, ...content) => h('td', Object.assign({'data-label': label}, attrs), ...content);
+    // One child per cell, so that a stacked row (narrow screens) has its label and its value side by side.
+    const cell = (label, attrs, ...content) => h('td', Object.assign({'data-label': label}, attrs), h('div', {}, ...content));
     return h('tr', {class: refused ? 'row-refused' : null, dataset: {action: e.action, result: e.result || 'success'}},
       cell('Time', {class: 'nowrap small'}, whenCell(e.time)),
       cell('Principal', {class: 'wrap-anywhere'}, e.principal

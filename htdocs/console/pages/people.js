@@ -17,6 +17,11 @@ function personHref(name) {
   return `#/people/${encodeURIComponent(name)}`;
 }
 
+/** A table cell with its column's name (shown beside the value when rows stack on narrow screens). */
+function cell(tag, label, attrs, ...content) {
+  return h(tag, Object.assign({'data-label': label}, attrs), h('div', {}, ...content));
+}
+
 function keyStatus(k) {
   return k.active ? badge('Active', 'ok') : badge('Inactive', 'warning', 'Signs nothing until it is activated again');
 }
@@ -118,18 +123,18 @@ export async function peoplePage(container) {
       return;
     }
     const rows = list.map((u) => h('tr', {dataset: {user: u.name}},
-      h('th', {scope: 'row', 'data-label': 'User'},
+      cell('th', 'User', {scope: 'row'},
         h('a', {href: personHref(u.name)}, u.name), ' ',
         u.role ? badge('Role', 'neutral') : null,
         u.you ? badge('You', 'ok', 'The user this session belongs to') : null,
         h('div', {class: 'small muted arn'}, u.arn)),
-      h('td', {'data-label': 'Access keys'}, u.accessKeys.length
+      cell('td', 'Access keys', {}, u.accessKeys.length
         ? h('ul', {class: 'key-list'}, u.accessKeys.map((k) => h('li', {},
           h('code', {}, k.accessKeyId), ' ', keyStatus(k),
           h('span', {class: 'small muted'}, ' created ', time(k.createdAt), ', last used ', time(k.lastUsedAt, 'never')))))
         : h('span', {class: 'muted'}, 'none')),
-      h('td', {'data-label': 'Identity policies'}, u.policies.length ? u.policies.map((p) => h('span', {class: 'kv'}, p)) : h('span', {class: 'muted'}, 'none')),
-      h('td', {class: 'nowrap', 'data-label': 'Created'}, time(u.createdAt))));
+      cell('td', 'Identity policies', {}, u.policies.length ? u.policies.map((p) => h('span', {class: 'kv'}, p)) : h('span', {class: 'muted'}, 'none')),
+      cell('td', 'Created', {class: 'nowrap'}, time(u.createdAt))));
     tableBox.appendChild(h('div', {class: 'table-wrap'},
       h('table', {class: 'table people-table stack-table'},
         h('caption', {class: 'visually-hidden'}, 'Users and roles'),
@@ -264,10 +269,10 @@ export async function personPage(container, {params, ctx}) {
         }
       });
       return h('tr', {dataset: {key: k.accessKeyId}},
-        h('th', {scope: 'row', 'data-label': 'Access key ID'}, h('code', {}, k.accessKeyId)),
-        h('td', {'data-label': 'Status'}, keyStatus(k)),
-        h('td', {class: 'nowrap', 'data-label': 'Created'}, time(k.createdAt)),
-        h('td', {class: 'nowrap', 'data-label': 'Last used'}, time(k.lastUsedAt, 'never')),
+        cell('th', 'Access key ID', {scope: 'row'}, h('code', {}, k.accessKeyId)),
+        cell('td', 'Status', {}, keyStatus(k)),
+        cell('td', 'Created', {class: 'nowrap'}, time(k.createdAt)),
+        cell('td', 'Last used', {class: 'nowrap'}, time(k.lastUsedAt, 'never')),
         h('td', {class: 'actions', 'data-label': 'Actions'}, h('div', {class: 'button-row'}, toggle, del)));
     });
     keysTable.appendChild(h('div', {class: 'table-wrap'}, h('table', {class: 'table keys-table stack-table'},
