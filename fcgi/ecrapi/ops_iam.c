@@ -35,8 +35,9 @@ static bool authorize(struct api *x, const char *action, const char *arn)
     x->audit_resource = arn;
     pier_err rc = authz_check_arn(x->c, action, arn, &e);
     if (rc)
-        return api_fail(x, rc == PIER_E_DENIED || rc == PIER_E_UNAUTHORIZED ? ECR_EXC_ACCESS_DENIED
-                                                                             : ECR_EXC_SERVER,
+        return api_fail(x,
+                        rc == PIER_E_DENIED || rc == PIER_E_UNAUTHORIZED ? ECR_EXC_ACCESS_DENIED
+                                                                         : ECR_EXC_SERVER,
                         "%s", e.msg);
     return true;
 }
@@ -86,11 +87,13 @@ void op_iam_list_users(struct api *x)
     }
     size_t i;
     json_t *u;
-    json_array_foreach(users, i, u) {
+    json_array_foreach(users, i, u)
+    {
         struct principal p;
         json_t *keys = json_array();
         const char *name = json_string_value(json_object_get(u, "name"));
-        if (principal_get(x->c, name, &p, &e) != PIER_OK || key_list(x->c, p.id, keys, &e) != PIER_OK) {
+        if (principal_get(x->c, name, &p, &e) != PIER_OK ||
+            key_list(x->c, p.id, keys, &e) != PIER_OK) {
             json_decref(keys);
             json_decref(users);
             api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
@@ -123,8 +126,9 @@ void op_iam_create_user(struct api *x)
         api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_ENTITY_ALREADY_EXISTS);
         return;
     }
-    json_object_set_new(x->out, "User",
-                        json_pack("{s:s, s:s, s:b}", "UserName", p.name, "Arn", p.arn, "Role", role));
+    json_object_set_new(
+        x->out, "User",
+        json_pack("{s:s, s:s, s:b}", "UserName", p.name, "Arn", p.arn, "Role", role));
 }
 
 void op_iam_delete_user(struct api *x)
@@ -135,7 +139,8 @@ void op_iam_delete_user(struct api *x)
     if (is_caller(x, &p)) {
         api_fail(x, ECR_EXC_DELETE_CONFLICT,
                  "%s is the user you are signed in as: deleting it would lock you out. Sign in "
-                 "as another administrator to delete it.", p.name);
+                 "as another administrator to delete it.",
+                 p.name);
         return;
     }
     struct perr e;
@@ -191,7 +196,8 @@ static bool not_last_own_key(struct api *x, const struct principal *owner, bool 
     if (is_caller(x, owner) && active && active_keys <= 1)
         return api_fail(x, ECR_EXC_DELETE_CONFLICT,
                         "This is the last active access key of %s, the user you are signed in as: "
-                        "%s it would lock you out. Create another key first.", owner->name, what);
+                        "%s it would lock you out. Create another key first.",
+                        owner->name, what);
     return true;
 }
 
@@ -282,7 +288,8 @@ void op_iam_get_user_policy(struct api *x)
     }
     size_t i;
     json_t *v;
-    json_array_foreach(l, i, v) {
+    json_array_foreach(l, i, v)
+    {
         if (strcmp(json_string_value(json_object_get(v, "name")), name) == 0) {
             json_object_set_new(x->out, "UserName", json_string(p.name));
             json_object_set_new(x->out, "PolicyName", json_string(name));
