@@ -333,6 +333,10 @@ export async function personPage(container, {params, ctx}) {
       save: async (doc) => {
         const n = policyName || newName.value.trim();
         if (!n) throw new ApiError(400, 'InvalidParameterException', 'PolicyName: name the policy first (the field above).');
+        if (!policyName && policies.includes(n)) {
+          throw new ApiError(400, 'EntityAlreadyExistsException',
+            `${u.name} already has a policy named ${n}: choose it above to edit it, or pick another name.`);
+        }
         await api.iam('PutUserPolicy', {UserName: u.name, PolicyName: n, PolicyDocument: doc});
         if (!policyName) {
           policies = policies.concat([n]).sort();
