@@ -339,6 +339,7 @@ static int cmd_audit(const struct config *cfg, int argc, char **argv)
         json_t *ev;
         json_array_foreach(events, i, ev)
         {
+            json_object_del(ev, "cursor"); /* the lines look like the audit_log file's */
             char *line = json_dumps(ev, JSON_COMPACT);
             if (line)
                 printf("%s\n", line);

@@ -1,6 +1,7 @@
 /* bootstrap: the first administrator. On the first start of a registry (no
  * principal yet) pierd creates the user "admin" with an identity policy
- * allowing ecr:* and one access key, written to bootstrap_file (0600). */
+ * allowing ecr:*, secretsmanager:* and iam:*, and one access key, written to
+ * bootstrap_file (0600). */
 #ifndef PIER_BOOTSTRAP_H
 #define PIER_BOOTSTRAP_H
 
@@ -9,7 +10,7 @@
 
 #define ADMIN_POLICY                                                                       \
     "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Sid\":\"AdministratorAccess\","         \
-    "\"Effect\":\"Allow\",\"Action\":[\"ecr:*\",\"secretsmanager:*\"],\"Resource\":\"*\"}]}"
+    "\"Effect\":\"Allow\",\"Action\":[\"ecr:*\",\"secretsmanager:*\",\"iam:*\"],\"Resource\":\"*\"}]}"
 
 /* Create the administrator if no principal exists (safe when several nodes
  * start at once). *created tells whether this call did it. */

@@ -196,15 +196,18 @@ static pier_err check_action(const char *a, const char *path, struct perr *e)
 {
     if (strcmp(a, "*") == 0)
         return PIER_OK;
-    /* ECR's actions, and Secrets Manager's: attaching a secret to a rule
-     * needs secretsmanager:GetSecretValue on it. */
+    /* ECR's actions, Secrets Manager's (attaching a secret to a rule needs
+     * secretsmanager:GetSecretValue on it) and IAM's (managing users, keys
+     * and identity policies from the console). */
     size_t plen = strncasecmp(a, "ecr:", 4) == 0              ? 4
                   : strncasecmp(a, "secretsmanager:", 15) == 0 ? 15
+                  : strncasecmp(a, "iam:", 4) == 0             ? 4
                                                                : 0;
     if (!plen)
         return perr_set(e, PIER_E_BAD_REQUEST,
-                        "%s: '%.64s' is not an ECR or Secrets Manager action (expected "
-                        "ecr:<Action> or secretsmanager:<Action>, wildcards * and ?)", path, a);
+                        "%s: '%.64s' is not an ECR, Secrets Manager or IAM action (expected "
+                        "ecr:<Action>, secretsmanager:<Action> or iam:<Action>, wildcards * and ?)",
+                        path, a);
     if (!a[plen])
         return perr_set(e, PIER_E_BAD_REQUEST, "%s: action name missing after '%.*s'", path,
                         (int)plen, a);

@@ -59,6 +59,14 @@ static const struct db_stmt st_key_rehash = {
     "UPDATE access_keys SET secret_hash = $2::bytea, iterations = 0 WHERE id = $1", 2};
 static const struct db_stmt st_key_active = {
     "key_active", "SELECT active FROM access_keys WHERE id = $1", 1};
+static const struct db_stmt st_key_set_active = {
+    "key_set_active", "UPDATE access_keys SET active = $2::boolean WHERE id = $1", 2};
+/* The key's principal and how many active keys that principal has. */
+static const struct db_stmt st_key_owner = {
+    "key_owner",
+    "SELECT p.id, p.name, p.arn, k.active,"
+    " (SELECT count(*) FROM access_keys o WHERE o.principal_id = p.id AND o.active)"
+    " FROM access_keys k JOIN principals p ON p.id = k.principal_id WHERE k.id = $1", 1};
 static const struct db_stmt st_key_used = {
     "key_used",
     "UPDATE access_keys SET last_used_at = now() WHERE id = $1"
@@ -240,6 +248,30 @@ pier_err key_delete(struct ctx *c, const char *id, struct perr *e)
         return e->code;
     if (strcmp(PQcmdTuples(res), "0") == 0)
         return perr_set(e, PIER_E_NAME_UNKNOWN, "no access key %s", id);
+    return PIER_OK;
+}
+
+pier_err key_set_active(struct ctx *c, const char *id, bool active, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_key_set_active, e, id, active);
+    if (!res)
+        return e->code;
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no access key %s", id);
+    return PIER_OK;
+}
+
+pier_err key_owner(struct ctx *c, const char *id, struct principal *out, bool *active,
+                   long long *active_keys, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_key_owner, e, id);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) == 0)
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no access key %s", id);
+    fill(res, out);
+    *active = PQgetvalue(res, 0, 3)[0] == 't';
+    *active_keys = db_int(res, 0, 4);
     return PIER_OK;
 }
 

@@ -49,6 +49,18 @@ pier_err key_create(struct ctx *c, long long principal_id, char id[KEY_ID_LEN + 
                     char secret[KEY_SECRET_LEN + 1], struct perr *e);
 PIER_MUST_USE
 pier_err key_delete(struct ctx *c, const char *id, struct perr *e);
+/* Activate or deactivate access key id (PIER_E_NAME_UNKNOWN when there is
+ * none). An inactive key stays listed but signs nothing: logins, tokens and
+ * console sessions made with it end within policy_cache_ms. */
+PIER_MUST_USE
+pier_err key_set_active(struct ctx *c, const char *id, bool active, struct perr *e);
+/* Who owns access key id, whether it is active and how many active keys
+ * that principal has in all; PIER_E_NAME_UNKNOWN when there is no such key. */
+PIER_MUST_USE
+pier_err key_owner(struct ctx *c, const char *id, struct principal *out, bool *active,
+                   long long *active_keys, struct perr *e);
+/* The keys of principal_id, oldest first: [{accessKeyId, active, createdAt,
+ * lastUsedAt (0: never)}] appended to out. Never a secret. */
 PIER_MUST_USE
 pier_err key_list(struct ctx *c, long long principal_id, json_t *out, struct perr *e);
 /* Check an id/secret pair (keyed hash, constant-time comparison; unknown

@@ -3,6 +3,7 @@
  * operations with the same authorization. */
 #include "console/console.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,8 +425,9 @@ static void repositories(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:o}", "repositories", list));
 }
 
-/* GET activity?principal=&repository=&action=&since=&limit=: the audit
- * trail, newest first; needs ecr:LookupAuditEvents on the registry. */
+/* GET activity?principal=&repository=&action=&since=&limit=&before=: the
+ * audit trail, newest first; needs ecr:LookupAuditEvents on the registry.
+ * before is the "cursor" of the last event of the previous page. */
 static void activity(struct ctx *c, struct req *r)
 {
     struct perr e;
@@ -433,7 +435,8 @@ static void activity(struct ctx *c, struct req *r)
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
-    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64], limit[16];
+    char principal[AUDIT_FIELD_MAX + 1], repo[NAME_MAX_LEN + 1], action[128], since[64], limit[16],
+        before[48];
     struct {
         const char *key;
         char *buf;
@@ -442,7 +445,8 @@ static void activity(struct ctx *c, struct req *r)
                   {"repository", repo, sizeof repo},
                   {"action", action, sizeof action},
                   {"since", since, sizeof since},
-                  {"limit", limit, sizeof limit}};
+                  {"limit", limit, sizeof limit},
+                  {"before", before, sizeof before}};
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
         int have = req_query(r, params[i].key, params[i].buf, params[i].size);
         if (have < 0) {
@@ -460,6 +464,16 @@ static void activity(struct ctx *c, struct req *r)
         fail(r, ECR_EXC_INVALID_PARAMETER,
              "since is unix seconds, an age such as 24h or 7d, or a date YYYY-MM-DD[THH:MM:SSZ].");
         return;
+    }
+    if (before[0]) {
+        char *dot = strchr(before, '.');
+        if (dot)
+            *dot = '\0';
+        if (!dot || !grammar_uint(before, LLONG_MAX, &f.before_ms) || f.before_ms < 1 ||
+            !grammar_uint(dot + 1, LLONG_MAX, &f.before_id)) {
+            fail(r, ECR_EXC_INVALID_PARAMETER, "before is the cursor of an event (<ms>.<id>).");
+            return;
+        }
     }
     if (limit[0]) {
         if (!grammar_uint(limit, AUDIT_QUERY_MAX, &n) || n < 1) {
@@ -622,14 +636,20 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         reply(r, 200, json_pack("{s:b}", "signedOut", 1));
         return;
     }
-    if (post && (strncmp(what, "ecr/", 4) == 0 || strncmp(what, "secretsmanager/", 15) == 0)) {
-        bool ecr = what[0] == 'e';
-        const char *op = what + (ecr ? 4 : 15);
+    /* The control plane's operations: ecr/<Op>, secretsmanager/<Op>, and
+     * iam/<Op> (users, access keys, identity policies: ops_iam.c). */
+    const char *slash = strchr(what, '/');
+    size_t svclen = slash ? (size_t)(slash - what) : 0;
+    const char *service = svclen == 3 && strncmp(what, "ecr", 3) == 0              ? "ecr"
+                          : svclen == 14 && strncmp(what, "secretsmanager", 14) == 0 ? "secretsmanager"
+                          : svclen == 3 && strncmp(what, "iam", 3) == 0              ? "iam"
+                                                                                     : NULL;
+    if (post && service) {
+        const char *op = slash + 1;
         json_t *out = NULL;
         enum ecr_exc exc;
         char msg[600];
-        if (ecrapi_invoke(c, r, ecr ? "ecr" : "secretsmanager", op, in, &out, &exc, msg,
-                          sizeof msg))
+        if (ecrapi_invoke(c, r, service, op, in, &out, &exc, msg, sizeof msg))
             reply(r, 200, out);
         else
             fail(r, exc, msg);

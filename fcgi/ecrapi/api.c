@@ -102,6 +102,22 @@ static const struct op SM_OPS[] = {
     {"DeleteSecret", op_sm_delete_secret},
 };
 
+/* IAM: only through ecrapi_invoke (the console); IAM's own wire protocol
+ * (query strings) is not served. */
+static const struct op IAM_OPS[] = {
+    {"ListUsers", op_iam_list_users},
+    {"CreateUser", op_iam_create_user},
+    {"DeleteUser", op_iam_delete_user},
+    {"CreateAccessKey", op_iam_create_access_key},
+    {"UpdateAccessKey", op_iam_update_access_key},
+    {"DeleteAccessKey", op_iam_delete_access_key},
+    {"ListUserPolicies", op_iam_list_user_policies},
+    {"GetUserPolicy", op_iam_get_user_policy},
+    {"PutUserPolicy", op_iam_put_user_policy},
+    {"DeleteUserPolicy", op_iam_delete_user_policy},
+    {"CreateLoginPassword", op_iam_create_login_password},
+};
+
 bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)
 {
     if (x->err_type)
@@ -321,9 +337,15 @@ void ecrapi_error(struct req *r, const struct perr *e)
 
 static const struct op *find_op(const char *service, const char *name)
 {
-    const struct op *table = strcmp(service, "ecr") == 0 ? ECR_OPS : SM_OPS;
-    size_t n = strcmp(service, "ecr") == 0 ? sizeof ECR_OPS / sizeof ECR_OPS[0]
-                                           : sizeof SM_OPS / sizeof SM_OPS[0];
+    const struct op *table = SM_OPS;
+    size_t n = sizeof SM_OPS / sizeof SM_OPS[0];
+    if (strcmp(service, "ecr") == 0) {
+        table = ECR_OPS;
+        n = sizeof ECR_OPS / sizeof ECR_OPS[0];
+    } else if (strcmp(service, "iam") == 0) {
+        table = IAM_OPS;
+        n = sizeof IAM_OPS / sizeof IAM_OPS[0];
+    }
     for (size_t i = 0; i < n; i++)
         if (strcmp(table[i].name, name) == 0)
             return &table[i];
@@ -362,9 +384,11 @@ static const char *image_targets(struct arena *a, json_t *in)
  * the fields below, else the registry), the images it names, and the
  * exception it ended with. Only names are taken from the input: never a
  * secret's value or a policy text. */
-static void audit_call(struct ctx *c, const char *service, const char *opname, json_t *in,
-                       enum ecr_exc exc)
+static void audit_call(struct ctx *c, const char *service, const struct api *x)
 {
+    const char *opname = x->op;
+    json_t *in = x->in;
+    enum ecr_exc exc = x->err_type;
     static const char *const named[] = {
         "resourceArn", "ecrRepositoryPrefix", "prefix", "SecretId", "Name", "name", "principalArn"};
     struct perr ignore;
@@ -380,13 +404,15 @@ static void audit_call(struct ctx *c, const char *service, const char *opname, j
     }
     for (size_t i = 0; !repo && !resource && in && i < sizeof named / sizeof named[0]; i++)
         resource = json_string_value(json_object_get(in, named[i]));
+    if (x->audit_resource)
+        resource = x->audit_resource;
     if (!repo && !resource && strcmp(service, "ecr") == 0)
         resource = authz_registry_arn(c);
     struct audit_event ev = {
         .action = arena_printf(c->a, "%s:%s", service, opname),
         .repository = repo,
         .resource = resource,
-        .target = in ? image_targets(c->a, in) : NULL,
+        .target = x->audit_target ? x->audit_target : in ? image_targets(c->a, in) : NULL,
         .result = exc == ECR_EXC_NONE ? NULL : ecr_exc_type(exc),
     };
     audit_record(c, &ev);
@@ -400,7 +426,7 @@ static bool invoke(struct ctx *c, struct req *r, const char *service, const stru
 {
     struct api x = {.c = c, .r = r, .op = op->name, .in = in, .out = json_object()};
     op->fn(&x);
-    audit_call(c, service, op->name, in, x.err_type);
+    audit_call(c, service, &x);
     if (x.err_type) {
         if (ecr_exc_status(x.err_type) >= 500)
             log_error("control plane %s: %s", op->name, x.err_msg);

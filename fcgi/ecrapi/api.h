@@ -25,6 +25,10 @@ struct api {
     enum ecr_exc err_type;   /* set by api_fail; ECR_EXC_NONE while all is well */
     char err_msg[600];
     json_t *err_fields; /* members the error carries besides its message (owned), or NULL */
+    /* What the audit event names, when the operation knows better than its
+     * input (arena strings; NULL: taken from the input). Never a secret. */
+    const char *audit_resource;
+    const char *audit_target;
 };
 
 /* Answer POST / (X-Amz-Target dispatch). */
@@ -34,7 +38,8 @@ void ecrapi_handle(struct ctx *c, struct req *r);
  * PIER_E_UNAVAILABLE, else 500. */
 void ecrapi_error(struct req *r, const struct perr *e);
 /* Run one operation for c->who (already authenticated another way, e.g. the
- * console's session): service "ecr" or "secretsmanager". On success *out
+ * console's session): service "ecr", "secretsmanager" or "iam" (the IAM
+ * operations exist only this way, for the console). On success *out
  * (caller decrefs) is the response document; otherwise *exc and the message
  * (the exception table gives the type and the status). The same code serves
  * both ways in. */
@@ -155,6 +160,19 @@ void op_upload_layer_part(struct api *x);
 void op_complete_layer_upload(struct api *x);
 void op_put_image(struct api *x);
 void op_get_download_url_for_layer(struct api *x);
+/* ops_iam.c: users and roles, access keys, identity policies, login
+ * passwords (IAM's names: UserName, AccessKeyId, PolicyName, ...). */
+void op_iam_list_users(struct api *x);
+void op_iam_create_user(struct api *x);
+void op_iam_delete_user(struct api *x);
+void op_iam_create_access_key(struct api *x);
+void op_iam_update_access_key(struct api *x);
+void op_iam_delete_access_key(struct api *x);
+void op_iam_list_user_policies(struct api *x);
+void op_iam_get_user_policy(struct api *x);
+void op_iam_put_user_policy(struct api *x);
+void op_iam_delete_user_policy(struct api *x);
+void op_iam_create_login_password(struct api *x);
 void op_sm_create_secret(struct api *x);
 void op_sm_put_secret_value(struct api *x);
 void op_sm_describe_secret(struct api *x);

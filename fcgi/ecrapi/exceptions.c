@@ -69,6 +69,9 @@ static const struct exc EXC[ECR_EXC__COUNT] = {
     [ECR_EXC_SIGNING_CONFIGURATION_NOT_FOUND] = {"SigningConfigurationNotFoundException", 400, 400},
     [ECR_EXC_IMAGE_STORAGE_CLASS_UPDATE_NOT_SUPPORTED] = {
         "ImageStorageClassUpdateNotSupportedException", 400, 400},
+    [ECR_EXC_NO_SUCH_ENTITY] = {"NoSuchEntityException", 400, 400},
+    [ECR_EXC_ENTITY_ALREADY_EXISTS] = {"EntityAlreadyExistsException", 400, 400},
+    [ECR_EXC_DELETE_CONFLICT] = {"DeleteConflictException", 400, 400},
     [ECR_EXC_CONSOLE_UNAVAILABLE] = {"ServerException", 503, 503},
     [ECR_EXC_CONSOLE_NOT_FOUND] = {"UnknownOperationException", 404, 404},
     [ECR_EXC_SESSION_EXPIRED] = {"SessionExpired", 401, 401},

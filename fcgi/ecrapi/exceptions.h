@@ -67,6 +67,10 @@ enum ecr_exc {
     ECR_EXC_SCAN_NOT_FOUND,
     ECR_EXC_SIGNING_CONFIGURATION_NOT_FOUND,
     ECR_EXC_IMAGE_STORAGE_CLASS_UPDATE_NOT_SUPPORTED,
+    /* IAM's, for the users, access keys and identity policies (ops_iam.c). */
+    ECR_EXC_NO_SUCH_ENTITY,
+    ECR_EXC_ENTITY_ALREADY_EXISTS,
+    ECR_EXC_DELETE_CONFLICT,          /* a change that would lock the caller out */
     /* The console's own. */
     ECR_EXC_CONSOLE_UNAVAILABLE,      /* ServerException, 503: sessions or views unreadable */
     ECR_EXC_CONSOLE_NOT_FOUND,        /* UnknownOperationException, 404: no such endpoint */

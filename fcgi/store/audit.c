@@ -31,7 +31,7 @@ static const struct db_stmt st_expire = {
 static const struct db_stmt st_query = {
     "audit_query",
     "SELECT (extract(epoch FROM created_at) * 1000)::bigint, request_id, principal,"
-    " access_key_id, source_address, action, repository, resource, target, result"
+    " access_key_id, source_address, action, repository, resource, target, result, id"
     " FROM audit_events"
     " WHERE ($1 = '' OR principal = $1 OR (length(principal) > length($1)"
     "        AND right(principal, length($1) + 1) = '/' || $1))"
@@ -39,8 +39,9 @@ static const struct db_stmt st_query = {
     "   AND ($3 = '' OR action = $3"
     "        OR (right($3, 1) = '*' AND starts_with(action, left($3, -1))))"
     "   AND created_at >= to_timestamp($4::bigint)"
+    "   AND ($6::bigint = 0 OR (created_at, id) < (to_timestamp($6::bigint / 1000.0), $7::bigint))"
     " ORDER BY created_at DESC, id DESC LIMIT $5::int",
-    5};
+    7};
 
 /* One event as recorded: its strings live in the request's arena. */
 struct pending {
@@ -245,7 +246,7 @@ pier_err audit_query(struct ctx *c, const struct audit_filter *f, json_t **out, 
     int limit = f->limit < 1 ? 1 : f->limit > AUDIT_QUERY_MAX ? AUDIT_QUERY_MAX : f->limit;
     PGresult *res = db_exec(c->db, c->a, &st_query, e, f->principal ? f->principal : "",
                             f->repository ? f->repository : "", f->action ? f->action : "",
-                            f->since, limit);
+                            f->since, limit, f->before_ms, f->before_id);
     if (!res)
         return e->code;
     json_t *arr = json_array();
@@ -253,7 +254,11 @@ pier_err audit_query(struct ctx *c, const struct audit_filter *f, json_t **out, 
         const char *fields[9];
         for (int j = 0; j < 9; j++)
             fields[j] = db_value(res, i, j + 1);
-        json_array_append_new(arr, event_json(db_int(res, i, 0), fields));
+        json_t *o = event_json(db_int(res, i, 0), fields);
+        /* Where the next page starts: events older than this one. */
+        json_object_set_new(o, "cursor", json_sprintf("%lld.%lld", db_int(res, i, 0),
+                                                      db_int(res, i, 10)));
+        json_array_append_new(arr, o);
     }
     *out = arr;
     return PIER_OK;

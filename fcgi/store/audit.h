@@ -63,10 +63,13 @@ struct audit_filter {
     const char *action;     /* exact, or a prefix ending in '*' ("ecr:*"); NULL: any */
     long long since;        /* unix seconds; 0: from the start */
     int limit;              /* 1..AUDIT_QUERY_MAX */
+    long long before_ms;    /* paging: only events older than the one whose "cursor" */
+    long long before_id;    /*   was "<before_ms>.<before_id>"; 0: from the newest */
 };
 
 /* Events matching f, newest first, as a new JSON array of objects shaped like
- * the JSON lines (caller decrefs). */
+ * the JSON lines plus a "cursor" (the next page's before_ms.before_id)
+ * (caller decrefs). */
 PIER_MUST_USE
 pier_err audit_query(struct ctx *c, const struct audit_filter *f, json_t **out, struct perr *e);
 

@@ -74,6 +74,13 @@ export const api = {
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),
   secrets: (operation, input) => request('POST', `secretsmanager/${operation}`, input || {}),
+  iam: (operation, input) => request('POST', `iam/${operation}`, input || {}),
+  /** The audit trail: filters {principal, repository, action, since, limit, before}. */
+  activity: (filters) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters || {})) if (v) q.set(k, v);
+    return request('GET', `activity?${q}`);
+  },
 };
 
 /** All pages of an ECR list operation (nextToken/maxResults). */

@@ -9,6 +9,8 @@ import {permissionsPage} from './pages/permissions.js';
 import {repositoriesPage, repositoryPage} from './pages/repositories.js';
 import {templatesPage, templateFormPage} from './pages/templates.js';
 import {storagePage} from './pages/storage.js';
+import {peoplePage, personPage} from './pages/people.js';
+import {activityPage} from './pages/activity.js';
 
 const ROUTES = [
   {re: /^overview$/, nav: 'overview', page: overviewPage},
@@ -22,6 +24,9 @@ const ROUTES = [
   {re: /^storage$/, nav: 'storage', page: storagePage},
   {re: /^templates\/new$/, nav: 'templates', page: templateFormPage},
   {re: /^templates\/edit\/(.+)$/, nav: 'templates', page: templateFormPage},
+  {re: /^people$/, nav: 'people', page: peoplePage},
+  {re: /^people\/(.+)$/, nav: 'people', page: personPage},
+  {re: /^activity$/, nav: 'activity', page: activityPage},
 ];
 
 const els = {

@@ -49,6 +49,10 @@ int main(void)
                       "LifecyclePolicyPreviewNotFoundException") &&
               !strcmp(ecr_exc_type(ECR_EXC_LIFECYCLE_PREVIEW_IN_PROGRESS),
                       "LifecyclePolicyPreviewInProgressException"));
+    CHECK("IAM exceptions carry IAM's names",
+          !strcmp(ecr_exc_type(ECR_EXC_NO_SUCH_ENTITY), "NoSuchEntityException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_ENTITY_ALREADY_EXISTS), "EntityAlreadyExistsException") &&
+              !strcmp(ecr_exc_type(ECR_EXC_DELETE_CONFLICT), "DeleteConflictException"));
     CHECK("console: server fault 500", ecr_exc_console_status(ECR_EXC_SERVER) == 500);
     CHECK("console: other operation errors 400",
           ecr_exc_console_status(ECR_EXC_REPOSITORY_NOT_FOUND) == 400 &&

@@ -273,6 +273,24 @@ int main(void)
     m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\","
                  "\"Resource\":\"*\"}]}", POLICY_IDENTITY);
     CHECK("non-ECR action", m && strstr(m, "Statement[0].Action") && strstr(m, "s3:GetObject"));
+    {
+        /* IAM's actions (users, keys, identity policies from the console):
+         * accepted, and ecr:* does not grant them. */
+        struct perr ie;
+        struct policy *ip = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                                  "\"Action\":\"iam:CreateAccessKey\",\"Resource\":\"" BOB "\"}]}",
+                                  POLICY_IDENTITY, &ie);
+        const char *isid;
+        CHECK("iam: actions parse and grant on the user ARN",
+              ip && eval(ip, ALICE, "iam:CreateAccessKey", BOB, NULL, 0, &isid) == EFFECT_ALLOW &&
+                  eval(ip, ALICE, "iam:CreateAccessKey", ALICE, NULL, 0, &isid) != EFFECT_ALLOW);
+        policy_free(ip);
+        ip = parse("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                   "\"Action\":\"ecr:*\",\"Resource\":\"*\"}]}", POLICY_IDENTITY, &ie);
+        CHECK("ecr:* does not grant iam: actions",
+              ip && eval(ip, ALICE, "iam:DeleteUser", BOB, NULL, 0, &isid) != EFFECT_ALLOW);
+        policy_free(ip);
+    }
     m = error_of("{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"ecr:A\",5],"
                  "\"Resource\":\"*\"}]}", POLICY_IDENTITY);
     CHECK("non-string action with index", m && strstr(m, "Statement[0].Action[1]"));
