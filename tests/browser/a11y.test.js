@@ -17,7 +17,7 @@ const crypto = require('crypto');
 const zlib = require('zlib');
 const {
   oneLine, report, check, assert, need, readEnvFile, waitFor, freePort, pierctl, pierctlOk, ConsoleApi, basic,
-  getManifest, startBrowser, runMain, axeCheck, fitsWindow,
+  getManifest, startBrowser, runMain, axeCheck, fitsWindow, contrastRatio,
 } = require('./lib');
 
 const WIDTHS = [1400, 800];
@@ -152,6 +152,14 @@ async function main() {
           assert(await b.page.locator('#page .editor').count() === 0, 'a made-up repository has a policy editor');
           await b.shot('a11y-repository-not-found');
           await axeCheck(b.page, 'a made-up repository');
+        });
+
+        await check('a11y_editor_line_numbers_contrast', [`a11y_sign_in_${width}`], async () => {
+          // The gutter is hidden from assistive technology, so axe does not look at it.
+          await b.go('#/permissions');
+          await b.heading('Registry permissions');
+          const ratio = await contrastRatio(b.page, '.policy-card .editor-ln:not(.editor-ln-warning):not(.editor-ln-error)');
+          assert(ratio >= 4.5, `line numbers have ${ratio.toFixed(2)}:1 contrast, less than 4.5:1`);
         });
 
         await check('a11y_unknown_action_is_warned_on_its_line', [`a11y_sign_in_${width}`], async () => {

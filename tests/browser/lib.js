@@ -380,6 +380,32 @@ async function axeCheck(page, name, opts) {
 }
 
 /**
+ * The contrast ratio (WCAG 2) of the first element matching selector: its text
+ * colour against the first opaque background of it or its ancestors. For text
+ * axe does not check (inside aria-hidden parts, such as the editor's line numbers).
+ */
+async function contrastRatio(page, selector) {
+  return page.locator(selector).first().evaluate((el) => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => {
+        const x = v / 255;
+        return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    let bg = null;
+    for (let n = el; n && !bg; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) bg = c.slice(0, 3);
+    }
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3));
+    const b = lum(bg || [255, 255, 255]);
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  });
+}
+
+/**
  * Throw when the page is wider than the window (a horizontal page scroll), or
  * when a button or link inside #page cannot be brought into the window: each is
  * scrolled into view (a table scrolls inside its frame) and must then lie
@@ -425,5 +451,5 @@ module.exports = {
   HERE, VIEWPORT, MANIFEST_ACCEPT, PULL_ACTIONS,
   oneLine, report, check, ran, assert, eq, need, readEnvFile, formatBytes, sleep, waitFor, freePort,
   pierctl, pierctlOk, ConsoleApi, basic, getManifest, skopeoPull, startUpstream, stopUpstream,
-  startBrowser, runMain, axeViolations, axeCheck, fitsWindow,
+  startBrowser, runMain, axeViolations, axeCheck, fitsWindow, contrastRatio,
 };
