@@ -160,8 +160,8 @@ static void test_known_actions(void)
     CHECK("a wildcard that names known actions", policy_action_known("ecr:Get*") &&
                                                      policy_action_known("ecr:*") &&
                                                      policy_action_known("*"));
-    CHECK("a wildcard that names none is unknown", !policy_action_known("ecr:Gte*") &&
-                                                       !policy_action_known("ecr:BatchGetImage?"));
+    CHECK("a wildcard that names none is unknown",
+          !policy_action_known("ecr:Gte*") && !policy_action_known("ecr:BatchGetImage?"));
     CHECK("Pier's own and Secrets Manager actions are known",
           policy_action_known("ecr:LookupAuditEvents") && policy_action_known("ecr:GetMetrics") &&
               policy_action_known("secretsmanager:GetSecretValue"));
