@@ -150,6 +150,13 @@ async function render(opts) {
         h('strong', 'You may not see this page. '), e.message)));
       return finish(mySeq, container, opts);
     }
+    // A made-up name in the address (a rule, a template): nothing to try again.
+    if (e instanceof ApiError && /NotFoundException$/.test(e.type)) {
+      container.appendChild(notice('warning', h('span', {class: 'not-found'}, e.message)));
+      const back = els.nav.querySelector(`a[data-nav="${route.nav}"]`);
+      if (back) container.appendChild(h('p', {}, h('a', {href: back.getAttribute('href')}, `Back to ${back.textContent}`)));
+      return finish(mySeq, container, opts);
+    }
     container.appendChild(errorNotice(e, 'This page could not be loaded'));
     container.appendChild(h('p', {}, h('button', {type: 'button', class: 'button', onclick: () => render()}, 'Try again')));
   } finally {

@@ -39,7 +39,7 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
   const gutter = h('div', {class: 'editor-gutter', 'aria-hidden': 'true'}, gutterInner);
   const bands = h('div', {class: 'editor-bands', 'aria-hidden': 'true'});
   const bubble = h('div', {class: 'editor-bubble', 'aria-hidden': 'true', hidden: true});
-  const warnBubble = h('div', {class: 'editor-bubble editor-bubble-warning', 'aria-hidden': 'true', hidden: true});
+  const warnBubble = h('div', {class: 'editor-warning-bubble', 'aria-hidden': 'true', hidden: true});
   const body = h('div', {class: 'editor-body'}, bands, ta, bubble, warnBubble);
   const box = h('div', {class: 'editor'}, gutter, body);
   const message = h('div', {id: msgId, class: 'editor-message', role: 'alert'});

@@ -152,6 +152,15 @@ async function main() {
           assert(await b.page.locator('#page .editor').count() === 0, 'a made-up repository has a policy editor');
           await b.shot('a11y-repository-not-found');
           await axeCheck(b.page, 'a made-up repository');
+          // The same for a made-up rule or template to edit: said, with no form to save.
+          for (const [hash, title] of [[`#/rules/edit/${name}`, 'Edit a pull through cache rule'],
+            [`#/templates/edit/${name}`, 'Edit a repository creation template']]) {
+            await b.go(hash);
+            await b.heading(title);
+            const said = await b.page.locator('#page .not-found').innerText();
+            assert(said.includes(name), `${hash} says ${oneLine(said)}`);
+            assert(await b.page.locator('#page form').count() === 0, `${hash} shows a form`);
+          }
         });
 
         await check('a11y_editor_line_numbers_contrast', [`a11y_sign_in_${width}`], async () => {
@@ -179,7 +188,7 @@ async function main() {
           const warning = await b.page.locator('.policy-card .editor-warnings').innerText();
           assert(warning.includes('ecr:BatchGetImagee') && warning.includes('Did you mean ecr:BatchGetImage?') &&
             warning.includes(`Line ${line}`), `the warning says ${oneLine(warning)}`);
-          const bubble = await b.page.locator('.policy-card .editor-bubble-warning').innerText();
+          const bubble = await b.page.locator('.policy-card .editor-warning-bubble').innerText();
           assert(bubble.includes('ecr:BatchGetImagee'), `the mark beside the line says ${oneLine(bubble)}`);
           await b.shot('a11y-unknown-action-warning');
           await axeCheck(b.page, 'the editor with a warning');

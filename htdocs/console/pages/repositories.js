@@ -143,20 +143,19 @@ function notFoundPage(container, name, message) {
 
 export async function repositoryPage(container, {params, ctx}) {
   const name = params[0];
-  let detail;
-  try {
-    detail = await api.repository(name);
-  } catch (e) {
-    if (e instanceof ApiError && ['RepositoryNotFoundException', 'InvalidParameterException'].includes(e.type)) {
-      notFoundPage(container, name, e.type === 'InvalidParameterException' ? 'It is not a valid repository name.' : '');
-      return;
-    }
-    throw e;
-  }
-  const [listing, overview] = await Promise.all([
+  // All three at once, as a reload after a delete must not be slower than needed.
+  const [found, listing, overview] = await Promise.all([
+    api.repository(name).then((detail) => ({detail}), (error) => ({error})),
     api.repositories(name).catch(() => ({repositories: []})),
     api.overview().catch(() => ({rules: []})),
   ]);
+  const e = found.error;
+  if (e instanceof ApiError && ['RepositoryNotFoundException', 'InvalidParameterException'].includes(e.type)) {
+    notFoundPage(container, name, e.type === 'InvalidParameterException' ? 'It is not a valid repository name.' : '');
+    return;
+  }
+  if (e) throw e;
+  const detail = found.detail;
   const info = (listing.repositories || []).find((r) => r.name === name) || {name, cache: false};
   const rule = info.rule ? (overview.rules || []).find((r) => r.prefix === info.rule) : null;
   const host = ctx.registryHost();
