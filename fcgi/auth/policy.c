@@ -192,6 +192,107 @@ static bool printable(const char *s)
     return true;
 }
 
+const char *const policy_actions[] = {
+    /* ECR: AWS's list of actions for Amazon Elastic Container Registry. */
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchDeleteImage",
+    "ecr:BatchGetImage",
+    "ecr:BatchGetRepositoryScanningConfiguration",
+    "ecr:BatchImportUpstreamImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:CreatePullThroughCacheRule",
+    "ecr:CreateRepository",
+    "ecr:CreateRepositoryCreationTemplate",
+    "ecr:DeleteLifecyclePolicy",
+    "ecr:DeletePullThroughCacheRule",
+    "ecr:DeleteRegistryPolicy",
+    "ecr:DeleteRepository",
+    "ecr:DeleteRepositoryCreationTemplate",
+    "ecr:DeleteRepositoryPolicy",
+    "ecr:DeleteSigningConfiguration",
+    "ecr:DeregisterPullTimeUpdateExclusion",
+    "ecr:DescribeImageReplicationStatus",
+    "ecr:DescribeImageScanFindings",
+    "ecr:DescribeImageSigningStatus",
+    "ecr:DescribeImages",
+    "ecr:DescribePullThroughCacheRules",
+    "ecr:DescribeRegistry",
+    "ecr:DescribeRepositories",
+    "ecr:DescribeRepositoryCreationTemplates",
+    "ecr:GetAccountSetting",
+    "ecr:GetAuthorizationToken",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:GetImageCopyStatus",
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetLifecyclePolicyPreview",
+    "ecr:GetRegistryPolicy",
+    "ecr:GetRegistryScanningConfiguration",
+    "ecr:GetRepositoryPolicy",
+    "ecr:GetSigningConfiguration",
+    "ecr:InitiateLayerUpload",
+    "ecr:ListImageReferrers",
+    "ecr:ListImages",
+    "ecr:ListPullTimeUpdateExclusions",
+    "ecr:ListTagsForResource",
+    "ecr:PutAccountSetting",
+    "ecr:PutImage",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:PutImageTagMutability",
+    "ecr:PutLifecyclePolicy",
+    "ecr:PutRegistryPolicy",
+    "ecr:PutRegistryScanningConfiguration",
+    "ecr:PutReplicationConfiguration",
+    "ecr:PutSigningConfiguration",
+    "ecr:RegisterPullTimeUpdateExclusion",
+    "ecr:ReplicateImage",
+    "ecr:SetRepositoryPolicy",
+    "ecr:StartImageScan",
+    "ecr:StartLifecyclePolicyPreview",
+    "ecr:TagResource",
+    "ecr:UntagResource",
+    "ecr:UpdateImageStorageClass",
+    "ecr:UpdatePullThroughCacheRule",
+    "ecr:UpdateRepositoryCreationTemplate",
+    "ecr:UploadLayerPart",
+    "ecr:ValidatePullThroughCacheRule",
+    /* Pier's own: /metrics and the audit trail. */
+    "ecr:GetMetrics",
+    "ecr:LookupAuditEvents",
+    /* Secrets Manager: the operations Pier answers, and reading a rule's secret. */
+    "iam:CreateAccessKey",
+    "iam:CreateLoginPassword",
+    "iam:CreateRole",
+    "iam:CreateUser",
+    "iam:DeleteAccessKey",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DeleteUser",
+    "iam:DeleteUserPolicy",
+    "iam:GetRolePolicy",
+    "iam:GetUserPolicy",
+    "iam:ListRolePolicies",
+    "iam:ListUserPolicies",
+    "iam:ListUsers",
+    "iam:PutRolePolicy",
+    "iam:PutUserPolicy",
+    "iam:UpdateAccessKey",
+    "secretsmanager:CreateSecret",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecrets",
+    "secretsmanager:PutSecretValue",
+};
+const size_t policy_actions_count = sizeof policy_actions / sizeof policy_actions[0];
+
+bool policy_action_known(const char *action)
+{
+    for (size_t i = 0; i < policy_actions_count; i++)
+        if (policy_wildcard(action, policy_actions[i], true))
+            return true;
+    return false;
+}
+
 static pier_err check_action(const char *a, const char *path, struct perr *e)
 {
     if (strcmp(a, "*") == 0)

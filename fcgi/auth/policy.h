@@ -60,4 +60,18 @@ bool policy_has_conditions(const struct policy *p);
 /* IAM wildcard match: '*' any run, '?' one character. */
 bool policy_wildcard(const char *pattern, const char *s, bool ignore_case);
 
+/* The actions a policy can name: every ECR action (those of AWS's ECR,
+ * including the ones Pier answers with UnsupportedOperation, and Pier's own
+ * ecr:GetMetrics and ecr:LookupAuditEvents) and the Secrets Manager actions of
+ * the secrets a rule uses. The one list: the console's editor warns about an
+ * action outside it (GET /console/api/policy-actions), and the control plane's
+ * operations are checked against it by the unit tests. A policy naming an
+ * unknown action is still accepted, as IAM accepts it: it grants nothing. */
+extern const char *const policy_actions[];
+extern const size_t policy_actions_count;
+
+/* Does action (a pattern with * and ?, case-insensitive as IAM compares
+ * actions) name at least one action of policy_actions? "*" does. */
+bool policy_action_known(const char *action);
+
 #endif

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include "auth/authn.h"
 #include "auth/authz.h"
+#include "auth/policy.h"
 #include "auth/principals.h"
 #include "store/rules.h"
 #include "db/db.h"
@@ -277,6 +278,19 @@ static bool csrf_ok(struct req *r, const struct session *s)
 
 /* ---- read views ---- */
 
+/* Listings show only the repositories the caller may describe. When it may
+ * not describe every one (ecr:DescribeRepositories on repository/<any>, what
+ * ECR's DescribeRepositories without names needs), out[key] says so in the
+ * words of the denial, so that an empty list does not read as "there are
+ * none". Decided by the caller's policies alone: it tells nothing of which
+ * repositories exist. */
+static void list_denied(struct ctx *c, json_t *out, const char *key)
+{
+    struct perr e;
+    if (authz_check_arn(c, "ecr:DescribeRepositories", authz_repo_arn(c, "*"), &e) != PIER_OK)
+        json_object_set_new(out, key, json_string(e.msg));
+}
+
 static void overview(struct ctx *c, struct req *r)
 {
     struct perr e;
@@ -342,9 +356,10 @@ static void overview(struct ctx *c, struct req *r)
     json_t *budget = json_pack("{s:I, s:I, s:I}", "bytesCached", (json_int_t)cached, "maxBytes",
                                (json_int_t)c->cfg->cache_max_bytes, "oldestLastPull",
                                (json_int_t)oldest);
-    reply(r, 200,
-          json_pack("{s:o, s:o, s:o}", "rules", rules, "topRepositories", tops, "cacheBudget",
-                    budget));
+    json_t *out = json_pack("{s:o, s:o, s:o}", "rules", rules, "topRepositories", tops,
+                            "cacheBudget", budget);
+    list_denied(c, out, "topRepositoriesDenied");
+    reply(r, 200, out);
 }
 
 /* The blob root and garbage collection: what is used, what a sweep would
@@ -422,7 +437,9 @@ static void repositories(struct ctx *c, struct req *r)
             json_object_set_new(j, "rule", json_string(s->rule_prefix));
         json_array_append_new(list, j);
     }
-    reply(r, 200, json_pack("{s:o}", "repositories", list));
+    json_t *out = json_pack("{s:o}", "repositories", list);
+    list_denied(c, out, "listDenied");
+    reply(r, 200, out);
 }
 
 /* GET activity?principal=&repository=&action=&since=&limit=&before=: the
@@ -545,6 +562,18 @@ static void repository(struct ctx *c, struct req *r)
     }
     if (authz_check(c, "ecr:DescribeImages", name, &e) != PIER_OK) {
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
+        return;
+    }
+    /* A made-up name is not an empty repository (as ECR's DescribeImages). */
+    bool exists = false;
+    if (repo_exists_named(c, name, &exists, &e) != PIER_OK) {
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
+        return;
+    }
+    if (!exists) {
+        fail(r, ECR_EXC_REPOSITORY_NOT_FOUND,
+             arena_printf(r->a, "The repository with name '%s' does not exist in this registry.",
+                          name));
         return;
     }
     struct repo_tag_detail *found;
@@ -673,6 +702,14 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     }
     if (!post && strcmp(what, "repository") == 0) {
         repository(c, r);
+        return;
+    }
+    if (!post && strcmp(what, "policy-actions") == 0) {
+        /* The policy engine's list: the editor warns about actions outside it. */
+        json_t *list = json_array();
+        for (size_t i = 0; i < policy_actions_count; i++)
+            json_array_append_new(list, json_string(policy_actions[i]));
+        reply(r, 200, json_pack("{s:o}", "actions", list));
         return;
     }
     fail(r, ECR_EXC_CONSOLE_NOT_FOUND, "No such console endpoint.");

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "auth/authz.h"
+#include "auth/policy.h"
 #include "auth/principals.h"
 #include "ecrapi/sigv4.h"
 #include "lib/grammar.h"
@@ -333,6 +334,27 @@ void ecrapi_error(struct req *r, const struct perr *e)
 {
     send_error(r, e->code == PIER_E_UNAVAILABLE ? ECR_EXC_SERVER_UNAVAILABLE : ECR_EXC_SERVER,
                e->msg[0] ? e->msg : "internal error");
+}
+
+const char *ecrapi_unlisted_operation(void)
+{
+    static char name[96];
+    const struct {
+        const char *service;
+        const struct op *table;
+        size_t n;
+    } tables[] = {{"ecr", ECR_OPS, sizeof ECR_OPS / sizeof ECR_OPS[0]},
+                  {"secretsmanager", SM_OPS, sizeof SM_OPS / sizeof SM_OPS[0]}};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (size_t i = 0; i < tables[t].n; i++) {
+            snprintf(name, sizeof name, "%s:%s", tables[t].service, tables[t].table[i].name);
+            size_t k = 0;
+            while (k < policy_actions_count && strcmp(policy_actions[k], name) != 0)
+                k++;
+            if (k == policy_actions_count)
+                return name;
+        }
+    return NULL;
 }
 
 static const struct op *find_op(const char *service, const char *name)

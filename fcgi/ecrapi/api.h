@@ -46,6 +46,11 @@ void ecrapi_error(struct req *r, const struct perr *e);
 bool ecrapi_invoke(struct ctx *c, struct req *r, const char *service, const char *opname,
                    json_t *in, json_t **out, enum ecr_exc *exc, char *err_msg, size_t errsz);
 
+/* The first operation ("ecr:PutImage") whose action the policy engine's list
+ * (policy_actions) lacks, or NULL when it names them all: the tests keep the
+ * one list of actions complete. */
+const char *ecrapi_unlisted_operation(void);
+
 /* ---- for operations ---- */
 /* Record an error (first one wins) and return false. */
 bool api_fail(struct api *x, enum ecr_exc exc, const char *fmt, ...)

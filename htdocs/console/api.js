@@ -72,6 +72,7 @@ export const api = {
   storage: () => request('GET', 'storage'),
   repositories: (q) => request('GET', `repositories?q=${encodeURIComponent(q || '')}`),
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
+  policyActions: () => request('GET', 'policy-actions'),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),
   secrets: (operation, input) => request('POST', `secretsmanager/${operation}`, input || {}),
   iam: (operation, input) => request('POST', `iam/${operation}`, input || {}),

@@ -2,7 +2,7 @@
 // pages/*.js; each renders into a container it is given.
 
 import {api, setCsrfToken, onSessionExpired, ApiError} from './api.js';
-import {h, clear, errorNotice, notice, field} from './dom.js';
+import {h, clear, errorNotice, notice, field, pageHeader} from './dom.js';
 import {overviewPage} from './pages/overview.js';
 import {rulesPage, ruleFormPage} from './pages/rules.js';
 import {permissionsPage} from './pages/permissions.js';
@@ -12,21 +12,22 @@ import {storagePage} from './pages/storage.js';
 import {peoplePage, personPage} from './pages/people.js';
 import {activityPage} from './pages/activity.js';
 
+// title: the heading of the page when it cannot be shown (refused, failed).
 const ROUTES = [
-  {re: /^overview$/, nav: 'overview', page: overviewPage},
-  {re: /^rules$/, nav: 'rules', page: rulesPage},
-  {re: /^rules\/new$/, nav: 'rules', page: ruleFormPage},
-  {re: /^rules\/edit\/(.+)$/, nav: 'rules', page: ruleFormPage},
-  {re: /^permissions$/, nav: 'permissions', page: permissionsPage},
-  {re: /^repositories$/, nav: 'repositories', page: repositoriesPage},
-  {re: /^repositories\/(.+)$/, nav: 'repositories', page: repositoryPage},
-  {re: /^templates$/, nav: 'templates', page: templatesPage},
-  {re: /^storage$/, nav: 'storage', page: storagePage},
-  {re: /^templates\/new$/, nav: 'templates', page: templateFormPage},
-  {re: /^templates\/edit\/(.+)$/, nav: 'templates', page: templateFormPage},
-  {re: /^people$/, nav: 'people', page: peoplePage},
-  {re: /^people\/(.+)$/, nav: 'people', page: personPage},
-  {re: /^activity$/, nav: 'activity', page: activityPage},
+  {re: /^overview$/, nav: 'overview', page: overviewPage, title: 'Overview'},
+  {re: /^rules$/, nav: 'rules', page: rulesPage, title: 'Pull through cache'},
+  {re: /^rules\/new$/, nav: 'rules', page: ruleFormPage, title: 'Create a pull through cache rule'},
+  {re: /^rules\/edit\/(.+)$/, nav: 'rules', page: ruleFormPage, title: 'Edit a pull through cache rule'},
+  {re: /^permissions$/, nav: 'permissions', page: permissionsPage, title: 'Registry permissions'},
+  {re: /^repositories$/, nav: 'repositories', page: repositoriesPage, title: 'Repositories'},
+  {re: /^repositories\/(.+)$/, nav: 'repositories', page: repositoryPage, title: 'Repository'},
+  {re: /^templates$/, nav: 'templates', page: templatesPage, title: 'Creation templates'},
+  {re: /^storage$/, nav: 'storage', page: storagePage, title: 'Storage'},
+  {re: /^templates\/new$/, nav: 'templates', page: templateFormPage, title: 'Create a repository creation template'},
+  {re: /^templates\/edit\/(.+)$/, nav: 'templates', page: templateFormPage, title: 'Edit a repository creation template'},
+  {re: /^people$/, nav: 'people', page: peoplePage, title: 'Users and access keys'},
+  {re: /^people\/(.+)$/, nav: 'people', page: personPage, title: 'User'},
+  {re: /^activity$/, nav: 'activity', page: activityPage, title: 'Activity'},
 ];
 
 const els = {
@@ -147,11 +148,29 @@ async function render(opts) {
     await route.page(container, {params, query, ctx, current: () => mySeq === seq});
   } catch (e) {
     if (e instanceof ApiError && e.type === 'SessionExpired') return;
-    clear(container).appendChild(errorNotice(e, 'This page could not be loaded'));
+    // A refusal is not a failure: say which permission is missing, not "try again".
+    clear(container).appendChild(pageHeader(route.title));
+    if (e instanceof ApiError && e.type === 'AccessDeniedException') {
+      container.appendChild(notice('error', h('span', {class: 'page-denied'},
+        h('strong', 'You may not see this page. '), e.message)));
+      return finish(mySeq, container, opts);
+    }
+    // A made-up name in the address (a rule, a template): nothing to try again.
+    if (e instanceof ApiError && /NotFoundException$/.test(e.type)) {
+      container.appendChild(notice('warning', h('span', {class: 'not-found'}, e.message)));
+      const back = els.nav.querySelector(`a[data-nav="${route.nav}"]`);
+      if (back) container.appendChild(h('p', {}, h('a', {href: back.getAttribute('href')}, `Back to ${back.textContent}`)));
+      return finish(mySeq, container, opts);
+    }
+    container.appendChild(errorNotice(e, 'This page could not be loaded'));
     container.appendChild(h('p', {}, h('button', {type: 'button', class: 'button', onclick: () => render()}, 'Try again')));
   } finally {
     clearTimeout(slow);
   }
+  finish(mySeq, container, opts);
+}
+
+function finish(mySeq, container, opts) {
   if (mySeq !== seq) return;
   clear(els.page).appendChild(container);
   if (pendingFlash) {

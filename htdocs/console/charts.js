@@ -1,17 +1,15 @@
 // Small SVG charts drawn by hand. Each is an <svg role="img"> with a text
 // description, and prints its numbers, so nothing depends on colour alone.
+// Charts whose rows are links are HTML lists (barList): an image's parts are
+// not reachable to assistive technology, so links must not be inside one.
 
-import {s, formatBytes} from './dom.js';
+import {h, s, formatBytes} from './dom.js';
 
 const ROW = 28;
 
 function truncate(text, max) {
   text = String(text);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
-}
-
-function link(href, el) {
-  return href ? s('a', {href, class: 'chart-link'}, el) : el;
 }
 
 /** A ring showing part of a whole, with the percentage in its middle. */
@@ -31,8 +29,8 @@ export function donut({part, whole, label, description}) {
 }
 
 /**
- * Horizontal bars: items [{label, value, text, title, kind, href}], one row each;
- * text is printed after the bar (default: the value); href links the label.
+ * Horizontal bars: items [{label, value, text, title, kind}], one row each;
+ * text is printed after the bar (default: the value). Rows that link: barList.
  */
 export function barChart({items, width, labelWidth, description, barClass}) {
   width = width || 520;
@@ -46,8 +44,8 @@ export function barChart({items, width, labelWidth, description, barClass}) {
     const w = it.value > 0 ? Math.max(2, (it.value / max) * barMax) : 0;
     return s('g', {class: 'chart-row'},
       s('title', {}, it.title || `${it.label}: ${it.text || it.value}`),
-      link(it.href, s('text', {x: labelWidth - 8, y: y + 18, 'text-anchor': 'end', class: 'chart-label'},
-        truncate(it.label, Math.floor(labelWidth / 7.2)))),
+      s('text', {x: labelWidth - 8, y: y + 18, 'text-anchor': 'end', class: 'chart-label'},
+        truncate(it.label, Math.floor(labelWidth / 7.2))),
       s('rect', {x: labelWidth, y: y + 5, width: barMax, height: ROW - 10, rx: 3, class: 'chart-track'}),
       w ? s('rect', {x: labelWidth, y: y + 5, width: w.toFixed(1), height: ROW - 10, rx: 3,
         class: ['chart-bar', it.kind ? `chart-bar-${it.kind}` : barClass]}) : null,
@@ -56,6 +54,23 @@ export function barChart({items, width, labelWidth, description, barClass}) {
   return s('svg', {viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': description,
     class: 'chart chart-bars', preserveAspectRatio: 'xMinYMin meet'},
   s('title', {}, description), ...rows);
+}
+
+/**
+ * Horizontal bars as an HTML list, for rows that link somewhere: items
+ * [{label, value, text, title, kind, href}]; each row is the link, a bar
+ * (decoration: its width is the value) and the printed value.
+ */
+export function barList({items, description}) {
+  const max = Math.max(1, ...items.map((i) => i.value));
+  return h('ol', {class: 'bar-list', 'aria-label': description}, items.map((it) => {
+    const bar = h('span', {class: ['bar-list-fill', 'chart-bar', it.kind ? `chart-bar-${it.kind}` : null]});
+    bar.style.width = `${it.value > 0 ? Math.max(1, (it.value / max) * 100) : 0}%`;
+    return h('li', {class: 'bar-list-row', title: it.title || null},
+      h('span', {class: 'bar-list-label'}, it.href ? h('a', {href: it.href}, it.label) : it.label),
+      h('span', {class: 'bar-list-track', 'aria-hidden': 'true'}, bar),
+      h('span', {class: 'bar-list-value'}, it.text || String(it.value)));
+  }));
 }
 
 /**

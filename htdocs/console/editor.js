@@ -1,9 +1,26 @@
 // A policy text editor: a plain <textarea> (so every browser feature and
 // keyboard habit works) with line numbers, a marked error line with its
-// message beside it, and highlighted lines for text the helper added.
+// message beside it, highlighted lines for text the helper added, and
+// warnings on the lines of actions the policy engine does not know.
 
+import {api} from './api.js';
 import {h, nextId, clear} from './dom.js';
-import {locateError, checkSyntax, lineCol, parseJson, locatePath, formatPolicy, JsonSyntaxError} from './policy.js';
+import {
+  locateError, checkSyntax, lineCol, parseJson, locatePath, formatPolicy, JsonSyntaxError, unknownActions,
+} from './policy.js';
+
+// The policy engine's list of actions, fetched once (GET api/policy-actions);
+// without it the editor simply does not warn.
+let knownActions = null;
+function loadKnownActions() {
+  if (!knownActions) {
+    knownActions = api.policyActions().then((r) => r.actions || []).catch(() => {
+      knownActions = null;
+      return [];
+    });
+  }
+  return knownActions;
+}
 
 const LINE = 20; // px, as in app.css (.editor-input line-height)
 const PAD_TOP = 8; // px, as in app.css (.editor-input padding-top)
@@ -22,15 +39,21 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
   const gutter = h('div', {class: 'editor-gutter', 'aria-hidden': 'true'}, gutterInner);
   const bands = h('div', {class: 'editor-bands', 'aria-hidden': 'true'});
   const bubble = h('div', {class: 'editor-bubble', 'aria-hidden': 'true', hidden: true});
-  const body = h('div', {class: 'editor-body'}, bands, ta, bubble);
+  const warnBubble = h('div', {class: 'editor-warning-bubble', 'aria-hidden': 'true', hidden: true});
+  const body = h('div', {class: 'editor-body'}, bands, ta, bubble, warnBubble);
   const box = h('div', {class: 'editor'}, gutter, body);
   const message = h('div', {id: msgId, class: 'editor-message', role: 'alert'});
   const pos = h('span', {id: posId, class: 'editor-pos', 'aria-live': 'off'}, 'Line 1, column 1');
   const labelEl = h('label', {for: id, class: 'editor-label'}, label);
-  const el = h('div', {class: 'editor-field'}, labelEl, box, h('div', {class: 'editor-status'}, message, pos));
+  const warningsId = `${id}-warnings`;
+  const warningList = h('ul', {id: warningsId, class: 'editor-warnings', hidden: true});
+  ta.setAttribute('aria-describedby', [msgId, warningsId, describedBy].filter(Boolean).join(' '));
+  const el = h('div', {class: 'editor-field'}, labelEl, box, h('div', {class: 'editor-status'}, message, pos),
+    h('div', {role: 'status'}, warningList));
 
   let error = null; // {line, start, end, detail, path, message}
   let added = null; // {from, to} lines
+  let warnings = []; // [{line, action, suggestion}]: actions the policy engine does not know
   let lineCount = 0;
   let charWidth = 7.8;
   let timer = null;
@@ -56,11 +79,30 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       const l = Number(ln.dataset.line);
       ln.classList.toggle('editor-ln-error', Boolean(error && error.line === l));
       ln.classList.toggle('editor-ln-added', Boolean(added && l >= added.from && l <= added.to));
+      ln.classList.toggle('editor-ln-warning', warnings.some((w) => w.line === l));
     }
   }
 
   function lineText(line) {
     return ta.value.split('\n')[line - 1] || '';
+  }
+
+  /** Put a bubble beside line's text when there is room, else just below the line. */
+  function placeBubble(el, line, top) {
+    const textEnd = PAD_LEFT + (lineText(line).length + 3) * charWidth - ta.scrollLeft;
+    const room = ta.clientWidth - textEnd - 12;
+    el.classList.toggle('editor-bubble-below', room < 260);
+    if (room >= 260) {
+      el.style.left = `${Math.max(textEnd, 0)}px`;
+      el.style.top = `${PAD_TOP + (line - 1) * LINE - top - 2}px`;
+      el.style.maxWidth = `${room}px`;
+    } else {
+      el.style.left = `${Math.max(PAD_LEFT + 24, 40)}px`;
+      el.style.top = `${PAD_TOP + line * LINE - top + 2}px`;
+      el.style.maxWidth = `${Math.max(ta.clientWidth - 80, 200)}px`;
+    }
+    const bTop = parseFloat(el.style.top);
+    el.classList.toggle('editor-bubble-offscreen', bTop < -LINE || bTop > ta.clientHeight);
   }
 
   function layout() {
@@ -73,6 +115,19 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       b.style.height = `${(added.to - added.from + 1) * LINE}px`;
       bands.appendChild(b);
     }
+    for (const w of warnings) {
+      const b = h('div', {class: 'editor-band editor-band-warning'});
+      b.style.top = `${PAD_TOP + (w.line - 1) * LINE - top}px`;
+      b.style.height = `${LINE}px`;
+      bands.appendChild(b);
+    }
+    // The first warning beside its line, unless an error has the place.
+    const w0 = warnings[0];
+    warnBubble.hidden = !w0 || Boolean(error && error.line && !error.bubbleHidden);
+    if (!warnBubble.hidden) {
+      warnBubble.textContent = warningText(w0, true);
+      placeBubble(warnBubble, w0.line, top);
+    }
     if (error && error.line) {
       const b = h('div', {class: 'editor-band editor-band-error'});
       b.style.top = `${PAD_TOP + (error.line - 1) * LINE - top}px`;
@@ -80,24 +135,30 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       bands.appendChild(b);
       bubble.hidden = Boolean(error.bubbleHidden);
       bubble.textContent = error.bubble;
-      // Beside the line's text when there is room, else just below the line.
-      const textEnd = PAD_LEFT + (lineText(error.line).length + 3) * charWidth - ta.scrollLeft;
-      const room = ta.clientWidth - textEnd - 12;
-      bubble.classList.toggle('editor-bubble-below', room < 260);
-      if (room >= 260) {
-        bubble.style.left = `${Math.max(textEnd, 0)}px`;
-        bubble.style.top = `${PAD_TOP + (error.line - 1) * LINE - top - 2}px`;
-        bubble.style.maxWidth = `${room}px`;
-      } else {
-        bubble.style.left = `${Math.max(PAD_LEFT + 24, 40)}px`;
-        bubble.style.top = `${PAD_TOP + error.line * LINE - top + 2}px`;
-        bubble.style.maxWidth = `${Math.max(ta.clientWidth - 80, 200)}px`;
-      }
-      const bTop = parseFloat(bubble.style.top);
-      bubble.classList.toggle('editor-bubble-offscreen', bTop < -LINE || bTop > ta.clientHeight);
+      placeBubble(bubble, error.line, top);
     } else {
       bubble.hidden = true;
     }
+  }
+
+  function warningText(w, short) {
+    const guess = w.suggestion ? ` Did you mean ${w.suggestion}?` : '';
+    if (short) return `${w.action} is not an action Pier knows.${guess}`;
+    return `Line ${w.line}: ${w.action} is not an action Pier knows, so it allows or denies nothing.${guess}`;
+  }
+
+  /** Mark the actions the policy engine does not know, on their lines (debounced after edits). */
+  async function checkActions() {
+    const known = await loadKnownActions();
+    const text = ta.value;
+    const found = unknownActions(text, known);
+    if (text !== ta.value) return; // edited meanwhile: the next check runs
+    warnings = found;
+    clear(warningList);
+    warningList.hidden = !found.length;
+    box.classList.toggle('editor-warned', found.length > 0);
+    for (const w of found) warningList.appendChild(h('li', {dataset: {line: String(w.line)}}, warningText(w)));
+    refresh();
   }
 
   function updatePos() {
@@ -189,7 +250,10 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
     layout();
     updatePos();
     clearTimeout(timer);
-    timer = setTimeout(recheck, 250);
+    timer = setTimeout(() => {
+      recheck();
+      checkActions();
+    }, 250);
     for (const fn of listeners) fn();
   });
   ta.addEventListener('scroll', layout);
@@ -197,6 +261,7 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
   window.addEventListener('resize', layout);
   // Sizes are known only once the editor is in the document.
   requestAnimationFrame(() => { measure(); refresh(); });
+  const checkSoon = () => { checkActions(); };
 
   return {
     el,
@@ -207,6 +272,7 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       added = null;
       clearError();
       updatePos();
+      checkSoon();
     },
     onInput(fn) { listeners.push(fn); },
     showError,
@@ -231,6 +297,7 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       scrollToLine(added.to);
       scrollToLine(added.from);
       layout();
+      checkSoon();
       for (const fn of listeners) fn();
     },
     format() {
@@ -239,6 +306,7 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
         ta.value = formatPolicy(ta.value);
         added = null;
         clearError();
+        checkSoon();
         for (const fn of listeners) fn();
         return true;
       } catch (e) {
@@ -257,6 +325,8 @@ export function policyEditor({label, rows, placeholder, describedBy}) {
       message.className = `editor-message${kind ? ` editor-message-${kind}` : ''}`;
     },
     get error() { return error; },
+    /** Actions the policy engine does not know, as last checked: [{line, action, suggestion}]. */
+    get warnings() { return warnings; },
     refresh,
   };
 }

@@ -280,6 +280,70 @@ export function checkSyntax(text) {
   }
 }
 
+// ---- actions the policy engine does not know ---------------------------------
+
+/** IAM's wildcard match ('*' any run, '?' one character), case-insensitive as IAM compares actions. */
+export function actionMatches(pattern, action) {
+  const re = String(pattern).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 'i').test(action);
+}
+
+function distance(a, b) {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  let prev = Array.from({length: b.length + 1}, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * The Action and NotAction strings of a policy text that name no action of
+ * `known` (the policy engine's list, GET api/policy-actions): [{start, end,
+ * line, column, action, suggestion}]; [] when the text is not JSON (the syntax
+ * check speaks then). A policy naming them is accepted, as IAM accepts it, but
+ * they grant (or deny) nothing.
+ */
+export function unknownActions(text, known) {
+  if (!known || !known.length || !text.trim()) return [];
+  let root;
+  try {
+    root = parseJson(text);
+  } catch (e) {
+    if (e instanceof JsonSyntaxError) return [];
+    throw e;
+  }
+  const prop = (node, key) => (node && node.type === 'object' ? (node.props.find((p) => p.key === key) || {}).node : null);
+  const list = (node) => (!node ? [] : node.type === 'array' ? node.items : [node]);
+  const out = [];
+  for (const st of list(prop(root, 'Statement'))) {
+    for (const key of ['Action', 'NotAction']) {
+      for (const a of list(prop(st, key))) {
+        if (a.type !== 'string' || a.value === '*' || known.some((k) => actionMatches(a.value, k))) continue;
+        let suggestion = null;
+        if (!/[*?]/.test(a.value)) {
+          let best = 4;
+          for (const k of known) {
+            const d = distance(a.value, k);
+            if (d < best) {
+              best = d;
+              suggestion = k;
+            }
+          }
+        }
+        const lc = lineCol(text, a.start);
+        out.push({start: a.start, end: a.end, line: lc.line, column: lc.column, action: a.value, suggestion});
+      }
+    }
+  }
+  return out;
+}
+
 // ---- the pull-through-cache statement helper -------------------------------
 
 /** Parse principals typed one per line (or separated by commas or spaces). */

@@ -343,6 +343,95 @@ async function startBrowser(opts) {
   return b;
 }
 
+// ---- accessibility and narrow windows -----------------------------------------
+
+let axeSource = null;
+
+/**
+ * Run axe-core (pinned in package.json) on the page as it is now and return its
+ * violations of the given impacts (default: critical, serious and moderate) as
+ * [{id, impact, help, targets}]. The source is evaluated through the DevTools
+ * protocol (page.evaluate), not added as a <script>: the console's CSP refuses
+ * inline scripts, and must keep refusing them while the check runs.
+ */
+async function axeViolations(page, opts) {
+  const o = opts || {};
+  const impacts = o.impacts || ['critical', 'serious', 'moderate'];
+  if (!axeSource) axeSource = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  if (!await page.evaluate(() => Boolean(window.axe))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async (exclude) => {
+    const r = await window.axe.run({exclude}, {resultTypes: ['violations']});
+    return r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+      targets: v.nodes.slice(0, 4).map((n) => n.target.join(' '))}));
+  }, o.exclude || []);
+  return found.filter((v) => impacts.includes(v.impact));
+}
+
+/**
+ * Throw (naming the rules and elements) when axe finds a violation of impact
+ * critical, serious or moderate on the page; `name` says which page in the
+ * message. For a check: await check('x', [...], () => axeCheck(page, 'rules at 800 px')).
+ */
+async function axeCheck(page, name, opts) {
+  const found = await axeViolations(page, opts);
+  if (found.length) {
+    throw new Error(`${name}: ${found.map((v) => `${v.impact} ${v.id} (${v.help}) at ${v.targets.join(' | ')}`).join('; ')}`);
+  }
+}
+
+/**
+ * The contrast ratio (WCAG 2) of the first element matching selector: its text
+ * colour against the first opaque background of it or its ancestors. For text
+ * axe does not check (inside aria-hidden parts, such as the editor's line numbers).
+ */
+async function contrastRatio(page, selector) {
+  return page.locator(selector).first().evaluate((el) => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => {
+        const x = v / 255;
+        return x <= 0.03928 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    let bg = null;
+    for (let n = el; n && !bg; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] === 1)) bg = c.slice(0, 3);
+    }
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3));
+    const b = lum(bg || [255, 255, 255]);
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  });
+}
+
+/**
+ * Throw when the page is wider than the window (a horizontal page scroll), or
+ * when a button or link inside #page cannot be brought into the window: each is
+ * scrolled into view (a table scrolls inside its frame) and must then lie
+ * within the window's width. Scrolls back to the top afterwards.
+ */
+async function fitsWindow(page, name) {
+  const r = await page.evaluate(() => {
+    const width = window.innerWidth;
+    const page = document.documentElement.scrollWidth;
+    const out = [];
+    for (const el of document.querySelectorAll('#page button, #page a, #page input, #page select, #page textarea, #sidenav a')) {
+      if (!el.offsetParent || el.closest('[hidden]')) continue;
+      el.scrollIntoView({block: 'nearest', inline: 'nearest'});
+      const b = el.getBoundingClientRect();
+      if (b.width > 0 && (b.left < -1 || b.right > width + 1)) {
+        out.push(`${el.tagName.toLowerCase()} "${(el.getAttribute('aria-label') || el.textContent || el.name || '').trim().slice(0, 40)}" at ${Math.round(b.left)}..${Math.round(b.right)}`);
+      }
+    }
+    for (const w of document.querySelectorAll('.table-wrap, .table-scroll')) w.scrollLeft = 0;
+    window.scrollTo(0, 0);
+    return {width, page, out};
+  });
+  if (r.page > r.width) throw new Error(`${name}: the page is ${r.page} px wide in a ${r.width} px window`);
+  if (r.out.length) throw new Error(`${name}: out of reach: ${r.out.slice(0, 6).join('; ')}`);
+}
+
 /** Run a test file's main(): a 15-minute limit, then the "N passed, N failed" line. */
 function runMain(name, main) {
   setTimeout(() => {
@@ -362,5 +451,5 @@ module.exports = {
   HERE, VIEWPORT, MANIFEST_ACCEPT, PULL_ACTIONS,
   oneLine, report, check, ran, assert, eq, need, readEnvFile, formatBytes, sleep, waitFor, freePort,
   pierctl, pierctlOk, ConsoleApi, basic, getManifest, skopeoPull, startUpstream, stopUpstream,
-  startBrowser, runMain,
+  startBrowser, runMain, axeViolations, axeCheck, fitsWindow, contrastRatio,
 };

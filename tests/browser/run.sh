@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh — install the browser test's one dependency (only when
+# tests/browser/run.sh — install the browser tests' dependencies (only when
 # node_modules is missing or package-lock.json changed since the last install)
 # and run the console's browser tests (every *.test.js here, one Chromium each)
 # against a running Pier node. PIER_BROWSER_TESTS=word runs only the files whose

@@ -193,3 +193,85 @@ def test_console_changes_go_through_the_same_policy_checks():
         # Reads it may do work, and views without permission are refused, not empty.
         r = c.call("GET", "overview")
         assert r.status == 403 and error_type(r) == "AccessDeniedException", r.summary()
+
+
+def test_console_made_up_repository_is_not_found_rather_than_empty():
+    """A repository URL with a made-up name answers RepositoryNotFoundException,
+    so the page cannot show it as a real, empty repository; one that exists
+    (even without tags) answers its tags."""
+    admin = Console(url_a())
+    assert admin.login(*admin_creds()).status == 200
+    name = f"con-real-{os.getpid()}"
+    r = admin.call("POST", "ecr/CreateRepository", {"repositoryName": name})
+    assert r.status == 200, r.summary()
+    try:
+        r = admin.call("GET", f"repository?name={name}")
+        assert r.status == 200 and r.json()["tags"] == [], r.summary()
+        r = admin.call("GET", f"repository?name={name}-does-not-exist")
+        assert error_type(r) == "RepositoryNotFoundException", r.summary()
+        assert f"{name}-does-not-exist" in r.json()["error"]["message"], r.summary()
+    finally:
+        admin.call("POST", "ecr/DeleteRepository", {"repositoryName": name, "force": True})
+
+
+def test_console_listing_says_when_the_caller_may_not_list_repositories():
+    """A user whose policies do not allow ecr:DescribeRepositories gets an empty
+    list that says so (naming the action), not one that reads as "there are no
+    repositories"; the overview's most pulled repositories say the same. An
+    administrator's listing carries no such note."""
+    admin = Console(url_a())
+    assert admin.login(*admin_creds()).status == 200
+    name = f"con-hidden-{os.getpid()}"
+    r = admin.call("POST", "ecr/CreateRepository", {"repositoryName": name})
+    assert r.status == 200, r.summary()
+    try:
+        with User("con-nolist", policies={"rules": policy(allow(["ecr:DescribePullThroughCacheRules"]))}) as u:
+            policy_settle()
+            c = Console(url_a())
+            assert c.login(*u.creds).status == 200
+            r = c.call("GET", "repositories?q=")
+            assert r.status == 200, r.summary()
+            doc = r.json()
+            assert doc["repositories"] == [], f"a user who may not list repositories sees some: {doc}"
+            assert "ecr:DescribeRepositories" in doc.get("listDenied", ""), f"no note naming the action: {doc}"
+            r = c.call("GET", "overview")
+            assert r.status == 200, r.summary()
+            assert "ecr:DescribeRepositories" in r.json().get("topRepositoriesDenied", ""), r.json()
+        r = admin.call("GET", "repositories?q=")
+        assert r.status == 200 and "listDenied" not in r.json(), r.summary()
+        assert any(x["name"] == name for x in r.json()["repositories"]), r.summary()
+        assert "topRepositoriesDenied" not in admin.call("GET", "overview").json()
+    finally:
+        admin.call("POST", "ecr/DeleteRepository", {"repositoryName": name, "force": True})
+
+
+def test_console_known_actions_come_from_the_policy_engine():
+    """The editor's list of known actions is the policy engine's: it names ECR's
+    and Pier's actions and not a misspelled one. A policy naming an unknown
+    action is still accepted (as IAM accepts it; it grants nothing): the console
+    warns before saving instead."""
+    admin = Console(url_a())
+    assert admin.login(*admin_creds()).status == 200
+    r = admin.call("GET", "policy-actions")
+    assert r.status == 200, r.summary()
+    actions = r.json()["actions"]
+    for a in ("ecr:BatchGetImage", "ecr:CreateRepository", "ecr:BatchImportUpstreamImage",
+              "ecr:LookupAuditEvents", "secretsmanager:GetSecretValue"):
+        assert a in actions, f"{a} missing from {actions}"
+    assert "ecr:BatchGetImagee" not in actions
+    assert len(actions) == len(set(actions)), "the list names an action twice"
+    name = f"con-typo-{os.getpid()}"
+    r = admin.call("POST", "ecr/CreateRepository", {"repositoryName": name})
+    assert r.status == 200, r.summary()
+    try:
+        doc = policy(allow(["ecr:BatchGetImagee"], principal={"AWS": admin.session["principal"]}))
+        doc = json.loads(doc)
+        for st in doc["Statement"]:
+            st.pop("Resource", None)
+        r = admin.call("POST", "ecr/SetRepositoryPolicy", {"repositoryName": name, "policyText": json.dumps(doc)})
+        assert r.status == 200, r.summary()
+    finally:
+        admin.call("POST", "ecr/DeleteRepository", {"repositoryName": name, "force": True})
+    # Without a session there is no list.
+    r = Console(url_a()).call("GET", "policy-actions")
+    assert r.status == 401, r.summary()

@@ -1,6 +1,7 @@
 /* Unit tests for the IAM policy parser and evaluator. */
 #include <time.h>
 #include "auth/policy.h"
+#include "ecrapi/api.h"
 #include "tap.h"
 
 #define REPO(x) "arn:aws:ecr:us-east-1:123456789012:repository/" x
@@ -148,6 +149,29 @@ static void test_roles(void)
               eval(p, "arn:aws:iam::123456789012:user/builder", "ecr:PutImage", REPO("x"), NULL, 0,
                    &sid) == EFFECT_ALLOW);
     policy_free(p);
+}
+
+/* The one list of actions: what the console's editor warns about. */
+static void test_known_actions(void)
+{
+    CHECK("known action", policy_action_known("ecr:BatchGetImage"));
+    CHECK("misspelled action is unknown", !policy_action_known("ecr:BatchGetImagee"));
+    CHECK("actions compare case-insensitively", policy_action_known("ECR:batchgetimage"));
+    CHECK("a wildcard that names known actions", policy_action_known("ecr:Get*") &&
+                                                     policy_action_known("ecr:*") &&
+                                                     policy_action_known("*"));
+    CHECK("a wildcard that names none is unknown",
+          !policy_action_known("ecr:Gte*") && !policy_action_known("ecr:BatchGetImage?"));
+    CHECK("Pier's own and Secrets Manager actions are known",
+          policy_action_known("ecr:LookupAuditEvents") && policy_action_known("ecr:GetMetrics") &&
+              policy_action_known("secretsmanager:GetSecretValue"));
+    CHECK("the console's iam: actions are known",
+          policy_action_known("iam:CreateAccessKey") && policy_action_known("iam:PutRolePolicy") &&
+              policy_action_known("iam:*") && !policy_action_known("iam:CreateAccesKey"));
+    const char *missing = ecrapi_unlisted_operation();
+    if (missing)
+        printf("# %s is an operation the list of actions lacks\n", missing);
+    CHECK("every control-plane operation is in the list of actions", missing == NULL);
 }
 
 int main(void)
@@ -320,5 +344,6 @@ int main(void)
     CHECK("oversize refused", m && strstr(m, "limit"));
     test_resource_tags();
     test_roles();
+    test_known_actions();
     return TAP_DONE();
 }

@@ -1,8 +1,8 @@
 // Overview: how the pull through cache is doing, as small SVG charts.
 
 import {api} from '../api.js';
-import {h, pageHeader, bytes, formatBytes, formatCount, time} from '../dom.js';
-import {donut, barChart, pairedBytes, legend} from '../charts.js';
+import {h, pageHeader, notice, bytes, formatBytes, formatCount, time} from '../dom.js';
+import {donut, barChart, barList, pairedBytes, legend} from '../charts.js';
 import {budgetCell} from './rules.js';
 
 function card(title, ...children) {
@@ -107,14 +107,18 @@ export async function overviewPage(container) {
 
   // ---- top repositories ----
   const shown = top.slice(0, 10);
+  // Only repositories the user may describe are listed: say so when that is not all.
+  const denied = data.topRepositoriesDenied;
   const topCard = card('Top pulled repositories',
-    shown.length ? barChart({
+    shown.length ? barList({
       description: 'Most pulled repositories',
-      labelWidth: 230,
       items: shown.map((t) => ({label: t.name, value: t.pulls, text: formatCount(t.pulls), kind: t.rule ? 'served' : 'pushed',
         title: `${t.name}: ${t.pulls} pulls${t.rule ? ` (cache rule ${t.rule})` : ''}`,
         href: `#/repositories/${encodeURIComponent(t.name)}`})),
-    }) : h('p', {class: 'muted'}, 'No pulls recorded yet.'));
+    }) : (denied ? null : h('p', {class: 'muted'}, 'No pulls recorded yet.')),
+    denied ? notice(shown.length ? 'info' : 'warning', h('span', {class: 'list-denied'},
+      shown.length ? 'Only the repositories you may describe are listed. ' : 'You may not list repositories, so none is shown here. ',
+      'Listing every repository needs ', h('code', 'ecr:DescribeRepositories'), ': ', denied)) : null);
 
   // ---- byte budgets ----
   const budgetCard = card('Cache budgets',

@@ -60,10 +60,17 @@ export async function repositoriesPage(container, {query, ctx, current}) {
     if (kind === 'pushed') list = list.filter((r) => !r.cache);
     count.textContent = `${formatCount(list.length)} ${list.length === 1 ? 'repository' : 'repositories'}${q ? ` matching “${q}”` : ''}${list.length >= 500 ? ' (the first 500)' : ''}`;
     clear(results);
+    // The list holds only what the user may describe: an empty one is not "there are none".
+    const denied = data.listDenied ? h('span', {class: 'list-denied'},
+      list.length ? 'Only the repositories you may describe are listed. ' : 'You may not list repositories. ',
+      'Listing every repository needs ', h('code', 'ecr:DescribeRepositories'), ': ', data.listDenied) : null;
     if (!list.length) {
-      results.appendChild(h('p', {class: 'empty'}, q ? 'No repository name contains this text.' : 'There are no repositories yet.'));
+      results.appendChild(denied ? notice('warning', denied)
+        : h('p', {class: 'empty'}, q ? 'No repository name contains this text.' : 'There are no repositories yet.'));
+      if (denied) count.textContent = '';
       return;
     }
+    if (denied) results.appendChild(notice('info', denied));
     results.appendChild(h('table', {class: 'table repos-table'},
       h('caption', {class: 'visually-hidden'}, 'Repositories'),
       h('thead', {}, h('tr', {},
@@ -124,13 +131,31 @@ async function getRepositoryPolicy(name) {
   }
 }
 
+/** A repository URL whose repository does not exist: no page of an empty repository. */
+function notFoundPage(container, name, message) {
+  container.appendChild(h('nav', {class: 'breadcrumbs', 'aria-label': 'Breadcrumbs'},
+    h('a', {href: '#/repositories'}, 'Repositories'), ' / ', name));
+  container.appendChild(pageHeader('Repository not found'));
+  container.appendChild(notice('warning', h('span', {class: 'not-found'},
+    'There is no repository named ', h('code', name), ' in this registry. ', message)));
+  container.appendChild(h('p', {}, h('a', {href: '#/repositories'}, 'Back to the repositories')));
+}
+
 export async function repositoryPage(container, {params, ctx}) {
   const name = params[0];
-  const [detail, listing, overview] = await Promise.all([
-    api.repository(name),
+  // All three at once, as a reload after a delete must not be slower than needed.
+  const [found, listing, overview] = await Promise.all([
+    api.repository(name).then((detail) => ({detail}), (error) => ({error})),
     api.repositories(name).catch(() => ({repositories: []})),
     api.overview().catch(() => ({rules: []})),
   ]);
+  const e = found.error;
+  if (e instanceof ApiError && ['RepositoryNotFoundException', 'InvalidParameterException'].includes(e.type)) {
+    notFoundPage(container, name, e.type === 'InvalidParameterException' ? 'It is not a valid repository name.' : '');
+    return;
+  }
+  if (e) throw e;
+  const detail = found.detail;
   const info = (listing.repositories || []).find((r) => r.name === name) || {name, cache: false};
   const rule = info.rule ? (overview.rules || []).find((r) => r.prefix === info.rule) : null;
   const host = ctx.registryHost();
