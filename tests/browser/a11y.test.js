@@ -101,6 +101,8 @@ async function main() {
       {key: 'repository', hash: `#/repositories/${encodeURIComponent(repo)}`, heading: repo, ready: 'tr[data-tag="v1"]'},
       {key: 'permissions', hash: '#/permissions', heading: 'Registry permissions', ready: '.policy-card textarea'},
       {key: 'storage', hash: '#/storage', heading: 'Storage', ready: '.tiles'},
+      {key: 'people', hash: '#/people', heading: 'Users and access keys', ready: '.people-table'},
+      {key: 'activity', hash: '#/activity', heading: 'Activity', ready: '.activity-table'},
     ];
     for (const width of WIDTHS) {
       const b = await startBrowser({viewport: {width, height: 900}, name: `a11y_${width}`});
