@@ -72,6 +72,9 @@ export const api = {
   storage: () => request('GET', 'storage'),
   repositories: (q) => request('GET', `repositories?q=${encodeURIComponent(q || '')}`),
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
+  image: (name, ref) => request('GET', `image?name=${encodeURIComponent(name)}&ref=${encodeURIComponent(ref)}`),
+  checkUpstream: (repositoryName, imageTag) => request('POST', 'image/check', {repositoryName, imageTag}),
+  evictTag: (repositoryName, imageTag) => request('POST', 'image/evict', {repositoryName, imageTag}),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),
   secrets: (operation, input) => request('POST', `secretsmanager/${operation}`, input || {}),
 };

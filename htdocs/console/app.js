@@ -9,6 +9,7 @@ import {permissionsPage} from './pages/permissions.js';
 import {repositoriesPage, repositoryPage} from './pages/repositories.js';
 import {templatesPage, templateFormPage} from './pages/templates.js';
 import {storagePage} from './pages/storage.js';
+import {imagePage} from './pages/image.js';
 
 const ROUTES = [
   {re: /^overview$/, nav: 'overview', page: overviewPage},
@@ -18,6 +19,7 @@ const ROUTES = [
   {re: /^permissions$/, nav: 'permissions', page: permissionsPage},
   {re: /^repositories$/, nav: 'repositories', page: repositoriesPage},
   {re: /^repositories\/(.+)$/, nav: 'repositories', page: repositoryPage},
+  {re: /^image\/([^/]+)\/(.+)$/, nav: 'repositories', page: imagePage},
   {re: /^templates$/, nav: 'templates', page: templatesPage},
   {re: /^storage$/, nav: 'storage', page: storagePage},
   {re: /^templates\/new$/, nav: 'templates', page: templateFormPage},
