@@ -187,7 +187,7 @@ void console_image(struct ctx *c, struct req *r)
         return;
     }
     bool by_tag = !grammar_is_digest(ref);
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:s#}", "repositoryName", name,
+    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:s%}", "repositoryName", name,
                             "reference", ref, "digest", sm.digest, "mediaType",
                             sm.media_type ? sm.media_type : "", "manifestBytes",
                             (json_int_t)sm.size, "cache", sm.cache, "manifest",
