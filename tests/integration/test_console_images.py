@@ -92,9 +92,9 @@ def test_console_image_detail_shows_manifest_layers_config_and_referrers():
 
     # What is not there is said so; bad input is refused.
     r = image(c, repo, "nope")
-    assert r.status == 404 and error_type(r) == "ImageNotFoundException", r.summary()
+    assert r.status == 400 and error_type(r) == "ImageNotFoundException", r.summary()
     r = image(c, repo + "-none", "1.0")
-    assert r.status == 404 and error_type(r) == "RepositoryNotFoundException", r.summary()
+    assert r.status == 400 and error_type(r) == "RepositoryNotFoundException", r.summary()
     r = image(c, repo, "bad%20tag")
     assert r.status == 400 and error_type(r) == "InvalidParameterException", r.summary()
 
@@ -175,10 +175,10 @@ def test_console_cache_tag_history_check_upstream_now_and_evict():
             assert r.json()["imageDigest"] == v2.digest and r.json()["imageDeleted"] is True, r.json()
             assert tag_row_count(repo, "1.0") == 0
             r = image(c, repo, "1.0")
-            assert r.status == 404 and error_type(r) == "ImageNotFoundException", r.summary()
+            assert r.status == 400 and error_type(r) == "ImageNotFoundException", r.summary()
             assert audit_count("console:EvictTag", repo, f"1.0@{v2.digest}") == 1
             r = c.call("POST", "image/evict", {"repositoryName": repo, "imageTag": "1.0"})
-            assert r.status == 404 and error_type(r) == "ImageNotFoundException", r.summary()
+            assert r.status == 400 and error_type(r) == "ImageNotFoundException", r.summary()
 
             # The next pull fetches the manifest from the upstream again.
             mark = up.settle()
