@@ -362,6 +362,11 @@ static void overview(struct ctx *c, struct req *r)
 static void storage(struct ctx *c, struct req *r)
 {
     struct perr e;
+    char q[NAME_MAX_LEN + 1] = "";
+    if (req_query(r, "q", q, sizeof q) < 0) {
+        fail(r, ECR_EXC_INVALID_PARAMETER, "The search text is too long.");
+        return;
+    }
     if (authz_check_arn(c, "ecr:DescribeRegistry", authz_registry_arn(c), &e) != PIER_OK) {
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
@@ -402,7 +407,7 @@ static void storage(struct ctx *c, struct req *r)
         json_array_append_new(sweeps, j);
     }
     json_object_set_new(out, "sweeps", sweeps);
-    if (console_storage_usage(c, out, &e) != PIER_OK) {
+    if (console_storage_usage(c, q, out, &e) != PIER_OK) {
         json_decref(out);
         fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
         return;

@@ -453,7 +453,7 @@ void console_image_evict(struct ctx *c, struct req *r, json_t *in)
 
 /* ---- storage ---- */
 
-pier_err console_storage_usage(struct ctx *c, json_t *out, struct perr *e)
+pier_err console_storage_usage(struct ctx *c, const char *q, json_t *out, struct perr *e)
 {
     struct repo_usage *u;
     int n;
@@ -461,7 +461,7 @@ pier_err console_storage_usage(struct ctx *c, json_t *out, struct perr *e)
     struct rule_overview *ro;
     int nrules;
     pier_err rc;
-    if ((rc = repo_usage(c, USAGE_TOP, &u, &n, &pushed, &cached, e)) != PIER_OK ||
+    if ((rc = repo_usage(c, q, USAGE_TOP, &u, &n, &pushed, &cached, e)) != PIER_OK ||
         (rc = rules_overview(c, &ro, &nrules, e)) != PIER_OK)
         return rc;
     json_t *repos = json_array();

@@ -35,9 +35,10 @@ void console_image_check(struct ctx *c, struct req *r, json_t *in);
 void console_image_evict(struct ctx *c, struct req *r, json_t *in);
 
 /* The storage page's usage, added to out: bytes of pushed and of cache
- * repositories, the 50 repositories holding the most bytes (those the
- * caller may describe), and per rule its bytes, budget and reclaimed bytes. */
+ * repositories, the 50 repositories whose name contains q ("" for all)
+ * holding the most bytes (those the caller may describe), and per rule its
+ * bytes, budget and reclaimed bytes. */
 PIER_MUST_USE
-pier_err console_storage_usage(struct ctx *c, json_t *out, struct perr *e);
+pier_err console_storage_usage(struct ctx *c, const char *q, json_t *out, struct perr *e);
 
 #endif

@@ -1275,8 +1275,8 @@ static const struct db_stmt st_usage = {
     " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id)"
     " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
     " LEFT JOIN repository_blobs rb ON rb.repository_id = r.id"
-    " LEFT JOIN blobs b ON b.digest = rb.digest"
-    " GROUP BY r.id, cr.prefix ORDER BY 5 DESC, r.name LIMIT $1::int", 1};
+    " LEFT JOIN blobs b ON b.digest = rb.digest WHERE strpos(r.name, $2) > 0"
+    " GROUP BY r.id, cr.prefix ORDER BY 5 DESC, r.name LIMIT $1::int", 2};
 /* Bytes of pushed and of cache repositories, each blob once per kind. */
 static const struct db_stmt st_usage_kinds = {
     "repo_usage_kinds",
@@ -1286,10 +1286,10 @@ static const struct db_stmt st_usage_kinds = {
     "  JOIN repository_blobs rb ON rb.repository_id = r.id"
     "  JOIN blobs b ON b.digest = rb.digest) AS k", 0};
 
-pier_err repo_usage(struct ctx *c, int limit, struct repo_usage **out, int *n,
+pier_err repo_usage(struct ctx *c, const char *q, int limit, struct repo_usage **out, int *n,
                     long long *pushed_bytes, long long *cache_bytes, struct perr *e)
 {
-    PGresult *res = db_exec(c->db, c->a, &st_usage, e, limit);
+    PGresult *res = db_exec(c->db, c->a, &st_usage, e, limit, q);
     PGresult *kinds = res ? db_exec(c->db, c->a, &st_usage_kinds, e) : NULL;
     if (!kinds)
         return e->code;

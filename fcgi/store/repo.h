@@ -331,11 +331,11 @@ struct repo_usage {
     long long blobs, bytes;  /* the blobs it links and their bytes */
     long long images;        /* manifests */
 };
-/* The limit repositories that link the most bytes, most first (*out in the
- * arena, *n), and the bytes linked by pushed and by cache repositories, each
- * blob counted once per kind. */
+/* The limit repositories whose name contains q ("" for all) that link the
+ * most bytes, most first (*out in the arena, *n), and the bytes linked by
+ * pushed and by cache repositories, each blob counted once per kind. */
 PIER_MUST_USE
-pier_err repo_usage(struct ctx *c, int limit, struct repo_usage **out, int *n,
+pier_err repo_usage(struct ctx *c, const char *q, int limit, struct repo_usage **out, int *n,
                     long long *pushed_bytes, long long *cache_bytes, struct perr *e);
 
 /* One move of a cache tag: digest is "" when the console evicted the tag,

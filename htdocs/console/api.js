@@ -69,7 +69,7 @@ export const api = {
   login: (accessKeyId, secretAccessKey) => request('POST', 'login', {accessKeyId, secretAccessKey}),
   logout: () => request('POST', 'logout', {}),
   overview: () => request('GET', 'overview'),
-  storage: () => request('GET', 'storage'),
+  storage: (q) => request('GET', `storage${q ? `?q=${encodeURIComponent(q)}` : ''}`),
   repositories: (q) => request('GET', `repositories?q=${encodeURIComponent(q || '')}`),
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
   image: (name, ref) => request('GET', `image?name=${encodeURIComponent(name)}&ref=${encodeURIComponent(ref)}`),

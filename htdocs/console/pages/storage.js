@@ -100,14 +100,16 @@ const COLUMNS = [
 ];
 
 function repositoriesSection(d) {
-  const repos = (d.repositories || []).slice();
+  let repos = (d.repositories || []).slice();
+  const search = h('input', {type: 'search', id: 'storage-repo-search', placeholder: 'Name contains…',
+    spellcheck: 'false', autocapitalize: 'off', autocomplete: 'off'});
+  const count = h('p', {class: 'result-count', role: 'status', 'aria-live': 'polite'});
+  const empty = h('p', {class: 'empty'}, 'No repository holds bytes, or none you may describe.');
   const sec = h('section', {class: 'section', 'aria-labelledby': 'repo-bytes-title'},
     h('h2', {id: 'repo-bytes-title'}, `Repositories holding the most bytes (top ${d.repositoriesShown})`),
-    h('p', {class: 'help'}, 'A layer two repositories hold counts in both. Pick a column heading to sort.'));
-  if (!repos.length) {
-    sec.appendChild(h('p', {class: 'empty'}, 'No repository holds bytes, or none you may describe.'));
-    return sec;
-  }
+    h('p', {class: 'help'}, 'A layer two repositories hold counts in both. Pick a column heading to sort.'),
+    h('div', {class: 'filters', role: 'search'},
+      h('div', {class: 'field field-inline'}, h('label', {for: 'storage-repo-search'}, 'Search'), search), count));
   let sortKey = 'bytes';
   let desc = true;
   const tbody = h('tbody');
@@ -142,9 +144,33 @@ function repositoriesSection(d) {
         h('td', {class: 'num'}, formatCount(r.images))));
     }
   }
-  draw();
-  sec.appendChild(h('div', {class: 'table-wrap'}, h('table', {class: 'table repo-bytes-table', 'aria-labelledby': 'repo-bytes-title'},
-    h('thead', {}, h('tr', {}, heads)), tbody)));
+  const wrap = h('div', {class: 'table-wrap'}, h('table', {class: 'table repo-bytes-table', 'aria-labelledby': 'repo-bytes-title'},
+    h('thead', {}, h('tr', {}, heads)), tbody));
+  function show() {
+    draw();
+    wrap.hidden = !repos.length;
+    empty.hidden = !!repos.length;
+  }
+  show();
+  sec.append(wrap, empty);
+  let timer = null;
+  let seq = 0;
+  search.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++seq;
+      const q = search.value.trim();
+      try {
+        const fresh = await api.storage(q);
+        if (mine !== seq) return;
+        repos = (fresh.repositories || []).slice();
+        count.textContent = q ? `${formatCount(repos.length)} ${repos.length === 1 ? 'repository' : 'repositories'} matching \u201c${q}\u201d` : '';
+        show();
+      } catch (e) {
+        if (mine === seq) count.textContent = `The search failed: ${e.message}`;
+      }
+    }, 200);
+  });
   return sec;
 }
 
