@@ -62,7 +62,11 @@ async function main() {
     // A pushed repository with two images, for the lifecycle preview.
     skopeoCopy(`docker://${host}/${demoRepo}:${up.images.demo.tag}`, `docker://${host}/${pushedRepo}:one`, adminCreds);
     skopeoCopy(`docker://${host}/${prefix}/${up.images.tool.repo}:${up.images.tool.tag}`, `docker://${host}/${pushedRepo}:two`, adminCreds);
-    await api.login(admin.AWS_ACCESS_KEY_ID, admin.AWS_SECRET_ACCESS_KEY);
+    try {
+      await api.login(admin.AWS_ACCESS_KEY_ID, admin.AWS_SECRET_ACCESS_KEY);
+    } catch (e) {
+      throw new Error(`console API sign-in at ${base}: ${e.message}${e.cause ? ` (${e.cause.code || e.cause.message})` : ''}`);
+    }
   });
 
   for (const width of WIDTHS) {
