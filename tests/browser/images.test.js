@@ -124,7 +124,9 @@ async function main() {
         await dlg.waitFor();
         await shot(`image-evict-dialog${w}`);
         await dlg.getByRole('button', {name: 'Evict tag'}).click();
-        await heading(demoRepo);
+        // The image page's title contains the repository's name too: wait for the repository page itself.
+        await page.waitForFunction((hash) => location.hash === hash, `#/repositories/${encodeURIComponent(demoRepo)}`);
+        await page.locator('#images-heading').waitFor();
         assert(/Evicted/.test(await b.flashText()), `flash: ${await b.flashText()}`);
         eq(await page.locator('.tags-table a.tag', {hasText: up.images.demo.tag}).count(), 0, 'evicted tag rows');
         skopeoPull(`docker://${host}/${demoRepo}:${up.images.demo.tag}`, adminCreds, false, path.join(tmp, `again${width}`));

@@ -150,9 +150,9 @@ export async function imagePage(container, {params, ctx}) {
   let actions = null;
   if (d.cache && byTag) actions = cacheActions(name, ref, ctx);
   container.appendChild(pageHeader(`${name}${byTag ? `:${ref}` : `@${shortDigest(ref)}`}`,
-    index ? 'An image index: one manifest per platform.' : (d.artifactType ? `An artifact (${d.artifactType}).` : null),
-    actions ? actions.el : null));
-  if (actions) container.appendChild(actions.status);
+    index ? 'An image index: one manifest per platform.' : (d.artifactType ? `An artifact (${d.artifactType}).` : null)));
+  // Below the title rather than beside it: long repository names leave no room there.
+  if (actions) container.append(h('div', {class: 'image-actions'}, actions.el), actions.status);
 
   container.appendChild(h('dl', {class: 'facts facts-inline', id: 'image-facts'},
     h('dt', 'Digest'), h('dd', digestCode(d.digest, 'Copy the image digest')),

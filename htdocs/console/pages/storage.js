@@ -77,7 +77,7 @@ function rulesSection(d) {
     h('thead', {}, h('tr', {},
       h('th', {scope: 'col'}, 'Rule'), h('th', {scope: 'col', class: 'num'}, 'Repositories'),
       h('th', {scope: 'col', class: 'num'}, 'Cached'), h('th', {scope: 'col'}, 'Budget'),
-      h('th', {scope: 'col', class: 'num'}, 'Reclaimed by the budget'), h('th', {scope: 'col'}, 'Oldest last pull'))),
+      h('th', {scope: 'col', class: 'num', title: 'Bytes the rule\u2019s budget removed'}, 'Reclaimed'), h('th', {scope: 'col'}, 'Oldest pull'))),
     h('tbody', {}, rules.map((r) => h('tr', {dataset: {rule: r.prefix}},
       h('th', {scope: 'row'}, h('a', {href: `#/rules?rule=${encodeURIComponent(r.prefix)}`}, r.prefix)),
       h('td', {class: 'num'}, formatCount(r.repositories)),
