@@ -27,9 +27,9 @@ export async function storagePage(container, {query}) {
   container.appendChild(repositoriesSection(d));
 
   const sweeps = d.sweeps || [];
-  container.appendChild(h('h2', {id: 'sweeps-title'}, 'Last garbage-collection sweeps'));
-  if (!sweeps.length) container.appendChild(h('p', {class: 'empty'}, 'No sweep has run yet.'));
-  else container.appendChild(sweepsTable(sweeps));
+  container.appendChild(h('section', {class: 'section', 'aria-labelledby': 'sweeps-title'},
+    h('h2', {id: 'sweeps-title'}, 'Last garbage-collection sweeps'),
+    sweeps.length ? sweepsTable(sweeps) : h('p', {class: 'empty'}, 'No sweep has run yet.')));
   container.appendChild(lifecycleSection(d, query));
 }
 
