@@ -29,6 +29,7 @@ struct cache_answer {
     const char *state;               /* X-Pier-Cache: "hit", "miss", "revalidated", "stale" */
     struct stored_manifest manifest; /* cache_manifest: what to send */
     json_t *referrers;               /* cache_referrers: the list; the caller decrefs it */
+    const char *why;                 /* state "stale": why the upstream's answer is not used */
 };
 
 /* GET/HEAD of a blob not linked in cache repository name: streams it from
@@ -57,6 +58,25 @@ PIER_MUST_USE
 pier_err cache_referrers(struct ctx *c, const char *name, const char *digest,
                          const struct cache_rule *rule, struct cache_answer *out,
                          struct perr *e);
+
+/* What asking the upstream about a tag found: the digest cached before
+ * ("" when none) and after; error is set when the upstream failed or its
+ * answer could not be used (what is cached stayed). */
+struct cache_check {
+    const char *before;
+    const char *after;
+    const char *error;
+};
+
+/* Ask the upstream about tag of cache repository name now, whatever the
+ * rule's refresh interval says (a HEAD; the manifest is fetched when it
+ * moved), under the same lease as pulls. PIER_OK with out->error set when the
+ * upstream failed and a cached image stayed; an error (out->error: its
+ * message) when nothing is cached and the upstream failed or does not have
+ * the tag. The caller authorized an import. */
+PIER_MUST_USE
+pier_err cache_check_tag(struct ctx *c, struct req *r, const char *name, const char *tag,
+                         const struct cache_rule *rule, struct cache_check *out, struct perr *e);
 
 /* pier_err for an upstream failure class (502, 504 or 429). */
 pier_err cache_upstream_error(int failure);

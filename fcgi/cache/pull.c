@@ -34,6 +34,7 @@ static pier_err serve_stale(struct ctx *c, const char *ref, const struct cache_r
     stats_add(c->stats, rule->id, STAT_STALE, 1);
     out->manifest = *stored;
     out->state = "stale";
+    out->why = arena_strdup(c->a, why);
     return PIER_OK;
 }
 
@@ -185,9 +186,11 @@ static bool negative_cached(struct ctx *c, const char *name, const char *ref)
     return memo_negative_get(c, name, ref, &remembered, &ig) == PIER_OK && remembered;
 }
 
-pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
-                        const struct cache_rule *rule, const struct stored_manifest *stored,
-                        struct cache_answer *out, struct perr *e)
+/* force: ask the upstream even when the tag is fresh (the console's "check
+ * upstream now"). */
+static pier_err lookup(struct ctx *c, struct req *r, const char *name, const char *ref,
+                       const struct cache_rule *rule, const struct stored_manifest *stored,
+                       bool force, struct cache_answer *out, struct perr *e)
 {
     memset(out, 0, sizeof *out);
     out->outcome = CACHE_SEND;
@@ -222,7 +225,7 @@ pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const ch
              * and taking the lease: look again before asking the upstream. */
             struct stored_manifest *now = arena_alloc(c->a, sizeof *now);
             rc = repo_manifest_get(c, name, ref, !r->head, now, &ig);
-            if (rc == PIER_OK && (now->fresh || grammar_is_digest(ref))) {
+            if (rc == PIER_OK && ((now->fresh && !force) || grammar_is_digest(ref))) {
                 (void)lease_release(c, key, holder, &ig);
                 stats_add(c->stats, rule->id, STAT_HIT, 1);
                 out->manifest = *now;
@@ -266,6 +269,38 @@ pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const ch
         struct timespec ts = {0, POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+pier_err cache_manifest(struct ctx *c, struct req *r, const char *name, const char *ref,
+                        const struct cache_rule *rule, const struct stored_manifest *stored,
+                        struct cache_answer *out, struct perr *e)
+{
+    return lookup(c, r, name, ref, rule, stored, false, out, e);
+}
+
+pier_err cache_check_tag(struct ctx *c, struct req *r, const char *name, const char *tag,
+                         const struct cache_rule *rule, struct cache_check *out, struct perr *e)
+{
+    PIER_ASSERT(!grammar_is_digest(tag));
+    memset(out, 0, sizeof *out);
+    struct perr ig;
+    struct stored_manifest *stored = arena_alloc(c->a, sizeof *stored);
+    bool had = repo_manifest_get(c, name, tag, false, stored, &ig) == PIER_OK;
+    out->before = had ? stored->digest : "";
+    /* A HEAD request: the manifest's body is not needed here. */
+    bool head = r->head;
+    r->head = true;
+    struct cache_answer a;
+    pier_err rc = lookup(c, r, name, tag, rule, had ? stored : NULL, true, &a, e);
+    r->head = head;
+    if (rc != PIER_OK) {
+        out->error = e->msg;
+        return rc;
+    }
+    out->after = a.manifest.digest;
+    if (strcmp(a.state, "stale") == 0)
+        out->error = a.why ? a.why : "the upstream did not answer";
+    return PIER_OK;
 }
 
 /* ---- referrers ---- */

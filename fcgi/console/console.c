@@ -2,6 +2,7 @@
  * repository details); every change goes through the control plane's
  * operations with the same authorization. */
 #include "console/console.h"
+#include "console/images.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -69,6 +70,16 @@ static void fail(struct req *r, enum ecr_exc exc, const char *msg)
         resp_header(r, "Retry-After", "5");
     reply(r, ecr_exc_console_status(exc),
           json_pack("{s:{s:s, s:s}}", "error", "type", ecr_exc_type(exc), "message", msg));
+}
+
+void console_reply(struct req *r, int status, json_t *body)
+{
+    reply(r, status, body);
+}
+
+void console_fail(struct req *r, enum ecr_exc exc, const char *msg)
+{
+    fail(r, exc, msg);
 }
 
 /* The session cookie is Secure when this request came over TLS, and also when
@@ -367,6 +378,11 @@ static void overview(struct ctx *c, struct req *r)
 static void storage(struct ctx *c, struct req *r)
 {
     struct perr e;
+    char q[NAME_MAX_LEN + 1] = "";
+    if (req_query(r, "q", q, sizeof q) < 0) {
+        fail(r, ECR_EXC_INVALID_PARAMETER, "The search text is too long.");
+        return;
+    }
     if (authz_check_arn(c, "ecr:DescribeRegistry", authz_registry_arn(c), &e) != PIER_OK) {
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
@@ -407,6 +423,11 @@ static void storage(struct ctx *c, struct req *r)
         json_array_append_new(sweeps, j);
     }
     json_object_set_new(out, "sweeps", sweeps);
+    if (console_storage_usage(c, q, out, &e) != PIER_OK) {
+        json_decref(out);
+        fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, e.msg);
+        return;
+    }
     reply(r, 200, out);
 }
 
@@ -710,6 +731,18 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         for (size_t i = 0; i < policy_actions_count; i++)
             json_array_append_new(list, json_string(policy_actions[i]));
         reply(r, 200, json_pack("{s:o}", "actions", list));
+        return;
+    }
+    if (!post && strcmp(what, "image") == 0) {
+        console_image(c, r);
+        return;
+    }
+    if (post && strcmp(what, "image/check") == 0) {
+        console_image_check(c, r, in);
+        return;
+    }
+    if (post && strcmp(what, "image/evict") == 0) {
+        console_image_evict(c, r, in);
         return;
     }
     fail(r, ECR_EXC_CONSOLE_NOT_FOUND, "No such console endpoint.");

@@ -165,6 +165,30 @@ static const struct db_stmt st_tag_upsert = {
     " checked_at = EXCLUDED.checked_at,"
     " updated_at = CASE WHEN tags.digest IS DISTINCT FROM EXCLUDED.digest THEN now()"
     " ELSE tags.updated_at END", 4};
+/* Where a cache tag pointed (sql/020): a row when an import moves the tag
+ * (or stores it first), before the tag's row changes; the last 100 per tag. */
+static const struct db_stmt st_history_moved = {
+    "repo_history_moved",
+    "INSERT INTO tag_history(repository_id, tag, digest, previous)"
+    " SELECT $1::bigint, $2, $3,"
+    " (SELECT digest FROM tags WHERE repository_id = $1::bigint AND name = $2)"
+    " WHERE NOT EXISTS (SELECT 1 FROM tags"
+    "                   WHERE repository_id = $1::bigint AND name = $2 AND digest = $3)", 3};
+static const struct db_stmt st_history_prune = {
+    "repo_history_prune",
+    "DELETE FROM tag_history WHERE repository_id = $1::bigint AND tag = $2 AND id <="
+    " (SELECT id FROM tag_history WHERE repository_id = $1::bigint AND tag = $2"
+    "  ORDER BY id DESC OFFSET 100 LIMIT 1)", 2};
+static const struct db_stmt st_history_evicted = {
+    "repo_history_evicted",
+    "INSERT INTO tag_history(repository_id, tag, digest, previous)"
+    " SELECT r.id, $2, NULL, $3 FROM repositories r WHERE r.name = $1", 3};
+static const struct db_stmt st_history_get = {
+    "repo_history_get",
+    "SELECT coalesce(h.digest, ''), coalesce(h.previous, ''),"
+    " extract(epoch FROM h.recorded_at)::bigint"
+    " FROM tag_history h JOIN repositories r ON r.id = h.repository_id"
+    " WHERE r.name = $1 AND h.tag = $2 ORDER BY h.id DESC LIMIT $3::int", 3};
 /* repo_image_delete: lock the manifest, then look for an index that lists
  * it, then delete it (its tags and references go by cascade). */
 static const struct db_stmt st_image_lock = {
@@ -671,6 +695,9 @@ pier_err repo_manifest_put(struct ctx *c, const char *name, const char *tag, con
     if (!db_execp(c->db, c->a, &st_manifest_insert, p, false, e) ||
         !db_exec(c->db, c->a, &st_refs_insert, e, id, digest, arr,
                  m->kind == MANIFEST_IMAGE ? "blob" : "manifest", size_arr) ||
+        (tag && rule_id &&
+         (!db_exec(c->db, c->a, &st_history_moved, e, id, tag, digest) ||
+          !db_exec(c->db, c->a, &st_history_prune, e, id, tag))) ||
         (tag && !db_exec(c->db, c->a, &st_tag_upsert, e, id, tag, digest, rule_id ? "t" : "f"))) {
         rc = e->code;
         goto end;
@@ -1237,6 +1264,71 @@ pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name,
 pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e)
 {
     return db_exec(c->db, c->a, &st_adopt, e, rule_id, prefix) ? PIER_OK : e->code;
+}
+
+/* Bytes per repository: the blobs it links (a blob two repositories link
+ * counts in both). */
+static const struct db_stmt st_usage = {
+    "repo_usage",
+    "SELECT r.name, r.kind = 'cache', coalesce(cr.prefix, ''), count(b.digest),"
+    " coalesce(sum(b.size), 0)::bigint,"
+    " (SELECT count(*) FROM manifests m WHERE m.repository_id = r.id)"
+    " FROM repositories r LEFT JOIN cache_rules cr ON cr.id = r.rule_id"
+    " LEFT JOIN repository_blobs rb ON rb.repository_id = r.id"
+    " LEFT JOIN blobs b ON b.digest = rb.digest WHERE strpos(r.name, $2) > 0"
+    " GROUP BY r.id, cr.prefix ORDER BY 5 DESC, r.name LIMIT $1::int", 2};
+/* Bytes of pushed and of cache repositories, each blob once per kind. */
+static const struct db_stmt st_usage_kinds = {
+    "repo_usage_kinds",
+    "SELECT coalesce(sum(size) FILTER (WHERE kind = 'push'), 0)::bigint,"
+    " coalesce(sum(size) FILTER (WHERE kind = 'cache'), 0)::bigint FROM"
+    " (SELECT DISTINCT r.kind, b.digest, b.size FROM repositories r"
+    "  JOIN repository_blobs rb ON rb.repository_id = r.id"
+    "  JOIN blobs b ON b.digest = rb.digest) AS k", 0};
+
+pier_err repo_usage(struct ctx *c, const char *q, int limit, struct repo_usage **out, int *n,
+                    long long *pushed_bytes, long long *cache_bytes, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_usage, e, limit, q);
+    PGresult *kinds = res ? db_exec(c->db, c->a, &st_usage_kinds, e) : NULL;
+    if (!kinds)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, (size_t)(*n ? *n : 1) * sizeof **out);
+    for (int i = 0; i < *n; i++) {
+        struct repo_usage *u = &(*out)[i];
+        u->name = arena_strdup(c->a, PQgetvalue(res, i, 0));
+        u->cache = PQgetvalue(res, i, 1)[0] == 't';
+        u->rule_prefix = arena_strdup(c->a, PQgetvalue(res, i, 2));
+        u->blobs = db_int(res, i, 3);
+        u->bytes = db_int(res, i, 4);
+        u->images = db_int(res, i, 5);
+    }
+    *pushed_bytes = db_int(kinds, 0, 0);
+    *cache_bytes = db_int(kinds, 0, 1);
+    return PIER_OK;
+}
+
+pier_err repo_tag_history(struct ctx *c, const char *name, const char *tag, int limit,
+                          struct repo_tag_move **out, int *n, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_history_get, e, name, tag, limit);
+    if (!res)
+        return e->code;
+    *n = PQntuples(res);
+    *out = arena_alloc(c->a, (size_t)(*n ? *n : 1) * sizeof **out);
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].digest = arena_strdup(c->a, PQgetvalue(res, i, 0));
+        (*out)[i].previous = arena_strdup(c->a, PQgetvalue(res, i, 1));
+        (*out)[i].at = db_int(res, i, 2);
+    }
+    return PIER_OK;
+}
+
+pier_err repo_tag_evicted(struct ctx *c, const char *name, const char *tag, const char *digest,
+                          struct perr *e)
+{
+    return db_exec(c->db, c->a, &st_history_evicted, e, name, tag, digest) ? PIER_OK : e->code;
 }
 
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e)

@@ -323,6 +323,38 @@ pier_err repo_pushed_under(struct ctx *c, const char *prefix, const char **name,
  * over its namespace). */
 PIER_MUST_USE
 pier_err repo_adopt(struct ctx *c, long long rule_id, const char *prefix, struct perr *e);
+/* A repository's share of the blob root. */
+struct repo_usage {
+    const char *name;
+    bool cache;
+    const char *rule_prefix; /* "" for pushed repositories and cache ones without a rule */
+    long long blobs, bytes;  /* the blobs it links and their bytes */
+    long long images;        /* manifests */
+};
+/* The limit repositories whose name contains q ("" for all) that link the
+ * most bytes, most first (*out in the arena, *n), and the bytes linked by
+ * pushed and by cache repositories, each blob counted once per kind. */
+PIER_MUST_USE
+pier_err repo_usage(struct ctx *c, const char *q, int limit, struct repo_usage **out, int *n,
+                    long long *pushed_bytes, long long *cache_bytes, struct perr *e);
+
+/* One move of a cache tag: digest is "" when the console evicted the tag,
+ * previous "" when the tag was not cached before. */
+struct repo_tag_move {
+    const char *digest;
+    const char *previous;
+    long long at; /* seconds since the epoch */
+};
+/* Up to limit moves of tag in name, newest first (*out in the arena, *n).
+ * Written by repo_manifest_put for cache imports and by repo_tag_evicted. */
+PIER_MUST_USE
+pier_err repo_tag_history(struct ctx *c, const char *name, const char *tag, int limit,
+                          struct repo_tag_move **out, int *n, struct perr *e);
+/* Record that tag, which pointed to digest, was evicted from the cache. */
+PIER_MUST_USE
+pier_err repo_tag_evicted(struct ctx *c, const char *name, const char *tag, const char *digest,
+                          struct perr *e);
+
 /* How many repositories, blobs (and their bytes), manifests and tags exist. */
 PIER_MUST_USE
 pier_err repo_counts(struct ctx *c, struct repo_counts *out, struct perr *e);

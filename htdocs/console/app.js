@@ -11,6 +11,7 @@ import {templatesPage, templateFormPage} from './pages/templates.js';
 import {storagePage} from './pages/storage.js';
 import {peoplePage, personPage} from './pages/people.js';
 import {activityPage} from './pages/activity.js';
+import {imagePage} from './pages/image.js';
 
 // title: the heading of the page when it cannot be shown (refused, failed).
 const ROUTES = [
@@ -21,6 +22,7 @@ const ROUTES = [
   {re: /^permissions$/, nav: 'permissions', page: permissionsPage, title: 'Registry permissions'},
   {re: /^repositories$/, nav: 'repositories', page: repositoriesPage, title: 'Repositories'},
   {re: /^repositories\/(.+)$/, nav: 'repositories', page: repositoryPage, title: 'Repository'},
+  {re: /^image\/([^/]+)\/(.+)$/, nav: 'repositories', page: imagePage, title: 'Image'},
   {re: /^templates$/, nav: 'templates', page: templatesPage, title: 'Creation templates'},
   {re: /^storage$/, nav: 'storage', page: storagePage, title: 'Storage'},
   {re: /^templates\/new$/, nav: 'templates', page: templateFormPage, title: 'Create a repository creation template'},

@@ -9,6 +9,7 @@ import {
 import {policyEditor} from '../editor.js';
 import {policyActions} from './permissions.js';
 import {upstreamName} from './rules.js';
+import {imageHref} from './image.js';
 
 function repoHref(name) {
   return `#/repositories/${encodeURIComponent(name)}`;
@@ -220,7 +221,7 @@ export async function repositoryPage(container, {params, ctx}) {
     canDelete ? h('div', {class: 'toolbar'}, selCount, deleteBtn) : null), status);
   if (!canDelete && tags.length) {
     section.appendChild(h('p', {class: 'help section-note'},
-      'Images of a cache repository come from the upstream: Pier keeps them as they are (the refresh interval decides when a tag is checked again). To drop the cache, delete the repository.'));
+      'Images of a cache repository come from the upstream: Pier keeps them as they are (the refresh interval decides when a tag is checked again). A tag\u2019s page checks the upstream now or evicts the tag; to drop the whole cache, delete the repository.'));
   }
 
   const boxes = [];
@@ -252,7 +253,7 @@ export async function repositoryPage(container, {params, ctx}) {
       const index = /index|list/.test(t.mediaType || '');
       return h('tr', {dataset: {tag: t.tag}},
         checkCell(box),
-        h('th', {scope: 'row'}, h('span', {class: 'tag'}, t.tag)),
+        h('th', {scope: 'row'}, h('a', {href: imageHref(name, t.tag), class: 'tag', title: `Details of ${t.tag}`}, t.tag)),
         h('td', {class: 'digest-cell'}, h('code', {class: 'digest', title: t.digest, dataset: {digest: t.digest}}, shortDigest(t.digest)), ' ',
           copyButton(t.digest, `Copy the digest of ${t.tag}`)),
         h('td', {class: 'num size-cell'}, bytes(t.sizeBytes), index ? h('div', {class: 'small muted'}, 'index') : null),
