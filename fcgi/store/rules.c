@@ -617,6 +617,14 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
                            char *secret, size_t secretsz, struct perr *e)
 {
     user[0] = secret[0] = '\0';
+    if (r->check_user) {
+        const char *t = r->check_secret ? r->check_secret : "";
+        if (strlen(r->check_user) >= usersz || strlen(t) >= secretsz)
+            return perr_set(e, PIER_E_BAD_REQUEST, "the username or access token is too long");
+        snprintf(user, usersz, "%s", r->check_user);
+        snprintf(secret, secretsz, "%s", t);
+        return PIER_OK;
+    }
     if (!r->has_credentials && r->credential_arn[0]) {
         /* ECR's way: a Secrets Manager secret {"username": ..., "accessToken": ...}. */
         char *value;

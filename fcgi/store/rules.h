@@ -40,6 +40,10 @@ struct cache_rule {
     long long created_ms, updated_ms;        /* the same in milliseconds */
     const char *last_error;                  /* arena, or NULL */
     long long last_error_at;
+    /* Credentials of a rule being tried before it is saved (a connection
+     * test): used instead of the stored ones when check_user is set; never
+     * written anywhere. */
+    const char *check_user, *check_secret;
 };
 
 /* Defaults for a new rule (refresh 24 h, negative 5 min, upstream prefix ROOT). */
