@@ -225,3 +225,16 @@ const char *health_explain(struct arena *a, const struct upstream_resp *resp,
     }
     return arena_printf(a, "%s", m);
 }
+
+void health_validation_json(struct arena *a, json_t *j, const struct upstream_resp *resp, bool ok,
+                            bool has_credentials)
+{
+    json_object_set_new(j, "isValid", json_boolean(ok));
+    const char *cls = ok ? "ok" : upstream_failure_class(resp->failure);
+    json_object_set_new(j, "pierFailureClass", json_string(cls ? cls : "protocol-error"));
+    if (ok)
+        return;
+    json_object_set_new(j, "failure", json_string(health_explain(a, resp, has_credentials)));
+    if (resp->failure == UPF_RATE_LIMITED && resp->retry_after > 0)
+        json_object_set_new(j, "pierRetryAfterSeconds", json_integer(resp->retry_after));
+}

@@ -66,4 +66,10 @@ json_t *health_json(const struct upstream_health *h);
 const char *health_explain(struct arena *a, const struct upstream_resp *resp,
                            bool has_credentials);
 
+/* Set what a validation found on j: isValid, pierFailureClass ("ok" or an
+ * upstream_failure_class() name), and when it failed failure (in words) and
+ * pierRetryAfterSeconds (rate-limited with a Retry-After). */
+void health_validation_json(struct arena *a, json_t *j, const struct upstream_resp *resp, bool ok,
+                            bool has_credentials);
+
 #endif

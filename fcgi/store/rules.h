@@ -144,6 +144,9 @@ void rules_clear_error(struct ctx *c, long long rule_id);
 /* A rule with its counters (cache_stats) and what its repositories hold,
  * for the console's overview. Strings are "" when unset. */
 struct rule_overview {
+    long long id;
+    long long negative_seconds;
+    bool has_ca_bundle;
     const char *prefix, *upstream_url, *upstream_registry, *upstream_prefix;
     long long refresh_seconds;
     bool has_credentials;
