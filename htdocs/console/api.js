@@ -72,6 +72,8 @@ export const api = {
   storage: () => request('GET', 'storage'),
   repositories: (q) => request('GET', `repositories?q=${encodeURIComponent(q || '')}`),
   repository: (name) => request('GET', `repository?name=${encodeURIComponent(name)}`),
+  // Try an upstream with a rule's settings before saving them (nothing is stored).
+  test: (input) => request('POST', 'rules/test', input || {}),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),
   secrets: (operation, input) => request('POST', `secretsmanager/${operation}`, input || {}),
 };
