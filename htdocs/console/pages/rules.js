@@ -516,7 +516,7 @@ export async function ruleFormPage(container, {params, ctx}) {
     field('Not-found cache time', negative,
       ['How long "not found upstream" is remembered, e.g. ', h('code', '5m'), '; ', h('code', '0'), ': not at all (at most 7 days).'])));
   form.append(field('CA bundle', caBundle,
-    ['PEM certificates Pier trusts for this upstream\'s TLS (a private CA), in addition to the system\'s. ',
+    ['PEM certificates Pier trusts for this upstream\'s TLS (a private CA) instead of the system\'s. ',
       'Empty: the system\'s only', editing && rule.pierCaBundle ? ' — emptying it removes the rule\'s bundle' : '', '.'],
     {optional: true}));
   const credsFields = h('div', {class: 'field-pair'},
