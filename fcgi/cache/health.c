@@ -124,8 +124,8 @@ void health_note(struct ctx *c, long long rule_id, const struct upstream_resp *r
     memo[i].written_ms = now;
 }
 
-pier_err health_add_counts(struct ctx *c, long long rule_id, long long attempts,
-                           long long errors, struct perr *e)
+pier_err health_add_counts(struct ctx *c, long long rule_id, long long attempts, long long errors,
+                           struct perr *e)
 {
     if (!db_exec(c->db, c->a, &st_count, e, rule_id, attempts, errors))
         return e->code;
@@ -134,8 +134,7 @@ pier_err health_add_counts(struct ctx *c, long long rule_id, long long attempts,
     return PIER_OK;
 }
 
-pier_err health_get(struct ctx *c, long long rule_id, struct upstream_health *out,
-                    struct perr *e)
+pier_err health_get(struct ctx *c, long long rule_id, struct upstream_health *out, struct perr *e)
 {
     memset(out, 0, sizeof *out);
     out->state = "unknown";
@@ -186,32 +185,42 @@ json_t *health_json(const struct upstream_health *h)
     return j;
 }
 
-const char *health_explain(struct arena *a, const struct upstream_resp *resp,
-                           bool has_credentials)
+const char *health_explain(struct arena *a, const struct upstream_resp *resp, bool has_credentials)
 {
     const char *m = resp->message[0] ? resp->message : upstream_failure_name(resp->failure);
     switch (resp->failure) {
     case UPF_UNREACHABLE:
     case UPF_TIMEOUT:
-        return arena_printf(a, "Unreachable: Pier could not connect to the upstream (DNS, "
-                               "connection or timeout): %s", m);
+        return arena_printf(a,
+                            "Unreachable: Pier could not connect to the upstream (DNS, "
+                            "connection or timeout): %s",
+                            m);
     case UPF_TLS:
-        return arena_printf(a, "TLS failed: the upstream's certificate is not trusted or the "
-                               "handshake failed (a private CA goes in the rule's CA bundle): %s", m);
+        return arena_printf(a,
+                            "TLS failed: the upstream's certificate is not trusted or the "
+                            "handshake failed (a private CA goes in the rule's CA bundle): %s",
+                            m);
     case UPF_AUTH:
         return has_credentials
-                   ? arena_printf(a, "Credentials refused: the upstream answered but did not "
-                                     "accept the rule's credentials: %s", m)
-                   : arena_printf(a, "Credentials needed: the upstream answered but wants "
-                                     "credentials, and the rule has none: %s", m);
+                   ? arena_printf(a,
+                                  "Credentials refused: the upstream answered but did not "
+                                  "accept the rule's credentials: %s",
+                                  m)
+                   : arena_printf(a,
+                                  "Credentials needed: the upstream answered but wants "
+                                  "credentials, and the rule has none: %s",
+                                  m);
     case UPF_NOT_REGISTRY:
-        return arena_printf(a, "Not a registry: the server answered, but not as an OCI "
-                               "registry does (check the URL): %s", m);
+        return arena_printf(a,
+                            "Not a registry: the server answered, but not as an OCI "
+                            "registry does (check the URL): %s",
+                            m);
     case UPF_RATE_LIMITED:
         return resp->retry_after > 0
                    ? arena_printf(a, "Rate-limited: the upstream asks Pier to wait %ld s: %s",
                                   resp->retry_after, m)
-                   : arena_printf(a, "Rate-limited: the upstream refuses more requests for now: %s", m);
+                   : arena_printf(a, "Rate-limited: the upstream refuses more requests for now: %s",
+                                  m);
     case UPF_SERVER:
         return arena_printf(a, "Upstream error: the upstream answered with a server error: %s", m);
     case UPF_FORBIDDEN:

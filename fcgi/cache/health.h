@@ -24,16 +24,16 @@
 #define HEALTH_RATE_LIMIT_DEFAULT 60
 
 struct upstream_health {
-    const char *state;            /* "healthy", "failing", "rate-limited", or "unknown"
+    const char *state;              /* "healthy", "failing", "rate-limited", or "unknown"
                                      (no request to the upstream recorded yet) */
-    long long failing_since;      /* epoch seconds; 0 unless failing */
-    long long rate_limited_until; /* epoch seconds; 0 unless rate-limited now */
-    long long last_success_at;    /* epoch seconds, 0: never */
-    long long last_failure_at;    /* epoch seconds, 0: never */
+    long long failing_since;        /* epoch seconds; 0 unless failing */
+    long long rate_limited_until;   /* epoch seconds; 0 unless rate-limited now */
+    long long last_success_at;      /* epoch seconds, 0: never */
+    long long last_failure_at;      /* epoch seconds, 0: never */
     const char *last_failure_class; /* upstream_failure_class() name, "" when none */
-    const char *last_failure;     /* what happened, in words ("" when none) */
-    long long recent_attempts;    /* requests to the upstream in the window */
-    long long recent_errors;      /* of which failed */
+    const char *last_failure;       /* what happened, in words ("" when none) */
+    long long recent_attempts;      /* requests to the upstream in the window */
+    long long recent_errors;        /* of which failed */
 };
 
 /* One request to rule_id's upstream ended as resp says. Counts it for the
@@ -49,13 +49,12 @@ void health_note(struct ctx *c, long long rule_id, const struct upstream_resp *r
 /* Add a worker's counters for rule_id to the current minute and drop its
  * minutes older than the window (called by stats_flush). */
 PIER_MUST_USE
-pier_err health_add_counts(struct ctx *c, long long rule_id, long long attempts,
-                           long long errors, struct perr *e);
+pier_err health_add_counts(struct ctx *c, long long rule_id, long long attempts, long long errors,
+                           struct perr *e);
 
 /* Rule rule_id's health now; strings in arena memory. */
 PIER_MUST_USE
-pier_err health_get(struct ctx *c, long long rule_id, struct upstream_health *out,
-                    struct perr *e);
+pier_err health_get(struct ctx *c, long long rule_id, struct upstream_health *out, struct perr *e);
 
 /* The health as JSON (times in epoch seconds; absent when never), for the
  * console and Pier's extension field pierUpstreamHealth. New reference. */
@@ -63,8 +62,7 @@ json_t *health_json(const struct upstream_health *h);
 
 /* A failed request (resp->failure set) in words for people: what kind of
  * failure, then the detail. Arena memory. */
-const char *health_explain(struct arena *a, const struct upstream_resp *resp,
-                           bool has_credentials);
+const char *health_explain(struct arena *a, const struct upstream_resp *resp, bool has_credentials);
 
 /* Set what a validation found on j: isValid, pierFailureClass ("ok" or an
  * upstream_failure_class() name), and when it failed failure (in words) and

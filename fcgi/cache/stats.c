@@ -165,9 +165,8 @@ void stats_flush(struct ctx *c, int interval_ms)
             s->rows[kept++] = s->rows[i];
             continue;
         }
-        if (s->rows[i].attempts > 0 &&
-            health_add_counts(c, s->rows[i].rule_id, s->rows[i].attempts, s->rows[i].errors,
-                              &e) != PIER_OK) {
+        if (s->rows[i].attempts > 0 && health_add_counts(c, s->rows[i].rule_id, s->rows[i].attempts,
+                                                         s->rows[i].errors, &e) != PIER_OK) {
             /* The counters are written: keep only the health counts for next time. */
             s->rows[kept] = s->rows[i];
             memset(s->rows[kept].v, 0, sizeof s->rows[kept].v);

@@ -93,10 +93,10 @@ _Static_assert(UPF_NOT_REGISTRY < METRICS_UPSTREAM_CLASSES, "every failure class
 
 const char *upstream_failure_name(enum up_failure f)
 {
-    static const char *const names[] = {"none", "unreachable", "timeout", "server error",
-                                        "rate limited", "authentication failed", "not found",
-                                        "protocol error", "aborted", "refused by Pier",
-                                        "tls error", "not a registry"};
+    static const char *const names[] = {
+        "none",         "unreachable",           "timeout",   "server error",
+        "rate limited", "authentication failed", "not found", "protocol error",
+        "aborted",      "refused by Pier",       "tls error", "not a registry"};
     return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "unknown";
 }
 
@@ -108,18 +108,28 @@ bool upstream_rule_has_credentials(const struct cache_rule *r)
 const char *upstream_failure_class(enum up_failure f)
 {
     switch (f) {
-    case UPF_NONE: return "ok";
+    case UPF_NONE:
+        return "ok";
     case UPF_UNREACHABLE:
-    case UPF_TIMEOUT: return "unreachable";
-    case UPF_TLS: return "tls";
-    case UPF_AUTH: return "auth-refused";
-    case UPF_NOT_REGISTRY: return "not-a-registry";
-    case UPF_RATE_LIMITED: return "rate-limited";
-    case UPF_SERVER: return "server-error";
-    case UPF_PROTOCOL: return "protocol-error";
-    case UPF_FORBIDDEN: return "refused-by-pier";
+    case UPF_TIMEOUT:
+        return "unreachable";
+    case UPF_TLS:
+        return "tls";
+    case UPF_AUTH:
+        return "auth-refused";
+    case UPF_NOT_REGISTRY:
+        return "not-a-registry";
+    case UPF_RATE_LIMITED:
+        return "rate-limited";
+    case UPF_SERVER:
+        return "server-error";
+    case UPF_PROTOCOL:
+        return "protocol-error";
+    case UPF_FORBIDDEN:
+        return "refused-by-pier";
     case UPF_NOT_FOUND:
-    case UPF_ABORTED: return NULL;
+    case UPF_ABORTED:
+        return NULL;
     }
     return NULL;
 }

@@ -584,7 +584,8 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
     const char *arn = json_string_value(json_object_get(in, "credentialArn"));
     const char *ca = json_string_value(json_object_get(in, "pierCaBundle"));
     bool no_creds = json_is_true(json_object_get(in, "pierRemoveCredentials"));
-    const char *action = prefix ? "ecr:UpdatePullThroughCacheRule" : "ecr:CreatePullThroughCacheRule";
+    const char *action = prefix ? "ecr:UpdatePullThroughCacheRule"
+                                : "ecr:CreatePullThroughCacheRule";
     if (authz_check_arn(c, action, authz_registry_arn(c), &e) != PIER_OK) {
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
@@ -592,7 +593,9 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
     struct cache_rule rule;
     if (prefix) {
         if (rules_get(c, prefix, &rule, &e) != PIER_OK) {
-            fail(r, e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_PTC_RULE_NOT_FOUND : ECR_EXC_CONSOLE_UNAVAILABLE,
+            fail(r,
+                 e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_PTC_RULE_NOT_FOUND
+                                               : ECR_EXC_CONSOLE_UNAVAILABLE,
                  e.msg);
             return;
         }
@@ -612,7 +615,8 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
         fail(r, ECR_EXC_INVALID_PARAMETER, "upstreamRegistryUrl is required");
         return;
     }
-    if ((user != NULL) != (token != NULL) || (user && (strlen(user) > 1000 || strlen(token) > 8000))) {
+    if ((user != NULL) != (token != NULL) ||
+        (user && (strlen(user) > 1000 || strlen(token) > 8000))) {
         fail(r, ECR_EXC_INVALID_PARAMETER, "Give both username and accessToken (or neither).");
         return;
     }
@@ -634,7 +638,8 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
     }
     if (ca) {
         if (ca[0] && (strlen(ca) > RULE_CA_MAX || !strstr(ca, "-----BEGIN CERTIFICATE-----"))) {
-            fail(r, ECR_EXC_INVALID_PARAMETER, "pierCaBundle must be PEM certificates, at most 256 KiB");
+            fail(r, ECR_EXC_INVALID_PARAMETER,
+                 "pierCaBundle must be PEM certificates, at most 256 KiB");
             return;
         }
         rule.ca_bundle = ca[0] ? ca : NULL;
@@ -643,9 +648,11 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
     bool ok = upstream_check(c, &rule, &resp, &e) == PIER_OK;
     json_t *out = json_pack("{s:s}", "upstreamRegistryUrl", rule.upstream_url);
     health_validation_json(c->a, out, &resp, ok, upstream_rule_has_credentials(&rule));
-    struct audit_event ev = {.action = "console:TestUpstream", .resource = authz_registry_arn(c),
-                             .target = rule.upstream_url,
-                             .result = ok ? NULL : json_string_value(json_object_get(out, "pierFailureClass"))};
+    struct audit_event ev = {
+        .action = "console:TestUpstream",
+        .resource = authz_registry_arn(c),
+        .target = rule.upstream_url,
+        .result = ok ? NULL : json_string_value(json_object_get(out, "pierFailureClass"))};
     audit_record(c, &ev);
     reply(r, 200, out);
 }

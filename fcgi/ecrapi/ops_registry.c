@@ -377,7 +377,9 @@ void op_update_ptc_rule(struct api *x)
         json_object_set_new(j, "credentialArn", json_string(r.credential_arn));
     if (r.custom_role_arn[0])
         json_object_set_new(j, "customRoleArn", json_string(r.custom_role_arn));
-    json_object_set_new(j, "pierUpstreamRegistryUrl", json_string(r.upstream_url_given[0] ? r.upstream_url_given : r.upstream_url));
+    json_object_set_new(
+        j, "pierUpstreamRegistryUrl",
+        json_string(r.upstream_url_given[0] ? r.upstream_url_given : r.upstream_url));
     budget_json(j, &r);
     copy_rule_json(x, j);
 }
