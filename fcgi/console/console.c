@@ -599,7 +599,8 @@ static void test_upstream(struct ctx *c, struct req *r, json_t *in)
                  e.msg);
             return;
         }
-        rule.id = 0; /* a try: no tokens or health are written for the saved rule */
+        /* The id finds the stored credentials; upstream_check() writes no
+         * token, and only ValidatePullThroughCacheRule notes the health. */
     } else {
         rule_defaults(&rule);
     }
