@@ -99,7 +99,7 @@ async function main() {
       if (!browser) continue;
       const {page, go, heading, flashText, shot} = browser;
       try {
-        await check(`rules_sign_in${sfx}`, [`chromium_starts_rules${sfx}`], async () => {
+        await check(`rules_sign_in${sfx}`, ['chromium_starts'], async () => {
           await browser.signIn(base, admin.AWS_ACCESS_KEY_ID, admin.AWS_SECRET_ACCESS_KEY);
         });
 
@@ -237,7 +237,7 @@ async function main() {
           await shot(`rules-after-removal${sfx}`);
         });
 
-        await check(`no_script_errors_rules${sfx}`, [`chromium_starts_rules${sfx}`], async () => {
+        await check(`no_script_errors_rules${sfx}`, ['chromium_starts'], async () => {
           const all = await browser.errors();
           assert(!all.length, all.join('; '));
         });
