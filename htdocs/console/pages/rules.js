@@ -177,6 +177,12 @@ export function classWords(c) {
   return FAILURE_CLASSES[c] || c || 'Unknown';
 }
 
+/** The heading of a failure: the sentence's own first words ("Credentials needed") when it has them. */
+function failureTitle(cls, text) {
+  const lead = /^([A-Z][A-Za-z -]{2,30}): /.exec(text || '');
+  return lead ? lead[1] : classWords(cls);
+}
+
 /** A time in the future as a clock time and how far away it is (time() says "just now" near now). */
 function until(epoch) {
   const iso = new Date(epoch * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -204,7 +210,7 @@ export function healthView(health, compact) {
     h('div', {class: 'health-state'}, ...head),
     h('div', {class: 'small muted health-success'}, 'last success ', time(hl.lastSuccessAt)),
     hl.lastFailureClass ? h('div', {class: 'small health-failure'},
-      h('span', {class: 'health-class'}, classWords(hl.lastFailureClass)), ' ', time(hl.lastFailureAt),
+      h('span', {class: 'health-class'}, failureTitle(hl.lastFailureClass, hl.lastFailure)), ' ', time(hl.lastFailureAt),
       h('div', {class: ['error-text', compact ? 'clamp' : ''], title: hl.lastFailure}, hl.lastFailure)) : null,
     h('div', {class: 'small muted health-rate'}, rate));
 }
@@ -562,7 +568,7 @@ export async function ruleFormPage(container, {params, ctx}) {
       const r = await api.test(input);
       const shown = {upstreamUrl: u, hasCredentials: Boolean(user) || (editing && stats && stats.hasCredentials && !removeCreds.checked)};
       const box = notice(r.isValid ? 'success' : 'error',
-        r.isValid ? null : h('strong', {}, `${classWords(r.pierFailureClass)}. `), validationText(shown, r));
+        r.isValid ? null : h('strong', {}, `${failureTitle(r.pierFailureClass, r.failure)}. `), validationText(shown, r));
       box.setAttribute('role', 'status');
       box.classList.add('test-connection-result');
       box.dataset.valid = String(Boolean(r.isValid));
