@@ -178,6 +178,9 @@ def test_upstream_health_is_shared_by_both_nodes_and_recovers():
             assert before - 2 <= h["failingSince"] <= time.time() + 2, h
             assert h["lastFailureClass"] == "unreachable" and "unreachable" in h["lastFailure"].lower(), h
             assert h.get("lastSuccessAt"), h
+            shown = rule.show().get("upstreamHealth", {})
+            assert shown.get("state") == "failing" and shown.get("lastFailureClass") == "unreachable", \
+                f"pierctl rule show: {shown}"
             # The error rate: counters reach the database within a few seconds.
             wait_until(lambda: describe(rule.prefix)["pierUpstreamHealth"]["recentErrors"] >= 1, timeout=15)
             h = describe(rule.prefix)["pierUpstreamHealth"]
