@@ -22,6 +22,7 @@
 #include "auth/policy.h"
 #include "auth/token.h"
 #include "cache/budget.h"
+#include "cache/health.h"
 #include "cache/rulechange.h"
 #include "store/audit.h"
 #include "store/rules.h"
@@ -613,6 +614,10 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
         rc = rules_get(&c, argv[1], &r, &e);
         if (!rc) {
             json_t *j = rule_to_json(&r);
+            /* The upstream's health now, as the console shows it. */
+            struct upstream_health h;
+            if (health_get(&c, r.id, &h, &e) == PIER_OK)
+                json_object_set_new(j, "upstreamHealth", health_json(&h));
             json_dumpf(j, stdout, JSON_INDENT(2));
             printf("\n");
             json_decref(j);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/principals.h"
+#include "cache/health.h"
 #include "db/db.h"
 #include "lib/arena.h"
 #include "lib/grammar.h"
@@ -20,6 +21,7 @@ struct cache_stats {
     struct {
         long long rule_id;
         long long v[STAT__COUNT];
+        long long attempts, errors; /* requests to the upstream, for its health */
     } rows[STATS_RULES];
     int n;
     struct {
@@ -98,6 +100,22 @@ _Static_assert((int)STAT_HIT == (int)MC_HIT && (int)STAT_MISS == (int)MC_MISS &&
                    (int)STAT__COUNT == (int)MC__COUNT,
                "the node's metrics count the same cache events as the table");
 
+/* The row of rule_id, added when missing; -1 when every slot is taken. */
+static int row_of(struct cache_stats *s, long long rule_id)
+{
+    int i;
+    for (i = 0; i < s->n && s->rows[i].rule_id != rule_id; i++)
+        ;
+    if (i == s->n) {
+        if (s->n == STATS_RULES)
+            return -1; /* more rules than slots: drop until the next flush */
+        memset(&s->rows[i], 0, sizeof s->rows[i]);
+        s->rows[i].rule_id = rule_id;
+        s->n++;
+    }
+    return i;
+}
+
 void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n)
 {
     /* The node's shared counters first: they do not wait for a flush. */
@@ -105,17 +123,21 @@ void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long 
         metrics_cache_add(rule_id, (enum metrics_cache)k, n);
     if (!s || rule_id <= 0)
         return;
-    int i;
-    for (i = 0; i < s->n && s->rows[i].rule_id != rule_id; i++)
-        ;
-    if (i == s->n) {
-        if (s->n == STATS_RULES)
-            return; /* more rules than slots: drop until the next flush */
-        memset(&s->rows[i], 0, sizeof s->rows[i]);
-        s->rows[i].rule_id = rule_id;
-        s->n++;
-    }
-    s->rows[i].v[k] += n;
+    int i = row_of(s, rule_id);
+    if (i >= 0)
+        s->rows[i].v[k] += n;
+}
+
+void stats_upstream(struct cache_stats *s, long long rule_id, bool failed)
+{
+    if (!s || rule_id <= 0)
+        return;
+    int i = row_of(s, rule_id);
+    if (i < 0)
+        return;
+    s->rows[i].attempts++;
+    if (failed)
+        s->rows[i].errors++;
 }
 
 void stats_flush(struct ctx *c, int interval_ms)
@@ -135,9 +157,21 @@ void stats_flush(struct ctx *c, int interval_ms)
         const long long *v = s->rows[i].v;
         _Static_assert(STAT__COUNT == 7, "st_add takes the rule and one value per counter");
         struct perr e;
-        if (!db_exec(c->db, c->a, &st_add, &e, s->rows[i].rule_id, v[0], v[1], v[2], v[3], v[4],
-                     v[5], v[6]))
+        bool counters = false;
+        for (int k = 0; k < STAT__COUNT; k++)
+            counters = counters || v[k] != 0;
+        if (counters && !db_exec(c->db, c->a, &st_add, &e, s->rows[i].rule_id, v[0], v[1], v[2],
+                                 v[3], v[4], v[5], v[6])) {
             s->rows[kept++] = s->rows[i];
+            continue;
+        }
+        if (s->rows[i].attempts > 0 && health_add_counts(c, s->rows[i].rule_id, s->rows[i].attempts,
+                                                         s->rows[i].errors, &e) != PIER_OK) {
+            /* The counters are written: keep only the health counts for next time. */
+            s->rows[kept] = s->rows[i];
+            memset(s->rows[kept].v, 0, sizeof s->rows[kept].v);
+            kept++;
+        }
     }
     s->n = kept;
     s->last_flush = now_ms();

@@ -18,6 +18,9 @@ struct cache_stats;
 struct cache_stats *stats_new(void);
 void stats_free(struct cache_stats *s);
 void stats_add(struct cache_stats *s, long long rule_id, enum stat_kind k, long long n);
+/* One request to rule_id's upstream, failed or not: counted for the
+ * upstream's recent error rate (cache/health.h), flushed with the counters. */
+void stats_upstream(struct cache_stats *s, long long rule_id, bool failed);
 /* Remember that principal (an ARN; NULL for anonymous callers) pulled a
  * manifest (for DescribeImages' lastRecordedPullTime, which the pulls of
  * principals excluded from pull-time updates leave alone); written with the

@@ -6,10 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include "cache/health.h"
 #include "db/db.h"
 #include "lib/buf.h"
 #include "lib/log.h"
@@ -87,14 +89,49 @@ void upstream_free(struct upstream *u)
     free(u);
 }
 
-_Static_assert(UPF_FORBIDDEN < METRICS_UPSTREAM_CLASSES, "every failure class has a counter");
+_Static_assert(UPF_NOT_REGISTRY < METRICS_UPSTREAM_CLASSES, "every failure class has a counter");
 
 const char *upstream_failure_name(enum up_failure f)
 {
-    static const char *const names[] = {"none", "unreachable", "timeout", "server error",
-                                        "rate limited", "authentication failed", "not found",
-                                        "protocol error", "aborted", "refused by Pier"};
+    static const char *const names[] = {
+        "none",         "unreachable",           "timeout",   "server error",
+        "rate limited", "authentication failed", "not found", "protocol error",
+        "aborted",      "refused by Pier",       "tls error", "not a registry"};
     return (unsigned)f < sizeof names / sizeof names[0] ? names[f] : "unknown";
+}
+
+bool upstream_rule_has_credentials(const struct cache_rule *r)
+{
+    return r->has_credentials || r->credential_arn[0] || r->check_user;
+}
+
+const char *upstream_failure_class(enum up_failure f)
+{
+    switch (f) {
+    case UPF_NONE:
+        return "ok";
+    case UPF_UNREACHABLE:
+    case UPF_TIMEOUT:
+        return "unreachable";
+    case UPF_TLS:
+        return "tls";
+    case UPF_AUTH:
+        return "auth-refused";
+    case UPF_NOT_REGISTRY:
+        return "not-a-registry";
+    case UPF_RATE_LIMITED:
+        return "rate-limited";
+    case UPF_SERVER:
+        return "server-error";
+    case UPF_PROTOCOL:
+        return "protocol-error";
+    case UPF_FORBIDDEN:
+        return "refused-by-pier";
+    case UPF_NOT_FOUND:
+    case UPF_ABORTED:
+        return NULL;
+    }
+    return NULL;
 }
 
 /* ---- WWW-Authenticate ---- */
@@ -229,6 +266,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
         x->resp->content_type[0] = '\0';
         x->resp->content_length = -1;
         x->www_auth[0] = '\0';
+        x->resp->retry_after = 0;
         buf_reset(&x->body);
         return n;
     }
@@ -257,6 +295,19 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *arg)
         long long cl;
         if (header_value(val, sizeof val, v, vlen) && grammar_uint(val, 1LL << 50, &cl))
             x->resp->content_length = cl;
+    } else if (klen == 11 && !strncasecmp(data, "Retry-After", 11)) {
+        /* Seconds, or an HTTP date; at most a day (a longer wait is a day). */
+        char val[64];
+        long long secs;
+        if (header_value(val, sizeof val, v, vlen)) {
+            if (grammar_uint(val, 86400LL * 365, &secs)) {
+                x->resp->retry_after = (long)(secs > 86400 ? 86400 : secs);
+            } else {
+                time_t at = curl_getdate(val, NULL);
+                long long left = at > 0 ? (long long)at - (long long)time(NULL) : 0;
+                x->resp->retry_after = left <= 0 ? 0 : (long)(left > 86400 ? 86400 : left);
+            }
+        }
     } else if (klen == 16 && !strncasecmp(data, "WWW-Authenticate", 16)) {
         if (!header_value(x->www_auth, sizeof x->www_auth, v, vlen))
             x->overlong = "WWW-Authenticate";
@@ -514,11 +565,21 @@ static enum up_failure classify_curl(const struct exchange *x, CURLcode rc)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        return UPF_UNREACHABLE;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SEND_ERROR:
-        return UPF_UNREACHABLE;
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+        return UPF_TLS;
     default: return UPF_PROTOCOL;
     }
 }
@@ -768,6 +829,8 @@ pier_err upstream_do(struct ctx *c, const struct upstream_req *q, struct upstrea
     int64_t t0 = now_us();
     pier_err rc = do_request(c, q, resp, e);
     metrics_upstream(q->rule->id, (int)resp->failure, now_us() - t0);
+    if (rc == PIER_OK || resp->failure != UPF_NONE)
+        health_note(c, q->rule->id, resp, upstream_rule_has_credentials(q->rule), false);
     c->up->tick = NULL;
     c->up->tick_arg = NULL;
     return rc;
@@ -901,8 +964,8 @@ pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct ups
     if (resp->status == 200)
         return PIER_OK;
     resp->failure = classify_status(resp->status);
-    if (resp->failure == UPF_NOT_FOUND)
-        resp->failure = UPF_PROTOCOL;
+    if (resp->failure == UPF_NOT_FOUND || resp->failure == UPF_PROTOCOL)
+        resp->failure = UPF_NOT_REGISTRY; /* /v2/ is where every registry answers */
     describe(resp, "GET", "/v2/",
              auth_failure_text(c->a, withheld && resp->failure == UPF_AUTH,
                                realm_withheld && resp->failure == UPF_AUTH, resp->status));

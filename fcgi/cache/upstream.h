@@ -16,7 +16,7 @@
 
 enum up_failure {
     UPF_NONE = 0,
-    UPF_UNREACHABLE,  /* DNS, refused connection, TLS handshake or certificate */
+    UPF_UNREACHABLE,  /* DNS, refused or broken connection */
     UPF_TIMEOUT,      /* connect or idle timeout */
     UPF_SERVER,       /* HTTP 5xx */
     UPF_RATE_LIMITED, /* HTTP 429 */
@@ -26,6 +26,8 @@ enum up_failure {
     UPF_ABORTED,      /* our own callback stopped the transfer */
     UPF_FORBIDDEN,    /* Pier refused to connect or to send credentials (address policy,
                          https -> http downgrade, credentials over plain http) */
+    UPF_TLS,          /* TLS handshake failed or the certificate is not trusted */
+    UPF_NOT_REGISTRY, /* GET /v2/ answered, but not as a registry does (404, 200 elsewhere) */
 };
 
 struct upstream_resp {
@@ -37,6 +39,7 @@ struct upstream_resp {
     size_t body_len;
     long long bytes;               /* body bytes received */
     enum up_failure failure;
+    long retry_after;              /* seconds from a 429's Retry-After, 0 when none */
     char message[512];             /* for clients: "manifest request: HTTP 503" (no URL,
                                       no body); the URL goes to the log */
 };
@@ -79,6 +82,9 @@ PIER_MUST_USE
 pier_err upstream_check(struct ctx *c, const struct cache_rule *rule, struct upstream_resp *resp,
                         struct perr *e);
 
+/* Does the rule send credentials (stored, in a secret, or being tried)? */
+bool upstream_rule_has_credentials(const struct cache_rule *r);
+
 /* The Accept value that asks for every manifest type Pier stores. */
 extern const char UPSTREAM_MANIFEST_ACCEPT[];
 
@@ -99,6 +105,11 @@ bool upstream_parse_challenge(const char *value, struct challenge *out);
 const char *upstream_parse_token(struct arena *a, const char *body, size_t len, int *lifetime);
 /* Human-readable name of a failure class. */
 const char *upstream_failure_name(enum up_failure f);
+/* The class of a failure as the control plane names it: "ok", "unreachable"
+ * (DNS, connection, timeout), "tls", "auth-refused", "not-a-registry",
+ * "rate-limited", "server-error", "protocol-error", "refused-by-pier". NULL
+ * for failures that say nothing about the upstream (aborted by Pier, 404). */
+const char *upstream_failure_class(enum up_failure f);
 
 /* ---- shared tokens (the upstream_tokens table, which no other module queries) ---- */
 /* Forget the tokens obtained for rule rule_id (its URL or credentials changed). */

@@ -19,6 +19,8 @@
 #include "auth/policy.h"
 #include "auth/principals.h"
 #include "store/rules.h"
+#include "cache/health.h"
+#include "cache/upstream.h"
 #include "db/db.h"
 #include "ecrapi/api.h"
 #include "ecrapi/exceptions.h"
@@ -344,6 +346,12 @@ static void overview(struct ctx *c, struct req *r)
         json_object_set_new(j, "imagesExpired", json_integer(o->budget_expired));
         json_object_set_new(j, "lastExpiredAt", json_integer(o->budget_last_expired_at));
         json_object_set_new(j, "oldestLastPull", json_integer(o->oldest_last_pull));
+        json_object_set_new(j, "negativeSeconds", json_integer(o->negative_seconds));
+        json_object_set_new(j, "hasCaBundle", json_boolean(o->has_ca_bundle));
+        /* The upstream now, as every node sees it. */
+        struct upstream_health h;
+        if (health_get(c, o->id, &h, &e) == PIER_OK)
+            json_object_set_new(j, "health", health_json(&h));
         if (o->last_storage_error[0]) {
             json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
             json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));
@@ -620,6 +628,100 @@ static void repository(struct ctx *c, struct req *r)
     reply(r, 200, json_pack("{s:s, s:o}", "name", name, "tags", tags));
 }
 
+/* ---- trying an upstream before a rule is saved ---- */
+
+/* Does an upstream accept Pier with these settings? Nothing is stored: the
+ * rule exists only for this request. Input: upstreamRegistryUrl, and
+ * optionally username + accessToken, credentialArn, pierCaBundle, and
+ * ecrRepositoryPrefix (an existing rule: its credentials and CA bundle are
+ * used unless the request gives others; pierRemoveCredentials tries without).
+ * Needs what saving would need: ecr:CreatePullThroughCacheRule for a new
+ * rule, ecr:UpdatePullThroughCacheRule for an existing one, and
+ * secretsmanager:GetSecretValue on a secret it names. */
+static void test_upstream(struct ctx *c, struct req *r, json_t *in)
+{
+    struct perr e;
+    const char *prefix = json_string_value(json_object_get(in, "ecrRepositoryPrefix"));
+    const char *url = json_string_value(json_object_get(in, "upstreamRegistryUrl"));
+    const char *user = json_string_value(json_object_get(in, "username"));
+    const char *token = json_string_value(json_object_get(in, "accessToken"));
+    const char *arn = json_string_value(json_object_get(in, "credentialArn"));
+    const char *ca = json_string_value(json_object_get(in, "pierCaBundle"));
+    bool no_creds = json_is_true(json_object_get(in, "pierRemoveCredentials"));
+    const char *action = prefix ? "ecr:UpdatePullThroughCacheRule"
+                                : "ecr:CreatePullThroughCacheRule";
+    if (authz_check_arn(c, action, authz_registry_arn(c), &e) != PIER_OK) {
+        fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
+        return;
+    }
+    struct cache_rule rule;
+    if (prefix) {
+        if (rules_get(c, prefix, &rule, &e) != PIER_OK) {
+            fail(r,
+                 e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_PTC_RULE_NOT_FOUND
+                                               : ECR_EXC_CONSOLE_UNAVAILABLE,
+                 e.msg);
+            return;
+        }
+        /* The id finds the stored credentials; upstream_check() writes no
+         * token, and only ValidatePullThroughCacheRule notes the health. */
+    } else {
+        rule_defaults(&rule);
+    }
+    if (url) {
+        char norm[RULE_URL_MAX];
+        if (strlen(url) >= RULE_URL_MAX || rule_normalize_url(url, norm, &e) != PIER_OK) {
+            fail(r, ECR_EXC_INVALID_PARAMETER,
+                 strlen(url) >= RULE_URL_MAX ? "upstreamRegistryUrl is too long" : e.msg);
+            return;
+        }
+        snprintf(rule.upstream_url, sizeof rule.upstream_url, "%s", norm);
+    } else if (!prefix) {
+        fail(r, ECR_EXC_INVALID_PARAMETER, "upstreamRegistryUrl is required");
+        return;
+    }
+    if ((user != NULL) != (token != NULL) ||
+        (user && (strlen(user) > 1000 || strlen(token) > 8000))) {
+        fail(r, ECR_EXC_INVALID_PARAMETER, "Give both username and accessToken (or neither).");
+        return;
+    }
+    if (user || arn || no_creds) {
+        rule.has_credentials = false;
+        rule.credential_arn[0] = '\0';
+    }
+    if (user) {
+        rule.check_user = user;
+        rule.check_secret = token;
+    } else if (arn) {
+        if (strlen(arn) >= sizeof rule.credential_arn ||
+            authz_check_arn(c, "secretsmanager:GetSecretValue", arn, &e) != PIER_OK) {
+            fail(r, ECR_EXC_ACCESS_DENIED,
+                 strlen(arn) >= sizeof rule.credential_arn ? "credentialArn is too long" : e.msg);
+            return;
+        }
+        snprintf(rule.credential_arn, sizeof rule.credential_arn, "%s", arn);
+    }
+    if (ca) {
+        if (ca[0] && (strlen(ca) > RULE_CA_MAX || !strstr(ca, "-----BEGIN CERTIFICATE-----"))) {
+            fail(r, ECR_EXC_INVALID_PARAMETER,
+                 "pierCaBundle must be PEM certificates, at most 256 KiB");
+            return;
+        }
+        rule.ca_bundle = ca[0] ? ca : NULL;
+    }
+    struct upstream_resp resp;
+    bool ok = upstream_check(c, &rule, &resp, &e) == PIER_OK;
+    json_t *out = json_pack("{s:s}", "upstreamRegistryUrl", rule.upstream_url);
+    health_validation_json(c->a, out, &resp, ok, upstream_rule_has_credentials(&rule));
+    struct audit_event ev = {
+        .action = "console:TestUpstream",
+        .resource = authz_registry_arn(c),
+        .target = rule.upstream_url,
+        .result = ok ? NULL : json_string_value(json_object_get(out, "pierFailureClass"))};
+    audit_record(c, &ev);
+    reply(r, 200, out);
+}
+
 /* ---- entry ---- */
 
 static void decref(void *j)
@@ -703,6 +805,10 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
             reply(r, 200, out);
         else
             fail(r, exc, msg);
+        return;
+    }
+    if (post && strcmp(what, "rules/test") == 0) {
+        test_upstream(c, r, in);
         return;
     }
     if (!post && strcmp(what, "overview") == 0) {

@@ -8,6 +8,7 @@
 #include "auth/authz.h"
 #include "auth/secrets.h"
 #include "auth/token.h"
+#include "cache/health.h"
 #include "cache/rulechange.h"
 #include "store/rules.h"
 #include "cache/upstream.h"
@@ -105,18 +106,28 @@ void op_delete_registry_policy(struct api *x)
 }
 
 /* ---- pull-through cache rules ----
- * Pier's extension: pierMaxBytes, the rule's byte budget (0: none), read by
- * Create/UpdatePullThroughCacheRule and echoed by them and by Describe when
- * set. The SDKs and the aws CLI ignore output members their model lacks;
- * they do not send unknown input members, so it is set with a plain signed
- * request, pierctl or the console. */
+ * Pier's extensions, read by Create/UpdatePullThroughCacheRule and echoed by
+ * them and by Describe: pierMaxBytes, the rule's byte budget (0: none; echoed
+ * when set); pierRefreshSeconds and pierNegativeSeconds; pierCaBundle (PEM,
+ * "" removes it); on Update also pierUpstreamRegistryUrl (a new upstream) and
+ * pierRemoveCredentials (true: the rule sends no credentials any more).
+ * Describe adds pierHasCredentials and pierUpstreamHealth (the upstream's
+ * health now, cache/health.h); Validate adds pierFailureClass and, when
+ * rate-limited, pierRetryAfterSeconds. The SDKs and the aws CLI ignore
+ * output members their model lacks; they do not send unknown input members,
+ * so these are set with a plain signed request, pierctl or the console. */
 
 #define RULE_EXT_MAX_BYTES "pierMaxBytes"
+#define RULE_EXT_SECONDS_MAX (365LL * 86400)
 
 static void budget_json(json_t *j, const struct cache_rule *r)
 {
     if (r->max_bytes > 0)
         json_object_set_new(j, RULE_EXT_MAX_BYTES, json_integer(r->max_bytes));
+    json_object_set_new(j, "pierRefreshSeconds", json_integer(r->refresh_seconds));
+    json_object_set_new(j, "pierNegativeSeconds", json_integer(r->negative_seconds));
+    if (r->ca_bundle)
+        json_object_set_new(j, "pierCaBundle", json_string(r->ca_bundle));
 }
 
 /* A rule as ECR describes it: upstreamRegistryUrl as it was written, and
@@ -167,11 +178,19 @@ static bool check_credential_arn(struct api *x, const char *arn)
 }
 
 /* r: the defaults (create) or the stored rule (update); the request's
- * fields go over it. */
-static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
+ * fields go over it. *clear_creds (update): pierRemoveCredentials. */
+static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create, bool *clear_creds)
 {
     const char *prefix = api_str(x, "ecrRepositoryPrefix", true, 30);
-    const char *url = create ? api_str(x, "upstreamRegistryUrl", true, RULE_URL_MAX - 1) : NULL;
+    const char *url = create ? api_str(x, "upstreamRegistryUrl", true, RULE_URL_MAX - 1)
+                             : api_str(x, "pierUpstreamRegistryUrl", false, RULE_URL_MAX - 1);
+    const char *ca = api_str(x, "pierCaBundle", false, RULE_CA_MAX);
+    long long refresh = r->refresh_seconds, negative = r->negative_seconds;
+    bool remove = false;
+    if (x->err_type || !api_int(x, "pierRefreshSeconds", 0, RULE_EXT_SECONDS_MAX, &refresh) ||
+        !api_int(x, "pierNegativeSeconds", 0, 7LL * 86400, &negative) ||
+        (!create && !api_bool(x, "pierRemoveCredentials", &remove)))
+        return false;
     const char *kind = api_str(x, "upstreamRegistry", false, 39);
     const char *cred = api_str(x, "credentialArn", false, RULE_ARN_MAX - 1);
     const char *role = api_str(x, "customRoleArn", false, RULE_ARN_MAX - 1);
@@ -193,7 +212,24 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create)
     if (create) {
         r->upstream_registry[0] = '\0';
         snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
+    } else if (url) {
+        /* A new upstream: written as given, its kind inferred again unless named. */
+        snprintf(r->upstream_url, sizeof r->upstream_url, "%s", url);
+        r->upstream_url_given[0] = '\0';
+        if (!kind)
+            r->upstream_registry[0] = '\0';
     }
+    if (remove && cred)
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER,
+                        "pierRemoveCredentials and credentialArn cannot go together");
+    if (remove) {
+        r->credential_arn[0] = '\0';
+        *clear_creds = true;
+    }
+    if (ca)
+        r->ca_bundle = ca[0] ? ca : NULL;
+    r->refresh_seconds = (int)refresh;
+    r->negative_seconds = (int)negative;
     r->max_bytes = max_bytes;
     snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
     if (kind)
@@ -235,7 +271,8 @@ void op_create_ptc_rule(struct api *x)
 {
     struct cache_rule r;
     rule_defaults(&r);
-    if (!api_authorize(x, NULL) || !read_rule_fields(x, &r, true))
+    bool unused = false;
+    if (!api_authorize(x, NULL) || !read_rule_fields(x, &r, true, &unused))
         return;
     struct perr e;
     if (rules_create(x->c, &r, NULL, NULL, &e) != PIER_OK) {
@@ -248,6 +285,19 @@ void op_create_ptc_rule(struct api *x)
         return;
     }
     copy_rule_json(x, rule_json(x, &now, false));
+}
+
+/* A rule as Describe answers it: with its credentials' kind and the
+ * upstream's health now (absent when the database could not say). */
+static json_t *described(struct api *x, const struct cache_rule *r)
+{
+    json_t *j = rule_json(x, r, true);
+    json_object_set_new(j, "pierHasCredentials", json_boolean(upstream_rule_has_credentials(r)));
+    struct upstream_health h;
+    struct perr e;
+    if (health_get(x->c, r->id, &h, &e) == PIER_OK)
+        json_object_set_new(j, "pierUpstreamHealth", health_json(&h));
+    return j;
 }
 
 void op_describe_ptc_rules(struct api *x)
@@ -281,7 +331,7 @@ void op_describe_ptc_rules(struct api *x)
                 rule_error(x, &e);
                 break;
             }
-            json_array_append_new(list, rule_json(x, &r, true));
+            json_array_append_new(list, described(x, &r));
         }
     } else {
         json_t *v;
@@ -291,7 +341,7 @@ void op_describe_ptc_rules(struct api *x)
             struct cache_rule r;
             if (rules_get(x->c, json_string_value(json_object_get(v, "ecrRepositoryPrefix")), &r,
                           &e) == PIER_OK)
-                json_array_append_new(list, rule_json(x, &r, true));
+                json_array_append_new(list, described(x, &r));
         }
         api_next(x, offset, limit, (long long)json_array_size(all) > offset + limit);
     }
@@ -312,9 +362,10 @@ void op_update_ptc_rule(struct api *x)
         rule_error(x, &e);
         return;
     }
-    if (!read_rule_fields(x, &r, false))
+    bool clear_creds = false;
+    if (!read_rule_fields(x, &r, false, &clear_creds))
         return;
-    if (cache_rule_update(x->c, &r, false, NULL, NULL, &e) != PIER_OK ||
+    if (cache_rule_update(x->c, &r, clear_creds, NULL, NULL, &e) != PIER_OK ||
         rules_get(x->c, prefix, &r, &e) != PIER_OK) {
         rule_error(x, &e);
         return;
@@ -326,6 +377,9 @@ void op_update_ptc_rule(struct api *x)
         json_object_set_new(j, "credentialArn", json_string(r.credential_arn));
     if (r.custom_role_arn[0])
         json_object_set_new(j, "customRoleArn", json_string(r.custom_role_arn));
+    json_object_set_new(
+        j, "pierUpstreamRegistryUrl",
+        json_string(r.upstream_url_given[0] ? r.upstream_url_given : r.upstream_url));
     budget_json(j, &r);
     copy_rule_json(x, j);
 }
@@ -362,13 +416,16 @@ void op_validate_ptc_rule(struct api *x)
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "createdAt");
     json_object_del(j, "upstreamRegistry");
-    json_object_set_new(j, "isValid", json_boolean(ok));
-    if (!ok) {
-        json_object_set_new(j, "failure", json_string(resp.message[0] ? resp.message
-                                                                      : upstream_failure_name(resp.failure)));
+    json_object_del(j, "pierCaBundle");
+    json_object_del(j, "pierRefreshSeconds");
+    json_object_del(j, "pierNegativeSeconds");
+    health_validation_json(x->c->a, j, &resp, ok, upstream_rule_has_credentials(&r));
+    /* Validation is a request to the upstream like any other, and a success
+     * ends "failing" at once, on every node. */
+    health_note(x->c, r.id, &resp, upstream_rule_has_credentials(&r), true);
+    if (!ok)
         rules_note_error(x->c, r.id, resp.message);
-    } else {
+    else
         rules_clear_error(x->c, r.id);
-    }
     copy_rule_json(x, j);
 }

@@ -155,7 +155,7 @@ static const char *rule_name(void *arg, long long rule_id)
 
 static const char *class_name(int i)
 {
-    if (i <= UPF_NONE || i > UPF_FORBIDDEN)
+    if (i <= UPF_NONE || i > UPF_NOT_REGISTRY)
         return NULL;
     return upstream_failure_name((enum up_failure)i);
 }

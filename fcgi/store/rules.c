@@ -617,6 +617,14 @@ pier_err rules_credentials(struct ctx *c, const struct cache_rule *r, char *user
                            char *secret, size_t secretsz, struct perr *e)
 {
     user[0] = secret[0] = '\0';
+    if (r->check_user) {
+        const char *t = r->check_secret ? r->check_secret : "";
+        if (strlen(r->check_user) >= usersz || strlen(t) >= secretsz)
+            return perr_set(e, PIER_E_BAD_REQUEST, "the username or access token is too long");
+        snprintf(user, usersz, "%s", r->check_user);
+        snprintf(secret, secretsz, "%s", t);
+        return PIER_OK;
+    }
     if (!r->has_credentials && r->credential_arn[0]) {
         /* ECR's way: a Secrets Manager secret {"username": ..., "accessToken": ...}. */
         char *value;
@@ -709,7 +717,8 @@ static const struct db_stmt st_overview = {
     " coalesce(s.budget_reclaimed_bytes, 0),"
     " coalesce(extract(epoch FROM s.budget_last_expired_at)::bigint, 0),"
     " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
-    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id)"
+    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id),"
+    " cr.id, cr.negative_seconds, cr.ca_bundle IS NOT NULL"
     " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix",
     0};
 
@@ -748,6 +757,9 @@ pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struc
         o->budget_reclaimed = db_int(res, i, 23);
         o->budget_last_expired_at = db_int(res, i, 24);
         o->oldest_last_pull = db_int(res, i, 25);
+        o->id = db_int(res, i, 26);
+        o->negative_seconds = db_int(res, i, 27);
+        o->has_ca_bundle = PQgetvalue(res, i, 28)[0] == 't';
     }
     return PIER_OK;
 }

@@ -40,6 +40,10 @@ struct cache_rule {
     long long created_ms, updated_ms;        /* the same in milliseconds */
     const char *last_error;                  /* arena, or NULL */
     long long last_error_at;
+    /* Credentials of a rule being tried before it is saved (a connection
+     * test): used instead of the stored ones when check_user is set; never
+     * written anywhere. */
+    const char *check_user, *check_secret;
 };
 
 /* Defaults for a new rule (refresh 24 h, negative 5 min, upstream prefix ROOT). */
@@ -140,6 +144,9 @@ void rules_clear_error(struct ctx *c, long long rule_id);
 /* A rule with its counters (cache_stats) and what its repositories hold,
  * for the console's overview. Strings are "" when unset. */
 struct rule_overview {
+    long long id;
+    long long negative_seconds;
+    bool has_ca_bundle;
     const char *prefix, *upstream_url, *upstream_registry, *upstream_prefix;
     long long refresh_seconds;
     bool has_credentials;

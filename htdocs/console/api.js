@@ -76,6 +76,8 @@ export const api = {
   image: (name, ref) => request('GET', `image?name=${encodeURIComponent(name)}&ref=${encodeURIComponent(ref)}`),
   checkUpstream: (repositoryName, imageTag) => request('POST', 'image/check', {repositoryName, imageTag}),
   evictTag: (repositoryName, imageTag) => request('POST', 'image/evict', {repositoryName, imageTag}),
+  // Try an upstream with a rule's settings before saving them (nothing is stored).
+  test: (input) => request('POST', 'rules/test', input || {}),
   ecr: (operation, input) => request('POST', `ecr/${operation}`, input || {}),
   secrets: (operation, input) => request('POST', `secretsmanager/${operation}`, input || {}),
   iam: (operation, input) => request('POST', `iam/${operation}`, input || {}),

@@ -1504,7 +1504,7 @@ def service_model(service: str = "ecr"):
 
 def assert_model_shape(op: str, doc, service: str = "ecr") -> list[tuple[str, object]]:
     """doc, the raw JSON answer of op, holds only what the output shape of op in the installed
-    botocore model names, every member of its type: strings of an enum among the enum's values,
+    botocore model names (and Pier's extension members, named pier*), every member of its type: strings of an enum among the enum's values,
     numbers for timestamps, lists and structures member by member, required members present.
     Returns the timestamps found as (path, raw JSON value)."""
     model = service_model(service)
@@ -1519,6 +1519,8 @@ def assert_model_shape(op: str, doc, service: str = "ecr") -> list[tuple[str, ob
                 problems.append(f"{path}: {type(v).__name__}, the model says structure {s.name}")
                 return
             for k, sub in v.items():
+                if k.startswith("pier") and k not in s.members:
+                    continue  # Pier's documented extension members; SDKs ignore them
                 if k not in s.members:
                     problems.append(f"{path}.{k}: not a member of {s.name} in the model")
                 else:

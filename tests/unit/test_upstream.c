@@ -33,5 +33,13 @@ int main(void)
         CHECK("a long parameter Pier does not read is ignored",
               upstream_parse_challenge(v, &c) && !strcmp(c.realm, "r"));
     }
+    /* The classes the control plane names (pierFailureClass, the health's last failure). */
+    CHECK("a timeout is unreachable", !strcmp(upstream_failure_class(UPF_TIMEOUT), "unreachable"));
+    CHECK("a certificate failure is tls, not unreachable", !strcmp(upstream_failure_class(UPF_TLS), "tls"));
+    CHECK("401/403 after credentials is auth-refused", !strcmp(upstream_failure_class(UPF_AUTH), "auth-refused"));
+    CHECK("no /v2/ is not-a-registry", !strcmp(upstream_failure_class(UPF_NOT_REGISTRY), "not-a-registry"));
+    CHECK("429 is rate-limited", !strcmp(upstream_failure_class(UPF_RATE_LIMITED), "rate-limited"));
+    CHECK("a 404 or a transfer Pier stopped says nothing about the upstream",
+          !upstream_failure_class(UPF_NOT_FOUND) && !upstream_failure_class(UPF_ABORTED));
     return TAP_DONE();
 }

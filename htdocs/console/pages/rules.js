@@ -91,6 +91,26 @@ export function budgetCell(rule, label) {
     reclaimed);
 }
 
+// ---- durations ------------------------------------------------------------------
+
+const DURATION_UNITS = {s: 1, m: 60, h: 3600, d: 86400};
+
+/** A duration typed by a person ("24h", "30 min", "600", "7d") in seconds; null when it is not one. */
+export function parseDuration(text) {
+  const m = /^\s*(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)?\s*$/i.exec(text);
+  if (!m) return null;
+  return Number(m[1]) * DURATION_UNITS[(m[2] || 's')[0].toLowerCase()];
+}
+
+/** Seconds as the form shows them: exact, in the largest unit that divides them. */
+export function durationText(n) {
+  n = Number(n) || 0;
+  for (const [u, f] of [['d', 86400], ['h', 3600], ['m', 60]]) {
+    if (n >= f && n % f === 0) return `${n / f}${u}`;
+  }
+  return `${n}s`;
+}
+
 function prefixLabel(prefix) {
   return prefix === 'ROOT' ? h('span', {}, h('code', 'ROOT'), h('span', {class: 'muted'}, ' (no prefix)')) : h('code', {class: 'nowrap'}, prefix);
 }
@@ -138,6 +158,63 @@ async function replaceCredentials(prefix, currentArn, username, accessToken) {
   return createSecret(prefix, username, accessToken);
 }
 
+// ---- upstream health ---------------------------------------------------------
+
+/** What a failure class (pierFailureClass, lastFailureClass) means, in words. */
+export const FAILURE_CLASSES = {
+  'ok': 'OK',
+  'unreachable': 'Unreachable (DNS, connection or timeout)',
+  'tls': 'TLS failed (certificate or handshake)',
+  'auth-refused': 'Credentials refused',
+  'not-a-registry': 'Not a registry',
+  'rate-limited': 'Rate-limited',
+  'server-error': 'Upstream server error',
+  'protocol-error': 'Unexpected answer',
+  'refused-by-pier': 'Refused by Pier',
+};
+
+export function classWords(c) {
+  return FAILURE_CLASSES[c] || c || 'Unknown';
+}
+
+/** The heading of a failure: the sentence's own first words ("Credentials needed") when it has them. */
+function failureTitle(cls, text) {
+  const lead = /^([A-Z][A-Za-z -]{2,30}): /.exec(text || '');
+  return lead ? lead[1] : classWords(cls);
+}
+
+/** A time in the future as a clock time and how far away it is (time() says "just now" near now). */
+function until(epoch) {
+  const iso = new Date(epoch * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const left = Math.max(0, Math.round(epoch - Date.now() / 1000));
+  const text = left < 120 ? `${left} s` : left < 7200 ? `${Math.round(left / 60)} min` : `${Math.round(left / 3600)} h`;
+  return h('time', {datetime: iso, title: iso.replace('T', ' ').replace('Z', ' UTC')}, `${iso.slice(11, 19)} UTC (in ${text})`);
+}
+
+/**
+ * The upstream's health now: the state (healthy, failing since, rate-limited until, not
+ * contacted yet), the last success, the last failure with its class, the recent error rate.
+ */
+export function healthView(health, compact) {
+  const hl = health || {state: 'unknown', recentAttempts: 0, recentErrors: 0, recentWindowSeconds: 900};
+  const state = hl.state;
+  const head = state === 'healthy' ? [badge('Healthy', 'ok')]
+    : state === 'failing' ? [badge('Failing', 'danger'), ' since ', time(hl.failingSince)]
+      : state === 'rate-limited' ? [badge('Rate-limited', 'warning'), ' until ', until(hl.rateLimitedUntil)]
+        : [badge('Not contacted yet', 'neutral')];
+  const minutes = Math.round((hl.recentWindowSeconds || 900) / 60);
+  const rate = hl.recentAttempts
+    ? `${formatCount(hl.recentErrors)} of ${formatCount(hl.recentAttempts)} requests failed in the last ${minutes} min`
+    : `no requests in the last ${minutes} min`;
+  return h('div', {class: 'health', dataset: {state}},
+    h('div', {class: 'health-state'}, ...head),
+    h('div', {class: 'small muted health-success'}, 'last success ', time(hl.lastSuccessAt)),
+    hl.lastFailureClass ? h('div', {class: 'small health-failure'},
+      h('span', {class: 'health-class'}, failureTitle(hl.lastFailureClass, hl.lastFailure)), ' ', time(hl.lastFailureAt),
+      h('div', {class: ['error-text', compact ? 'clamp' : ''], title: hl.lastFailure}, hl.lastFailure)) : null,
+    h('div', {class: 'small muted health-rate'}, rate));
+}
+
 // ---- the list ----------------------------------------------------------------
 
 function validationText(rule, r) {
@@ -146,7 +223,9 @@ function validationText(rule, r) {
       ? `Pier reached ${rule.upstreamUrl} with these credentials.`
       : `Pier reached ${rule.upstreamUrl} (without credentials).`;
   }
-  return `Pier could not reach ${rule.upstreamUrl}: ${r.failure || 'no reason given'}`;
+  // "Could not reach" only for what Pier did not reach: a refused password was reached.
+  if (r.pierFailureClass === 'unreachable') return `Pier could not reach ${rule.upstreamUrl}: ${r.failure || 'no reason given'}`;
+  return `${rule.upstreamUrl}: ${r.failure || classWords(r.pierFailureClass)}`;
 }
 
 export async function rulesPage(container, {ctx, query}) {
@@ -175,7 +254,7 @@ export async function rulesPage(container, {ctx, query}) {
       h('th', {scope: 'col'}, 'Credentials'),
       h('th', {scope: 'col'}, 'Refresh'),
       h('th', {scope: 'col'}, 'Cached'),
-      h('th', {scope: 'col'}, 'Last upstream error'),
+      h('th', {scope: 'col'}, 'Upstream health'),
       h('th', {scope: 'col', class: 'actions-col'}, h('span', {class: 'visually-hidden'}, 'Actions')))));
   const tbody = h('tbody');
   table.appendChild(tbody);
@@ -184,16 +263,10 @@ export async function rulesPage(container, {ctx, query}) {
     const resultRow = h('tr', {class: 'result-row', hidden: true});
     const resultCell = h('td', {colspan: '7'});
     resultRow.appendChild(resultCell);
-    const errorCell = h('td', {class: 'error-cell'});
-    const showLastError = (text, at) => {
-      clear(errorCell);
-      if (!text) {
-        errorCell.appendChild(h('span', {class: 'muted'}, 'None'));
-        return;
-      }
-      errorCell.append(h('span', {class: 'error-text clamp', title: text}, text), h('span', {class: 'muted small nowrap'}, time(at)));
-    };
-    showLastError(rule.lastError, rule.lastErrorAt);
+    // The upstream now (shared by every node), refreshed after a validation.
+    const errorCell = h('td', {class: 'error-cell health-cell'});
+    const showHealth = (health) => clear(errorCell).appendChild(healthView(health, true));
+    showHealth(rule.health);
 
     const validate = h('button', {type: 'button', class: 'button button-small', 'aria-label': `Validate rule ${rule.prefix}`,
       dataset: {action: 'validate', prefix: rule.prefix}}, 'Validate');
@@ -211,8 +284,11 @@ export async function rulesPage(container, {ctx, query}) {
         box.setAttribute('role', 'status');
         box.classList.add('validate-result');
         box.dataset.valid = String(Boolean(r.isValid));
+        box.dataset.failureClass = r.pierFailureClass || '';
         clear(resultCell).appendChild(box);
-        if (!r.isValid) showLastError(r.failure, Date.now() / 1000);
+        const now = await api.overview().catch(() => null);
+        const mine = now && (now.rules || []).find((x) => x.prefix === rule.prefix);
+        if (mine) showHealth(mine.health);
       } catch (e) {
         clear(resultCell).appendChild(errorNotice(e, `Validating ${rule.prefix} failed`));
       }
@@ -257,7 +333,9 @@ export async function rulesPage(container, {ctx, query}) {
       h('th', {scope: 'row'}, prefixLabel(rule.prefix)),
       h('td', {}, upstream),
       h('td', {}, creds),
-      h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds)),
+      h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds),
+        h('div', {class: 'small muted'}, 'not found: ', formatDuration(rule.negativeSeconds || 0).replace('never (every pull checks)', 'not kept')),
+        rule.hasCaBundle ? h('div', {class: 'small muted'}, 'own CA bundle') : null),
       // What is cached, against the rule's byte budget, and how far back its last pulls go.
       h('td', {class: 'cached-cell'}, h('div', {class: 'nowrap'}, `${formatCount(rule.repositories)} ${rule.repositories === 1 ? 'repository' : 'repositories'}`),
         h('div', {class: 'small muted nowrap bytes-cached'}, bytes(rule.bytesCached)),
@@ -293,7 +371,7 @@ export async function ruleFormPage(container, {params, ctx}) {
   container.appendChild(h('nav', {class: 'breadcrumbs', 'aria-label': 'Breadcrumbs'},
     h('a', {href: '#/rules'}, 'Pull through cache'), ' / ', editing ? `Edit ${editing}` : 'Create rule'));
   container.appendChild(pageHeader(editing ? `Edit rule ${editing}` : 'Create a pull through cache rule',
-    editing ? 'The upstream of a rule and its prefix stay as they are; to change them, create a new rule.'
+    editing ? 'Every setting of the rule can change here except its prefix; to change that, create a new rule. Test the connection before saving.'
       : 'Choose the upstream, the prefix its repositories get in Pier, and — if the upstream needs them — credentials.'));
 
   const status = h('div', {class: 'form-status', role: 'alert'});
@@ -310,6 +388,13 @@ export async function ruleFormPage(container, {params, ctx}) {
     autocomplete: 'off', placeholder: 'ROOT'});
   const budget = h('input', {type: 'text', name: 'maxBytes', spellcheck: 'false', autocapitalize: 'off',
     autocomplete: 'off', inputmode: 'text', placeholder: 'e.g. 50 GiB'});
+  const refresh = h('input', {type: 'text', name: 'refreshInterval', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', placeholder: '24h'});
+  const negative = h('input', {type: 'text', name: 'negativeCache', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', placeholder: '5m'});
+  const caBundle = h('textarea', {name: 'caBundle', rows: '4', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', class: 'ca-bundle', placeholder: '-----BEGIN CERTIFICATE-----'});
+  const removeCreds = h('input', {type: 'checkbox', name: 'removeCredentials'});
   const username = h('input', {type: 'text', name: 'username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
   const token = h('input', {type: 'password', name: 'accessToken', autocomplete: 'new-password'});
   const typeNote = h('p', {class: 'help', id: nextId('note')});
@@ -381,11 +466,15 @@ export async function ruleFormPage(container, {params, ctx}) {
     updatePreview();
   });
   for (const i of [url, upPrefix]) i.addEventListener('input', () => { fieldError(i, null); updatePreview(); });
-  budget.addEventListener('input', () => fieldError(budget, null));
+  for (const i of [budget, refresh, negative, caBundle]) i.addEventListener('input', () => fieldError(i, null));
+  removeCreds.addEventListener('change', () => {
+    username.disabled = token.disabled = removeCreds.checked;
+    if (removeCreds.checked) username.value = token.value = '';
+  });
 
   const credsHelpText = editing
     ? (stats && stats.hasCredentials
-      ? 'The rule has credentials. They are never shown; enter both fields to replace them, or leave them empty to keep them.'
+      ? 'The rule has credentials. They are never shown; enter both fields to replace them, leave them empty to keep them, or remove them.'
       : 'The rule has no credentials. Enter both fields to add them.')
     : 'Written once to a Secrets Manager secret named ecr-pullthroughcache/<prefix>; Pier never shows them again.';
 
@@ -395,13 +484,19 @@ export async function ruleFormPage(container, {params, ctx}) {
     prefix.value = rule.ecrRepositoryPrefix;
     upPrefix.value = rule.upstreamRepositoryPrefix || 'ROOT';
     budget.value = rule.pierMaxBytes ? sizeText(rule.pierMaxBytes) : '';
+    refresh.value = durationText(rule.pierRefreshSeconds ?? 86400);
+    negative.value = durationText(rule.pierNegativeSeconds ?? 300);
+    caBundle.value = rule.pierCaBundle || '';
     form.append(h('dl', {class: 'facts'},
       h('dt', 'Prefix'), h('dd', prefixLabel(rule.ecrRepositoryPrefix)),
       h('dt', 'Upstream'), h('dd', upstreamName(rule.upstreamRegistry), ' ', h('code', rule.upstreamRegistryUrl)),
       h('dt', 'Credentials'), h('dd', stats && stats.hasCredentials
         ? [badge('Set', 'ok'), rule.credentialArn ? [' ', h('code', {class: 'small'}, rule.credentialArn)] : ' (stored with the rule)']
         : h('span', {class: 'muted'}, 'None')),
-      h('dt', 'Created'), h('dd', time(rule.createdAt))));
+      h('dt', 'Created'), h('dd', time(rule.createdAt)),
+      h('dt', 'Upstream health'), h('dd', {class: 'rule-health'}, healthView(rule.pierUpstreamHealth, false))));
+    form.append(field('Registry URL', url,
+      'A new URL points the rule at another upstream: tags are asked from it on their next pull, and the old upstream\'s tokens are forgotten.'));
   } else {
     form.append(
       field('Upstream registry', typeSelect, null),
@@ -420,22 +515,74 @@ export async function ruleFormPage(container, {params, ctx}) {
       'again on their next pull; images pulled within the last minute stay. Empty: no budget.',
       stats ? [' Now cached: ', bytes(stats.bytesCached), '.'] : null],
     {optional: true}));
+  form.append(h('div', {class: 'field-pair'},
+    field('Refresh interval', refresh,
+      ['How long a cached tag is served before Pier asks the upstream again, e.g. ', h('code', '24h'), ', ',
+        h('code', '30m'), '; ', h('code', '0'), ': ask on every pull.']),
+    field('Not-found cache time', negative,
+      ['How long "not found upstream" is remembered, e.g. ', h('code', '5m'), '; ', h('code', '0'), ': not at all (at most 7 days).'])));
+  form.append(field('CA bundle', caBundle,
+    ['PEM certificates Pier trusts for this upstream\'s TLS (a private CA) instead of the system\'s. ',
+      'Empty: the system\'s only', editing && rule.pierCaBundle ? ' — emptying it removes the rule\'s bundle' : '', '.'],
+    {optional: true}));
+  const credsFields = h('div', {class: 'field-pair'},
+    field('Username', username),
+    field('Access token or password', token));
   form.append(h('fieldset', {class: 'fieldset'},
     h('legend', {}, editing ? 'Replace credentials' : 'Upstream credentials', h('span', {class: 'optional'}, ' – optional')),
     h('p', {class: 'help'}, credsHelpText),
-    h('div', {class: 'field-pair'},
-      field('Username', username),
-      field('Access token or password', token))));
+    credsFields,
+    editing && stats && stats.hasCredentials
+      ? h('label', {class: 'checkbox'}, removeCreds, ' Remove the credentials: the rule pulls anonymously') : null));
   form.append(preview);
   const submit = h('button', {type: 'submit', class: 'button button-primary'}, editing ? 'Save changes' : 'Create rule');
-  form.append(h('div', {class: 'form-actions'}, submit, h('a', {class: 'button', href: '#/rules'}, 'Cancel')));
+  const testButton = h('button', {type: 'button', class: 'button', name: 'testConnection'}, 'Test connection');
+  const testResult = h('div', {class: 'test-result', 'aria-live': 'polite'});
+  form.append(testResult);
+  form.append(h('div', {class: 'form-actions'}, submit, testButton, h('a', {class: 'button', href: '#/rules'}, 'Cancel')));
   container.append(status, form);
   applyType();
+
+  // Try what the form holds, saving nothing: the URL, the credentials typed (or the rule's own
+  // when editing), the CA bundle.
+  testButton.addEventListener('click', () => busy(testButton, 'Testing…', async () => {
+    clear(testResult);
+    const u = url.value.trim();
+    if (!u) {
+      fieldError(url, 'Enter the registry URL.');
+      url.focus();
+      return;
+    }
+    const user = username.value.trim();
+    if (Boolean(user) !== Boolean(token.value)) {
+      fieldError(user ? token : username, 'Enter both the username and the access token, or neither.');
+      return;
+    }
+    const input = {upstreamRegistryUrl: u};
+    if (editing) input.ecrRepositoryPrefix = editing;
+    if (user) Object.assign(input, {username: user, accessToken: token.value});
+    if (removeCreds.checked) input.pierRemoveCredentials = true;
+    input.pierCaBundle = caBundle.value.trim();
+    testResult.appendChild(notice('info', `Pier is contacting ${u}…`));
+    try {
+      const r = await api.test(input);
+      const shown = {upstreamUrl: u, hasCredentials: Boolean(user) || (editing && stats && stats.hasCredentials && !removeCreds.checked)};
+      const box = notice(r.isValid ? 'success' : 'error',
+        r.isValid ? null : h('strong', {}, `${failureTitle(r.pierFailureClass, r.failure)}. `), validationText(shown, r));
+      box.setAttribute('role', 'status');
+      box.classList.add('test-connection-result');
+      box.dataset.valid = String(Boolean(r.isValid));
+      box.dataset.failureClass = r.pierFailureClass || '';
+      clear(testResult).appendChild(box);
+    } catch (e) {
+      clear(testResult).appendChild(errorNotice(e, 'Testing the connection failed'));
+    }
+  }));
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(status);
-    for (const i of [url, prefix, upPrefix, budget, username, token]) fieldError(i, null);
+    for (const i of [url, prefix, upPrefix, budget, refresh, negative, caBundle, username, token]) fieldError(i, null);
     const p = prefix.value.trim();
     const up = upPrefix.value.trim() || 'ROOT';
     const user = username.value.trim();
@@ -445,8 +592,8 @@ export async function ruleFormPage(container, {params, ctx}) {
       fieldError(input, text);
       if (!bad) bad = input;
     };
-    if (!editing) {
-      const pp = prefixProblem(p);
+    {
+      const pp = editing ? null : prefixProblem(p);
       if (pp) problem(prefix, pp);
       const u = url.value.trim();
       if (!u) problem(url, 'Enter the registry URL.');
@@ -460,6 +607,12 @@ export async function ruleFormPage(container, {params, ctx}) {
     const maxBytes = budgetText ? parseSize(budgetText) : 0;
     if (maxBytes === null) problem(budget, 'Enter a size such as 50 GiB, 512 MiB or 1073741824 (bytes), or leave it empty for no budget.');
     else if (maxBytes && (maxBytes < BUDGET_MIN || maxBytes > BUDGET_MAX)) problem(budget, 'A budget must be at least 1 MiB and at most 1 EiB.');
+    const refreshSecs = refresh.value.trim() ? parseDuration(refresh.value) : 86400;
+    if (refreshSecs === null || refreshSecs > 365 * 86400) problem(refresh, 'Enter a duration such as 24h, 30m, 600 (seconds) or 0, at most 365d.');
+    const negativeSecs = negative.value.trim() ? parseDuration(negative.value) : 300;
+    if (negativeSecs === null || negativeSecs > 7 * 86400) problem(negative, 'Enter a duration such as 5m, 30s or 0, at most 7d.');
+    const pem = caBundle.value.trim();
+    if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) problem(caBundle, 'Paste PEM certificates (-----BEGIN CERTIFICATE----- …), or leave it empty.');
     if (Boolean(user) !== Boolean(secret)) problem(user ? token : username, 'Enter both the username and the access token, or neither.');
     if (bad) {
       bad.focus();
@@ -478,7 +631,26 @@ export async function ruleFormPage(container, {params, ctx}) {
             input.pierMaxBytes = maxBytes; // 0 removes the budget
             changed = true;
           }
-          if (user) {
+          if (refreshSecs !== (rule.pierRefreshSeconds ?? 86400)) {
+            input.pierRefreshSeconds = refreshSecs;
+            changed = true;
+          }
+          if (negativeSecs !== (rule.pierNegativeSeconds ?? 300)) {
+            input.pierNegativeSeconds = negativeSecs;
+            changed = true;
+          }
+          if (pem !== (rule.pierCaBundle || '').trim()) {
+            input.pierCaBundle = pem; // '' removes the bundle
+            changed = true;
+          }
+          if (url.value.trim() !== rule.upstreamRegistryUrl) {
+            input.pierUpstreamRegistryUrl = url.value.trim();
+            changed = true;
+          }
+          if (removeCreds.checked) {
+            input.pierRemoveCredentials = true;
+            changed = true;
+          } else if (user) {
             input.credentialArn = await replaceCredentials(editing, rule.credentialArn, user, secret);
             changed = true;
           }
@@ -496,6 +668,9 @@ export async function ruleFormPage(container, {params, ctx}) {
           if (current().id !== 'oci') input.upstreamRegistry = current().id;
           if (up !== 'ROOT') input.upstreamRepositoryPrefix = up;
           if (maxBytes) input.pierMaxBytes = maxBytes;
+          if (refreshSecs !== 86400) input.pierRefreshSeconds = refreshSecs;
+          if (negativeSecs !== 300) input.pierNegativeSeconds = negativeSecs;
+          if (pem) input.pierCaBundle = pem;
           // A taken prefix is refused before any secret is written.
           let taken = false;
           try {
@@ -522,10 +697,13 @@ export async function ruleFormPage(container, {params, ctx}) {
       } catch (e) {
         const msg = e.message || '';
         const target = /^ecrRepositoryPrefix|prefix \S+ already exists/.test(msg) || e.type === 'PullThroughCacheRuleAlreadyExistsException' ? prefix
-          : /^upstreamRegistryUrl/.test(msg) ? url
+          : /^upstreamRegistryUrl|^pierUpstreamRegistryUrl|upstream URL/i.test(msg) ? url
             : /^upstreamRepositoryPrefix/.test(msg) ? upPrefix
-              : /^pierMaxBytes|byte budget/.test(msg) ? budget : null;
-        if (target && !(editing && target !== upPrefix && target !== budget)) {
+              : /^pierMaxBytes|byte budget/.test(msg) ? budget
+                : /^pierRefreshSeconds|refresh interval/.test(msg) ? refresh
+                  : /^pierNegativeSeconds|negative-cache/.test(msg) ? negative
+                    : /^pierCaBundle|CA bundle/.test(msg) ? caBundle : null;
+        if (target && !(editing && target === prefix)) {
           fieldError(target, msg);
           target.focus();
         } else {
