@@ -101,6 +101,7 @@ async function main() {
       {key: 'repository', hash: `#/repositories/${encodeURIComponent(repo)}`, heading: repo, ready: 'tr[data-tag="v1"]'},
       {key: 'permissions', hash: '#/permissions', heading: 'Registry permissions', ready: '.policy-card textarea'},
       {key: 'storage', hash: '#/storage', heading: 'Storage', ready: '.tiles'},
+      {key: 'image', hash: `#/image/v1/${encodeURIComponent(repo)}`, heading: `${repo}:v1`, ready: '#image-facts'},
       {key: 'people', hash: '#/people', heading: 'Users and access keys', ready: '.people-table'},
       {key: 'activity', hash: '#/activity', heading: 'Activity', ready: '.activity-table'},
     ];
