@@ -1,0 +1,369 @@
+"""Pier as the registry mirror of real container runtimes.
+
+containerd (Debian's 1.6) runs as a daemon started here with its own root,
+state and socket, and `ctr images pull --hosts-dir` pulls images named as
+their nodes name them (docker.io/library/<image>, quay.io/<org>/<image>).
+The "Docker Hub" and "Quay" upstreams are local docker-registry instances:
+each hosts.toml names the local registry as `server` and Pier as its mirror
+host, exactly as a node operator writes it, so that where every byte came
+from is read in the access logs: Pier's (containerd's requests carry the
+user agent containerd/<version>) and the upstream's (Pier's own requests
+carry no ns parameter; containerd's always do).
+
+Every pull after the first runs in a new containerd namespace with the
+"isolated" content sharing policy: containerd fetches everything again, as
+a freshly started node would.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, policy, policy_settle
+from pierlib import (
+    PreconditionError, SavedRegistryPolicy, TempDir, build_image_layout, state_dir, url_a, wait_until,
+)
+from upstreams import CacheRule, DockerRegistry, pierctl
+
+CONTAINERD = "/usr/bin/containerd"
+CTR = "/usr/bin/ctr"
+
+# Plugins this daemon does without: the CRI plugin (no kubelet here), the
+# snapshotters that need kernel features a container may lack (overlayfs,
+# btrfs, zfs, devmapper, aufs: pulls unpack with the native snapshotter), the
+# task runtimes (nothing is run), and "opt", which would write to /opt.
+DISABLED_PLUGINS = [
+    "io.containerd.grpc.v1.cri",
+    "io.containerd.snapshotter.v1.aufs",
+    "io.containerd.snapshotter.v1.btrfs",
+    "io.containerd.snapshotter.v1.devmapper",
+    "io.containerd.snapshotter.v1.overlayfs",
+    "io.containerd.snapshotter.v1.zfs",
+    "io.containerd.internal.v1.opt",
+    "io.containerd.internal.v1.restart",
+    "io.containerd.internal.v1.tracing",
+    "io.containerd.tracing.processor.v1.otlp",
+    "io.containerd.runtime.v1.linux",
+    "io.containerd.runtime.v2.task",
+    "io.containerd.monitor.v1.cgroups",
+    "io.containerd.service.v1.tasks-service",
+    "io.containerd.grpc.v1.tasks",
+]
+
+
+class Containerd:
+    """A containerd daemon of its own: root, state, socket and configuration in a temp
+    directory (short: the socket path must fit a sockaddr_un); it never touches a system
+    containerd. Stopped and removed on exit (and at interpreter exit, if a test was cut)."""
+
+    def __init__(self):
+        for exe in (CONTAINERD, CTR):
+            if not os.path.exists(exe):
+                raise PreconditionError(f"precondition missing: {exe} is not installed (Debian package containerd)")
+        self.dir = tempfile.mkdtemp(prefix="pier-ctrd-")
+        self.sock = os.path.join(self.dir, "ctrd.sock")
+        self.config = os.path.join(self.dir, "config.toml")
+        self.log_path = os.path.join(self.dir, "containerd.log")
+        self.proc: subprocess.Popen | None = None
+        with open(self.config, "w") as f:
+            f.write("\n".join([
+                "version = 2",
+                f'root = "{self.dir}/root"',
+                f'state = "{self.dir}/state"',
+                "disabled_plugins = [" + ", ".join(f'"{p}"' for p in DISABLED_PLUGINS) + "]",
+                "[grpc]",
+                f'  address = "{self.sock}"',
+                "[ttrpc]",
+                f'  address = "{self.sock}.ttrpc"',
+                "[debug]",
+                '  address = ""',
+                '  level = "info"',
+                "[metrics]",
+                '  address = ""',
+                '[plugins."io.containerd.metadata.v1.bolt"]',
+                '  content_sharing_policy = "isolated"',
+                "",
+            ]))
+
+    def start(self, timeout: float = 20):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([CONTAINERD, "--config", self.config], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        atexit.register(self.close)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            p = subprocess.run([CTR, "--address", self.sock, "version"], capture_output=True, timeout=10)
+            return "up" if p.returncode == 0 else None
+        state = wait_until(ready, timeout, 0.1)
+        if state != "up":
+            tail = self.log_tail()
+            self.close()
+            raise AssertionError(f"containerd did not start ({state}): {tail}")
+        return self
+
+    def close(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc = None
+        if os.path.isdir(self.dir):
+            # The native snapshotter leaves read-only directories: make them writable first.
+            subprocess.run(["chmod", "-R", "u+rwX", self.dir], capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def ctr(self, namespace: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([CTR, "--address", self.sock, "--namespace", namespace, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def pull(self, ref: str, hosts_dir: str, namespace: str | None = None, user: str | None = None,
+             check: bool = True) -> tuple[str, subprocess.CompletedProcess]:
+        """`ctr images pull --hosts-dir` into a new namespace (a fresh node's view of the
+        content store); returns (namespace, the completed ctr process)."""
+        namespace = namespace or "pull-" + uuid.uuid4().hex[:8]
+        args = ["images", "pull", "--hosts-dir", hosts_dir, "--snapshotter", "native"]
+        if user:
+            args += ["--user", user]
+        p = self.ctr(namespace, *args, ref, timeout=90)
+        if check and p.returncode != 0:
+            raise AssertionError(f"ctr images pull {ref} failed ({p.returncode}): {p.stderr[-2500:]}")
+        return namespace, p
+
+    def image_digest(self, namespace: str, ref: str) -> str:
+        """The manifest digest containerd recorded for ref."""
+        p = self.ctr(namespace, "images", "ls")
+        assert p.returncode == 0, p.stderr
+        for line in p.stdout.splitlines()[1:]:
+            fields = line.split()
+            if fields and fields[0] == ref:
+                return fields[2]
+        raise AssertionError(f"containerd namespace {namespace} has no image {ref}: {p.stdout}")
+
+    def content(self, namespace: str) -> set[str]:
+        """Digests in the namespace's content store."""
+        p = self.ctr(namespace, "content", "ls", "-q")
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+
+def write_hosts(hosts_dir: str, registry: str, server: str, mirrors: list[tuple[str, bool]]) -> str:
+    """<hosts_dir>/<registry>/hosts.toml: `server` and mirror hosts (url, override_path) tried in
+    order, each for pull and resolve, as docs/mirror.md tells node operators to write it."""
+    d = os.path.join(hosts_dir, registry)
+    os.makedirs(d, exist_ok=True)
+    lines = [f'server = "{server}"', ""]
+    for url, override in mirrors:
+        lines += [f'[host."{url}"]', '  capabilities = ["pull", "resolve"]']
+        if override:
+            lines.append("  override_path = true")
+        lines.append("")
+    path = os.path.join(d, "hosts.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
+# ---------------------------------------------------------------------------
+# access logs: (method, path with query, status, user agent)
+
+UPSTREAM_LINE = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"')
+PIER_LINE = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3}) \S+ \S+ "([^"]*)"')
+
+
+class AccessLog:
+    """Lines of an access log written after mark()."""
+
+    def __init__(self, path: str, rx: re.Pattern):
+        self.path, self.rx = path, rx
+        self.offset = 0
+
+    def _size(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def mark(self) -> "AccessLog":
+        self.offset = self._size()
+        return self
+
+    def entries(self) -> list[tuple[str, str, int, str]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return []
+        return [(m.group(1), m.group(2), int(m.group(3)), m.group(4)) for m in self.rx.finditer(text)]
+
+    def settle(self, quiet: float = 0.4, timeout: float = 5) -> list[tuple[str, str, int, str]]:
+        """The entries once no new line came for `quiet` seconds (logs are written after the answer)."""
+        deadline = time.monotonic() + timeout
+        last, since = self._size(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = self._size()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return self.entries()
+
+
+def pier_access_log() -> AccessLog:
+    return AccessLog(os.path.join(state_dir(), "log", "apache-access.log"), PIER_LINE)
+
+
+def upstream_log(up: DockerRegistry) -> AccessLog:
+    return AccessLog(up.log_path, UPSTREAM_LINE)
+
+
+def is_containerd(ua: str) -> bool:
+    return ua.startswith("containerd/")
+
+
+def summary(entries, limit: int = 40) -> str:
+    return "; ".join(f"{m} {p} {s} [{ua}]" for m, p, s, ua in entries[:limit]) or "(nothing)"
+
+
+def by_path(entries, repo: str, kind: str) -> list[tuple[str, str, int, str]]:
+    """Entries for /v2/<repo>/<kind>/... (kind: manifests or blobs)."""
+    prefix = f"/v2/{repo}/{kind}/"
+    return [e for e in entries if e[1].startswith(prefix)]
+
+
+def served(entries, repo: str, digest: str, method: str = "GET") -> bool:
+    """Did some entry answer 200 to METHOD /v2/<repo>/blobs/<digest> (any query)?"""
+    return any(m == method and p.split("?", 1)[0] == f"/v2/{repo}/blobs/{digest}" and s == 200
+               for m, p, s, _ in entries)
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+
+
+def hub_with_image(repo: str, tag: str, tmp: TempDir, label: str = "hub"):
+    """A started anonymous docker-registry holding a new image (3 layers) as repo:tag."""
+    layout = tmp.sub(f"layout-{label}")
+    image = build_image_layout(layout, tag)
+    up = DockerRegistry().start()
+    try:
+        up.push_layout(layout, tag, repo)
+    except BaseException:
+        up.close()
+        raise
+    return up, image
+
+
+class AnonymousPulls(SavedRegistryPolicy):
+    """The registry policy a node operator puts for nodes that pull anonymously: anyone may
+    pull (and, on a first pull, import) under the given rule prefixes, and nothing else.
+    The previous registry policy comes back on exit."""
+
+    def __init__(self, *prefixes: str):
+        self.doc = policy(allow(PULL_ACTIONS + IMPORT_ACTIONS, [f"{p}/*" for p in prefixes],
+                                sid="NodesPullThroughTheMirror", principal="*"))
+
+    def __enter__(self):
+        super().__enter__()
+        p = pierctl("policy", "registry", "put", "-", input=self.doc)
+        assert p.returncode == 0, f"policy registry put failed ({p.returncode}): {p.stderr.strip()}"
+        policy_settle()
+        return self
+
+
+def blobs_of(image) -> list[str]:
+    return [image.config.digest, *[l.digest for l in image.layers]]
+
+
+def assert_pulled(ctrd: Containerd, ns: str, ref: str, image) -> None:
+    """containerd holds the image's manifest, config and every layer, with the upstream's digests."""
+    got = ctrd.image_digest(ns, ref)
+    assert got == image.digest, f"containerd recorded {ref} as {got}, the upstream's digest is {image.digest}"
+    have = ctrd.content(ns)
+    want = {image.digest, *blobs_of(image)}
+    assert want <= have, f"containerd's content store lacks {sorted(want - have)} (has {sorted(have)})"
+
+
+def assert_through_pier(pier_entries, up_entries, pier_repo: str, up_repo: str, image, what: str) -> None:
+    """containerd fetched the manifest and every blob from Pier (as pier_repo, 200) and sent
+    nothing to the upstream itself; the upstream served Pier every blob once."""
+    mine = [e for e in pier_entries if is_containerd(e[3])]
+    manifests = [e for e in by_path(mine, pier_repo, "manifests") if e[2] == 200]
+    assert manifests, f"{what}: Pier's access log has no manifest answer 200 to containerd for {pier_repo}: {summary(mine)}"
+    for d in blobs_of(image):
+        assert served(mine, pier_repo, d), f"{what}: Pier's access log has no GET 200 of blob {d} by containerd: {summary(mine)}"
+    direct = [e for e in up_entries if is_containerd(e[3])]
+    assert not direct, f"{what}: containerd went to the upstream itself: {summary(direct)}"
+    for d in blobs_of(image):
+        n = sum(1 for e in up_entries if e[0] == "GET" and e[1] == f"/v2/{up_repo}/blobs/{d}" and e[2] == 200)
+        assert n == 1, f"{what}: the upstream served blob {d} {n} times, expected once: {summary(up_entries)}"
+
+
+def assert_nothing_upstream(pier_entries, up_entries, pier_repo: str, image, what: str) -> None:
+    """A pull served entirely from Pier's cache: containerd got everything from Pier and the
+    upstream saw no request at all."""
+    mine = [e for e in pier_entries if is_containerd(e[3])]
+    for d in blobs_of(image):
+        assert served(mine, pier_repo, d), f"{what}: Pier's access log has no GET 200 of blob {d} by containerd: {summary(mine)}"
+    assert not up_entries, f"{what}: the upstream was asked: {summary(up_entries)}"
+
+
+# ---------------------------------------------------------------------------
+# tests
+
+
+def test_containerd_pulls_through_prefix_path_with_override_path():
+    """A hosts.toml host with override_path = true and Pier's prefix path: the way to point
+    containerd at a Pier cache rule without mirror mode. The content comes through Pier,
+    digests match, and a second (fresh) pull sends nothing upstream."""
+    name = "library/ovr-" + uuid.uuid4().hex[:8]
+    with TempDir("pier-mirror-") as tmp:
+        hub, image = hub_with_image(name, "1.0", tmp)
+        try:
+            with CacheRule(hub.url, refresh=3600) as rule, AnonymousPulls(rule.prefix), Containerd() as ctrd:
+                hosts = tmp.sub("hosts")
+                write_hosts(hosts, "docker.io", hub.url, [(f"{url_a()}/v2/{rule.prefix}", True)])
+                ref = f"docker.io/{name}:1.0"
+                pier, up = pier_access_log().mark(), upstream_log(hub).mark()
+                ns, _ = ctrd.pull(ref, hosts)
+                assert_pulled(ctrd, ns, ref, image)
+                assert_through_pier(pier.settle(), up.settle(), rule.repo(name), name, image, "first pull")
+                pier.mark(), up.mark()
+                ns2, _ = ctrd.pull(ref, hosts)
+                assert ns2 != ns
+                assert_pulled(ctrd, ns2, ref, image)
+                assert_nothing_upstream(pier.settle(), up.settle(), rule.repo(name), image, "second pull")
+        finally:
+            hub.close()
