@@ -109,7 +109,8 @@ void op_delete_registry_policy(struct api *x)
  * by them and by Describe: pierMaxBytes, the rule's byte budget (0: none;
  * echoed when set); mirrorRegistries, the registries the rule mirrors (a
  * list of host[:port]; [] clears), and defaultMirror (mirror mode,
- * docs/mirror.md; always echoed). The SDKs and the aws CLI ignore output
+ * docs/mirror.md; both echoed when the rule mirrors a registry or is the
+ * default mirror). The SDKs and the aws CLI ignore output
  * members their model lacks; they do not send unknown input members, so
  * these are set with a plain signed request, pierctl or the console. */
 
@@ -121,6 +122,10 @@ static void budget_json(json_t *j, const struct cache_rule *r)
 {
     if (r->max_bytes > 0)
         json_object_set_new(j, RULE_EXT_MAX_BYTES, json_integer(r->max_bytes));
+    /* Only on a rule in mirror mode, as pierMaxBytes only with a budget:
+     * answers of other rules stay exactly the model's shape. */
+    if (r->n_mirrors == 0 && !r->default_mirror)
+        return;
     json_t *m = json_array();
     for (int i = 0; i < r->n_mirrors; i++)
         json_array_append_new(m, json_string(r->mirrors[i]));
