@@ -925,7 +925,9 @@ static const struct db_stmt st_overview = {
     " coalesce(s.budget_reclaimed_bytes, 0),"
     " coalesce(extract(epoch FROM s.budget_last_expired_at)::bigint, 0),"
     " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
-    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id)"
+    "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id),"
+    " coalesce((SELECT string_agg(m.registry, ',' ORDER BY m.position)"
+    "   FROM cache_rule_mirrors m WHERE m.rule_id = cr.id), ''), cr.default_mirror"
     " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix",
     0};
 
@@ -964,6 +966,8 @@ pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struc
         o->budget_reclaimed = db_int(res, i, 23);
         o->budget_last_expired_at = db_int(res, i, 24);
         o->oldest_last_pull = db_int(res, i, 25);
+        o->mirrors = PQgetvalue(res, i, 26);
+        o->default_mirror = PQgetvalue(res, i, 27)[0] == 't';
     }
     return PIER_OK;
 }

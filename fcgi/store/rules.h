@@ -195,6 +195,8 @@ struct rule_overview {
     long long budget_last_expired_at;        /* epoch seconds, 0: never */
     long long oldest_last_pull;              /* the least recent last pull (else push) of
                                                 the images they hold, epoch seconds; 0: none */
+    const char *mirrors;                     /* the registries it mirrors, comma-separated */
+    bool default_mirror;                     /* the registry-wide default mirror */
 };
 
 /* The rules that have a byte budget, by prefix: *out (arena), *n. */
