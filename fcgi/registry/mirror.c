@@ -56,11 +56,20 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
                             "no rule mirrors it", rt->name);
         if ((rc = rules_for_mirror(c, registry, &rule, &found, e)))
             return rc;
-        if (!found)
+        if (!found) {
+            /* containerd's override_path pointing at a rule's prefix
+             * (server .../v2/<prefix>) sends the prefixed name with ns:
+             * served as asked. ROOT does not count: it would answer every
+             * registry's names with its own upstream's images. */
+            if ((rc = rules_match(c, rt->name, &rule, &found, e)))
+                return rc;
+            if (found && strcmp(rule.prefix, "ROOT") != 0)
+                return PIER_OK;
             return perr_set(e, PIER_E_NAME_UNKNOWN,
                             "repository %s of registry %s: no pull-through cache rule mirrors "
                             "%s (pierctl rule update PREFIX --mirrors %s)",
                             rt->name, registry, registry, registry);
+        }
         return prefix_name(c, rt, &rule, asked, e);
     }
     if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)))

@@ -19,9 +19,10 @@
  * mapped):
  *  - with ?ns=<registry>: to <prefix>/<name> of the rule that mirrors
  *    <registry> (unchanged when the name already is under that prefix, as
- *    with containerd's override_path, or the rule's prefix is ROOT);
- *    PIER_E_NAME_UNKNOWN when no rule mirrors it or ns is no host name
- *    (a runtime then tries its next host);
+ *    with containerd's override_path, or the rule's prefix is ROOT); when
+ *    no rule mirrors it, a name under a rule's prefix (not ROOT) is served
+ *    as asked (override_path again), any other name, or an ns that is no
+ *    host name, is PIER_E_NAME_UNKNOWN (a runtime then tries its next host);
  *  - without ns: to <prefix>/<name> of the default mirror rule, when there
  *    is one and the name is neither a repository nor under a rule's prefix.
  * *asked is the name as requested (arena memory) when it was mapped, else
