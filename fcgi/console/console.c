@@ -318,6 +318,15 @@ static void overview(struct ctx *c, struct req *r)
         json_object_set_new(j, "imagesExpired", json_integer(o->budget_expired));
         json_object_set_new(j, "lastExpiredAt", json_integer(o->budget_last_expired_at));
         json_object_set_new(j, "oldestLastPull", json_integer(o->oldest_last_pull));
+        /* Mirror mode: the registries the rule mirrors, and the default mirror. */
+        json_t *mirrors = json_array();
+        for (const char *m = o->mirrors; *m;) {
+            size_t n = strcspn(m, ",");
+            json_array_append_new(mirrors, json_stringn(m, n));
+            m += n + (m[n] == ',');
+        }
+        json_object_set_new(j, "mirrorRegistries", mirrors);
+        json_object_set_new(j, "defaultMirror", json_boolean(o->default_mirror));
         if (o->last_storage_error[0]) {
             json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
             json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));

@@ -43,6 +43,38 @@ function prefixProblem(p) {
   return PREFIX_RE.test(p) ? null : 'This is not a valid prefix.';
 }
 
+// ---- mirror mode ----------------------------------------------------------------
+
+const MIRROR_LABEL = /^(?=.{1,63}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+/**
+ * The registries typed into the mirrors field ("docker.io, quay.io") as a list, or
+ * {problem} when one is not a host name with an optional :port (the server checks too).
+ */
+export function parseMirrors(text) {
+  const out = [];
+  for (const raw of text.split(/[\s,]+/)) {
+    const m = raw.toLowerCase();
+    if (!m) continue;
+    const [host, port, extra] = m.split(':');
+    const portOk = port === undefined || (/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65535);
+    if (extra !== undefined || !portOk || host.length > 253 || !host.split('.').every((l) => MIRROR_LABEL.test(l))) {
+      return {problem: `'${raw}' is not a registry host name: write it as docker.io or registry.example.com:5000, without https:// or a path.`};
+    }
+    if (!out.includes(m)) out.push(m);
+  }
+  return {list: out};
+}
+
+/** What a rule mirrors, for the list: registry names and a badge for the default mirror. */
+function mirrorCell(rule) {
+  const list = rule.mirrorRegistries || [];
+  if (!list.length && !rule.defaultMirror) return h('span', {class: 'muted'}, 'None');
+  return h('div', {class: 'mirrors'},
+    list.map((m) => h('div', {}, h('code', {class: 'small nowrap mirror-registry'}, m))),
+    rule.defaultMirror ? h('div', {}, badge('Default mirror', 'ok')) : null);
+}
+
 // ---- byte budgets ----------------------------------------------------------------
 
 // A rule's budget is at least 1 MiB and at most 1 EiB (the server checks it too).
@@ -172,6 +204,7 @@ export async function rulesPage(container, {ctx, query}) {
     h('thead', {}, h('tr', {},
       h('th', {scope: 'col'}, 'Prefix'),
       h('th', {scope: 'col'}, 'Upstream'),
+      h('th', {scope: 'col'}, 'Mirror of'),
       h('th', {scope: 'col'}, 'Credentials'),
       h('th', {scope: 'col'}, 'Refresh'),
       h('th', {scope: 'col'}, 'Cached'),
@@ -182,7 +215,7 @@ export async function rulesPage(container, {ctx, query}) {
 
   for (const rule of rules) {
     const resultRow = h('tr', {class: 'result-row', hidden: true});
-    const resultCell = h('td', {colspan: '7'});
+    const resultCell = h('td', {colspan: '8'});
     resultRow.appendChild(resultCell);
     const errorCell = h('td', {class: 'error-cell'});
     const showLastError = (text, at) => {
@@ -256,6 +289,7 @@ export async function rulesPage(container, {ctx, query}) {
     const row = h('tr', {class: ['rule-row', highlight === rule.prefix ? 'row-highlight' : ''], dataset: {prefix: rule.prefix}},
       h('th', {scope: 'row'}, prefixLabel(rule.prefix)),
       h('td', {}, upstream),
+      h('td', {class: 'mirror-cell'}, mirrorCell(rule)),
       h('td', {}, creds),
       h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds)),
       // What is cached, against the rule's byte budget, and how far back its last pulls go.
@@ -272,6 +306,9 @@ export async function rulesPage(container, {ctx, query}) {
     'Principals other than administrators also need the registry policy to allow ',
     h('code', 'ecr:CreateRepository'), ' and ', h('code', 'ecr:BatchImportUpstreamImage'),
     ' under the prefix: add that statement on ', h('a', {href: '#/permissions'}, 'Registry permissions'), '.'));
+  container.appendChild(h('p', {class: 'help'},
+    'A rule that mirrors a registry also serves nodes whose container runtime uses Pier as a mirror of it: ',
+    h('code', 'docker.io/library/nginx'), ' is pulled through the rule without renaming the image.'));
 }
 
 // ---- create and edit -----------------------------------------------------------
@@ -310,6 +347,9 @@ export async function ruleFormPage(container, {params, ctx}) {
     autocomplete: 'off', placeholder: 'ROOT'});
   const budget = h('input', {type: 'text', name: 'maxBytes', spellcheck: 'false', autocapitalize: 'off',
     autocomplete: 'off', inputmode: 'text', placeholder: 'e.g. 50 GiB'});
+  const mirrors = h('input', {type: 'text', name: 'mirrorRegistries', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', placeholder: 'e.g. docker.io'});
+  const defaultMirror = h('input', {type: 'checkbox', name: 'defaultMirror', id: nextId('defmirror')});
   const username = h('input', {type: 'text', name: 'username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
   const token = h('input', {type: 'password', name: 'accessToken', autocomplete: 'new-password'});
   const typeNote = h('p', {class: 'help', id: nextId('note')});
@@ -382,6 +422,8 @@ export async function ruleFormPage(container, {params, ctx}) {
   });
   for (const i of [url, upPrefix]) i.addEventListener('input', () => { fieldError(i, null); updatePreview(); });
   budget.addEventListener('input', () => fieldError(budget, null));
+  mirrors.addEventListener('input', () => fieldError(mirrors, null));
+  defaultMirror.addEventListener('change', () => fieldError(defaultMirror, null));
 
   const credsHelpText = editing
     ? (stats && stats.hasCredentials
@@ -395,6 +437,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     prefix.value = rule.ecrRepositoryPrefix;
     upPrefix.value = rule.upstreamRepositoryPrefix || 'ROOT';
     budget.value = rule.pierMaxBytes ? sizeText(rule.pierMaxBytes) : '';
+    mirrors.value = (rule.mirrorRegistries || []).join(', ');
+    defaultMirror.checked = Boolean(rule.defaultMirror);
     form.append(h('dl', {class: 'facts'},
       h('dt', 'Prefix'), h('dd', prefixLabel(rule.ecrRepositoryPrefix)),
       h('dt', 'Upstream'), h('dd', upstreamName(rule.upstreamRegistry), ' ', h('code', rule.upstreamRegistryUrl)),
@@ -420,6 +464,14 @@ export async function ruleFormPage(container, {params, ctx}) {
       'again on their next pull; images pulled within the last minute stay. Empty: no budget.',
       stats ? [' Now cached: ', bytes(stats.bytesCached), '.'] : null],
     {optional: true}));
+  form.append(h('fieldset', {class: 'fieldset mirror-fieldset'},
+    h('legend', {}, 'Mirror mode', h('span', {class: 'optional'}, ' – optional')),
+    field('Mirror of registries', mirrors,
+      ['Registries whose images this rule serves to nodes that use Pier as their mirror (containerd, dockerd, ',
+        'podman), comma-separated, e.g. ', h('code', 'docker.io'), '. A registry is mirrored by one rule at most.']),
+    h('div', {class: 'field'}, h('div', {class: 'check-field'}, defaultMirror,
+      h('label', {for: defaultMirror.id}, 'Default mirror',
+        h('span', {class: 'muted'}, ' — also answer names without a prefix and without a registry (dockerd\'s registry-mirrors); one rule at most'))))));
   form.append(h('fieldset', {class: 'fieldset'},
     h('legend', {}, editing ? 'Replace credentials' : 'Upstream credentials', h('span', {class: 'optional'}, ' – optional')),
     h('p', {class: 'help'}, credsHelpText),
@@ -435,7 +487,7 @@ export async function ruleFormPage(container, {params, ctx}) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(status);
-    for (const i of [url, prefix, upPrefix, budget, username, token]) fieldError(i, null);
+    for (const i of [url, prefix, upPrefix, budget, mirrors, defaultMirror, username, token]) fieldError(i, null);
     const p = prefix.value.trim();
     const up = upPrefix.value.trim() || 'ROOT';
     const user = username.value.trim();
@@ -460,6 +512,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     const maxBytes = budgetText ? parseSize(budgetText) : 0;
     if (maxBytes === null) problem(budget, 'Enter a size such as 50 GiB, 512 MiB or 1073741824 (bytes), or leave it empty for no budget.');
     else if (maxBytes && (maxBytes < BUDGET_MIN || maxBytes > BUDGET_MAX)) problem(budget, 'A budget must be at least 1 MiB and at most 1 EiB.');
+    const mirrorList = parseMirrors(mirrors.value);
+    if (mirrorList.problem) problem(mirrors, mirrorList.problem);
     if (Boolean(user) !== Boolean(secret)) problem(user ? token : username, 'Enter both the username and the access token, or neither.');
     if (bad) {
       bad.focus();
@@ -476,6 +530,15 @@ export async function ruleFormPage(container, {params, ctx}) {
           }
           if (maxBytes !== (rule.pierMaxBytes || 0)) {
             input.pierMaxBytes = maxBytes; // 0 removes the budget
+            changed = true;
+          }
+          const had = rule.mirrorRegistries || [];
+          if (mirrorList.list.join(',') !== had.join(',')) {
+            input.mirrorRegistries = mirrorList.list; // [] clears them
+            changed = true;
+          }
+          if (defaultMirror.checked !== Boolean(rule.defaultMirror)) {
+            input.defaultMirror = defaultMirror.checked;
             changed = true;
           }
           if (user) {
@@ -496,6 +559,8 @@ export async function ruleFormPage(container, {params, ctx}) {
           if (current().id !== 'oci') input.upstreamRegistry = current().id;
           if (up !== 'ROOT') input.upstreamRepositoryPrefix = up;
           if (maxBytes) input.pierMaxBytes = maxBytes;
+          if (mirrorList.list.length) input.mirrorRegistries = mirrorList.list;
+          if (defaultMirror.checked) input.defaultMirror = true;
           // A taken prefix is refused before any secret is written.
           let taken = false;
           try {
@@ -524,8 +589,10 @@ export async function ruleFormPage(container, {params, ctx}) {
         const target = /^ecrRepositoryPrefix|prefix \S+ already exists/.test(msg) || e.type === 'PullThroughCacheRuleAlreadyExistsException' ? prefix
           : /^upstreamRegistryUrl/.test(msg) ? url
             : /^upstreamRepositoryPrefix/.test(msg) ? upPrefix
-              : /^pierMaxBytes|byte budget/.test(msg) ? budget : null;
-        if (target && !(editing && target !== upPrefix && target !== budget)) {
+              : /^pierMaxBytes|byte budget/.test(msg) ? budget
+                : /already the default mirror/.test(msg) ? defaultMirror
+                  : /mirrored registry|already mirrored|^mirrorRegistries/.test(msg) ? mirrors : null;
+        if (target && !(editing && ![upPrefix, budget, mirrors, defaultMirror].includes(target))) {
           fieldError(target, msg);
           target.focus();
         } else {
