@@ -30,7 +30,8 @@ import uuid
 
 from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, policy, policy_settle
 from pierlib import (
-    PreconditionError, SavedRegistryPolicy, TempDir, build_image_layout, state_dir, url_a, wait_until,
+    ExtraNode, PreconditionError, SavedRegistryPolicy, TempDir, blob_row_count, build_image_layout,
+    files_for_digest, registry_host, repository_row_count, state_dir, url_a, wait_until,
 )
 from upstreams import CacheRule, DockerRegistry, pierctl
 
@@ -367,3 +368,60 @@ def test_containerd_pulls_through_prefix_path_with_override_path():
                 assert_nothing_upstream(pier.settle(), up.settle(), rule.repo(name), image, "second pull")
         finally:
             hub.close()
+
+
+def assert_stored_once(local_repo: str, asked_name: str, image) -> None:
+    """One repository (the rule's prefixed one, none under the asked name), one blob row and
+    one file per blob."""
+    assert repository_row_count(local_repo) == 1, f"no single repository row {local_repo}"
+    assert repository_row_count(asked_name) == 0, f"a repository {asked_name} was created for a mirror pull"
+    for d in blobs_of(image):
+        assert blob_row_count(d) == 1, f"blob {d} has {blob_row_count(d)} rows"
+        assert len(files_for_digest(d)) == 1, f"blob {d}: files {files_for_digest(d)}"
+
+
+def assert_ns(entries, repo: str, registry: str, what: str) -> None:
+    """containerd asked Pier for the unprefixed name with ?ns=<registry> (mirror mode's request)."""
+    mine = [e for e in by_path(entries, repo, "manifests") if is_containerd(e[3])]
+    assert mine and all(e[1].endswith(f"?ns={registry}") for e in mine), \
+        f"{what}: containerd's manifest requests to Pier are not /v2/{repo}/...?ns={registry}: {summary(mine)}"
+
+
+def test_containerd_pulls_docker_io_and_quay_io_through_pier_as_mirror():
+    """Mirror mode as nodes use it: hosts.toml for docker.io and quay.io name Pier as the
+    mirror host (no path); containerd asks for library/<image>?ns=docker.io and
+    <org>/<image>?ns=quay.io, Pier serves them through the rules that mirror those
+    registries, digests match, and a second (fresh) pull sends nothing upstream."""
+    hub_name = "library/mir-" + uuid.uuid4().hex[:8]
+    quay_name = "prom-" + uuid.uuid4().hex[:6] + "/node-exporter"
+    with TempDir("pier-mirror-") as tmp:
+        hub, hub_image = hub_with_image(hub_name, "1.0", tmp, "hub")
+        try:
+            quay, quay_image = hub_with_image(quay_name, "v2", tmp, "quay")
+        except BaseException:
+            hub.close()
+            raise
+        try:
+            with CacheRule(hub.url, refresh=3600, mirrors=["docker.io"]) as hub_rule, \
+                    CacheRule(quay.url, refresh=3600, mirrors=["quay.io"]) as quay_rule, \
+                    AnonymousPulls(hub_rule.prefix, quay_rule.prefix), Containerd() as ctrd:
+                hosts = tmp.sub("hosts")
+                write_hosts(hosts, "docker.io", hub.url, [(url_a(), False)])
+                write_hosts(hosts, "quay.io", quay.url, [(url_a(), False)])
+                cases = [(f"docker.io/{hub_name}:1.0", hub, hub_name, hub_image, hub_rule, "docker.io"),
+                         (f"quay.io/{quay_name}:v2", quay, quay_name, quay_image, quay_rule, "quay.io")]
+                for ref, up, name, image, rule, registry in cases:
+                    pier, log = pier_access_log().mark(), upstream_log(up).mark()
+                    ns, _ = ctrd.pull(ref, hosts)
+                    assert_pulled(ctrd, ns, ref, image)
+                    first = pier.settle()
+                    assert_ns(first, name, registry, f"first pull of {ref}")
+                    assert_through_pier(first, log.settle(), name, name, image, f"first pull of {ref}")
+                    assert_stored_once(rule.repo(name), name, image)
+                    pier.mark(), log.mark()
+                    ns2, _ = ctrd.pull(ref, hosts)
+                    assert_pulled(ctrd, ns2, ref, image)
+                    assert_nothing_upstream(pier.settle(), log.settle(), name, image, f"second pull of {ref}")
+        finally:
+            hub.close()
+            quay.close()
