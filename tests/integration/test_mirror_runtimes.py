@@ -425,3 +425,86 @@ def test_containerd_pulls_docker_io_and_quay_io_through_pier_as_mirror():
         finally:
             hub.close()
             quay.close()
+
+
+def test_containerd_prefixed_pull_then_mirror_pull_store_the_image_once():
+    """The same image pulled as <pier>/<prefix>/library/x (its name under the rule) and as
+    docker.io/library/x through the mirror is one cache: the second way is served from what
+    the first stored, sends nothing upstream, and stores nothing twice."""
+    name = "library/once-" + uuid.uuid4().hex[:8]
+    with TempDir("pier-mirror-") as tmp:
+        hub, image = hub_with_image(name, "1.0", tmp)
+        try:
+            with CacheRule(hub.url, refresh=3600, mirrors=["docker.io"]) as rule, AnonymousPulls(rule.prefix), \
+                    Containerd() as ctrd:
+                hosts = tmp.sub("hosts")
+                pier_host = registry_host(url_a())
+                write_hosts(hosts, pier_host, url_a(), [])  # Pier itself, over plain http
+                write_hosts(hosts, "docker.io", hub.url, [(url_a(), False)])
+                prefixed = f"{pier_host}/{rule.repo(name)}:1.0"
+                pier, log = pier_access_log().mark(), upstream_log(hub).mark()
+                ns, _ = ctrd.pull(prefixed, hosts)
+                assert_pulled(ctrd, ns, prefixed, image)
+                assert_through_pier(pier.settle(), log.settle(), rule.repo(name), name, image, "prefixed pull")
+                assert_stored_once(rule.repo(name), name, image)
+                pier.mark(), log.mark()
+                mirrored = f"docker.io/{name}:1.0"
+                ns2, _ = ctrd.pull(mirrored, hosts)
+                assert_pulled(ctrd, ns2, mirrored, image)
+                second = pier.settle()
+                assert_ns(second, name, "docker.io", "mirror pull")
+                assert_nothing_upstream(second, log.settle(), name, image, "mirror pull after the prefixed one")
+                assert_stored_once(rule.repo(name), name, image)
+        finally:
+            hub.close()
+
+
+def test_containerd_falls_back_to_the_upstream_when_pier_is_down_or_mirrors_nothing():
+    """What a node does when Pier cannot serve: with a Pier node stopped (connection refused),
+    and with Pier up but no rule mirroring the image's registry (404 NAME_UNKNOWN),
+    containerd goes on to the hosts.toml `server`, the upstream itself, and the pull works."""
+    name = "library/down-" + uuid.uuid4().hex[:8]
+    other = "ghorg-" + uuid.uuid4().hex[:6] + "/tool"
+    with TempDir("pier-mirror-") as tmp:
+        hub, image = hub_with_image(name, "1.0", tmp)
+        try:
+            layout = tmp.sub("layout-other")
+            other_image = build_image_layout(layout, "3")
+            hub.push_layout(layout, "3", other)
+            with CacheRule(hub.url, refresh=3600, mirrors=["docker.io"]) as rule, AnonymousPulls(rule.prefix), \
+                    Containerd() as ctrd:
+                hosts = tmp.sub("hosts")
+                ref = f"docker.io/{name}:1.0"
+                with ExtraNode("mirror-runtimes", 14) as node:
+                    write_hosts(hosts, "docker.io", hub.url, [(node.url, False)])
+                    node_log = AccessLog(os.path.join(node.state, "log", "apache-access.log"), PIER_LINE).mark()
+                    log = upstream_log(hub).mark()
+                    ns, _ = ctrd.pull(ref, hosts)
+                    assert_pulled(ctrd, ns, ref, image)
+                    assert_through_pier(node_log.settle(), log.settle(), name, name, image, "pull while the node is up")
+                # The node is stopped: nothing listens on its port any more.
+                log.mark()
+                ns2, p = ctrd.pull(ref, hosts)
+                assert_pulled(ctrd, ns2, ref, image)
+                assert "trying next host" in p.stderr and "connection refused" in p.stderr, \
+                    f"ctr did not report falling back from the stopped node: {p.stderr[-1500:]}"
+                direct = [e for e in log.settle() if is_containerd(e[3])]
+                for d in [image.digest, *blobs_of(image)]:
+                    assert any(d in e[1] and e[1].endswith("?ns=docker.io") and e[2] == 200 for e in direct), \
+                        f"the upstream's log shows no request of containerd's own for {d}: {summary(direct)}"
+
+                # Pier up, but no rule mirrors ghcr.io: 404 NAME_UNKNOWN, and containerd moves on.
+                write_hosts(hosts, "ghcr.io", hub.url, [(url_a(), False)])
+                pier, log = pier_access_log().mark(), upstream_log(hub).mark()
+                ref = f"ghcr.io/{other}:3"
+                ns3, p = ctrd.pull(ref, hosts)
+                assert_pulled(ctrd, ns3, ref, other_image)
+                refused = [e for e in by_path(pier.settle(), other, "manifests") if is_containerd(e[3])]
+                assert refused and all(e[2] == 404 for e in refused), \
+                    f"Pier did not answer 404 to containerd's request for an unmirrored registry: {summary(refused)}"
+                direct = [e for e in log.settle() if is_containerd(e[3])]
+                assert any(e[1].startswith(f"/v2/{other}/manifests/") and e[2] == 200 for e in direct), \
+                    f"containerd did not fall back to the upstream: {summary(direct)}"
+                assert repository_row_count(other) == 0 and repository_row_count(rule.repo(other)) == 0
+        finally:
+            hub.close()
