@@ -26,12 +26,13 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import uuid
 
-from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, policy, policy_settle
+from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, bearer, policy, policy_settle, remember
 from pierlib import (
-    ExtraNode, PreconditionError, SavedRegistryPolicy, TempDir, blob_row_count, build_image_layout,
-    files_for_digest, registry_host, repository_row_count, state_dir, url_a, wait_until,
+    Client, ExtraNode, PreconditionError, SavedRegistryPolicy, TempDir, admin_creds, basic_auth, blob_row_count,
+    build_image_layout, client_a, expect_status, files_for_digest, push_image, unique_repo, registry_host, repository_row_count, state_dir, url_a, wait_until,
 )
 from upstreams import CacheRule, DockerRegistry, pierctl
 
@@ -178,9 +179,11 @@ class Containerd:
         return set(p.stdout.split())
 
 
-def write_hosts(hosts_dir: str, registry: str, server: str, mirrors: list[tuple[str, bool]]) -> str:
+def write_hosts(hosts_dir: str, registry: str, server: str, mirrors: list[tuple[str, bool]],
+                authorization: str | None = None) -> str:
     """<hosts_dir>/<registry>/hosts.toml: `server` and mirror hosts (url, override_path) tried in
-    order, each for pull and resolve, as docs/mirror.md tells node operators to write it."""
+    order, each for pull and resolve, as docs/mirror.md tells node operators to write it;
+    authorization: an Authorization header the mirror hosts get on every request."""
     d = os.path.join(hosts_dir, registry)
     os.makedirs(d, exist_ok=True)
     lines = [f'server = "{server}"', ""]
@@ -188,6 +191,8 @@ def write_hosts(hosts_dir: str, registry: str, server: str, mirrors: list[tuple[
         lines += [f'[host."{url}"]', '  capabilities = ["pull", "resolve"]']
         if override:
             lines.append("  override_path = true")
+        if authorization:
+            lines += [f'  [host."{url}".header]', f'    Authorization = ["{authorization}"]']
         lines.append("")
     path = os.path.join(d, "hosts.toml")
     with open(path, "w") as f:
@@ -508,3 +513,68 @@ def test_containerd_falls_back_to_the_upstream_when_pier_is_down_or_mirrors_noth
                 assert repository_row_count(other) == 0 and repository_row_count(rule.repo(other)) == 0
         finally:
             hub.close()
+
+
+def test_containerd_pulls_through_the_mirror_with_credentials():
+    """Nodes that authenticate to Pier (no anonymous policy): with a Basic Authorization
+    header in hosts.toml, and with credentials given to containerd itself (`ctr --user`, what
+    the CRI plugin's registry auth does: an OAuth2 POST to the token realm), the pull comes
+    through Pier; neither falls back to the upstream."""
+    name = "library/cred-" + uuid.uuid4().hex[:8]
+    with TempDir("pier-mirror-") as tmp:
+        hub, image = hub_with_image(name, "1.0", tmp)
+        try:
+            with CacheRule(hub.url, refresh=3600, mirrors=["docker.io"]) as rule, SavedRegistryPolicy(), \
+                    Containerd() as ctrd:
+                pierctl("policy", "registry", "delete")
+                policy_settle()
+                ref = f"docker.io/{name}:1.0"
+                header_hosts, user_hosts = tmp.sub("hosts-header"), tmp.sub("hosts-user")
+                write_hosts(header_hosts, "docker.io", hub.url, [(url_a(), False)],
+                            authorization=basic_auth(*admin_creds()))
+                write_hosts(user_hosts, "docker.io", hub.url, [(url_a(), False)])
+                pier, log = pier_access_log().mark(), upstream_log(hub).mark()
+                ns, _ = ctrd.pull(ref, header_hosts)
+                assert_pulled(ctrd, ns, ref, image)
+                assert_through_pier(pier.settle(), log.settle(), name, name, image, "pull with a Basic header")
+                pier.mark(), log.mark()
+                ns2, _ = ctrd.pull(ref, user_hosts, user=":".join(admin_creds()))
+                assert_pulled(ctrd, ns2, ref, image)
+                entries = pier.settle()
+                tokens = [e for e in entries if e[1].startswith("/token") and is_containerd(e[3])]
+                assert tokens, f"containerd asked Pier for no token: {summary(entries)}"
+                assert_nothing_upstream(entries, log.settle(), name, image, "pull with ctr --user")
+        finally:
+            hub.close()
+
+
+def test_token_endpoint_takes_the_oauth2_password_form_containerd_posts():
+    """What containerd posts to the token realm when it holds credentials: a form with
+    grant_type=password, username, password, scope, service and client_id. The token it
+    gets opens the scope's repository; wrong credentials get 401; another grant type gets
+    400, on which containerd falls back to GET with Basic credentials."""
+    repo = unique_repo("oauth-form")
+    push_image(client_a(), repo, "1")
+    anon = Client(url_a(), auth=None)
+    key, secret = admin_creds()
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def post(**fields):
+        return anon.post("/token", body=urllib.parse.urlencode(fields).encode(), headers=form_type)
+
+    fields = dict(grant_type="password", username=key, password=secret, service="pier",
+                  client_id="containerd-client", scope=f"repository:{repo}:pull")
+    r = expect_status(post(**fields), 200)
+    token = r.json().get("access_token")
+    assert isinstance(token, str) and token.startswith("PIER1."), r.summary()
+    remember(token)
+    expect_status(anon.get(f"/v2/{repo}/manifests/1", headers=bearer(token)), 200)
+    # The scope is the form's: a token for one repository opens no other.
+    other = unique_repo("oauth-other")
+    push_image(client_a(), other, "1")
+    expect_status(anon.get(f"/v2/{other}/manifests/1", headers=bearer(token)), 401)
+    r = post(**dict(fields, password=secret + "x"))
+    expect_status(r, 401)
+    assert "basic" in (r.header("WWW-Authenticate") or "").lower(), r.summary()
+    expect_status(post(**dict(fields, grant_type="refresh_token", refresh_token="x")), 400)
+
