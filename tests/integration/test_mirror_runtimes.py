@@ -179,6 +179,95 @@ class Containerd:
         return set(p.stdout.split())
 
 
+DOCKERD = "/usr/sbin/dockerd"
+DOCKER = "/usr/bin/docker"
+
+
+class Dockerd:
+    """A dockerd of its own (Debian's docker.io 20.10): vfs storage, no iptables, no bridge,
+    its data root, exec root (where it starts its own containerd), pid file, socket and trust
+    key in a temp directory; `registry-mirrors` from daemon.json. The docker CLI runs with a
+    DOCKER_CONFIG of its own. Stopped and removed on exit."""
+
+    def __init__(self, mirrors: list[str], insecure: list[str]):
+        for exe in (DOCKERD, DOCKER):
+            if not os.path.exists(exe):
+                raise PreconditionError(f"precondition missing: {exe} is not installed (Debian package docker.io)")
+        self.dir = tempfile.mkdtemp(prefix="pier-dockerd-")
+        self.sock = os.path.join(self.dir, "docker.sock")
+        self.log_path = os.path.join(self.dir, "dockerd.log")
+        self.config = os.path.join(self.dir, "daemon.json")
+        with open(self.config, "w") as f:
+            # deprecated-key-path: the trust key, else written to /etc/docker/key.json.
+            json.dump({"registry-mirrors": mirrors, "insecure-registries": insecure,
+                       "deprecated-key-path": os.path.join(self.dir, "key.json")}, f)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60):
+        d = self.dir
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                [DOCKERD, "--config-file", self.config, "--data-root", f"{d}/data", "--exec-root", f"{d}/exec",
+                 "--pidfile", f"{d}/dockerd.pid", "--host", f"unix://{self.sock}", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
+                 "--ip-masq=false", "--bridge=none"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        atexit.register(self.close)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            return "up" if self.docker("version", check=False).returncode == 0 else None
+        state = wait_until(ready, timeout, 0.2)
+        if state != "up":
+            tail = self.log_tail()
+            self.close()
+            raise AssertionError(f"dockerd did not start ({state}): {tail}")
+        return self
+
+    def close(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc = None
+        if os.path.isdir(self.dir):
+            subprocess.run(["chmod", "-R", "u+rwX", self.dir], capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
+        env = dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "cli"))
+        p = subprocess.run([DOCKER, "--host", f"unix://{self.sock}", *args], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({p.returncode}): {p.stderr[-2000:]}"
+                                 f"\ndockerd: {self.log_tail(1500)}")
+        return p
+
+    def repo_digests(self, ref: str) -> list[str]:
+        out = self.docker("image", "inspect", "--format", "{{json .RepoDigests}}", ref).stdout
+        return json.loads(out) or []
+
+
 def write_hosts(hosts_dir: str, registry: str, server: str, mirrors: list[tuple[str, bool]],
                 authorization: str | None = None) -> str:
     """<hosts_dir>/<registry>/hosts.toml: `server` and mirror hosts (url, override_path) tried in
@@ -578,3 +667,43 @@ def test_token_endpoint_takes_the_oauth2_password_form_containerd_posts():
     assert "basic" in (r.header("WWW-Authenticate") or "").lower(), r.summary()
     expect_status(post(**dict(fields, grant_type="refresh_token", refresh_token="x")), 400)
 
+
+def is_dockerd(ua: str) -> bool:
+    return ua.startswith("docker/")
+
+
+def test_dockerd_pulls_docker_hub_images_through_pier_as_registry_mirror():
+    """dockerd with Pier in daemon.json's registry-mirrors: `docker pull library/x` asks Pier
+    for /v2/library/x/... with no ns, the default mirror rule serves it, the digest is the
+    upstream's; after `docker rmi`, pulling again sends nothing upstream."""
+    name = "library/dkr-" + uuid.uuid4().hex[:8]
+    with TempDir("pier-mirror-") as tmp:
+        hub, image = hub_with_image(name, "1.0", tmp)
+        try:
+            with CacheRule(hub.url, refresh=3600, mirrors=["docker.io"], default_mirror=True) as rule, \
+                    AnonymousPulls(rule.prefix), Dockerd([url_a()], [registry_host(url_a())]) as dockerd:
+                short = name.split("/", 1)[1]
+                pier, log = pier_access_log().mark(), upstream_log(hub).mark()
+                dockerd.docker("pull", f"{short}:1.0")
+                digests = dockerd.repo_digests(f"{short}:1.0")
+                assert digests == [f"{short}@{image.digest}"], f"docker recorded {digests}, upstream digest {image.digest}"
+                first, up_first = pier.settle(), log.settle()
+                mine = [e for e in first if is_dockerd(e[3])]
+                manifests = [e for e in by_path(mine, name, "manifests") if e[2] == 200]
+                assert manifests and all("?" not in e[1] for e in manifests), \
+                    f"dockerd's manifest requests to Pier are not /v2/{name}/manifests/... without a query: {summary(mine)}"
+                for d in blobs_of(image):
+                    assert served(mine, name, d), f"Pier served dockerd no blob {d}: {summary(mine)}"
+                for d in blobs_of(image):
+                    n = sum(1 for e in up_first if e[0] == "GET" and e[1] == f"/v2/{name}/blobs/{d}" and e[2] == 200)
+                    assert n == 1, f"the upstream served blob {d} {n} times: {summary(up_first)}"
+                assert_stored_once(rule.repo(name), name, image)
+                dockerd.docker("rmi", f"{short}:1.0")
+                pier.mark(), log.mark()
+                dockerd.docker("pull", f"{short}:1.0")
+                assert dockerd.repo_digests(f"{short}:1.0") == [f"{short}@{image.digest}"]
+                again = [e for e in pier.settle() if is_dockerd(e[3])]
+                assert [e for e in by_path(again, name, "manifests") if e[2] == 200], summary(again)
+                assert not log.settle(), f"the second pull went upstream: {summary(log.entries())}"
+        finally:
+            hub.close()
