@@ -607,8 +607,8 @@ def test_containerd_falls_back_to_the_upstream_when_pier_is_down_or_mirrors_noth
 def test_containerd_pulls_through_the_mirror_with_credentials():
     """Nodes that authenticate to Pier (no anonymous policy): with a Basic Authorization
     header in hosts.toml, and with credentials given to containerd itself (`ctr --user`, what
-    the CRI plugin's registry auth does: an OAuth2 POST to the token realm), the pull comes
-    through Pier; neither falls back to the upstream."""
+    the CRI plugin's registry auth does: an OAuth2 POST to the token realm; in mirror mode and
+    with override_path), the pull comes through Pier; none falls back to the upstream."""
     name = "library/cred-" + uuid.uuid4().hex[:8]
     with TempDir("pier-mirror-") as tmp:
         hub, image = hub_with_image(name, "1.0", tmp)
@@ -633,6 +633,14 @@ def test_containerd_pulls_through_the_mirror_with_credentials():
                 tokens = [e for e in entries if e[1].startswith("/token") and is_containerd(e[3])]
                 assert tokens, f"containerd asked Pier for no token: {summary(entries)}"
                 assert_nothing_upstream(entries, log.settle(), name, image, "pull with ctr --user")
+                # The same credentials with override_path at the rule's prefix (no mirror mode).
+                override_hosts = tmp.sub("hosts-override")
+                write_hosts(override_hosts, "docker.io", hub.url, [(f"{url_a()}/v2/{rule.prefix}", True)])
+                pier.mark(), log.mark()
+                ns3, _ = ctrd.pull(ref, override_hosts, user=":".join(admin_creds()))
+                assert_pulled(ctrd, ns3, ref, image)
+                assert_nothing_upstream(pier.settle(), log.settle(), rule.repo(name), image,
+                                        "pull with ctr --user and override_path")
         finally:
             hub.close()
 
