@@ -702,6 +702,10 @@ def test_dockerd_pulls_docker_hub_images_through_pier_as_registry_mirror():
                     f"dockerd's manifest requests to Pier are not /v2/{name}/manifests/... without a query: {summary(mine)}"
                 for d in blobs_of(image):
                     assert served(mine, name, d), f"Pier served dockerd no blob {d}: {summary(mine)}"
+                # Anonymous, as nodes pull: a token asked for the name dockerd knows.
+                assert any(e[1].startswith("/token?") and e[2] == 200 and
+                           f"repository:{name}:pull" in urllib.parse.unquote(e[1]) for e in mine), \
+                    f"dockerd asked no token for repository:{name}:pull: {summary(mine)}"
                 for d in blobs_of(image):
                     n = sum(1 for e in up_first if e[0] == "GET" and e[1] == f"/v2/{name}/blobs/{d}" and e[2] == 200)
                     assert n == 1, f"the upstream served blob {d} {n} times: {summary(up_first)}"
