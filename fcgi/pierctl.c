@@ -603,7 +603,8 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
                 char mirrors[1024] = "";
                 size_t k;
                 json_t *m;
-                json_array_foreach(json_object_get(r, "mirrorRegistries"), k, m) {
+                json_array_foreach(json_object_get(r, "mirrorRegistries"), k, m)
+                {
                     size_t at = strlen(mirrors);
                     snprintf(mirrors + at, sizeof mirrors - at, "%s%s", k ? "," : "",
                              json_string_value(m));
@@ -678,8 +679,12 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
             case 'u': user = optarg; break;
             case 'x': clear_creds = true; break;
-            case 'D': r.default_mirror = true; break;
-            case 'N': r.default_mirror = false; break;
+            case 'D':
+                r.default_mirror = true;
+                break;
+            case 'N':
+                r.default_mirror = false;
+                break;
             case 'M':
                 if ((rc = rule_set_mirrors(&r, optarg, &e)) != PIER_OK)
                     goto done;

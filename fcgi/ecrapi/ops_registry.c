@@ -145,18 +145,21 @@ static bool read_mirrors(struct api *x, struct cache_rule *r)
                         RULE_MIRRORS_MAX);
     size_t need = 1, i;
     json_t *h;
-    json_array_foreach(v, i, h) {
+    json_array_foreach(v, i, h)
+    {
         const char *s = json_string_value(h);
         if (!s || !*s || strchr(s, ','))
             return api_fail(x, ECR_EXC_INVALID_PARAMETER,
                             RULE_EXT_MIRRORS " must hold registry host names such as docker.io "
-                            "(item %zu is not one)", i);
+                                             "(item %zu is not one)",
+                            i);
         need += strlen(s) + 1;
     }
     char *list = arena_alloc(x->r->a, need);
     list[0] = '\0';
     size_t at = 0;
-    json_array_foreach(v, i, h) {
+    json_array_foreach(v, i, h)
+    {
         size_t l = strlen(json_string_value(h));
         if (i)
             list[at++] = ',';

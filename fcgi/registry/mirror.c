@@ -53,7 +53,8 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
         if (have < 0 || rule_check_mirror(ns, registry, &why) != PIER_OK)
             return perr_set(e, PIER_E_NAME_UNKNOWN,
                             "repository %s: the ns parameter is not a registry host name, so "
-                            "no rule mirrors it", rt->name);
+                            "no rule mirrors it",
+                            rt->name);
         if ((rc = rules_for_mirror(c, registry, &rule, &found, e)))
             return rc;
         if (!found) {
