@@ -239,7 +239,13 @@ def test_mirror_podman_registries_conf_prefix_location():
             saved = os.environ.get("CONTAINERS_REGISTRIES_CONF")
             os.environ["CONTAINERS_REGISTRIES_CONF"] = conf
             try:
-                podman.pull("docker.io/library/podmirror:1.0", creds=":".join(admin_creds()))
+                # Credentials for the mirror come from the auth file (--creds is for the
+                # registry itself): podman login to Pier's host, as docs/mirror.md says.
+                auth = tmp.sub("auth.json")
+                user, password = admin_creds()
+                podman("login", "--authfile", auth, "--tls-verify=false", "-u", user, "--password-stdin",
+                       registry_host(), input=(password + "\n").encode())
+                podman("pull", "--authfile", auth, "docker.io/library/podmirror:1.0")
                 got = podman.inspect("docker.io/library/podmirror:1.0")
             finally:
                 if saved is None:
