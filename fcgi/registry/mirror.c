@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "lib/config.h"
+#include "lib/util.h"
 #include "store/rules.h"
 
 static bool mapped_kind(const struct route *rt, const char *method)
@@ -73,6 +75,19 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
         }
         return prefix_name(c, rt, &rule, asked, e);
     }
+    /* Without ns, a pull of a pushed or prefixed name must not pay a query
+     * for a default mirror that usually does not exist: whether one does is
+     * kept by the worker for policy_cache_ms, like the policies. */
+    static int64_t checked_ms = -1;
+    static bool default_exists;
+    int64_t now = now_ms();
+    if (checked_ms < 0 || now - checked_ms >= c->cfg->policy_cache_ms || now < checked_ms) {
+        if ((rc = rules_default_mirror_exists(c, &default_exists, e)))
+            return rc;
+        checked_ms = now;
+    }
+    if (!default_exists)
+        return PIER_OK;
     if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)))
         return rc;
     return found ? prefix_name(c, rt, &rule, asked, e) : PIER_OK;

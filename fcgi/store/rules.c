@@ -60,6 +60,8 @@ static const struct db_stmt st_default_mirror_for = {
     " AND NOT EXISTS (SELECT 1 FROM cache_rules o WHERE o.prefix = 'ROOT'"
     "   OR left($1, length(o.prefix) + 1) = o.prefix || '/')",
     1};
+static const struct db_stmt st_default_exists = {
+    "rules_default_exists", "SELECT EXISTS (SELECT 1 FROM cache_rules WHERE default_mirror)", 0};
 static const struct db_stmt st_mirror_taken = {
     "rules_mirror_taken",
     "SELECT m.registry, r.prefix FROM cache_rule_mirrors m JOIN cache_rules r ON r.id = m.rule_id"
@@ -476,6 +478,15 @@ pier_err rules_for_mirror(struct ctx *c, const char *registry, struct cache_rule
     *found = PQntuples(res) > 0;
     if (*found)
         from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+pier_err rules_default_mirror_exists(struct ctx *c, bool *exists, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_default_exists, e);
+    if (!res)
+        return e->code;
+    *exists = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
     return PIER_OK;
 }
 

@@ -175,6 +175,7 @@ def test_mirror_default_without_ns_as_dockerd_sends_it_and_pushes_unaffected():
     with DockerRegistry() as up, TempDir() as tmp:
         image = upstream_with(up, tmp, "library/dockerd")
         with CacheRule(up.url, mirrors=["docker.io"], default_mirror=True) as rule, CacheRule(up.url) as other:
+            policy_settle()  # workers learn of a new default mirror within policy_cache_ms
             # dockerd's registry-mirrors: the Docker Hub name, no ns.
             pull_all(client_a(), "library/dockerd", "1.0", image)
             assert_stored_once(rule.repo("library/dockerd"), image, asked_name="library/dockerd")
