@@ -397,6 +397,8 @@ void op_delete_ptc_rule(struct api *x)
     }
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "upstreamRegistry"); /* not in DeletePullThroughCacheRule's answer */
+    json_object_del(j, RULE_EXT_MIRRORS); /* the extensions belong to Create/Update/Describe */
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     copy_rule_json(x, j);
 }
 
@@ -416,6 +418,8 @@ void op_validate_ptc_rule(struct api *x)
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "createdAt");
     json_object_del(j, "upstreamRegistry");
+    json_object_del(j, RULE_EXT_MIRRORS);
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     json_object_set_new(j, "isValid", json_boolean(ok));
     if (!ok) {
         json_object_set_new(j, "failure", json_string(resp.message[0] ? resp.message
