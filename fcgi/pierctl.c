@@ -594,8 +594,9 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             json_dumpf(list, stdout, JSON_INDENT(2));
             printf("\n");
         } else if (!rc) {
-            printf("%-30s %-40s %-12s %-9s %-11s %-8s %s\n", "PREFIX", "UPSTREAM", "REGISTRY",
-                   "REFRESH", "CREDENTIALS", "BUDGET", "MIRRORS");
+            /* BUDGET stays last: scripts read it from the end of the line. */
+            printf("%-30s %-40s %-12s %-9s %-11s %-24s %s\n", "PREFIX", "UPSTREAM", "REGISTRY",
+                   "REFRESH", "CREDENTIALS", "MIRRORS", "BUDGET");
             size_t i;
             json_t *r;
             json_array_foreach(list, i, r) {
@@ -613,14 +614,14 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
                     size_t at = strlen(mirrors);
                     snprintf(mirrors + at, sizeof mirrors - at, "%s(default)", at ? " " : "");
                 }
-                printf("%-30s %-40s %-12s %-9lld %-11s %-8s %s\n",
+                printf("%-30s %-40s %-12s %-9lld %-11s %-24s %s\n",
                        json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
                        json_string_value(json_object_get(r, "upstreamRegistryUrl")),
                        json_string_value(json_object_get(r, "upstreamRegistry")),
                        (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
                        json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no",
-                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none",
-                       mirrors[0] ? mirrors : "-");
+                       mirrors[0] ? mirrors : "-",
+                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none");
             }
         }
         json_decref(list);
