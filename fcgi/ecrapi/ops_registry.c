@@ -397,7 +397,7 @@ void op_delete_ptc_rule(struct api *x)
     }
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "upstreamRegistry"); /* not in DeletePullThroughCacheRule's answer */
-    json_object_del(j, RULE_EXT_MIRRORS); /* the extensions belong to Create/Update/Describe */
+    json_object_del(j, RULE_EXT_MIRRORS);   /* the extensions belong to Create/Update/Describe */
     json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     copy_rule_json(x, j);
 }
