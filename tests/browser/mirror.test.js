@@ -35,7 +35,7 @@ async function main() {
   };
 
   try {
-    await check('mirror_rules_exist_without_mirrors', ['chromium_starts_mirror'], async () => {
+    await check('mirror_rules_exist_without_mirrors', ['chromium_starts'], async () => {
       await api.login(admin.AWS_ACCESS_KEY_ID, admin.AWS_SECRET_ACCESS_KEY);
       for (const p of [first, second]) {
         await api.ecr('CreatePullThroughCacheRule', {ecrRepositoryPrefix: p, upstreamRegistryUrl: 'http://127.0.0.1:9'});
