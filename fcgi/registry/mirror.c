@@ -5,6 +5,7 @@
 #include <string.h>
 #include "lib/config.h"
 #include "lib/util.h"
+#include "store/repo.h"
 #include "store/rules.h"
 
 static bool mapped_kind(const struct route *rt, const char *method)
@@ -88,7 +89,21 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
     }
     if (!default_exists)
         return PIER_OK;
-    if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)))
+    if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)) || !found)
         return rc;
-    return found ? prefix_name(c, rt, &rule, asked, e) : PIER_OK;
+    if (rt->kind == ROUTE_BLOB && strcmp(rule.prefix, "ROOT") != 0) {
+        /* A pull asks for the manifest first, which creates the mirror's
+         * repository; a blob request for a name whose mirror repository does
+         * not exist is a client checking before it pushes a new repository:
+         * left alone, or a layer readable elsewhere would answer 200 and the
+         * client would skip uploading it to the repository it pushes to. */
+        char mapped[2 * NAME_MAX_LEN + 2];
+        snprintf(mapped, sizeof mapped, "%s/%s", rule.prefix, rt->name);
+        bool exists = false;
+        if (strlen(mapped) <= NAME_MAX_LEN && (rc = repo_exists_named(c, mapped, &exists, e)))
+            return rc;
+        if (!exists)
+            return PIER_OK;
+    }
+    return prefix_name(c, rt, &rule, asked, e);
 }

@@ -26,7 +26,9 @@
  *  - without ns: to <prefix>/<name> of the default mirror rule, when there
  *    is one and the name is neither a repository nor under a rule's prefix
  *    (a new default mirror applies within policy_cache_ms: the worker keeps
- *    whether there is one that long).
+ *    whether there is one that long); a blob only once the mapped
+ *    repository exists (its manifest was pulled), so that a client's
+ *    checks before pushing a new repository stay local.
  * *asked is the name as requested (arena memory) when it was mapped, else
  * NULL. The caller authorizes the mapped name. */
 PIER_MUST_USE

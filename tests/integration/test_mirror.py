@@ -184,6 +184,11 @@ def test_mirror_default_without_ns_as_dockerd_sends_it_and_pushes_unaffected():
             assert repository_row_count(other.repo("library/dockerd")) == 1
             # Pushes to unprefixed names work, and the pushed repository is served as itself.
             pushed = f"mirrorpush{uuid.uuid4().hex[:8]}/app"
+            # A client checks the layers before it pushes a new repository: a layer the
+            # store holds (and the caller may read) is still unknown there, so it is uploaded.
+            layer = image_blobs(image)[-1].digest
+            r = client_a().request("HEAD", f"/v2/{pushed}/blobs/{layer}")
+            assert r.status == 404, f"a pre-push layer check was answered by the mirror: {r.summary()}"
             mine = push_image(client_a(), pushed, "v1")
             r = expect_status(manifest(client_a(), pushed, "v1"), 200, "pull of a pushed repository")
             assert r.body == mine.manifest.data and r.header("X-Pier-Cache") is None, r.summary()
