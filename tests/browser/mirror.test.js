@@ -30,7 +30,7 @@ async function main() {
   const editRule = async (prefix) => {
     await go('#/rules');
     await heading('Pull through cache');
-    await page.getByRole('link', {name: `Edit rule ${prefix}`}).click();
+    await page.getByRole('link', {name: `Edit rule ${prefix}`, exact: true}).click();
     await heading(`Edit rule ${prefix}`);
   };
 
