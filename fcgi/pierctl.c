@@ -594,8 +594,9 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             json_dumpf(list, stdout, JSON_INDENT(2));
             printf("\n");
         } else if (!rc) {
-            printf("%-30s %-40s %-12s %-9s %-11s %-8s %s\n", "PREFIX", "UPSTREAM", "REGISTRY",
-                   "REFRESH", "CREDENTIALS", "BUDGET", "MIRRORS");
+            /* BUDGET stays last: scripts read it from the end of the line. */
+            printf("%-30s %-40s %-12s %-9s %-11s %-24s %s\n", "PREFIX", "UPSTREAM", "REGISTRY",
+                   "REFRESH", "CREDENTIALS", "MIRRORS", "BUDGET");
             size_t i;
             json_t *r;
             json_array_foreach(list, i, r) {
@@ -603,7 +604,8 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
                 char mirrors[1024] = "";
                 size_t k;
                 json_t *m;
-                json_array_foreach(json_object_get(r, "mirrorRegistries"), k, m) {
+                json_array_foreach(json_object_get(r, "mirrorRegistries"), k, m)
+                {
                     size_t at = strlen(mirrors);
                     snprintf(mirrors + at, sizeof mirrors - at, "%s%s", k ? "," : "",
                              json_string_value(m));
@@ -612,14 +614,14 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
                     size_t at = strlen(mirrors);
                     snprintf(mirrors + at, sizeof mirrors - at, "%s(default)", at ? " " : "");
                 }
-                printf("%-30s %-40s %-12s %-9lld %-11s %-8s %s\n",
+                printf("%-30s %-40s %-12s %-9lld %-11s %-24s %s\n",
                        json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
                        json_string_value(json_object_get(r, "upstreamRegistryUrl")),
                        json_string_value(json_object_get(r, "upstreamRegistry")),
                        (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
                        json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no",
-                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none",
-                       mirrors[0] ? mirrors : "-");
+                       mirrors[0] ? mirrors : "-",
+                       max ? human_bytes(a, (long long)json_integer_value(max)) : "none");
             }
         }
         json_decref(list);
@@ -678,8 +680,12 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
             case 'u': user = optarg; break;
             case 'x': clear_creds = true; break;
-            case 'D': r.default_mirror = true; break;
-            case 'N': r.default_mirror = false; break;
+            case 'D':
+                r.default_mirror = true;
+                break;
+            case 'N':
+                r.default_mirror = false;
+                break;
             case 'M':
                 if ((rc = rule_set_mirrors(&r, optarg, &e)) != PIER_OK)
                     goto done;

@@ -145,18 +145,21 @@ static bool read_mirrors(struct api *x, struct cache_rule *r)
                         RULE_MIRRORS_MAX);
     size_t need = 1, i;
     json_t *h;
-    json_array_foreach(v, i, h) {
+    json_array_foreach(v, i, h)
+    {
         const char *s = json_string_value(h);
         if (!s || !*s || strchr(s, ','))
             return api_fail(x, ECR_EXC_INVALID_PARAMETER,
                             RULE_EXT_MIRRORS " must hold registry host names such as docker.io "
-                            "(item %zu is not one)", i);
+                                             "(item %zu is not one)",
+                            i);
         need += strlen(s) + 1;
     }
     char *list = arena_alloc(x->r->a, need);
     list[0] = '\0';
     size_t at = 0;
-    json_array_foreach(v, i, h) {
+    json_array_foreach(v, i, h)
+    {
         size_t l = strlen(json_string_value(h));
         if (i)
             list[at++] = ',';
@@ -394,6 +397,8 @@ void op_delete_ptc_rule(struct api *x)
     }
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "upstreamRegistry"); /* not in DeletePullThroughCacheRule's answer */
+    json_object_del(j, RULE_EXT_MIRRORS);   /* the extensions belong to Create/Update/Describe */
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     copy_rule_json(x, j);
 }
 
@@ -413,6 +418,8 @@ void op_validate_ptc_rule(struct api *x)
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "createdAt");
     json_object_del(j, "upstreamRegistry");
+    json_object_del(j, RULE_EXT_MIRRORS);
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     json_object_set_new(j, "isValid", json_boolean(ok));
     if (!ok) {
         json_object_set_new(j, "failure", json_string(resp.message[0] ? resp.message

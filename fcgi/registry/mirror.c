@@ -3,6 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include "lib/config.h"
+#include "lib/util.h"
+#include "store/repo.h"
 #include "store/rules.h"
 
 static bool mapped_kind(const struct route *rt, const char *method)
@@ -53,7 +56,8 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
         if (have < 0 || rule_check_mirror(ns, registry, &why) != PIER_OK)
             return perr_set(e, PIER_E_NAME_UNKNOWN,
                             "repository %s: the ns parameter is not a registry host name, so "
-                            "no rule mirrors it", rt->name);
+                            "no rule mirrors it",
+                            rt->name);
         if ((rc = rules_for_mirror(c, registry, &rule, &found, e)))
             return rc;
         if (!found) {
@@ -72,7 +76,34 @@ pier_err mirror_map(struct ctx *c, struct req *r, struct route *rt, const char *
         }
         return prefix_name(c, rt, &rule, asked, e);
     }
-    if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)))
+    /* Without ns, a pull of a pushed or prefixed name must not pay a query
+     * for a default mirror that usually does not exist: whether one does is
+     * kept by the worker for policy_cache_ms, like the policies. */
+    static int64_t checked_ms = -1;
+    static bool default_exists;
+    int64_t now = now_ms();
+    if (checked_ms < 0 || now - checked_ms >= c->cfg->policy_cache_ms || now < checked_ms) {
+        if ((rc = rules_default_mirror_exists(c, &default_exists, e)))
+            return rc;
+        checked_ms = now;
+    }
+    if (!default_exists)
+        return PIER_OK;
+    if ((rc = rules_default_mirror_for(c, rt->name, &rule, &found, e)) || !found)
         return rc;
-    return found ? prefix_name(c, rt, &rule, asked, e) : PIER_OK;
+    if (rt->kind == ROUTE_BLOB && strcmp(rule.prefix, "ROOT") != 0) {
+        /* A pull asks for the manifest first, which creates the mirror's
+         * repository; a blob request for a name whose mirror repository does
+         * not exist is a client checking before it pushes a new repository:
+         * left alone, or a layer readable elsewhere would answer 200 and the
+         * client would skip uploading it to the repository it pushes to. */
+        char mapped[2 * NAME_MAX_LEN + 2];
+        snprintf(mapped, sizeof mapped, "%s/%s", rule.prefix, rt->name);
+        bool exists = false;
+        if (strlen(mapped) <= NAME_MAX_LEN && (rc = repo_exists_named(c, mapped, &exists, e)))
+            return rc;
+        if (!exists)
+            return PIER_OK;
+    }
+    return prefix_name(c, rt, &rule, asked, e);
 }

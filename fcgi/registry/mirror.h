@@ -24,7 +24,11 @@
  *    as asked (override_path again), any other name, or an ns that is no
  *    host name, is PIER_E_NAME_UNKNOWN (a runtime then tries its next host);
  *  - without ns: to <prefix>/<name> of the default mirror rule, when there
- *    is one and the name is neither a repository nor under a rule's prefix.
+ *    is one and the name is neither a repository nor under a rule's prefix
+ *    (a new default mirror applies within policy_cache_ms: the worker keeps
+ *    whether there is one that long); a blob only once the mapped
+ *    repository exists (its manifest was pulled), so that a client's
+ *    checks before pushing a new repository stay local.
  * *asked is the name as requested (arena memory) when it was mapped, else
  * NULL. The caller authorizes the mapped name. */
 PIER_MUST_USE

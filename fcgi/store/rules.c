@@ -33,8 +33,8 @@ static const char *const KINDS[] = {
     " coalesce(upstream_url_given, regexp_replace(upstream_url, '^https://', '')),"    \
     " (extract(epoch FROM created_at) * 1000)::bigint,"                                \
     " (extract(epoch FROM updated_at) * 1000)::bigint,"                                \
-    " coalesce((SELECT string_agg(m.registry, ',' ORDER BY m.position)"               \
-    "   FROM cache_rule_mirrors m WHERE m.rule_id = cache_rules.id), ''),"            \
+    " coalesce((SELECT string_agg(m.registry, ',' ORDER BY m.position)"                \
+    "   FROM cache_rule_mirrors m WHERE m.rule_id = cache_rules.id), ''),"             \
     " default_mirror"
 
 static const struct db_stmt st_match = {
@@ -49,7 +49,8 @@ static const struct db_stmt st_get_id = {
 static const struct db_stmt st_for_mirror = {
     "rules_for_mirror",
     "SELECT " RULE_COLUMNS " FROM cache_rules"
-    " WHERE id = (SELECT rule_id FROM cache_rule_mirrors WHERE registry = $1)", 1};
+    " WHERE id = (SELECT rule_id FROM cache_rule_mirrors WHERE registry = $1)",
+    1};
 /* A default mirror answers only names nothing else claims: not a repository
  * (pushed or cached) and under no rule's prefix (a ROOT rule claims all). */
 static const struct db_stmt st_default_mirror_for = {
@@ -57,12 +58,16 @@ static const struct db_stmt st_default_mirror_for = {
     "SELECT " RULE_COLUMNS " FROM cache_rules WHERE default_mirror"
     " AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.name = $1)"
     " AND NOT EXISTS (SELECT 1 FROM cache_rules o WHERE o.prefix = 'ROOT'"
-    "   OR left($1, length(o.prefix) + 1) = o.prefix || '/')", 1};
+    "   OR left($1, length(o.prefix) + 1) = o.prefix || '/')",
+    1};
+static const struct db_stmt st_default_exists = {
+    "rules_default_exists", "SELECT EXISTS (SELECT 1 FROM cache_rules WHERE default_mirror)", 0};
 static const struct db_stmt st_mirror_taken = {
     "rules_mirror_taken",
     "SELECT m.registry, r.prefix FROM cache_rule_mirrors m JOIN cache_rules r ON r.id = m.rule_id"
     " WHERE m.rule_id <> $1::bigint AND m.registry = ANY (string_to_array($2, ','))"
-    " ORDER BY m.registry LIMIT 1", 2};
+    " ORDER BY m.registry LIMIT 1",
+    2};
 static const struct db_stmt st_default_taken = {
     "rules_default_taken",
     "SELECT prefix FROM cache_rules WHERE default_mirror AND id <> $1::bigint LIMIT 1", 1};
@@ -72,10 +77,10 @@ static const struct db_stmt st_mirrors_insert = {
     "rules_mirrors_insert",
     "INSERT INTO cache_rule_mirrors(registry, rule_id, position)"
     " SELECT t.registry, $1::bigint, t.n FROM unnest(string_to_array($2, ','))"
-    " WITH ORDINALITY AS t(registry, n)", 2};
+    " WITH ORDINALITY AS t(registry, n)",
+    2};
 static const struct db_stmt st_set_default = {
-    "rules_set_default",
-    "UPDATE cache_rules SET default_mirror = $2 WHERE id = $1::bigint", 2};
+    "rules_set_default", "UPDATE cache_rules SET default_mirror = $2 WHERE id = $1::bigint", 2};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
 static const struct db_stmt st_prefixes = {"rules_prefixes",
@@ -311,8 +316,8 @@ pier_err rule_set_mirrors(struct cache_rule *r, const char *list, struct perr *e
                 dup = strcmp(got[i], norm) == 0;
             if (!dup) {
                 if (n == RULE_MIRRORS_MAX)
-                    return perr_set(e, PIER_E_BAD_REQUEST,
-                                    "a rule mirrors at most %d registries", RULE_MIRRORS_MAX);
+                    return perr_set(e, PIER_E_BAD_REQUEST, "a rule mirrors at most %d registries",
+                                    RULE_MIRRORS_MAX);
                 memcpy(got[n++], norm, strlen(norm) + 1);
             }
         }
@@ -473,6 +478,15 @@ pier_err rules_for_mirror(struct ctx *c, const char *registry, struct cache_rule
     *found = PQntuples(res) > 0;
     if (*found)
         from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+pier_err rules_default_mirror_exists(struct ctx *c, bool *exists, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_default_exists, e);
+    if (!res)
+        return e->code;
+    *exists = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
     return PIER_OK;
 }
 

@@ -120,6 +120,9 @@ pier_err rules_for_mirror(struct ctx *c, const char *registry, struct cache_rule
 PIER_MUST_USE
 pier_err rules_default_mirror_for(struct ctx *c, const char *name, struct cache_rule *out,
                                   bool *found, struct perr *e);
+/* Is any rule the default mirror? */
+PIER_MUST_USE
+pier_err rules_default_mirror_exists(struct ctx *c, bool *exists, struct perr *e);
 /* The rule with this prefix; PIER_E_NAME_UNKNOWN when none. */
 PIER_MUST_USE
 pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e);

@@ -175,6 +175,7 @@ def test_mirror_default_without_ns_as_dockerd_sends_it_and_pushes_unaffected():
     with DockerRegistry() as up, TempDir() as tmp:
         image = upstream_with(up, tmp, "library/dockerd")
         with CacheRule(up.url, mirrors=["docker.io"], default_mirror=True) as rule, CacheRule(up.url) as other:
+            policy_settle()  # workers learn of a new default mirror within policy_cache_ms
             # dockerd's registry-mirrors: the Docker Hub name, no ns.
             pull_all(client_a(), "library/dockerd", "1.0", image)
             assert_stored_once(rule.repo("library/dockerd"), image, asked_name="library/dockerd")
@@ -183,6 +184,11 @@ def test_mirror_default_without_ns_as_dockerd_sends_it_and_pushes_unaffected():
             assert repository_row_count(other.repo("library/dockerd")) == 1
             # Pushes to unprefixed names work, and the pushed repository is served as itself.
             pushed = f"mirrorpush{uuid.uuid4().hex[:8]}/app"
+            # A client checks the layers before it pushes a new repository: a layer the
+            # store holds (and the caller may read) is still unknown there, so it is uploaded.
+            layer = image_blobs(image)[-1].digest
+            r = client_a().request("HEAD", f"/v2/{pushed}/blobs/{layer}")
+            assert r.status == 404, f"a pre-push layer check was answered by the mirror: {r.summary()}"
             mine = push_image(client_a(), pushed, "v1")
             r = expect_status(manifest(client_a(), pushed, "v1"), 200, "pull of a pushed repository")
             assert r.body == mine.manifest.data and r.header("X-Pier-Cache") is None, r.summary()
@@ -239,7 +245,13 @@ def test_mirror_podman_registries_conf_prefix_location():
             saved = os.environ.get("CONTAINERS_REGISTRIES_CONF")
             os.environ["CONTAINERS_REGISTRIES_CONF"] = conf
             try:
-                podman.pull("docker.io/library/podmirror:1.0", creds=":".join(admin_creds()))
+                # Credentials for the mirror come from the auth file (--creds is for the
+                # registry itself): podman login to Pier's host, as docs/mirror.md says.
+                auth = tmp.sub("auth.json")
+                user, password = admin_creds()
+                podman("login", "--authfile", auth, "--tls-verify=false", "-u", user, "--password-stdin",
+                       registry_host(), input=(password + "\n").encode())
+                podman("pull", "--authfile", auth, "docker.io/library/podmirror:1.0")
                 got = podman.inspect("docker.io/library/podmirror:1.0")
             finally:
                 if saved is None:
