@@ -272,8 +272,10 @@ void registry_token(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
     pier_err rc = authn_token_endpoint(c, ac, r, &e);
-    /* A sign-in when credentials came (anonymous tokens are pulls). */
-    if (c->who->authenticated || (rc && req_header(r, "Authorization")))
+    /* A sign-in when credentials came (anonymous tokens are pulls), in the
+     * Authorization header or in a posted form (refused: 401). */
+    if (c->who->authenticated || (rc && req_header(r, "Authorization")) ||
+        (rc == PIER_E_UNAUTHORIZED && strcmp(r->method, "POST") == 0))
         audit_registry(c, r, NULL, "registry:GetToken", rc);
     if (rc)
         fail(c, r, NULL, &e);

@@ -32,7 +32,7 @@ import uuid
 from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, bearer, policy, policy_settle, remember
 from pierlib import (
     Client, ExtraNode, PreconditionError, SavedRegistryPolicy, TempDir, admin_creds, basic_auth, blob_row_count,
-    build_image_layout, client_a, expect_status, files_for_digest, push_image, unique_repo, registry_host, repository_row_count, state_dir, url_a, wait_until,
+    build_image_layout, client_a, expect_status, files_for_digest, psql, push_image, sql_str, unique_repo, registry_host, repository_row_count, state_dir, url_a, wait_until,
 )
 from upstreams import CacheRule, DockerRegistry, pierctl
 
@@ -662,6 +662,7 @@ def test_token_endpoint_takes_the_oauth2_password_form_containerd_posts():
     fields = dict(grant_type="password", username=key, password=secret, service="pier",
                   client_id="containerd-client", scope=f"repository:{repo}:pull")
     r = expect_status(post(**fields), 200)
+    accepted = r.header("X-Request-Id")
     token = r.json().get("access_token")
     assert isinstance(token, str) and token.startswith("PIER1."), r.summary()
     remember(token)
@@ -674,6 +675,15 @@ def test_token_endpoint_takes_the_oauth2_password_form_containerd_posts():
     expect_status(r, 401)
     assert "basic" in (r.header("WWW-Authenticate") or "").lower(), r.summary()
     expect_status(post(**dict(fields, grant_type="refresh_token", refresh_token="x")), 400)
+    # Both sign-ins are in the audit trail, the refused one too.
+    refused = r.header("X-Request-Id")
+    assert refused, r.summary()
+    rid = sql_str(refused)
+    got = wait_until(lambda: psql(f"SELECT action, result FROM audit_events WHERE request_id = {rid}"), 5)
+    assert got == [["registry:GetToken", "UNAUTHORIZED"]], f"the refused sign-in's audit rows: {got}"
+    got = psql(f"SELECT action, principal FROM audit_events WHERE request_id = {sql_str(accepted)}")
+    assert [row[0] for row in got] == ["registry:GetToken"] and got[0][1].endswith(":user/admin"), \
+        f"the accepted sign-in's audit rows: {got}"
 
 
 def is_dockerd(ua: str) -> bool:
