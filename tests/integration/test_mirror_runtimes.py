@@ -13,6 +13,12 @@ carry no ns parameter; containerd's always do).
 Every pull after the first runs in a new containerd namespace with the
 "isolated" content sharing policy: containerd fetches everything again, as
 a freshly started node would.
+
+dockerd (Debian's docker.io 20.10) runs the same way (vfs storage, no
+iptables, no bridge, its own roots and socket) with Pier in daemon.json's
+registry-mirrors. Nodes pull anonymously under the mirror policy of
+docs/mirror.md, or with credentials: containerd then posts the OAuth2
+password form to the token realm, which the token endpoint takes.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import uuid
 from authlib import IMPORT_ACTIONS, PULL_ACTIONS, allow, bearer, policy, policy_settle, remember
 from pierlib import (
     Client, ExtraNode, PreconditionError, SavedRegistryPolicy, TempDir, admin_creds, basic_auth, blob_row_count,
-    build_image_layout, client_a, expect_status, files_for_digest, psql, push_image, sql_str, unique_repo, registry_host, repository_row_count, state_dir, url_a, wait_until,
+    build_image_layout, client_a, expect_status, files_for_digest, psql, push_image, registry_host,
+    repository_row_count, sql_str, state_dir, unique_repo, url_a, wait_until,
 )
 from upstreams import CacheRule, DockerRegistry, pierctl
 
