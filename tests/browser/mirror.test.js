@@ -100,6 +100,7 @@ async function main() {
       eq(JSON.stringify(after.mirrorRegistries), JSON.stringify(['ghcr.io', 'docker.io']), 'mirrorRegistries of the second rule');
       const errors = await browser.errors();
       assert(!errors.length, `script errors or CSP violations: ${errors.join('; ')}`);
+      assert(!browser.overflow.length, `pages wider than the window: ${browser.overflow.join('; ')}`);
     });
   } finally {
     for (const p of [first, second]) {
