@@ -51,6 +51,7 @@ RUNTIME_PKGS=(build-essential autoconf automake pkg-config libfcgi-dev libjansso
     libapache2-mod-xsendfile curl acl ca-certificates)
 TEST_PKGS=(skopeo podman docker-registry apache2-utils python3 uidmap awscli chromium
     pgbouncer haproxy cppcheck openssl prometheus
+    containerd docker.io # the mirror-mode tests run their own daemons (own roots and sockets)
     debhelper dpkg-dev lintian systemd logrotate) # the Debian package: build, lint, its unit and logrotate
 
 say() { printf '%s\n' "$*"; }
@@ -90,11 +91,14 @@ deps() {
     fi
     # The Debian packages start their own services; Pier (and its tests) run
     # their own instances. Only a service this run installed is stopped and
-    # disabled: an Apache (or registry, pgbouncer, haproxy) the administrator
-    # already had keeps running as it was.
+    # disabled: an Apache (or registry, pgbouncer, haproxy, containerd,
+    # dockerd) the administrator already had keeps running as it was.
     local svc installed=()
     for svc in $missing; do
-        case $svc in apache2 | docker-registry | pgbouncer | haproxy | prometheus) installed+=("$svc") ;; esac
+        case $svc in
+        apache2 | docker-registry | pgbouncer | haproxy | prometheus | containerd) installed+=("$svc") ;;
+        docker.io) installed+=(docker.socket docker) ;; # the package's units are named docker
+        esac
     done
     [ ${#installed[@]} -eq 0 ] && return 0
     if [ -d /run/systemd/system ]; then

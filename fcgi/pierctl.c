@@ -82,6 +82,9 @@ static void usage(FILE *f)
             "               --max-bytes SIZE|none (the rule's cache budget, e.g. 50G)\n"
             "               --username USER (the access token is read from stdin)\n"
             "               --url URL (update)  --no-credentials (update: remove them)\n"
+            "               --mirrors REG[,REG...] (registries the rule mirrors, e.g.\n"
+            "               docker.io; '' clears)  --default-mirror | --no-default-mirror\n"
+            "               (answer unprefixed pulls without ns; one rule registry-wide)\n"
             "  budget status   per rule: bytes cached, budget, bytes reclaimed, oldest last pull\n"
             "  budget run      expire the least recently pulled cached images until every\n"
             "                  budget fits (pierd also does this every maintenance_interval)\n"
@@ -593,18 +596,33 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             json_dumpf(list, stdout, JSON_INDENT(2));
             printf("\n");
         } else if (!rc) {
-            printf("%-30s %-40s %-12s %-9s %-11s %s\n", "PREFIX", "UPSTREAM", "REGISTRY", "REFRESH",
-                   "CREDENTIALS", "BUDGET");
+            /* BUDGET stays last: scripts read it from the end of the line. */
+            printf("%-30s %-40s %-12s %-9s %-11s %-24s %s\n", "PREFIX", "UPSTREAM", "REGISTRY",
+                   "REFRESH", "CREDENTIALS", "MIRRORS", "BUDGET");
             size_t i;
             json_t *r;
             json_array_foreach(list, i, r) {
                 json_t *max = json_object_get(r, "maxBytes");
-                printf("%-30s %-40s %-12s %-9lld %-11s %s\n",
+                char mirrors[1024] = "";
+                size_t k;
+                json_t *m;
+                json_array_foreach(json_object_get(r, "mirrorRegistries"), k, m)
+                {
+                    size_t at = strlen(mirrors);
+                    snprintf(mirrors + at, sizeof mirrors - at, "%s%s", k ? "," : "",
+                             json_string_value(m));
+                }
+                if (json_is_true(json_object_get(r, "defaultMirror"))) {
+                    size_t at = strlen(mirrors);
+                    snprintf(mirrors + at, sizeof mirrors - at, "%s(default)", at ? " " : "");
+                }
+                printf("%-30s %-40s %-12s %-9lld %-11s %-24s %s\n",
                        json_string_value(json_object_get(r, "ecrRepositoryPrefix")),
                        json_string_value(json_object_get(r, "upstreamRegistryUrl")),
                        json_string_value(json_object_get(r, "upstreamRegistry")),
                        (long long)json_integer_value(json_object_get(r, "refreshIntervalSeconds")),
                        json_is_true(json_object_get(r, "hasCredentials")) ? "yes" : "no",
+                       mirrors[0] ? mirrors : "-",
                        max ? human_bytes(a, (long long)json_integer_value(max)) : "none");
             }
         }
@@ -651,6 +669,9 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
                                              {"url", required_argument, 0, 'l'},
                                              {"no-credentials", no_argument, 0, 'x'},
                                              {"max-bytes", required_argument, 0, 'm'},
+                                             {"mirrors", required_argument, 0, 'M'},
+                                             {"default-mirror", no_argument, 0, 'D'},
+                                             {"no-default-mirror", no_argument, 0, 'N'},
                                              {0, 0, 0, 0}};
         const char *user = NULL;
         bool clear_creds = false;
@@ -665,6 +686,16 @@ static int cmd_rule(const struct config *cfg, int argc, char **argv)
             case 'c': snprintf(r.credential_arn, sizeof r.credential_arn, "%s", optarg); break;
             case 'u': user = optarg; break;
             case 'x': clear_creds = true; break;
+            case 'D':
+                r.default_mirror = true;
+                break;
+            case 'N':
+                r.default_mirror = false;
+                break;
+            case 'M':
+                if ((rc = rule_set_mirrors(&r, optarg, &e)) != PIER_OK)
+                    goto done;
+                break;
             case 'm':
                 if (strcmp(optarg, "none") == 0 || strcmp(optarg, "0") == 0) {
                     r.max_bytes = 0;

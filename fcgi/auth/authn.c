@@ -17,6 +17,9 @@
 #define KEY_CACHE 32
 #define BEARER_LIFETIME 300
 #define MAX_SCOPES 16
+/* The OAuth2 form containerd posts to the token realm: credentials, a few
+ * scopes, service and client id fit in a fraction of this. */
+#define TOKEN_FORM_MAX 16384
 /* Failed access-key logins from one address: this many are free, then each
  * further one waits 1, 2, 4, ... up to LOGIN_BACKOFF_MAX seconds before
  * credentials are even checked. */
@@ -445,18 +448,57 @@ static pier_err refuse_login(struct req *r, struct perr *e)
     return perr_set(e, PIER_E_UNAUTHORIZED, "invalid username/password");
 }
 
+/* POST /token with a form (RFC 6749 4.3, the OAuth2 side of docker's token
+ * flow): its username/password and scope take the place of Basic credentials
+ * and the query. containerd posts it whenever it holds credentials (ctr
+ * --user, the CRI plugin's registry auth); only the password grant is taken,
+ * and the 400 for another makes containerd fall back to GET with Basic. */
+static pier_err token_form(struct req *r, const char **params, char **user, char **pass,
+                           struct perr *e)
+{
+    char *form;
+    size_t n;
+    pier_err rc = req_read_body(r, TOKEN_FORM_MAX, &form, &n, e);
+    if (rc)
+        return rc;
+    char grant[32];
+    if (query_get(form, "grant_type", grant, sizeof grant) != 1 || strcmp(grant, "password") != 0)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "POST /token takes grant_type=password; use GET with Basic credentials");
+    *user = arena_alloc(r->a, n + 1);
+    *pass = arena_alloc(r->a, n + 1);
+    if (query_get(form, "username", *user, n + 1) != 1 ||
+        query_get(form, "password", *pass, n + 1) != 1)
+        return perr_set(e, PIER_E_BAD_REQUEST, "POST /token needs username and password");
+    *params = form;
+    return PIER_OK;
+}
+
 pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,
                               struct perr *e)
 {
-    req_refuse_body(r);
     struct identity id;
     memset(&id, 0, sizeof id);
+    const char *params = r->query; /* where the scopes are: the query, or the posted form */
     const char *h = req_header(r, "Authorization");
-    if (h && *h) {
-        char *user, *pass;
-        pier_err rc = strncasecmp(h, "Basic ", 6) == 0 && authn_decode_basic(r->a, h + 6, &user, &pass)
-                          ? authn_basic(c, ac, user, pass, &id, e)
-                          : perr_set(e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
+    char *user = NULL, *pass = NULL;
+    const char *type = req_header(r, "Content-Type");
+    if (strcmp(r->method, "POST") == 0 && type &&
+        strncasecmp(type, "application/x-www-form-urlencoded", 33) == 0) {
+        pier_err rc = token_form(r, &params, &user, &pass, e);
+        if (rc)
+            return rc;
+        h = NULL;
+    } else {
+        req_refuse_body(r);
+    }
+    if (user || (h && *h)) {
+        pier_err rc;
+        if (!user &&
+            !(strncasecmp(h, "Basic ", 6) == 0 && authn_decode_basic(r->a, h + 6, &user, &pass)))
+            rc = perr_set(e, PIER_E_UNAUTHORIZED, "the token endpoint takes Basic credentials");
+        else
+            rc = authn_basic(c, ac, user, pass, &id, e);
         if (rc == PIER_OK && id.via != VIA_ACCESS_KEY)
             rc = authn_key_live(c, ac, id.key_id, e);
         if (rc == PIER_E_UNAUTHORIZED) {
@@ -478,7 +520,7 @@ pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req 
     }
     json_t *access = json_array();
     bool catalog = false;
-    pier_err rc = authn_scopes(r->query, access, &catalog, e);
+    pier_err rc = authn_scopes(params, access, &catalog, e);
     if (rc) {
         json_decref(access);
         return rc;

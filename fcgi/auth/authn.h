@@ -45,9 +45,12 @@ void authn_challenge(struct ctx *c, struct req *r, const char *scope);
 /* The public base URL of this registry (public_url, else from the request). */
 const char *authn_public_url(struct ctx *c, struct req *r);
 
-/* GET /token: issue a bearer token for the requested scopes. A refused
- * login fails with PIER_E_UNAUTHORIZED and its own Basic challenge already
- * added; the caller writes every error (registry_token). When credentials
+/* GET /token: issue a bearer token for the requested scopes (the query's
+ * scope, Basic credentials or none). POST /token with an
+ * application/x-www-form-urlencoded body is the OAuth2 password grant:
+ * username, password and scope come from the form; another grant_type is
+ * PIER_E_BAD_REQUEST. A refused login fails with PIER_E_UNAUTHORIZED and its
+ * own Basic challenge already added; the caller writes every error (registry_token). When credentials
  * were accepted, c->who is their identity afterwards (the audit trail). */
 PIER_MUST_USE
 pier_err authn_token_endpoint(struct ctx *c, struct authn_cache *ac, struct req *r,

@@ -350,7 +350,9 @@ static pier_err decide(struct ctx *c, const char *action, const char *repo, cons
     memset(d, 0, sizeof *d);
     if (id->via == VIA_BEARER && repo) {
         const char *want = scope_action(action);
-        if (want && !scope_grants(id, repo, want)) {
+        if (want && !scope_grants(id, repo, want) &&
+            !(id->mirror_mapped && strcmp(repo, id->mirror_mapped) == 0 &&
+              scope_grants(id, id->mirror_asked, want))) {
             d->scope_missing = want;
             d->effect = EFFECT_NONE;
             return PIER_OK;

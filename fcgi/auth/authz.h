@@ -27,6 +27,10 @@ struct identity {
                                  end (unix s); 0 otherwise */
     char key_id[24];          /* the access key behind this identity (directly, or the one a
                                  token or session was issued for); "" when none */
+    /* Mirror mode (request arena, NULL otherwise): the name a pull asked for
+     * and the repository it maps to; a bearer token's scope for the asked
+     * name covers the mapped repository in this request. */
+    const char *mirror_asked, *mirror_mapped;
 };
 
 void identity_clear(struct identity *id);

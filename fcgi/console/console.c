@@ -352,6 +352,15 @@ static void overview(struct ctx *c, struct req *r)
         struct upstream_health h;
         if (health_get(c, o->id, &h, &e) == PIER_OK)
             json_object_set_new(j, "health", health_json(&h));
+        /* Mirror mode: the registries the rule mirrors, and the default mirror. */
+        json_t *mirrors = json_array();
+        for (const char *m = o->mirrors; *m;) {
+            size_t n = strcspn(m, ",");
+            json_array_append_new(mirrors, json_stringn(m, n));
+            m += n + (m[n] == ',');
+        }
+        json_object_set_new(j, "mirrorRegistries", mirrors);
+        json_object_set_new(j, "defaultMirror", json_boolean(o->default_mirror));
         if (o->last_storage_error[0]) {
             json_object_set_new(j, "lastStorageError", json_string(o->last_storage_error));
             json_object_set_new(j, "lastStorageErrorAt", json_integer(o->last_storage_error_at));

@@ -109,7 +109,10 @@ void op_delete_registry_policy(struct api *x)
  * Pier's extensions, read by Create/UpdatePullThroughCacheRule and echoed by
  * them and by Describe: pierMaxBytes, the rule's byte budget (0: none; echoed
  * when set); pierRefreshSeconds and pierNegativeSeconds; pierCaBundle (PEM,
- * "" removes it); on Update also pierUpstreamRegistryUrl (a new upstream) and
+ * "" removes it); mirrorRegistries, the registries the rule mirrors (a list
+ * of host[:port]; [] clears), and defaultMirror (mirror mode, docs/mirror.md;
+ * both echoed only when the rule mirrors a registry or is the default
+ * mirror); on Update also pierUpstreamRegistryUrl (a new upstream) and
  * pierRemoveCredentials (true: the rule sends no credentials any more).
  * Describe adds pierHasCredentials and pierUpstreamHealth (the upstream's
  * health now, cache/health.h); Validate adds pierFailureClass and, when
@@ -119,6 +122,8 @@ void op_delete_registry_policy(struct api *x)
 
 #define RULE_EXT_MAX_BYTES "pierMaxBytes"
 #define RULE_EXT_SECONDS_MAX (365LL * 86400)
+#define RULE_EXT_MIRRORS "mirrorRegistries"
+#define RULE_EXT_DEFAULT_MIRROR "defaultMirror"
 
 static void budget_json(json_t *j, const struct cache_rule *r)
 {
@@ -128,6 +133,54 @@ static void budget_json(json_t *j, const struct cache_rule *r)
     json_object_set_new(j, "pierNegativeSeconds", json_integer(r->negative_seconds));
     if (r->ca_bundle)
         json_object_set_new(j, "pierCaBundle", json_string(r->ca_bundle));
+    /* The mirror fields only on a rule in mirror mode, as pierMaxBytes only
+     * with a budget. */
+    if (r->n_mirrors == 0 && !r->default_mirror)
+        return;
+    json_t *m = json_array();
+    for (int i = 0; i < r->n_mirrors; i++)
+        json_array_append_new(m, json_string(r->mirrors[i]));
+    json_object_set_new(j, RULE_EXT_MIRRORS, m);
+    json_object_set_new(j, RULE_EXT_DEFAULT_MIRROR, json_boolean(r->default_mirror));
+}
+
+/* mirrorRegistries (absent: unchanged) into r. */
+static bool read_mirrors(struct api *x, struct cache_rule *r)
+{
+    json_t *v = json_object_get(x->in, RULE_EXT_MIRRORS);
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_array(v) || json_array_size(v) > RULE_MIRRORS_MAX)
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER,
+                        RULE_EXT_MIRRORS " must be a list of at most %d registry host names",
+                        RULE_MIRRORS_MAX);
+    size_t need = 1, i;
+    json_t *h;
+    json_array_foreach(v, i, h)
+    {
+        const char *s = json_string_value(h);
+        if (!s || !*s || strchr(s, ','))
+            return api_fail(x, ECR_EXC_INVALID_PARAMETER,
+                            RULE_EXT_MIRRORS " must hold registry host names such as docker.io "
+                                             "(item %zu is not one)",
+                            i);
+        need += strlen(s) + 1;
+    }
+    char *list = arena_alloc(x->r->a, need);
+    list[0] = '\0';
+    size_t at = 0;
+    json_array_foreach(v, i, h)
+    {
+        size_t l = strlen(json_string_value(h));
+        if (i)
+            list[at++] = ',';
+        memcpy(list + at, json_string_value(h), l + 1);
+        at += l;
+    }
+    struct perr e;
+    if (rule_set_mirrors(r, list, &e) != PIER_OK)
+        return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e.msg);
+    return true;
 }
 
 /* A rule as ECR describes it: upstreamRegistryUrl as it was written, and
@@ -197,6 +250,7 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create, b
     const char *upfx = api_str(x, "upstreamRepositoryPrefix", false, 30);
     long long max_bytes = r->max_bytes; /* absent: none, or unchanged */
     if (x->err_type || !api_int(x, RULE_EXT_MAX_BYTES, 0, RULE_BUDGET_MAX, &max_bytes) ||
+        !api_bool(x, RULE_EXT_DEFAULT_MIRROR, &r->default_mirror) || !read_mirrors(x, r) ||
         !api_registry_id(x))
         return false;
     /* The model's enum only: Pier's "oci" is what an upstream none of its
@@ -397,6 +451,8 @@ void op_delete_ptc_rule(struct api *x)
     }
     json_t *j = rule_json(x, &r, false);
     json_object_del(j, "upstreamRegistry"); /* not in DeletePullThroughCacheRule's answer */
+    json_object_del(j, RULE_EXT_MIRRORS);   /* the extensions belong to Create/Update/Describe */
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     copy_rule_json(x, j);
 }
 
@@ -419,6 +475,8 @@ void op_validate_ptc_rule(struct api *x)
     json_object_del(j, "pierCaBundle");
     json_object_del(j, "pierRefreshSeconds");
     json_object_del(j, "pierNegativeSeconds");
+    json_object_del(j, RULE_EXT_MIRRORS);
+    json_object_del(j, RULE_EXT_DEFAULT_MIRROR);
     health_validation_json(x->c->a, j, &resp, ok, upstream_rule_has_credentials(&r));
     /* Validation is a request to the upstream like any other, and a success
      * ends "failing" at once, on every node. */

@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "registry/errors.h"
 #include "registry/handlers.h"
+#include "registry/mirror.h"
 #include "registry/route.h"
 #include "store/audit.h"
 
@@ -34,8 +35,10 @@ static pier_err h_base(struct ctx *c, struct req *r, const struct route *rt, str
 }
 
 /* The scope a client asks the token endpoint for to be allowed this request
- * (the login challenge names it); NULL when none applies. */
-static const char *scope_for(struct req *r, const struct route *rt)
+ * (the login challenge names it); NULL when none applies. A mirror request
+ * names the repository as it was asked for (what runtimes ask a token for
+ * anyway); its token covers the repository it maps to (authz). */
+static const char *scope_for(struct req *r, const struct route *rt, const char *asked)
 {
     switch (rt->kind) {
     case ROUTE_BASE: return NULL;
@@ -47,7 +50,7 @@ static const char *scope_for(struct req *r, const struct route *rt)
     default: break;
     }
     const char *m = r->method;
-    return arena_printf(r->a, "repository:%s:%s", rt->name,
+    return arena_printf(r->a, "repository:%s:%s", asked ? asked : rt->name,
                         !strcmp(m, "GET") || !strcmp(m, "HEAD") ? "pull"
                         : !strcmp(m, "DELETE")                  ? "delete"
                                                                 : "push,pull");
@@ -214,6 +217,13 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         fail(c, r, NULL, &e);
         return;
     }
+    /* Mirror mode: the repository a runtime's unprefixed pull means, before
+     * anything is authorized (policies apply to that repository). */
+    const char *asked = NULL;
+    if (mirror_map(c, r, &rt, &asked, &e) != PIER_OK) {
+        fail(c, r, NULL, &e);
+        return;
+    }
     /* Every request is authenticated and authorized before any work. */
     /* A download URL carries its own credential, the principal that asked
      * for it (GetDownloadUrlForLayer), and is authorized as that principal. */
@@ -222,6 +232,10 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
     pier_err rc = download ? authn_download(c, ac, download, rt.name, rt.ref, id, &e)
                            : authn_identify(c, ac, r, id, &e);
     arena_defer(r->a, clear_identity, id);
+    if (asked) {
+        id->mirror_asked = asked;
+        id->mirror_mapped = arena_strdup(r->a, rt.name);
+    }
     c->who = id;
     if (rc) {
         if (rc == PIER_E_UNAUTHORIZED || rc == PIER_E_DENIED || rc == PIER_E_TOOMANYREQUESTS)
@@ -236,7 +250,7 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
             e.code = PIER_E_DENIED;
         if (c->who->authenticated)
             audit_registry(c, r, &rt, action, e.code);
-        fail(c, r, scope_for(r, &rt), &e);
+        fail(c, r, scope_for(r, &rt, asked), &e);
         return;
     }
     rc = ep->fn(c, r, &rt, &e);
@@ -251,15 +265,17 @@ void registry_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
              (c->who->via == VIA_ACCESS_KEY || c->who->via == VIA_LOGIN_TOKEN))
         audit_registry(c, r, NULL, "registry:SignIn", rc);
     if (rc)
-        fail(c, r, scope_for(r, &rt), &e);
+        fail(c, r, scope_for(r, &rt, asked), &e);
 }
 
 void registry_token(struct ctx *c, struct authn_cache *ac, struct req *r)
 {
     struct perr e;
     pier_err rc = authn_token_endpoint(c, ac, r, &e);
-    /* A sign-in when credentials came (anonymous tokens are pulls). */
-    if (c->who->authenticated || (rc && req_header(r, "Authorization")))
+    /* A sign-in when credentials came (anonymous tokens are pulls), in the
+     * Authorization header or in a posted form (refused: 401). */
+    if (c->who->authenticated || (rc && req_header(r, "Authorization")) ||
+        (rc == PIER_E_UNAUTHORIZED && strcmp(r->method, "POST") == 0))
         audit_registry(c, r, NULL, "registry:GetToken", rc);
     if (rc)
         fail(c, r, NULL, &e);

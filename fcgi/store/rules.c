@@ -32,7 +32,10 @@ static const char *const KINDS[] = {
     " coalesce(max_bytes, 0),"                                                         \
     " coalesce(upstream_url_given, regexp_replace(upstream_url, '^https://', '')),"    \
     " (extract(epoch FROM created_at) * 1000)::bigint,"                                \
-    " (extract(epoch FROM updated_at) * 1000)::bigint"
+    " (extract(epoch FROM updated_at) * 1000)::bigint,"                                \
+    " coalesce((SELECT string_agg(m.registry, ',' ORDER BY m.position)"                \
+    "   FROM cache_rule_mirrors m WHERE m.rule_id = cache_rules.id), ''),"             \
+    " default_mirror"
 
 static const struct db_stmt st_match = {
     "rules_match",
@@ -43,6 +46,41 @@ static const struct db_stmt st_get = {
     "rules_get", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE prefix = $1", 1};
 static const struct db_stmt st_get_id = {
     "rules_get_id", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE id = $1::bigint", 1};
+static const struct db_stmt st_for_mirror = {
+    "rules_for_mirror",
+    "SELECT " RULE_COLUMNS " FROM cache_rules"
+    " WHERE id = (SELECT rule_id FROM cache_rule_mirrors WHERE registry = $1)",
+    1};
+/* A default mirror answers only names nothing else claims: not a repository
+ * (pushed or cached) and under no rule's prefix (a ROOT rule claims all). */
+static const struct db_stmt st_default_mirror_for = {
+    "rules_default_mirror_for",
+    "SELECT " RULE_COLUMNS " FROM cache_rules WHERE default_mirror"
+    " AND NOT EXISTS (SELECT 1 FROM repositories r WHERE r.name = $1)"
+    " AND NOT EXISTS (SELECT 1 FROM cache_rules o WHERE o.prefix = 'ROOT'"
+    "   OR left($1, length(o.prefix) + 1) = o.prefix || '/')",
+    1};
+static const struct db_stmt st_default_exists = {
+    "rules_default_exists", "SELECT EXISTS (SELECT 1 FROM cache_rules WHERE default_mirror)", 0};
+static const struct db_stmt st_mirror_taken = {
+    "rules_mirror_taken",
+    "SELECT m.registry, r.prefix FROM cache_rule_mirrors m JOIN cache_rules r ON r.id = m.rule_id"
+    " WHERE m.rule_id <> $1::bigint AND m.registry = ANY (string_to_array($2, ','))"
+    " ORDER BY m.registry LIMIT 1",
+    2};
+static const struct db_stmt st_default_taken = {
+    "rules_default_taken",
+    "SELECT prefix FROM cache_rules WHERE default_mirror AND id <> $1::bigint LIMIT 1", 1};
+static const struct db_stmt st_mirrors_clear = {
+    "rules_mirrors_clear", "DELETE FROM cache_rule_mirrors WHERE rule_id = $1::bigint", 1};
+static const struct db_stmt st_mirrors_insert = {
+    "rules_mirrors_insert",
+    "INSERT INTO cache_rule_mirrors(registry, rule_id, position)"
+    " SELECT t.registry, $1::bigint, t.n FROM unnest(string_to_array($2, ','))"
+    " WITH ORDINALITY AS t(registry, n)",
+    2};
+static const struct db_stmt st_set_default = {
+    "rules_set_default", "UPDATE cache_rules SET default_mirror = $2 WHERE id = $1::bigint", 2};
 static const struct db_stmt st_list = {
     "rules_list", "SELECT " RULE_COLUMNS " FROM cache_rules ORDER BY prefix", 0};
 static const struct db_stmt st_prefixes = {"rules_prefixes",
@@ -202,6 +240,115 @@ pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr 
     return PIER_OK;
 }
 
+pier_err rule_check_mirror(const char *in, char out[RULE_MIRROR_LEN + 1], struct perr *e)
+{
+    char host[RULE_MIRROR_LEN + 1];
+    size_t n = strlen(in);
+    if (n == 0 || n > RULE_MIRROR_LEN)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "a mirrored registry is a host name with an optional :port of 1-%d "
+                        "characters (e.g. docker.io, quay.io:443), got %zu characters",
+                        RULE_MIRROR_LEN, n);
+    for (size_t i = 0; i <= n; i++)
+        host[i] = (char)tolower((unsigned char)in[i]);
+    char *colon = strchr(host, ':');
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || port < 1 || port > 65535 || colon[1] == '0')
+            return perr_set(e, PIER_E_BAD_REQUEST,
+                            "mirrored registry '%.*s': the port must be a number from 1 to 65535",
+                            (int)n, in);
+    }
+    size_t hn = colon ? (size_t)(colon - host) : n;
+    /* DNS labels: 1-63 of [a-z0-9-], no '-' at either end, separated by '.' */
+    size_t label = 0;
+    bool ok = hn > 0;
+    for (size_t i = 0; ok && i <= hn; i++) {
+        char ch = i < hn ? host[i] : '.';
+        if (ch == '.') {
+            ok = label > 0 && label <= 63 && host[i - 1] != '-' && host[i - label] != '-';
+            label = 0;
+        } else if (islower((unsigned char)ch) || isdigit((unsigned char)ch) || ch == '-') {
+            label++;
+        } else {
+            ok = false;
+        }
+    }
+    if (!ok)
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "mirrored registry '%.*s' is not a host name with an optional :port "
+                        "(DNS labels of a-z, 0-9 and '-', separated by '.'; no scheme or path)",
+                        (int)(n > 80 ? 80 : n), in);
+    /* containerd names Docker Hub docker.io in ns, whatever the endpoint. */
+    if (!strcmp(host, "index.docker.io") || !strcmp(host, "registry-1.docker.io"))
+        snprintf(host, sizeof host, "docker.io");
+    memcpy(out, host, strlen(host) + 1);
+    return PIER_OK;
+}
+
+pier_err rule_set_mirrors(struct cache_rule *r, const char *list, struct perr *e)
+{
+    char got[RULE_MIRRORS_MAX][RULE_MIRROR_LEN + 1];
+    int n = 0;
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *q = p;
+        size_t m = len;
+        while (m && *q == ' ') {
+            q++;
+            m--;
+        }
+        while (m && q[m - 1] == ' ')
+            m--;
+        if (m) {
+            char one[RULE_MIRROR_LEN + 2];
+            if (m > RULE_MIRROR_LEN)
+                m = RULE_MIRROR_LEN + 1; /* too long: rule_check_mirror says so */
+            memcpy(one, q, m);
+            one[m] = '\0';
+            char norm[RULE_MIRROR_LEN + 1];
+            pier_err rc = rule_check_mirror(one, norm, e);
+            if (rc)
+                return rc;
+            bool dup = false;
+            for (int i = 0; i < n && !dup; i++)
+                dup = strcmp(got[i], norm) == 0;
+            if (!dup) {
+                if (n == RULE_MIRRORS_MAX)
+                    return perr_set(e, PIER_E_BAD_REQUEST, "a rule mirrors at most %d registries",
+                                    RULE_MIRRORS_MAX);
+                memcpy(got[n++], norm, strlen(norm) + 1);
+            }
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    for (int i = 0; i < n; i++)
+        memcpy(r->mirrors[i], got[i], strlen(got[i]) + 1);
+    r->n_mirrors = n;
+    return PIER_OK;
+}
+
+const char *rule_mirrors_text(struct arena *a, const struct cache_rule *r)
+{
+    size_t need = 1;
+    for (int i = 0; i < r->n_mirrors; i++)
+        need += strlen(r->mirrors[i]) + 1;
+    char *out = arena_alloc(a, need);
+    out[0] = '\0';
+    size_t at = 0;
+    for (int i = 0; i < r->n_mirrors; i++) {
+        size_t l = strlen(r->mirrors[i]);
+        if (i)
+            out[at++] = ',';
+        memcpy(out + at, r->mirrors[i], l + 1);
+        at += l;
+    }
+    return out;
+}
+
 static const char *infer_kind(const char *url)
 {
     const char *host = strstr(url, "://");
@@ -304,12 +451,49 @@ static void from_row(struct ctx *c, PGresult *res, int row, struct cache_rule *r
     snprintf(r->upstream_url_given, sizeof r->upstream_url_given, "%s", PQgetvalue(res, row, 16));
     r->created_ms = db_int(res, row, 17);
     r->updated_ms = db_int(res, row, 18);
+    struct perr ignore;
+    if (rule_set_mirrors(r, PQgetvalue(res, row, 19), &ignore) != PIER_OK)
+        r->n_mirrors = 0; /* stored rows were checked when written */
+    r->default_mirror = PQgetvalue(res, row, 20)[0] == 't';
 }
 
 pier_err rules_match(struct ctx *c, const char *name, struct cache_rule *out, bool *found,
                      struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_match, e, name);
+    if (!res)
+        return e->code;
+    *found = PQntuples(res) > 0;
+    if (*found)
+        from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+pier_err rules_for_mirror(struct ctx *c, const char *registry, struct cache_rule *out, bool *found,
+                          struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_for_mirror, e, registry);
+    if (!res)
+        return e->code;
+    *found = PQntuples(res) > 0;
+    if (*found)
+        from_row(c, res, 0, out);
+    return PIER_OK;
+}
+
+pier_err rules_default_mirror_exists(struct ctx *c, bool *exists, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_default_exists, e);
+    if (!res)
+        return e->code;
+    *exists = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+    return PIER_OK;
+}
+
+pier_err rules_default_mirror_for(struct ctx *c, const char *name, struct cache_rule *out,
+                                  bool *found, struct perr *e)
+{
+    PGresult *res = db_exec(c->db, c->a, &st_default_mirror_for, e, name);
     if (!res)
         return e->code;
     *found = PQntuples(res) > 0;
@@ -431,6 +615,43 @@ static pier_err check_credentials(const char *username, const char *secret, stru
     return PIER_OK;
 }
 
+/* Write the rule's mirrors and default-mirror flag, inside the caller's
+ * transaction; a registry another rule mirrors, or a second default
+ * mirror, is a conflict that names the other rule. */
+static pier_err write_mirrors(struct ctx *c, const struct cache_rule *r, long long id,
+                              struct perr *e)
+{
+    const char *list = rule_mirrors_text(c->a, r);
+    PGresult *res = db_exec(c->db, c->a, &st_mirror_taken, e, id, list);
+    if (!res)
+        return e->code;
+    if (PQntuples(res) > 0) {
+        perr_set(e, PIER_E_CONFLICT,
+                 "registry %s is already mirrored by the rule with prefix %s; a registry is "
+                 "mirrored by at most one rule (remove it there first)",
+                 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        perr_detail(e, "%s", PQgetvalue(res, 0, 1));
+        return e->code;
+    }
+    if (r->default_mirror) {
+        if (!(res = db_exec(c->db, c->a, &st_default_taken, e, id)))
+            return e->code;
+        if (PQntuples(res) > 0) {
+            perr_set(e, PIER_E_CONFLICT,
+                     "the rule with prefix %s is already the default mirror; there is one "
+                     "default mirror registry-wide (unset it there first)",
+                     PQgetvalue(res, 0, 0));
+            perr_detail(e, "%s", PQgetvalue(res, 0, 0));
+            return e->code;
+        }
+    }
+    if (!db_exec(c->db, c->a, &st_mirrors_clear, e, id) ||
+        !db_exec(c->db, c->a, &st_mirrors_insert, e, id, list) ||
+        !db_exec(c->db, c->a, &st_set_default, e, id, r->default_mirror))
+        return e->code;
+    return PIER_OK;
+}
+
 /* rules_create's steps, inside its transaction. */
 static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_param *p,
                        struct perr *e)
@@ -456,7 +677,8 @@ static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_para
         return perr_set(e, PIER_E_CONFLICT,
                         "a pull-through cache rule with prefix %s already exists", r->prefix);
     r->id = db_int(res, 0, 0);
-    return repo_adopt(c, r->id, r->prefix, e);
+    pier_err rc2 = write_mirrors(c, r, r->id, e);
+    return rc2 ? rc2 : repo_adopt(c, r->id, r->prefix, e);
 }
 
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
@@ -502,6 +724,9 @@ static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_crede
         return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s",
                         r->prefix);
     long long id = db_int(res, 0, 0);
+    pier_err wrc = write_mirrors(c, r, id, e);
+    if (wrc)
+        return wrc;
     if (set_credentials) {
         struct db_param p[3];
         memset(p, 0, sizeof p);
@@ -585,6 +810,11 @@ json_t *rule_to_json(const struct cache_rule *r)
     }
     if (r->max_bytes > 0)
         json_object_set_new(j, "maxBytes", json_integer(r->max_bytes));
+    json_t *m = json_array();
+    for (int i = 0; i < r->n_mirrors; i++)
+        json_array_append_new(m, json_string(r->mirrors[i]));
+    json_object_set_new(j, "mirrorRegistries", m);
+    json_object_set_new(j, "defaultMirror", json_boolean(r->default_mirror));
     return j;
 }
 
@@ -718,7 +948,9 @@ static const struct db_stmt st_overview = {
     " coalesce(extract(epoch FROM s.budget_last_expired_at)::bigint, 0),"
     " (SELECT coalesce(extract(epoch FROM min(coalesce(m.last_pulled_at, m.created_at)))::bigint, 0)"
     "   FROM repositories r JOIN manifests m ON m.repository_id = r.id WHERE r.rule_id = cr.id),"
-    " cr.id, cr.negative_seconds, cr.ca_bundle IS NOT NULL"
+    " cr.id, cr.negative_seconds, cr.ca_bundle IS NOT NULL,"
+    " coalesce((SELECT string_agg(m.registry, ',' ORDER BY m.position)"
+    "   FROM cache_rule_mirrors m WHERE m.rule_id = cr.id), ''), cr.default_mirror"
     " FROM cache_rules cr LEFT JOIN cache_stats s ON s.rule_id = cr.id ORDER BY cr.prefix",
     0};
 
@@ -760,6 +992,8 @@ pier_err rules_overview(struct ctx *c, struct rule_overview **out, int *n, struc
         o->id = db_int(res, i, 26);
         o->negative_seconds = db_int(res, i, 27);
         o->has_ca_bundle = PQgetvalue(res, i, 28)[0] == 't';
+        o->mirrors = PQgetvalue(res, i, 29);
+        o->default_mirror = PQgetvalue(res, i, 30)[0] == 't';
     }
     return PIER_OK;
 }

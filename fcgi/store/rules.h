@@ -20,6 +20,10 @@
 /* A rule's byte budget, when it has one: at least 1 MiB, at most 1 EiB. */
 #define RULE_BUDGET_MIN (1LL << 20)
 #define RULE_BUDGET_MAX (1LL << 60)
+/* Mirror mode: how many registries one rule may mirror, and the longest
+ * host[:port] one of them may be. */
+#define RULE_MIRRORS_MAX 16
+#define RULE_MIRROR_LEN 253
 
 struct cache_rule {
     long long id;
@@ -44,6 +48,12 @@ struct cache_rule {
      * test): used instead of the stored ones when check_user is set; never
      * written anywhere. */
     const char *check_user, *check_secret;
+    /* Mirror mode: the registries (host[:port], lower case) whose images the
+     * rule serves to /v2/<name>/...?ns=<registry>, and whether it answers
+     * unprefixed requests without ns (one rule registry-wide). */
+    char mirrors[RULE_MIRRORS_MAX][RULE_MIRROR_LEN + 1];
+    int n_mirrors;
+    bool default_mirror;
 };
 
 /* Defaults for a new rule (refresh 24 h, negative 5 min, upstream prefix ROOT). */
@@ -68,6 +78,19 @@ pier_err rule_check_budget(long long max_bytes, struct perr *e);
  * when empty ("oci" for any other registry). */
 PIER_MUST_USE
 pier_err rule_check_registry(const char *kind, const char *url, char out[40], struct perr *e);
+/* One mirrored registry: host[:port] with DNS labels of [a-z0-9-] (upper
+ * case is lowered) or "localhost"; index.docker.io and registry-1.docker.io
+ * become docker.io, the name containerd sends in ns. out gets the form. */
+PIER_MUST_USE
+pier_err rule_check_mirror(const char *host, char out[RULE_MIRROR_LEN + 1], struct perr *e);
+/* Replace r's mirrors with a comma-separated list (spaces around names are
+ * ignored, duplicates dropped, "" clears): each checked by
+ * rule_check_mirror, at most RULE_MIRRORS_MAX. r is unchanged on failure. */
+PIER_MUST_USE
+pier_err rule_set_mirrors(struct cache_rule *r, const char *list, struct perr *e);
+/* r's mirrors as a comma-separated list in arena memory ("" when none). */
+const char *rule_mirrors_text(struct arena *a, const struct cache_rule *r);
+
 /* Is kind one of the values of ECR's UpstreamRegistry (every kind but Pier's
  * own "oci", which stands for a registry none of them describes)? */
 bool rule_registry_is_ecr(const char *kind);
@@ -91,6 +114,19 @@ pier_err rules_get_id(struct ctx *c, long long id, struct cache_rule *out, struc
 PIER_MUST_USE
 pier_err rules_for_repository(struct ctx *c, const char *name, long long rule_id,
                               struct cache_rule *rule, bool *found, struct perr *e);
+/* Mirror mode: the rule that mirrors registry (as rule_check_mirror writes
+ * it), if any. */
+PIER_MUST_USE
+pier_err rules_for_mirror(struct ctx *c, const char *registry, struct cache_rule *out, bool *found,
+                          struct perr *e);
+/* Mirror mode without ns: the default mirror rule, when there is one and
+ * name is neither an existing repository nor under any rule's prefix. */
+PIER_MUST_USE
+pier_err rules_default_mirror_for(struct ctx *c, const char *name, struct cache_rule *out,
+                                  bool *found, struct perr *e);
+/* Is any rule the default mirror? */
+PIER_MUST_USE
+pier_err rules_default_mirror_exists(struct ctx *c, bool *exists, struct perr *e);
 /* The rule with this prefix; PIER_E_NAME_UNKNOWN when none. */
 PIER_MUST_USE
 pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, struct perr *e);
@@ -100,11 +136,14 @@ pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, st
  * was written). username/secret may be NULL; they are sealed with the
  * server key. Refuses a prefix that exists (PIER_E_CONFLICT, no detail) or
  * that holds pushed repositories (PIER_E_CONFLICT, the detail names one of
- * them). Cache repositories under the new, longer prefix move to it. */
+ * them) or that would mirror a registry another rule mirrors, or be a
+ * second default mirror (PIER_E_CONFLICT, the detail names the other rule).
+ * Cache repositories under the new, longer prefix move to it. */
 PIER_MUST_USE
 pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
                       const char *secret, struct perr *e);
-/* Update the rule with r->prefix: every field of r is written (a URL that
+/* Update the rule with r->prefix: every field of r is written, mirrors
+ * included (refused as rules_create refuses them) (a URL that
  * normalizes to another upstream than upstream_url_given replaces it); credentials
  * change only when set_credentials (NULL username clears them). *id (may be
  * NULL) receives the rule's id. Joins the caller's transaction when one is
@@ -166,6 +205,8 @@ struct rule_overview {
     long long budget_last_expired_at;        /* epoch seconds, 0: never */
     long long oldest_last_pull;              /* the least recent last pull (else push) of
                                                 the images they hold, epoch seconds; 0: none */
+    const char *mirrors;                     /* the registries it mirrors, comma-separated */
+    bool default_mirror;                     /* the registry-wide default mirror */
 };
 
 /* The rules that have a byte budget, by prefix: *out (arena), *n. */

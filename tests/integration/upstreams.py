@@ -810,8 +810,12 @@ def unique_prefix(label: str = "c") -> str:
 
 
 def _rule_options(registry=None, upstream_prefix=None, refresh=None, negative=None, username=None,
-                  ca_bundle=None, url=None, no_credentials=False) -> list[str]:
+                  ca_bundle=None, url=None, no_credentials=False, mirrors=None, default_mirror=None) -> list[str]:
     args = []
+    if mirrors is not None:  # a list of registries, [] clears them (mirror mode)
+        args += ["--mirrors", ",".join(mirrors)]
+    if default_mirror is not None:
+        args.append("--default-mirror" if default_mirror else "--no-default-mirror")
     if url is not None:
         args += ["--url", url]
     if registry is not None:

@@ -88,5 +88,65 @@ int main(void)
     struct cache_rule d;
     rule_defaults(&d);
     CHECK("a new rule has no budget", d.max_bytes == 0);
+    CHECK("a new rule mirrors nothing", d.n_mirrors == 0 && !d.default_mirror);
+
+    /* mirror mode: registry names */
+    char host[RULE_MIRROR_LEN + 1];
+    CHECK("mirror docker.io",
+          rule_check_mirror("docker.io", host, &e) == PIER_OK && !strcmp(host, "docker.io"));
+    CHECK("mirror lowered",
+          rule_check_mirror("Quay.IO", host, &e) == PIER_OK && !strcmp(host, "quay.io"));
+    CHECK("mirror with port", rule_check_mirror("registry.example.com:5000", host, &e) == PIER_OK &&
+                                  !strcmp(host, "registry.example.com:5000"));
+    CHECK("mirror localhost", rule_check_mirror("localhost:5000", host, &e) == PIER_OK);
+    CHECK("mirror index.docker.io is docker.io",
+          rule_check_mirror("index.docker.io", host, &e) == PIER_OK && !strcmp(host, "docker.io"));
+    CHECK("mirror registry-1.docker.io is docker.io",
+          rule_check_mirror("registry-1.docker.io", host, &e) == PIER_OK &&
+              !strcmp(host, "docker.io"));
+    static const char *const bad[] = {
+        "",
+        "https://docker.io",
+        "docker.io/library",
+        "-bad.io",
+        "bad-.io",
+        "a..b",
+        ".io",
+        "io.",
+        "x:0",
+        "x:65536",
+        "x:",
+        "x:5a",
+        ":5000",
+        "under_score.io",
+        "a b",
+        "x:1:2",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.io", /* a 64-char label */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char what[120];
+        snprintf(what, sizeof what, "mirror '%s' refused", bad[i]);
+        CHECK(what, rule_check_mirror(bad[i], host, &e) != PIER_OK && strstr(e.msg, "registry"));
+    }
+    struct cache_rule mr;
+    rule_defaults(&mr);
+    CHECK("mirror list parsed, trimmed, deduplicated",
+          rule_set_mirrors(&mr, " docker.io, Quay.io ,index.docker.io,,ghcr.io", &e) == PIER_OK &&
+              mr.n_mirrors == 3 && !strcmp(mr.mirrors[0], "docker.io") &&
+              !strcmp(mr.mirrors[1], "quay.io") && !strcmp(mr.mirrors[2], "ghcr.io"));
+    struct arena *a = arena_new();
+    CHECK("mirror list as text", !strcmp(rule_mirrors_text(a, &mr), "docker.io,quay.io,ghcr.io"));
+    CHECK("a bad name leaves the list as it was",
+          rule_set_mirrors(&mr, "k8s.io,https://x", &e) != PIER_OK && mr.n_mirrors == 3);
+    char many[1024] = "";
+    for (int i = 0; i <= RULE_MIRRORS_MAX; i++) {
+        size_t at = strlen(many);
+        snprintf(many + at, sizeof many - at, "r%d.example.com,", i);
+    }
+    CHECK("more than RULE_MIRRORS_MAX refused", rule_set_mirrors(&mr, many, &e) != PIER_OK &&
+                                                    strstr(e.msg, "at most") && mr.n_mirrors == 3);
+    CHECK("empty list clears", rule_set_mirrors(&mr, "", &e) == PIER_OK && mr.n_mirrors == 0 &&
+                                   !strcmp(rule_mirrors_text(a, &mr), ""));
+    arena_free(a);
     return TAP_DONE();
 }

@@ -43,6 +43,38 @@ function prefixProblem(p) {
   return PREFIX_RE.test(p) ? null : 'This is not a valid prefix.';
 }
 
+// ---- mirror mode ----------------------------------------------------------------
+
+const MIRROR_LABEL = /^(?=.{1,63}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;
+
+/**
+ * The registries typed into the mirrors field ("docker.io, quay.io") as a list, or
+ * {problem} when one is not a host name with an optional :port (the server checks too).
+ */
+export function parseMirrors(text) {
+  const out = [];
+  for (const raw of text.split(/[\s,]+/)) {
+    const m = raw.toLowerCase();
+    if (!m) continue;
+    const [host, port, extra] = m.split(':');
+    const portOk = port === undefined || (/^[1-9]\d{0,4}$/.test(port) && Number(port) <= 65535);
+    if (extra !== undefined || !portOk || host.length > 253 || !host.split('.').every((l) => MIRROR_LABEL.test(l))) {
+      return {problem: `'${raw}' is not a registry host name: write it as docker.io or registry.example.com:5000, without https:// or a path.`};
+    }
+    if (!out.includes(m)) out.push(m);
+  }
+  return {list: out};
+}
+
+/** What a rule mirrors, for the list: registry names and a badge for the default mirror. */
+function mirrorCell(rule) {
+  const list = rule.mirrorRegistries || [];
+  if (!list.length && !rule.defaultMirror) return h('span', {class: 'muted'}, 'None');
+  return h('div', {class: 'mirrors'},
+    list.map((m) => h('div', {}, h('code', {class: 'small nowrap mirror-registry'}, m))),
+    rule.defaultMirror ? h('div', {}, badge('Default mirror', 'ok')) : null);
+}
+
 // ---- byte budgets ----------------------------------------------------------------
 
 // A rule's budget is at least 1 MiB and at most 1 EiB (the server checks it too).
@@ -251,6 +283,7 @@ export async function rulesPage(container, {ctx, query}) {
     h('thead', {}, h('tr', {},
       h('th', {scope: 'col'}, 'Prefix'),
       h('th', {scope: 'col'}, 'Upstream'),
+      h('th', {scope: 'col'}, 'Mirror of'),
       h('th', {scope: 'col'}, 'Credentials'),
       h('th', {scope: 'col'}, 'Refresh'),
       h('th', {scope: 'col'}, 'Cached'),
@@ -261,7 +294,7 @@ export async function rulesPage(container, {ctx, query}) {
 
   for (const rule of rules) {
     const resultRow = h('tr', {class: 'result-row', hidden: true});
-    const resultCell = h('td', {colspan: '7'});
+    const resultCell = h('td', {colspan: '8'});
     resultRow.appendChild(resultCell);
     // The upstream now (shared by every node), refreshed after a validation.
     const errorCell = h('td', {class: 'error-cell health-cell'});
@@ -332,6 +365,7 @@ export async function rulesPage(container, {ctx, query}) {
     const row = h('tr', {class: ['rule-row', highlight === rule.prefix ? 'row-highlight' : ''], dataset: {prefix: rule.prefix}},
       h('th', {scope: 'row'}, prefixLabel(rule.prefix)),
       h('td', {}, upstream),
+      h('td', {class: 'mirror-cell'}, mirrorCell(rule)),
       h('td', {}, creds),
       h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds),
         h('div', {class: 'small muted'}, 'not found: ', formatDuration(rule.negativeSeconds || 0).replace('never (every pull checks)', 'not kept')),
@@ -350,6 +384,9 @@ export async function rulesPage(container, {ctx, query}) {
     'Principals other than administrators also need the registry policy to allow ',
     h('code', 'ecr:CreateRepository'), ' and ', h('code', 'ecr:BatchImportUpstreamImage'),
     ' under the prefix: add that statement on ', h('a', {href: '#/permissions'}, 'Registry permissions'), '.'));
+  container.appendChild(h('p', {class: 'help'},
+    'A rule that mirrors a registry also serves nodes whose container runtime uses Pier as a mirror of it: ',
+    h('code', 'docker.io/library/nginx'), ' is pulled through the rule without renaming the image.'));
 }
 
 // ---- create and edit -----------------------------------------------------------
@@ -395,6 +432,9 @@ export async function ruleFormPage(container, {params, ctx}) {
   const caBundle = h('textarea', {name: 'caBundle', rows: '4', spellcheck: 'false', autocapitalize: 'off',
     autocomplete: 'off', class: 'ca-bundle', placeholder: '-----BEGIN CERTIFICATE-----'});
   const removeCreds = h('input', {type: 'checkbox', name: 'removeCredentials'});
+  const mirrors = h('input', {type: 'text', name: 'mirrorRegistries', spellcheck: 'false', autocapitalize: 'off',
+    autocomplete: 'off', placeholder: 'e.g. docker.io'});
+  const defaultMirror = h('input', {type: 'checkbox', name: 'defaultMirror', id: nextId('defmirror')});
   const username = h('input', {type: 'text', name: 'username', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
   const token = h('input', {type: 'password', name: 'accessToken', autocomplete: 'new-password'});
   const typeNote = h('p', {class: 'help', id: nextId('note')});
@@ -466,7 +506,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     updatePreview();
   });
   for (const i of [url, upPrefix]) i.addEventListener('input', () => { fieldError(i, null); updatePreview(); });
-  for (const i of [budget, refresh, negative, caBundle]) i.addEventListener('input', () => fieldError(i, null));
+  for (const i of [budget, refresh, negative, caBundle, mirrors]) i.addEventListener('input', () => fieldError(i, null));
+  defaultMirror.addEventListener('change', () => fieldError(defaultMirror, null));
   removeCreds.addEventListener('change', () => {
     username.disabled = token.disabled = removeCreds.checked;
     if (removeCreds.checked) username.value = token.value = '';
@@ -487,6 +528,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     refresh.value = durationText(rule.pierRefreshSeconds ?? 86400);
     negative.value = durationText(rule.pierNegativeSeconds ?? 300);
     caBundle.value = rule.pierCaBundle || '';
+    mirrors.value = (rule.mirrorRegistries || []).join(', ');
+    defaultMirror.checked = Boolean(rule.defaultMirror);
     form.append(h('dl', {class: 'facts'},
       h('dt', 'Prefix'), h('dd', prefixLabel(rule.ecrRepositoryPrefix)),
       h('dt', 'Upstream'), h('dd', upstreamName(rule.upstreamRegistry), ' ', h('code', rule.upstreamRegistryUrl)),
@@ -525,6 +568,14 @@ export async function ruleFormPage(container, {params, ctx}) {
     ['PEM certificates Pier trusts for this upstream\'s TLS (a private CA) instead of the system\'s. ',
       'Empty: the system\'s only', editing && rule.pierCaBundle ? ' — emptying it removes the rule\'s bundle' : '', '.'],
     {optional: true}));
+  form.append(h('fieldset', {class: 'fieldset mirror-fieldset'},
+    h('legend', {}, 'Mirror mode', h('span', {class: 'optional'}, ' – optional')),
+    field('Mirror of registries', mirrors,
+      ['Registries whose images this rule serves to nodes that use Pier as their mirror (containerd, dockerd, ',
+        'podman), comma-separated, e.g. ', h('code', 'docker.io'), '. A registry is mirrored by one rule at most.']),
+    h('div', {class: 'field'}, h('div', {class: 'check-field'}, defaultMirror,
+      h('label', {for: defaultMirror.id}, 'Default mirror',
+        h('span', {class: 'muted'}, ' — also answer names without a prefix and without a registry (dockerd\'s registry-mirrors); one rule at most'))))));
   const credsFields = h('div', {class: 'field-pair'},
     field('Username', username),
     field('Access token or password', token));
@@ -582,7 +633,7 @@ export async function ruleFormPage(container, {params, ctx}) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear(status);
-    for (const i of [url, prefix, upPrefix, budget, refresh, negative, caBundle, username, token]) fieldError(i, null);
+    for (const i of [url, prefix, upPrefix, budget, refresh, negative, caBundle, mirrors, defaultMirror, username, token]) fieldError(i, null);
     const p = prefix.value.trim();
     const up = upPrefix.value.trim() || 'ROOT';
     const user = username.value.trim();
@@ -613,6 +664,8 @@ export async function ruleFormPage(container, {params, ctx}) {
     if (negativeSecs === null || negativeSecs > 7 * 86400) problem(negative, 'Enter a duration such as 5m, 30s or 0, at most 7d.');
     const pem = caBundle.value.trim();
     if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) problem(caBundle, 'Paste PEM certificates (-----BEGIN CERTIFICATE----- …), or leave it empty.');
+    const mirrorList = parseMirrors(mirrors.value);
+    if (mirrorList.problem) problem(mirrors, mirrorList.problem);
     if (Boolean(user) !== Boolean(secret)) problem(user ? token : username, 'Enter both the username and the access token, or neither.');
     if (bad) {
       bad.focus();
@@ -647,6 +700,15 @@ export async function ruleFormPage(container, {params, ctx}) {
             input.pierUpstreamRegistryUrl = url.value.trim();
             changed = true;
           }
+          const had = rule.mirrorRegistries || [];
+          if (mirrorList.list.join(',') !== had.join(',')) {
+            input.mirrorRegistries = mirrorList.list; // [] clears them
+            changed = true;
+          }
+          if (defaultMirror.checked !== Boolean(rule.defaultMirror)) {
+            input.defaultMirror = defaultMirror.checked;
+            changed = true;
+          }
           if (removeCreds.checked) {
             input.pierRemoveCredentials = true;
             changed = true;
@@ -671,6 +733,8 @@ export async function ruleFormPage(container, {params, ctx}) {
           if (refreshSecs !== 86400) input.pierRefreshSeconds = refreshSecs;
           if (negativeSecs !== 300) input.pierNegativeSeconds = negativeSecs;
           if (pem) input.pierCaBundle = pem;
+          if (mirrorList.list.length) input.mirrorRegistries = mirrorList.list;
+          if (defaultMirror.checked) input.defaultMirror = true;
           // A taken prefix is refused before any secret is written.
           let taken = false;
           try {
@@ -702,7 +766,9 @@ export async function ruleFormPage(container, {params, ctx}) {
               : /^pierMaxBytes|byte budget/.test(msg) ? budget
                 : /^pierRefreshSeconds|refresh interval/.test(msg) ? refresh
                   : /^pierNegativeSeconds|negative-cache/.test(msg) ? negative
-                    : /^pierCaBundle|CA bundle/.test(msg) ? caBundle : null;
+                    : /^pierCaBundle|CA bundle/.test(msg) ? caBundle
+                      : /already the default mirror/.test(msg) ? defaultMirror
+                        : /mirrored registry|already mirrored|^mirrorRegistries/.test(msg) ? mirrors : null;
         if (target && !(editing && target === prefix)) {
           fieldError(target, msg);
           target.focus();
