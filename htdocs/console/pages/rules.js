@@ -69,9 +69,10 @@ export function parseMirrors(text) {
 /** What a rule mirrors, for the list: registry names and a badge for the default mirror. */
 function mirrorCell(rule) {
   const list = rule.mirrorRegistries || [];
-  if (!list.length && !rule.defaultMirror) return h('span', {class: 'muted'}, 'None');
-  return h('div', {class: 'mirrors'},
-    list.map((m) => h('div', {}, h('code', {class: 'small nowrap mirror-registry'}, m))),
+  if (!list.length && !rule.defaultMirror) return null;
+  return h('div', {class: 'mirror-cell small'},
+    list.length ? h('span', {class: 'muted'}, 'mirror of ') : null,
+    list.map((m, i) => [i ? ', ' : '', h('code', {class: 'nowrap mirror-registry'}, m)]),
     rule.defaultMirror ? h('div', {}, badge('Default mirror', 'ok')) : null);
 }
 
@@ -283,7 +284,6 @@ export async function rulesPage(container, {ctx, query}) {
     h('thead', {}, h('tr', {},
       h('th', {scope: 'col'}, 'Prefix'),
       h('th', {scope: 'col'}, 'Upstream'),
-      h('th', {scope: 'col'}, 'Mirror of'),
       h('th', {scope: 'col'}, 'Credentials'),
       h('th', {scope: 'col'}, 'Refresh'),
       h('th', {scope: 'col'}, 'Cached'),
@@ -294,7 +294,7 @@ export async function rulesPage(container, {ctx, query}) {
 
   for (const rule of rules) {
     const resultRow = h('tr', {class: 'result-row', hidden: true});
-    const resultCell = h('td', {colspan: '8'});
+    const resultCell = h('td', {colspan: '7'});
     resultRow.appendChild(resultCell);
     // The upstream now (shared by every node), refreshed after a validation.
     const errorCell = h('td', {class: 'error-cell health-cell'});
@@ -356,7 +356,9 @@ export async function rulesPage(container, {ctx, query}) {
       h('div', {}, upstreamName(rule.upstreamRegistry)),
       h('code', {class: ['small', rule.upstreamUrl.length > 34 ? 'url-long' : 'nowrap']}, rule.upstreamUrl),
       rule.upstreamPrefix && rule.upstreamPrefix !== 'ROOT'
-        ? h('div', {class: 'small muted'}, 'under ', h('code', `${rule.upstreamPrefix}/`)) : null);
+        ? h('div', {class: 'small muted'}, 'under ', h('code', `${rule.upstreamPrefix}/`)) : null,
+      // Mirror mode: the registries the rule mirrors, and the default mirror.
+      mirrorCell(rule));
     const creds = rule.hasCredentials
       ? h('div', {}, badge('Set', 'ok'), rule.credentialArn
         ? h('div', {class: 'small muted nowrap', title: rule.credentialArn}, 'in Secrets Manager')
@@ -365,7 +367,6 @@ export async function rulesPage(container, {ctx, query}) {
     const row = h('tr', {class: ['rule-row', highlight === rule.prefix ? 'row-highlight' : ''], dataset: {prefix: rule.prefix}},
       h('th', {scope: 'row'}, prefixLabel(rule.prefix)),
       h('td', {}, upstream),
-      h('td', {class: 'mirror-cell'}, mirrorCell(rule)),
       h('td', {}, creds),
       h('td', {class: 'nowrap'}, formatDuration(rule.refreshSeconds),
         h('div', {class: 'small muted'}, 'not found: ', formatDuration(rule.negativeSeconds || 0).replace('never (every pull checks)', 'not kept')),
