@@ -16,8 +16,8 @@ const path = require('path');
 const crypto = require('crypto');
 const zlib = require('zlib');
 const {
-  oneLine, report, check, assert, need, readEnvFile, waitFor, freePort, pierctl, pierctlOk, ConsoleApi, basic,
-  getManifest, startBrowser, runMain, axeCheck, fitsWindow, contrastRatio,
+  oneLine, check, assert, waitFor, freePort, pierctl, pierctlOk, ConsoleApi, basic, getManifest,
+  startBrowser, runMain, axeCheck, fitsWindow, contrastRatio, testEnvironment,
 } = require('./lib');
 
 const WIDTHS = [1400, 800];
@@ -46,19 +46,9 @@ async function pushImage(base, repo, tag, auth) {
 }
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_STATE_DIR');
-    need('PIER_BUILD_DIR');
-    need('PIER_TEST_DIR');
-    assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
-  } catch (e) {
-    report('a11y_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('a11y', ['PIER_STATE_DIR', 'PIER_BUILD_DIR']);
+  if (!env) return;
+  const {base, admin} = env;
   const run = crypto.randomBytes(4).toString('hex');
   const prefix = `a11y${run}`;
   const tplPrefix = `a11y${run}t`;

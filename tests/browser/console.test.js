@@ -15,24 +15,14 @@ const path = require('path');
 const crypto = require('crypto');
 const {spawnSync} = require('child_process');
 const {
-  PULL_ACTIONS, oneLine, report, check, assert, eq, need, readEnvFile, formatBytes, waitFor, freePort,
-  pierctl, pierctlOk, ConsoleApi, basic, getManifest, skopeoPull, startUpstream, stopUpstream, startBrowser, runMain,
+  PULL_ACTIONS, oneLine, check, assert, eq, formatBytes, waitFor, freePort, pierctl, pierctlOk, ConsoleApi,
+  basic, getManifest, skopeoPull, startUpstream, stopUpstream, startBrowser, runMain, testEnvironment,
 } = require('./lib');
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_STATE_DIR');
-    need('PIER_BUILD_DIR');
-    need('PIER_TEST_DIR');
-    assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
-  } catch (e) {
-    report('console_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('console', ['PIER_STATE_DIR', 'PIER_BUILD_DIR']);
+  if (!env) return;
+  const {base, admin} = env;
   const host = new URL(base).host;
   const adminCreds = `${admin.AWS_ACCESS_KEY_ID}:${admin.AWS_SECRET_ACCESS_KEY}`;
   const run = crypto.randomBytes(4).toString('hex');

@@ -13,8 +13,8 @@ const path = require('path');
 const crypto = require('crypto');
 const {spawnSync} = require('child_process');
 const {
-  oneLine, report, check, assert, eq, need, readEnvFile, waitFor, pierctl, ConsoleApi,
-  skopeoPull, startUpstream, stopUpstream, startBrowser, runMain,
+  oneLine, check, assert, eq, waitFor, pierctl, ConsoleApi, skopeoPull, startUpstream, stopUpstream,
+  startBrowser, runMain, testEnvironment,
 } = require('./lib');
 
 /** skopeo copy between two repositories of Pier. */
@@ -27,18 +27,9 @@ function skopeoCopy(src, dst, creds) {
 const WIDTHS = [1400, 800];
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_STATE_DIR');
-    need('PIER_BUILD_DIR');
-    need('PIER_TEST_DIR');
-  } catch (e) {
-    report('images_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('images', ['PIER_STATE_DIR', 'PIER_BUILD_DIR']);
+  if (!env) return;
+  const {base, admin} = env;
   const host = new URL(base).host;
   const adminCreds = `${admin.AWS_ACCESS_KEY_ID}:${admin.AWS_SECRET_ACCESS_KEY}`;
   const prefix = `img${crypto.randomBytes(4).toString('hex')}`;

@@ -85,6 +85,25 @@ function readEnvFile(file) {
   return out;
 }
 
+/**
+ * What every browser test needs from run.sh: the registry's URL (base, no trailing
+ * slash) and the administrator's access key (admin, from PIER_ADMIN_ENV), plus the
+ * other variables named in `more`. Null, with `<name>_test_environment` reported as
+ * failed, when any of them is missing.
+ */
+function testEnvironment(name, more = []) {
+  try {
+    const base = need('PIER_URL').replace(/\/+$/, '');
+    const admin = readEnvFile(need('PIER_ADMIN_ENV'));
+    for (const v of ['PIER_TEST_DIR', ...more]) need(v);
+    assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
+    return {base, admin};
+  } catch (e) {
+    report(`${name}_test_environment`, e);
+    return null;
+  }
+}
+
 /** The console's byte formatting (htdocs/console/dom.js formatBytes). */
 function formatBytes(n) {
   if (n < 1024) return `${n} B`;
@@ -449,7 +468,7 @@ function runMain(name, main) {
 
 module.exports = {
   HERE, VIEWPORT, MANIFEST_ACCEPT, PULL_ACTIONS,
-  oneLine, report, check, ran, assert, eq, need, readEnvFile, formatBytes, sleep, waitFor, freePort,
+  oneLine, report, check, ran, assert, eq, need, readEnvFile, testEnvironment, formatBytes, sleep, waitFor, freePort,
   pierctl, pierctlOk, ConsoleApi, basic, getManifest, skopeoPull, startUpstream, stopUpstream,
   startBrowser, runMain, axeViolations, axeCheck, fitsWindow, contrastRatio,
 };

@@ -6,19 +6,12 @@
 'use strict';
 
 const crypto = require('crypto');
-const {report, check, assert, eq, need, readEnvFile, ConsoleApi, startBrowser, runMain} = require('./lib');
+const {check, assert, eq, ConsoleApi, startBrowser, runMain, testEnvironment} = require('./lib');
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_TEST_DIR');
-  } catch (e) {
-    report('mirror_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('mirror');
+  if (!env) return;
+  const {base, admin} = env;
   const run = crypto.randomBytes(4).toString('hex');
   const first = `mi${run}`;
   const second = `mi${run}b`;

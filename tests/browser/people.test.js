@@ -12,8 +12,7 @@
 'use strict';
 
 const crypto = require('crypto');
-const {report, check, assert, eq, need, readEnvFile, sleep, waitFor, ConsoleApi, basic, startBrowser, runMain} =
-  require('./lib');
+const {check, assert, eq, sleep, waitFor, ConsoleApi, basic, startBrowser, runMain, testEnvironment} = require('./lib');
 
 const SETTLE_MS = 1500; // every worker's key and policy cache (policy_cache_ms) has expired
 
@@ -205,17 +204,9 @@ async function scenario(base, admin, width) {
 }
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_TEST_DIR');
-    assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
-  } catch (e) {
-    report('people_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('people');
+  if (!env) return;
+  const {base, admin} = env;
   await scenario(base, admin, 1400);
   await scenario(base, admin, 800);
 }

@@ -18,8 +18,8 @@ const http = require('http');
 const crypto = require('crypto');
 const {spawnSync} = require('child_process');
 const {
-  oneLine, report, check, assert, eq, need, readEnvFile, waitFor, freePort, ConsoleApi, startUpstream, stopUpstream,
-  startBrowser, runMain,
+  oneLine, check, assert, eq, waitFor, freePort, ConsoleApi, startUpstream, stopUpstream, startBrowser,
+  runMain, testEnvironment,
 } = require('./lib');
 
 const VIEWPORTS = [{width: 1400, height: 900, name: '1400'}, {width: 800, height: 900, name: '800'}];
@@ -45,17 +45,9 @@ function selfSignedPem(dir) {
 }
 
 async function main() {
-  let base;
-  let admin;
-  try {
-    base = need('PIER_URL').replace(/\/+$/, '');
-    admin = readEnvFile(need('PIER_ADMIN_ENV'));
-    need('PIER_TEST_DIR');
-    assert(admin.AWS_ACCESS_KEY_ID && admin.AWS_SECRET_ACCESS_KEY, `${process.env.PIER_ADMIN_ENV} lacks the access key`);
-  } catch (e) {
-    report('rules_test_environment', e);
-    return;
-  }
+  const env = testEnvironment('rules');
+  if (!env) return;
+  const {base, admin} = env;
   const run = crypto.randomBytes(3).toString('hex');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pier-rules-test-'));
   const created = new Set();

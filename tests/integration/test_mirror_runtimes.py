@@ -69,10 +69,79 @@ DISABLED_PLUGINS = [
 ]
 
 
-class Containerd:
+class _Daemon:
+    """A daemon of the test's own in a temp directory (self.dir, its log at self.log_path):
+    started by start(), stopped and its directory removed by close() or on exit. A subclass
+    names itself (NAME), says how it is started (argv()) and when it answers (up())."""
+
+    NAME = "daemon"
+    STOP_SECONDS = 10.0
+    POLL_SECONDS = 0.1
+    dir: str
+    log_path: str
+    proc: subprocess.Popen | None = None
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def up(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 20):
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        atexit.register(self.close)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            return "up" if self.up() else None
+        state = wait_until(ready, timeout, self.POLL_SECONDS)
+        if state != "up":
+            tail = self.log_tail()
+            self.close()
+            raise AssertionError(f"{self.NAME} did not start ({state}): {tail}")
+        return self
+
+    def close(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(self.STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.proc = None
+        if os.path.isdir(self.dir):
+            # Snapshotters and vfs leave read-only directories: make them writable first.
+            subprocess.run(["chmod", "-R", "u+rwX", self.dir], capture_output=True)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+
+class Containerd(_Daemon):
     """A containerd daemon of its own: root, state, socket and configuration in a temp
     directory (short: the socket path must fit a sockaddr_un); it never touches a system
     containerd. Stopped and removed on exit (and at interpreter exit, if a test was cut)."""
+
+    NAME = "containerd"
 
     def __init__(self):
         for exe in (CONTAINERD, CTR):
@@ -103,54 +172,12 @@ class Containerd:
                 "",
             ]))
 
-    def start(self, timeout: float = 20):
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen([CONTAINERD, "--config", self.config], stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        atexit.register(self.close)
+    def argv(self) -> list[str]:
+        return [CONTAINERD, "--config", self.config]
 
-        def ready():
-            if self.proc.poll() is not None:
-                return "exited"
-            p = subprocess.run([CTR, "--address", self.sock, "version"], capture_output=True, timeout=10)
-            return "up" if p.returncode == 0 else None
-        state = wait_until(ready, timeout, 0.1)
-        if state != "up":
-            tail = self.log_tail()
-            self.close()
-            raise AssertionError(f"containerd did not start ({state}): {tail}")
-        return self
-
-    def close(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-            self.proc = None
-        if os.path.isdir(self.dir):
-            # The native snapshotter leaves read-only directories: make them writable first.
-            subprocess.run(["chmod", "-R", "u+rwX", self.dir], capture_output=True)
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-n:]
-        except OSError:
-            return "(no log)"
+    def up(self) -> bool:
+        return subprocess.run([CTR, "--address", self.sock, "version"], capture_output=True,
+                              timeout=10).returncode == 0
 
     def ctr(self, namespace: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([CTR, "--address", self.sock, "--namespace", namespace, *args],
@@ -190,11 +217,15 @@ DOCKERD = "/usr/sbin/dockerd"
 DOCKER = "/usr/bin/docker"
 
 
-class Dockerd:
+class Dockerd(_Daemon):
     """A dockerd of its own (Debian's docker.io 20.10): vfs storage, no iptables, no bridge,
     its data root, exec root (where it starts its own containerd), pid file, socket and trust
     key in a temp directory; `registry-mirrors` from daemon.json. The docker CLI runs with a
     DOCKER_CONFIG of its own. Stopped and removed on exit."""
+
+    NAME = "dockerd"
+    STOP_SECONDS = 20.0
+    POLL_SECONDS = 0.2
 
     def __init__(self, mirrors: list[str], insecure: list[str]):
         for exe in (DOCKERD, DOCKER):
@@ -210,56 +241,17 @@ class Dockerd:
                        "deprecated-key-path": os.path.join(self.dir, "key.json")}, f)
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60):
+    def argv(self) -> list[str]:
         d = self.dir
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [DOCKERD, "--config-file", self.config, "--data-root", f"{d}/data", "--exec-root", f"{d}/exec",
-                 "--pidfile", f"{d}/dockerd.pid", "--host", f"unix://{self.sock}", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
-                 "--ip-masq=false", "--bridge=none"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        atexit.register(self.close)
+        return [DOCKERD, "--config-file", self.config, "--data-root", f"{d}/data", "--exec-root", f"{d}/exec",
+                "--pidfile", f"{d}/dockerd.pid", "--host", f"unix://{self.sock}", "--storage-driver", "vfs",
+                "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--bridge=none"]
 
-        def ready():
-            if self.proc.poll() is not None:
-                return "exited"
-            return "up" if self.docker("version", check=False).returncode == 0 else None
-        state = wait_until(ready, timeout, 0.2)
-        if state != "up":
-            tail = self.log_tail()
-            self.close()
-            raise AssertionError(f"dockerd did not start ({state}): {tail}")
-        return self
+    def up(self) -> bool:
+        return self.docker("version", check=False).returncode == 0
 
-    def close(self):
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-            self.proc = None
-        if os.path.isdir(self.dir):
-            subprocess.run(["chmod", "-R", "u+rwX", self.dir], capture_output=True)
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-n:]
-        except OSError:
-            return "(no log)"
+    def start(self, timeout: float = 60):
+        return super().start(timeout)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess:
         env = dict(os.environ, DOCKER_CONFIG=os.path.join(self.dir, "cli"))
