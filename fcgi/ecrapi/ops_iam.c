@@ -32,7 +32,9 @@ static bool is_role(const char *arn)
 static bool authorize(struct api *x, const char *action, const char *arn)
 {
     struct perr e;
-    x->audit_resource = arn;
+    /* A copy: arn is often in a caller's struct principal on the stack, and
+     * the audit event is written after the operation has returned. */
+    x->audit_resource = arena_strdup(x->c->a, arn);
     pier_err rc = authz_check_arn(x->c, action, arn, &e);
     if (rc)
         return api_fail(x,
@@ -42,25 +44,44 @@ static bool authorize(struct api *x, const char *action, const char *arn)
     return true;
 }
 
-/* The principal named by UserName (users and roles alike). */
-static bool user_arg(struct api *x, struct principal *p)
+/* The action for a user or a role: verb, "User" or "Role", then rest
+ * ("iam:Put", "Policy": iam:PutUserPolicy, iam:PutRolePolicy); a NULL rest:
+ * verb is the whole action. */
+static const char *kind_action(struct api *x, const char *verb, const char *rest, const char *arn)
 {
-    const char *name = api_str(x, "UserName", true, PRINCIPAL_NAME_MAX);
-    if (!name)
-        return false;
+    if (!rest)
+        return verb;
+    return arena_printf(x->c->a, "%s%s%s", verb, is_role(arn) ? "Role" : "User", rest);
+}
+
+/* The principal called name (users and roles alike), once the caller is
+ * authorized for the action (verb, rest: kind_action) on it. As IAM does,
+ * authorization comes first, on the ARN the name would have: a caller not
+ * allowed the action learns nothing about which users, roles or keys exist. */
+static bool principal_arg(struct api *x, const char *name, struct principal *p, const char *verb,
+                          const char *rest)
+{
     struct perr e;
     if (principal_check_name(name, &e) != PIER_OK)
         return api_fail(x, ECR_EXC_INVALID_PARAMETER, "UserName: %s", e.msg);
-    if (principal_get(x->c, name, p, &e) != PIER_OK)
-        return api_perr(x, &e, ECR_EXC_NO_SUCH_ENTITY, ECR_EXC_NONE);
+    pier_err rc = principal_get(x->c, name, p, &e);
+    if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN)
+        return api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+    const char *arn = rc == PIER_OK
+                          ? p->arn
+                          : arena_printf(x->c->a, "arn:aws:iam::%s:user/%s", x->c->cfg->account_id, name);
+    if (!authorize(x, kind_action(x, verb, rest, arn), arn))
+        return false;
+    if (rc != PIER_OK)
+        return api_fail(x, ECR_EXC_NO_SUCH_ENTITY, "%s", e.msg);
     return true;
 }
 
-/* The action for a user or a role: verb, "User" or "Role", then rest
- * ("iam:Put", "Policy": iam:PutUserPolicy, iam:PutRolePolicy). */
-static const char *kind_action(struct api *x, const char *verb, const char *rest, const char *arn)
+/* The principal named by UserName, the caller authorized as principal_arg. */
+static bool user_arg(struct api *x, struct principal *p, const char *verb, const char *rest)
 {
-    return arena_printf(x->c->a, "%s%s%s", verb, is_role(arn) ? "Role" : "User", rest);
+    const char *name = api_str(x, "UserName", true, PRINCIPAL_NAME_MAX);
+    return name && principal_arg(x, name, p, verb, rest);
 }
 
 static bool is_caller(struct api *x, const struct principal *p)
@@ -134,7 +155,7 @@ void op_iam_create_user(struct api *x)
 void op_iam_delete_user(struct api *x)
 {
     struct principal p;
-    if (!user_arg(x, &p) || !authorize(x, kind_action(x, "iam:Delete", "", p.arn), p.arn))
+    if (!user_arg(x, &p, "iam:Delete", ""))
         return;
     if (is_caller(x, &p)) {
         api_fail(x, ECR_EXC_DELETE_CONFLICT,
@@ -151,7 +172,7 @@ void op_iam_delete_user(struct api *x)
 void op_iam_create_access_key(struct api *x)
 {
     struct principal p;
-    if (!user_arg(x, &p) || !authorize(x, "iam:CreateAccessKey", p.arn))
+    if (!user_arg(x, &p, "iam:CreateAccessKey", NULL))
         return;
     char id[KEY_ID_LEN + 1], secret[KEY_SECRET_LEN + 1];
     struct perr e;
@@ -168,8 +189,11 @@ void op_iam_create_access_key(struct api *x)
     OPENSSL_cleanse(secret, sizeof secret);
 }
 
-/* The key named by AccessKeyId, owned by UserName when the request names
- * one; authorized with action on the owner. */
+/* The key named by AccessKeyId of the user UserName names (the caller when
+ * it names none, as IAM), the caller authorized with action on that user
+ * before the key is looked up: an unknown key and another user's key are
+ * the same NoSuchEntity, and a caller not allowed the action is refused
+ * whatever the key id. */
 static bool key_arg(struct api *x, const char *action, const char **id, struct principal *owner,
                     bool *active, long long *active_keys)
 {
@@ -178,15 +202,21 @@ static bool key_arg(struct api *x, const char *action, const char **id, struct p
     if (!*id || x->err_type)
         return false;
     x->audit_target = *id;
-    struct perr e;
-    if (key_owner(x->c, *id, owner, active, active_keys, &e) != PIER_OK)
-        return api_perr(x, &e, ECR_EXC_NO_SUCH_ENTITY, ECR_EXC_NONE);
-    if (user && strcmp(user, owner->name) != 0) {
-        /* Not telling whose key it is before the caller is authorized. */
-        x->audit_resource = NULL;
-        return api_fail(x, ECR_EXC_NO_SUCH_ENTITY, "%s has no access key %s", user, *id);
+    if (!user) {
+        if (!x->c->who || !x->c->who->authenticated)
+            return api_fail(x, ECR_EXC_INVALID_PARAMETER, "UserName is required");
+        user = x->c->who->p.name;
     }
-    return authorize(x, action, owner->arn);
+    struct principal named;
+    if (!principal_arg(x, user, &named, action, NULL))
+        return false;
+    struct perr e;
+    pier_err rc = key_owner(x->c, *id, owner, active, active_keys, &e);
+    if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN)
+        return api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
+    if (rc != PIER_OK || owner->id != named.id)
+        return api_fail(x, ECR_EXC_NO_SUCH_ENTITY, "%s has no access key %s", named.name, *id);
+    return true;
 }
 
 /* The caller's own last active key: without it they could not sign in again. */
@@ -255,7 +285,7 @@ static const char *policy_name_arg(struct api *x)
 void op_iam_list_user_policies(struct api *x)
 {
     struct principal p;
-    if (!user_arg(x, &p) || !authorize(x, kind_action(x, "iam:List", "Policies", p.arn), p.arn))
+    if (!user_arg(x, &p, "iam:List", "Policies"))
         return;
     struct perr e;
     json_t *l = json_array();
@@ -276,8 +306,7 @@ void op_iam_get_user_policy(struct api *x)
 {
     struct principal p;
     const char *name;
-    if (!user_arg(x, &p) || !(name = policy_name_arg(x)) ||
-        !authorize(x, kind_action(x, "iam:Get", "Policy", p.arn), p.arn))
+    if (!(name = policy_name_arg(x)) || !user_arg(x, &p, "iam:Get", "Policy"))
         return;
     struct perr e;
     json_t *l = json_array();
@@ -306,9 +335,8 @@ void op_iam_put_user_policy(struct api *x)
 {
     struct principal p;
     const char *name, *doc;
-    if (!user_arg(x, &p) || !(name = policy_name_arg(x)) ||
-        !(doc = api_str(x, "PolicyDocument", true, 10240)) ||
-        !authorize(x, kind_action(x, "iam:Put", "Policy", p.arn), p.arn))
+    if (!(name = policy_name_arg(x)) || !(doc = api_str(x, "PolicyDocument", true, 10240)) ||
+        !user_arg(x, &p, "iam:Put", "Policy"))
         return;
     struct perr e;
     if (identity_policy_put(x->c, p.id, name, doc, &e) != PIER_OK)
@@ -319,8 +347,7 @@ void op_iam_delete_user_policy(struct api *x)
 {
     struct principal p;
     const char *name;
-    if (!user_arg(x, &p) || !(name = policy_name_arg(x)) ||
-        !authorize(x, kind_action(x, "iam:Delete", "Policy", p.arn), p.arn))
+    if (!(name = policy_name_arg(x)) || !user_arg(x, &p, "iam:Delete", "Policy"))
         return;
     struct perr e;
     if (identity_policy_delete(x->c, p.id, name, &e) != PIER_OK)
@@ -331,8 +358,8 @@ void op_iam_create_login_password(struct api *x)
 {
     struct principal p;
     long long hours = LOGIN_HOURS_DEFAULT;
-    if (!user_arg(x, &p) || !api_int(x, "Hours", 1, LOGIN_HOURS_MAX, &hours) ||
-        !authorize(x, "iam:CreateLoginPassword", p.arn))
+    if (!api_int(x, "Hours", 1, LOGIN_HOURS_MAX, &hours) ||
+        !user_arg(x, &p, "iam:CreateLoginPassword", NULL))
         return;
     long lifetime = (long)hours * 3600;
     json_t *claims = json_pack("{s:s, s:I}", "sub", p.arn, "pid", (json_int_t)p.id);

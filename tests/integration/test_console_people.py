@@ -124,7 +124,7 @@ def test_console_people_admin_creates_a_user_key_and_policy_that_work_with_skope
         assert code == "UnrecognizedClientException", code
         r = Client(url_b(), auth=(kid, secret)).get(f"/v2/{repo}/manifests/v1")
         assert r.status == 401, r.summary()
-        ok(iam(con, "UpdateAccessKey", {"AccessKeyId": kid, "Status": "Active"}))
+        ok(iam(con, "UpdateAccessKey", {"UserName": name, "AccessKeyId": kid, "Status": "Active"}))
         policy_settle()
         assert skopeo_inspect(repo, (kid, secret)).returncode == 0
         r = iam(con, "UpdateAccessKey", {"AccessKeyId": kid, "Status": "Paused"})
@@ -143,6 +143,9 @@ def test_console_people_admin_creates_a_user_key_and_policy_that_work_with_skope
         # Delete the key, then the user.
         ok(iam(con, "DeleteAccessKey", {"UserName": name, "AccessKeyId": kid}))
         assert listed(con, name)["accessKeys"] == []
+        r = iam(con, "DeleteAccessKey", {"UserName": name, "AccessKeyId": kid})
+        assert r.status == 400 and error_type(r) == "NoSuchEntityException", r.summary()
+        # Without UserName the key is looked for among the caller's own.
         r = iam(con, "DeleteAccessKey", {"AccessKeyId": kid})
         assert r.status == 400 and error_type(r) == "NoSuchEntityException", r.summary()
         ok(iam(con, "DeleteUser", {"UserName": name}))
@@ -211,6 +214,64 @@ def test_console_people_every_operation_is_refused_without_its_permission():
         iam(con, "DeleteUser", {"UserName": target})
 
 
+def test_console_people_refusals_tell_nothing_about_which_users_and_keys_exist():
+    """Authorization comes before any lookup, as in IAM: a caller without the permission
+    gets the same refusal for a real key and a made-up one, for a real user and a made-up
+    one, and the refusal never names the owner of a key the caller did not name; a caller
+    allowed key changes only on itself cannot touch another user's key by leaving out
+    UserName (the caller is then the user, and the key is not theirs)."""
+    con = admin_console()
+    target = new_name("ppl-k")
+    ok(iam(con, "CreateUser", {"UserName": target}))
+    tkey = ok(iam(con, "CreateAccessKey", {"UserName": target}))["AccessKey"]
+    remember(tkey["SecretAccessKey"])
+    made_up = "AKIA" + uuid.uuid4().hex[:16].upper()
+    try:
+        with User("ppl-probe", policies={"read": policy(allow(["ecr:DescribeRepositories"]))}) as u:
+            policy_settle()
+            c = Console(url_b())
+            assert c.login(*u.creds).status == 200
+            for op in ("UpdateAccessKey", "DeleteAccessKey"):
+                extra = {"Status": "Inactive"} if op == "UpdateAccessKey" else {}
+                answers = []
+                for key_id in (tkey["AccessKeyId"], made_up):
+                    r = iam(c, op, dict(extra, AccessKeyId=key_id))
+                    assert r.status == 403 and error_type(r) == "AccessDeniedException", (op, r.summary())
+                    msg = r.json()["error"]["message"]
+                    assert target not in msg, (op, msg)
+                    answers.append(msg.replace(key_id, "KEY"))
+                assert answers[0] == answers[1], (op, answers)
+            # A user that exists and one that does not: the same refusal.
+            for op, doc in (("GetUserPolicy", {"PolicyName": "p"}), ("DeleteUser", {}),
+                            ("CreateLoginPassword", {})):
+                answers = []
+                for name in (target, target + "-nobody"):
+                    r = iam(c, op, dict(doc, UserName=name))
+                    assert r.status == 403 and error_type(r) == "AccessDeniedException", (op, r.summary())
+                    answers.append(r.json()["error"]["message"].replace(name, "NAME"))
+                assert answers[0] == answers[1], (op, answers)
+
+            # Allowed key changes on itself only: another user's key without UserName is
+            # not the caller's key.
+            u.put_policy("self", policy(allow(["iam:UpdateAccessKey", "iam:DeleteAccessKey"],
+                                              [user_arn(u.name)])))
+            policy_settle()
+            for op in ("UpdateAccessKey", "DeleteAccessKey"):
+                extra = {"Status": "Inactive"} if op == "UpdateAccessKey" else {}
+                for key_id in (tkey["AccessKeyId"], made_up):
+                    r = iam(c, op, dict(extra, AccessKeyId=key_id))
+                    assert r.status == 400 and error_type(r) == "NoSuchEntityException", (op, r.summary())
+                    assert r.json()["error"]["message"] == f"{u.name} has no access key {key_id}", r.json()
+                # Naming the owner is refused: the policy covers the caller only.
+                r = iam(c, op, dict(extra, AccessKeyId=tkey["AccessKeyId"], UserName=target))
+                assert r.status == 403 and error_type(r) == "AccessDeniedException", (op, r.summary())
+            entry = listed(con, target)
+            assert entry and [(k["accessKeyId"], k["active"]) for k in entry["accessKeys"]] == \
+                [(tkey["AccessKeyId"], True)], entry
+    finally:
+        iam(con, "DeleteUser", {"UserName": target})
+
+
 def test_console_people_changes_and_refusals_are_audited_without_secrets():
     con = admin_console()
     admin_arn = con.session["principal"]
@@ -222,10 +283,10 @@ def test_console_people_changes_and_refusals_are_audited_without_secrets():
     remember(secret)
     doc = policy(allow(["ecr:DescribeRepositories"], "*", sid="AuditMarkerSid"))
     ok(iam(con, "PutUserPolicy", {"UserName": name, "PolicyName": "audited", "PolicyDocument": doc}))
-    ok(iam(con, "UpdateAccessKey", {"AccessKeyId": key["AccessKeyId"], "Status": "Inactive"}))
+    ok(iam(con, "UpdateAccessKey", {"UserName": name, "AccessKeyId": key["AccessKeyId"], "Status": "Inactive"}))
     pw = ok(iam(con, "CreateLoginPassword", {"UserName": name, "Hours": 1}))["LoginPassword"]
     remember(pw["Password"])
-    ok(iam(con, "DeleteAccessKey", {"AccessKeyId": key["AccessKeyId"]}))
+    ok(iam(con, "DeleteAccessKey", {"UserName": name, "AccessKeyId": key["AccessKeyId"]}))
     with User("ppl-deny", policies={"r": policy(allow(["ecr:DescribeRepositories"]))}) as u:
         policy_settle()
         c = Console(url_a())
