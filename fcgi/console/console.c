@@ -39,7 +39,8 @@
 static const struct db_stmt st_create = {
     "con_create",
     "INSERT INTO console_sessions(id_hash, principal_id, csrf, expires_at, key_id)"
-    " VALUES ($1::bytea, $2::bigint, $3, now() + make_interval(secs => $4::int), nullif($5, ''))", 5};
+    " VALUES ($1::bytea, $2::bigint, $3, now() + make_interval(secs => $4::int), nullif($5, ''))",
+    5};
 /* A session opened with an access key (or with a login password made from
  * one) ends with that key: deleting it deletes the session (foreign key),
  * deactivating it refuses the session. */
@@ -50,7 +51,8 @@ static const struct db_stmt st_get = {
     " FROM console_sessions s JOIN principals p ON p.id = s.principal_id"
     " LEFT JOIN access_keys k ON k.id = s.key_id"
     " WHERE s.id_hash = $1::bytea AND s.expires_at > now()"
-    " AND (s.key_id IS NULL OR k.active)", 1};
+    " AND (s.key_id IS NULL OR k.active)",
+    1};
 static const struct db_stmt st_delete = {
     "con_delete", "DELETE FROM console_sessions WHERE id_hash = $1::bytea", 1};
 static const struct db_stmt st_expire = {
@@ -172,8 +174,9 @@ static void random_b64url(char *out, size_t nbytes)
 
 static void session_json(struct req *r, const struct session *s)
 {
-    reply(r, 200, json_pack("{s:s, s:s, s:s, s:I}", "user", s->id.p.name, "principal", s->id.p.arn,
-                            "csrfToken", s->csrf, "expiresAt", (json_int_t)s->expires));
+    reply(r, 200,
+          json_pack("{s:s, s:s, s:s, s:I}", "user", s->id.p.name, "principal", s->id.p.arn,
+                    "csrfToken", s->csrf, "expiresAt", (json_int_t)s->expires));
 }
 
 /* A console sign-in in the audit trail. The key id typed is kept only when it
@@ -226,7 +229,8 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     if (rc != PIER_OK || (id.via != VIA_ACCESS_KEY && id.via != VIA_LOGIN_TOKEN)) {
         log_warn("console sign-in with key %.20s refused from %s", key, r->remote_addr);
         audit_signin(c, key, NULL, ECR_EXC_UNRECOGNIZED_CLIENT);
-        fail(r, ECR_EXC_UNRECOGNIZED_CLIENT, "The access key ID or the secret access key is wrong.");
+        fail(r, ECR_EXC_UNRECOGNIZED_CLIENT,
+             "The access key ID or the secret access key is wrong.");
         return;
     }
     /* A session never outlives the password it was opened with. */
@@ -241,8 +245,8 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     random_b64url(sid, 32);
     random_b64url(s.csrf, 24);
     hash_id(sid, s.hash);
-    struct db_param p[5] = {DB_BYTES(s.hash, 32), DB_ARG(id.p.id), DB_ARG(s.csrf),
-                            DB_ARG(lifetime), DB_ARG(id.key_id)};
+    struct db_param p[5] = {DB_BYTES(s.hash, 32), DB_ARG(id.p.id), DB_ARG(s.csrf), DB_ARG(lifetime),
+                            DB_ARG(id.key_id)};
     if (!db_execp(c->db, c->a, &st_create, p, false, &e)) {
         fail(r, ECR_EXC_CONSOLE_UNAVAILABLE, "Sessions cannot be stored right now.");
         return;
@@ -250,8 +254,9 @@ static void login(struct ctx *c, struct authn_cache *ac, struct req *r, json_t *
     struct perr ignore;
     db_exec(c->db, c->a, &st_expire, &ignore);
     s.expires = now + lifetime;
-    resp_header(r, "Set-Cookie", COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s",
-                sid, lifetime, cookie_secure(c, r) ? "; Secure" : "");
+    resp_header(r, "Set-Cookie",
+                COOKIE "=%s; Path=/console; HttpOnly; SameSite=Strict; Max-Age=%d%s", sid, lifetime,
+                cookie_secure(c, r) ? "; Secure" : "");
     OPENSSL_cleanse(sid, sizeof sid);
     log_info("console sign-in: %s from %s", id.p.arn, r->remote_addr);
     audit_signin(c, key, &id, ECR_EXC_NONE);
@@ -307,7 +312,8 @@ static void list_denied(struct ctx *c, json_t *out, const char *key)
 static void overview(struct ctx *c, struct req *r)
 {
     struct perr e;
-    if (authz_check_arn(c, "ecr:DescribePullThroughCacheRules", authz_registry_arn(c), &e) != PIER_OK) {
+    if (authz_check_arn(c, "ecr:DescribePullThroughCacheRules", authz_registry_arn(c), &e) !=
+        PIER_OK) {
         fail(r, ECR_EXC_ACCESS_DENIED, e.msg);
         return;
     }
@@ -324,21 +330,17 @@ static void overview(struct ctx *c, struct req *r)
     json_t *rules = json_array();
     for (int i = 0; i < nrules; i++) {
         const struct rule_overview *o = &ro[i];
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                              " s:I, s:I}",
-                              "prefix", o->prefix, "upstreamUrl", o->upstream_url,
-                              "upstreamRegistry", o->upstream_registry,
-                              "upstreamPrefix", o->upstream_prefix,
-                              "refreshSeconds", (json_int_t)o->refresh_seconds,
-                              "hasCredentials", o->has_credentials,
-                              "hits", (json_int_t)o->hits, "misses", (json_int_t)o->misses,
-                              "stale", (json_int_t)o->stale,
-                              "upstreamBytes", (json_int_t)o->upstream_bytes,
-                              "servedBytes", (json_int_t)o->served_bytes,
-                              "upstreamErrors", (json_int_t)o->upstream_errors,
-                              "repositories", (json_int_t)o->repositories,
-                              "bytesCached", (json_int_t)o->bytes_cached,
-                              "createdAt", (json_int_t)o->created_at);
+        json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+            " s:I, s:I}",
+            "prefix", o->prefix, "upstreamUrl", o->upstream_url, "upstreamRegistry",
+            o->upstream_registry, "upstreamPrefix", o->upstream_prefix, "refreshSeconds",
+            (json_int_t)o->refresh_seconds, "hasCredentials", o->has_credentials, "hits",
+            (json_int_t)o->hits, "misses", (json_int_t)o->misses, "stale", (json_int_t)o->stale,
+            "upstreamBytes", (json_int_t)o->upstream_bytes, "servedBytes",
+            (json_int_t)o->served_bytes, "upstreamErrors", (json_int_t)o->upstream_errors,
+            "repositories", (json_int_t)o->repositories, "bytesCached", (json_int_t)o->bytes_cached,
+            "createdAt", (json_int_t)o->created_at);
         json_object_set_new(j, "storageErrors", json_integer(o->storage_errors));
         /* The byte budget: 0 when the rule has none. */
         json_object_set_new(j, "maxBytes", json_integer(o->max_bytes));
@@ -376,9 +378,9 @@ static void overview(struct ctx *c, struct req *r)
     json_t *tops = json_array();
     for (int i = 0; i < ntop; i++)
         if (authz_allowed(c, "ecr:DescribeRepositories", top[i].name))
-            json_array_append_new(tops, json_pack("{s:s, s:I, s:s}", "name", top[i].name,
-                                                  "pulls", (json_int_t)top[i].pulls, "rule",
-                                                  top[i].rule_prefix));
+            json_array_append_new(tops,
+                                  json_pack("{s:s, s:I, s:s}", "name", top[i].name, "pulls",
+                                            (json_int_t)top[i].pulls, "rule", top[i].rule_prefix));
     /* All rules together, a layer several of them hold counted once, and
      * the registry-wide budget (0: none). */
     json_t *budget = json_pack("{s:I, s:I, s:I}", "bytesCached", (json_int_t)cached, "maxBytes",
@@ -417,8 +419,8 @@ static void storage(struct ctx *c, struct req *r)
     json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:i, s:i}", "blobs",
                             (json_int_t)counts.blobs, "blobBytes", (json_int_t)counts.blob_bytes,
                             "manifests", (json_int_t)counts.manifests, "reclaimableBlobs",
-                            (json_int_t)rblobs, "reclaimableBytes", (json_int_t)rbytes,
-                            "gcGrace", c->cfg->gc_grace, "gcInterval", c->cfg->gc_interval);
+                            (json_int_t)rblobs, "reclaimableBytes", (json_int_t)rbytes, "gcGrace",
+                            c->cfg->gc_grace, "gcInterval", c->cfg->gc_interval);
     struct statvfs vfs;
     if (statvfs(c->bs->root, &vfs) == 0) {
         json_object_set_new(out, "diskBytes",
@@ -467,10 +469,10 @@ static void repositories(struct ctx *c, struct req *r)
         const struct repo_summary *s = &found[i];
         if (!authz_allowed(c, "ecr:DescribeRepositories", s->name))
             continue;
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", s->name,
-                              "cache", s->cache, "createdAt", (json_int_t)s->created_at,
-                              "images", (json_int_t)s->images, "tags", (json_int_t)s->tags,
-                              "pulls", (json_int_t)s->pulls);
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I}", "name", s->name, "cache", s->cache,
+                              "createdAt", (json_int_t)s->created_at, "images",
+                              (json_int_t)s->images, "tags", (json_int_t)s->tags, "pulls",
+                              (json_int_t)s->pulls);
         if (s->rule_prefix[0])
             json_object_set_new(j, "rule", json_string(s->rule_prefix));
         json_array_append_new(list, j);
@@ -560,7 +562,8 @@ static long long image_bytes(json_t *m)
 /* Platforms and size of a stored manifest; an index counts the images it
  * lists that are stored in this repository (children are fetched on demand
  * in cache repositories, so some may not be there yet). */
-static void describe_manifest(struct ctx *c, const char *repo, const char *body, size_t len, json_t *out)
+static void describe_manifest(struct ctx *c, const char *repo, const char *body, size_t len,
+                              json_t *out)
 {
     json_t *m = json_loadb(body, len, 0, NULL);
     json_t *plats = json_array();
@@ -568,13 +571,15 @@ static void describe_manifest(struct ctx *c, const char *repo, const char *body,
     json_t *children = json_object_get(m, "manifests");
     size_t i;
     json_t *d;
-    json_array_foreach(children, i, d) {
+    json_array_foreach(children, i, d)
+    {
         json_t *p = json_object_get(d, "platform");
         const char *os = json_string_value(json_object_get(p, "os"));
         const char *arch = json_string_value(json_object_get(p, "architecture"));
         const char *var = json_string_value(json_object_get(p, "variant"));
         if (os && arch)
-            json_array_append_new(plats, json_sprintf("%s/%s%s%s", os, arch, var ? "/" : "", var ? var : ""));
+            json_array_append_new(
+                plats, json_sprintf("%s/%s%s%s", os, arch, var ? "/" : "", var ? var : ""));
         const char *digest = json_string_value(json_object_get(d, "digest"));
         struct stored_manifest sm;
         struct perr e;
@@ -623,13 +628,11 @@ static void repository(struct ctx *c, struct req *r)
     json_t *tags = json_array();
     for (int i = 0; i < n; i++) {
         const struct repo_tag_detail *d = &found[i];
-        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", d->tag,
-                              "digest", d->digest, "mediaType", d->media_type,
-                              "manifestBytes", (json_int_t)d->size,
-                              "pushedAt", (json_int_t)d->pushed_at,
-                              "lastPulledAt", (json_int_t)d->last_pulled_at,
-                              "lastUpstreamCheck", (json_int_t)d->checked_at,
-                              "stale", d->stale);
+        json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "tag", d->tag, "digest",
+                              d->digest, "mediaType", d->media_type, "manifestBytes",
+                              (json_int_t)d->size, "pushedAt", (json_int_t)d->pushed_at,
+                              "lastPulledAt", (json_int_t)d->last_pulled_at, "lastUpstreamCheck",
+                              (json_int_t)d->checked_at, "stale", d->stale);
         if (d->body)
             describe_manifest(c, name, d->body, d->body_len, t);
         json_array_append_new(tags, t);
@@ -765,7 +768,8 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         /* Login CSRF: a foreign page can post text/plain (a "simple" request)
          * but not application/json, and the browser says where it came from. */
         if (!json_request(r) || !same_origin(r)) {
-            log_warn("console: sign-in refused from %s (not a same-origin JSON request)", r->remote_addr);
+            log_warn("console: sign-in refused from %s (not a same-origin JSON request)",
+                     r->remote_addr);
             fail(r, ECR_EXC_INVALID_ORIGIN, "Sign in from the console page itself.");
             return;
         }
@@ -783,14 +787,17 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
         return;
     }
     if (post && !csrf_ok(r, &s)) {
-        log_warn("console: change without a valid CSRF token from %s for %s", r->remote_addr, s.id.p.arn);
-        fail(r, ECR_EXC_INVALID_CSRF_TOKEN, "This change did not come from the console page; reload it and try again.");
+        log_warn("console: change without a valid CSRF token from %s for %s", r->remote_addr,
+                 s.id.p.arn);
+        fail(r, ECR_EXC_INVALID_CSRF_TOKEN,
+             "This change did not come from the console page; reload it and try again.");
         return;
     }
     if (post && strcmp(what, "logout") == 0) {
         struct db_param p[1] = {{.value = (const char *)s.hash, .length = 32, .binary = true}};
         db_execp(c->db, c->a, &st_delete, p, false, &e);
-        resp_header(r, "Set-Cookie", COOKIE "=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0%s",
+        resp_header(r, "Set-Cookie",
+                    COOKIE "=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0%s",
                     cookie_secure(c, r) ? "; Secure" : "");
         struct audit_event ev = {.action = "console:SignOut", .resource = authz_registry_arn(c)};
         audit_record(c, &ev);
@@ -801,10 +808,11 @@ void console_handle(struct ctx *c, struct authn_cache *ac, struct req *r)
      * iam/<Op> (users, access keys, identity policies: ops_iam.c). */
     const char *slash = strchr(what, '/');
     size_t svclen = slash ? (size_t)(slash - what) : 0;
-    const char *service = svclen == 3 && strncmp(what, "ecr", 3) == 0              ? "ecr"
-                          : svclen == 14 && strncmp(what, "secretsmanager", 14) == 0 ? "secretsmanager"
-                          : svclen == 3 && strncmp(what, "iam", 3) == 0              ? "iam"
-                                                                                     : NULL;
+    const char *service = svclen == 3 && strncmp(what, "ecr", 3) == 0 ? "ecr"
+                          : svclen == 14 && strncmp(what, "secretsmanager", 14) == 0
+                              ? "secretsmanager"
+                          : svclen == 3 && strncmp(what, "iam", 3) == 0 ? "iam"
+                                                                        : NULL;
     if (post && service) {
         const char *op = slash + 1;
         json_t *out = NULL;

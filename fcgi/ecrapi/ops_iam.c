@@ -67,9 +67,9 @@ static bool principal_arg(struct api *x, const char *name, struct principal *p, 
     pier_err rc = principal_get(x->c, name, p, &e);
     if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN)
         return api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
-    const char *arn = rc == PIER_OK
-                          ? p->arn
-                          : arena_printf(x->c->a, "arn:aws:iam::%s:user/%s", x->c->cfg->account_id, name);
+    const char *arn = rc == PIER_OK ? p->arn
+                                    : arena_printf(x->c->a, "arn:aws:iam::%s:user/%s",
+                                                   x->c->cfg->account_id, name);
     if (!authorize(x, kind_action(x, verb, rest, arn), arn))
         return false;
     if (rc != PIER_OK)

@@ -217,14 +217,16 @@ static bool check_credential_arn(struct api *x, const char *arn)
 {
     if (!arn)
         return true;
-    if (strncmp(arn, "arn:aws:secretsmanager:", 23) != 0 || !strstr(arn, ":secret:ecr-pullthroughcache/"))
+    if (strncmp(arn, "arn:aws:secretsmanager:", 23) != 0 ||
+        !strstr(arn, ":secret:ecr-pullthroughcache/"))
         return api_fail(x, ECR_EXC_INVALID_PARAMETER,
                         "credentialArn must be the ARN of a Secrets Manager secret named "
                         "ecr-pullthroughcache/...");
     json_t *meta;
     struct perr e;
     if (secret_describe(x->c, arn, &meta, &e) != PIER_OK)
-        return api_fail(x, e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_SECRET_NOT_FOUND : ECR_EXC_SERVER,
+        return api_fail(x,
+                        e.code == PIER_E_NAME_UNKNOWN ? ECR_EXC_SECRET_NOT_FOUND : ECR_EXC_SERVER,
                         "The specified secret %s could not be found", arn);
     json_decref(meta);
     return true;
@@ -298,7 +300,8 @@ static bool read_rule_fields(struct api *x, struct cache_rule *r, bool create, b
         if (authz_check_arn(x->c, "secretsmanager:GetSecretValue", cred, &e) != PIER_OK)
             return api_fail(x, ECR_EXC_ACCESS_DENIED,
                             "%s (a rule sends its credentials to its upstream, so attaching a "
-                            "secret needs secretsmanager:GetSecretValue on it)", e.msg);
+                            "secret needs secretsmanager:GetSecretValue on it)",
+                            e.msg);
         snprintf(r->credential_arn, sizeof r->credential_arn, "%s", cred);
     }
     if (role)
@@ -317,8 +320,7 @@ static bool rule_error(struct api *x, const struct perr *e)
      * parameter; the rule does not exist already. */
     if (e->code == PIER_E_CONFLICT && e->detail[0])
         return api_fail(x, ECR_EXC_INVALID_PARAMETER, "%s", e->msg);
-    return api_perr(x, e, ECR_EXC_PTC_RULE_NOT_FOUND,
-                    ECR_EXC_PTC_RULE_ALREADY_EXISTS);
+    return api_perr(x, e, ECR_EXC_PTC_RULE_NOT_FOUND, ECR_EXC_PTC_RULE_ALREADY_EXISTS);
 }
 
 void op_create_ptc_rule(struct api *x)
@@ -375,7 +377,8 @@ void op_describe_ptc_rules(struct api *x)
     size_t i;
     if (want) {
         json_t *p;
-        json_array_foreach(want, i, p) {
+        json_array_foreach(want, i, p)
+        {
             if (!json_is_string(p)) {
                 api_fail(x, ECR_EXC_INVALID_PARAMETER, "ecrRepositoryPrefixes must hold strings");
                 break;
@@ -389,7 +392,8 @@ void op_describe_ptc_rules(struct api *x)
         }
     } else {
         json_t *v;
-        json_array_foreach(all, i, v) {
+        json_array_foreach(all, i, v)
+        {
             if ((long long)i < offset || (long long)i >= offset + limit)
                 continue;
             struct cache_rule r;

@@ -18,8 +18,16 @@
 #define CTX_SECRET "cache_rules.secret"
 
 static const char *const KINDS[] = {
-    "ecr-public", "ecr", "docker-hub", "quay", "github-container-registry", "k8s",
-    "azure-container-registry", "gitlab-container-registry", "chainguard", "oci",
+    "ecr-public",
+    "ecr",
+    "docker-hub",
+    "quay",
+    "github-container-registry",
+    "k8s",
+    "azure-container-registry",
+    "gitlab-container-registry",
+    "chainguard",
+    "oci",
 };
 
 /* Columns every SELECT of a rule returns, in this order. */
@@ -41,7 +49,8 @@ static const struct db_stmt st_match = {
     "rules_match",
     "SELECT " RULE_COLUMNS " FROM cache_rules"
     " WHERE prefix = 'ROOT' OR left($1, length(prefix) + 1) = prefix || '/'"
-    " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1", 1};
+    " ORDER BY prefix = 'ROOT', length(prefix) DESC LIMIT 1",
+    1};
 static const struct db_stmt st_get = {
     "rules_get", "SELECT " RULE_COLUMNS " FROM cache_rules WHERE prefix = $1", 1};
 static const struct db_stmt st_get_id = {
@@ -94,7 +103,8 @@ static const struct db_stmt st_insert = {
     " credential_arn, custom_role_arn, username_enc, secret_enc, ca_bundle, refresh_seconds,"
     " negative_seconds, max_bytes, upstream_url_given) VALUES ($1, $2, $3, $4, nullif($5, ''),"
     " nullif($6, ''), $7::bytea, $8::bytea, $9, $10::int, $11::int, nullif($12::bigint, 0), $13)"
-    " ON CONFLICT (prefix) DO NOTHING RETURNING id", 13};
+    " ON CONFLICT (prefix) DO NOTHING RETURNING id",
+    13};
 static const struct db_stmt st_update = {
     "rules_update",
     "UPDATE cache_rules SET upstream_url = $2, upstream_registry = $3, upstream_prefix = $4,"
@@ -102,11 +112,13 @@ static const struct db_stmt st_update = {
     " refresh_seconds = $8::int, negative_seconds = $9::int,"
     " max_bytes = nullif($10::bigint, 0), upstream_url_given = $11, updated_at = now(),"
     " last_error = NULL, last_error_at = NULL"
-    " WHERE prefix = $1 RETURNING id", 11};
+    " WHERE prefix = $1 RETURNING id",
+    11};
 static const struct db_stmt st_update_creds = {
     "rules_update_creds",
     "UPDATE cache_rules SET username_enc = $2::bytea, secret_enc = $3::bytea, updated_at = now()"
-    " WHERE prefix = $1", 3};
+    " WHERE prefix = $1",
+    3};
 static const struct db_stmt st_delete = {
     "rules_delete", "DELETE FROM cache_rules WHERE prefix = $1 RETURNING id", 1};
 static const struct db_stmt st_creds = {
@@ -117,7 +129,8 @@ static const struct db_stmt st_note_error = {
 static const struct db_stmt st_note_storage_error = {
     "rules_note_storage_error",
     "UPDATE cache_rules SET last_storage_error = $2, last_storage_error_at = now()"
-    " WHERE id = $1::bigint", 2};
+    " WHERE id = $1::bigint",
+    2};
 static const struct db_stmt st_clear_error = {
     "rules_clear_error",
     "UPDATE cache_rules SET last_error = NULL, last_error_at = NULL WHERE id = $1::bigint", 1};
@@ -143,11 +156,14 @@ pier_err rule_check_prefix(const char *p, struct perr *e)
         if (!(islower((unsigned char)p[i]) || isdigit((unsigned char)p[i]) || strchr("._/-", p[i])))
             return perr_set(e, PIER_E_NAME_INVALID,
                             "ecrRepositoryPrefix may contain only a-z, 0-9, '.', '_', '/', '-' "
-                            "(character %zu is '%c')", i, p[i]);
+                            "(character %zu is '%c')",
+                            i, p[i]);
     struct perr sub;
     if (grammar_name(p, &sub) != PIER_OK)
-        return perr_set(e, PIER_E_NAME_INVALID, "ecrRepositoryPrefix '%s' is not a valid "
-                        "repository name prefix: %s", p, sub.msg);
+        return perr_set(e, PIER_E_NAME_INVALID,
+                        "ecrRepositoryPrefix '%s' is not a valid "
+                        "repository name prefix: %s",
+                        p, sub.msg);
     return PIER_OK;
 }
 
@@ -183,8 +199,9 @@ pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr 
         scheme = "http";
         p += 7;
     } else if (strstr(p, "://")) {
-        return perr_set(e, PIER_E_BAD_REQUEST,
-                        "upstreamRegistryUrl: only https:// (the default) and http:// are supported");
+        return perr_set(
+            e, PIER_E_BAD_REQUEST,
+            "upstreamRegistryUrl: only https:// (the default) and http:// are supported");
     }
     size_t hlen = strcspn(p, "/?#");
     if (hlen == 0)
@@ -198,8 +215,9 @@ pier_err rule_normalize_url(const char *in, char out[RULE_URL_MAX], struct perr 
     for (size_t i = 0; i < hlen; i++) {
         char ch = host[i];
         if (ch == '@')
-            return perr_set(e, PIER_E_BAD_REQUEST,
-                            "upstreamRegistryUrl must not contain credentials; set them on the rule");
+            return perr_set(
+                e, PIER_E_BAD_REQUEST,
+                "upstreamRegistryUrl must not contain credentials; set them on the rule");
         if (!(isalnum((unsigned char)ch) || strchr("-.:[]", ch)))
             return perr_set(e, PIER_E_BAD_REQUEST,
                             "upstreamRegistryUrl: character '%c' is not allowed in a host", ch);
@@ -358,10 +376,14 @@ static const char *infer_kind(const char *url)
         const char *suffix;
         const char *kind;
     } map[] = {
-        {"public.ecr.aws", "ecr-public"}, {"registry-1.docker.io", "docker-hub"},
-        {"quay.io", "quay"}, {"ghcr.io", "github-container-registry"},
-        {"registry.k8s.io", "k8s"}, {".azurecr.io", "azure-container-registry"},
-        {"registry.gitlab.com", "gitlab-container-registry"}, {"cgr.dev", "chainguard"},
+        {"public.ecr.aws", "ecr-public"},
+        {"registry-1.docker.io", "docker-hub"},
+        {"quay.io", "quay"},
+        {"ghcr.io", "github-container-registry"},
+        {"registry.k8s.io", "k8s"},
+        {".azurecr.io", "azure-container-registry"},
+        {"registry.gitlab.com", "gitlab-container-registry"},
+        {"cgr.dev", "chainguard"},
         {".amazonaws.com", "ecr"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
@@ -386,7 +408,8 @@ pier_err rule_check_registry(const char *kind, const char *url, char out[40], st
     return perr_set(e, PIER_E_BAD_REQUEST,
                     "upstreamRegistry '%.40s' is not one of ecr-public, ecr, docker-hub, quay, "
                     "github-container-registry, k8s, azure-container-registry, "
-                    "gitlab-container-registry, chainguard, oci", kind);
+                    "gitlab-container-registry, chainguard, oci",
+                    kind);
 }
 
 bool rule_registry_is_ecr(const char *kind)
@@ -397,8 +420,8 @@ bool rule_registry_is_ecr(const char *kind)
     return false;
 }
 
-pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
-                            struct perr *e)
+pier_err rule_upstream_name(const struct cache_rule *r, const char *local,
+                            char out[NAME_MAX_LEN + 1], struct perr *e)
 {
     const char *rest = local;
     if (strcmp(r->prefix, "ROOT") != 0) {
@@ -508,7 +531,8 @@ pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, st
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
-        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", prefix);
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s",
+                        prefix);
     from_row(c, res, 0, out);
     return PIER_OK;
 }
@@ -528,7 +552,8 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
 {
     pier_err rc;
     char url[RULE_URL_MAX];
-    if ((rc = rule_check_prefix(r->prefix, e)) || (rc = rule_check_upstream_prefix(r->upstream_prefix, e)) ||
+    if ((rc = rule_check_prefix(r->prefix, e)) ||
+        (rc = rule_check_upstream_prefix(r->upstream_prefix, e)) ||
         (rc = rule_normalize_url(r->upstream_url, url, e)))
         return rc;
     /* upstreamRegistryUrl is answered as it was written (Terraform compares
@@ -550,7 +575,8 @@ static pier_err validate(struct cache_rule *r, struct perr *e)
         return perr_set(e, PIER_E_BAD_REQUEST, "negative-cache time must be 0..604800 seconds");
     if (r->ca_bundle && (strlen(r->ca_bundle) > RULE_CA_MAX ||
                          !strstr(r->ca_bundle, "-----BEGIN CERTIFICATE-----")))
-        return perr_set(e, PIER_E_BAD_REQUEST, "CA bundle must be PEM certificates, at most 256 KiB");
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "CA bundle must be PEM certificates, at most 256 KiB");
     return rule_check_budget(r->max_bytes, e);
 }
 
@@ -582,11 +608,13 @@ static pier_err check_destination(struct ctx *c, const struct cache_rule *r, boo
         if (!ok)
             return perr_set(e, PIER_E_BAD_REQUEST,
                             "upstreamRegistryUrl names %s, a loopback host; Pier connects only to "
-                            "public addresses unless upstream_allow_networks lists them", host);
+                            "public addresses unless upstream_allow_networks lists them",
+                            host);
     } else if (!netpolicy_allows_text(&np, host, &is_ip, &why)) {
         return perr_set(e, PIER_E_BAD_REQUEST,
                         "upstreamRegistryUrl names %s, a %s address; Pier connects only to public "
-                        "addresses unless upstream_allow_networks lists them", host, why);
+                        "addresses unless upstream_allow_networks lists them",
+                        host, why);
     }
     if (creds && strncmp(r->upstream_url, "http://", 7) == 0 &&
         !c->cfg->upstream_allow_http_credentials)
@@ -609,7 +637,8 @@ static pier_err seal(struct ctx *c, const char *context, const char *value, stru
 static pier_err check_credentials(const char *username, const char *secret, struct perr *e)
 {
     if (!username != !secret)
-        return perr_set(e, PIER_E_BAD_REQUEST, "credentials need both a username and an access token");
+        return perr_set(e, PIER_E_BAD_REQUEST,
+                        "credentials need both a username and an access token");
     if (username && (strlen(username) > 1024 || strlen(secret) > 8192 || !*username || !*secret))
         return perr_set(e, PIER_E_BAD_REQUEST, "credentials are empty or too long");
     return PIER_OK;
@@ -681,8 +710,8 @@ static pier_err insert(struct ctx *c, struct cache_rule *r, const struct db_para
     return rc2 ? rc2 : repo_adopt(c, r->id, r->prefix, e);
 }
 
-pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
-                      const char *secret, struct perr *e)
+pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username, const char *secret,
+                      struct perr *e)
 {
     pier_err rc;
     if ((rc = validate(r, e)) || (rc = check_credentials(username, secret, e)) ||
@@ -690,7 +719,8 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
         return rc;
     struct db_param p[13];
     memset(p, 0, sizeof p);
-    if ((rc = seal(c, CTX_USER, username, &p[6], e)) || (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
+    if ((rc = seal(c, CTX_USER, username, &p[6], e)) ||
+        (rc = seal(c, CTX_SECRET, secret, &p[7], e)))
         return rc;
     p[0].value = r->prefix;
     p[1].value = r->upstream_url;
@@ -711,8 +741,7 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
 
 /* rules_update's steps, inside its transaction (the caller's, when open). */
 static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
-                       const char *username, const char *secret, long long *id_out,
-                       struct perr *e)
+                       const char *username, const char *secret, long long *id_out, struct perr *e)
 {
     PGresult *res = db_exec(c->db, c->a, &st_update, e, r->prefix, r->upstream_url,
                             r->upstream_registry, r->upstream_prefix, r->credential_arn,
@@ -731,7 +760,8 @@ static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_crede
         struct db_param p[3];
         memset(p, 0, sizeof p);
         pier_err rc;
-        if ((rc = seal(c, CTX_USER, username, &p[1], e)) || (rc = seal(c, CTX_SECRET, secret, &p[2], e)))
+        if ((rc = seal(c, CTX_USER, username, &p[1], e)) ||
+            (rc = seal(c, CTX_SECRET, secret, &p[2], e)))
             return rc;
         p[0].value = r->prefix;
         if (!db_execp(c->db, c->a, &st_update_creds, p, false, e))
@@ -743,8 +773,7 @@ static pier_err update(struct ctx *c, const struct cache_rule *r, bool set_crede
 }
 
 pier_err rules_update(struct ctx *c, const struct cache_rule *in, bool set_credentials,
-                      const char *username, const char *secret, long long *id_out,
-                      struct perr *e)
+                      const char *username, const char *secret, long long *id_out, struct perr *e)
 {
     struct cache_rule r = *in;
     pier_err rc;
@@ -767,7 +796,8 @@ pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e)
     if (!res)
         return e->code;
     if (PQntuples(res) == 0)
-        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s", prefix);
+        return perr_set(e, PIER_E_NAME_UNKNOWN, "no pull-through cache rule with prefix %s",
+                        prefix);
     return PIER_OK;
 }
 
@@ -792,14 +822,11 @@ json_t *rule_to_json(const struct cache_rule *r)
 {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i, s:I, s:I, s:b}",
                           "ecrRepositoryPrefix", r->prefix, "upstreamRegistryUrl", r->upstream_url,
-                          "upstreamRegistry", r->upstream_registry,
-                          "upstreamRepositoryPrefix", r->upstream_prefix,
-                          "hasCredentials", r->has_credentials,
-                          "refreshIntervalSeconds", r->refresh_seconds,
-                          "negativeCacheSeconds", r->negative_seconds,
-                          "createdAt", (json_int_t)r->created_at,
-                          "updatedAt", (json_int_t)r->updated_at,
-                          "hasCaBundle", r->ca_bundle != NULL);
+                          "upstreamRegistry", r->upstream_registry, "upstreamRepositoryPrefix",
+                          r->upstream_prefix, "hasCredentials", r->has_credentials,
+                          "refreshIntervalSeconds", r->refresh_seconds, "negativeCacheSeconds",
+                          r->negative_seconds, "createdAt", (json_int_t)r->created_at, "updatedAt",
+                          (json_int_t)r->updated_at, "hasCaBundle", r->ca_bundle != NULL);
     if (r->credential_arn[0])
         json_object_set_new(j, "credentialArn", json_string(r->credential_arn));
     if (r->custom_role_arn[0])

@@ -27,22 +27,22 @@
 
 struct cache_rule {
     long long id;
-    char prefix[RULE_PREFIX_MAX + 1];        /* "ROOT" or a name prefix */
-    char upstream_url[RULE_URL_MAX];         /* scheme://host[:port][/path], no trailing '/' */
-    char upstream_url_given[RULE_URL_MAX];   /* upstreamRegistryUrl as written ("": take
+    char prefix[RULE_PREFIX_MAX + 1];       /* "ROOT" or a name prefix */
+    char upstream_url[RULE_URL_MAX];        /* scheme://host[:port][/path], no trailing '/' */
+    char upstream_url_given[RULE_URL_MAX];  /* upstreamRegistryUrl as written ("": take
                                                 upstream_url as written when validating) */
-    char upstream_registry[40];              /* ecr-public, docker-hub, quay, ..., oci */
-    char upstream_prefix[NAME_MAX_LEN + 1];  /* "ROOT" or a name prefix */
+    char upstream_registry[40];             /* ecr-public, docker-hub, quay, ..., oci */
+    char upstream_prefix[NAME_MAX_LEN + 1]; /* "ROOT" or a name prefix */
     char credential_arn[RULE_ARN_MAX];
     char custom_role_arn[RULE_ARN_MAX];
     bool has_credentials;
-    int refresh_seconds;                     /* 0: ask the upstream on every tag pull */
-    int negative_seconds;                    /* how long "not found upstream" is remembered */
-    long long max_bytes;                     /* byte budget of its cache repositories, 0: none */
-    const char *ca_bundle;                   /* PEM in the request arena, or NULL */
-    long long created_at, updated_at;        /* epoch seconds */
-    long long created_ms, updated_ms;        /* the same in milliseconds */
-    const char *last_error;                  /* arena, or NULL */
+    int refresh_seconds;              /* 0: ask the upstream on every tag pull */
+    int negative_seconds;             /* how long "not found upstream" is remembered */
+    long long max_bytes;              /* byte budget of its cache repositories, 0: none */
+    const char *ca_bundle;            /* PEM in the request arena, or NULL */
+    long long created_at, updated_at; /* epoch seconds */
+    long long created_ms, updated_ms; /* the same in milliseconds */
+    const char *last_error;           /* arena, or NULL */
     long long last_error_at;
     /* Credentials of a rule being tried before it is saved (a connection
      * test): used instead of the stored ones when check_user is set; never
@@ -98,8 +98,8 @@ bool rule_registry_is_ecr(const char *kind);
 /* Upstream repository for a local name under rule r, e.g. prefix
  * "docker-hub", upstream prefix ROOT: "docker-hub/nginx" -> "library/nginx". */
 PIER_MUST_USE
-pier_err rule_upstream_name(const struct cache_rule *r, const char *local, char out[NAME_MAX_LEN + 1],
-                            struct perr *e);
+pier_err rule_upstream_name(const struct cache_rule *r, const char *local,
+                            char out[NAME_MAX_LEN + 1], struct perr *e);
 
 /* The rule whose prefix is the longest one containing name, if any. */
 PIER_MUST_USE
@@ -140,8 +140,8 @@ pier_err rules_get(struct ctx *c, const char *prefix, struct cache_rule *out, st
  * second default mirror (PIER_E_CONFLICT, the detail names the other rule).
  * Cache repositories under the new, longer prefix move to it. */
 PIER_MUST_USE
-pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
-                      const char *secret, struct perr *e);
+pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username, const char *secret,
+                      struct perr *e);
 /* Update the rule with r->prefix: every field of r is written, mirrors
  * included (refused as rules_create refuses them) (a URL that
  * normalizes to another upstream than upstream_url_given replaces it); credentials
@@ -151,8 +151,7 @@ pier_err rules_create(struct ctx *c, struct cache_rule *r, const char *username,
  * want, since a changed upstream invalidates what the cache kept of the old. */
 PIER_MUST_USE
 pier_err rules_update(struct ctx *c, const struct cache_rule *r, bool set_credentials,
-                      const char *username, const char *secret, long long *id,
-                      struct perr *e);
+                      const char *username, const char *secret, long long *id, struct perr *e);
 /* Delete the rule; its repositories stay and are served from the cache only. */
 PIER_MUST_USE
 pier_err rules_delete(struct ctx *c, const char *prefix, struct perr *e);
@@ -191,22 +190,22 @@ struct rule_overview {
     bool has_credentials;
     const char *credential_arn;
     const char *last_error;
-    long long last_error_at;                 /* epoch seconds, 0: never */
+    long long last_error_at; /* epoch seconds, 0: never */
     long long hits, misses, stale, upstream_bytes, served_bytes, upstream_errors;
     long long storage_errors;
     const char *last_storage_error;
-    long long last_storage_error_at;         /* epoch seconds, 0: never */
-    long long repositories;                  /* cache repositories of the rule */
-    long long bytes_cached;                  /* bytes of the distinct blobs they hold */
-    long long created_at;                    /* epoch seconds */
-    long long max_bytes;                     /* the rule's byte budget, 0: none */
-    long long budget_expired;                /* images the budget expired */
-    long long budget_reclaimed;              /* bytes that removed from the blob root */
-    long long budget_last_expired_at;        /* epoch seconds, 0: never */
-    long long oldest_last_pull;              /* the least recent last pull (else push) of
+    long long last_storage_error_at;  /* epoch seconds, 0: never */
+    long long repositories;           /* cache repositories of the rule */
+    long long bytes_cached;           /* bytes of the distinct blobs they hold */
+    long long created_at;             /* epoch seconds */
+    long long max_bytes;              /* the rule's byte budget, 0: none */
+    long long budget_expired;         /* images the budget expired */
+    long long budget_reclaimed;       /* bytes that removed from the blob root */
+    long long budget_last_expired_at; /* epoch seconds, 0: never */
+    long long oldest_last_pull;       /* the least recent last pull (else push) of
                                                 the images they hold, epoch seconds; 0: none */
-    const char *mirrors;                     /* the registries it mirrors, comma-separated */
-    bool default_mirror;                     /* the registry-wide default mirror */
+    const char *mirrors;              /* the registries it mirrors, comma-separated */
+    bool default_mirror;              /* the registry-wide default mirror */
 };
 
 /* The rules that have a byte budget, by prefix: *out (arena), *n. */
