@@ -106,6 +106,12 @@ static void fill(PGresult *res, struct principal *out)
     snprintf(out->arn, sizeof out->arn, "%s", PQgetvalue(res, 0, 2));
 }
 
+void principal_arn(struct ctx *c, enum principal_kind kind, const char *name, char out[ARN_MAX])
+{
+    snprintf(out, ARN_MAX, "arn:aws:iam::%s:%s/%s", c->cfg->account_id,
+             kind == PRINCIPAL_ROLE ? "role" : "user", name);
+}
+
 pier_err principal_create(struct ctx *c, const char *name, enum principal_kind kind,
                           struct principal *out, struct perr *e)
 {
@@ -113,8 +119,7 @@ pier_err principal_create(struct ctx *c, const char *name, enum principal_kind k
     if (rc)
         return rc;
     char arn[ARN_MAX];
-    snprintf(arn, sizeof arn, "arn:aws:iam::%s:%s/%s", c->cfg->account_id,
-             kind == PRINCIPAL_ROLE ? "role" : "user", name);
+    principal_arn(c, kind, name, arn);
     PGresult *res = db_exec(c->db, c->a, &st_insert, e, name, arn);
     if (!res)
         return e->code;

@@ -27,6 +27,9 @@ enum principal_kind { PRINCIPAL_USER, PRINCIPAL_ROLE };
 /* Names: 1-64 characters of [A-Za-z0-9+=,.@_-] (IAM user and role names). */
 PIER_MUST_USE
 pier_err principal_check_name(const char *name, struct perr *e);
+/* The ARN a user or role called name has in this account
+ * (arn:aws:iam::<account>:user/<name> or …:role/<name>). */
+void principal_arn(struct ctx *c, enum principal_kind kind, const char *name, char out[ARN_MAX]);
 /* A new user or role named name; PIER_E_CONFLICT when a principal (of
  * either kind) has that name. */
 PIER_MUST_USE

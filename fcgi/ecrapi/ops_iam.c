@@ -67,10 +67,9 @@ static bool principal_arg(struct api *x, const char *name, struct principal *p, 
     pier_err rc = principal_get(x->c, name, p, &e);
     if (rc != PIER_OK && rc != PIER_E_NAME_UNKNOWN)
         return api_perr(x, &e, ECR_EXC_NONE, ECR_EXC_NONE);
-    const char *arn = rc == PIER_OK ? p->arn
-                                    : arena_printf(x->c->a, "arn:aws:iam::%s:user/%s",
-                                                   x->c->cfg->account_id, name);
-    if (!authorize(x, kind_action(x, verb, rest, arn), arn))
+    if (rc != PIER_OK) /* the ARN a user of that name would have */
+        principal_arn(x->c, PRINCIPAL_USER, name, p->arn);
+    if (!authorize(x, kind_action(x, verb, rest, p->arn), p->arn))
         return false;
     if (rc != PIER_OK)
         return api_fail(x, ECR_EXC_NO_SUCH_ENTITY, "%s", e.msg);
@@ -138,8 +137,8 @@ void op_iam_create_user(struct api *x)
         api_fail(x, ECR_EXC_INVALID_PARAMETER, "UserName: %s", e.msg);
         return;
     }
-    const char *arn = arena_printf(x->c->a, "arn:aws:iam::%s:%s/%s", x->c->cfg->account_id,
-                                   role ? "role" : "user", name);
+    char arn[ARN_MAX];
+    principal_arn(x->c, role ? PRINCIPAL_ROLE : PRINCIPAL_USER, name, arn);
     if (!authorize(x, role ? "iam:CreateRole" : "iam:CreateUser", arn))
         return;
     struct principal p;
@@ -202,11 +201,8 @@ static bool key_arg(struct api *x, const char *action, const char **id, struct p
     if (!*id || x->err_type)
         return false;
     x->audit_target = *id;
-    if (!user) {
-        if (!x->c->who || !x->c->who->authenticated)
-            return api_fail(x, ECR_EXC_INVALID_PARAMETER, "UserName is required");
+    if (!user) /* these operations run only for a signed-in console session */
         user = x->c->who->p.name;
-    }
     struct principal named;
     if (!principal_arg(x, user, &named, action, NULL))
         return false;
