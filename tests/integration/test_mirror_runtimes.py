@@ -77,9 +77,14 @@ class _Daemon:
     NAME = "daemon"
     STOP_SECONDS = 10.0
     POLL_SECONDS = 0.1
-    dir: str
-    log_path: str
     proc: subprocess.Popen | None = None
+
+    def __init__(self, exes: tuple[str, ...], package: str, prefix: str, log_name: str):
+        for exe in exes:
+            if not os.path.exists(exe):
+                raise PreconditionError(f"precondition missing: {exe} is not installed (Debian package {package})")
+        self.dir = tempfile.mkdtemp(prefix=prefix)
+        self.log_path = os.path.join(self.dir, log_name)
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -144,14 +149,9 @@ class Containerd(_Daemon):
     NAME = "containerd"
 
     def __init__(self):
-        for exe in (CONTAINERD, CTR):
-            if not os.path.exists(exe):
-                raise PreconditionError(f"precondition missing: {exe} is not installed (Debian package containerd)")
-        self.dir = tempfile.mkdtemp(prefix="pier-ctrd-")
+        super().__init__((CONTAINERD, CTR), "containerd", "pier-ctrd-", "containerd.log")
         self.sock = os.path.join(self.dir, "ctrd.sock")
         self.config = os.path.join(self.dir, "config.toml")
-        self.log_path = os.path.join(self.dir, "containerd.log")
-        self.proc: subprocess.Popen | None = None
         with open(self.config, "w") as f:
             f.write("\n".join([
                 "version = 2",
@@ -228,18 +228,13 @@ class Dockerd(_Daemon):
     POLL_SECONDS = 0.2
 
     def __init__(self, mirrors: list[str], insecure: list[str]):
-        for exe in (DOCKERD, DOCKER):
-            if not os.path.exists(exe):
-                raise PreconditionError(f"precondition missing: {exe} is not installed (Debian package docker.io)")
-        self.dir = tempfile.mkdtemp(prefix="pier-dockerd-")
+        super().__init__((DOCKERD, DOCKER), "docker.io", "pier-dockerd-", "dockerd.log")
         self.sock = os.path.join(self.dir, "docker.sock")
-        self.log_path = os.path.join(self.dir, "dockerd.log")
         self.config = os.path.join(self.dir, "daemon.json")
         with open(self.config, "w") as f:
             # deprecated-key-path: the trust key, else written to /etc/docker/key.json.
             json.dump({"registry-mirrors": mirrors, "insecure-registries": insecure,
                        "deprecated-key-path": os.path.join(self.dir, "key.json")}, f)
-        self.proc: subprocess.Popen | None = None
 
     def argv(self) -> list[str]:
         d = self.dir
